@@ -1,0 +1,101 @@
+"""Stage directories on disk: ``config.json`` + ``model.safetensors``, written atomically.
+
+``config.json`` holds ``kind`` (tokenizer, lm, vocoder, ...), ``format_version``, the stage's
+config and ``unit_space``. Tensors live in safetensors, so loading never unpickles anything.
+A stage is named by a path or by the name of a model bundled in ``speechlm/pretrained/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from speechlm.errors import ModelError
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def pretrained_names() -> list[str]:
+    """Names of the models bundled with the package."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / CONFIG_NAME).exists())
+
+
+def resolve(name_or_path: str | os.PathLike) -> Path:
+    """A bundled model's name, or a stage directory path -> the directory."""
+    p = Path(name_or_path)
+    if (p / CONFIG_NAME).exists():
+        return p
+    bundled = PRETRAINED_DIR / str(name_or_path)
+    if "/" not in str(name_or_path) and (bundled / CONFIG_NAME).exists():
+        return bundled
+    if p.exists():
+        raise ModelError(f"{p} is not a model directory (no {CONFIG_NAME})")
+    names = ", ".join(pretrained_names()) or "none"
+    raise ModelError(f"no model named {str(name_or_path)!r}: not a directory, and not one of "
+                     f"the bundled models ({names})")
+
+
+def save_stage(path: str | os.PathLike, kind: str, config: dict[str, Any],
+               tensors: dict[str, torch.Tensor]) -> Path:
+    """Write a stage directory atomically (a temp dir beside it, then rename).
+
+    An existing directory at ``path`` is replaced; callers ask for ``--force`` first.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        cfg = {"kind": kind, "format_version": FORMAT_VERSION, **config}
+        (tmp / CONFIG_NAME).write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
+                  str(tmp / WEIGHTS_NAME))
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def load_stage(name_or_path: str | os.PathLike,
+               kind: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
+    """Read a stage directory; check its kind and format version.
+
+    Returns:
+        (config, tensors, directory)
+    """
+    path = resolve(name_or_path)
+    try:
+        cfg = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ModelError(f"{path / CONFIG_NAME} is not valid JSON ({err.msg})") from None
+    if cfg.get("kind") != kind:
+        raise ModelError(f"{path} holds a {cfg.get('kind')!r} model, expected a {kind!r}")
+    if int(cfg.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelError(f"{path} has format version {cfg['format_version']}, newer than this "
+                         f"speechlm reads ({FORMAT_VERSION}); upgrade speechlm")
+    weights = path / WEIGHTS_NAME
+    if not weights.exists():
+        raise ModelError(f"{path} has no {WEIGHTS_NAME}")
+    try:
+        tensors = load_file(str(weights))
+    except Exception as err:
+        raise ModelError(f"cannot read {weights}: {str(err).splitlines()[0]}") from None
+    return cfg, tensors, path

@@ -1,0 +1,73 @@
+"""Held-out perplexity of the unit LM, per unit and per second of speech.
+
+Each test utterance is scored on its own, as ``<bos> u1 ... un <eos>``: the loss covers the units
+and the closing ``<eos>`` (``n + 1`` predictions). Utterances longer than the context are scored in
+windows that each keep half a context of history.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from speechlm.errors import ModelError
+from speechlm.lm import UnitLM
+from speechlm.units import special_id
+
+
+@torch.inference_mode()
+def utterance_nll(model: UnitLM, units: np.ndarray) -> tuple[float, int]:
+    """Summed negative log-likelihood (nats) of one utterance and the number of predictions."""
+    cfg = model.cfg
+    seq = torch.tensor([special_id("<bos>", cfg.n_units), *units.tolist(),
+                        special_id("<eos>", cfg.n_units)])
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    T = cfg.block_size
+    start = 0  # first target position scored in this window
+    while start < len(seq) - 1:
+        ctx0 = max(0, start - T // 2) if start else 0
+        end = min(len(seq) - 1, ctx0 + T)
+        x = seq[ctx0:end][None].to(device)
+        y = seq[ctx0 + 1 : end + 1][None].to(device)
+        logits, _ = model(x)
+        nll = F.cross_entropy(logits[0].float(), y[0], reduction="none")
+        keep = nll[start - ctx0 :]
+        total += float(keep.sum())
+        count += keep.numel()
+        start = end
+    return total, count
+
+
+def perplexity(model: UnitLM, data_dir: str | os.PathLike, split: str = "test",
+               progress: bool = True) -> dict:
+    """Perplexity of ``model`` on the unit shard ``data_dir/<split>``."""
+    from speechlm.train.data import open_shard, utterances
+
+    tokens, meta = open_shard(data_dir, split)
+    if meta["unit_space"] != model.cfg.unit_space:
+        raise ModelError(f"the {split} shard is in unit space {meta['unit_space']} but the LM "
+                         f"was trained on {model.cfg.unit_space}")
+    if bool(meta["dedup"]) != bool(model.cfg.dedup):
+        raise ModelError(f"the shard has dedup={meta['dedup']} but the LM dedup={model.cfg.dedup}")
+    t0 = time.perf_counter()
+    utts = utterances(np.asarray(tokens), meta["n_units"])
+    total, count = 0.0, 0
+    for u in tqdm(utts, desc=f"ppl {split}", unit="utt", disable=not progress):
+        nll, n = utterance_nll(model, u)
+        total += nll
+        count += n
+    return {
+        "split": split, "utterances": len(utts), "predictions": count,
+        "seconds_of_speech": meta["seconds"],
+        "nll_per_unit": round(total / count, 4),
+        "perplexity_per_unit": round(math.exp(total / count), 3),
+        "bits_per_second": round(total / math.log(2) / meta["seconds"], 1),
+        "eval_seconds": round(time.perf_counter() - t0, 1),
+    }

@@ -1,0 +1,205 @@
+"""Hand-written word and sentence pairs for the zero-shot probes of :mod:`speechlm.eval.probes`.
+
+Two lists, in the spirit of the ZeroSpeech 2021 benchmark (Nguyen et al., 2020, "The Zero
+Resource Speech Benchmark 2021: Metrics and baselines for unsupervised spoken language
+modeling"):
+
+* :data:`LEXICAL_PAIRS` (sWUGGY-style): ``(word, non_word)``. The word is a common English noun
+  (or, rarely, another everyday word); the non-word has the same number of letters and differs
+  in one or two letters, chosen so that it stays pronounceable and English-like (e.g.
+  ``garden`` / ``garben``). No word of the list occurs in the CMU ARCTIC prompts the corpus is
+  built from, and no non-word is an entry of the CMU pronouncing dictionary shipped with
+  festival, nor of the ARCTIC prompts.
+* :data:`SYNTACTIC_PAIRS` (sBLIMP-style): ``(grammatical, ungrammatical, phenomenon)``. The
+  ungrammatical sentence breaks the grammatical one minimally: one word changed, added or
+  moved. No sentence occurs in the ARCTIC prompts (see
+  :func:`speechlm.eval.probes.check_not_in_training`).
+
+The order of the lists fixes the pair ids, so append new pairs at the end of a list.
+"""
+
+from __future__ import annotations
+
+# (word, non-word): same length, one or two letters changed.
+LEXICAL_PAIRS: tuple[tuple[str, str], ...] = (
+    ("apple", "abble"), ("bacon", "bagon"), ("banana", "bapana"), ("barrel", "barrem"),
+    ("basket", "dasket"), ("beetle", "beeple"), ("biscuit", "biscoat"), ("blanket", "blandet"),
+    ("blender", "blinter"), ("bottle", "bontle"), ("brother", "drother"), ("bubble", "bupple"),
+    ("bucket", "bunket"), ("butter", "bupter"), ("button", "pulton"), ("camel", "tamel"),
+    ("candle", "pandle"), ("candy", "canpy"), ("cannon", "cannop"), ("carpet", "cardet"),
+    ("carrot", "cassot"), ("castle", "gastle"), ("cattle", "carkle"), ("cereal", "pereal"),
+    ("cherry", "cheppy"), ("chicken", "chickel"), ("cider", "cimer"), ("circle", "cirtle"),
+    ("closet", "clomet"), ("comet", "tomet"), ("cookie", "coomie"), ("cotton", "comton"),
+    ("cousin", "coudin"), ("crayon", "cremon"), ("cupboard", "tupboard"), ("curtain", "curbain"),
+    ("dentist", "pentist"), ("diamond", "diagond"), ("dolphin", "dolchin"), ("dragon", "drabon"),
+    ("eagle", "eadle"), ("elbow", "elfow"), ("engine", "endine"), ("fabric", "fadric"),
+    ("falcon", "falmon"), ("feather", "feacher"), ("fiddle", "fiddem"), ("fountain", "pountain"),
+    ("freezer", "freeper"), ("garden", "garben"), ("garlic", "garbic"), ("ginger", "ginber"),
+    ("giraffe", "giratte"), ("goblin", "goplin"), ("goggles", "goffles"), ("gravy", "glavy"),
+    ("guitar", "guipar"), ("hammer", "hamfer"), ("hamster", "hamstel"), ("harbor", "hargor"),
+    ("helmet", "helbet"), ("helper", "helker"), ("honey", "hodey"), ("insect", "insack"),
+    ("jacket", "jacmet"), ("jelly", "jelpy"), ("jungle", "tungle"), ("kennel", "kemnel"),
+    ("kettle", "keffle"), ("kitchen", "kilchen"), ("kitten", "kitpen"), ("ladder", "labber"),
+    ("lantern", "lanbern"), ("lemon", "lefon"), ("lettuce", "leptuce"), ("lizard", "livard"),
+    ("llama", "llaba"), ("lobster", "lobsper"), ("magnet", "mabnet"), ("mango", "manpo"),
+    ("marble", "margle"), ("meadow", "meagow"), ("melon", "mepon"), ("mirror", "mirrel"),
+    ("mitten", "mitgen"), ("monkey", "monfey"), ("muffin", "mugfin"), ("muscle", "murcle"),
+    ("mustard", "muspard"), ("napkin", "naplin"), ("needle", "neeble"), ("nephew", "nethew"),
+    ("nickel", "nidkel"), ("noodle", "noople"), ("olive", "obive"), ("onion", "olion"),
+    ("oven", "ovel"), ("paddle", "pabble"), ("panda", "pamba"), ("parcel", "partel"),
+    ("parrot", "parrok"), ("peanut", "peamut"), ("pebble", "pebkle"), ("pepper", "pebber"),
+    ("pickle", "pipkle"), ("pigeon", "pideon"), ("pillow", "pilgow"), ("pirate", "pirake"),
+    ("planet", "plabet"), ("plastic", "plaspic"), ("pocket", "posket"), ("potato", "pokato"),
+    ("pumpkin", "pulpkin"), ("puppet", "pubbet"), ("puzzle", "punzle"), ("quilt", "quipt"),
+    ("radish", "ramish"), ("rainbow", "rainpow"), ("raven", "rapen"), ("ribbon", "rimbon"),
+    ("robin", "ropin"), ("rocket", "rolket"), ("rooster", "roosper"), ("saddle", "saggle"),
+    ("salad", "salab"), ("salmon", "sadmon"), ("sandal", "sanpal"), ("sandwich", "sandlich"),
+    ("sausage", "saupage"), ("scissors", "scibbors"), ("shampoo", "shantoo"), ("shovel", "shobel"),
+    ("signal", "sibnal"), ("silver", "silper"), ("sister", "sisper"), ("slipper", "slimper"),
+    ("soccer", "sopper"), ("sofa", "sopa"), ("spider", "spifer"), ("spinach", "spilach"),
+    ("spoon", "spoom"), ("squirrel", "squirpel"), ("stapler", "stakler"), ("sticker", "stipker"),
+    ("stomach", "stonach"), ("sweater", "sweaper"), ("tablet", "tadlet"), ("teacher", "teapher"),
+    ("teapot", "teakot"), ("tennis", "tebbis"), ("thunder", "thunper"), ("ticket", "tipket"),
+    ("tiger", "tiper"), ("toaster", "toasper"), ("toilet", "toibet"), ("tomato", "tobato"),
+    ("towel", "tomel"), ("tractor", "traptor"), ("trolley", "trobley"), ("trumpet", "trumket"),
+    ("tuba", "tuga"), ("tulip", "tulik"), ("tunnel", "tunkel"), ("turkey", "turpey"),
+    ("turtle", "tursle"), ("umbrella", "umgrella"), ("uncle", "untle"), ("vanilla", "vapilla"),
+    ("velvet", "velpet"), ("vinegar", "vimegar"), ("violin", "viobin"), ("waffle", "wamfle"),
+    ("wagon", "wabon"), ("wallet", "walpet"), ("walnut", "walmut"), ("walrus", "walbus"),
+    ("weasel", "weamel"), ("whistle", "whisple"), ("winter", "winper"), ("wizard", "wibard"),
+    ("wrench", "wrelch"), ("yogurt", "yoburt"), ("zebra", "zedra"), ("zipper", "zimper"),
+)
+
+# (grammatical, ungrammatical, phenomenon)
+SYNTACTIC_PAIRS: tuple[tuple[str, str, str], ...] = (
+    # subject-verb agreement
+    ("the dogs bark at night", "the dogs barks at night", "agreement"),
+    ("my sister likes green tea", "my sister like green tea", "agreement"),
+    ("the children play in the park", "the children plays in the park", "agreement"),
+    ("his brother drives a truck", "his brother drive a truck", "agreement"),
+    ("the birds sing every morning", "the birds sings every morning", "agreement"),
+    ("our teacher talks to us", "our teacher talk to us", "agreement"),
+    ("the cats sleep on the sofa", "the cats sleeps on the sofa", "agreement"),
+    ("this girl wants a puppy", "this girl want a puppy", "agreement"),
+    ("the farmers grow corn", "the farmers grows corn", "agreement"),
+    ("my uncle owns a bakery", "my uncle own a bakery", "agreement"),
+    ("the students write essays", "the students writes essays", "agreement"),
+    ("the baby cries at night", "the baby cry at night", "agreement"),
+    ("these shoes hurt my feet", "these shoes hurts my feet", "agreement"),
+    ("the kettle boils quickly", "the kettle boil quickly", "agreement"),
+    ("my friends cook dinner on sundays", "my friends cooks dinner on sundays", "agreement"),
+    ("the boy is tall", "the boy are tall", "agreement"),
+    ("the girls are happy", "the girls is happy", "agreement"),
+    ("the door was open", "the door were open", "agreement"),
+    ("the windows were dirty", "the windows was dirty", "agreement"),
+    ("she does not like soup", "she do not like soup", "agreement"),
+    ("they have two cats", "they has two cats", "agreement"),
+    ("he has a red bike", "he have a red bike", "agreement"),
+    # agreement across an attractor
+    ("the key to the cabinets is lost", "the key to the cabinets are lost", "attractor"),
+    ("the books on the shelf are old", "the books on the shelf is old", "attractor"),
+    ("the girl with the dogs walks fast", "the girl with the dogs walk fast", "attractor"),
+    ("the man who sells apples is kind", "the man who sells apples are kind", "attractor"),
+    ("the cars near the house are new", "the cars near the house is new", "attractor"),
+    ("the picture of the boys hangs here", "the picture of the boys hang here", "attractor"),
+    ("the plates in the sink are clean", "the plates in the sink is clean", "attractor"),
+    ("the woman next to the kids smiles", "the woman next to the kids smile", "attractor"),
+    # determiner-noun agreement
+    ("this cake is sweet", "these cake is sweet", "determiner"),
+    ("these apples are red", "this apples are red", "determiner"),
+    ("that chair is broken", "those chair is broken", "determiner"),
+    ("those boxes are heavy", "that boxes are heavy", "determiner"),
+    ("she bought a lamp", "she bought a lamps", "determiner"),
+    ("he ate many cookies", "he ate many cookie", "determiner"),
+    ("we saw a few birds", "we saw a few bird", "determiner"),
+    ("there are several cups", "there are several cup", "determiner"),
+    ("he needs an umbrella", "he needs a umbrella", "determiner"),
+    ("I have an apple", "I have a apple", "determiner"),
+    ("each student has a pen", "each students has a pen", "determiner"),
+    ("every dog needs a walk", "every dogs needs a walk", "determiner"),
+    ("both twins wear hats", "both twin wear hats", "determiner"),
+    # word order
+    ("she has eaten the bread", "she eaten has the bread", "word_order"),
+    ("he is reading a book", "he reading is a book", "word_order"),
+    ("they will visit us soon", "they visit will us soon", "word_order"),
+    ("we can see the lake", "we see can the lake", "word_order"),
+    ("the big dog ran away", "the dog big ran away", "word_order"),
+    ("I drink cold milk", "I cold milk drink", "word_order"),
+    ("the old man sat down", "the man old sat down", "word_order"),
+    ("where did you put the keys", "where you did put the keys", "word_order"),
+    ("what is your name", "what your is name", "word_order"),
+    ("did she call you", "did call she you", "word_order"),
+    ("he gave me a small gift", "he gave me a gift small", "word_order"),
+    ("the red ball is mine", "the ball red is mine", "word_order"),
+    ("my mother made soup", "my made mother soup", "word_order"),
+    ("they played a long game", "they played a game long", "word_order"),
+    ("he closed the door quietly", "he the door closed quietly", "word_order"),
+    ("we are going home", "we going are home", "word_order"),
+    ("the cat chased a mouse", "the cat a mouse chased", "word_order"),
+    ("you should drink water", "you drink should water", "word_order"),
+    # irregular verb and noun forms
+    ("she wrote a letter", "she writed a letter", "irregular"),
+    ("he ran to the store", "he runned to the store", "irregular"),
+    ("we ate lunch early", "we eated lunch early", "irregular"),
+    ("the kids went outside", "the kids goed outside", "irregular"),
+    ("I have seen that film", "I have saw that film", "irregular"),
+    ("she has taken the bus", "she has took the bus", "irregular"),
+    ("he broke the glass", "he breaked the glass", "irregular"),
+    ("they sang a song", "they sanged a song", "irregular"),
+    ("the bell rang twice", "the bell ringed twice", "irregular"),
+    ("he has driven a bus", "he has drove a bus", "irregular"),
+    ("two mice ran past", "two mouses ran past", "irregular"),
+    ("the children laughed", "the childs laughed", "irregular"),
+    ("my feet are cold", "my foots are cold", "irregular"),
+    # anaphor agreement
+    ("the boy hurt himself", "the boy hurt herself", "anaphor"),
+    ("the girl saw herself in the mirror", "the girl saw himself in the mirror", "anaphor"),
+    ("the men helped themselves", "the men helped himself", "anaphor"),
+    ("she dressed herself quickly", "she dressed himself quickly", "anaphor"),
+    ("he taught himself to swim", "he taught herself to swim", "anaphor"),
+    ("they blamed themselves", "they blamed itself", "anaphor"),
+    ("I made myself a sandwich", "I made yourself a sandwich", "anaphor"),
+    ("we enjoyed ourselves", "we enjoyed themselves", "anaphor"),
+    ("the cats cleaned themselves", "the cats cleaned itself", "anaphor"),
+    ("you should trust yourself", "you should trust myself", "anaphor"),
+    # argument structure (a transitive verb swapped for an intransitive one, or back)
+    ("the boy broke the vase", "the boy fell the vase", "argument_structure"),
+    ("she lifted the box", "she smiled the box", "argument_structure"),
+    ("he found his keys", "he arrived his keys", "argument_structure"),
+    ("we watched the game", "we slept the game", "argument_structure"),
+    ("the dog chewed the bone", "the dog yawned the bone", "argument_structure"),
+    ("they built a house", "they laughed a house", "argument_structure"),
+    ("the children arrived early", "the children brought early", "argument_structure"),
+    ("she dropped her phone", "she fell her phone", "argument_structure"),
+    ("he kicked the ball", "he went the ball", "argument_structure"),
+    # negative polarity items
+    ("nobody has ever seen it", "somebody has ever seen it", "npi"),
+    ("I have not ever been there", "I have ever been there", "npi"),
+    ("no student ever cheats", "every student ever cheats", "npi"),
+    ("he does not have any money", "he does have any money", "npi"),
+    ("none of us ever complain", "all of us ever complain", "npi"),
+    # existential "there" agreement
+    ("there is a cat outside", "there are a cat outside", "existential"),
+    ("there are two cars here", "there is two cars here", "existential"),
+    ("there was a storm last night", "there were a storm last night", "existential"),
+    ("there were many people there", "there was many people there", "existential"),
+    ("there is some milk left", "there are some milk left", "existential"),
+    # pronoun case
+    ("she sees him every day", "her sees him every day", "case"),
+    ("they called us", "them called us", "case"),
+    ("he likes her", "him likes her", "case"),
+    ("we met them at school", "us met them at school", "case"),
+    ("I told him the truth", "me told him the truth", "case"),
+    ("she gave me a book", "she gave I a book", "case"),
+    # verb form after a modal, "to" or "do"
+    ("she can swim well", "she can swims well", "verb_form"),
+    ("he will come tomorrow", "he will comes tomorrow", "verb_form"),
+    ("we must leave now", "we must leaving now", "verb_form"),
+    ("they might stay here", "they might stayed here", "verb_form"),
+    ("you should eat more", "you should ate more", "verb_form"),
+    ("it may rain later", "it may rains later", "verb_form"),
+    ("he wants to sing", "he wants to sings", "verb_form"),
+    ("she tried to help", "she tried to helped", "verb_form"),
+    ("does he like fish", "does he likes fish", "verb_form"),
+    ("he did not go", "he did not went", "verb_form"),
+)

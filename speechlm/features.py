@@ -1,0 +1,212 @@
+"""Frame feature encoders behind one interface, all at the unit rate of 50 frames per second.
+
+Every encoder maps a batch of 16 kHz waveforms ``[B, T]`` to frames ``[B, F, D]`` with
+``F = (T - 400) // 320 + 1``: frame ``i`` covers samples ``[320 i, 320 i + 400)``, exactly as
+HuBERT's convolutional front end, so MFCC, log-mel and self-supervised units share a time axis.
+
+Encoders:
+    * :class:`MFCCEncoder` -- 13 cepstra of a 40-band log-mel spectrum, plus deltas and
+      delta-deltas (39 dims), as the features HuBERT's first iteration clusters.
+    * :class:`LogMelEncoder` -- an 80-band log-mel spectrum.
+    * :class:`SSLEncoder` -- one transformer layer of a HuBERT / wav2vec2-architecture model
+      loaded from a local checkpoint (see :mod:`speechlm.ssl`).
+
+Build one from its config dict with :func:`build_encoder`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+import torchaudio
+
+from speechlm.audio import FRAME_RATE, FRAME_SIZE, HOP_SIZE, SAMPLE_RATE
+from speechlm.errors import ModelError
+
+
+def num_frames(num_samples: int) -> int:
+    """Frames produced for ``num_samples`` samples (0 when shorter than one frame)."""
+    return 0 if num_samples < FRAME_SIZE else (num_samples - FRAME_SIZE) // HOP_SIZE + 1
+
+
+@runtime_checkable
+class FeatureEncoder(Protocol):
+    """What every encoder provides."""
+
+    sample_rate: int  # input rate, Hz
+    frame_rate: float  # output frames per second
+    dim: int  # feature dimension D
+    context_frames: int | None  # frames of context each side for exact chunking; None: global
+
+    def __call__(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, T]`` waveforms -> ``[B, F, D]`` features (frames past an item's end: garbage)."""
+        ...
+
+    def config(self) -> dict[str, Any]:
+        """A JSON-able dict that :func:`build_encoder` turns back into this encoder."""
+        ...
+
+
+def _deltas(x: torch.Tensor, lengths: torch.Tensor, width: int = 2) -> torch.Tensor:
+    """HTK regression deltas over frames with edge replication at each item's own length.
+
+    Args:
+        x: ``[B, F, D]``.
+        lengths: ``[B]`` valid frames per item.
+    """
+    B, F, _ = x.shape
+    t = torch.arange(F, device=x.device)
+    last = (lengths.clamp(min=1) - 1).view(B, 1)
+    out = torch.zeros_like(x)
+    denom = 2 * sum(n * n for n in range(1, width + 1))
+    for n in range(1, width + 1):
+        fwd = torch.minimum((t + n).view(1, F).expand(B, F), last)
+        bwd = (t - n).clamp(min=0).view(1, F).expand(B, F)
+        bwd = torch.minimum(bwd, last)
+        gather = lambda idx: torch.gather(x, 1, idx.unsqueeze(-1).expand_as(x))  # noqa: E731
+        out = out + n * (gather(fwd) - gather(bwd))
+    return out / denom
+
+
+class _MelFrontEnd(torch.nn.Module):
+    def __init__(self, n_mels: int, f_min: float, f_max: float):
+        super().__init__()
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=SAMPLE_RATE, n_fft=FRAME_SIZE, win_length=FRAME_SIZE, hop_length=HOP_SIZE,
+            f_min=f_min, f_max=f_max, n_mels=n_mels, center=False, power=2.0,
+        )
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        # [B, T] -> [B, F, n_mels]; log with a floor so digital silence stays finite
+        return torch.log(self.mel(wav.float()).clamp(min=1e-10)).transpose(1, 2)
+
+
+class LogMelEncoder:
+    """80-band log-mel spectrum, 25 ms window, 20 ms hop."""
+
+    sample_rate = SAMPLE_RATE
+    frame_rate = FRAME_RATE
+    context_frames = 0
+
+    def __init__(self, n_mels: int = 80, f_min: float = 20.0, f_max: float = 7600.0):
+        self.n_mels, self.f_min, self.f_max = n_mels, f_min, f_max
+        self.dim = n_mels
+        self.front = _MelFrontEnd(n_mels, f_min, f_max)
+
+    def __call__(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.front(wav)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "logmel", "n_mels": self.n_mels, "f_min": self.f_min,
+                "f_max": self.f_max}
+
+
+class MFCCEncoder:
+    """MFCC (+ deltas + delta-deltas): ``n_mfcc * 3`` dims by default."""
+
+    sample_rate = SAMPLE_RATE
+    frame_rate = FRAME_RATE
+
+    def __init__(self, n_mfcc: int = 13, n_mels: int = 40, deltas: bool = True,
+                 f_min: float = 20.0, f_max: float = 7600.0):
+        self.n_mfcc, self.n_mels, self.deltas = n_mfcc, n_mels, deltas
+        self.f_min, self.f_max = f_min, f_max
+        self.dim = n_mfcc * (3 if deltas else 1)
+        self.context_frames = 4 if deltas else 0  # delta-deltas see +-4 frames
+        self.front = _MelFrontEnd(n_mels, f_min, f_max)
+        self.dct = torchaudio.functional.create_dct(n_mfcc, n_mels, norm="ortho")  # [M, C]
+
+    def __call__(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        with torch.inference_mode():
+            c = self.front(wav) @ self.dct  # [B, F, C]
+            if not self.deltas:
+                return c
+            if lengths is None:
+                frames = torch.full((wav.shape[0],), c.shape[1], dtype=torch.long)
+            else:
+                frames = torch.tensor([num_frames(int(n)) for n in lengths], dtype=torch.long)
+            d1 = _deltas(c, frames)
+            d2 = _deltas(d1, frames)
+            return torch.cat([c, d1, d2], dim=-1)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "mfcc", "n_mfcc": self.n_mfcc, "n_mels": self.n_mels,
+                "deltas": self.deltas, "f_min": self.f_min, "f_max": self.f_max}
+
+
+class SSLEncoder:
+    """Hidden layer ``layer`` of a HuBERT / wav2vec2-architecture model from a local checkpoint.
+
+    Self-attention sees the whole input, so long files are processed in overlapping windows
+    (``context_frames`` each side) and the result is close to, not equal to, a whole-file pass.
+    """
+
+    sample_rate = SAMPLE_RATE
+    frame_rate = FRAME_RATE
+    context_frames = 100  # 2 s of context each side of a chunk
+
+    def __init__(self, path: str | os.PathLike, layer: int):
+        from speechlm import ssl
+
+        self.path, self.layer = str(path), int(layer)
+        self.model, self.info = ssl.load_ssl_model(path)
+        self.model.eval()
+        if not 1 <= self.layer <= self.info.num_layers:
+            raise ModelError(f"layer {self.layer} out of range for {path}: "
+                             f"the model has layers 1..{self.info.num_layers}")
+        self.dim = self.info.dim
+
+    def __call__(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        from speechlm import ssl
+
+        feats, _ = ssl.extract_layer(self.model, wav, self.layer, lengths,
+                                     normalize=self.info.normalize_waveform)
+        return feats
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "ssl", "path": self.path, "layer": self.layer}
+
+
+def build_encoder(cfg: dict[str, Any]) -> FeatureEncoder:
+    """Make an encoder from its :meth:`config` dict."""
+    cfg = dict(cfg)
+    kind = cfg.pop("type", None)
+    if kind == "mfcc":
+        return MFCCEncoder(**cfg)
+    if kind == "logmel":
+        return LogMelEncoder(**cfg)
+    if kind == "ssl":
+        return SSLEncoder(cfg["path"], cfg["layer"])
+    raise ModelError(f"unknown feature encoder type {kind!r}; expected mfcc, logmel or ssl")
+
+
+def encoder_from_name(name: str, layer: int | None = None) -> FeatureEncoder:
+    """``mfcc`` / ``logmel`` / a path to an SSL checkpoint (needs ``layer``)."""
+    if name == "mfcc":
+        return MFCCEncoder()
+    if name == "logmel":
+        return LogMelEncoder()
+    if not os.path.exists(name):
+        raise ModelError(f"features {name!r}: expected 'mfcc', 'logmel' or a checkpoint path")
+    if layer is None:
+        raise ModelError(f"features {name}: an SSL checkpoint needs --layer")
+    return SSLEncoder(name, layer)
+
+
+def chunk_plan(total_frames: int, chunk_frames: int, context: int):
+    """Yield ``(lo, hi, keep_from, keep_to)`` frame ranges covering ``[0, total_frames)``.
+
+    Frames ``[lo, hi)`` are computed and frames ``[keep_from, keep_to)`` of them are kept.
+    """
+    for a in range(0, total_frames, chunk_frames):
+        b = min(total_frames, a + chunk_frames)
+        lo, hi = max(0, a - context), min(total_frames, b + context)
+        yield lo, hi, a, b
+
+
+def samples_for_frames(lo: int, hi: int) -> tuple[int, int]:
+    """Sample range that frames ``[lo, hi)`` need."""
+    return lo * HOP_SIZE, (hi - 1) * HOP_SIZE + FRAME_SIZE

@@ -1,0 +1,225 @@
+"""The unit language model: a decoder-only transformer over speech units (network only).
+
+Pre-norm blocks (RMSNorm), rotary position embeddings, fused QKV projection, PyTorch's
+scaled-dot-product attention, a GELU MLP, and input/output embedding tying. The vocabulary
+is the ``n_units`` speech units followed by the special tokens of :mod:`speechlm.units`.
+
+``forward(idx, targets=None, cache=None) -> (logits, loss)``. With a :class:`KVCache` the model
+appends the new keys and values to the cache and attends over everything cached so far; the
+sampling loop that drives it lives in :mod:`speechlm.generate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from speechlm.units import N_SPECIAL
+
+
+@dataclasses.dataclass
+class LMConfig:
+    n_units: int = 100  # speech units (K of the tokenizer); specials sit above them
+    block_size: int = 512  # longest context in tokens
+    n_layer: int = 6  # transformer blocks
+    n_head: int = 6  # attention heads
+    n_embd: int = 384  # model width; must divide by n_head
+    dropout: float = 0.0  # dropout on attention output, MLP output and embeddings
+    rope_base: float = 10_000.0  # rotary embedding base
+    dedup: bool = True  # trained on deduplicated units (GSLM) rather than frame-rate units
+    unit_space: str = ""  # the tokenizer's unit space; the pipeline refuses a mismatch
+    frame_rate: float = 50.0  # unit frame rate of the tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_units + N_SPECIAL
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LMConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown LM config keys: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rope_tables(head_dim: int, length: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables ``[length, head_dim / 2]``."""
+    inv = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    ang = torch.outer(torch.arange(length, dtype=torch.float32), inv)
+    return ang.cos(), ang.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` ``[B, H, T, hd]`` by position; ``cos``/``sin`` are ``[T, hd / 2]``."""
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return out.flatten(-2).type_as(x)
+
+
+class KVCache:
+    """Preallocated keys and values for every layer: ``[B, H, max_len, hd]`` each."""
+
+    def __init__(self, cfg: LMConfig, batch: int, max_len: int, device=None, dtype=None):
+        hd = cfg.n_embd // cfg.n_head
+        shape = (batch, cfg.n_head, max_len, hd)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.pos = 0  # tokens cached so far
+        self.max_len = max_len
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows ``index`` (e.g. after dropping finished samples)."""
+        self.k = [k[index] for k in self.k]
+        self.v = [v[index] for v in self.v]
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        self.n_head, self.hd = cfg.n_head, cfg.n_embd // cfg.n_head
+        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=False)
+        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
+        self.dropout = cfg.dropout
+
+    def forward(self, x, cos, sin, cache: KVCache | None = None, layer: int = 0):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.hd).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # [B, H, T, hd]
+        if cache is None:
+            y = F.scaled_dot_product_attention(
+                q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        else:
+            p = cache.pos
+            cache.k[layer][:, :, p : p + T] = k
+            cache.v[layer][:, :, p : p + T] = v
+            k_all, v_all = cache.k[layer][:, :, : p + T], cache.v[layer][:, :, : p + T]
+            if T == 1:
+                y = F.scaled_dot_product_attention(q, k_all, v_all)
+            else:  # prefill after earlier tokens: causal within the new block
+                mask = torch.ones(T, p + T, dtype=torch.bool, device=x.device).tril(p)
+                y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return F.dropout(self.proj(y), self.dropout, self.training)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        self.norm1 = RMSNorm(cfg.n_embd)
+        self.attn = Attention(cfg)
+        self.norm2 = RMSNorm(cfg.n_embd)
+        self.fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=False)
+        self.out = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=False)
+        self.dropout = cfg.dropout
+
+    def forward(self, x, cos, sin, cache=None, layer=0):
+        x = x + self.attn(self.norm1(x), cos, sin, cache, layer)
+        h = self.out(F.gelu(self.fc(self.norm2(x)), approximate="tanh"))
+        return x + F.dropout(h, self.dropout, self.training)
+
+
+class UnitLM(nn.Module):
+    """Decoder-only transformer over unit ids (+ specials)."""
+
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        if cfg.n_embd % cfg.n_head or (cfg.n_embd // cfg.n_head) % 2:
+            raise ValueError(f"n_embd {cfg.n_embd} must split into {cfg.n_head} heads of even size")
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.norm = RMSNorm(cfg.n_embd)
+        self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.head.weight = self.embed.weight  # weight tying
+        cos, sin = rope_tables(cfg.n_embd // cfg.n_head, cfg.block_size, cfg.rope_base)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+        self.apply(self._init)
+        for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
+            if name.endswith(("attn.proj.weight", "out.weight")):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Next-token logits.
+
+        Args:
+            idx: ``[B, T]`` token ids.
+            targets: ``[B, T]`` next tokens (-1 = ignore); when given, the mean cross-entropy.
+            cache: decode state; ``idx`` then continues the cached tokens.
+
+        Returns:
+            logits ``[B, T, V]`` (only the last position ``[B, 1, V]`` when decoding with a
+            cache and no targets), loss or None.
+        """
+        B, T = idx.shape
+        start = cache.pos if cache is not None else 0
+        if start + T > self.cfg.block_size:
+            raise ValueError(f"sequence of {start + T} tokens exceeds block_size "
+                             f"{self.cfg.block_size}")
+        cos, sin = self.cos[start : start + T], self.sin[start : start + T]
+        x = F.dropout(self.embed(idx), self.cfg.dropout, self.training)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos, sin, cache, i)
+        if cache is not None:
+            cache.pos += T
+            if targets is None:
+                x = x[:, -1:]
+        logits = self.head(self.norm(x))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
+                                   ignore_index=-1)
+        return logits, loss
+
+
+DEFAULT_LM = "unit-lm"  # bundled in speechlm/pretrained/
+
+
+def load_lm(name_or_path: str = DEFAULT_LM,
+            device: str | torch.device = "cpu") -> tuple[UnitLM, dict[str, Any]]:
+    """Load an LM stage directory (or a bundled name) strictly; returns (model, config.json)."""
+    from speechlm import checkpoint
+    from speechlm.errors import ModelError
+
+    cfg, tensors, path = checkpoint.load_stage(name_or_path, "lm")
+    try:
+        mcfg = LMConfig.from_dict(cfg["model"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelError(f"{path}: bad LM config ({err})") from None
+    model = UnitLM(mcfg)
+    sd = {k: v.float() for k, v in tensors.items()}
+    sd["head.weight"] = sd.get("embed.weight", torch.empty(0))
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise ModelError(f"{path}: weights do not fit the config (missing: "
+                         f"{', '.join(missing[:5]) or 'none'}; unexpected: "
+                         f"{', '.join(unexpected[:5]) or 'none'})")
+    return model.to(device).eval(), cfg

@@ -1,0 +1,108 @@
+"""k-means quantization of frame features into unit ids.
+
+Features are standardised with the training set's per-dimension mean and standard deviation,
+then each frame takes the id of its nearest centroid (squared euclidean distance). Fitting uses
+scikit-learn's MiniBatchKMeans; centroids and statistics are plain tensors saved as safetensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class KMeansQuantizer:
+    """Nearest-centroid quantizer.
+
+    Args:
+        centroids: ``[K, D]`` in the standardised feature space.
+        mean: ``[D]`` feature mean used for standardisation.
+        std: ``[D]`` feature standard deviation.
+    """
+
+    def __init__(self, centroids: torch.Tensor, mean: torch.Tensor, std: torch.Tensor):
+        if centroids.dim() != 2:
+            raise ValueError(f"centroids must be [K, D], got {tuple(centroids.shape)}")
+        d = centroids.shape[1]
+        if mean.shape != (d,) or std.shape != (d,):
+            raise ValueError(f"mean/std must be [{d}], got {tuple(mean.shape)}/{tuple(std.shape)}")
+        self.centroids = centroids.float().contiguous()
+        self.mean = mean.float()
+        self.std = std.float()
+        self._c_sq = (self.centroids**2).sum(-1)  # [K]
+
+    @property
+    def n_units(self) -> int:
+        return self.centroids.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.centroids.shape[1]
+
+    def normalize(self, feats: torch.Tensor) -> torch.Tensor:
+        return (feats - self.mean) / self.std
+
+    def encode(self, feats: torch.Tensor) -> torch.Tensor:
+        """``[..., D]`` features -> ``[...]`` int64 ids of the nearest centroid."""
+        if feats.shape[-1] != self.dim:
+            raise ValueError(f"features have dim {feats.shape[-1]}, quantizer expects {self.dim}")
+        x = self.normalize(feats.float())
+        # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2; ||x||^2 does not change the argmin
+        scores = x @ self.centroids.T * -2.0 + self._c_sq
+        return scores.argmin(dim=-1)
+
+    def decode(self, ids: torch.Tensor) -> torch.Tensor:
+        """``[...]`` ids -> ``[..., D]`` centroids mapped back to feature space."""
+        return self.centroids[ids] * self.std + self.mean
+
+    def fingerprint(self) -> str:
+        """Short hash of the centroids and statistics: part of the unit-space id."""
+        h = hashlib.sha256()
+        for t in (self.centroids, self.mean, self.std):
+            h.update(t.numpy().astype(np.float32).tobytes())
+        return h.hexdigest()[:8]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"centroids": self.centroids, "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_state_dict(cls, sd: dict[str, torch.Tensor]) -> KMeansQuantizer:
+        missing = {"centroids", "mean", "std"} - set(sd)
+        if missing:
+            from speechlm.errors import ModelError
+
+            raise ModelError(f"quantizer weights lack {', '.join(sorted(missing))}")
+        return cls(sd["centroids"], sd["mean"], sd["std"])
+
+
+def fit_kmeans(feats: np.ndarray, k: int, seed: int = 0, batch_size: int = 10_000,
+               max_iter: int = 100, n_init: int = 3) -> tuple[KMeansQuantizer, dict]:
+    """Fit k-means on ``feats`` (``[N, D]``) after standardising them.
+
+    Returns:
+        The quantizer and a dict of fit statistics (inertia per frame, iterations).
+    """
+    from sklearn.cluster import MiniBatchKMeans
+
+    if feats.ndim != 2 or feats.shape[0] < k:
+        raise ValueError(f"need at least k={k} frames of [N, D] features, got {feats.shape}")
+    x = feats.astype(np.float32)
+    mean = x.mean(0)
+    std = x.std(0) + 1e-5
+    x = (x - mean) / std
+    km = MiniBatchKMeans(n_clusters=k, batch_size=batch_size, max_iter=max_iter, n_init=n_init,
+                         random_state=seed, compute_labels=False, max_no_improvement=50,
+                         reassignment_ratio=0.0)
+    km.fit(x)
+    q = KMeansQuantizer(torch.from_numpy(km.cluster_centers_.astype(np.float32)),
+                        torch.from_numpy(mean), torch.from_numpy(std))
+    inertia = float(((x - km.cluster_centers_[km.predict(x)]) ** 2).sum(1).mean())
+    stats = {"inertia_per_frame": inertia, "n_iter": int(km.n_iter_), "n_frames": int(len(x)),
+             "seed": seed, "batch_size": batch_size, "n_init": n_init}
+    log.info("k-means K=%d on %d frames: inertia/frame %.4f", k, len(x), inertia)
+    return q, stats

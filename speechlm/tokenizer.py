@@ -1,0 +1,143 @@
+"""The speech tokenizer stage: a feature encoder followed by a k-means quantizer.
+
+A tokenizer is a stage directory::
+
+    config.json        {"kind": "tokenizer", "format_version": 1, "encoder": {...},
+                        "n_units": K, "unit_space": "mfcc-k100-1a2b3c4d",
+                        "sample_rate": 16000, "frame_rate": 50.0, "training": {...}}
+    model.safetensors  centroids [K, D], mean [D], std [D]
+
+Files are tokenized in chunks of a minute with enough context on each side that the result
+equals a whole-file pass, so an hour of audio needs no more memory than a minute.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from speechlm import checkpoint
+from speechlm.audio import FRAME_SIZE, AudioReader, check_length
+from speechlm.errors import ModelError
+from speechlm.features import (FeatureEncoder, build_encoder, chunk_plan, num_frames,
+                               samples_for_frames)
+from speechlm.quantizer import KMeansQuantizer
+from speechlm.types import Units
+
+DEFAULT_TOKENIZER = "mfcc-k100"  # bundled in speechlm/pretrained/
+CHUNK_FRAMES = 3000  # frames per chunk when reading files (60 s)
+
+
+def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer) -> str:
+    """``<encoder>-k<K>-<hash>``: names the unit vocabulary; LMs and vocoders check it."""
+    kind = encoder_cfg["type"]
+    if kind == "ssl":
+        kind = f"ssl-{Path(encoder_cfg['path']).name}-l{encoder_cfg['layer']}"
+    return f"{kind}-k{quantizer.n_units}-{quantizer.fingerprint()}"
+
+
+class Tokenizer:
+    """Speech -> units.
+
+    Args:
+        encoder: a :class:`~speechlm.features.FeatureEncoder`.
+        quantizer: a fitted :class:`~speechlm.quantizer.KMeansQuantizer`.
+        training: how it was trained (recorded in ``config.json``).
+    """
+
+    def __init__(self, encoder: FeatureEncoder, quantizer: KMeansQuantizer,
+                 training: dict[str, Any] | None = None):
+        if encoder.dim != quantizer.dim:
+            raise ModelError(f"encoder dim {encoder.dim} != quantizer dim {quantizer.dim}")
+        self.encoder = encoder
+        self.quantizer = quantizer
+        self.training = dict(training or {})
+        self.unit_space = make_unit_space(encoder.config(), quantizer)
+
+    # --- the contract every stage exposes
+    @property
+    def sample_rate(self) -> int:
+        return self.encoder.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.encoder.frame_rate
+
+    @property
+    def n_units(self) -> int:
+        return self.quantizer.n_units
+
+    # --- persistence
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike = DEFAULT_TOKENIZER) -> Tokenizer:
+        """Load a bundled tokenizer by name or a tokenizer directory."""
+        cfg, tensors, path = checkpoint.load_stage(name_or_path, "tokenizer")
+        enc_cfg = dict(cfg["encoder"])
+        if enc_cfg.get("type") == "ssl" and not os.path.isabs(enc_cfg["path"]):
+            enc_cfg["path"] = str((path / enc_cfg["path"]).resolve())
+        tok = cls(build_encoder(enc_cfg), KMeansQuantizer.from_state_dict(tensors),
+                  cfg.get("training"))
+        if tok.unit_space != cfg.get("unit_space"):
+            raise ModelError(f"{path}: unit_space in config.json ({cfg.get('unit_space')}) does "
+                             f"not match the weights ({tok.unit_space}); the files were altered")
+        return tok
+
+    def save(self, path: str | os.PathLike) -> Path:
+        cfg = {"encoder": self.encoder.config(), "n_units": self.n_units,
+               "unit_space": self.unit_space, "sample_rate": self.sample_rate,
+               "frame_rate": self.frame_rate, "feature_dim": self.encoder.dim,
+               "training": self.training}
+        return checkpoint.save_stage(path, "tokenizer", cfg, self.quantizer.state_dict())
+
+    # --- tokenizing
+    def features(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, T]`` waveforms -> ``[B, F, D]`` features."""
+        return self.encoder(wav, lengths)
+
+    def encode(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, T]`` waveforms -> ``[B, F]`` unit ids; ids past an item's length are -1."""
+        if wav.dim() != 2:
+            raise ValueError(f"encode expects [B, T] waveforms, got {tuple(wav.shape)}")
+        ids = self.quantizer.encode(self.features(wav, lengths))
+        if lengths is not None:
+            frames = torch.tensor([num_frames(int(n)) for n in lengths])
+            ids = ids.masked_fill(torch.arange(ids.shape[1])[None, :] >= frames[:, None], -1)
+        return ids
+
+    def _units(self, ids: torch.Tensor, dedup: bool) -> Units:
+        u = Units(ids=ids, frame_rate=self.frame_rate, n_units=self.n_units,
+                  unit_space=self.unit_space)
+        return u.dedup() if dedup else u
+
+    def tokenize_wave(self, wav: torch.Tensor, dedup: bool = False) -> Units:
+        """One ``[T]`` 16 kHz waveform -> :class:`Units`."""
+        check_length(wav.numel(), FRAME_SIZE, "the waveform", self.sample_rate)
+        return self._units(self.encode(wav[None])[0], dedup)
+
+    def tokenize_file(self, path: str | os.PathLike, dedup: bool = False,
+                      chunk_frames: int = CHUNK_FRAMES) -> Units:
+        """Tokenize an audio file in bounded memory (chunks of ``chunk_frames`` frames).
+
+        Raises:
+            AudioError: missing, unreadable, empty, non-finite or too-short audio.
+        """
+        reader = AudioReader(path, self.sample_rate)
+        check_length(reader.num_samples, FRAME_SIZE, str(path), self.sample_rate)
+        total = num_frames(reader.num_samples)
+        ctx = self.encoder.context_frames
+        parts = []
+        for lo, hi, a, b in chunk_plan(total, chunk_frames, ctx if ctx is not None else 0):
+            s0, s1 = samples_for_frames(lo, hi)
+            wav = reader.read(s0, s1)
+            ids = self.encode(wav[None])[0]
+            parts.append(ids[a - lo : b - lo])
+        return self._units(torch.cat(parts), dedup)
+
+    def __call__(self, audio: str | os.PathLike | torch.Tensor, dedup: bool = False) -> Units:
+        """Tokenize a path or a ``[T]`` waveform."""
+        if isinstance(audio, torch.Tensor):
+            return self.tokenize_wave(audio, dedup)
+        return self.tokenize_file(audio, dedup)

@@ -1,0 +1,1 @@
+"""Training-side code: corpus building, feature dumping, fitting."""

@@ -1,0 +1,51 @@
+"""Fit a tokenizer: dump frame features of a manifest, then k-means them."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from speechlm.audio import load_audio
+from speechlm.features import FeatureEncoder, num_frames
+from speechlm.manifest import Utterance
+from speechlm.quantizer import fit_kmeans
+from speechlm.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def collect_features(items: list[Utterance], encoder: FeatureEncoder, max_frames: int,
+                     seed: int = 0, progress: bool = True) -> np.ndarray:
+    """Features of ``items``, each frame kept with probability ``max_frames / total``.
+
+    Returns:
+        ``[N, D]`` float32 with ``N`` about ``min(total, max_frames)``.
+    """
+    total = sum(num_frames(u.num_samples) for u in items)
+    keep = min(1.0, max_frames / max(total, 1))
+    rng = np.random.default_rng(seed)
+    out = []
+    for u in tqdm(items, desc="features", unit="utt", disable=not progress):
+        wav = load_audio(u.path, encoder.sample_rate)
+        f = encoder(wav[None])[0].numpy()
+        if keep < 1.0:
+            f = f[rng.random(len(f)) < keep]
+        out.append(f.astype(np.float32))
+    return np.concatenate(out)
+
+
+def train_tokenizer(items: list[Utterance], encoder: FeatureEncoder, k: int = 100,
+                    max_frames: int = 1_000_000, seed: int = 0, progress: bool = True,
+                    source: str | os.PathLike | None = None) -> Tokenizer:
+    """Fit a k-means tokenizer on the features of ``items``."""
+    torch.manual_seed(seed)
+    feats = collect_features(items, encoder, max_frames, seed, progress)
+    quantizer, stats = fit_kmeans(feats, k, seed=seed)
+    training = {"manifest": str(source) if source else None, "utterances": len(items),
+                "hours": round(sum(u.num_samples for u in items) / encoder.sample_rate / 3600, 3),
+                **stats}
+    return Tokenizer(encoder, quantizer, training)

@@ -1,0 +1,129 @@
+"""Pure functions on unit sequences: dedup + durations, parsing, and unit files.
+
+Two on-disk forms:
+    * the versioned JSON record (one object per line in a ``.jsonl`` file)::
+
+        {"format": "speechlm.units", "version": 1, "name": ..., "unit_space": ...,
+         "n_units": 100, "frame_rate": 50.0, "dedup": true, "ids": [...], "durations": [...]}
+
+    * the plain ``name|u1 u2 u3`` lines that fairseq's GSLM tools read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from speechlm.errors import DataError
+from speechlm.types import Units
+
+UNITS_FORMAT = "speechlm.units"
+UNITS_VERSION = 1
+
+# Special tokens of the unit LM sit right above the unit range, in this order: with K units,
+# <bos> = K, <eos> = K + 1, <pad> = K + 2.
+SPECIAL_TOKENS = ("<bos>", "<eos>", "<pad>")
+N_SPECIAL = len(SPECIAL_TOKENS)
+
+
+def special_id(name: str, n_units: int) -> int:
+    """Id of special token ``name`` (``"<bos>"``, ``"<eos>"``, ``"<pad>"``) for ``n_units``."""
+    return n_units + SPECIAL_TOKENS.index(name)
+
+
+def dedup(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Collapse runs: ``[5 5 7 7 7 5]`` -> ids ``[5 7 5]``, durations ``[2 3 1]``."""
+    if ids.numel() == 0:
+        return ids.clone(), torch.zeros(0, dtype=torch.long)
+    out, counts = torch.unique_consecutive(ids, return_counts=True)
+    return out, counts.to(torch.long)
+
+
+def parse_ids(text: str) -> list[int]:
+    """Parse ``"12 7 33"`` (spaces or commas) into ints; raise :class:`DataError` if malformed."""
+    toks = text.replace(",", " ").split()
+    try:
+        return [int(t) for t in toks]
+    except ValueError:
+        bad = next(t for t in toks if not t.lstrip("-").isdigit())
+        raise DataError(f"not a unit id: {bad!r} (units are space-separated integers)") from None
+
+
+def format_ids(ids: torch.Tensor | list[int]) -> str:
+    """``[12, 7, 33]`` -> ``"12 7 33"``."""
+    return " ".join(str(int(i)) for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids))
+
+
+def to_record(units: Units, name: str | None = None) -> dict:
+    """The versioned JSON record of ``units``."""
+    rec = {"format": UNITS_FORMAT, "version": UNITS_VERSION}
+    if name is not None:
+        rec["name"] = name
+    rec.update({
+        "unit_space": units.unit_space, "n_units": units.n_units,
+        "frame_rate": units.frame_rate, "dedup": units.deduped,
+        "ids": units.ids.tolist(),
+        "durations": units.durations.tolist() if units.durations is not None else None,
+    })
+    return rec
+
+
+def from_record(rec: dict) -> Units:
+    """Inverse of :func:`to_record`; checks format, version and id range."""
+    if rec.get("format") != UNITS_FORMAT:
+        raise DataError(f"not a speechlm units record (format={rec.get('format')!r})")
+    if rec.get("version", 0) > UNITS_VERSION:
+        raise DataError(f"units record version {rec['version']} is newer than this speechlm "
+                        f"reads ({UNITS_VERSION}); upgrade speechlm")
+    ids = torch.tensor(rec["ids"], dtype=torch.long)
+    n = int(rec["n_units"])
+    if ids.numel() and (ids.min() < 0 or ids.max() >= n):
+        raise DataError(f"unit ids must lie in [0, {n}), got {int(ids.min())}..{int(ids.max())}")
+    dur = rec.get("durations")
+    return Units(ids=ids, frame_rate=float(rec["frame_rate"]), n_units=n,
+                 unit_space=rec["unit_space"],
+                 durations=torch.tensor(dur, dtype=torch.long) if dur is not None else None)
+
+
+def read_units_json(path: str | os.PathLike) -> list[tuple[str | None, Units]]:
+    """Read a ``.json`` / ``.jsonl`` file of units records."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"units file not found: {path}")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{n}: not JSON ({err.msg})") from None
+        out.append((rec.get("name"), from_record(rec)))
+    return out
+
+
+def iter_unit_lines(path: str | os.PathLike) -> Iterator[tuple[str, list[int]]]:
+    """Yield ``(name, ids)`` from a ``name|u1 u2 ...`` file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"unit file not found: {path}")
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            name, sep, rest = line.partition("|")
+            if not sep:
+                raise DataError(f"{path}:{n}: expected 'name|u1 u2 ...'")
+            yield name, parse_ids(rest)
+
+
+def unit_line(name: str, ids: torch.Tensor | list[int]) -> str:
+    """One ``name|u1 u2 ...`` line (without newline)."""
+    if "|" in name or "\n" in name:
+        raise DataError(f"utterance name {name!r} may not contain '|' or a newline")
+    return f"{name}|{format_ids(ids)}"

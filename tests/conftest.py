@@ -1,0 +1,67 @@
+"""Shared fixtures: synthetic audio and a small synthesized corpus (built once per session)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speechlm.audio import SAMPLE_RATE
+
+HAVE_SYNTH = all(shutil.which(t) for t in ("flite", "festival", "espeak-ng", "sox"))
+
+
+def tone(seconds: float, sr: int = SAMPLE_RATE, freq: float = 220.0, seed: int = 0) -> np.ndarray:
+    """A deterministic speech-like test signal: a gliding harmonic tone plus a little noise."""
+    t = np.arange(int(seconds * sr)) / sr
+    f = freq * (1 + 0.3 * np.sin(2 * np.pi * 0.7 * t))
+    phase = 2 * np.pi * np.cumsum(f) / sr
+    x = sum(np.sin(k * phase) / k for k in range(1, 6)) * 0.2
+    x = x * (0.6 + 0.4 * np.sin(2 * np.pi * 2.3 * t))
+    x += np.random.default_rng(seed).normal(0, 0.01, len(t))
+    return x.astype(np.float32)
+
+
+@pytest.fixture
+def wav_file(tmp_path):
+    """Write a test signal and return its path."""
+
+    def make(seconds=2.0, sr=SAMPLE_RATE, channels=1, name="x.wav", **kw):
+        x = tone(seconds, sr, **kw)
+        if channels > 1:
+            x = np.stack([x * (0.5 + 0.5 * c / channels) for c in range(channels)], axis=1)
+        p = tmp_path / name
+        sf.write(str(p), x, sr)
+        return p
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory):
+    """The --small corpus (four voices, 19 sentences), synthesized once."""
+    if not HAVE_SYNTH:
+        pytest.skip("synthesizers missing: run scripts/setup.sh (apt-get install flite ...)")
+    from speechlm.train.corpus import synth_corpus
+
+    out = tmp_path_factory.mktemp("corpus")
+    synth_corpus(out, small=True, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_tokenizer(small_corpus, tmp_path_factory):
+    """A K=16 MFCC tokenizer trained on the small corpus."""
+    from speechlm.features import MFCCEncoder
+    from speechlm.manifest import read_manifest
+    from speechlm.train.tokenizer import train_tokenizer
+
+    torch.manual_seed(0)
+    tok = train_tokenizer(read_manifest(small_corpus / "train.tsv"), MFCCEncoder(), k=16,
+                          progress=False)
+    path = tmp_path_factory.mktemp("tok") / "tok"
+    tok.save(path)
+    return path

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+
+from speechlm.quantizer import KMeansQuantizer, fit_kmeans
+
+
+def blobs(k=5, n=400, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 10, (k, d))
+    labels = rng.integers(0, k, n)
+    return (centers[labels] + rng.normal(0, 0.3, (n, d))).astype(np.float32), labels
+
+
+def test_encode_is_nearest_centroid():
+    g = torch.Generator().manual_seed(0)
+    q = KMeansQuantizer(torch.randn(7, 4, generator=g), torch.randn(4, generator=g),
+                        torch.rand(4, generator=g) + 0.5)
+    x = torch.randn(3, 50, 4, generator=g)
+    brute = torch.cdist(q.normalize(x).reshape(-1, 4), q.centroids).argmin(-1).reshape(3, 50)
+    assert torch.equal(q.encode(x), brute)
+
+
+def test_fit_recovers_blobs():
+    x, labels = blobs()
+    q, stats = fit_kmeans(x, 5, seed=0)
+    ids = q.encode(torch.from_numpy(x)).numpy()
+    # each true cluster maps to exactly one unit
+    for c in range(5):
+        assert len(set(ids[labels == c])) == 1
+    assert len(set(ids)) == 5 and stats["n_frames"] == 400
+
+
+def test_fit_is_deterministic():
+    x, _ = blobs(seed=1)
+    a, _ = fit_kmeans(x, 5, seed=3)
+    b, _ = fit_kmeans(x, 5, seed=3)
+    assert torch.equal(a.centroids, b.centroids) and a.fingerprint() == b.fingerprint()
+
+
+def test_state_dict_round_trip_and_fingerprint():
+    x, _ = blobs()
+    q, _ = fit_kmeans(x, 5)
+    r = KMeansQuantizer.from_state_dict(q.state_dict())
+    assert r.fingerprint() == q.fingerprint()
+    sd = q.state_dict()
+    sd["centroids"] = sd["centroids"] + 1e-3
+    assert KMeansQuantizer.from_state_dict(sd).fingerprint() != q.fingerprint()
+
+
+def test_dim_mismatch():
+    q = KMeansQuantizer(torch.zeros(3, 4), torch.zeros(4), torch.ones(4))
+    with pytest.raises(ValueError, match="features have dim 5, quantizer expects 4"):
+        q.encode(torch.zeros(2, 5))
+
+
+def test_too_few_frames():
+    with pytest.raises(ValueError, match="need at least k=10 frames"):
+        fit_kmeans(np.zeros((5, 3), np.float32), 10)

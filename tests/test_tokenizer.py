@@ -1,0 +1,76 @@
+import json
+
+import pytest
+import torch
+
+from speechlm.audio import load_audio
+from speechlm.errors import AudioError, ModelError
+from speechlm.tokenizer import Tokenizer
+
+
+def test_bundled_default_loads_offline():
+    tok = Tokenizer.load()
+    assert tok.n_units == 100 and tok.frame_rate == 50.0 and tok.sample_rate == 16000
+    assert tok.unit_space.startswith("mfcc-k100-")
+
+
+def test_chunked_file_equals_whole_file(small_tokenizer, wav_file):
+    tok = Tokenizer.load(small_tokenizer)
+    p = wav_file(7.3, sr=44100)
+    whole = tok.tokenize_file(p, chunk_frames=100_000)
+    for chunk in (1, 37, 100):
+        assert torch.equal(tok.tokenize_file(p, chunk_frames=chunk).ids, whole.ids)
+    assert len(whole) == (load_audio(p).numel() - 400) // 320 + 1
+
+
+def test_file_and_waveform_paths_agree(small_tokenizer, wav_file):
+    tok = Tokenizer.load(small_tokenizer)
+    p = wav_file(2.0)
+    assert torch.equal(tok(p).ids, tok(load_audio(p)).ids)
+
+
+def test_deterministic(small_tokenizer, small_corpus):
+    tok = Tokenizer.load(small_tokenizer)
+    f = next((small_corpus / "wav" / "flite_slt").glob("*.wav"))
+    a, b = tok(f, dedup=True), Tokenizer.load(small_tokenizer)(f, dedup=True)
+    assert torch.equal(a.ids, b.ids) and torch.equal(a.durations, b.durations)
+    assert a.ids.max() < 16 and len(set(a.ids.tolist())) > 3
+
+
+def test_batched_encode_equals_single(small_tokenizer, small_corpus):
+    tok = Tokenizer.load(small_tokenizer)
+    files = sorted((small_corpus / "wav" / "flite_rms").glob("*.wav"))[:3]
+    waves = [load_audio(f) for f in files]
+    lengths = torch.tensor([w.numel() for w in waves])
+    batch = torch.zeros(len(waves), int(lengths.max()))
+    for i, w in enumerate(waves):
+        batch[i, : w.numel()] = w
+    ids = tok.encode(batch, lengths)
+    for i, w in enumerate(waves):
+        single = tok(w).ids
+        assert torch.equal(ids[i, : len(single)], single)
+        assert (ids[i, len(single):] == -1).all()
+
+
+def test_altered_weights_are_refused(small_tokenizer, tmp_path):
+    tok = Tokenizer.load(small_tokenizer)
+    tok.save(tmp_path / "t")
+    cfg = json.loads((tmp_path / "t" / "config.json").read_text())
+    cfg["unit_space"] = "mfcc-k16-00000000"
+    (tmp_path / "t" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="does not match the weights"):
+        Tokenizer.load(tmp_path / "t")
+
+
+def test_wrong_kind_and_missing_model(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text('{"kind": "lm", "format_version": 1}')
+    with pytest.raises(ModelError, match="holds a 'lm' model, expected a 'tokenizer'"):
+        Tokenizer.load(tmp_path / "m")
+    with pytest.raises(ModelError, match="no model named 'nope'"):
+        Tokenizer.load("nope")
+
+
+def test_short_waveform_is_refused():
+    with pytest.raises(AudioError, match="shorter than one analysis frame"):
+        Tokenizer.load()(torch.zeros(100))
