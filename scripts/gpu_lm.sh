@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train the unit LM on a lent GPU machine (the device tool), in one run of under 10 minutes:
-#   1. the GPU recipe (configs/lm/gpu.toml, 25M parameters, bf16);
+#   1. a 25M-parameter model (8 x 512, dropout 0.2, bf16), to see what width buys on this corpus;
 #   2. the CPU recipe's architecture trained 5x longer than the CPU recipe can afford;
 # then held-out test perplexity of both. Needs the unit shards (data/units/mfcc-k100-dedup,
 # made by `speechlm train lm` on the CPU) and, on a machine without soundfile, its wheels in
@@ -23,7 +23,9 @@ EXTRA=${EXTRA:-}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
 
 "$PYTHON" -m speechlm.train.lm --config configs/lm/gpu.toml -q --train.out="$OUT/lm-gpu" \
-  --train.max_steps="$GPU_STEPS" $EXTRA
+  --train.max_steps="$GPU_STEPS" --model.block_size=512 --model.n_layer=8 --model.n_head=8 \
+  --model.n_embd=512 --model.dropout=0.2 --train.batch_size=64 --train.lr=1e-3 \
+  --train.min_lr=5e-5 --train.warmup_steps=200 --train.dtype=bfloat16 $EXTRA
 "$PYTHON" -m speechlm.train.lm --config configs/lm/cpu.toml -q --train.out="$OUT/lm-cpuarch" \
   --train.max_steps="$CPU_ARCH_STEPS" --train.device=auto --train.threads=0 \
   --train.eval_interval=250 --train.ckpt_interval=1000 $EXTRA

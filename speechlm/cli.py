@@ -202,6 +202,31 @@ def cmd_eval_tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_lm(args: argparse.Namespace) -> int:
+    from speechlm.eval.lm import evaluate_lm, lm_markdown
+    from speechlm.io import write_json_atomic, write_text_atomic
+
+    report = evaluate_lm(args.model, units_dir=args.units_dir, corpus=args.corpus,
+                         split=args.split, probes=args.probes, progress=not args.quiet)
+    md = lm_markdown(report)
+    if args.json:
+        write_json_atomic(args.json, report)
+    if args.markdown:
+        write_text_atomic(args.markdown, md + "\n")
+    print(json.dumps(report, indent=2) if args.format == "json" else md)
+    return 0
+
+
+def cmd_build_probes(args: argparse.Namespace) -> int:
+    from speechlm.eval.probes import build_probe_set
+
+    for kind in ("lexical", "syntactic"):
+        path = build_probe_set(args.out, voices=tuple(args.voices.split(",")), kind=kind,
+                               progress=not args.quiet)
+        print(path)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from speechlm.checkpoint import PRETRAINED_DIR, pretrained_names
 
@@ -329,6 +354,31 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--format", choices=("markdown", "json"), default="markdown",
                     help="what to print on stdout")
     et.set_defaults(func=cmd_eval_tokenizer)
+
+    el = add_parser(evsub, "lm", help="held-out perplexity and spot-the-word accuracies",
+                    description="Perplexity on the test split (per unit and bits per second) "
+                    "and, where the probe sets exist, sWUGGY-style lexical and sBLIMP-style "
+                    "syntactic accuracies with 95% confidence intervals.")
+    el.add_argument("--model", default="unit-lm", help="bundled LM name or LM directory")
+    el.add_argument("--split", default="test", help="split to score")
+    el.add_argument("--units-dir", help="unit shards (default: the one the LM was trained on; "
+                    "a missing split is tokenized from --corpus)")
+    el.add_argument("--corpus", default="data/corpus", help="corpus directory")
+    el.add_argument("--probes", default="data/probes",
+                    help="probe sets from 'speechlm eval build-probes' (skipped if absent)")
+    el.add_argument("--json", help="also write the report as JSON here")
+    el.add_argument("--markdown", help="also write the markdown table here")
+    el.add_argument("--format", choices=("markdown", "json"), default="markdown",
+                    help="what to print on stdout")
+    el.set_defaults(func=cmd_eval_lm)
+
+    bp = add_parser(evsub, "build-probes", help="synthesize the spot-the-word probe sets",
+                    description="Synthesize the lexical (word / non-word) and syntactic "
+                    "(sentence / broken sentence) probe pairs in three voices.")
+    bp.add_argument("--out", default="data/probes", help="output directory")
+    bp.add_argument("--voices", default="flite_slt,flite_rms,fest_kal",
+                    help="comma-separated corpus voices")
+    bp.set_defaults(func=cmd_build_probes)
 
     m = add_parser(sub, "models", help="list the bundled models")
     m.set_defaults(func=cmd_models)

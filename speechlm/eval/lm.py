@@ -71,3 +71,58 @@ def perplexity(model: UnitLM, data_dir: str | os.PathLike, split: str = "test",
         "bits_per_second": round(total / math.log(2) / meta["seconds"], 1),
         "eval_seconds": round(time.perf_counter() - t0, 1),
     }
+
+
+def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | None = None,
+                corpus: str | os.PathLike = "data/corpus", split: str = "test",
+                probes: str | os.PathLike | None = "data/probes",
+                progress: bool = True) -> dict:
+    """``speechlm eval lm``: perplexity on ``split`` and the probe accuracies when available.
+
+    The unit shard of ``split`` is made from ``corpus`` with the LM's tokenizer if it is missing.
+    """
+    from pathlib import Path
+
+    from speechlm.lm import load_lm
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.train.data import dump_units
+
+    model, cfg = load_lm(model_name)
+    training = cfg.get("training", {})
+    units_dir = Path(units_dir or training.get("units_dir") or "data/units/default")
+    tok = Tokenizer.load(training.get("tokenizer", "mfcc-k100"))
+    if tok.unit_space != model.cfg.unit_space:
+        raise ModelError(f"tokenizer {training.get('tokenizer')} has unit space {tok.unit_space} "
+                         f"but the LM was trained on {model.cfg.unit_space}")
+    if not (units_dir / f"{split}.json").exists():
+        dump_units(tok, corpus, units_dir, splits=(split,), dedup=model.cfg.dedup,
+                   progress=progress)
+    report: dict = {"model": str(model_name), "unit_space": model.cfg.unit_space,
+                    "params": model.num_params(), "dedup": model.cfg.dedup,
+                    "training": training,
+                    "perplexity": perplexity(model, units_dir, split, progress)}
+    if probes is not None:
+        from speechlm.eval.probes import score_pairs
+
+        for kind in ("lexical", "syntactic"):
+            tsv = Path(probes) / kind / "pairs.tsv"
+            if tsv.exists():
+                r = score_pairs(model, tok, tsv, normalize="sum", progress=progress)
+                report[kind] = {k: r[k] for k in ("accuracy", "ci95", "n", "per_voice")}
+                report[kind]["mean_per_unit"] = {k: r["mean"][k] for k in ("accuracy", "ci95")}
+    return report
+
+
+def lm_markdown(report: dict) -> str:
+    """A short markdown table of an :func:`evaluate_lm` report."""
+    p = report["perplexity"]
+    rows = [("model", report["model"]), ("parameters", f"{report['params'] / 1e6:.2f}M"),
+            (f"{p['split']} perplexity per unit", p["perplexity_per_unit"]),
+            (f"{p['split']} bits per second", p["bits_per_second"])]
+    for kind, label in (("lexical", "spot-the-word (word vs non-word)"),
+                        ("syntactic", "acceptability (sentence vs broken)")):
+        if kind in report:
+            r = report[kind]
+            lo, hi = r["ci95"]
+            rows.append((f"{label}, {r['n']} pairs", f"{r['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"))
+    return "\n".join(["| metric | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])

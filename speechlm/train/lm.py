@@ -19,6 +19,7 @@ batches it would have seen. The run directory holds::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -100,8 +101,11 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
             raise DataError(f"override {ov!r}: expected --section.key=value with section one of "
                             "data, model, train")
         cfg[section][name] = _parse_value(value)
-    unknown = set(cfg["train"]) - set(TRAIN_DEFAULTS)
+    model_keys = {f.name for f in dataclasses.fields(LMConfig)} - {
+        "n_units", "unit_space", "dedup", "frame_rate"}  # these come from the data
+    unknown = {f"train.{k}" for k in set(cfg["train"]) - set(TRAIN_DEFAULTS)}
     unknown |= {f"data.{k}" for k in set(cfg["data"]) - set(DATA_DEFAULTS)}
+    unknown |= {f"model.{k}" for k in set(cfg["model"]) - model_keys}
     if unknown:
         raise DataError(f"unknown config keys: {', '.join(sorted(unknown))}")
     return cfg
@@ -255,6 +259,7 @@ def train_lm(cfg: dict[str, dict], progress: bool = True, recipe: str | None = N
     meta_out = {"units_per_second": meta["units_per_second"],
                 "training": {"steps": step, "tokens_seen": step * B * block,
                              "corpus": d["corpus"], "tokenizer": d["tokenizer"],
+                             "units_dir": d["units_dir"],
                              "recipe": recipe, "seed": t["seed"]}}
 
     def evaluate() -> float:

@@ -1,0 +1,125 @@
+"""LM training: the loss falls, a killed run resumes exactly, and 2 processes match 1."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from speechlm.train.lm import load_config, train_lm
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "lm" / "tiny.toml"
+
+
+@pytest.fixture(scope="module")
+def units_dir(small_corpus, tmp_path_factory):
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.train.data import dump_units
+
+    d = tmp_path_factory.mktemp("units")
+    dump_units(Tokenizer.load(), small_corpus, d, progress=False)
+    return d
+
+
+def overrides(small_corpus, units_dir, out, **train):
+    ov = [f"--data.corpus={small_corpus}", f"--data.units_dir={units_dir}",
+          f"--train.out={out}"]
+    ov += [f"--train.{k}={v}" for k, v in train.items()]
+    return ov
+
+
+def weights(run: Path) -> dict:
+    return {k: v for k, v in load_file(run / "state.safetensors").items()
+            if k.startswith("model.")}
+
+
+def test_loss_falls_and_model_exports(small_corpus, units_dir, tmp_path):
+    cfg = load_config(TINY, overrides(small_corpus, units_dir, tmp_path / "run",
+                                      max_steps=60, eval_interval=20))
+    out = train_lm(cfg, progress=False)
+    import json
+
+    hist = json.loads((out / "state.json").read_text())
+    assert hist["step"] == 60
+    assert hist["valid_loss"][-1][1] < hist["valid_loss"][0][1] - 0.1
+    assert hist["train_loss"][-1][1] < hist["train_loss"][0][1]
+    from speechlm.lm import load_lm
+
+    model, meta = load_lm(out / "model")
+    assert meta["unit_space"].startswith("mfcc-k100-") and model.cfg.dedup
+    assert meta["training"]["steps"] == hist["best_valid"][0]
+
+
+def _cmd(small_corpus, units_dir, out, steps):
+    return [sys.executable, "-m", "speechlm.train.lm", "--config", str(TINY), "-q",
+            *overrides(small_corpus, units_dir, out, max_steps=steps, ckpt_interval=10,
+                       eval_interval=500, log_interval=10)]
+
+
+def test_kill_9_and_resume_matches_uninterrupted(small_corpus, units_dir, tmp_path):
+    steps = 800
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ref = tmp_path / "ref"
+    subprocess.run(_cmd(small_corpus, units_dir, ref, steps), check=True, env=env)
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_cmd(small_corpus, units_dir, run, steps), env=env)
+    deadline = time.time() + 120
+    while not (run / "state.json").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    import json
+
+    killed_at = json.loads((run / "state.json").read_text())["step"]
+    assert 0 < killed_at < steps, "the run was not killed mid-way"
+    subprocess.run(_cmd(small_corpus, units_dir, run, steps), check=True, env=env)
+    state = json.loads((run / "state.json").read_text())
+    assert state["step"] == steps
+    assert state["train_loss"][0][0] == 10  # history from before the kill carried over
+    a, b = weights(ref), weights(run)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_two_processes_match_one(small_corpus, units_dir, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ov = overrides(small_corpus, units_dir, tmp_path / "one", max_steps=20, ckpt_interval=20,
+                   eval_interval=20)
+    subprocess.run([sys.executable, "-m", "speechlm.train.lm", "--config", str(TINY), "-q",
+                    *ov], check=True, env=env)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    ov = overrides(small_corpus, units_dir, tmp_path / "two", max_steps=20, ckpt_interval=20,
+                   eval_interval=20)
+    subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m",
+                    "speechlm.train.lm", "--config", str(TINY), "-q", *ov], check=True,
+                   env=env, capture_output=True)
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-4, rtol=1e-3), k
+    import json
+
+    la = json.loads((tmp_path / "one" / "state.json").read_text())["valid_loss"][-1][1]
+    lb = json.loads((tmp_path / "two" / "state.json").read_text())["valid_loss"][-1][1]
+    assert la == pytest.approx(lb, abs=1e-4)
+
+
+def test_bad_config(tmp_path):
+    from speechlm.errors import DataError
+
+    with pytest.raises(DataError, match="unknown config keys: train.nope"):
+        load_config(TINY, ["--train.nope=1"])
+    with pytest.raises(DataError, match="unknown config keys: model.width"):
+        load_config(TINY, ["--model.width=1"])
+    with pytest.raises(DataError, match="expected --section.key=value"):
+        load_config(TINY, ["--max_steps=1"])
+    with pytest.raises(DataError, match="config not found"):
+        load_config(tmp_path / "none.toml")
