@@ -245,13 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     # -v / -q are accepted before or after the command
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+    common.add_argument("-v", "--verbose", action="store_true", dest="verbose_sub",
                         help="debug logs and tracebacks")
-    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+    common.add_argument("-q", "--quiet", action="store_true", dest="quiet_sub",
                         help="no progress bars or info logs")
-    p = _Parser(prog="speechlm", description="Textless spoken language modelling toolkit.",
-                parents=[common])
-    p.set_defaults(verbose=False, quiet=False)
+    p = _Parser(prog="speechlm", description="Textless spoken language modelling toolkit.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logs and tracebacks")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
     p.add_argument("--version", action="version", version=f"speechlm {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -394,6 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 not (e.startswith("--") and "." in e.split("=")[0] and "=" in e) for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
+    args.quiet = args.quiet or getattr(args, "quiet_sub", False)
+    args.verbose = args.verbose or getattr(args, "verbose_sub", False)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)

@@ -17,6 +17,7 @@ Build one from its config dict with :func:`build_encoder`.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -167,7 +168,7 @@ class SSLEncoder:
         return feats
 
     def config(self) -> dict[str, Any]:
-        return {"type": "ssl", "path": self.path, "layer": self.layer}
+        return {"type": "ssl", "path": str(Path(self.path).resolve()), "layer": self.layer}
 
 
 def build_encoder(cfg: dict[str, Any]) -> FeatureEncoder:

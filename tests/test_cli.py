@@ -125,3 +125,33 @@ def test_missing_manifest(capsys, tmp_path):
 def test_models_lists_default(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0 and out.startswith("mfcc-k100\ttokenizer\tmfcc-k100-")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_quiet_before_or_after_the_command(capsys, small_corpus, small_tokenizer, tmp_path,
+                                           where):
+    args = ["tokenize", "--tokenizer", str(small_tokenizer), "--manifest",
+            str(small_corpus / "test.tsv"), "-o", str(tmp_path / "u.txt")]
+    argv = ["-q", *args] if where == "before" else [*args, "-q"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err == ""
+
+
+@pytest.mark.slow
+def test_tokenizer_on_a_local_hubert_checkpoint(capsys, small_corpus, tmp_path):
+    from speechlm.ssl import make_tiny_hf_checkpoint
+
+    ckpt = tmp_path / "tiny-hubert"
+    make_tiny_hf_checkpoint(ckpt, model_type="hubert", seed=0)
+    out = tmp_path / "tok"
+    code, js, _ = run(capsys, "train", "tokenizer", "--corpus", small_corpus, "--features", ckpt,
+                      "--layer", "2", "--k", "8", "--out", out)
+    assert code == 0 and json.loads(js)["unit_space"].startswith("ssl-tiny-hubert-l2-k8-")
+    wav = sorted((small_corpus / "wav" / "flite_slt").glob("*.wav"))[0]
+    code, a, _ = run(capsys, "tokenize", "--tokenizer", out, wav)
+    assert code == 0 and all(0 <= int(u) < 8 for u in a.split())
+    assert run(capsys, "tokenize", "--tokenizer", out, wav)[1] == a
+    code, _, err = run(capsys, "train", "tokenizer", "--corpus", small_corpus, "--features", ckpt,
+                       "--layer", "9", "--k", "8", "--out", tmp_path / "t2")
+    assert code == 2 and "layer 9 out of range" in err

@@ -1,0 +1,318 @@
+"""Unit-LM speed: sampling (units/s) and training (tokens/s), against Hugging Face GPT-2.
+
+speechlm: :func:`speechlm.generate.generate` (prefill + KV-cache decode loop) on a
+:class:`speechlm.lm.UnitLM`, and a training step of that model as the training loop takes it
+(``batch_offsets`` + ``get_batch`` windows, forward, backward, grad clipping, AdamW).
+Peer: transformers' ``GPT2LMHeadModel`` randomly initialised with the SAME dimensions (n_layer,
+n_head, n_embd, vocab = n_units + 3, n_positions = the LM's block_size, tied embeddings, tanh
+GELU, SDPA attention, no dropout when the LM has none), its ``generate(do_sample=True, top_k=0,
+use_cache=True, min_new_tokens=max_new_tokens)`` and ``model(input_ids=x, labels=x)`` for
+training. transformers is a benchmark-only peer, not a dependency of speechlm.
+
+Both models run in float32 on the CPU under ``torch.inference_mode`` (sampling), in one process,
+so with the same ``torch.get_num_threads()``; both get the identical prompt (<bos> + P random
+units) and generate exactly the same number of units (speechlm ``stop_at_eos=False``, HF
+``min_new_tokens = max_new_tokens``), plain sampling at temperature 1 on both sides. Each side
+gets a warm-up pass, then the repeats of the two are interleaved (ours, peer, ours, peer, ...)
+so that a drifting background load hits both alike; the best pass of each is reported. A
+sampling pass is timed whole: prefill of the prompt + the decode steps.
+
+Model: the bundled ``unit-lm`` when ``speechlm/pretrained/unit-lm`` exists, else a random
+``LMConfig(n_units=100, block_size=512, n_layer=6, n_head=6, n_embd=384)``; any of
+``--layers/--width/--heads`` picks a random model of those dimensions instead.
+
+    .venv/bin/python benchmarks/bench_lm.py [--batches 1,8,32] [--new-tokens 250] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+DEFAULT_DIMS = {"n_units": 100, "block_size": 512, "n_layer": 6, "n_head": 6, "n_embd": 384}
+
+
+# --------------------------------------------------------------------------- models
+
+
+def make_speechlm(args, min_block: int):
+    """(UnitLM in eval mode, description of where it came from)."""
+    import torch
+
+    from speechlm.checkpoint import PRETRAINED_DIR
+    from speechlm.lm import DEFAULT_LM, LMConfig, UnitLM, load_lm
+
+    chosen = any(v is not None for v in (args.layers, args.width, args.heads))
+    if not chosen and (PRETRAINED_DIR / DEFAULT_LM).is_dir():
+        model, _ = load_lm(DEFAULT_LM)
+        if model.cfg.block_size < min_block:
+            raise SystemExit(f"bench_lm: the bundled LM's context ({model.cfg.block_size}) is "
+                             f"shorter than <bos> + prompt + new tokens ({min_block})")
+        return model.float().eval(), f"bundled {DEFAULT_LM}"
+    dims = dict(DEFAULT_DIMS)
+    if args.layers is not None:
+        dims["n_layer"] = args.layers
+    if args.width is not None:
+        dims["n_embd"] = args.width
+    if args.heads is not None:
+        dims["n_head"] = args.heads
+    dims["block_size"] = max(dims["block_size"], min_block)
+    torch.manual_seed(0)
+    return UnitLM(LMConfig(**dims)).float().eval(), "random init"
+
+
+def make_peer(cfg):
+    """GPT2LMHeadModel with the dimensions of the speechlm config ``cfg``, random init."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
+
+    from speechlm.units import special_id
+
+    hf_logging.set_verbosity_error()
+    hcfg = GPT2Config(
+        vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd,
+        n_layer=cfg.n_layer, n_head=cfg.n_head, n_inner=4 * cfg.n_embd,
+        activation_function="gelu_new",  # tanh GELU, as speechlm's MLP
+        resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
+        tie_word_embeddings=True,
+        bos_token_id=special_id("<bos>", cfg.n_units),
+        eos_token_id=special_id("<eos>", cfg.n_units),
+        pad_token_id=special_id("<pad>", cfg.n_units),
+    )
+    torch.manual_seed(0)
+    try:
+        model = GPT2LMHeadModel(hcfg, attn_implementation="sdpa")
+    except TypeError:  # older transformers: set it on the config
+        hcfg._attn_implementation = "sdpa"
+        model = GPT2LMHeadModel(hcfg)
+    return model.float().eval()
+
+
+def n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())  # tied weights count once
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def sampling_runners(model, peer, prompt, new_tokens: int, batch: int):
+    """Two zero-argument callables that each sample ``batch`` x ``new_tokens`` units."""
+    import torch
+
+    from speechlm.generate import SamplingOptions, generate
+    from speechlm.units import special_id
+
+    cfg = model.cfg
+    opts = SamplingOptions(max_new_tokens=new_tokens, temperature=1.0, top_k=None, top_p=None,
+                           num_samples=batch, seed=0, stop_at_eos=False)
+    bos = special_id("<bos>", cfg.n_units)
+    ids = torch.cat([torch.tensor([bos]), prompt]).expand(batch, -1).contiguous()
+    mask = torch.ones_like(ids)
+    pad = special_id("<pad>", cfg.n_units)
+    eos = special_id("<eos>", cfg.n_units)
+
+    def ours():
+        g = generate(model, prompt, opts)
+        assert int(g.lengths.min()) == new_tokens, "speechlm stopped early"
+
+    def theirs():
+        torch.manual_seed(0)
+        with torch.inference_mode():
+            out = peer.generate(input_ids=ids, attention_mask=mask, do_sample=True, top_k=0,
+                                top_p=1.0, temperature=1.0, max_new_tokens=new_tokens,
+                                min_new_tokens=new_tokens, use_cache=True, pad_token_id=pad,
+                                eos_token_id=eos, num_beams=1)
+        assert out.shape == (batch, ids.shape[1] + new_tokens), f"peer gave {tuple(out.shape)}"
+
+    return ours, theirs
+
+
+def best_of_interleaved(fns, repeats: int) -> list[float]:
+    """Warm each callable once, then time ``repeats`` interleaved rounds; best seconds each."""
+    for fn in fns:
+        fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best
+
+
+def bench_sampling(model, peer, args) -> dict:
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    prompt = torch.randint(0, model.cfg.n_units, (args.prompt_units,), generator=g)
+    out = {"prompt_units": args.prompt_units, "new_units": args.new_tokens,
+           "repeats": args.repeats, "timed": "whole generate call: prefill + decode"}
+    for b in args.batches:
+        ours, theirs = sampling_runners(model, peer, prompt, args.new_tokens, b)
+        t_ours, t_peer = best_of_interleaved([ours, theirs], args.repeats)
+        units = b * args.new_tokens
+        out[f"batch_{b}"] = {
+            "speechlm_units_per_s": round(units / t_ours, 1),
+            "peer_units_per_s": round(units / t_peer, 1),
+            "ratio_speechlm_over_peer": round(t_peer / t_ours, 2),
+            "speechlm_ms_per_unit_step": round(1000 * t_ours / args.new_tokens, 2),
+            "peer_ms_per_unit_step": round(1000 * t_peer / args.new_tokens, 2),
+        }
+    return out
+
+
+# --------------------------------------------------------------------------- training
+
+
+def make_optimizer(model):
+    """AdamW as the training loop builds it (decay on matrices only, betas 0.9/0.95)."""
+    import torch
+
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=1e-4, betas=(0.9, 0.95))
+
+
+def bench_training(model_cfg, peer_factory, args) -> dict:
+    import torch
+
+    from speechlm.lm import UnitLM
+    from speechlm.train.lm import batch_offsets, get_batch
+
+    B, T = args.train_batch, args.train_block
+    if T > model_cfg.block_size:
+        raise SystemExit(f"bench_lm: --train-block {T} exceeds the LM's block_size "
+                         f"{model_cfg.block_size}")
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, model_cfg.n_units, size=max(100_000, 4 * B * (T + 1)),
+                          dtype=np.int64).astype(np.uint16)
+    dev = torch.device("cpu")
+    batches = [get_batch(tokens, batch_offsets(0, s, len(tokens), T, B), T, dev)
+               for s in range(args.train_steps + 1)]
+
+    # fresh copies: training the sampled-from models would be harmless but keep them apart
+    torch.manual_seed(0)
+    ours = UnitLM(model_cfg).float().train()
+    peer = peer_factory().train()
+
+    def stepper(model, call):
+        opt = make_optimizer(model)
+        state = {"i": 0}
+
+        def step():
+            x, y = batches[state["i"] % len(batches)]
+            state["i"] += 1
+            loss = call(model, x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            assert torch.isfinite(loss), "non-finite loss"
+        return step
+
+    step_ours = stepper(ours, lambda m, x, y: m(x, y)[1])
+    step_peer = stepper(peer, lambda m, x, y: m(input_ids=x, labels=x).loss)
+    t_ours, t_peer = best_of_interleaved([step_ours, step_peer], args.train_steps)
+    n = B * T
+    return {
+        "batch": B, "block": T, "steps": args.train_steps,
+        "step": "forward + backward + clip_grad_norm + AdamW step, float32",
+        "speechlm_tokens_per_s": round(n / t_ours, 1),
+        "peer_tokens_per_s": round(n / t_peer, 1),
+        "ratio_speechlm_over_peer": round(t_peer / t_ours, 2),
+        "speechlm_s_per_step": round(t_ours, 3),
+        "peer_s_per_step": round(t_peer, 3),
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--layers", type=int, help="random model: transformer blocks (default 6)")
+    ap.add_argument("--width", type=int, help="random model: n_embd (default 384)")
+    ap.add_argument("--heads", type=int, help="random model: attention heads (default 6)")
+    ap.add_argument("--prompt-units", type=int, default=75, help="prompt length (3 s at ~25/s)")
+    ap.add_argument("--new-tokens", type=int, help="units generated per sample (default 250; "
+                    "--quick: 50)")
+    ap.add_argument("--batches", help="sampling batch sizes, comma-separated (default 1,8; "
+                    "e.g. 1,8,32)")
+    ap.add_argument("--repeats", type=int, help="timed passes per side, best kept (default 3; "
+                    "--quick: 1)")
+    ap.add_argument("--train-batch", type=int, help="training sequences per step (default 32; "
+                    "--quick: 4)")
+    ap.add_argument("--train-block", type=int, default=256, help="training window in tokens")
+    ap.add_argument("--train-steps", type=int, help="timed training steps per side after one "
+                    "warm-up step (default 3; --quick: 1)")
+    ap.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--no-sampling", action="store_true", help="skip the sampling part")
+    ap.add_argument("--no-training", action="store_true", help="skip the training part")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: 50 new units, batches 1,8, 1 repeat, train batch 4, 1 step")
+    args = ap.parse_args()
+    q = args.quick
+    args.new_tokens = args.new_tokens or (50 if q else 250)
+    args.repeats = args.repeats or (1 if q else 3)
+    args.train_batch = args.train_batch or (4 if q else 32)
+    args.train_steps = args.train_steps or (1 if q else 3)
+    args.batches = [int(b) for b in (args.batches or "1,8").split(",") if b.strip()]
+    if min(args.batches) < 1 or args.new_tokens < 1 or args.prompt_units < 1:
+        ap.error("batch sizes, --new-tokens and --prompt-units must be >= 1")
+
+    import torch
+    import transformers
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    min_block = 1 + args.prompt_units + args.new_tokens
+    model, source = make_speechlm(args, min_block)
+    cfg = model.cfg
+    peer = make_peer(cfg)
+    p_ours, p_peer = n_params(model), n_params(peer)
+    diff = p_peer / p_ours - 1
+    wpe = peer.transformer.wpe.weight.numel()
+    result = {
+        "quick": q,
+        "model": {"source": source, "n_layer": cfg.n_layer, "n_head": cfg.n_head,
+                  "n_embd": cfg.n_embd, "n_units": cfg.n_units, "vocab_size": cfg.vocab_size,
+                  "block_size": cfg.block_size},
+        "peer": f"transformers {transformers.__version__} GPT2LMHeadModel (random init, "
+                f"attn {peer.config._attn_implementation})",
+        "params": {
+            "speechlm": p_ours, "peer": p_peer,
+            "peer_over_speechlm": round(p_peer / p_ours, 4),
+            "peer_position_table": wpe,
+            "note": (f"{'close' if abs(diff) <= 0.05 else 'NOT close'}: peer has "
+                     f"{100 * diff:+.1f}% parameters (GPT-2's learned position table, "
+                     f"{wpe} of them, biases and LayerNorm shifts; speechlm uses RoPE and "
+                     "bias-free RMSNorm)"),
+        },
+        "dtype": "float32", "device": "cpu",
+        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "torch_version": torch.__version__, "transformers_version": transformers.__version__,
+    }
+    if not args.no_sampling:
+        result["sampling"] = bench_sampling(model, peer, args)
+    if not args.no_training:
+        result["training"] = bench_training(cfg, lambda: make_peer(cfg), args)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

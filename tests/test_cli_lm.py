@@ -1,0 +1,79 @@
+"""`speechlm generate-units` and `speechlm eval lm` on a tiny LM trained on the small corpus."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from speechlm.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(small_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lm") / "run"
+    units = tmp_path_factory.mktemp("units")
+    code = main(["-q", "train", "lm", "--config", str(REPO / "configs/lm/tiny.toml"),
+                 f"--data.corpus={small_corpus}", f"--data.units_dir={units}",
+                 f"--train.out={out}", "--train.max_steps=20"])
+    assert code == 0
+    return out / "model"
+
+
+def run(capsys, *argv):
+    code = main(["-q", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_generate_units_seeded(capsys, tiny_lm):
+    args = ["generate-units", "--model", tiny_lm, "--prompt-units", "1 2 3 4",
+            "--max-units", "20", "--num-samples", "3", "--seed", "7"]
+    code, out, _ = run(capsys, *args)
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 3
+    assert all(0 <= int(u) < 100 for ln in lines for u in ln.split())
+    assert all(len(ln.split()) <= 20 for ln in lines)
+    assert run(capsys, *args)[1] == out
+    assert run(capsys, *args[:-1], "8")[1] != out
+
+
+def test_generate_units_json_and_prompt_file(capsys, tiny_lm, tmp_path):
+    (tmp_path / "p.txt").write_text("utt1|5 6 7\n")
+    code, out, _ = run(capsys, "generate-units", "--model", tiny_lm, "--prompt-units",
+                       tmp_path / "p.txt", "--seconds", "0.5", "--format", "json", "--seed", "1")
+    rec = json.loads(out)
+    assert code == 0 and rec["prompt"] == [5, 6, 7] and len(rec["ids"]) == len(rec["logprobs"])
+    assert all(lp <= 0 for lp in rec["logprobs"]) and rec["unit_space"].startswith("mfcc-k100-")
+
+
+@pytest.mark.parametrize("prompt,message", [
+    ("1 x 3", "not a unit id: 'x'"),
+    ("1 2 500", r"prompt unit ids must lie in [0, 100)"),
+    (" ".join(["3"] * 80), "exceed the model's context"),
+])
+def test_generate_units_bad_prompt(capsys, tiny_lm, prompt, message):
+    code, out, err = run(capsys, "generate-units", "--model", tiny_lm, "--prompt-units", prompt,
+                         "--max-units", "10")
+    assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_eval_lm(capsys, tiny_lm, small_corpus, tmp_path):
+    code, out, _ = run(capsys, "eval", "lm", "--model", tiny_lm, "--corpus", small_corpus,
+                       "--units-dir", tmp_path / "u", "--probes", tmp_path / "none",
+                       "--format", "json")
+    rep = json.loads(out)
+    p = rep["perplexity"]
+    assert code == 0 and p["split"] == "test" and p["utterances"] == 16
+    assert 1 < p["perplexity_per_unit"] < 103 and p["bits_per_second"] > 0
+    assert "lexical" not in rep  # no probe sets there
+
+
+def test_train_lm_rejects_unknown_override(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "lm", "--config", str(REPO / "configs/lm/tiny.toml"), "--bogus"])
+    assert e.value.code == 2
+    code, _, err = run(capsys, "train", "lm", "--config", REPO / "configs/lm/tiny.toml",
+                       "--train.bogus=1")
+    assert code == 2 and "unknown config keys: train.bogus" in err
