@@ -176,7 +176,8 @@ def generate(model: UnitLM, prompt: torch.Tensor, options: SamplingOptions) -> G
         if seqs is not None:
             for i in range(N):
                 seqs[i].append(int(nxt[i]))
-        history = torch.cat([history, nxt[:, None]], dim=1)
+        if options.repetition_penalty != 1.0:
+            history = torch.cat([history, nxt[:, None]], dim=1)
         logits = model(nxt[:, None], cache=cache)[0][:, -1].float()
     return Generation(tokens=tokens.cpu(), lengths=lengths.cpu(), logprobs=logprobs.cpu(),
                       ended=ended.cpu())

@@ -58,21 +58,20 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
 
 
-def rope_tables(head_dim: int, length: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin tables ``[length, head_dim / 2]``."""
+def rope_table(head_dim: int, length: int, base: float) -> torch.Tensor:
+    """Rotations ``[length, head_dim / 2]`` as unit complex numbers."""
     inv = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
     ang = torch.outer(torch.arange(length, dtype=torch.float32), inv)
-    return ang.cos(), ang.sin()
+    return torch.polar(torch.ones_like(ang), ang)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x`` ``[B, H, T, hd]`` by position; ``cos``/``sin`` are ``[T, hd / 2]``."""
-    x1, x2 = x[..., 0::2], x[..., 1::2]
-    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
-    return out.flatten(-2).type_as(x)
+def apply_rope(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """Rotate each pair ``(x[2i], x[2i+1])`` of ``x`` ``[..., T, hd]`` by ``rot`` ``[T, hd/2]``."""
+    xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(xc * rot).flatten(-2).type_as(x)
 
 
 class KVCache:
@@ -100,10 +99,11 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
         self.dropout = cfg.dropout
 
-    def forward(self, x, cos, sin, cache: KVCache | None = None, layer: int = 0):
+    def forward(self, x, rot, cache: KVCache | None = None, layer: int = 0):
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.hd).permute(2, 0, 3, 1, 4)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # [B, H, T, hd]
+        qkv = self.qkv(x).view(B, T, 3, self.n_head, self.hd).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(qkv[:2], rot)  # [B, H, T, hd] each, rotated together
+        v = qkv[2]
         if cache is None:
             y = F.scaled_dot_product_attention(
                 q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
@@ -117,8 +117,8 @@ class Attention(nn.Module):
             else:  # prefill after earlier tokens: causal within the new block
                 mask = torch.ones(T, p + T, dtype=torch.bool, device=x.device).tril(p)
                 y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
-        y = y.transpose(1, 2).reshape(B, T, C)
-        return F.dropout(self.proj(y), self.dropout, self.training)
+        y = self.proj(y.transpose(1, 2).reshape(B, T, C))
+        return F.dropout(y, self.dropout, True) if self.training and self.dropout else y
 
 
 class Block(nn.Module):
@@ -131,10 +131,12 @@ class Block(nn.Module):
         self.out = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=False)
         self.dropout = cfg.dropout
 
-    def forward(self, x, cos, sin, cache=None, layer=0):
-        x = x + self.attn(self.norm1(x), cos, sin, cache, layer)
+    def forward(self, x, rot, cache=None, layer=0):
+        x = x + self.attn(self.norm1(x), rot, cache, layer)
         h = self.out(F.gelu(self.fc(self.norm2(x)), approximate="tanh"))
-        return x + F.dropout(h, self.dropout, self.training)
+        if self.training and self.dropout:
+            h = F.dropout(h, self.dropout, True)
+        return x + h
 
 
 class UnitLM(nn.Module):
@@ -150,9 +152,8 @@ class UnitLM(nn.Module):
         self.norm = RMSNorm(cfg.n_embd)
         self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.head.weight = self.embed.weight  # weight tying
-        cos, sin = rope_tables(cfg.n_embd // cfg.n_head, cfg.block_size, cfg.rope_base)
-        self.register_buffer("cos", cos, persistent=False)
-        self.register_buffer("sin", sin, persistent=False)
+        rot = rope_table(cfg.n_embd // cfg.n_head, cfg.block_size, cfg.rope_base)
+        self.register_buffer("rot", rot, persistent=False)
         self.apply(self._init)
         for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
             if name.endswith(("attn.proj.weight", "out.weight")):
@@ -184,10 +185,12 @@ class UnitLM(nn.Module):
         if start + T > self.cfg.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds block_size "
                              f"{self.cfg.block_size}")
-        cos, sin = self.cos[start : start + T], self.sin[start : start + T]
-        x = F.dropout(self.embed(idx), self.cfg.dropout, self.training)
+        rot = self.rot[start : start + T]
+        x = self.embed(idx)
+        if self.training and self.cfg.dropout:
+            x = F.dropout(x, self.cfg.dropout, True)
         for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, cache, i)
+            x = block(x, rot, cache, i)
         if cache is not None:
             cache.pos += T
             if targets is None:
