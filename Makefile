@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: setup demo test bench corpus tokenizer eval-tokenizer
+.PHONY: setup demo test bench corpus tokenizer eval-tokenizer lm eval-lm
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -11,14 +11,18 @@ $(STAMP): pyproject.toml scripts/setup.sh
 
 setup: $(STAMP)  ## system packages, .venv and the package
 
-demo: $(STAMP)  ## tokenize the bundled samples with the bundled default tokenizer
+demo: $(STAMP)  ## tokenize the bundled samples, then continue one of them with the bundled LM
 	$(VENV)/bin/speechlm tokenize --dedup samples/*.wav
+	$(VENV)/bin/speechlm tokenize --dedup samples/flite_slt_arctic_a0004.wav \
+	  | $(VENV)/bin/speechlm generate-units --prompt-units - --seconds 3 --num-samples 2 --seed 0
 
 test: $(STAMP)  ## the whole test suite (what CI runs)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)  ## speed benchmarks against peers, measured in the same run
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench_tokenize.py
+	$(PY) benchmarks/bench_lm.py
 
 corpus: $(STAMP)  ## synthesize the full corpus into data/corpus (~15 min on 2 cores)
 	$(VENV)/bin/speechlm corpus synth --out data/corpus
@@ -28,3 +32,10 @@ tokenizer: corpus  ## refit the bundled default tokenizer and the samples on dat
 
 eval-tokenizer: $(STAMP)  ## unit metrics of the bundled tokenizer on the held-out test split
 	$(VENV)/bin/speechlm eval tokenizer --tokenizer mfcc-k100 --manifest test
+
+lm: corpus  ## retrain the bundled unit LM with the CPU recipe (~1 h) and evaluate it
+	bash scripts/build_default_lm.sh
+
+eval-lm: $(STAMP)  ## perplexity and probe accuracies of the bundled LM (test split)
+	$(VENV)/bin/speechlm eval build-probes --out data/probes
+	$(VENV)/bin/speechlm eval lm --model unit-lm

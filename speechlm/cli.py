@@ -138,7 +138,9 @@ def cmd_generate_units(args: argparse.Namespace) -> int:
 
     model, info = load_lm(args.model)
     p = Path(args.prompt_units)
-    if p.exists():
+    if args.prompt_units == "-":
+        ids = parse_ids(sys.stdin.readline().split("\t")[0].split("|")[-1])
+    elif p.exists():
         if p.suffix in (".json", ".jsonl"):
             recs = read_units_json(p)
             if len(recs) != 1:
@@ -321,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
                    description="Sample continuations of a unit prompt; one line of units per "
                    "sample on stdout (or JSON records with log-probabilities).")
     g.add_argument("--prompt-units", required=True,
-                   help="'12 7 33', a units .json record, or a file with one 'name|ids' line")
+                   help="'12 7 33', a units .json record, a file with one 'name|ids' line, "
+                   "or - to read the first line of stdin (e.g. piped from 'tokenize --dedup')")
     g.add_argument("--model", default="unit-lm", help="bundled LM name or LM directory")
     g.add_argument("--seconds", type=float, default=5.0,
                    help="length of the continuation, via the LM's units per second")

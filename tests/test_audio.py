@@ -15,6 +15,14 @@ def test_load_formats(wav_file, fmt):
     assert abs(x.numel() - SAMPLE_RATE) <= 1
 
 
+@pytest.mark.skipif("MP3" not in sf.available_formats(), reason="libsndfile without mp3")
+def test_load_mp3(tmp_path):
+    x = np.sin(np.arange(16000) / 16000 * 2 * np.pi * 220).astype(np.float32) * 0.3
+    sf.write(tmp_path / "a.mp3", x, 16000, format="MP3")
+    y = load_audio(tmp_path / "a.mp3")
+    assert abs(y.numel() - 16000) < 1200 and float(y.abs().max()) > 0.1
+
+
 def test_stereo_is_mixed_to_mono(tmp_path):
     left = np.full(1600, 0.5, np.float32)
     right = np.full(1600, -0.1, np.float32)

@@ -77,3 +77,12 @@ def test_train_lm_rejects_unknown_override(capsys):
     code, _, err = run(capsys, "train", "lm", "--config", REPO / "configs/lm/tiny.toml",
                        "--train.bogus=1")
     assert code == 2 and "unknown config keys: train.bogus" in err
+
+
+def test_prompt_from_stdin(capsys, tiny_lm, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("4 5 6\t1 2 3\n"))
+    code, out, _ = run(capsys, "generate-units", "--model", tiny_lm, "--prompt-units", "-",
+                       "--max-units", "5", "--seed", "0", "--format", "json")
+    assert code == 0 and json.loads(out)["prompt"] == [4, 5, 6]
