@@ -38,7 +38,7 @@ def resample(wav: torch.Tensor, orig_sr: int, new_sr: int = SAMPLE_RATE) -> torc
 def to_mono(wav: np.ndarray) -> np.ndarray:
     """Average channels: ``[T, C]`` or ``[T]`` -> ``[T]`` float32."""
     if wav.ndim == 2:
-        wav = wav.mean(axis=1)
+        wav = wav[:, 0] if wav.shape[1] == 1 else wav.mean(axis=1)
     return np.ascontiguousarray(wav, dtype=np.float32)
 
 
@@ -73,17 +73,18 @@ class AudioReader:
         if self.path.is_dir():
             raise AudioError(f"{self.path} is a directory, not an audio file")
         try:
-            info = sf.info(str(self.path))
+            self._file = sf.SoundFile(str(self.path))
         except Exception as err:  # libsndfile's error types vary between versions
             detail = str(err).splitlines()[-1] if str(err) else type(err).__name__
             raise AudioError(
                 f"cannot read {self.path} as audio ({detail}); "
                 "give a wav, flac or ogg file"
             ) from None
-        self.orig_sr = int(info.samplerate)
-        self.channels = int(info.channels)
-        self.orig_frames = int(info.frames)
+        self.orig_sr = int(self._file.samplerate)
+        self.channels = int(self._file.channels)
+        self.orig_frames = int(self._file.frames)
         if self.orig_frames <= 0:
+            self.close()
             raise AudioError(f"{self.path} contains no audio samples")
         g = math.gcd(self.orig_sr, sample_rate)
         self._in_step = self.orig_sr // g  # input samples per output step
@@ -102,11 +103,24 @@ class AudioReader:
         """Length in seconds."""
         return self.orig_frames / self.orig_sr
 
+    def close(self) -> None:
+        """Close the file (reads after this fail)."""
+        self._file.close()
+
+    def __enter__(self) -> AudioReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        f = getattr(self, "_file", None)
+        if f is not None and not f.closed:
+            f.close()
+
     def _read_raw(self, start: int, stop: int) -> np.ndarray:
-        with sf.SoundFile(str(self.path)) as f:
-            f.seek(start)
-            data = f.read(stop - start, dtype="float32", always_2d=True)
-        data = to_mono(data)
+        self._file.seek(start)
+        data = to_mono(self._file.read(stop - start, dtype="float32", always_2d=True))
         check_finite(data, str(self.path))
         return data
 
@@ -148,8 +162,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
     Raises:
         AudioError: missing, unreadable, empty, non-finite or too short audio.
     """
-    reader = AudioReader(path, sample_rate)
-    wav = reader.read()
+    with AudioReader(path, sample_rate) as reader:
+        wav = reader.read()
     check_length(wav.numel(), min_samples, str(path), sample_rate)
     return wav
 

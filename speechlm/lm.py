@@ -159,6 +159,15 @@ class UnitLM(nn.Module):
             if name.endswith(("attn.proj.weight", "out.weight")):
                 nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layer))
 
+    def _apply(self, fn, recurse=True):
+        # .to(dtype) / .half() would cast the complex rotation table to real: keep it complex
+        rot = self._buffers.pop("rot")
+        try:
+            super()._apply(fn, recurse)
+        finally:
+            self._buffers["rot"] = rot.to(self.embed.weight.device)
+        return self
+
     @staticmethod
     def _init(m: nn.Module) -> None:
         if isinstance(m, (nn.Linear, nn.Embedding)):

@@ -34,7 +34,11 @@ class KMeansQuantizer:
         self.centroids = centroids.float().contiguous()
         self.mean = mean.float()
         self.std = std.float()
-        self._c_sq = (self.centroids**2).sum(-1)  # [K]
+        # standardisation folded into one affine map: for x_n = (x - mean) / std,
+        # ||x_n - c||^2 - ||x_n||^2 = -2 x.(c / std) + (||c||^2 + 2 (mean / std).c)
+        scaled = self.centroids / self.std  # [K, D]
+        self._w = scaled.T.contiguous()  # [D, K]
+        self._b = (self.centroids**2).sum(-1) + 2 * scaled @ self.mean  # [K]
 
     @property
     def n_units(self) -> int:
@@ -51,10 +55,9 @@ class KMeansQuantizer:
         """``[..., D]`` features -> ``[...]`` int64 ids of the nearest centroid."""
         if feats.shape[-1] != self.dim:
             raise ValueError(f"features have dim {feats.shape[-1]}, quantizer expects {self.dim}")
-        x = self.normalize(feats.float())
-        # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2; ||x||^2 does not change the argmin
-        scores = x @ self.centroids.T * -2.0 + self._c_sq
-        return scores.argmin(dim=-1)
+        x = feats.float()
+        scores = torch.addmm(self._b, x.reshape(-1, self.dim), self._w, alpha=-2.0)
+        return scores.argmin(dim=-1).reshape(x.shape[:-1])
 
     def decode(self, ids: torch.Tensor) -> torch.Tensor:
         """``[...]`` ids -> ``[..., D]`` centroids mapped back to feature space."""

@@ -124,17 +124,16 @@ class Tokenizer:
         Raises:
             AudioError: missing, unreadable, empty, non-finite or too-short audio.
         """
-        reader = AudioReader(path, self.sample_rate)
-        check_length(reader.num_samples, FRAME_SIZE, str(path), self.sample_rate)
-        total = num_frames(reader.num_samples)
-        ctx = self.encoder.context_frames
-        parts = []
-        for lo, hi, a, b in chunk_plan(total, chunk_frames, ctx if ctx is not None else 0):
-            s0, s1 = samples_for_frames(lo, hi)
-            wav = reader.read(s0, s1)
-            ids = self.encode(wav[None])[0]
-            parts.append(ids[a - lo : b - lo])
-        return self._units(torch.cat(parts), dedup)
+        with AudioReader(path, self.sample_rate) as reader:
+            check_length(reader.num_samples, FRAME_SIZE, str(path), self.sample_rate)
+            total = num_frames(reader.num_samples)
+            ctx = self.encoder.context_frames
+            parts = []
+            for lo, hi, a, b in chunk_plan(total, chunk_frames, ctx if ctx is not None else 0):
+                s0, s1 = samples_for_frames(lo, hi)
+                ids = self.encode(reader.read(s0, s1)[None])[0]
+                parts.append(ids[a - lo : b - lo])
+        return self._units(parts[0] if len(parts) == 1 else torch.cat(parts), dedup)
 
     def __call__(self, audio: str | os.PathLike | torch.Tensor, dedup: bool = False) -> Units:
         """Tokenize a path or a ``[T]`` waveform."""

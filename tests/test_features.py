@@ -59,3 +59,19 @@ def test_float64_input_matches_float32():
     x = torch.from_numpy(tone(0.5))
     enc = MFCCEncoder()
     assert torch.allclose(enc(x[None].double()).float(), enc(x[None]), atol=1e-3)
+
+
+def test_deltas_by_hand():
+    from speechlm.features import _deltas
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 17, 5, generator=g)
+    d = _deltas(x, torch.tensor([17, 9]))
+    # first frame: the replicated edge x[-1] = x[-2] = x[0]
+    assert torch.allclose(d[:, 0], ((x[:, 1] - x[:, 0]) + 2 * (x[:, 2] - x[:, 0])) / 10,
+                          atol=1e-6)
+    t = 8  # middle frame of item 0
+    assert torch.allclose(d[0, t], ((x[0, t + 1] - x[0, t - 1]) + 2 * (x[0, t + 2] - x[0, t - 2]))
+                          / 10, atol=1e-6)
+    # item 1 has 9 frames: its last frame replicates x[8]
+    assert torch.allclose(d[1, 8], ((x[1, 8] - x[1, 7]) + 2 * (x[1, 8] - x[1, 6])) / 10, atol=1e-6)

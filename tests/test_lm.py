@@ -142,3 +142,16 @@ def test_stage_round_trip_is_strict(model, tmp_path):
     save_file(sd, tmp_path / "model" / "model.safetensors")
     with pytest.raises(ModelError, match="unexpected: extra.weight"):
         load_lm(tmp_path / "model")
+
+
+def test_dtype_casts_keep_rotary_table(model):
+    import copy
+
+    x = torch.randint(0, 20, (1, 12))
+    ref = model(x)[0]
+    m64 = copy.deepcopy(model).to(torch.float64)
+    assert m64.rot.is_complex() and m64.embed.weight.dtype == torch.float64
+    assert torch.allclose(m64(x)[0].float(), ref, atol=1e-4)
+    mbf = copy.deepcopy(model).to(torch.bfloat16)
+    assert mbf.rot.is_complex()
+    assert torch.allclose(mbf(x)[0].float(), ref, atol=0.1)
