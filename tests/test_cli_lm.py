@@ -68,6 +68,8 @@ def test_eval_lm(capsys, tiny_lm, small_corpus, tmp_path):
     assert code == 0 and p["split"] == "test" and p["utterances"] == 16
     assert 1 < p["perplexity_per_unit"] < 103 and p["bits_per_second"] > 0
     assert "lexical" not in rep  # no probe sets there
+    b = rep["baselines"]
+    assert b["unigram_perplexity"] > b["bigram_perplexity"] > 1
 
 
 def test_train_lm_rejects_unknown_override(capsys):

@@ -73,6 +73,37 @@ def perplexity(model: UnitLM, data_dir: str | os.PathLike, split: str = "test",
     }
 
 
+def ngram_baselines(data_dir: str | os.PathLike, split: str = "test",
+                    add_k: float = 0.01) -> dict:
+    """Perplexity per unit of add-k smoothed unigram and bigram models fitted on ``train``.
+
+    Scored on the same predictions as :func:`perplexity` (units and the closing ``<eos>``), so
+    the numbers sit side by side with the LM's.
+    """
+    from speechlm.train.data import open_shard, utterances
+
+    train, meta = open_shard(data_dir, "train")
+    test, _ = open_shard(data_dir, split)
+    n = meta["n_units"]
+    bos, eos, vocab = special_id("<bos>", n), special_id("<eos>", n), n + 3
+
+    def seqs(tokens):
+        return [np.concatenate([[bos], u, [eos]]) for u in utterances(np.asarray(tokens), n)]
+
+    uni = np.full(vocab, add_k)
+    big = np.full((vocab, vocab), add_k)
+    for seq in seqs(train):
+        np.add.at(uni, seq[1:], 1)
+        np.add.at(big, (seq[:-1], seq[1:]), 1)
+    uni /= uni.sum()
+    big /= big.sum(1, keepdims=True)
+    test_seqs = seqs(test)
+    nll_u = -np.concatenate([np.log(uni[q[1:]]) for q in test_seqs]).mean()
+    nll_b = -np.concatenate([np.log(big[q[:-1], q[1:]]) for q in test_seqs]).mean()
+    return {"unigram_perplexity": round(float(np.exp(nll_u)), 3),
+            "bigram_perplexity": round(float(np.exp(nll_b)), 3), "add_k": add_k}
+
+
 def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | None = None,
                 corpus: str | os.PathLike = "data/corpus", split: str = "test",
                 probes: str | os.PathLike | None = "data/probes",
@@ -89,18 +120,23 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
 
     model, cfg = load_lm(model_name)
     training = cfg.get("training", {})
-    units_dir = Path(units_dir or training.get("units_dir") or "data/units/default")
-    tok = Tokenizer.load(training.get("tokenizer", "mfcc-k100"))
+    tok_name = training.get("tokenizer", "mfcc-k100")
+    default_dir = f"data/units/{Path(tok_name).name}-{'dedup' if model.cfg.dedup else 'frames'}"
+    units_dir = Path(units_dir or training.get("units_dir") or default_dir)
+    tok = Tokenizer.load(tok_name)
     if tok.unit_space != model.cfg.unit_space:
         raise ModelError(f"tokenizer {training.get('tokenizer')} has unit space {tok.unit_space} "
                          f"but the LM was trained on {model.cfg.unit_space}")
-    if not (units_dir / f"{split}.json").exists():
-        dump_units(tok, corpus, units_dir, splits=(split,), dedup=model.cfg.dedup,
+    missing = tuple(x for x in dict.fromkeys(("train", split))
+                    if not (units_dir / f"{x}.json").exists())
+    if missing:  # the test split, and train for the n-gram baselines
+        dump_units(tok, corpus, units_dir, splits=missing, dedup=model.cfg.dedup,
                    progress=progress)
     report: dict = {"model": str(model_name), "unit_space": model.cfg.unit_space,
                     "params": model.num_params(), "dedup": model.cfg.dedup,
                     "training": training,
-                    "perplexity": perplexity(model, units_dir, split, progress)}
+                    "perplexity": perplexity(model, units_dir, split, progress),
+                    "baselines": ngram_baselines(units_dir, split)}
     if probes is not None:
         from speechlm.eval.probes import score_pairs
 
@@ -119,6 +155,10 @@ def lm_markdown(report: dict) -> str:
     rows = [("model", report["model"]), ("parameters", f"{report['params'] / 1e6:.2f}M"),
             (f"{p['split']} perplexity per unit", p["perplexity_per_unit"]),
             (f"{p['split']} bits per second", p["bits_per_second"])]
+    if "baselines" in report:
+        b = report["baselines"]
+        rows.append((f"{p['split']} perplexity of a bigram / unigram model (train counts)",
+                     f"{b['bigram_perplexity']} / {b['unigram_perplexity']}"))
     for kind, label in (("lexical", "spot-the-word (word vs non-word)"),
                         ("syntactic", "acceptability (sentence vs broken)")):
         if kind in report:
