@@ -162,7 +162,7 @@ def cmd_generate_units(args: argparse.Namespace) -> int:
     opts = SamplingOptions(max_new_tokens=n_new, temperature=args.temperature, top_k=args.top_k,
                            top_p=args.top_p, repetition_penalty=args.repetition_penalty,
                            no_repeat_ngram=args.no_repeat_ngram, num_samples=args.num_samples,
-                           seed=args.seed)
+                           seed=args.seed, stop_at_eos=args.stop_at_eos)
     try:
         out = generate(model, torch_tensor(ids), opts)
     except ValueError as err:
@@ -337,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-repeat-ngram", type=int, default=0, help="forbid repeated n-grams")
     g.add_argument("--num-samples", type=int, default=1, help="samples, as one batch")
     g.add_argument("--seed", type=int, help="random seed (same seed, same units)")
+    g.add_argument("--stop-at-eos", action="store_true",
+                   help="let a sample end early when the LM predicts the end of an utterance "
+                   "(default: always generate the requested length)")
     g.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     g.set_defaults(func=cmd_generate_units)
 

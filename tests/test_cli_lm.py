@@ -88,3 +88,12 @@ def test_prompt_from_stdin(capsys, tiny_lm, monkeypatch):
     code, out, _ = run(capsys, "generate-units", "--model", tiny_lm, "--prompt-units", "-",
                        "--max-units", "5", "--seed", "0", "--format", "json")
     assert code == 0 and json.loads(out)["prompt"] == [4, 5, 6]
+
+
+def test_requested_length_unless_stop_at_eos(capsys, tiny_lm):
+    args = ["generate-units", "--model", tiny_lm, "--prompt-units", "1 2 3", "--max-units", "15",
+            "--num-samples", "8", "--seed", "3", "--temperature", "1.5"]
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and all(len(ln.split()) == 15 for ln in out.splitlines())
+    code, out2, _ = run(capsys, *args, "--stop-at-eos")
+    assert code == 0 and all(len(ln.split()) <= 15 for ln in out2.splitlines())
