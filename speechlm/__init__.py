@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Tokenizer", "Units", "SpeechLMError", "__version__"]
+__all__ = ["SpeechLMError", "Tokenizer", "Units", "__version__"]
 
 
 def __getattr__(name: str):

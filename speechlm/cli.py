@@ -10,8 +10,8 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from speechlm.errors import SpeechLMError
 
@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
         kw.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
         super().__init__(*a, **kw)
 
-    def error(self, message: str):  # noqa: D401 - argparse API
+    def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -189,34 +189,39 @@ def torch_tensor(ids: list[int]):
 
 def cmd_eval_tokenizer(args: argparse.Namespace) -> int:
     from speechlm.eval.tokenizer import evaluate_tokenizer, markdown_table
-    from speechlm.io import write_json_atomic, write_text_atomic
     from speechlm.manifest import resolve_manifest
 
     manifest = resolve_manifest(args.manifest, args.corpus)
     report = evaluate_tokenizer(args.tokenizer, manifest, max_utterances=args.max_utterances,
                                 seed=args.seed, progress=not args.quiet)
-    md = markdown_table([report])
+    return _emit_report(args, report, markdown_table([report]))
+
+
+def _emit_report(args: argparse.Namespace, report: dict, md: str) -> int:
+    """Write ``--json`` / ``--markdown`` (atomically) and print the report in ``--format``."""
+    from speechlm.io import write_json_atomic, write_text_atomic
+
     if args.json:
         write_json_atomic(args.json, report)
     if args.markdown:
         write_text_atomic(args.markdown, md + "\n")
     print(json.dumps(report, indent=2) if args.format == "json" else md)
     return 0
+
+
+def _add_report_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", help="also write the report as JSON here")
+    parser.add_argument("--markdown", help="also write the markdown table here")
+    parser.add_argument("--format", choices=("markdown", "json"), default="markdown",
+                        help="what to print on stdout")
 
 
 def cmd_eval_lm(args: argparse.Namespace) -> int:
     from speechlm.eval.lm import evaluate_lm, lm_markdown
-    from speechlm.io import write_json_atomic, write_text_atomic
 
     report = evaluate_lm(args.model, units_dir=args.units_dir, corpus=args.corpus,
                          split=args.split, probes=args.probes, progress=not args.quiet)
-    md = lm_markdown(report)
-    if args.json:
-        write_json_atomic(args.json, report)
-    if args.markdown:
-        write_text_atomic(args.markdown, md + "\n")
-    print(json.dumps(report, indent=2) if args.format == "json" else md)
-    return 0
+    return _emit_report(args, report, lm_markdown(report))
 
 
 def cmd_build_probes(args: argparse.Namespace) -> int:
@@ -355,10 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
     et.add_argument("--max-utterances", type=int, help="evaluate a random subset")
     et.add_argument("--seed", type=int, default=0, help="random seed for subsets and ABX")
-    et.add_argument("--json", help="also write the report as JSON here")
-    et.add_argument("--markdown", help="also write the markdown table here")
-    et.add_argument("--format", choices=("markdown", "json"), default="markdown",
-                    help="what to print on stdout")
+    _add_report_args(et)
     et.set_defaults(func=cmd_eval_tokenizer)
 
     el = add_parser(evsub, "lm", help="held-out perplexity and spot-the-word accuracies",
@@ -372,10 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     el.add_argument("--corpus", default="data/corpus", help="corpus directory")
     el.add_argument("--probes", default="data/probes",
                     help="probe sets from 'speechlm eval build-probes' (skipped if absent)")
-    el.add_argument("--json", help="also write the report as JSON here")
-    el.add_argument("--markdown", help="also write the markdown table here")
-    el.add_argument("--format", choices=("markdown", "json"), default="markdown",
-                    help="what to print on stdout")
+    _add_report_args(el)
     el.set_defaults(func=cmd_eval_lm)
 
     bp = add_parser(evsub, "build-probes", help="synthesize the spot-the-word probe sets",
@@ -395,10 +394,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 user error)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra:
-        if not getattr(args, "accepts_overrides", False) or any(
-                not (e.startswith("--") and "." in e.split("=")[0] and "=" in e) for e in extra):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    overrides_ok = getattr(args, "accepts_overrides", False) and all(
+        e.startswith("--") and "." in e.split("=")[0] and "=" in e for e in extra)
+    if extra and not overrides_ok:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
     args.quiet = args.quiet or getattr(args, "quiet_sub", False)
     args.verbose = args.verbose or getattr(args, "verbose_sub", False)

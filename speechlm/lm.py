@@ -16,8 +16,8 @@ import math
 from typing import Any
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from speechlm.units import N_SPECIAL
 
@@ -189,7 +189,7 @@ class UnitLM(nn.Module):
             logits ``[B, T, V]`` (only the last position ``[B, 1, V]`` when decoding with a
             cache and no targets), loss or None.
         """
-        B, T = idx.shape
+        T = idx.shape[1]
         start = cache.pos if cache is not None else 0
         if start + T > self.cfg.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds block_size "

@@ -105,7 +105,7 @@ def fit_kmeans(feats: np.ndarray, k: int, seed: int = 0, batch_size: int = 10_00
     q = KMeansQuantizer(torch.from_numpy(km.cluster_centers_.astype(np.float32)),
                         torch.from_numpy(mean), torch.from_numpy(std))
     inertia = float(((x - km.cluster_centers_[km.predict(x)]) ** 2).sum(1).mean())
-    stats = {"inertia_per_frame": inertia, "n_iter": int(km.n_iter_), "n_frames": int(len(x)),
+    stats = {"inertia_per_frame": inertia, "n_iter": int(km.n_iter_), "n_frames": len(x),
              "seed": seed, "batch_size": batch_size, "n_init": n_init}
     log.info("k-means K=%d on %d frames: inertia/frame %.4f", k, len(x), inertia)
     return q, stats

@@ -22,8 +22,13 @@ import torch
 from speechlm import checkpoint
 from speechlm.audio import FRAME_SIZE, AudioReader, check_length
 from speechlm.errors import ModelError
-from speechlm.features import (FeatureEncoder, build_encoder, chunk_plan, num_frames,
-                               samples_for_frames)
+from speechlm.features import (
+    FeatureEncoder,
+    build_encoder,
+    chunk_plan,
+    num_frames,
+    samples_for_frames,
+)
 from speechlm.quantizer import KMeansQuantizer
 from speechlm.types import Units
 

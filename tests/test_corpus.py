@@ -5,8 +5,14 @@ import pytest
 
 from speechlm.errors import DataError
 from speechlm.manifest import read_manifest, read_phn
-from speechlm.train.corpus import (DEFAULT_VOICES, default_text_path, read_sentences, split_of,
-                                   synth_corpus, voices_by_name)
+from speechlm.train.corpus import (
+    DEFAULT_VOICES,
+    default_text_path,
+    read_sentences,
+    split_of,
+    synth_corpus,
+    voices_by_name,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import tone
+
 from speechlm.features import LogMelEncoder, MFCCEncoder, build_encoder, num_frames
 
 

@@ -361,7 +361,8 @@ def dtw_distance(a: np.ndarray, b: np.ndarray, distance: str = "cosine") -> floa
 
     Returns:
         The summed frame distance of the minimum-cost monotonic alignment path (among equal-cost
-        paths, the shortest) divided by the number of aligned frame pairs on it, in float32 (relative error ~1e-7).
+        paths, the shortest) divided by the number of aligned frame pairs on it, in float32
+        (relative error ~1e-7).
         ``dtw_distance(a, a) == 0`` up to that rounding, and the distance is symmetric.
 
     Raises:

@@ -143,7 +143,9 @@ def _read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
     for name in _HF_WEIGHT_FILES:
         path = directory / name
         if path.is_file():
-            return _read_hf_shards(path) if name.endswith(".index.json") else load_weights_file(path)
+            if name.endswith(".index.json"):
+                return _read_hf_shards(path)
+            return load_weights_file(path)
     raise ModelError(f"{directory}: no weights found (expected model.safetensors or "
                      f"pytorch_model.bin beside config.json)")
 

@@ -30,9 +30,9 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import soundfile as sf
 from tqdm import tqdm
@@ -191,7 +191,7 @@ def _postprocess(raw: Path, out_wav: Path, voice: Voice,
         n = sf.info(str(tmp_wav)).frames
         lines, start = [], 0
         for phone, end_s in segments:
-            end = min(n, int(round(end_s * SAMPLE_RATE)))
+            end = min(n, round(end_s * SAMPLE_RATE))
             if end > start:
                 lines.append(f"{start} {end} {phone}")
                 start = end

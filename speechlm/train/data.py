@@ -60,7 +60,7 @@ def dump_units(tokenizer: Tokenizer, corpus: str | os.PathLike, out_dir: str | o
         meta = {"format": SHARD_FORMAT, "version": SHARD_VERSION, "split": split,
                 "unit_space": tokenizer.unit_space, "n_units": tokenizer.n_units,
                 "frame_rate": tokenizer.frame_rate, "dedup": dedup, "dtype": "uint16",
-                "tokens": int(len(tokens)), "units": n_units, "utterances": len(items),
+                "tokens": len(tokens), "units": n_units, "utterances": len(items),
                 "seconds": round(seconds, 2),
                 "units_per_second": round(n_units / max(seconds, 1e-9), 3),
                 "corpus": str(corpus)}

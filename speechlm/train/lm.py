@@ -26,11 +26,11 @@ import math
 import os
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tomllib
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
