@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: setup demo test bench corpus tokenizer eval-tokenizer lm eval-lm
+.PHONY: setup demo test lint bench corpus tokenizer eval-tokenizer lm eval-lm
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -18,6 +18,9 @@ demo: $(STAMP)  ## tokenize the bundled samples, then continue one of them with 
 
 test: $(STAMP)  ## the whole test suite (what CI runs)
 	$(PY) -m pytest -q
+
+lint: $(STAMP)  ## ruff (rules in pyproject.toml)
+	$(VENV)/bin/ruff check speechlm tests benchmarks
 
 bench: $(STAMP)  ## speed benchmarks against peers, measured in the same run
 	$(PY) -m pip install -q -e ".[bench]"
