@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -48,9 +48,11 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
 
 
 def save_stage(path: str | os.PathLike, kind: str, config: dict[str, Any],
-               tensors: dict[str, torch.Tensor]) -> Path:
+               tensors: dict[str, torch.Tensor],
+               write_extra: Callable[[Path], None] | None = None) -> Path:
     """Write a stage directory atomically (a temp dir beside it, then rename).
 
+    ``write_extra(tmp_dir)``, when given, adds files (e.g. a sub-model) before the rename.
     An existing directory at ``path`` is replaced; callers ask for ``--force`` first.
     """
     path = Path(path)
@@ -63,9 +65,11 @@ def save_stage(path: str | os.PathLike, kind: str, config: dict[str, Any],
                   str(tmp / WEIGHTS_NAME))
         mask = os.umask(0)
         os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; give the usual mode
         for f in tmp.iterdir():
             os.chmod(f, 0o666 & ~mask)
+        if write_extra is not None:
+            write_extra(tmp)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; give the usual mode
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -159,10 +159,11 @@ class SSLEncoder:
     frame_rate = FRAME_RATE
     context_frames = 100  # 2 s of context each side of a chunk
 
-    def __init__(self, path: str | os.PathLike, layer: int):
+    def __init__(self, path: str | os.PathLike, layer: int, name: str | None = None):
         from speechlm import ssl
 
         self.path, self.layer = str(path), int(layer)
+        self.name = name or Path(path).resolve().name  # names the unit space, wherever it lives
         self.model, self.info = ssl.load_ssl_model(path)
         self.model.eval()
         if not 1 <= self.layer <= self.info.num_layers:
@@ -178,7 +179,8 @@ class SSLEncoder:
         return feats
 
     def config(self) -> dict[str, Any]:
-        return {"type": "ssl", "path": str(Path(self.path).resolve()), "layer": self.layer}
+        return {"type": "ssl", "path": str(Path(self.path).resolve()), "layer": self.layer,
+                "name": self.name}
 
 
 def build_encoder(cfg: dict[str, Any]) -> FeatureEncoder:
@@ -190,7 +192,7 @@ def build_encoder(cfg: dict[str, Any]) -> FeatureEncoder:
     if kind == "logmel":
         return LogMelEncoder(**cfg)
     if kind == "ssl":
-        return SSLEncoder(cfg["path"], cfg["layer"])
+        return SSLEncoder(cfg["path"], cfg["layer"], cfg.get("name"))
     raise ModelError(f"unknown feature encoder type {kind!r}; expected mfcc, logmel or ssl")
 
 

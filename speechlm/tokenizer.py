@@ -40,7 +40,8 @@ def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer) -> 
     """``<encoder>-k<K>-<hash>``: names the unit vocabulary; LMs and vocoders check it."""
     kind = encoder_cfg["type"]
     if kind == "ssl":
-        kind = f"ssl-{Path(encoder_cfg['path']).name}-l{encoder_cfg['layer']}"
+        name = encoder_cfg.get("name") or Path(encoder_cfg["path"]).name
+        kind = f"ssl-{name}-l{encoder_cfg['layer']}"
     return f"{kind}-k{quantizer.n_units}-{quantizer.fingerprint()}"
 
 
@@ -91,11 +92,26 @@ class Tokenizer:
         return tok
 
     def save(self, path: str | os.PathLike) -> Path:
-        cfg = {"encoder": self.encoder.config(), "n_units": self.n_units,
+        """Write the tokenizer directory; an SSL encoder is copied into ``encoder/`` inside it,
+        so the directory is self-contained."""
+        enc_cfg = self.encoder.config()
+        write_extra = None
+        if enc_cfg["type"] == "ssl":
+            from speechlm import ssl
+
+            enc = self.encoder
+
+            def write_extra(tmp: Path) -> None:
+                ssl.save_ssl_model(enc.model, enc.info.arch, tmp / "encoder",
+                                   normalize_waveform=enc.info.normalize_waveform)
+
+            enc_cfg = {**enc_cfg, "path": "encoder"}  # relative to the tokenizer directory
+        cfg = {"encoder": enc_cfg, "n_units": self.n_units,
                "unit_space": self.unit_space, "sample_rate": self.sample_rate,
                "frame_rate": self.frame_rate, "feature_dim": self.encoder.dim,
                "training": self.training}
-        return checkpoint.save_stage(path, "tokenizer", cfg, self.quantizer.state_dict())
+        return checkpoint.save_stage(path, "tokenizer", cfg, self.quantizer.state_dict(),
+                                     write_extra=write_extra)
 
     # --- tokenizing
     def features(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

@@ -152,6 +152,13 @@ def test_tokenizer_on_a_local_hubert_checkpoint(capsys, small_corpus, tmp_path):
     code, a, _ = run(capsys, "tokenize", "--tokenizer", out, wav)
     assert code == 0 and all(0 <= int(u) < 8 for u in a.split())
     assert run(capsys, "tokenize", "--tokenizer", out, wav)[1] == a
+    # the tokenizer directory is self-contained: it keeps working without the checkpoint
+    import shutil
+
+    shutil.rmtree(ckpt)
+    code, b, _ = run(capsys, "tokenize", "--tokenizer", out, wav)
+    assert code == 0 and b == a
+    make_tiny_hf_checkpoint(ckpt, model_type="hubert", seed=0)
     code, _, err = run(capsys, "train", "tokenizer", "--corpus", small_corpus, "--features", ckpt,
                        "--layer", "9", "--k", "8", "--out", tmp_path / "t2")
     assert code == 2 and "layer 9 out of range" in err

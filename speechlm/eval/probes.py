@@ -46,10 +46,10 @@ from speechlm.train.corpus import (
     FESTIVAL_CHUNK,
     Sentence,
     Voice,
-    _synth_task,
     check_tools,
     default_text_path,
     read_sentences,
+    synth_task,
     voices_by_name,
 )
 
@@ -224,7 +224,7 @@ def build_probe_set(out_dir: str | os.PathLike,
                     *, limit: int | None = None) -> Path:
     """Synthesize both items of every pair of a probe in each voice, and write ``pairs.tsv``.
 
-    Each item is made exactly as a corpus utterance (:func:`speechlm.train.corpus._synth_task`:
+    Each item is made exactly as a corpus utterance (:func:`speechlm.train.corpus.synth_task`:
     the engine's voice, speaking rate and sox pitch shift, 16 kHz mono PCM16). Existing wav files
     are kept, so an interrupted build resumes; the output is the same bytes on every run.
 
@@ -271,11 +271,11 @@ def build_probe_set(out_dir: str | os.PathLike,
               disable=not progress) as bar:
         if jobs == 1:
             for t in tasks:
-                made += _synth_task(t)
+                made += synth_task(t)
                 bar.update(len(t[1]))
         else:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
-                for t, n in zip(tasks, pool.map(_synth_task, tasks)):
+                for t, n in zip(tasks, pool.map(synth_task, tasks)):
                     made += n
                     bar.update(len(t[1]))
 

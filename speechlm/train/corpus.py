@@ -217,7 +217,7 @@ def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _synth_task(args: tuple[Voice, list[Sentence], str]) -> int:
+def synth_task(args: tuple[Voice, list[Sentence], str]) -> int:
     """Synthesize ``sentences`` in ``voice`` into ``wav_dir``; return how many were made."""
     voice, sentences, wav_dir = args
     out_dir = Path(wav_dir) / voice.name
@@ -343,11 +343,11 @@ def synth_corpus(out: str | os.PathLike, *, text: str | os.PathLike | None = Non
     bar = tqdm(total=total, desc="synth", unit="utt", disable=not progress)
     if jobs == 1:
         for t in tasks:
-            _synth_task(t)
+            synth_task(t)
             bar.update(len(t[1]))
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for t, _ in zip(tasks, pool.map(_synth_task, tasks)):
+            for t, _ in zip(tasks, pool.map(synth_task, tasks)):
                 bar.update(len(t[1]))
     bar.close()
     summary = write_manifests(out, voices, sentences)
