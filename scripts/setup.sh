@@ -25,7 +25,7 @@ PY=${PYTHON:-python3}
 # torch and torchaudio pinned to a pair known to work together (torchaudio.load is not used)
 .venv/bin/python -m pip install -q "torch==2.14.1" "torchaudio==2.11.0" 2>&1 \
   | grep -v "^WARNING: Location" || true
-.venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import speechlm, torch, torchaudio, soundfile, sklearn, librosa" \
+.venv/bin/python -m pip install -q -e ".[dev,eval]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import speechlm, torch, torchaudio, soundfile, sklearn, librosa, pyworld" \
   || { echo "setup: the environment is incomplete (see the pip output above)" >&2; exit 1; }
 echo "setup: ready (.venv)" >&2

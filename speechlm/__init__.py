@@ -2,16 +2,22 @@
 
 Public API (imported lazily, so ``import speechlm`` is cheap and does nothing)::
 
-    from speechlm import Tokenizer, Units
-    tok = Tokenizer.load()                 # bundled default: MFCC + k-means, K=100
-    units = tok("speech.wav", dedup=True)  # Units(ids=[T], durations=[T], ...)
+    from speechlm import SpeechLM
+    m = SpeechLM.load()                              # bundled default: tokenizer + LM + vocoder
+    units = m.tokenize("in.wav")                     # Units(ids=[T], durations=[T], ...)
+    out = m.continue_audio("prompt.wav", seconds=5, temperature=0.8, seed=1)
+    out.waveform, out.prompt_units, out.generated_units
+    wav = m.vocode(units, voice="ref.wav")
+
+    from speechlm import Tokenizer, Vocoder          # single stages
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["SpeechLMError", "Tokenizer", "Units", "__version__"]
+__all__ = ["Continuation", "SpeechLM", "SpeechLMError", "Tokenizer", "Units", "Vocoder",
+           "__version__"]
 
 
 def __getattr__(name: str):
@@ -23,6 +29,14 @@ def __getattr__(name: str):
         from speechlm.types import Units
 
         return Units
+    if name in ("SpeechLM", "Continuation"):
+        from speechlm import pipeline
+
+        return getattr(pipeline, name)
+    if name == "Vocoder":
+        from speechlm.vocoder import Vocoder
+
+        return Vocoder
     if name == "SpeechLMError":
         from speechlm.errors import SpeechLMError
 

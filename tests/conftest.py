@@ -65,3 +65,16 @@ def small_tokenizer(small_corpus, tmp_path_factory):
     path = tmp_path_factory.mktemp("tok") / "tok"
     tok.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_vocoder_run(small_corpus, tmp_path_factory):
+    """(run directory, work directory) of a tiny vocoder trained 40 steps on the small corpus."""
+    from speechlm.train.vocoder import load_config, train_vocoder
+
+    tmp = tmp_path_factory.mktemp("voc")
+    cfg = load_config("configs/vocoder/tiny.toml", [
+        f"--data.corpus={small_corpus}", f"--data.cache={tmp / 'cache'}",
+        f"--train.out={tmp / 'run'}", "--train.max_steps=40", "--train.eval_interval=20",
+        "--train.ckpt_interval=20"])
+    return train_vocoder(cfg, progress=False), tmp

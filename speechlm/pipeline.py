@@ -1,0 +1,216 @@
+"""Voice continuation end to end: tokenizer -> unit LM -> vocoder.
+
+    from speechlm import SpeechLM
+    m = SpeechLM.load()                              # the bundled default model
+    out = m.continue_audio("prompt.wav", seconds=5, seed=1)
+    out.waveform, out.prompt_units, out.generated_units
+
+A *model* is the three stages. ``SpeechLM.load()`` takes the bundled default (``default``), or a
+directory holding ``tokenizer/``, ``lm/`` and ``vocoder/`` stage directories, and any stage can be
+swapped with a keyword (``SpeechLM.load(vocoder="outputs/vocoder-cpu/model")``). The stages must
+share one unit space and one frame rate; a mismatch is refused with both values named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechlm.audio import FRAME_SIZE, SAMPLE_RATE, check_length, load_audio
+from speechlm.errors import AudioError, ModelError
+from speechlm.types import Units
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "default"
+DEFAULT_STAGES = {"tokenizer": "mfcc-k100", "lm": "unit-lm", "vocoder": "unit-vocoder"}
+SILENCE_PEAK = 1e-3  # a prompt whose peak is below this is treated as silent
+
+
+@dataclasses.dataclass(frozen=True)
+class Continuation:
+    """One sampled continuation.
+
+    Attributes:
+        waveform: ``[T]`` float32 at ``sample_rate``: the prompt (resynthesized) + the
+            continuation, or the continuation alone with ``continuation_only``.
+        sample_rate: Hz.
+        prompt_units: the prompt's deduplicated units (with their durations).
+        generated_units: the sampled deduplicated units, with durations from the duration model.
+        prompt_seconds: where the continuation starts in ``waveform`` (0 with continuation_only).
+        seed: the seed of this sample (``None``: nondeterministic).
+        prompt_truncated: units cut from the front of a prompt longer than the LM's context.
+    """
+
+    waveform: torch.Tensor
+    sample_rate: int
+    prompt_units: Units
+    generated_units: Units
+    prompt_seconds: float
+    seed: int | None = None
+    prompt_truncated: int = 0
+
+    @property
+    def seconds(self) -> float:
+        return self.waveform.numel() / self.sample_rate
+
+
+def _as_wave(audio: str | os.PathLike | torch.Tensor | np.ndarray, what: str) -> torch.Tensor:
+    if isinstance(audio, (str, os.PathLike)):
+        return load_audio(audio, min_samples=FRAME_SIZE)
+    wav = torch.as_tensor(np.asarray(audio, dtype=np.float32)).reshape(-1)
+    check_length(wav.numel(), FRAME_SIZE, what)
+    if not torch.isfinite(wav).all():
+        raise AudioError(f"{what} contains NaN or infinite samples")
+    return wav
+
+
+class SpeechLM:
+    """The three stages together. Build with :meth:`load`."""
+
+    def __init__(self, tokenizer, lm, lm_info: dict, vocoder):
+        stages = {"tokenizer": (tokenizer.unit_space, tokenizer.frame_rate, tokenizer.n_units),
+                  "lm": (lm.cfg.unit_space, lm.cfg.frame_rate, lm.cfg.n_units),
+                  "vocoder": (vocoder.unit_space, vocoder.frame_rate, vocoder.n_units)}
+        ref = stages["tokenizer"]
+        for name in ("lm", "vocoder"):
+            got = stages[name]
+            for i, what in enumerate(("unit space", "frame rate", "unit count")):
+                if got[i] != ref[i]:
+                    raise ModelError(f"the {name}'s {what} is {got[i]!r} but the tokenizer's is "
+                                     f"{ref[i]!r}; use stages trained on the same units")
+        if not lm.cfg.dedup:
+            raise ModelError("the pipeline needs an LM trained on deduplicated units")
+        self.tokenizer, self.lm, self.lm_info, self.vocoder = tokenizer, lm, lm_info, vocoder
+
+    @classmethod
+    def load(cls, model: str | os.PathLike | None = None, *, tokenizer: str | None = None,
+             lm: str | None = None, vocoder: str | None = None) -> SpeechLM:
+        """Load the bundled default, or a model directory; keywords replace single stages."""
+        from speechlm.lm import load_lm
+        from speechlm.tokenizer import Tokenizer
+        from speechlm.vocoder import Vocoder
+
+        stages = dict(DEFAULT_STAGES)
+        if model is not None and str(model) != DEFAULT_MODEL:
+            root = Path(model)
+            if not root.is_dir():
+                raise ModelError(f"model not found: {model} (give 'default' or a directory "
+                                 "with tokenizer/, lm/ and vocoder/)")
+            for name in stages:
+                if not (root / name).is_dir():
+                    raise ModelError(f"{root} has no {name}/ stage directory")
+                stages[name] = str(root / name)
+        stages.update({k: v for k, v in
+                       {"tokenizer": tokenizer, "lm": lm, "vocoder": vocoder}.items() if v})
+        lm_model, info = load_lm(stages["lm"])
+        return cls(Tokenizer.load(stages["tokenizer"]), lm_model, info,
+                   Vocoder.load(stages["vocoder"]))
+
+    # --- the contract
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    @property
+    def frame_rate(self) -> float:
+        return self.tokenizer.frame_rate
+
+    @property
+    def unit_space(self) -> str:
+        return self.tokenizer.unit_space
+
+    @property
+    def units_per_second(self) -> float:
+        """Deduplicated units per second of speech in the LM's training data."""
+        return float(self.lm_info.get("units_per_second") or 29.0)
+
+    # --- stages
+    def tokenize(self, audio: str | os.PathLike | torch.Tensor, dedup: bool = True) -> Units:
+        """Speech (path or ``[T]`` 16 kHz waveform) -> units (deduplicated by default)."""
+        if isinstance(audio, (str, os.PathLike)):
+            return self.tokenizer.tokenize_file(audio, dedup=dedup)
+        return self.tokenizer.tokenize_wave(_as_wave(audio, "the waveform"), dedup)
+
+    def vocode(self, units: Units, voice: str | os.PathLike | torch.Tensor,
+               f0: np.ndarray | None = None, method: str = "world") -> torch.Tensor:
+        """Units -> ``[T]`` waveform in the voice of ``voice`` (a path or waveform).
+
+        Deduplicated units keep their durations; pass units without durations (or
+        ``Units(ids, ..., durations=None)`` from the LM) for the duration model to decide.
+        """
+        return self.vocoder.decode(units, self.vocoder.voice(_as_wave(voice, "the voice")),
+                                   f0=f0, method=method)
+
+    # --- the job
+    def continue_audio(self, prompt: str | os.PathLike | torch.Tensor, seconds: float = 5.0, *,
+                       temperature: float = 0.8, top_k: int | None = None,
+                       top_p: float | None = None, repetition_penalty: float = 1.0,
+                       num_samples: int = 1, seed: int | None = None,
+                       voice: str | os.PathLike | torch.Tensor | None = None,
+                       continuation_only: bool = False) -> Continuation | list[Continuation]:
+        """Continue a speech prompt.
+
+        Args:
+            prompt: path or ``[T]`` 16 kHz waveform.
+            seconds: length of the continuation (units to sample = seconds x the LM's
+                training unit rate; the duration model sets the final length).
+            temperature, top_k, top_p, repetition_penalty: sampling (see
+                :class:`speechlm.generate.SamplingOptions`).
+            num_samples: continuations to sample (one batch); returns a list when > 1.
+            seed: sample ``i`` is drawn with ``seed + i`` so each is reproducible alone.
+            voice: speak in the voice of this recording instead of the prompt's.
+            continuation_only: return only the new speech.
+
+        Raises:
+            AudioError: the prompt is missing, unreadable, too short or silent.
+            ValueError: bad sampling options.
+        """
+        from speechlm.generate import SamplingOptions, generate
+
+        if seconds <= 0:
+            raise ValueError(f"seconds must be > 0, got {seconds}")
+        wav = _as_wave(prompt, "the prompt")
+        if float(wav.abs().max()) < SILENCE_PEAK:
+            raise AudioError("the prompt is silent (peak below -60 dBFS); give speech")
+        ref = wav if voice is None else _as_wave(voice, "the voice")
+        spk = self.vocoder.voice(ref)
+        units = self.tokenizer.tokenize_wave(wav, dedup=True)
+        n_new = max(1, round(seconds * self.units_per_second))
+        room = self.lm.cfg.block_size - 1 - n_new
+        if room < 1:
+            raise ValueError(f"a {seconds:g} s continuation ({n_new} units) does not fit the "
+                             f"LM's context of {self.lm.cfg.block_size - 1} units")
+        cut = max(0, len(units) - room)
+        if cut:
+            log.warning("the prompt has %d units; the LM sees its last %d (context %d)",
+                        len(units), room, self.lm.cfg.block_size - 1)
+        ctx = units.ids[cut:]
+        outs = []
+        for i in range(num_samples):
+            opts = SamplingOptions(max_new_tokens=n_new, temperature=temperature, top_k=top_k,
+                                   top_p=top_p, repetition_penalty=repetition_penalty,
+                                   num_samples=1, seed=None if seed is None else seed + i,
+                                   stop_at_eos=False)
+            gen = generate(self.lm, ctx, opts).sample(0)
+            new = self.vocoder.expand(Units(gen, units.frame_rate, units.n_units,
+                                            units.unit_space, torch.ones_like(gen)), spk)
+            new = new.dedup()
+            if continuation_only:
+                full, start = new, 0.0
+            else:
+                full = Units(torch.cat([units.ids, new.ids]), units.frame_rate, units.n_units,
+                             units.unit_space, torch.cat([units.durations, new.durations]))
+                start = units.num_frames / units.frame_rate
+            y = self.vocoder.decode(full, spk)
+            outs.append(Continuation(y, SAMPLE_RATE, units, new, start,
+                                     None if seed is None else seed + i, cut))
+        return outs[0] if num_samples == 1 else outs
+
+
+__all__ = ["Continuation", "DEFAULT_MODEL", "SpeechLM"]

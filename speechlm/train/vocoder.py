@@ -1,0 +1,524 @@
+"""Train the unit vocoder (decoder, reference encoder and duration model together).
+
+    speechlm train vocoder --config configs/vocoder/cpu.toml [--train.max_steps=3000 ...]
+
+First the corpus is analysed once into ``data.cache`` (frame-rate units from the tokenizer;
+WORLD F0, coded envelope and aperiodicity, and a log-mel, all every 10 ms), in parallel and
+skipped when present. Each step then draws a batch that is a pure function of (seed, step):
+random crops of utterances, each with a *different* utterance of the same voice as the voice
+reference, and half of them with the source F0 contour as input (resynthesis) and half without
+(the vocoder predicts F0, as it must for LM output). The run directory holds ``model/`` (the
+weights with the best validation loss), ``state.safetensors`` (resume), ``log.jsonl``,
+``run.toml`` and ``samples/step-N/*.wav`` (periodic audio of validation utterances).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomllib
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from speechlm.audio import load_audio, save_audio
+from speechlm.errors import DataError, SpeechLMError
+from speechlm.io import atomic_path, write_json_atomic, write_text_atomic
+from speechlm.manifest import read_manifest, resolve_manifest
+from speechlm.units import dedup
+from speechlm.vocoder import (
+    UPSAMPLE,
+    MelSpectrogram,
+    UnitVocoder,
+    Vocoder,
+    VocoderConfig,
+    f0_conditioning,
+    log_f0_stats,
+    num_parameters,
+    world_analysis,
+)
+
+log = logging.getLogger(__name__)
+
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "batch_size": 16,  # utterance crops per step
+    "crop_frames": 100,  # unit frames per crop (2 s)
+    "ref_frames": 300,  # log-mel frames of the voice reference (3 s)
+    "dur_window": 64,  # deduplicated units per duration-model window
+    "f0_input_prob": 0.5,  # share of crops that get the source F0 contour as input
+    "max_steps": 3000,
+    "lr": 2e-3,
+    "min_lr": 1e-4,
+    "warmup_steps": 200,
+    "weight_decay": 0.01,
+    "grad_clip": 1.0,
+    "eval_interval": 250,
+    "eval_batches": 8,
+    "ckpt_interval": 250,
+    "log_interval": 25,
+    "sample_interval": 1000,  # steps between audio samples (0: never)
+    "seed": 0,
+    "out": "outputs/vocoder",
+    "threads": 0,  # torch threads (0: torch's default)
+}
+DATA_DEFAULTS: dict[str, Any] = {
+    "corpus": "data/corpus",
+    "tokenizer": "mfcc-k100",
+    "cache": "data/vocoder/mfcc-k100",  # analysed corpus (made if missing)
+    "holdout_voices": ["flite_rms", "flite_rms_b"],  # never seen in training (speaker RMS)
+    "max_per_voice": 0,  # utterances per voice and split (0: all)
+    "jobs": 0,  # analysis processes (0: all cores)
+}
+LOSS_WEIGHTS = {"sp": 1.0, "ap": 0.3, "lf0": 1.0, "vuv": 0.5, "mel": 1.0, "dur": 0.5}
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict[str, dict]:
+    """Read a recipe TOML (sections data / model / train) and apply ``--section.key=value``."""
+    cfg: dict[str, dict] = {"data": dict(DATA_DEFAULTS), "model": {}, "train": dict(TRAIN_DEFAULTS)}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise DataError(f"config not found: {p}")
+        try:
+            raw = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise DataError(f"{p}: invalid TOML ({err})") from None
+        for section, values in raw.items():
+            if section not in cfg:
+                raise DataError(f"{p}: unknown section [{section}] (data, model, train)")
+            cfg[section].update(values)
+    for ov in overrides:
+        key, sep, value = ov.removeprefix("--").partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in cfg:
+            raise DataError(f"override {ov!r}: expected --section.key=value with section one of "
+                            "data, model, train")
+        cfg[section][name] = _parse_value(value)
+    model_keys = set(VocoderConfig.__dataclass_fields__) - {
+        "n_units", "unit_space", "frame_rate", "sample_rate"}
+    unknown = {f"train.{k}" for k in set(cfg["train"]) - set(TRAIN_DEFAULTS)}
+    unknown |= {f"data.{k}" for k in set(cfg["data"]) - set(DATA_DEFAULTS)}
+    unknown |= {f"model.{k}" for k in set(cfg["model"]) - model_keys}
+    if unknown:
+        raise DataError(f"unknown config keys: {', '.join(sorted(unknown))}")
+    return cfg
+
+
+def _toml(cfg: dict[str, dict]) -> str:
+    return "\n".join(f"[{s}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in vals.items())
+                     for s, vals in cfg.items())
+
+
+# --------------------------------------------------------------------------- analysis cache
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(tokenizer: str, sp_dim: int, n_mels: int) -> None:
+    from speechlm.tokenizer import Tokenizer
+
+    torch.set_num_threads(1)
+    _WORKER.update(tok=Tokenizer.load(tokenizer), sp_dim=sp_dim, mel=MelSpectrogram(n_mels))
+
+
+def analyze_file(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One utterance -> (units ``[T]`` int16, features ``[2T, sp+ap+mel]`` float16,
+    F0 ``[2T]`` float32). Vocoder frames 2t and 2t+1 belong to unit frame t."""
+    tok = _WORKER["tok"]
+    wav = load_audio(path)
+    units = tok.tokenize_wave(wav).ids.numpy().astype(np.int16)
+    n = UPSAMPLE * len(units)
+    f0, sp, ap = world_analysis(wav.numpy(), sp_dim=_WORKER["sp_dim"])
+    with torch.no_grad():
+        mel = _WORKER["mel"](wav[None])[0].numpy()
+    feats = np.concatenate([sp[:n], ap[:n], mel[:n]], axis=1).astype(np.float16)
+    if len(feats) < n:
+        raise DataError(f"{path}: analysis gave {len(feats)} frames, expected {n}")
+    return units, feats, f0[:n].astype(np.float32)
+
+
+def build_cache(d: dict[str, Any], sp_dim: int, n_mels: int, splits=("train", "valid"),
+                progress: bool = True) -> Path:
+    """Analyse the corpus splits into ``d['cache']`` (skipped for splits already there)."""
+    cache = Path(d["cache"])
+    cache.mkdir(parents=True, exist_ok=True)
+    hold = set(d["holdout_voices"])
+    for split in splits:
+        if (cache / f"{split}.json").exists():
+            continue
+        items = [u for u in read_manifest(resolve_manifest(split, d["corpus"]))
+                 if (u.speaker or u.name.split("/")[0]) not in hold]
+        if d["max_per_voice"]:
+            seen: dict[str, int] = {}
+            keep = []
+            for u in items:
+                s = u.speaker or u.name.split("/")[0]
+                if seen.get(s, 0) < d["max_per_voice"]:
+                    seen[s] = seen.get(s, 0) + 1
+                    keep.append(u)
+            items = keep
+        if not items:
+            raise DataError(f"no {split} utterances left after holding out {sorted(hold)}")
+        jobs = d["jobs"] or os.cpu_count() or 1
+        units, feats, f0s, index = [], [], [], []
+        off = 0
+        with ProcessPoolExecutor(jobs, initializer=_init_worker,
+                                 initargs=(d["tokenizer"], sp_dim, n_mels)) as ex:
+            results = ex.map(analyze_file, [str(u.path) for u in items], chunksize=8)
+            for u, (un, fe, f0) in tqdm(zip(items, results), total=len(items),
+                                        desc=f"analyse {split}", disable=not progress):
+                units.append(un)
+                feats.append(fe)
+                f0s.append(f0)
+                index.append([u.name, u.speaker or u.name.split("/")[0], off, len(un)])
+                off += len(un)
+        for name, arr in (("units", np.concatenate(units)), ("feats", np.concatenate(feats)),
+                          ("f0", np.concatenate(f0s))):
+            with atomic_path(cache / f"{split}.{name}.npy") as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, arr)
+        from speechlm.tokenizer import Tokenizer
+
+        tok = Tokenizer.load(d["tokenizer"])
+        write_json_atomic(cache / f"{split}.json", {
+            "format": "speechlm.vocoder-cache", "version": 1, "unit_space": tok.unit_space,
+            "n_units": tok.n_units, "frame_rate": tok.frame_rate, "sp_dim": sp_dim,
+            "n_mels": n_mels, "tokenizer": d["tokenizer"], "utterances": index})
+    return cache
+
+
+class CacheSplit:
+    """Memory-mapped view of one analysed split."""
+
+    def __init__(self, cache: Path, split: str):
+        self.meta = json.loads((cache / f"{split}.json").read_text())
+        self.units = np.load(cache / f"{split}.units.npy", mmap_mode="r")
+        self.feats = np.load(cache / f"{split}.feats.npy", mmap_mode="r")
+        self.f0 = np.load(cache / f"{split}.f0.npy", mmap_mode="r")
+        self.utts = self.meta["utterances"]
+        self.by_speaker: dict[str, list[int]] = {}
+        for i, (_, spk, _, _) in enumerate(self.utts):
+            self.by_speaker.setdefault(spk, []).append(i)
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def item(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        _, _, off, n = self.utts[i]
+        return (self.units[off : off + n], self.feats[2 * off : 2 * (off + n)],
+                self.f0[2 * off : 2 * (off + n)])
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def make_batch(data: CacheSplit, seed: int, step: int, t: dict[str, Any], sp_dim: int,
+               ap_dim: int) -> dict[str, torch.Tensor]:
+    """The batch of ``step``: a pure function of (seed, step)."""
+    rng = np.random.default_rng([seed, step])
+    B, C = t["batch_size"], t["crop_frames"]
+    idx = rng.integers(0, len(data), size=B)
+    units = np.zeros((B, C), np.int64)
+    feats = np.zeros((B, 2 * C, data.feats.shape[1]), np.float32)
+    f0 = np.zeros((B, 2 * C), np.float32)
+    mask = np.zeros((B, 2 * C), np.float32)
+    f0_in = np.zeros((B, 2 * C, 3), np.float32)
+    use_f0 = rng.random(B) < t["f0_input_prob"]
+    R = t["ref_frames"]
+    ref_mel = np.zeros((B, R, data.feats.shape[1] - sp_dim - ap_dim), np.float32)
+    ref_len = np.zeros(B, np.int64)
+    ref_stats = np.zeros((B, 2), np.float32)
+    W = t["dur_window"]
+    dur_ids = np.zeros((B, W), np.int64)
+    dur_tgt = np.zeros((B, W), np.float32)
+    dur_mask = np.zeros((B, W), np.float32)
+    for b, i in enumerate(idx):
+        u, fe, f = data.item(int(i))
+        n = min(C, len(u))
+        s = int(rng.integers(0, len(u) - n + 1))
+        units[b, :n] = u[s : s + n]
+        feats[b, : 2 * n] = fe[2 * s : 2 * (s + n)]
+        f0[b, : 2 * n] = f[2 * s : 2 * (s + n)]
+        mask[b, : 2 * n] = 1
+        if use_f0[b]:
+            f0_in[b, : 2 * n] = f0_conditioning(f[2 * s : 2 * (s + n)], 2 * n).numpy()
+        # the voice reference: another utterance of the same voice
+        same = data.by_speaker[data.utts[int(i)][1]]
+        j = int(same[int(rng.integers(0, len(same)))])
+        if j == i and len(same) > 1:
+            j = int(same[(same.index(int(i)) + 1) % len(same)])
+        _, rfe, rf = data.item(j)
+        rn = min(R, len(rfe))
+        rs = int(rng.integers(0, len(rfe) - rn + 1))
+        ref_mel[b, :rn] = rfe[rs : rs + rn, sp_dim + ap_dim :]
+        ref_len[b] = rn
+        ref_stats[b] = log_f0_stats(rf).numpy()
+        # a window of deduplicated units with their durations
+        ids, durs = dedup(torch.from_numpy(u.astype(np.int64)))
+        m = min(W, len(ids))
+        ds = int(rng.integers(0, len(ids) - m + 1))
+        dur_ids[b, :m] = ids[ds : ds + m].numpy()
+        dur_tgt[b, :m] = np.log(durs[ds : ds + m].numpy())
+        dur_mask[b, :m] = 1
+    out = {"units": units, "feats": feats, "f0": f0, "mask": mask, "f0_in": f0_in,
+           "ref_mel": ref_mel, "ref_len": ref_len, "ref_stats": ref_stats,
+           "dur_ids": dur_ids, "dur_tgt": dur_tgt, "dur_mask": dur_mask}
+    return {k: torch.from_numpy(v) for k, v in out.items()}
+
+
+def compute_stats(data: CacheSplit, sp_dim: int, ap_dim: int,
+                  max_frames: int = 400_000) -> dict[str, torch.Tensor]:
+    """Mean / std of the targets, from an even subsample of the training frames."""
+    step = max(1, len(data.feats) // max_frames)
+    fe = np.asarray(data.feats[::step], dtype=np.float64)
+    f0 = np.asarray(data.f0[::step], dtype=np.float64)
+    mean, std = fe.mean(0), fe.std(0) + 1e-3
+    lf0 = np.log(f0[f0 > 0])
+
+    def pair(a, b):
+        return torch.tensor(np.stack([a, b]), dtype=torch.float32)
+
+    return {"sp_stats": pair(mean[:sp_dim], std[:sp_dim]),
+            "ap_stats": pair(mean[sp_dim : sp_dim + ap_dim], std[sp_dim : sp_dim + ap_dim]),
+            "mel_stats": pair(mean[sp_dim + ap_dim :], std[sp_dim + ap_dim :]),
+            "lf0_stats": torch.tensor([lf0.mean(), lf0.std()], dtype=torch.float32)}
+
+
+def losses(model: UnitVocoder, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """All training losses of one batch (normalized units; see :data:`LOSS_WEIGHTS`)."""
+    c = model.cfg
+    spk = model.speaker_vector(batch["ref_mel"], batch["ref_len"], batch["ref_stats"])
+    has_f0 = batch["f0_in"][..., 2:3].amax(dim=1, keepdim=True)  # [B, 1, 1]
+    f0_in = batch["f0_in"] * has_f0
+    y = model(batch["units"], spk, f0_in)
+    sp, ap, lf0, vuv, mel = torch.split(y, [c.sp_dim, c.ap_dim, 1, 1, c.n_mels], dim=-1)
+    fe = batch["feats"]
+    t_sp = (fe[..., : c.sp_dim] - model.sp_stats[0]) / model.sp_stats[1]
+    t_ap = (fe[..., c.sp_dim : c.sp_dim + c.ap_dim] - model.ap_stats[0]) / model.ap_stats[1]
+    t_mel = (fe[..., c.sp_dim + c.ap_dim :] - model.mel_stats[0]) / model.mel_stats[1]
+    m = batch["mask"]
+    voiced = (batch["f0"] > 0).float() * m
+    t_lf0 = (torch.log(batch["f0"].clamp(min=1.0)) - model.lf0_stats[0]) / model.lf0_stats[1]
+
+    def l1(a, b):
+        return ((a - b).abs().mean(-1) * m).sum() / m.sum().clamp(min=1)
+
+    out = {"sp": l1(sp, t_sp), "ap": l1(ap, t_ap), "mel": l1(mel, t_mel),
+           "lf0": ((lf0[..., 0] - t_lf0).abs() * voiced).sum() / voiced.sum().clamp(min=1),
+           "vuv": (F.binary_cross_entropy_with_logits(vuv[..., 0], (batch["f0"] > 0).float(),
+                                                       reduction="none") * m).sum()
+           / m.sum().clamp(min=1)}
+    logd = model.duration(batch["dur_ids"], spk)
+    dm = batch["dur_mask"]
+    out["dur"] = (((logd - batch["dur_tgt"]) ** 2) * dm).sum() / dm.sum().clamp(min=1)
+    out["total"] = sum(LOSS_WEIGHTS[k] * v for k, v in out.items())
+    return out
+
+
+def lr_at(step: int, t: dict[str, Any]) -> float:
+    if step < t["warmup_steps"]:
+        return t["lr"] * (step + 1) / t["warmup_steps"]
+    frac = (step - t["warmup_steps"]) / max(1, t["max_steps"] - t["warmup_steps"])
+    return t["min_lr"] + 0.5 * (t["lr"] - t["min_lr"]) * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+# --------------------------------------------------------------------------- state
+
+
+def _save_state(out: Path, model: UnitVocoder, opt: torch.optim.Optimizer, step: int,
+                history: dict) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    sd = opt.state_dict()
+    for i, st in sd["state"].items():
+        for k, v in st.items():
+            tensors[f"opt.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    meta = {"step": str(step), "param_groups": json.dumps(sd["param_groups"]),
+            "history": json.dumps(history)}
+    with atomic_path(out / "state.safetensors") as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
+                  metadata=meta)
+    write_json_atomic(out / "state.json", {"step": step, **history})
+
+
+def _load_state(out: Path, model: UnitVocoder, opt: torch.optim.Optimizer) -> tuple[int, dict]:
+    from safetensors import safe_open
+
+    path = out / "state.safetensors"
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(path))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
+                          strict=True)
+    state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, i, name = k.split(".", 2)
+            state.setdefault(int(i), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    return int(meta["step"]), json.loads(meta["history"])
+
+
+# --------------------------------------------------------------------------- loop
+
+
+def _write_samples(out: Path, model: UnitVocoder, valid: CacheSplit, corpus: str, step: int,
+                   training: dict) -> None:
+    """Vocode the first two validation utterances of two voices, with and without F0."""
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.types import Units
+
+    model.eval()
+    voc = Vocoder(model, training)
+    items = {u.name: u for u in read_manifest(resolve_manifest("valid", corpus))}
+    picks = [valid.by_speaker[s][0] for s in sorted(valid.by_speaker)[:2]]
+    tok = Tokenizer.load(training["tokenizer"])
+    d = out / "samples" / f"step-{step:06d}"
+    for i in picks:
+        name = valid.utts[i][0]
+        wav = load_audio(items[name].path)
+        units = Units(torch.from_numpy(valid.item(i)[0].astype(np.int64)), tok.frame_rate,
+                      tok.n_units, tok.unit_space)
+        voice = voc.voice(wav)
+        stem = name.replace("/", "_")
+        save_audio(d / f"{stem}-f0.wav", voc.decode(units, voice, f0=valid.item(i)[2]))
+        save_audio(d / f"{stem}-nof0.wav", voc.decode(units, voice))
+    model.train()
+
+
+def train_vocoder(cfg: dict[str, dict], progress: bool = True, recipe: str | None = None) -> Path:
+    """Run (or resume) the training described by ``cfg``; returns the run directory."""
+    t, d = cfg["train"], cfg["data"]
+    if t["threads"]:
+        torch.set_num_threads(int(t["threads"]))
+    sp_dim = int(cfg["model"].get("sp_dim", 60))
+    n_mels = int(cfg["model"].get("n_mels", 80))
+    cache = build_cache(d, sp_dim, n_mels, progress=progress)
+    train, valid = CacheSplit(cache, "train"), CacheSplit(cache, "valid")
+    meta = train.meta
+    mcfg = VocoderConfig(**{**cfg["model"], "n_units": meta["n_units"],
+                            "unit_space": meta["unit_space"], "frame_rate": meta["frame_rate"]})
+    if mcfg.sp_dim != meta["sp_dim"] or mcfg.n_mels != meta["n_mels"]:
+        raise DataError(f"{cache} was analysed with sp_dim {meta['sp_dim']} / n_mels "
+                        f"{meta['n_mels']}; the config asks {mcfg.sp_dim} / {mcfg.n_mels}")
+    torch.manual_seed(t["seed"])
+    model = UnitVocoder(mcfg)
+    for k, v in compute_stats(train, mcfg.sp_dim, mcfg.ap_dim).items():
+        getattr(model, k).copy_(v)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": t["weight_decay"]},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=t["lr"],
+                            betas=(0.8, 0.99))
+    out = Path(t["out"])
+    step, history = 0, {"train_loss": [], "valid_loss": []}
+    if (out / "state.safetensors").exists():
+        step, history = _load_state(out, model, opt)
+        log.info("resuming %s at step %d", out, step)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "run.toml", _toml(cfg))
+    log.info("vocoder: %.2fM parameters; %d train / %d valid utterances",
+             num_parameters(model) / 1e6, len(train), len(valid))
+    training = {"steps": step, "corpus": d["corpus"], "tokenizer": d["tokenizer"],
+                "holdout_voices": list(d["holdout_voices"]), "recipe": recipe,
+                "seed": t["seed"], "train_voices": sorted(train.by_speaker)}
+
+    def evaluate() -> dict[str, float]:
+        model.eval()
+        acc: dict[str, float] = {}
+        with torch.no_grad():
+            for i in range(t["eval_batches"]):
+                ls = losses(model, make_batch(valid, t["seed"] + 1, i, t, mcfg.sp_dim,
+                                              mcfg.ap_dim))
+                for k, v in ls.items():
+                    acc[k] = acc.get(k, 0.0) + float(v) / t["eval_batches"]
+        model.train()
+        return acc
+
+    bar = tqdm(total=t["max_steps"], initial=step, desc="train vocoder", unit="step",
+               disable=not progress)
+    model.train()
+    t0, n_steps = time.perf_counter(), 0
+    with (out / "log.jsonl").open("a") as log_f:
+        while step < t["max_steps"]:
+            lr = lr_at(step, t)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            ls = losses(model, make_batch(train, t["seed"], step, t, mcfg.sp_dim, mcfg.ap_dim))
+            opt.zero_grad(set_to_none=True)
+            ls["total"].backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), t["grad_clip"])
+            opt.step()
+            step += 1
+            n_steps += 1
+            bar.update(1)
+            if step % t["log_interval"] == 0 or step == t["max_steps"]:
+                rate = n_steps / (time.perf_counter() - t0)
+                rec = {k: round(float(v.detach()), 5) for k, v in ls.items()}
+                history["train_loss"].append([step, rec["total"]])
+                bar.set_postfix(loss=f"{rec['total']:.3f}", steps_s=f"{rate:.2f}")
+                log_f.write(json.dumps({"step": step, **rec, "lr": lr,
+                                        "grad_norm": float(gnorm), "steps_per_s": rate}) + "\n")
+                log_f.flush()
+            if step % t["eval_interval"] == 0 or step == t["max_steps"]:
+                vl = evaluate()
+                history["valid_loss"].append([step, round(vl["total"], 5)])
+                log_f.write(json.dumps({"step": step, "valid": vl}) + "\n")
+                log_f.flush()
+                log.info("step %d: valid loss %.4f", step, vl["total"])
+                best = history.get("best_valid")
+                if best is None or vl["total"] < best[1]:
+                    history["best_valid"] = [step, round(vl["total"], 5)]
+                    training.update(steps=step, valid_loss={k: round(v, 5) for k, v in vl.items()})
+                    Vocoder(model, training).save(out / "model")
+            if t["sample_interval"] and (step % t["sample_interval"] == 0
+                                         or step == t["max_steps"]):
+                _write_samples(out, model, valid, d["corpus"], step, training)
+            if step % t["ckpt_interval"] == 0 or step == t["max_steps"]:
+                _save_state(out, model, opt, step, history)
+    bar.close()
+    return out
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="speechlm train vocoder",
+                                description="train the unit vocoder (see configs/vocoder/)")
+    p.add_argument("--config", help="recipe TOML (configs/vocoder/*.toml)")
+    p.add_argument("overrides", nargs="*", help="--section.key=value overrides")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, extra = build_arg_parser().parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        cfg = load_config(args.config, list(args.overrides) + extra)
+        train_vocoder(cfg, recipe=args.config)
+    except SpeechLMError as err:
+        print(f"speechlm: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

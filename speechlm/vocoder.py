@@ -1,0 +1,505 @@
+"""Unit vocoder: units (+ a reference voice, + optional F0) -> 16 kHz waveform.
+
+The network predicts the parameters of a source-filter vocoder rather than samples::
+
+    units [B, T] (50 Hz) --embed + conv--> x2 upsample --conv, FiLM(speaker), + F0 in-->
+        [B, 2T, *] at 100 Hz: coded spectral envelope, band aperiodicity, log F0, voicing, log-mel
+    WORLD (pyworld.synthesize) turns envelope + aperiodicity + F0 into the waveform (default);
+    Griffin-Lim on the log-mel head is the measured baseline (``method="griffinlim"``).
+
+The speaker conditioning comes from our own speaker encoder, trained with the vocoder on the
+log-mel of a *different* utterance of the same voice (so it cannot carry content), plus the
+reference's log-F0 mean and spread. A duration model expands deduplicated units (what the LM
+produces) back to frame rate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechlm import checkpoint
+from speechlm.audio import FRAME_SIZE, SAMPLE_RATE, check_length
+from speechlm.errors import AudioError, ModelError
+from speechlm.types import Units
+
+DEFAULT_VOCODER = "unit-vocoder"
+FRAME_PERIOD_MS = 10.0  # WORLD frame period: two vocoder frames per 20 ms unit frame
+UPSAMPLE = 2  # vocoder frames per unit frame
+HOP = 160  # samples per vocoder frame (10 ms at 16 kHz)
+N_FFT = 1024  # STFT size of the log-mel (reference encoder input, Griffin-Lim baseline)
+LOG_FLOOR = 1e-5  # floor of the log-mel magnitude
+F0_FLOOR, F0_CEIL = 60.0, 700.0  # Hz, pitch search range of the F0 analysis
+
+
+def _pyworld():
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pyworld imports pkg_resources
+            import pyworld
+    except ImportError:
+        raise ModelError("the vocoder needs pyworld: pip install pyworld") from None
+    return pyworld
+
+
+# --------------------------------------------------------------------------- signal analysis
+
+
+def f0_track(wav: np.ndarray | torch.Tensor, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """F0 in Hz every 10 ms (0 = unvoiced), DIO + StoneMask: ``[T]`` -> ``[T // 160 + 1]``."""
+    pw = _pyworld()
+    x = np.ascontiguousarray(np.asarray(wav, dtype=np.float64).reshape(-1))
+    f0, t = pw.dio(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_PERIOD_MS)
+    return pw.stonemask(x, f0, t, sr)
+
+
+def world_analysis(wav: np.ndarray, sr: int = SAMPLE_RATE,
+                   sp_dim: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """WORLD parameters every 10 ms: F0 ``[N]``, coded envelope ``[N, sp_dim]``, coded
+    aperiodicity ``[N, A]`` (A = 1 band at 16 kHz)."""
+    pw = _pyworld()
+    x = np.ascontiguousarray(np.asarray(wav, dtype=np.float64).reshape(-1))
+    f0, t = pw.dio(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_PERIOD_MS)
+    f0 = pw.stonemask(x, f0, t, sr)
+    sp = pw.cheaptrick(x, f0, t, sr)
+    ap = pw.d4c(x, f0, t, sr)
+    return f0, pw.code_spectral_envelope(sp, sr, sp_dim), pw.code_aperiodicity(ap, sr)
+
+
+class MelSpectrogram(nn.Module):
+    """``[B, T]`` waveform -> ``[B, floor(T / 160) + 1, n_mels]`` log-magnitude mel (10 ms hop)."""
+
+    def __init__(self, n_mels: int = 80):
+        super().__init__()
+        import torchaudio.functional as AF
+
+        fb = AF.melscale_fbanks(N_FFT // 2 + 1, 0.0, SAMPLE_RATE / 2, n_mels, SAMPLE_RATE,
+                                norm="slaney", mel_scale="slaney")
+        self.register_buffer("fb", fb, persistent=False)  # [F, M]
+        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+
+    def magnitude(self, wav: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(wav, N_FFT, HOP, window=self.window, center=True, return_complex=True)
+        return spec.abs().transpose(1, 2)  # [B, N, F]
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        return torch.log(torch.clamp(self.magnitude(wav) @ self.fb, min=LOG_FLOOR))
+
+
+# --------------------------------------------------------------------------- network
+
+
+@dataclasses.dataclass(frozen=True)
+class VocoderConfig:
+    n_units: int  # K of the unit space (from the tokenizer)
+    unit_space: str  # the tokenizer's unit space id; other spaces are refused
+    frame_rate: float = 50.0  # unit frames per second
+    sample_rate: int = SAMPLE_RATE
+    sp_dim: int = 60  # coded spectral envelope dimensions (pyworld.code_spectral_envelope)
+    ap_dim: int = 1  # coded aperiodicity bands (1 at 16 kHz)
+    n_mels: int = 80  # log-mel bins: reference encoder input and Griffin-Lim head
+    channels: int = 256  # width of the decoder conv stack
+    pre_blocks: int = 3  # residual blocks at unit rate (50 Hz)
+    post_blocks: int = 5  # residual blocks at vocoder rate (100 Hz)
+    kernel: int = 5  # conv kernel of the decoder blocks
+    spk_dim: int = 128  # speaker vector size
+    spk_channels: int = 192  # width of the reference encoder
+    dur_channels: int = 192  # width of the duration model
+    dur_blocks: int = 3  # residual blocks of the duration model
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def out_dim(self) -> int:
+        return self.sp_dim + self.ap_dim + 2 + self.n_mels  # + log F0 + voicing logit
+
+
+def _channel_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
+    return norm(x.transpose(1, 2)).transpose(1, 2)
+
+
+class _Block(nn.Module):
+    """Residual dilated conv block with FiLM conditioning on the speaker vector."""
+
+    def __init__(self, ch: int, kernel: int, dilation: int, cond_dim: int, dropout: float):
+        super().__init__()
+        self.conv = nn.Conv1d(ch, ch, kernel, dilation=dilation,
+                              padding=dilation * (kernel - 1) // 2)
+        self.norm = nn.LayerNorm(ch)
+        self.film = nn.Linear(cond_dim, 2 * ch)
+        self.proj = nn.Conv1d(ch, ch, 1)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """``x`` [B, C, T], ``cond`` [B, S] -> [B, C, T]."""
+        h = _channel_norm(self.conv(x), self.norm)
+        scale, shift = self.film(cond).unsqueeze(-1).chunk(2, dim=1)
+        return x + self.drop(self.proj(F.gelu(h * (1 + scale) + shift)))
+
+
+class SpeakerEncoder(nn.Module):
+    """Log-mel of a reference ``[B, N, n_mels]`` (+ log-F0 stats ``[B, 2]``) -> ``[B, spk_dim]``."""
+
+    def __init__(self, cfg: VocoderConfig):
+        super().__init__()
+        c = cfg.spk_channels
+        self.inp = nn.Conv1d(cfg.n_mels, c, 5, padding=2)
+        self.convs = nn.ModuleList(nn.Conv1d(c, c, 5, padding=2 * d, dilation=d) for d in (1, 2, 4))
+        self.norms = nn.ModuleList(nn.LayerNorm(c) for _ in range(3))
+        self.out = nn.Linear(2 * c + 2, cfg.spk_dim)
+
+    def forward(self, mel: torch.Tensor, lengths: torch.Tensor, f0_stats: torch.Tensor):
+        x = self.inp(mel.transpose(1, 2))
+        for conv, norm in zip(self.convs, self.norms):
+            x = x + F.gelu(_channel_norm(conv(x), norm))
+        mask = (torch.arange(x.shape[2], device=x.device)[None] < lengths[:, None]).float()
+        n = mask.sum(1, keepdim=True).clamp(min=1)
+        mean = (x * mask[:, None]).sum(2) / n
+        var = ((x - mean[..., None]) ** 2 * mask[:, None]).sum(2) / n
+        stats = torch.cat([mean, var.clamp(min=1e-6).sqrt(), f0_stats], dim=1)
+        return torch.tanh(self.out(stats))
+
+
+class DurationModel(nn.Module):
+    """Deduplicated units ``[B, N]`` + speaker ``[B, S]`` -> log frame counts ``[B, N]``."""
+
+    def __init__(self, cfg: VocoderConfig):
+        super().__init__()
+        c = cfg.dur_channels
+        self.embed = nn.Embedding(cfg.n_units, c)
+        self.blocks = nn.ModuleList(_Block(c, 3, d, cfg.spk_dim, cfg.dropout)
+                                    for d in (1, 2, 4)[: cfg.dur_blocks])
+        self.out = nn.Conv1d(c, 1, 1)
+
+    def forward(self, ids: torch.Tensor, spk: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids).transpose(1, 2)
+        for b in self.blocks:
+            x = b(x, spk)
+        return self.out(x)[:, 0]
+
+
+class UnitVocoder(nn.Module):
+    """The trainable network. Outputs are normalized; :meth:`denormalize` undoes it."""
+
+    def __init__(self, cfg: VocoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.channels
+        self.embed = nn.Embedding(cfg.n_units, c)
+        self.f0_in = nn.Linear(3, c)  # [z-scored log F0, voiced, has_f0]
+        dil = (1, 2, 4, 8)
+        self.pre = nn.ModuleList(_Block(c, cfg.kernel, dil[i % 4], cfg.spk_dim, cfg.dropout)
+                                 for i in range(cfg.pre_blocks))
+        self.up = nn.ConvTranspose1d(c, c, 2 * UPSAMPLE, stride=UPSAMPLE, padding=UPSAMPLE // 2)
+        self.post = nn.ModuleList(_Block(c, cfg.kernel, dil[i % 4], cfg.spk_dim, cfg.dropout)
+                                  for i in range(cfg.post_blocks))
+        self.out = nn.Conv1d(c, cfg.out_dim, 1)
+        self.speaker = SpeakerEncoder(cfg)
+        self.duration = DurationModel(cfg)
+        # normalization statistics of the targets (set from the training data)
+        self.register_buffer("sp_stats", torch.stack([torch.zeros(cfg.sp_dim),
+                                                      torch.ones(cfg.sp_dim)]))
+        self.register_buffer("ap_stats", torch.stack([torch.zeros(cfg.ap_dim),
+                                                      torch.ones(cfg.ap_dim)]))
+        self.register_buffer("mel_stats", torch.stack([torch.zeros(cfg.n_mels),
+                                                       torch.ones(cfg.n_mels)]))
+        self.register_buffer("lf0_stats", torch.tensor([5.0, 0.4]))
+
+    def forward(self, units: torch.Tensor, spk: torch.Tensor,
+                f0_in: torch.Tensor | None = None) -> torch.Tensor:
+        """Decode.
+
+        Args:
+            units: ``[B, T]`` frame-rate unit ids.
+            spk: ``[B, spk_dim]`` from :meth:`speaker_vector`.
+            f0_in: ``[B, 2T, 3]`` (z-scored log F0, voiced, 1) or None (F0 predicted).
+
+        Returns:
+            ``[B, 2T, out_dim]`` normalized envelope | aperiodicity | log F0 | voicing | mel.
+        """
+        x = self.embed(units).transpose(1, 2)  # [B, C, T]
+        for b in self.pre:
+            x = b(x, spk)
+        x = self.up(x)[..., : UPSAMPLE * units.shape[1]]  # [B, C, 2T]
+        if f0_in is not None:
+            x = x + self.f0_in(f0_in).transpose(1, 2)
+        for b in self.post:
+            x = b(x, spk)
+        return self.out(x).transpose(1, 2)
+
+    def speaker_vector(self, mel: torch.Tensor, lengths: torch.Tensor,
+                       lf0_mean_std: torch.Tensor) -> torch.Tensor:
+        """Reference log-mel ``[B, N, n_mels]`` (raw), lengths ``[B]``, log-F0 mean/std ``[B, 2]``
+        -> ``[B, spk_dim]``."""
+        m = (mel - self.mel_stats[0]) / self.mel_stats[1]
+        f0s = torch.stack([(lf0_mean_std[:, 0] - self.lf0_stats[0]) / self.lf0_stats[1],
+                           lf0_mean_std[:, 1] / self.lf0_stats[1]], dim=1)
+        return self.speaker(m, lengths, f0s)
+
+    def split(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split and denormalize an output ``[B, N, out_dim]``."""
+        c = self.cfg
+        sp, ap, lf0, vuv, mel = torch.split(y, [c.sp_dim, c.ap_dim, 1, 1, c.n_mels], dim=-1)
+        return {"sp": sp * self.sp_stats[1] + self.sp_stats[0],
+                "ap": ap * self.ap_stats[1] + self.ap_stats[0],
+                "lf0": lf0[..., 0] * self.lf0_stats[1] + self.lf0_stats[0],
+                "vuv": torch.sigmoid(vuv[..., 0]),
+                "mel": mel * self.mel_stats[1] + self.mel_stats[0]}
+
+
+def f0_conditioning(f0: np.ndarray | torch.Tensor, n: int) -> torch.Tensor:
+    """An F0 track (Hz, 0 = unvoiced) -> ``[n, 3]`` vocoder input: log F0 z-scored over the
+    utterance's voiced frames (so the level and range come from the speaker), voiced, 1."""
+    f0 = torch.from_numpy(np.array(f0, dtype=np.float32))
+    f0 = F.pad(f0, (0, max(0, n - len(f0))))[:n]
+    voiced = f0 > 0
+    lf0 = torch.log(f0.clamp(min=1.0))
+    if voiced.sum() >= 2:
+        mu, sd = lf0[voiced].mean(), lf0[voiced].std().clamp(min=0.02)
+        z = torch.where(voiced, (lf0 - mu) / sd, torch.zeros_like(lf0))
+    else:
+        z = torch.zeros_like(lf0)
+    return torch.stack([z, voiced.float(), torch.ones_like(z)], dim=1)
+
+
+def log_f0_stats(f0: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Mean and standard deviation of log F0 over voiced frames: ``[2]``."""
+    f0 = torch.from_numpy(np.array(f0, dtype=np.float32))
+    v = f0[f0 > 0]
+    if len(v) < 2:
+        return torch.tensor([5.0, 0.15])  # about 150 Hz; only for a reference with no voicing
+    lf = torch.log(v)
+    return torch.stack([lf.mean(), lf.std().clamp(min=0.02)])
+
+
+# --------------------------------------------------------------------------- inference
+
+
+@dataclasses.dataclass(frozen=True)
+class Voice:
+    """A speaker conditioning computed once from a reference recording."""
+
+    vector: torch.Tensor  # [spk_dim]
+    lf0_mean_std: torch.Tensor  # [2]
+
+
+class Vocoder:
+    """Units -> waveform in a reference voice.
+
+    Args:
+        model: a trained :class:`UnitVocoder`.
+        training: how it was trained (recorded in ``config.json``).
+    """
+
+    def __init__(self, model: UnitVocoder, training: dict[str, Any] | None = None):
+        self.model = model.eval()
+        self.cfg = model.cfg
+        self.training = dict(training or {})
+        self.mel = MelSpectrogram(self.cfg.n_mels)
+
+    # --- the contract every stage exposes
+    @property
+    def sample_rate(self) -> int:
+        return self.cfg.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.cfg.frame_rate
+
+    @property
+    def n_units(self) -> int:
+        return self.cfg.n_units
+
+    @property
+    def unit_space(self) -> str:
+        return self.cfg.unit_space
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike = DEFAULT_VOCODER) -> Vocoder:
+        """Load a bundled vocoder by name or a vocoder directory (strict)."""
+        cfg, tensors, path = checkpoint.load_stage(name_or_path, "vocoder")
+        try:
+            vc = VocoderConfig(**cfg["model"])
+        except (KeyError, TypeError) as err:
+            raise ModelError(f"{path}: bad vocoder config ({err})") from None
+        model = UnitVocoder(vc)
+        try:
+            model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+        except RuntimeError as err:
+            raise ModelError(f"{path}: weights do not match config.json: "
+                             f"{str(err).splitlines()[0]}") from None
+        return cls(model, cfg.get("training"))
+
+    def save(self, path: str | os.PathLike, half: bool = False) -> os.PathLike:
+        sd = {k: (v.half() if half and v.is_floating_point() else v)
+              for k, v in self.model.state_dict().items()}
+        cfg = {"model": self.cfg.to_dict(), "unit_space": self.unit_space,
+               "training": self.training}
+        return checkpoint.save_stage(path, "vocoder", cfg, sd)
+
+    # --- conditioning
+    @torch.inference_mode()
+    def voice(self, ref: torch.Tensor | np.ndarray) -> Voice:
+        """A 16 kHz reference recording ``[T]`` -> its :class:`Voice`."""
+        ref = torch.as_tensor(np.asarray(ref, dtype=np.float32)).reshape(-1)
+        check_length(ref.numel(), FRAME_SIZE, "the voice reference")
+        if float(ref.abs().max()) < 1e-4:
+            raise AudioError("the voice reference is silent")
+        mel = self.mel(ref[None])
+        stats = log_f0_stats(f0_track(ref.numpy()))
+        vec = self.model.speaker_vector(mel, torch.tensor([mel.shape[1]]), stats[None])
+        return Voice(vec[0], stats)
+
+    @torch.inference_mode()
+    def expand(self, units: Units, voice: Voice) -> Units:
+        """Deduplicated units -> frame-rate units, with durations from the duration model."""
+        self.check_units(units)
+        if not units.deduped:
+            return units
+        logd = self.model.duration(units.ids[None].long(), voice.vector[None])[0]
+        dur = torch.clamp(torch.round(torch.exp(logd)), min=1).long()
+        return Units(ids=torch.repeat_interleave(units.ids, dur), frame_rate=units.frame_rate,
+                     n_units=units.n_units, unit_space=units.unit_space)
+
+    def check_units(self, units: Units) -> None:
+        if units.unit_space != self.unit_space:
+            raise ModelError(f"unit space mismatch: the units are {units.unit_space!r}, the "
+                             f"vocoder was trained on {self.unit_space!r}")
+        if len(units) and (int(units.ids.min()) < 0 or int(units.ids.max()) >= self.n_units):
+            raise ModelError(f"unit ids must be in [0, {self.n_units}), got "
+                             f"[{int(units.ids.min())}, {int(units.ids.max())}]")
+
+    @torch.inference_mode()
+    def parameters_for(self, units: Units, voice: Voice,
+                       f0: np.ndarray | None = None,
+                       use_durations: bool = True) -> dict[str, torch.Tensor]:
+        """Predicted vocoder parameters ``{name: [2T, ...]}`` for ``units``.
+
+        Deduplicated units with durations are expanded with those durations when
+        ``use_durations`` (resynthesis); otherwise the duration model decides.
+        """
+        self.check_units(units)
+        if units.deduped:
+            if use_durations and units.durations is not None:
+                units = Units(ids=torch.repeat_interleave(units.ids, units.durations),
+                              frame_rate=units.frame_rate, n_units=units.n_units,
+                              unit_space=units.unit_space)
+            else:
+                units = self.expand(units, voice)
+        if len(units) == 0:
+            raise ModelError("no units to vocode")
+        n = UPSAMPLE * len(units)
+        f0_in = None if f0 is None else f0_conditioning(f0, n)[None]
+        y = self.model(units.ids[None].long(), voice.vector[None], f0_in)
+        return {k: v[0] for k, v in self.model.split(y).items()}
+
+    def synthesize(self, params: dict[str, torch.Tensor], method: str = "world",
+                   gl_iters: int = 32) -> torch.Tensor:
+        """Vocoder parameters -> ``[2T * 160]`` waveform."""
+        if method == "world":
+            f0 = torch.where(params["vuv"] > 0.5, torch.exp(params["lf0"]), 0.0)
+            y = world_synthesize(f0.double().numpy(), params["sp"].double().numpy(),
+                                 params["ap"].double().numpy(), self.sample_rate)
+            y = torch.from_numpy(y.astype(np.float32))
+        elif method == "griffinlim":
+            y = griffin_lim(params["mel"], self.mel.fb, n_iter=gl_iters)
+        else:
+            raise ValueError(f"unknown vocoder method {method!r} (world, griffinlim)")
+        return _limit(y)
+
+    def decode(self, units: Units, voice: Voice, f0: np.ndarray | None = None,
+               method: str = "world", use_durations: bool = True) -> torch.Tensor:
+        """Units -> ``[T]`` float32 waveform at :attr:`sample_rate` in ``voice``."""
+        return self.synthesize(self.parameters_for(units, voice, f0, use_durations), method)
+
+
+def _split_points(f0: np.ndarray, parts: int, min_frames: int = 50) -> list[int]:
+    """Frames where the synthesis can be cut into ``parts`` pieces: unvoiced frames (WORLD's
+    pulse phase restarts there) nearest to even splits; fewer pieces where there are none."""
+    n = len(f0)
+    cuts = []
+    unvoiced = np.flatnonzero(f0 <= 0)
+    for i in range(1, parts):
+        target = i * n // parts
+        if len(unvoiced) == 0:
+            break
+        k = int(unvoiced[np.argmin(np.abs(unvoiced - target))])
+        if abs(k - target) < n // (2 * parts) and k - (cuts[-1] if cuts else 0) >= min_frames \
+                and n - k >= min_frames:
+            cuts.append(k)
+    return cuts
+
+
+def world_synthesize(f0: np.ndarray, sp_coded: np.ndarray, ap_coded: np.ndarray,
+                     sr: int = SAMPLE_RATE, threads: int | None = None) -> np.ndarray:
+    """WORLD synthesis of ``N`` frames (10 ms) -> ``[N * 160]`` float64 samples.
+
+    Long inputs are cut at unvoiced frames and the pieces synthesized in parallel threads
+    (pyworld releases the GIL), with a 10 ms cross-fade at each cut; ``threads`` defaults to
+    torch's intra-op thread count.
+    """
+    pw = _pyworld()
+    fft = pw.get_cheaptrick_fft_size(sr)
+    n = len(f0)
+    sp = pw.decode_spectral_envelope(np.ascontiguousarray(sp_coded, dtype=np.float64), sr, fft)
+    ap = pw.decode_aperiodicity(np.ascontiguousarray(ap_coded, dtype=np.float64), sr, fft)
+    f0 = np.ascontiguousarray(f0, dtype=np.float64)
+    cuts = _split_points(f0, threads or torch.get_num_threads())
+    if not cuts:
+        return pw.synthesize(f0, sp, ap, sr, FRAME_PERIOD_MS)[: n * HOP]
+    from concurrent.futures import ThreadPoolExecutor
+
+    bounds = [0, *cuts, n]
+    spans = [(max(0, a - 1), b) for a, b in zip(bounds[:-1], bounds[1:])]  # 1 frame overlap
+
+    def run(span):
+        a, b = span
+        return pw.synthesize(np.ascontiguousarray(f0[a:b]), np.ascontiguousarray(sp[a:b]),
+                             np.ascontiguousarray(ap[a:b]), sr, FRAME_PERIOD_MS)
+
+    with ThreadPoolExecutor(len(spans)) as ex:
+        pieces = list(ex.map(run, spans))
+    out = np.zeros(n * HOP)
+    fade = np.linspace(0.0, 1.0, HOP)
+    for (a, b), piece, lo in zip(spans, pieces, bounds[:-1]):
+        seg = piece[: (b - a) * HOP].copy()
+        start = a * HOP
+        if a < lo:  # overlap one frame with the previous piece: cross-fade
+            seg[:HOP] *= fade
+            out[start : start + HOP] *= fade[::-1]
+        out[start : start + len(seg)] += seg
+    return out[: n * HOP]
+
+
+def griffin_lim(log_mel: torch.Tensor, fb: torch.Tensor, n_iter: int = 32) -> torch.Tensor:
+    """Log-magnitude mel ``[N, M]`` -> waveform with torchaudio's Griffin-Lim (the baseline)."""
+    import torchaudio
+
+    mag = torch.clamp(torch.exp(log_mel) @ torch.linalg.pinv(fb), min=0.0)  # [N, F]
+    gl = torchaudio.transforms.GriffinLim(n_fft=N_FFT, hop_length=HOP, power=1.0, n_iter=n_iter,
+                                          rand_init=False)
+    with torch.inference_mode():
+        return gl(mag.T.contiguous())
+
+
+def _limit(y: torch.Tensor) -> torch.Tensor:
+    peak = float(y.abs().max()) if y.numel() else 0.0
+    return y * (0.99 / peak) if peak > 0.99 else y
+
+
+def num_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["DEFAULT_VOCODER", "MelSpectrogram", "UnitVocoder", "Vocoder", "VocoderConfig",
+           "Voice", "f0_conditioning", "f0_track", "griffin_lim", "log_f0_stats",
+           "world_analysis"]

@@ -1,0 +1,157 @@
+"""continue / resynth / vocode from the command line, and the SpeechLM API behind them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speechlm.cli import main
+
+SAMPLE = "samples/flite_slt_arctic_a0004.wav"
+
+
+@pytest.fixture(scope="module")
+def voc_dir(tiny_vocoder_run):
+    return str(tiny_vocoder_run[0] / "model")
+
+
+def _md5(p) -> str:
+    return hashlib.md5(open(p, "rb").read()).hexdigest()
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_resynth_writes_same_length_audio(voc_dir, tmp_path, capsys):
+    out = tmp_path / "r.wav"
+    code, stdout, _ = _run(capsys, "-q", "resynth", SAMPLE, "-o", str(out), "--vocoder", voc_dir)
+    assert code == 0 and str(out) in stdout
+    y, sr = sf.read(out)
+    x, _ = sf.read(SAMPLE)
+    assert sr == 16000 and abs(len(y) - len(x)) < 640
+    # no overwrite without --force
+    code, _, err = _run(capsys, "resynth", SAMPLE, "-o", str(out), "--vocoder", voc_dir)
+    assert code == 2 and "exists; pass --force" in err and err.count("\n") == 1
+    code, _, _ = _run(capsys, "-q", "resynth", SAMPLE, "-o", str(out), "--vocoder", voc_dir,
+                      "--voice", "samples/fest_kal_arctic_a0004.wav", "--force")
+    assert code == 0
+
+
+def test_resynth_bad_input(voc_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    code, _, err = _run(capsys, "resynth", str(bad), "-o", str(tmp_path / "o.wav"),
+                        "--vocoder", voc_dir)
+    assert code == 2 and err.startswith("speechlm: error:") and err.count("\n") == 1
+    assert not (tmp_path / "o.wav").exists()
+    code, _, err = _run(capsys, "resynth", SAMPLE, "-o", str(tmp_path / "o.txt"),
+                        "--vocoder", voc_dir)
+    assert code == 2 and ".wav" in err
+
+
+def test_vocode_units_file(voc_dir, tmp_path, capsys):
+    code, stdout, _ = _run(capsys, "-q", "tokenize", "--format", "json", "--dedup", SAMPLE)
+    units = tmp_path / "u.json"
+    units.write_text(stdout)
+    out = tmp_path / "v.wav"
+    code, _, _ = _run(capsys, "-q", "vocode", str(units), "-o", str(out), "--voice", SAMPLE,
+                      "--vocoder", voc_dir)
+    assert code == 0
+    y, _ = sf.read(out)
+    rec = json.loads(stdout)
+    assert len(y) == sum(rec["durations"]) * 320
+    # a units file from another unit space is refused
+    rec["unit_space"] = "mfcc-k100-deadbeef"
+    units.write_text(json.dumps(rec))
+    code, _, err = _run(capsys, "vocode", str(units), "-o", str(tmp_path / "w.wav"),
+                        "--voice", SAMPLE, "--vocoder", voc_dir)
+    assert code == 2 and "unit space mismatch" in err
+
+
+def test_continue_seeded_reproducible_and_samples_differ(voc_dir, tmp_path, capsys):
+    out = tmp_path / "c.wav"
+    args = ["-q", "continue", SAMPLE, "--vocoder", voc_dir, "--seconds", "1.5", "--seed", "3"]
+    code, _, _ = _run(capsys, *args, "-o", str(out), "--num-samples", "2",
+                      "--units-out", str(tmp_path / "u.jsonl"))
+    assert code == 0
+    a1, a2 = tmp_path / "c-1.wav", tmp_path / "c-2.wav"
+    assert a1.exists() and a2.exists() and _md5(a1) != _md5(a2)
+    code, _, _ = _run(capsys, *args, "-o", str(tmp_path / "d.wav"))
+    assert code == 0
+    assert _md5(tmp_path / "d.wav") == _md5(a1)  # sample 1 of seed 3 == seed 3 alone
+    recs = [json.loads(x) for x in (tmp_path / "u.jsonl").read_text().splitlines()]
+    assert [r["name"] for r in recs] == ["prompt", "sample-1", "sample-2"]
+    assert all(r["format"] == "speechlm.units" and r["dedup"] for r in recs)
+    # the output holds the prompt, then the continuation
+    y, _ = sf.read(a1)
+    x, _ = sf.read(SAMPLE)
+    assert len(y) > len(x)
+    code, _, _ = _run(capsys, *args, "-o", str(tmp_path / "e.wav"), "--continuation-only")
+    e, _ = sf.read(tmp_path / "e.wav")
+    assert len(e) < len(y)
+
+
+def test_continue_bad_prompts(voc_dir, tmp_path, capsys):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(32000, np.float32), 16000)
+    code, _, err = _run(capsys, "continue", str(silent), "-o", str(tmp_path / "o.wav"),
+                        "--vocoder", voc_dir)
+    assert code == 2 and "silent" in err and err.count("\n") == 1
+    txt = tmp_path / "notes.wav"
+    txt.write_text("hello")
+    code, _, err = _run(capsys, "continue", str(txt), "-o", str(tmp_path / "o.wav"),
+                        "--vocoder", voc_dir)
+    assert code == 2 and err.count("\n") == 1
+    code, _, err = _run(capsys, "continue", SAMPLE, "-o", str(tmp_path / "o.wav"),
+                        "--vocoder", voc_dir, "--seconds", "60")
+    assert code == 2 and "does not fit the LM's context" in err
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_long_prompt_is_truncated_to_the_context(voc_dir, tmp_path, capsys):
+    x, sr = sf.read(SAMPLE)
+    long = tmp_path / "long.wav"
+    sf.write(long, np.concatenate([x] * 4), sr)  # ~13 s: more units than the context holds
+    code, _, err = _run(capsys, "continue", str(long), "-o", str(tmp_path / "o.wav"),
+                        "--vocoder", voc_dir, "--seconds", "1", "--seed", "0")
+    assert code == 0 and "longer than the LM's context" in err
+
+
+def test_pipeline_refuses_mismatched_stages(voc_dir):
+    from speechlm.errors import ModelError
+    from speechlm.lm import load_lm
+    from speechlm.pipeline import SpeechLM
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.vocoder import Vocoder
+
+    tok = Tokenizer.load()
+    lm, info = load_lm()
+    voc = Vocoder.load(voc_dir)
+    SpeechLM(tok, lm, info, voc)  # matching stages are accepted
+    voc.cfg = type(voc.cfg)(**{**voc.cfg.to_dict(), "unit_space": "mfcc-k100-00000000"})
+    with pytest.raises(ModelError, match="mfcc-k100-00000000.*mfcc-k100-a7ed9ff3"):
+        SpeechLM(tok, lm, info, voc)
+
+
+def test_api_continue_and_vocode(voc_dir):
+    from speechlm import SpeechLM, Units
+
+    m = SpeechLM.load(vocoder=voc_dir)
+    units = m.tokenize(SAMPLE)
+    assert isinstance(units, Units) and units.deduped
+    out = m.continue_audio(SAMPLE, seconds=1.0, seed=1)
+    assert out.sample_rate == 16000 and out.waveform.dim() == 1
+    assert out.prompt_units.unit_space == m.unit_space
+    assert len(out.generated_units) > 0 and out.prompt_seconds > 3
+    again = m.continue_audio(SAMPLE, seconds=1.0, seed=1)
+    assert torch.equal(out.waveform, again.waveform)
+    wav = m.vocode(units, voice=SAMPLE)
+    assert wav.shape[0] == units.num_frames * 320

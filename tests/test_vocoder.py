@@ -1,0 +1,184 @@
+"""The unit vocoder: network properties, training (loss falls, resume), inference contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from speechlm.errors import DataError, ModelError
+from speechlm.types import Units
+from speechlm.vocoder import (
+    HOP,
+    UPSAMPLE,
+    UnitVocoder,
+    Vocoder,
+    VocoderConfig,
+    f0_conditioning,
+    log_f0_stats,
+)
+
+TINY = "configs/vocoder/tiny.toml"
+
+
+def _cfg(small_corpus, tmp, **train):
+    from speechlm.train.vocoder import load_config
+
+    ov = [f"--data.corpus={small_corpus}", f"--data.cache={tmp / 'cache'}",
+          f"--train.out={tmp / 'run'}"] + [f"--train.{k}={v}" for k, v in train.items()]
+    return load_config(TINY, ov)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_vocoder_run):
+    return tiny_vocoder_run
+
+
+@pytest.fixture(scope="module")
+def tiny_vocoder(tiny_run):
+    return Vocoder.load(tiny_run[0] / "model")
+
+
+def _units(voc: Vocoder, ids) -> Units:
+    return Units(torch.tensor(ids, dtype=torch.long), voc.frame_rate, voc.n_units, voc.unit_space)
+
+
+def test_training_loss_falls_and_exports(tiny_run):
+    out, _ = tiny_run
+    recs = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    train = [r["total"] for r in recs if "total" in r]
+    assert len(train) >= 4 and train[-1] < train[0] * 0.9
+    cfg = json.loads((out / "model" / "config.json").read_text())
+    assert cfg["kind"] == "vocoder" and cfg["unit_space"].startswith("mfcc-k100-")
+    assert cfg["training"]["holdout_voices"] == ["flite_rms"]
+    assert "flite_rms" not in cfg["training"]["train_voices"]
+    assert (out / "state.safetensors").exists()
+
+
+def test_resume_after_interrupt_matches_uninterrupted(small_corpus, tmp_path, monkeypatch):
+    from speechlm.train import vocoder as tv
+
+    full = tv.train_vocoder(_cfg(small_corpus, tmp_path / "a", max_steps=10, ckpt_interval=5,
+                                 eval_interval=5), progress=False)
+    real = tv.make_batch
+
+    def dies_at_step_7(data, seed, step, *a, **kw):
+        if step == 7 and seed == 0:
+            raise KeyboardInterrupt
+        return real(data, seed, step, *a, **kw)
+
+    cfg_b = _cfg(small_corpus, tmp_path / "b", max_steps=10, ckpt_interval=5, eval_interval=5)
+    cfg_b["data"]["cache"] = str(tmp_path / "a" / "cache")  # same analysis
+    monkeypatch.setattr(tv, "make_batch", dies_at_step_7)
+    with pytest.raises(KeyboardInterrupt):
+        tv.train_vocoder(cfg_b, progress=False)
+    monkeypatch.setattr(tv, "make_batch", real)
+    resumed = tv.train_vocoder(cfg_b, progress=False)
+    a = load_file(str(full / "state.safetensors"))
+    b = load_file(str(resumed / "state.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_decode_length_determinism_and_range(tiny_vocoder, wav_file):
+    from speechlm.audio import load_audio
+
+    voc = tiny_vocoder
+    voice = voc.voice(load_audio(wav_file(1.5)))
+    u = _units(voc, [3, 3, 7, 9, 9, 9, 1] * 5)
+    y1 = voc.decode(u, voice)
+    y2 = voc.decode(u, voice)
+    assert y1.shape == (len(u) * UPSAMPLE * HOP,)
+    assert torch.equal(y1, y2)
+    assert float(y1.abs().max()) <= 1.0
+    # deduplicated units keep their durations
+    d = u.dedup()
+    assert voc.decode(d, voice).shape == y1.shape
+    g = voc.decode(u, voice, method="griffinlim")
+    assert g.shape[0] == pytest.approx(y1.shape[0], abs=HOP)
+
+
+def test_batch_equals_stacked_items():
+    cfg = VocoderConfig(n_units=20, unit_space="x", channels=16, pre_blocks=1, post_blocks=1,
+                        spk_dim=8, spk_channels=8, dur_channels=8, dur_blocks=1, dropout=0.0)
+    torch.manual_seed(0)
+    m = UnitVocoder(cfg).eval()
+    units = torch.randint(0, 20, (3, 25))
+    spk = torch.randn(3, 8)
+    f0 = torch.randn(3, 50, 3)
+    with torch.no_grad():
+        batched = m(units, spk, f0)
+        single = torch.cat([m(units[i : i + 1], spk[i : i + 1], f0[i : i + 1]) for i in range(3)])
+    assert batched.shape == (3, 50, cfg.out_dim)
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-5)
+
+
+def test_duration_model_expands_dedup_units(tiny_vocoder, wav_file):
+    from speechlm.audio import load_audio
+
+    voc = tiny_vocoder
+    voice = voc.voice(load_audio(wav_file(1.0)))
+    d = Units(torch.tensor([1, 5, 2, 8]), voc.frame_rate, voc.n_units, voc.unit_space,
+              torch.tensor([1, 1, 1, 1]))
+    full = voc.expand(d, voice)
+    assert not full.deduped and len(full) >= 4
+    assert torch.equal(full.dedup().ids, d.ids)
+
+
+def test_refuses_other_unit_space_and_bad_ids(tiny_vocoder, wav_file):
+    from speechlm.audio import load_audio
+
+    voc = tiny_vocoder
+    voice = voc.voice(load_audio(wav_file(1.0)))
+    other = Units(torch.tensor([1, 2]), voc.frame_rate, voc.n_units, "mfcc-k100-00000000")
+    with pytest.raises(ModelError, match="unit space mismatch.*mfcc-k100-00000000"):
+        voc.decode(other, voice)
+    with pytest.raises(ValueError):
+        Units(torch.tensor([[1]]), 50.0, 100, "x")
+
+
+def test_silent_reference_is_refused(tiny_vocoder):
+    from speechlm.errors import AudioError
+
+    with pytest.raises(AudioError, match="silent"):
+        tiny_vocoder.voice(torch.zeros(16000))
+
+
+def test_tampered_weights_refused(tiny_run, tmp_path):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    src = tiny_run[0] / "model"
+    bad = tmp_path / "bad"
+    shutil.copytree(src, bad)
+    sd = load_file(str(bad / "model.safetensors"))
+    sd.pop(next(iter(sd)))
+    save_file(sd, str(bad / "model.safetensors"))
+    with pytest.raises(ModelError, match="weights do not match"):
+        Vocoder.load(bad)
+
+
+def test_f0_conditioning_is_speaker_free():
+    f0 = np.array([0, 100, 110, 120, 0, 130, 0], dtype=np.float32)
+    c1 = f0_conditioning(f0, 8)
+    c2 = f0_conditioning(f0 * 2, 8)  # one octave up: same normalized contour
+    assert c1.shape == (8, 3)
+    torch.testing.assert_close(c1, c2)
+    assert c1[:, 1].tolist() == [0, 1, 1, 1, 0, 1, 0, 0]
+    assert abs(float(c1[c1[:, 1] > 0, 0].mean())) < 1e-5
+    s = log_f0_stats(f0)
+    assert s[0] == pytest.approx(np.log([100, 110, 120, 130]).mean(), abs=1e-5)
+
+
+def test_bad_config_keys():
+    from speechlm.train.vocoder import load_config
+
+    with pytest.raises(DataError, match="unknown config keys: train.nope"):
+        load_config(TINY, ["--train.nope=1"])
+    with pytest.raises(DataError, match="config not found"):
+        load_config("configs/vocoder/missing.toml")
