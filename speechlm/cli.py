@@ -131,6 +131,15 @@ def cmd_train_lm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_encoder(args: argparse.Namespace) -> int:
+    from speechlm.train.encoder import load_config, train_encoder
+
+    cfg = load_config(args.config, args.overrides)
+    out = train_encoder(cfg, progress=not args.quiet, recipe=args.config)
+    print(json.dumps({"run": str(out), "model": str(out / "model")}))
+    return 0
+
+
 def cmd_generate_units(args: argparse.Namespace) -> int:
     from speechlm.generate import SamplingOptions, generate
     from speechlm.lm import load_lm
@@ -247,7 +256,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from speechlm import __version__
+    from speechlm import __version__, cli_audio
     from speechlm.tokenizer import DEFAULT_TOKENIZER
 
     # -v / -q are accepted before or after the command
@@ -324,6 +333,16 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--config", required=True, help="recipe TOML, e.g. configs/lm/cpu.toml")
     tl.set_defaults(func=cmd_train_lm, accepts_overrides=True)
 
+    te = add_parser(trsub, "encoder", help="train a HuBERT-style encoder (masked prediction)",
+                    description="Train a HuBERT-architecture encoder by masked prediction of the "
+                    "frame-rate units of a target tokenizer (iteration 1: mfcc-k100; iteration 2: "
+                    "a tokenizer on an iteration-1 layer). Extra --section.key=value arguments "
+                    "override the recipe. For several processes: torchrun --nproc_per_node=N -m "
+                    "speechlm.train.encoder --config ...")
+    te.add_argument("--config", required=True,
+                    help="recipe TOML, e.g. configs/encoder/cpu.toml")
+    te.set_defaults(func=cmd_train_encoder, accepts_overrides=True)
+
     g = add_parser(sub, "generate-units", help="continue a unit sequence with the unit LM",
                    description="Sample continuations of a unit prompt; one line of units per "
                    "sample on stdout (or JSON records with log-probabilities).")
@@ -384,6 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--voices", default="flite_slt,flite_rms,fest_kal",
                     help="comma-separated corpus voices")
     bp.set_defaults(func=cmd_build_probes)
+    cli_audio.register_eval(evsub, add_parser, _add_report_args)
+
+    cli_audio.register_top(sub, add_parser)
+    cli_audio.register_train(trsub, add_parser)
 
     m = add_parser(sub, "models", help="list the bundled models")
     m.set_defaults(func=cmd_models)
