@@ -3,7 +3,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: setup demo test lint bench corpus tokenizer eval-tokenizer lm eval-lm
+.PHONY: setup demo test lint bench corpus tokenizer eval-tokenizer lm eval-lm vocoder \
+	eval-resynth eval-continue
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -11,10 +12,11 @@ $(STAMP): pyproject.toml scripts/setup.sh
 
 setup: $(STAMP)  ## system packages, .venv and the package
 
-demo: $(STAMP)  ## tokenize the bundled samples, then continue one of them with the bundled LM
-	$(VENV)/bin/speechlm tokenize --dedup samples/*.wav
-	$(VENV)/bin/speechlm tokenize --dedup samples/flite_slt_arctic_a0004.wav \
-	  | $(VENV)/bin/speechlm generate-units --prompt-units - --seconds 3 --num-samples 2 --seed 0
+demo: $(STAMP)  ## continue a bundled sample prompt with the bundled model: outputs/demo/*.wav
+	$(VENV)/bin/speechlm continue samples/flite_slt_arctic_a0004.wav \
+	  -o outputs/demo/continued.wav --seconds 5 --num-samples 2 --seed 0 --force \
+	  --units-out outputs/demo/units.jsonl
+	@echo "demo: play outputs/demo/continued-1.wav and continued-2.wav (prompt: the first 3.3 s)"
 
 test: $(STAMP)  ## the whole test suite (what CI runs)
 	$(PY) -m pytest -q
@@ -26,6 +28,8 @@ bench: $(STAMP)  ## speed benchmarks against peers, measured in the same run
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench_tokenize.py
 	$(PY) benchmarks/bench_lm.py
+	$(PY) benchmarks/bench_vocoder.py
+	$(PY) benchmarks/bench_continue.py
 
 corpus: $(STAMP)  ## synthesize the full corpus into data/corpus (~15 min on 2 cores)
 	$(VENV)/bin/speechlm corpus synth --out data/corpus
@@ -42,3 +46,13 @@ lm: corpus  ## retrain the bundled unit LM with the CPU recipe (~1 h) and evalua
 eval-lm: $(STAMP)  ## perplexity and probe accuracies of the bundled LM (test split)
 	$(VENV)/bin/speechlm eval build-probes --out data/probes
 	$(VENV)/bin/speechlm eval lm --model unit-lm
+
+vocoder: corpus  ## retrain the bundled unit vocoder with the CPU recipe (~1.5 h), judge and bench it
+	bash scripts/build_default_vocoder.sh
+
+eval-resynth: $(STAMP)  ## resynthesis WER / speaker similarity / DNSMOS / F0 of the bundled vocoder
+	$(VENV)/bin/speechlm eval resynth --vocoder unit-vocoder --data test --per-voice 10
+
+eval-continue: $(STAMP)  ## the continuation report of the bundled model, with figures
+	$(VENV)/bin/speechlm eval continue --data test --per-voice 4 --num-samples 3 \
+	  --figures docs/figures/continue

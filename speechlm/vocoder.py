@@ -340,10 +340,12 @@ class Vocoder:
         return cls(model, cfg.get("training"))
 
     def save(self, path: str | os.PathLike, half: bool = False) -> os.PathLike:
-        sd = {k: (v.half() if half and v.is_floating_point() else v)
+        """Write the stage directory; ``half`` stores the weights (not the normalization
+        statistics) in float16 -- inference computes in float32 either way."""
+        sd = {k: (v.half() if half and v.is_floating_point() and not k.endswith("_stats") else v)
               for k, v in self.model.state_dict().items()}
         cfg = {"model": self.cfg.to_dict(), "unit_space": self.unit_space,
-               "training": self.training}
+               "training": self.training, "stored_dtype": "float16" if half else "float32"}
         return checkpoint.save_stage(path, "vocoder", cfg, sd)
 
     # --- conditioning

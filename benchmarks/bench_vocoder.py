@@ -1,0 +1,110 @@
+"""Vocoder speed, in x real time (seconds of audio produced per second), against torchaudio's
+Griffin-Lim (32 iterations) in the same run.
+
+speechlm: ``Vocoder.decode(units, voice)`` on frame-rate units of held-out utterances (the
+network predicting WORLD parameters + WORLD synthesis), with each utterance's voice computed
+beforehand (a voice is computed once per speaker); the voice cost is reported separately.
+Peers: ``torchaudio.transforms.GriffinLim(n_iter=32, power=1)`` on the magnitude spectrogram of
+the same utterances (given to it for free), with torchaudio's default frames (n_fft 400, hop 200:
+the faster, and the ratio's reference) and with the vocoder's own frames (n_fft 1024, hop 160:
+what the Griffin-Lim baseline of ``eval resynth`` runs). All use all of torch's threads; the best
+of ``--repeats`` passes counts.
+
+    .venv/bin/python benchmarks/bench_vocoder.py [--vocoder unit-vocoder] [--utterances 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--vocoder", default="unit-vocoder")
+    ap.add_argument("--data", default="test", help="split of data/corpus or a manifest")
+    ap.add_argument("--utterances", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", help="write the result here")
+    args = ap.parse_args()
+
+    import torchaudio
+
+    from speechlm.audio import load_audio
+    from speechlm.eval.resynth import select_items
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.vocoder import HOP, N_FFT, MelSpectrogram, Vocoder
+
+    voc = Vocoder.load(args.vocoder)
+    tok = Tokenizer.load(voc.training.get("tokenizer") or "mfcc-k100")
+    items = select_items(args.data, REPO / "data" / "corpus", 0, 0)[:: 37][: args.utterances]
+    wavs = [load_audio(it["path"]) for it in items]
+    units = [tok.tokenize_wave(w) for w in wavs]
+    t0 = time.perf_counter()
+    voices = [voc.voice(w) for w in wavs]
+    t_voice = time.perf_counter() - t0
+    mel = MelSpectrogram()
+    with torch.no_grad():
+        mags = [mel.magnitude(w[None])[0].T.contiguous() for w in wavs]  # [F, N]
+        spec = torchaudio.transforms.Spectrogram(n_fft=400, hop_length=200, power=1.0)
+        mags_default = [spec(w) for w in wavs]
+    gl = torchaudio.transforms.GriffinLim(n_fft=N_FFT, hop_length=HOP, power=1.0, n_iter=32,
+                                          rand_init=False)
+    gl_default = torchaudio.transforms.GriffinLim(n_fft=400, hop_length=200, power=1.0, n_iter=32,
+                                                  rand_init=False)
+    seconds = sum(u.num_frames for u in units) / voc.frame_rate
+
+    def ours():
+        for u, v in zip(units, voices):
+            voc.decode(u, v)
+
+    def peer():
+        with torch.inference_mode():
+            for m in mags:
+                gl(m)
+
+    def peer_default():
+        with torch.inference_mode():
+            for m in mags_default:
+                gl_default(m)
+
+    best = {}
+    for name, fn in (("speechlm", ours), ("griffinlim_32", peer),
+                     ("griffinlim_32_default", peer_default)):
+        if name == "speechlm":
+            fn()  # warm-up
+        times = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        best[name] = min(times)
+    result = {
+        "benchmark": "vocoder", "vocoder": args.vocoder, "utterances": len(units),
+        "audio_seconds": round(seconds, 2), "threads": torch.get_num_threads(),
+        "speechlm_x_real_time": round(seconds / best["speechlm"], 1),
+        "griffinlim32_default_frames_x_real_time": round(seconds / best["griffinlim_32_default"],
+                                                         1),
+        "griffinlim32_vocoder_frames_x_real_time": round(seconds / best["griffinlim_32"], 1),
+        "ratio_vs_griffinlim_default": round(best["griffinlim_32_default"] / best["speechlm"], 2),
+        "ratio_vs_griffinlim_vocoder_frames": round(best["griffinlim_32"] / best["speechlm"], 2),
+        "voice_seconds_per_utterance": round(t_voice / len(units), 4),
+        "targets": {"x_real_time_min": 50, "ratio_min": 2.0},
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        from speechlm.io import write_json_atomic
+
+        write_json_atomic(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
