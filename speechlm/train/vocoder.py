@@ -15,6 +15,7 @@ weights with the best validation loss), ``state.safetensors`` (resume), ``log.js
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import math
@@ -71,6 +72,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "out": "outputs/vocoder",
     "threads": 0,  # torch threads (0: torch's default)
+    "device": "auto",  # auto | cpu | cuda
 }
 DATA_DEFAULTS: dict[str, Any] = {
     "corpus": "data/corpus",
@@ -388,8 +390,7 @@ def _write_samples(out: Path, model: UnitVocoder, valid: CacheSplit, corpus: str
     from speechlm.tokenizer import Tokenizer
     from speechlm.types import Units
 
-    model.eval()
-    voc = Vocoder(model, training)
+    voc = Vocoder(copy.deepcopy(model).cpu(), training)
     items = {u.name: u for u in read_manifest(resolve_manifest("valid", corpus))}
     picks = [valid.by_speaker[s][0] for s in sorted(valid.by_speaker)[:2]]
     tok = Tokenizer.load(training["tokenizer"])
@@ -403,7 +404,11 @@ def _write_samples(out: Path, model: UnitVocoder, valid: CacheSplit, corpus: str
         stem = name.replace("/", "_")
         save_audio(d / f"{stem}-f0.wav", voc.decode(units, voice, f0=valid.item(i)[2]))
         save_audio(d / f"{stem}-nof0.wav", voc.decode(units, voice))
-    model.train()
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return batch if device.type == "cpu" else {k: v.to(device, non_blocking=True)
+                                               for k, v in batch.items()}
 
 
 def train_vocoder(cfg: dict[str, dict], progress: bool = True, recipe: str | None = None) -> Path:
@@ -421,10 +426,15 @@ def train_vocoder(cfg: dict[str, dict], progress: bool = True, recipe: str | Non
     if mcfg.sp_dim != meta["sp_dim"] or mcfg.n_mels != meta["n_mels"]:
         raise DataError(f"{cache} was analysed with sp_dim {meta['sp_dim']} / n_mels "
                         f"{meta['n_mels']}; the config asks {mcfg.sp_dim} / {mcfg.n_mels}")
+    if t["device"] == "cuda" and not torch.cuda.is_available():
+        raise SpeechLMError("train.device = cuda but no GPU is visible")
+    device = torch.device("cuda" if torch.cuda.is_available() and t["device"] != "cpu"
+                          else "cpu")
     torch.manual_seed(t["seed"])
     model = UnitVocoder(mcfg)
     for k, v in compute_stats(train, mcfg.sp_dim, mcfg.ap_dim).items():
         getattr(model, k).copy_(v)
+    model.to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": t["weight_decay"]},
@@ -448,8 +458,8 @@ def train_vocoder(cfg: dict[str, dict], progress: bool = True, recipe: str | Non
         acc: dict[str, float] = {}
         with torch.no_grad():
             for i in range(t["eval_batches"]):
-                ls = losses(model, make_batch(valid, t["seed"] + 1, i, t, mcfg.sp_dim,
-                                              mcfg.ap_dim))
+                ls = losses(model, _to(make_batch(valid, t["seed"] + 1, i, t, mcfg.sp_dim,
+                                                  mcfg.ap_dim), device))
                 for k, v in ls.items():
                     acc[k] = acc.get(k, 0.0) + float(v) / t["eval_batches"]
         model.train()
@@ -464,7 +474,8 @@ def train_vocoder(cfg: dict[str, dict], progress: bool = True, recipe: str | Non
             lr = lr_at(step, t)
             for g in opt.param_groups:
                 g["lr"] = lr
-            ls = losses(model, make_batch(train, t["seed"], step, t, mcfg.sp_dim, mcfg.ap_dim))
+            ls = losses(model, _to(make_batch(train, t["seed"], step, t, mcfg.sp_dim,
+                                              mcfg.ap_dim), device))
             opt.zero_grad(set_to_none=True)
             ls["total"].backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), t["grad_clip"])
