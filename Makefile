@@ -53,6 +53,5 @@ vocoder: corpus  ## retrain the bundled unit vocoder with the CPU recipe (~1.5 h
 eval-resynth: $(STAMP)  ## resynthesis WER / speaker similarity / DNSMOS / F0 of the bundled vocoder
 	$(VENV)/bin/speechlm eval resynth --vocoder unit-vocoder --data test --per-voice 10
 
-eval-continue: $(STAMP)  ## the continuation report of the bundled model, with figures
-	$(VENV)/bin/speechlm eval continue --data test --per-voice 4 --num-samples 3 \
-	  --figures docs/figures/continue
+eval-continue: $(STAMP)  ## the continuation report of the bundled model, with figures (docs/)
+	bash scripts/build_continue_report.sh

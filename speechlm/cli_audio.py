@@ -156,7 +156,8 @@ def cmd_eval_continue(args: argparse.Namespace) -> int:
                                    prompt_seconds=args.prompt_seconds, seconds=args.seconds,
                                    temperature=args.temperature, seed=args.seed,
                                    figures=args.figures, audio_out=args.audio_out,
-                                   progress=not args.quiet, vocoder=args.vocoder)
+                                   progress=not args.quiet, vocoder=args.vocoder,
+                                   max_figures=args.max_figures)
     return _emit_report(args, report, continuation_markdown(report))
 
 
@@ -268,7 +269,8 @@ def register_eval(evsub, add_parser, add_report_args) -> None:
     ec.add_argument("--seconds", type=float, default=5.0, help="continuation length")
     ec.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
     ec.add_argument("--seed", type=int, default=0, help="seed of prompts and sampling")
-    ec.add_argument("--figures", help="write one PNG per prompt here")
+    ec.add_argument("--figures", help="write a PNG per voice here (its first prompt)")
+    ec.add_argument("--max-figures", type=int, default=0, help="at most this many (0: all)")
     ec.add_argument("--audio-out", help="also write the continuations here")
     add_report_args(ec)
     ec.set_defaults(func=cmd_eval_continue)

@@ -43,4 +43,4 @@ def test_eval_continue_report_and_figures(tiny_vocoder_run, small_corpus, tmp_pa
     for key in ("asr", "similarity", "dnsmos", "auto_bleu2", "loop", "silence_ratio",
                 "rate_ratio"):
         assert key in s
-    assert len(list((tmp_path / "f").glob("*.png"))) == len(r["prompts"]) == 4
+    assert len(list((tmp_path / "f").glob("*.png"))) == len(r["voices"]) == 4

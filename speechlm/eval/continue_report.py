@@ -42,8 +42,12 @@ def evaluate_continuation(model: str = "default", data: str = "test",
                           num_samples: int = 3, prompt_seconds: float = 3.0,
                           seconds: float = 5.0, temperature: float = 0.8, seed: int = 0,
                           figures: str | None = None, audio_out: str | None = None,
-                          progress: bool = True, vocoder: str | None = None) -> dict[str, Any]:
-    """Run the continuation report; returns the JSON report."""
+                          progress: bool = True, vocoder: str | None = None,
+                          max_figures: int = 0) -> dict[str, Any]:
+    """Run the continuation report; returns the JSON report.
+
+    With ``figures``, one PNG is drawn for the first sample of the first prompt of each voice
+    (at most ``max_figures``; 0: no limit)."""
     from speechlm.eval import continuation as cm
     from speechlm.eval.judges import Judges
     from speechlm.pipeline import SpeechLM
@@ -71,6 +75,7 @@ def evaluate_continuation(model: str = "default", data: str = "test",
                 picked += 1
     judges = Judges()
     rows = []
+    drawn: set[str] = set()
     for k, it in enumerate(tqdm(chosen, desc="eval continue", disable=not progress)):
         wav = load_audio(it["path"])[: int(prompt_seconds * sr)]
         wav_np = wav.numpy()
@@ -106,7 +111,9 @@ def evaluate_continuation(model: str = "default", data: str = "test",
             if audio_out:
                 save_audio(Path(audio_out) / f"{it['name'].replace('/', '_')}-{j + 1}.wav",
                            o.waveform, sr)
-        if figures:
+        if figures and it["voice"] not in drawn and (not max_figures
+                                                     or len(drawn) < max_figures):
+            drawn.add(it["voice"])
             from speechlm.eval.figures import plot_continuation
             from speechlm.types import Units
 
