@@ -20,6 +20,15 @@ def _out_path(out: str | None, default: Path, force: bool) -> Path:
     return path
 
 
+def _need_input(path: str | Path, what: str = "input") -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise SpeechLMError(f"{what} not found: {p}")
+    if p.is_dir():
+        raise SpeechLMError(f"{what} {p} is a directory; give a file")
+    return p
+
+
 def _refuse_existing(paths: list[Path], force: bool) -> None:
     if force:
         return
@@ -41,7 +50,9 @@ def cmd_continue(args: argparse.Namespace) -> int:
     from speechlm.pipeline import SpeechLM
     from speechlm.units import to_record
 
-    prompt = Path(args.prompt)
+    prompt = _need_input(args.prompt, "prompt")
+    if args.voice:
+        _need_input(args.voice, "voice reference")
     out = _out_path(args.output, Path(f"{prompt.stem}.continued.wav"), args.force)
     paths = [_numbered(out, i + 1, args.num_samples) for i in range(args.num_samples)]
     _refuse_existing(paths + ([Path(args.units_out)] if args.units_out else []), args.force)
@@ -82,7 +93,9 @@ def cmd_resynth(args: argparse.Namespace) -> int:
     from speechlm.tokenizer import Tokenizer
     from speechlm.vocoder import Vocoder, f0_track
 
-    src = Path(args.input)
+    src = _need_input(args.input)
+    if args.voice:
+        _need_input(args.voice, "voice reference")
     out = _out_path(args.output, Path(f"{src.stem}.resynth.wav"), args.force)
     _refuse_existing([out], args.force)
     voc = Vocoder.load(args.vocoder)
@@ -105,7 +118,8 @@ def cmd_vocode(args: argparse.Namespace) -> int:
     from speechlm.units import read_units_json
     from speechlm.vocoder import Vocoder
 
-    src = Path(args.units)
+    src = _need_input(args.units, "units file")
+    _need_input(args.voice, "voice reference")
     out = _out_path(args.output, Path(f"{src.stem}.wav"), args.force)
     recs = read_units_json(src)
     if args.name is not None:

@@ -155,3 +155,14 @@ def test_api_continue_and_vocode(voc_dir):
     assert torch.equal(out.waveform, again.waveform)
     wav = m.vocode(units, voice=SAMPLE)
     assert wav.shape[0] == units.num_frames * 320
+
+
+def test_missing_inputs_are_named_before_outputs(voc_dir, tmp_path, capsys):
+    out = tmp_path / "o.wav"
+    out.write_bytes(b"")  # an existing output must not hide the missing input
+    for argv in (["resynth", str(tmp_path / "nope.wav"), "-o", str(out)],
+                 ["continue", str(tmp_path / "nope.wav"), "-o", str(out)],
+                 ["continue", SAMPLE, "--voice", str(tmp_path / "v.wav"), "-o", str(out)],
+                 ["vocode", str(tmp_path / "u.json"), "--voice", SAMPLE, "-o", str(out)]):
+        code, _, err = _run(capsys, *argv, "--vocoder", voc_dir)
+        assert code == 2 and "not found" in err and err.count("\n") == 1, argv
