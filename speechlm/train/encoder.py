@@ -33,21 +33,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from speechlm.audio import SAMPLE_RATE
 from speechlm.errors import DataError, SpeechLMError
 from speechlm.features import num_frames
-from speechlm.io import atomic_path, write_json_atomic, write_text_atomic
+from speechlm.io import write_text_atomic
 
 # shared with the LM trainer: value parsing, run.toml, the LR schedule, process-group set-up
-from speechlm.train.lm import _parse_value, _setup_distributed, _toml, lr_at
+from speechlm.train.lm import _setup_distributed
+from speechlm.train.recipe import load_state, lr_at, read_recipe, save_state, to_toml
 
 log = logging.getLogger(__name__)
 
@@ -86,27 +84,9 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     """Read a recipe TOML (sections data / model / train) and apply ``--section.key=value``."""
     from speechlm.train.hubert import MODEL_DEFAULTS, build_arch
 
-    cfg: dict[str, dict] = {"data": dict(DATA_DEFAULTS), "model": dict(MODEL_DEFAULTS),
-                            "train": dict(TRAIN_DEFAULTS)}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise DataError(f"config not found: {p}")
-        try:
-            raw = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise DataError(f"{p}: invalid TOML ({err})") from None
-        for section, values in raw.items():
-            if section not in cfg:
-                raise DataError(f"{p}: unknown section [{section}] (data, model, train)")
-            cfg[section].update(values)
-    for ov in overrides:
-        key, sep, value = ov.removeprefix("--").partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot or section not in cfg:
-            raise DataError(f"override {ov!r}: expected --section.key=value with section one of "
-                            "data, model, train")
-        cfg[section][name] = _parse_value(value)
+    cfg = read_recipe(path, list(overrides), {"data": dict(DATA_DEFAULTS),
+                                              "model": dict(MODEL_DEFAULTS),
+                                              "train": dict(TRAIN_DEFAULTS)})
     unknown = [f"{s}.{k}" for s, defaults in (("data", DATA_DEFAULTS), ("model", MODEL_DEFAULTS),
                                               ("train", TRAIN_DEFAULTS))
                for k in sorted(set(cfg[s]) - set(defaults))]
@@ -126,35 +106,14 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
 
 def _save_state(out: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int,
                 history: dict) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    sd = opt.state_dict()
-    for i, st in sd["state"].items():
-        for k, v in st.items():
-            tensors[f"opt.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-    meta = {"step": str(step), "param_groups": json.dumps(sd["param_groups"]),
-            "history": json.dumps(history)}
-    with atomic_path(out / "state.safetensors") as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
-                  metadata=meta)
-    write_json_atomic(out / "state.json", {"step": step, **history})
+    save_state(out, model.state_dict(), opt, step, history)
 
 
 def _load_state(out: Path, model: torch.nn.Module,
                 opt: torch.optim.Optimizer) -> tuple[int, dict]:
-    path = out / "state.safetensors"
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata()
-    device = next(model.parameters()).device
-    tensors = load_file(str(path), device=str(device))
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
-                           if k.startswith("model.")}, strict=True)
-    state: dict[int, dict] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, i, name = k.split(".", 2)
-            state.setdefault(int(i), {})[name] = v.cpu() if name == "step" else v
-    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
-    return int(meta["step"]), json.loads(meta["history"])
+    msd, step, history = load_state(out, opt, next(model.parameters()).device)
+    model.load_state_dict(msd, strict=True)
+    return step, history
 
 
 def export_encoder(path: Path, encoder: torch.nn.Module, arch: dict[str, Any],
@@ -246,7 +205,7 @@ def train_encoder(cfg: dict[str, dict], progress: bool = True, recipe: str | Non
             log.info("resuming %s at step %d", out, step)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "run.toml", _toml(cfg))
+        write_text_atomic(out / "run.toml", to_toml(cfg))
         log.info("encoder: %.2fM parameters (+ head), %d usable train utterances, K=%d, "
                  "world %d, device %s", sum(p.numel() for p in model.encoder.parameters()) / 1e6,
                  len(train_pool), n_classes, world, device)

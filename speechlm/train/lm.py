@@ -30,16 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from speechlm import checkpoint
 from speechlm.errors import DataError, SpeechLMError
-from speechlm.io import atomic_path, write_json_atomic, write_text_atomic
+from speechlm.io import write_text_atomic
 from speechlm.lm import LMConfig, UnitLM
+from speechlm.train.recipe import load_state, lr_at, read_recipe, save_state, to_toml
 
 log = logging.getLogger(__name__)
 
@@ -72,35 +71,10 @@ DATA_DEFAULTS: dict[str, Any] = {
 # --------------------------------------------------------------------------- configuration
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict[str, dict]:
     """Read a recipe TOML (sections data / model / train) and apply ``--section.key=value``."""
-    cfg: dict[str, dict] = {"data": dict(DATA_DEFAULTS), "model": {}, "train": dict(TRAIN_DEFAULTS)}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise DataError(f"config not found: {p}")
-        try:
-            raw = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise DataError(f"{p}: invalid TOML ({err})") from None
-        for section, values in raw.items():
-            if section not in cfg:
-                raise DataError(f"{p}: unknown section [{section}] (data, model, train)")
-            cfg[section].update(values)
-    for ov in overrides:
-        key, sep, value = ov.removeprefix("--").partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot or section not in cfg:
-            raise DataError(f"override {ov!r}: expected --section.key=value with section one of "
-                            "data, model, train")
-        cfg[section][name] = _parse_value(value)
+    cfg = read_recipe(path, list(overrides), {"data": dict(DATA_DEFAULTS), "model": {},
+                                              "train": dict(TRAIN_DEFAULTS)})
     model_keys = {f.name for f in dataclasses.fields(LMConfig)} - {
         "n_units", "unit_space", "dedup", "frame_rate"}  # these come from the data
     unknown = {f"train.{k}" for k in set(cfg["train"]) - set(TRAIN_DEFAULTS)}
@@ -109,16 +83,6 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     if unknown:
         raise DataError(f"unknown config keys: {', '.join(sorted(unknown))}")
     return cfg
-
-
-def _toml(cfg: dict[str, dict]) -> str:
-    lines = []
-    for section, values in cfg.items():
-        lines.append(f"[{section}]")
-        for k, v in values.items():
-            lines.append(f"{k} = {json.dumps(v)}")
-        lines.append("")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- batches
@@ -138,49 +102,20 @@ def get_batch(tokens: np.ndarray, offsets: np.ndarray, block: int,
     return w[:, :-1].to(device), w[:, 1:].to(device)
 
 
-def lr_at(step: int, t: dict[str, Any]) -> float:
-    if step < t["warmup_steps"]:
-        return t["lr"] * (step + 1) / t["warmup_steps"]
-    frac = (step - t["warmup_steps"]) / max(1, t["max_steps"] - t["warmup_steps"])
-    return t["min_lr"] + 0.5 * (t["lr"] - t["min_lr"]) * (1 + math.cos(math.pi * min(1.0, frac)))
-
-
 # --------------------------------------------------------------------------- state
 
 
 def _save_state(out: Path, model: UnitLM, opt: torch.optim.Optimizer, step: int,
                 history: dict) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()
-               if k != "head.weight"}  # tied to embed.weight
-    sd = opt.state_dict()
-    for i, st in sd["state"].items():
-        for k, v in st.items():
-            tensors[f"opt.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-    meta = {"step": str(step), "param_groups": json.dumps(sd["param_groups"]),
-            "history": json.dumps(history)}
-    with atomic_path(out / "state.safetensors") as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
-                  metadata=meta)
-    write_json_atomic(out / "state.json", {"step": step, **history})
+    save_state(out, {k: v for k, v in model.state_dict().items()
+                     if k != "head.weight"}, opt, step, history)  # head is tied to embed
 
 
 def _load_state(out: Path, model: UnitLM, opt: torch.optim.Optimizer) -> tuple[int, dict]:
-    from safetensors import safe_open
-
-    path = out / "state.safetensors"
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata()
-    tensors = load_file(str(path))
-    msd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    msd, step, history = load_state(out, opt)
     msd["head.weight"] = msd["embed.weight"]
     model.load_state_dict(msd, strict=True)
-    state: dict[int, dict] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, i, name = k.split(".", 2)
-            state.setdefault(int(i), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
-    return int(meta["step"]), json.loads(meta["history"])
+    return step, history
 
 
 def export_model(out: Path, model: UnitLM, extra: dict[str, Any]) -> Path:
@@ -248,7 +183,7 @@ def train_lm(cfg: dict[str, dict], progress: bool = True, recipe: str | None = N
             log.info("resuming %s at step %d", out, step)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "run.toml", _toml(cfg))
+        write_text_atomic(out / "run.toml", to_toml(cfg))
         log.info("model: %.2fM parameters, %d train tokens, world %d, device %s",
                  model.num_params() / 1e6, len(train_tokens), world, device)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model

@@ -18,7 +18,6 @@ import argparse
 import copy
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -27,16 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from speechlm.audio import load_audio, save_audio
 from speechlm.errors import DataError, SpeechLMError
 from speechlm.io import atomic_path, write_json_atomic, write_text_atomic
 from speechlm.manifest import read_manifest, resolve_manifest
+from speechlm.train.recipe import load_state, lr_at, read_recipe, save_state, to_toml
 from speechlm.units import dedup
 from speechlm.vocoder import (
     UPSAMPLE,
@@ -88,35 +86,10 @@ LOSS_WEIGHTS = {"sp": 1.0, "ap": 0.3, "lf0": 1.0, "vuv": 0.5, "mel": 1.0, "dur":
 # --------------------------------------------------------------------------- configuration
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict[str, dict]:
     """Read a recipe TOML (sections data / model / train) and apply ``--section.key=value``."""
-    cfg: dict[str, dict] = {"data": dict(DATA_DEFAULTS), "model": {}, "train": dict(TRAIN_DEFAULTS)}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise DataError(f"config not found: {p}")
-        try:
-            raw = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise DataError(f"{p}: invalid TOML ({err})") from None
-        for section, values in raw.items():
-            if section not in cfg:
-                raise DataError(f"{p}: unknown section [{section}] (data, model, train)")
-            cfg[section].update(values)
-    for ov in overrides:
-        key, sep, value = ov.removeprefix("--").partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot or section not in cfg:
-            raise DataError(f"override {ov!r}: expected --section.key=value with section one of "
-                            "data, model, train")
-        cfg[section][name] = _parse_value(value)
+    cfg = read_recipe(path, list(overrides), {"data": dict(DATA_DEFAULTS), "model": {},
+                                              "train": dict(TRAIN_DEFAULTS)})
     model_keys = set(VocoderConfig.__dataclass_fields__) - {
         "n_units", "unit_space", "frame_rate", "sample_rate"}
     unknown = {f"train.{k}" for k in set(cfg["train"]) - set(TRAIN_DEFAULTS)}
@@ -125,11 +98,6 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     if unknown:
         raise DataError(f"unknown config keys: {', '.join(sorted(unknown))}")
     return cfg
-
-
-def _toml(cfg: dict[str, dict]) -> str:
-    return "\n".join(f"[{s}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in vals.items())
-                     for s, vals in cfg.items())
 
 
 # --------------------------------------------------------------------------- analysis cache
@@ -338,47 +306,7 @@ def losses(model: UnitVocoder, batch: dict[str, torch.Tensor]) -> dict[str, torc
     return out
 
 
-def lr_at(step: int, t: dict[str, Any]) -> float:
-    if step < t["warmup_steps"]:
-        return t["lr"] * (step + 1) / t["warmup_steps"]
-    frac = (step - t["warmup_steps"]) / max(1, t["max_steps"] - t["warmup_steps"])
-    return t["min_lr"] + 0.5 * (t["lr"] - t["min_lr"]) * (1 + math.cos(math.pi * min(1.0, frac)))
-
-
 # --------------------------------------------------------------------------- state
-
-
-def _save_state(out: Path, model: UnitVocoder, opt: torch.optim.Optimizer, step: int,
-                history: dict) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    sd = opt.state_dict()
-    for i, st in sd["state"].items():
-        for k, v in st.items():
-            tensors[f"opt.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-    meta = {"step": str(step), "param_groups": json.dumps(sd["param_groups"]),
-            "history": json.dumps(history)}
-    with atomic_path(out / "state.safetensors") as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
-                  metadata=meta)
-    write_json_atomic(out / "state.json", {"step": step, **history})
-
-
-def _load_state(out: Path, model: UnitVocoder, opt: torch.optim.Optimizer) -> tuple[int, dict]:
-    from safetensors import safe_open
-
-    path = out / "state.safetensors"
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata()
-    tensors = load_file(str(path))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
-                          strict=True)
-    state: dict[int, dict] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, i, name = k.split(".", 2)
-            state.setdefault(int(i), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
-    return int(meta["step"]), json.loads(meta["history"])
 
 
 # --------------------------------------------------------------------------- loop
@@ -443,10 +371,11 @@ def train_vocoder(cfg: dict[str, dict], progress: bool = True, recipe: str | Non
     out = Path(t["out"])
     step, history = 0, {"train_loss": [], "valid_loss": []}
     if (out / "state.safetensors").exists():
-        step, history = _load_state(out, model, opt)
+        msd, step, history = load_state(out, opt, device)
+        model.load_state_dict(msd, strict=True)
         log.info("resuming %s at step %d", out, step)
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "run.toml", _toml(cfg))
+    write_text_atomic(out / "run.toml", to_toml(cfg))
     log.info("vocoder: %.2fM parameters; %d train / %d valid utterances",
              num_parameters(model) / 1e6, len(train), len(valid))
     training = {"steps": step, "corpus": d["corpus"], "tokenizer": d["tokenizer"],
@@ -506,7 +435,7 @@ def train_vocoder(cfg: dict[str, dict], progress: bool = True, recipe: str | Non
                                          or step == t["max_steps"]):
                 _write_samples(out, model, valid, d["corpus"], step, training)
             if step % t["ckpt_interval"] == 0 or step == t["max_steps"]:
-                _save_state(out, model, opt, step, history)
+                save_state(out, model.state_dict(), opt, step, history)
     bar.close()
     return out
 
