@@ -1,68 +1,70 @@
 #!/usr/bin/env bash
-# Two HuBERT iterations on CPU, each ending in a k-means tokenizer on the encoder's best layer,
-# with the tokenizer metrics of each stage next to the MFCC baseline in docs/encoder-units.md.
+# HuBERT-style encoder units vs the MFCC units, on held-out test data, end to end on CPU:
 #
-#   0. baseline: eval the bundled MFCC tokenizer (mfcc-k100) on valid
-#   1. iteration 1: train configs/encoder/cpu.toml (predicts mfcc-k100 frame units, ~2.2 h)
-#      -> PNMI of a quick k-means per layer picks layer L1 (speechlm.train.encoder_layers)
-#      -> speechlm train tokenizer --features outputs/encoder-cpu/model --layer L1
-#         --out data/tokenizers/enc1-k100  -> eval
-#   2. iteration 2: train configs/encoder/cpu-iter2.toml (predicts enc1-k100 frame units)
-#      -> layer L2 -> data/tokenizers/enc2-k100 -> eval
+#   1. iteration 1: train configs/encoder/cpu-mel.toml (predicts mfcc-k100 frame units)
+#      -> PNMI of a quick k-means per layer on valid picks layer L1 (speechlm.train.encoder_layers)
+#      -> speechlm train tokenizer --features outputs/encoder-cpu-mel/model --layer L1
+#         --out data/tokenizers/encmel1-k100
+#   2. iteration 2 (ITER2=1): configs/encoder/cpu-mel-iter2.toml predicts encmel1-k100 units
+#      -> data/tokenizers/encmel2-k100
+#   3. speechlm eval tokenizer --manifest test for mfcc-k100 and each iteration's tokenizer
+#   4. resynthesis WER: a vocoder trained on each unit set with the bundled vocoder's recipe
+#      (configs/vocoder/cpu.toml; the WORLD/mel analysis of the MFCC cache is reused via
+#      data.feats_from), judged by speechlm eval resynth (world-f0, 10 test utterances per voice);
+#      the MFCC row is the bundled unit-vocoder's report, docs/vocoder-unit-vocoder.json
+#   5. the side-by-side table -> docs/encoder-units.md (+ .json)
 #
 # Every step resumes or is skipped when its output exists: rerun after a kill. Needs the corpus
-# (make corpus). ~6 h on 2 cores in all. Env: K (units, default 100), EVAL_UTTS (valid
-# utterances for eval, default 400), CORPUS (default data/corpus).
+# (make corpus). Cost on 2 cores: ~65 min per encoder iteration, ~15 min per tokenizer + its
+# evaluation, ~70 min per vocoder. Env: K (default 100), ITER2 (default 0), VOCODERS (default 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SL=.venv/bin/speechlm
 PY=.venv/bin/python
 K=${K:-100}
-EVAL_UTTS=${EVAL_UTTS:-400}
-CORPUS=${CORPUS:-data/corpus}
-mkdir -p docs outputs/eval
+ITER2=${ITER2:-0}
+VOCODERS=${VOCODERS:-1}
+export OMP_WAIT_POLICY=PASSIVE
+mkdir -p docs
 
 evaluate() {  # name tokenizer
-  [ -f "outputs/eval/$1.json" ] || $SL eval tokenizer --tokenizer "$2" --manifest valid \
-    --corpus "$CORPUS" --max-utterances "$EVAL_UTTS" --json "outputs/eval/$1.json" \
-    --markdown "outputs/eval/$1.md" >/dev/null
+  [ -f "docs/tokenizer-$1.json" ] || $SL eval tokenizer --tokenizer "$2" --manifest test \
+    --json "docs/tokenizer-$1.json" --markdown "docs/tokenizer-$1.md" >/dev/null
 }
 
-iteration() {  # n config run_dir [--section.key=value ...]
-  local n=$1 config=$2 run=$3 tok=data/tokenizers/enc$1-k$K layer
+iteration() {  # name config run_dir [--section.key=value ...]
+  local name=$1 config=$2 run=$3 tok=data/tokenizers/$1 layer
   shift 3
-  $SL train encoder --config "$config" --data.corpus="$CORPUS" "$@"
+  $SL train encoder --config "$config" "$@"
   if [ ! -d "$tok" ]; then
-    layer=$($PY -m speechlm.train.encoder_layers --model "$run/model" --corpus "$CORPUS" \
-      --k "$K" --json "$run/layers.json" --best)
-    echo "iteration $n: best layer by PNMI: $layer (see $run/layers.json)" >&2
-    $SL train tokenizer --features "$run/model" --layer "$layer" --k "$K" \
-      --corpus "$CORPUS" --out "$tok"
+    layer=$($PY -m speechlm.train.encoder_layers --model "$run/model" --k "$K" \
+      --json "docs/$name-layers.json" --best)
+    echo "$name: best layer by PNMI on valid: $layer (docs/$name-layers.json)" >&2
+    $SL train tokenizer --features "$run/model" --layer "$layer" --k "$K" --out "$tok"
   fi
-  evaluate "enc$n-k$K" "$tok"
+  evaluate "$name" "$tok"
+}
+
+vocoder() {  # name tokenizer
+  local feats=""
+  [ -f data/vocoder/mfcc-k100/train.json ] && feats="--data.feats_from=data/vocoder/mfcc-k100"
+  [ -f "docs/resynth-$1.json" ] && return
+  $SL train vocoder --config configs/vocoder/cpu.toml --data.tokenizer="$2" \
+    --data.cache="data/vocoder/$1" $feats --train.out="outputs/vocoder-$1"
+  $SL eval resynth --vocoder "outputs/vocoder-$1/model" --methods world-f0 --per-voice 10 \
+    --json "docs/resynth-$1.json" --markdown "docs/resynth-$1.md" >/dev/null
 }
 
 evaluate mfcc-k100 mfcc-k100
-iteration 1 configs/encoder/cpu.toml outputs/encoder-cpu
-# iteration 2 predicts the units of iteration 1's tokenizer (cpu-iter2.toml names
-# data/tokenizers/enc1-k100; with another K, point it at the matching directory)
-iteration 2 configs/encoder/cpu-iter2.toml outputs/encoder-cpu-iter2 \
-  --data.tokenizer="data/tokenizers/enc1-k$K" --data.units_dir="data/units/enc1-k$K-frames"
-
-$PY - "$K" <<'PY'
-import json
-import sys
-from pathlib import Path
-
-from speechlm.eval.tokenizer import markdown_table
-
-k = sys.argv[1]
-names = ["mfcc-k100", f"enc1-k{k}", f"enc2-k{k}"]
-reports = [json.loads(Path(f"outputs/eval/{n}.json").read_text()) for n in names]
-for name, r in zip(names, reports):
-    r["tokenizer"] = name
-text = "# Encoder units: MFCC vs HuBERT iterations 1 and 2 (valid split)\n\n"
-text += markdown_table(reports) + "\n"
-Path("docs/encoder-units.md").write_text(text)
-print(text)
-PY
+names=(encmel1-k$K)
+iteration "encmel1-k$K" configs/encoder/cpu-mel.toml outputs/encoder-cpu-mel
+if [ "$ITER2" = 1 ]; then
+  names+=(encmel2-k$K)
+  iteration "encmel2-k$K" configs/encoder/cpu-mel-iter2.toml outputs/encoder-cpu-mel-iter2 \
+    --data.tokenizer="data/tokenizers/encmel1-k$K" --data.units_dir="data/units/encmel1-k$K-frames"
+fi
+if [ "$VOCODERS" = 1 ]; then
+  for n in "${names[@]}"; do vocoder "$n" "data/tokenizers/$n"; done
+fi
+$PY -m speechlm.eval.encoder_units mfcc-k100 "${names[@]}" --json docs/encoder-units.json \
+  --markdown docs/encoder-units.md

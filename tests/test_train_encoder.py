@@ -321,3 +321,27 @@ def test_missing_config(tmp_path, capsys):
 
     assert main(["--config", str(tmp_path / "none.toml")]) == 2
     assert "config not found" in capsys.readouterr().err
+
+
+def test_logmel_front_end_trains_and_exports(small_corpus, units_dir, tmp_path):
+    """``model.extractor_mode = "logmel"`` (configs/encoder/cpu-mel.toml's front end): the loss
+    falls, no CNN weights exist, and the export is a feature encoder on HuBERT's frame grid."""
+    from speechlm.audio import load_audio
+    from speechlm.features import SSLEncoder
+    from speechlm.manifest import read_manifest
+
+    ov = overrides(small_corpus, units_dir, tmp_path / "run", max_steps=150, eval_interval=50,
+                   ckpt_interval=50)
+    cfg = load_config(TINY, [*ov, "--model.extractor_mode=logmel",
+                             "--model.conv_layers=[[16, 400, 320]]", "--model.feature_pen=0"])
+    run = train_encoder(cfg, progress=False)
+    hist = json.loads((run / "state.json").read_text())
+    valid = [v for _, v in hist["valid_loss"]]
+    assert valid[-1] < valid[0] - 0.2, valid
+    assert not any("feature_extractor" in k for k in weights(run))
+    assert json.loads((run / "model" / "config.json").read_text())["arch"]["extractor_mode"] \
+        == "logmel"
+    enc = SSLEncoder(run / "model", layer=1)
+    wav = load_audio(read_manifest(small_corpus / "valid.tsv")[0].path)
+    feats = enc(wav[None])
+    assert feats.shape == (1, num_frames(wav.numel()), 32) and torch.isfinite(feats).all()

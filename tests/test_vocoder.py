@@ -205,3 +205,37 @@ def test_parallel_world_synthesis_cuts_at_unvoiced_frames():
     assert float((m1 - m2).abs().mean()) < 0.5 * float((m1 - mx).abs().mean()) + 0.1
     assert abs(float(np.sqrt((one**2).mean())) - float(np.sqrt((two**2).mean()))) < 0.01
     assert _split_points(np.full(500, 120.0), 2) == []  # fully voiced: one piece
+
+
+def test_cache_relabelled_from_another_cache(tiny_vocoder_run, small_corpus, tmp_path):
+    """``data.feats_from``: the analysis is shared, the units are the new tokenizer's."""
+    from speechlm.audio import load_audio
+    from speechlm.cli import main
+    from speechlm.manifest import read_manifest
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.train.vocoder import build_cache, load_config
+
+    _, work = tiny_vocoder_run
+    assert main(["train", "tokenizer", "-q", "--corpus", str(small_corpus), "--features",
+                 "logmel", "--k", "8", "--out", str(tmp_path / "logmel-k8")]) == 0
+    cfg = load_config("configs/vocoder/tiny.toml", [
+        f"--data.corpus={small_corpus}", f"--data.cache={tmp_path / 'cache'}",
+        f"--data.tokenizer={tmp_path / 'logmel-k8'}", f"--data.feats_from={work / 'cache'}"])
+    d, m = cfg["data"], VocoderConfig(**{**cfg["model"], "n_units": 8, "unit_space": "x"})
+    cache = build_cache(d, m.sp_dim, m.n_mels, progress=False)
+    tok = Tokenizer.load(tmp_path / "logmel-k8")
+    for split in ("train", "valid"):
+        old = json.loads((work / "cache" / f"{split}.json").read_text())
+        new = json.loads((cache / f"{split}.json").read_text())
+        assert new["utterances"] == old["utterances"]
+        assert (new["unit_space"], new["n_units"]) == (tok.unit_space, 8)
+        for name in ("feats", "f0"):
+            assert np.array_equal(np.load(cache / f"{split}.{name}.npy"),
+                                  np.load(work / "cache" / f"{split}.{name}.npy"))
+    name, _, off, n = new["utterances"][-1]
+    path = {u.name: u.path for u in read_manifest(small_corpus / "valid.tsv")}[name]
+    units = np.load(cache / "valid.units.npy")[off : off + n]
+    assert np.array_equal(units, tok.tokenize_wave(load_audio(path)).ids.numpy())
+    d = {**d, "cache": str(tmp_path / "c2"), "feats_from": str(tmp_path / "nowhere")}
+    with pytest.raises(DataError, match="feats_from.*not found"):
+        build_cache(d, m.sp_dim, m.n_mels, progress=False)

@@ -9,7 +9,10 @@ from torchaudio.models import Wav2Vec2Model
 
 
 def _conv_geometry(model: Wav2Vec2Model) -> tuple[int, int]:
-    """(receptive field, total stride) of the convolutional feature extractor, in samples."""
+    """(receptive field, total stride) of the feature extractor, in samples."""
+    geometry = getattr(model.feature_extractor, "geometry", None)
+    if geometry is not None:  # the log-mel front end
+        return geometry
     field_, stride = 1, 1
     for block in model.feature_extractor.conv_layers:
         field_ += (block.kernel_size - 1) * stride

@@ -165,6 +165,9 @@ def _arch_from_fairseq_config(cfg: Mapping[str, Any], where: str) -> dict[str, A
 def fairseq_config_from_arch(arch: Mapping[str, Any], model_type: str,
                              final_dim: int) -> dict[str, Any]:
     """A fairseq HubertConfig / Wav2Vec2Config dict for ``arch`` (inverse of above)."""
+    if arch["extractor_mode"] not in ("group_norm", "layer_norm"):
+        raise ModelError(f"a {arch['extractor_mode']!r} front end has no fairseq equivalent; "
+                         "keep the model in the speechlm format")
     layer_norm = arch["extractor_mode"] == "layer_norm"
     return {
         "_name": model_type,

@@ -94,6 +94,9 @@ def _arch_from_hf_config(cfg: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 def hf_config_from_arch(arch: Mapping[str, Any], model_type: str) -> dict[str, Any]:
     """Make a complete HubertConfig / Wav2Vec2Config dict for ``arch`` (inverse of above)."""
+    if arch["extractor_mode"] not in ("group_norm", "layer_norm"):
+        raise ModelError(f"a {arch['extractor_mode']!r} front end has no Hugging Face "
+                         "equivalent; keep the model in the speechlm format")
     conv = arch["extractor_conv_layer_config"]
     cfg: dict[str, Any] = {
         "architectures": ["HubertModel" if model_type == "hubert" else "Wav2Vec2Model"],

@@ -21,20 +21,22 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchaudio.models import Wav2Vec2Model, wav2vec2_model
+from torchaudio.models import Wav2Vec2Model
 from torchaudio.models.wav2vec2 import components
 
 from speechlm.audio import FRAME_SIZE, HOP_SIZE
 from speechlm.errors import DataError
-from speechlm.ssl.common import check_arch
+from speechlm.ssl.common import build_model, check_arch
 
 _BASE_CONV = [[512, 10, 5]] + [[512, 3, 2]] * 4 + [[512, 2, 2]] * 2
 
 # [model] keys of a recipe; the defaults are HuBERT Base's.
 MODEL_DEFAULTS: dict[str, Any] = {
-    "conv_layers": _BASE_CONV,  # CNN front end: (channels, kernel, stride) per layer
+    "conv_layers": _BASE_CONV,  # CNN front end: (channels, kernel, stride) per layer;
+    #                             logmel: [[n_mels, 400, 320]]
     "conv_bias": False,  # bias in the CNN layers
-    "extractor_mode": "group_norm",  # group_norm (HuBERT Base) | layer_norm (Large)
+    "extractor_mode": "group_norm",  # group_norm (HuBERT Base) | layer_norm (Large) |
+    #                                  logmel (MelHuBERT-style filterbank input, no CNN)
     "dim": 768,  # transformer width D
     "layers": 12,  # transformer blocks
     "heads": 12,  # attention heads
@@ -168,7 +170,7 @@ class HubertPretrainer(torch.nn.Module):
     def __init__(self, arch: dict[str, Any], n_classes: int, final_dim: int = 256,
                  logit_temp: float = 0.1, feature_grad_mult: float = 0.1):
         super().__init__()
-        self.encoder: Wav2Vec2Model = wav2vec2_model(**arch)
+        self.encoder: Wav2Vec2Model = build_model(arch)
         self.encoder.apply(_init_weights)
         dim = arch["encoder_embed_dim"]
         self.mask_emb = torch.nn.Parameter(torch.rand(dim))
@@ -193,7 +195,9 @@ class HubertPretrainer(torch.nn.Module):
         x, _ = self.encoder.feature_extractor(wav, None)  # [B, F, C]
         if x.shape[1] != mask.shape[1]:
             raise ValueError(f"mask has {mask.shape[1]} frames, the CNN made {x.shape[1]}")
-        penalty = x.float().pow(2).mean()
+        # the penalty keeps a learned CNN's output small; a log-mel front end has no weights
+        penalty = (x.float().pow(2).mean() if x.requires_grad
+                   else x.new_zeros((), dtype=torch.float32))
         if self.feature_grad_mult != 1.0:
             x = _ScaleGrad.apply(x, self.feature_grad_mult)
         x, _ = self.encoder.encoder._preprocess(x, None)  # [B, F, D]

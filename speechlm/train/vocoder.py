@@ -79,6 +79,8 @@ DATA_DEFAULTS: dict[str, Any] = {
     "holdout_voices": ["flite_rms", "flite_rms_b"],  # never seen in training (speaker RMS)
     "max_per_voice": 0,  # utterances per voice and split (0: all)
     "jobs": 0,  # analysis processes (0: all cores)
+    "feats_from": "",  # a cache of the same corpus made with another tokenizer on the same
+    #                    frame grid: reuse its WORLD/mel analysis, only tokenize (minutes)
 }
 LOSS_WEIGHTS = {"sp": 1.0, "ap": 0.3, "lf0": 1.0, "vuv": 0.5, "mel": 1.0, "dur": 0.5}
 
@@ -128,6 +130,66 @@ def analyze_file(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return units, feats, f0[:n].astype(np.float32)
 
 
+def _units_of_file(path: str) -> np.ndarray:
+    return _WORKER["tok"].tokenize_wave(load_audio(path)).ids.numpy().astype(np.int16)
+
+
+def _relabel_split(d: dict[str, Any], cache: Path, split: str, sp_dim: int, n_mels: int,
+                   progress: bool) -> None:
+    """A split of ``d['feats_from']`` (the same corpus analysed with another tokenizer) with
+    its units replaced by ``d['tokenizer']``'s; the feature and F0 arrays are hard-linked
+    (copied across file systems), so only tokenizing is paid."""
+    from speechlm.tokenizer import Tokenizer
+
+    src = Path(d["feats_from"])
+    if not (src / f"{split}.json").is_file():
+        raise DataError(f"data.feats_from: {src / f'{split}.json'} not found; build that cache "
+                        "first (train a vocoder on it, or leave feats_from empty)")
+    meta = json.loads((src / f"{split}.json").read_text())
+    if (meta["sp_dim"], meta["n_mels"]) != (sp_dim, n_mels):
+        raise DataError(f"data.feats_from: {src} has sp_dim {meta['sp_dim']} and n_mels "
+                        f"{meta['n_mels']}; this model needs {sp_dim} and {n_mels}")
+    hold = set(d["holdout_voices"])
+    if any(spk in hold for _, spk, _, _ in meta["utterances"]):
+        raise DataError(f"data.feats_from: {src} holds voices from data.holdout_voices")
+    tok = Tokenizer.load(d["tokenizer"])
+    if tok.frame_rate != meta["frame_rate"]:
+        raise DataError(f"data.feats_from: {src} has frame rate {meta['frame_rate']}, the "
+                        f"tokenizer {tok.frame_rate}")
+    by_name = {u.name: str(u.path) for u in read_manifest(resolve_manifest(split, d["corpus"]))}
+    paths = []
+    for name, _, _, _ in meta["utterances"]:
+        if name not in by_name:
+            raise DataError(f"data.feats_from: {src} lists {name}, which is not in the "
+                            f"{split} split of {d['corpus']}")
+        paths.append(by_name[name])
+    units = []
+    jobs = d["jobs"] or os.cpu_count() or 1
+    with ProcessPoolExecutor(jobs, initializer=_init_worker,
+                             initargs=(d["tokenizer"], sp_dim, n_mels)) as ex:
+        results = ex.map(_units_of_file, paths, chunksize=8)
+        for (name, _, _, n), un in tqdm(zip(meta["utterances"], results), total=len(paths),
+                                        desc=f"tokenize {split}", disable=not progress):
+            if len(un) != n:
+                raise DataError(f"{name}: {len(un)} unit frames, the analysis in {src} has {n}")
+            units.append(un)
+    with atomic_path(cache / f"{split}.units.npy") as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, np.concatenate(units))
+    for name in ("feats", "f0"):
+        with atomic_path(cache / f"{split}.{name}.npy") as tmp:
+            try:
+                tmp.unlink()
+                os.link(src / f"{split}.{name}.npy", tmp)
+            except OSError:
+                import shutil
+
+                shutil.copyfile(src / f"{split}.{name}.npy", tmp)
+    write_json_atomic(cache / f"{split}.json", {
+        **meta, "unit_space": tok.unit_space, "n_units": tok.n_units,
+        "tokenizer": d["tokenizer"], "feats_from": str(src)})
+
+
 def build_cache(d: dict[str, Any], sp_dim: int, n_mels: int, splits=("train", "valid"),
                 progress: bool = True) -> Path:
     """Analyse the corpus splits into ``d['cache']`` (skipped for splits already there)."""
@@ -136,6 +198,9 @@ def build_cache(d: dict[str, Any], sp_dim: int, n_mels: int, splits=("train", "v
     hold = set(d["holdout_voices"])
     for split in splits:
         if (cache / f"{split}.json").exists():
+            continue
+        if d["feats_from"]:
+            _relabel_split(d, cache, split, sp_dim, n_mels, progress)
             continue
         items = [u for u in read_manifest(resolve_manifest(split, d["corpus"]))
                  if (u.speaker or u.name.split("/")[0]) not in hold]
