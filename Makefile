@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
 .PHONY: setup demo test lint bench corpus tokenizer eval-tokenizer lm eval-lm vocoder \
-	eval-resynth eval-continue
+	eval-resynth eval-continue encoder-units
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -55,3 +55,6 @@ eval-resynth: $(STAMP)  ## resynthesis WER / speaker similarity / DNSMOS / F0 of
 
 eval-continue: $(STAMP)  ## the continuation report of the bundled model, with figures (docs/)
 	bash scripts/build_continue_report.sh
+
+encoder-units: corpus  ## HuBERT-style encoder units vs MFCC units on test (docs/encoder-units.md)
+	VOC_STEPS=1000 ITER2=1 bash scripts/build_encoder_units.sh

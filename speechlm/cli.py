@@ -317,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
     tt.add_argument("--features", default="mfcc",
                     help="mfcc, logmel, or a HuBERT/wav2vec2 checkpoint path")
-    tt.add_argument("--layer", type=int, help="transformer layer for a checkpoint (1-based)")
+    tt.add_argument("--layer", type=int,
+                    help="layer of a checkpoint: 0 = transformer input, L = output of block L")
     tt.add_argument("--k", type=int, default=100, help="number of units")
     tt.add_argument("--max-frames", type=int, default=1_000_000,
                     help="frames sampled for k-means")
@@ -340,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "override the recipe. For several processes: torchrun --nproc_per_node=N -m "
                     "speechlm.train.encoder --config ...")
     te.add_argument("--config", required=True,
-                    help="recipe TOML, e.g. configs/encoder/cpu.toml")
+                    help="recipe TOML, e.g. configs/encoder/cpu-mel.toml")
     te.set_defaults(func=cmd_train_encoder, accepts_overrides=True)
 
     g = add_parser(sub, "generate-units", help="continue a unit sequence with the unit LM",

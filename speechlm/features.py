@@ -166,9 +166,9 @@ class SSLEncoder:
         self.name = name or Path(path).resolve().name  # names the unit space, wherever it lives
         self.model, self.info = ssl.load_ssl_model(path)
         self.model.eval()
-        if not 1 <= self.layer <= self.info.num_layers:
-            raise ModelError(f"layer {self.layer} out of range for {path}: "
-                             f"the model has layers 1..{self.info.num_layers}")
+        if not 0 <= self.layer <= self.info.num_layers:
+            raise ModelError(f"layer {self.layer} out of range for {path}: the model has layers "
+                             f"0..{self.info.num_layers} (0 = transformer input)")
         self.dim = self.info.dim
 
     def __call__(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

@@ -33,7 +33,7 @@ def test_gain_and_targets(tmp_path):
     # baseline: bundled report name; 'a' better, 'b' without a vocoder report
     _resynth(tmp_path / "vocoder-unit-vocoder.json",
              [("flite_slt", "the cat"), ("espeak_x", "a dog sat"), ("flite_rms", "")])
-    _resynth(tmp_path / "resynth-a.json",
+    _resynth(tmp_path / "resynth-a-s4000.json",
              [("flite_slt", "the cat sat"), ("espeak_x", "the dog sat"), ("flite_rms", "")])
     report = compare(["mfcc-k100", "a", "b"], tmp_path)
     base, a, b = report["rows"]
@@ -42,9 +42,16 @@ def test_gain_and_targets(tmp_path):
     assert base["resynth_utterances"] == 2 and base["wer_orig"] == 0.0
     assert a["pnmi_gain"] == pytest.approx(0.2) and a["meets_pnmi_target"]
     assert a["wer"] == pytest.approx(1 / 6, abs=1e-4) and a["meets_wer_target"]
+    d = a["wer_delta"]  # paired over the 2 training-voice utterances both reports judged
+    assert d["utterances"] == 2 and d["delta"] == pytest.approx(-1 / 3, abs=1e-4)
+    assert d["ci95"][0] <= d["delta"] <= d["ci95"][1] <= 0
     assert b["pnmi_gain"] == pytest.approx(0.1) and not b["meets_pnmi_target"]
     assert "wer" not in b and "meets_wer_target" not in b
     assert markdown(report).count("\n") == 5
+    # other vocoder steps: the bundled report is not a 1000-step vocoder
+    _resynth(tmp_path / "resynth-a-s1000.json", [("flite_slt", "the cat sat")])
+    base, a, _ = compare(["mfcc-k100", "a", "b"], tmp_path, steps=1000)["rows"]
+    assert "wer" not in base and a["wer"] == 0.0 and "meets_wer_target" not in a
 
 
 def test_missing_report_exits_2(tmp_path, capsys):

@@ -213,7 +213,7 @@ def test_layer_pnmi_picks_a_layer(tiny_run, small_corpus, capsys):
 
     report = layer_pnmi(tiny_run / "model", small_corpus, k=8, fit_utterances=20,
                         eval_utterances=8, progress=False)
-    assert [r["layer"] for r in report["layers"]] == [1, 2]
+    assert [r["layer"] for r in report["layers"]] == [0, 1, 2]
     assert all(0.0 <= r["pnmi"] <= 1.0 for r in report["layers"])
     assert report["best_layer"] == max(report["layers"], key=lambda r: r["pnmi"])["layer"]
     assert main(["--model", str(tiny_run / "model"), "--corpus", str(small_corpus), "--k", "8",

@@ -1,6 +1,6 @@
 """Train a HuBERT-style encoder: masked prediction of k-means unit targets (DDP with torchrun).
 
-    speechlm train encoder --config configs/encoder/cpu.toml [--train.max_steps=2000 ...]
+    speechlm train encoder --config configs/encoder/cpu-mel.toml [--train.max_steps=2000 ...]
     torchrun --nproc_per_node=2 -m speechlm.train.encoder --config configs/encoder/tiny.toml
 
 Iteration 1 predicts units of MFCC frames (``data.tokenizer = "mfcc-k100"``); iteration 2 the
@@ -334,7 +334,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="speechlm train encoder",
                                 description="Train a HuBERT-style encoder from a recipe TOML; "
                                 "extra --section.key=value arguments override the recipe.")
-    p.add_argument("--config", help="recipe, e.g. configs/encoder/cpu.toml")
+    p.add_argument("--config", help="recipe, e.g. configs/encoder/cpu-mel.toml")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 

@@ -2,7 +2,8 @@
 
     python -m speechlm.train.encoder_layers --model outputs/encoder-cpu/model [--best]
 
-One pass over a random subset of the train split collects frames of every transformer layer
+One pass over a random subset of the train split collects frames of every layer (0: the
+transformer input, L: the output of block L, as in :func:`speechlm.ssl.extract_layer`)
 and fits a k-means per layer; a second pass over aligned valid utterances measures each layer's
 PNMI against the frame phone labels (as ``speechlm eval tokenizer`` does for one tokenizer).
 The k-means is smaller and cruder than ``speechlm train tokenizer``'s, so the numbers rank the
@@ -36,13 +37,17 @@ def _subset(items: list[Utterance], n: int, rng: np.random.Generator) -> list[Ut
 
 
 def _all_layers(model: torch.nn.Module, path: Path, normalize: bool) -> list[torch.Tensor]:
-    """Outputs ``[F, D]`` of every transformer block for one file."""
+    """Layer 0 (the transformer input) and the output of every block, ``[F, D]`` each, for
+    one file."""
+    from speechlm.ssl import extract_layer
+
     wav = load_audio(path, min_samples=FRAME_SIZE)[None]
     with torch.inference_mode():
+        first, _ = extract_layer(model, wav, 0, normalize=normalize)
         if normalize:
             wav = torch.nn.functional.layer_norm(wav, wav.shape[-1:])
         outs, _ = model.extract_features(wav)
-    return [o[0] for o in outs]
+    return [first[0]] + [o[0] for o in outs]
 
 
 def layer_pnmi(model_path: str | os.PathLike, corpus: str | os.PathLike = "data/corpus",
@@ -77,20 +82,21 @@ def layer_pnmi(model_path: str | os.PathLike, corpus: str | os.PathLike = "data/
 
     total = sum(u.num_samples // 320 for u in fit_items)
     keep = min(1.0, max_frames / max(total, 1))
-    feats: list[list[np.ndarray]] = [[] for _ in range(info.num_layers)]
+    n_layers = info.num_layers + 1  # layer 0 = transformer input, as extract_layer counts
+    feats: list[list[np.ndarray]] = [[] for _ in range(n_layers)]
     for u in tqdm(fit_items, desc="layer features", unit="utt", disable=not progress):
         layers = _all_layers(model, u.path, info.normalize_waveform)
         pick = rng.random(layers[0].shape[0]) < keep
         for i, x in enumerate(layers):
             feats[i].append(x.numpy()[pick])
     quantizers = []
-    for i in range(info.num_layers):
+    for i in range(n_layers):
         q, _ = fit_kmeans(np.concatenate(feats[i]), k, seed=seed, n_init=1)
         quantizers.append(q)
         feats[i] = []
 
     phone_ids: dict[str, int] = {}
-    units: list[list[np.ndarray]] = [[] for _ in range(info.num_layers)]
+    units: list[list[np.ndarray]] = [[] for _ in range(n_layers)]
     phones = []
     for u in tqdm(eval_items, desc="layer PNMI", unit="utt", disable=not progress):
         layers = _all_layers(model, u.path, info.normalize_waveform)
@@ -101,9 +107,9 @@ def layer_pnmi(model_path: str | os.PathLike, corpus: str | os.PathLike = "data/
             units[i].append(quantizers[i].encode(x).numpy())
     y = np.concatenate(phones)
     rows = []
-    for i in range(info.num_layers):
+    for i in range(n_layers):
         s = phone_unit_stats(np.concatenate(units[i]), y, k, max(1, len(phone_ids)))
-        rows.append({"layer": i + 1, "pnmi": round(s.pnmi, 4),
+        rows.append({"layer": i, "pnmi": round(s.pnmi, 4),
                      "phone_purity": round(s.phone_purity, 4),
                      "cluster_purity": round(s.cluster_purity, 4)})
     best = max(rows, key=lambda r: r["pnmi"])["layer"]
