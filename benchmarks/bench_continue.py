@@ -45,7 +45,7 @@ def main() -> int:
     from speechlm.eval.resynth import select_items
     from speechlm.generate import SamplingOptions, generate
     from speechlm.pipeline import SpeechLM
-    from speechlm.types import Units
+    from speechlm.units import Units
 
     m = SpeechLM.load(args.model, vocoder=args.vocoder)
     sr = m.sample_rate

@@ -50,11 +50,11 @@ def make_speechlm(args, min_block: int):
     import torch
 
     from speechlm.checkpoint import PRETRAINED_DIR
-    from speechlm.lm import DEFAULT_LM, LMConfig, UnitLM, load_lm
+    from speechlm.lm import DEFAULT_LM, LanguageModel, LMConfig, UnitLM
 
     chosen = any(v is not None for v in (args.layers, args.width, args.heads))
     if not chosen and (PRETRAINED_DIR / DEFAULT_LM).is_dir():
-        model, _ = load_lm(DEFAULT_LM)
+        model = LanguageModel.load(DEFAULT_LM).model
         if model.cfg.block_size < min_block:
             raise SystemExit(f"bench_lm: the bundled LM's context ({model.cfg.block_size}) is "
                              f"shorter than <bos> + prompt + new tokens ({min_block})")

@@ -33,7 +33,7 @@ def pick_files(src: str | None, seconds: float) -> list[Path]:
     import soundfile as sf
 
     if src and src.endswith(".tsv"):
-        from speechlm.manifest import read_manifest
+        from speechlm.data.manifest import read_manifest
 
         files = [u.path for u in read_manifest(src)]
     else:

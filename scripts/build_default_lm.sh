@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SL=.venv/bin/speechlm
 $SL train lm --config configs/lm/cpu.toml
-# ship the best-on-valid weights in float16 (half the size in git; load_lm computes in float32,
+# ship the best-on-valid weights in float16 (half the size in git; LanguageModel.load computes in float32,
 # and test perplexity is unchanged to the reported digits)
 .venv/bin/python - <<'PY'
 import json

@@ -2,7 +2,7 @@
 # HuBERT-style encoder units vs the MFCC units, on held-out test data, end to end on CPU:
 #
 #   1. iteration 1: train configs/encoder/cpu-mel.toml (predicts mfcc-k100 frame units)
-#      -> PNMI of a quick k-means per layer on valid picks layer L1 (speechlm.train.encoder_layers)
+#      -> PNMI of a quick k-means per layer on valid picks layer L1 (speechlm.eval.encoder_layers)
 #      -> speechlm train tokenizer --features outputs/encoder-cpu-mel/model --layer L1
 #         --out data/tokenizers/encmel1-k100
 #   2. iteration 2 (ITER2=1): configs/encoder/cpu-mel-iter2.toml predicts encmel1-k100 units
@@ -41,7 +41,7 @@ iteration() {  # name config run_dir [--section.key=value ...]
   shift 3
   $SL train encoder --config "$config" "$@"
   if [ ! -d "$tok" ]; then
-    layer=$($PY -m speechlm.train.encoder_layers --model "$run/model" --k "$K" \
+    layer=$($PY -m speechlm.eval.encoder_layers --model "$run/model" --k "$K" \
       --json "docs/$name-layers.json" --best)
     echo "$name: best layer by PNMI on valid: $layer (docs/$name-layers.json)" >&2
     $SL train tokenizer --features "$run/model" --layer "$layer" --k "$K" --out "$tok"

@@ -36,12 +36,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from speechlm.eval.lm import perplexity
-from speechlm.lm import load_lm
+from speechlm.lm import LanguageModel
 
 out = Path(sys.argv[1])
 report = {}
 for run in ("lm-gpu", "lm-cpuarch"):
-    model, cfg = load_lm(str(out / run / "model"), device="cuda" if torch.cuda.is_available() else "cpu")
+    lm = LanguageModel.load(str(out / run / "model"), device="cuda" if torch.cuda.is_available() else "cpu")
+    model, cfg = lm.model, lm.config
     report[run] = {"params": model.num_params(), "training": cfg["training"],
                    "test": perplexity(model, "data/units/mfcc-k100-dedup", "test", progress=False)}
     print(run, json.dumps(report[run]["test"]))

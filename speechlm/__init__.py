@@ -26,7 +26,7 @@ def __getattr__(name: str):
 
         return Tokenizer
     if name == "Units":
-        from speechlm.types import Units
+        from speechlm.units import Units
 
         return Units
     if name in ("SpeechLM", "Continuation"):

@@ -25,6 +25,13 @@ FRAME_SIZE = 400  # samples (25 ms): analysis window of one feature frame
 HOP_SIZE = 320  # samples (20 ms): one unit frame, as HuBERT's convolutional front end
 FRAME_RATE = SAMPLE_RATE / HOP_SIZE  # 50 frames per second
 
+F0_FLOOR_HZ = 60.0  # pitch search range of the F0 analysis (WORLD's DIO + StoneMask); the
+F0_CEIL_HZ = 700.0  # vocoder was trained on F0 tracked in this range
+F0_FRAME_PERIOD_MS = 10.0  # one F0 value every 10 ms (two per 20 ms unit frame)
+
+SILENCE_PEAK = 1e-3  # peak amplitude (-60 dBFS) below which a prompt counts as silent
+NO_SIGNAL_PEAK = 1e-4  # peak amplitude (-80 dBFS) below which there is no voice to analyse
+
 _LOWPASS_WIDTH = 6  # torchaudio's default sinc width, named so chunk margins can be derived
 
 
@@ -47,6 +54,30 @@ def check_finite(wav: torch.Tensor | np.ndarray, name: str) -> None:
     finite = torch.isfinite(wav).all() if isinstance(wav, torch.Tensor) else np.isfinite(wav).all()
     if not bool(finite):
         raise AudioError(f"{name} contains NaN or infinite samples; re-export it as PCM audio")
+
+
+def pyworld_module():
+    """The ``pyworld`` module (WORLD analysis / synthesis), or a clear error if missing."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pyworld imports pkg_resources
+            import pyworld
+    except ImportError:
+        raise AudioError("F0 analysis needs pyworld: pip install pyworld") from None
+    return pyworld
+
+
+def f0_track(wav: np.ndarray | torch.Tensor, sr: int = SAMPLE_RATE, *,
+             floor: float = F0_FLOOR_HZ, ceil: float = F0_CEIL_HZ,
+             frame_period_ms: float = F0_FRAME_PERIOD_MS) -> np.ndarray:
+    """F0 in Hz every ``frame_period_ms`` (0 = unvoiced), DIO + StoneMask:
+    ``[T]`` -> ``[T // (sr * frame_period_ms / 1000) + 1]`` float64."""
+    pw = pyworld_module()
+    x = np.ascontiguousarray(np.asarray(wav, dtype=np.float64).reshape(-1))
+    f0, t = pw.dio(x, int(sr), f0_floor=floor, f0_ceil=ceil, frame_period=frame_period_ms)
+    return pw.stonemask(x, f0, t, int(sr))
 
 
 class AudioReader:

@@ -1,4 +1,5 @@
-"""The unit language model: a decoder-only transformer over speech units (network only).
+"""The unit language model: a decoder-only transformer over speech units (:class:`UnitLM`, the
+network) and :class:`LanguageModel`, the loadable stage that wraps it.
 
 Pre-norm blocks (RMSNorm), rotary position embeddings, fused QKV projection, PyTorch's
 scaled-dot-product attention, a GELU MLP, and input/output embedding tying. The vocabulary
@@ -13,12 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechlm.audio import SAMPLE_RATE
+from speechlm.errors import ModelError
+from speechlm.stage import Stage
 from speechlm.units import N_SPECIAL
 
 
@@ -215,23 +220,83 @@ class UnitLM(nn.Module):
 DEFAULT_LM = "unit-lm"  # bundled in speechlm/pretrained/
 
 
-def load_lm(name_or_path: str = DEFAULT_LM,
-            device: str | torch.device = "cpu") -> tuple[UnitLM, dict[str, Any]]:
-    """Load an LM stage directory (or a bundled name) strictly; returns (model, config.json)."""
-    from speechlm import checkpoint
-    from speechlm.errors import ModelError
+class LanguageModel(Stage):
+    """The unit LM as a loadable stage: the network plus what it was trained on.
 
-    cfg, tensors, path = checkpoint.load_stage(name_or_path, "lm")
-    try:
-        mcfg = LMConfig.from_dict(cfg["model"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise ModelError(f"{path}: bad LM config ({err})") from None
-    model = UnitLM(mcfg)
-    sd = {k: v.float() for k, v in tensors.items()}
-    sd["head.weight"] = sd.get("embed.weight", torch.empty(0))
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    if missing or unexpected:
-        raise ModelError(f"{path}: weights do not fit the config (missing: "
-                         f"{', '.join(missing[:5]) or 'none'}; unexpected: "
-                         f"{', '.join(unexpected[:5]) or 'none'})")
-    return model.to(device).eval(), cfg
+    ``lm.model`` is the :class:`UnitLM` network that :func:`speechlm.generate.generate` samples
+    from; the stage adds the contract every stage declares (:mod:`speechlm.stage`) and the
+    LM's training unit rate, which turns seconds of speech into a number of units.
+
+    Args:
+        model: the network.
+        config: the stage's ``config.json`` (``model``, ``unit_space``, ``units_per_second``,
+            ``training``, ...).
+    """
+
+    def __init__(self, model: UnitLM, config: dict[str, Any]):
+        self.model = model
+        self.config = dict(config)
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike = DEFAULT_LM,
+             device: str | torch.device = "cpu") -> LanguageModel:
+        """Load an LM stage directory (or a bundled name) strictly."""
+        from speechlm import checkpoint
+
+        cfg, tensors, path = checkpoint.load_stage(name_or_path, "lm")
+        try:
+            mcfg = LMConfig.from_dict(cfg["model"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelError(f"{path}: bad LM config ({err})") from None
+        if not isinstance(cfg.get("units_per_second"), (int, float)):
+            raise ModelError(f"{path}: config.json lacks units_per_second (the training unit "
+                             "rate that turns seconds into units)")
+        model = UnitLM(mcfg)
+        sd = {k: v.float() for k, v in tensors.items()}
+        if "embed.weight" in sd:
+            sd["head.weight"] = sd["embed.weight"]  # tied: stored once
+        expected = set(model.state_dict())
+        missing, unexpected = sorted(expected - set(sd)), sorted(set(sd) - expected)
+        if missing or unexpected:
+            raise ModelError(f"{path}: weights do not fit the config (missing: "
+                             f"{', '.join(missing[:5]) or 'none'}; unexpected: "
+                             f"{', '.join(unexpected[:5]) or 'none'})")
+        model.load_state_dict(sd, strict=True)  # shapes are checked here
+        return cls(model.to(device).eval(), cfg)
+
+    # --- the contract every stage exposes
+    @property
+    def sample_rate(self) -> int:
+        return int(self.config.get("sample_rate", SAMPLE_RATE))
+
+    @property
+    def frame_rate(self) -> float:
+        return self.model.cfg.frame_rate
+
+    @property
+    def n_units(self) -> int:
+        return self.model.cfg.n_units
+
+    @property
+    def unit_space(self) -> str:
+        return self.model.cfg.unit_space
+
+    # --- what the LM adds
+    @property
+    def dedup(self) -> bool:
+        """Trained on deduplicated units (the pipeline needs this)."""
+        return self.model.cfg.dedup
+
+    @property
+    def block_size(self) -> int:
+        """Longest context in tokens."""
+        return self.model.cfg.block_size
+
+    @property
+    def units_per_second(self) -> float:
+        """Units per second of speech in the LM's training data (after dedup when ``dedup``)."""
+        return float(self.config["units_per_second"])
+
+    @property
+    def training(self) -> dict[str, Any]:
+        return dict(self.config.get("training") or {})

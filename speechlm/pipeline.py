@@ -17,19 +17,25 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from speechlm.audio import FRAME_SIZE, SAMPLE_RATE, check_length, load_audio
+from speechlm.audio import FRAME_SIZE, SILENCE_PEAK, check_length, load_audio
 from speechlm.errors import AudioError, ModelError
-from speechlm.types import Units
+from speechlm.stage import Stage, check_same_units
+from speechlm.units import Units, merge_runs
+
+if TYPE_CHECKING:
+    from speechlm.lm import LanguageModel
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.vocoder import Vocoder
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default"
 DEFAULT_STAGES = {"tokenizer": "mfcc-k100", "lm": "unit-lm", "vocoder": "unit-vocoder"}
-SILENCE_PEAK = 1e-3  # a prompt whose peak is below this is treated as silent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,29 +76,20 @@ def _as_wave(audio: str | os.PathLike | torch.Tensor | np.ndarray, what: str) ->
     return wav
 
 
-class SpeechLM:
+class SpeechLM(Stage):
     """The three stages together. Build with :meth:`load`."""
 
-    def __init__(self, tokenizer, lm, lm_info: dict, vocoder):
-        stages = {"tokenizer": (tokenizer.unit_space, tokenizer.frame_rate, tokenizer.n_units),
-                  "lm": (lm.cfg.unit_space, lm.cfg.frame_rate, lm.cfg.n_units),
-                  "vocoder": (vocoder.unit_space, vocoder.frame_rate, vocoder.n_units)}
-        ref = stages["tokenizer"]
-        for name in ("lm", "vocoder"):
-            got = stages[name]
-            for i, what in enumerate(("unit space", "frame rate", "unit count")):
-                if got[i] != ref[i]:
-                    raise ModelError(f"the {name}'s {what} is {got[i]!r} but the tokenizer's is "
-                                     f"{ref[i]!r}; use stages trained on the same units")
-        if not lm.cfg.dedup:
+    def __init__(self, tokenizer: Tokenizer, lm: LanguageModel, vocoder: Vocoder):
+        check_same_units(("tokenizer", tokenizer), ("lm", lm), ("vocoder", vocoder))
+        if not lm.dedup:
             raise ModelError("the pipeline needs an LM trained on deduplicated units")
-        self.tokenizer, self.lm, self.lm_info, self.vocoder = tokenizer, lm, lm_info, vocoder
+        self.tokenizer, self.lm, self.vocoder = tokenizer, lm, vocoder
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = None, *, tokenizer: str | None = None,
              lm: str | None = None, vocoder: str | None = None) -> SpeechLM:
         """Load the bundled default, or a model directory; keywords replace single stages."""
-        from speechlm.lm import load_lm
+        from speechlm.lm import LanguageModel
         from speechlm.tokenizer import Tokenizer
         from speechlm.vocoder import Vocoder
 
@@ -108,18 +105,21 @@ class SpeechLM:
                 stages[name] = str(root / name)
         stages.update({k: v for k, v in
                        {"tokenizer": tokenizer, "lm": lm, "vocoder": vocoder}.items() if v})
-        lm_model, info = load_lm(stages["lm"])
-        return cls(Tokenizer.load(stages["tokenizer"]), lm_model, info,
+        return cls(Tokenizer.load(stages["tokenizer"]), LanguageModel.load(stages["lm"]),
                    Vocoder.load(stages["vocoder"]))
 
     # --- the contract
     @property
     def sample_rate(self) -> int:
-        return SAMPLE_RATE
+        return self.tokenizer.sample_rate
 
     @property
     def frame_rate(self) -> float:
         return self.tokenizer.frame_rate
+
+    @property
+    def n_units(self) -> int:
+        return self.tokenizer.n_units
 
     @property
     def unit_space(self) -> str:
@@ -128,7 +128,7 @@ class SpeechLM:
     @property
     def units_per_second(self) -> float:
         """Deduplicated units per second of speech in the LM's training data."""
-        return float(self.lm_info.get("units_per_second") or 29.0)
+        return self.lm.units_per_second
 
     # --- stages
     def tokenize(self, audio: str | os.PathLike | torch.Tensor, dedup: bool = True) -> Units:
@@ -182,14 +182,14 @@ class SpeechLM:
         spk = self.vocoder.voice(ref)
         units = self.tokenizer.tokenize_wave(wav, dedup=True)
         n_new = max(1, round(seconds * self.units_per_second))
-        room = self.lm.cfg.block_size - 1 - n_new
+        room = self.lm.block_size - 1 - n_new
         if room < 1:
             raise ValueError(f"a {seconds:g} s continuation ({n_new} units) does not fit the "
-                             f"LM's context of {self.lm.cfg.block_size - 1} units")
+                             f"LM's context of {self.lm.block_size - 1} units")
         cut = max(0, len(units) - room)
         if cut:
             log.warning("the prompt has %d units; the LM sees its last %d (context %d)",
-                        len(units), room, self.lm.cfg.block_size - 1)
+                        len(units), room, self.lm.block_size - 1)
         ctx = units.ids[cut:]
         outs = []
         for i in range(num_samples):
@@ -197,18 +197,13 @@ class SpeechLM:
                                    top_p=top_p, repetition_penalty=repetition_penalty,
                                    num_samples=1, seed=None if seed is None else seed + i,
                                    stop_at_eos=False)
-            gen = generate(self.lm, ctx, opts).sample(0)
-            new = self.vocoder.expand(Units(gen, units.frame_rate, units.n_units,
-                                            units.unit_space, torch.ones_like(gen)), spk)
-            new = new.dedup()
-            if continuation_only:
-                full, start = new, 0.0
-            else:
-                full = Units(torch.cat([units.ids, new.ids]), units.frame_rate, units.n_units,
-                             units.unit_space, torch.cat([units.durations, new.durations]))
-                start = units.num_frames / units.frame_rate
+            gen = generate(self.lm.model, ctx, opts).sample(0)
+            # the LM may sample a unit twice in a row: that is one unit, lasting longer
+            ids, dur = merge_runs(gen, self.vocoder.predict_durations(gen, spk))
+            new = Units(ids, units.frame_rate, units.n_units, units.unit_space, dur)
+            full, start = (new, 0.0) if continuation_only else (units.concat(new), units.seconds)
             y = self.vocoder.decode(full, spk)
-            outs.append(Continuation(y, SAMPLE_RATE, units, new, start,
+            outs.append(Continuation(y, self.sample_rate, units, new, start,
                                      None if seed is None else seed + i, cut))
         return outs[0] if num_samples == 1 else outs
 

@@ -30,7 +30,8 @@ from speechlm.features import (
     samples_for_frames,
 )
 from speechlm.quantizer import KMeansQuantizer
-from speechlm.types import Units
+from speechlm.stage import Stage
+from speechlm.units import Units
 
 DEFAULT_TOKENIZER = "mfcc-k100"  # bundled in speechlm/pretrained/
 CHUNK_FRAMES = 3000  # frames per chunk when reading files (60 s)
@@ -45,7 +46,7 @@ def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer) -> 
     return f"{kind}-k{quantizer.n_units}-{quantizer.fingerprint()}"
 
 
-class Tokenizer:
+class Tokenizer(Stage):
     """Speech -> units.
 
     Args:
@@ -61,7 +62,7 @@ class Tokenizer:
         self.encoder = encoder
         self.quantizer = quantizer
         self.training = dict(training or {})
-        self.unit_space = make_unit_space(encoder.config(), quantizer)
+        self._unit_space = make_unit_space(encoder.config(), quantizer)
 
     # --- the contract every stage exposes
     @property
@@ -75,6 +76,10 @@ class Tokenizer:
     @property
     def n_units(self) -> int:
         return self.quantizer.n_units
+
+    @property
+    def unit_space(self) -> str:
+        return self._unit_space
 
     # --- persistence
     @classmethod

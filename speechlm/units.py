@@ -1,4 +1,5 @@
-"""Pure functions on unit sequences: dedup + durations, parsing, and unit files.
+"""The :class:`Units` value and pure functions on unit sequences: dedup + durations, special
+tokens, parsing, and unit files.
 
 Two on-disk forms:
     * the versioned JSON record (one object per line in a ``.jsonl`` file)::
@@ -11,6 +12,7 @@ Two on-disk forms:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterator
@@ -19,7 +21,6 @@ from pathlib import Path
 import torch
 
 from speechlm.errors import DataError
-from speechlm.types import Units
 
 UNITS_FORMAT = "speechlm.units"
 UNITS_VERSION = 1
@@ -41,6 +42,84 @@ def dedup(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return ids.clone(), torch.zeros(0, dtype=torch.long)
     out, counts = torch.unique_consecutive(ids, return_counts=True)
     return out, counts.to(torch.long)
+
+
+def merge_runs(ids: torch.Tensor, durations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Merge neighbours with the same id, adding their durations: ``[5 5 7]``, ``[2 1 3]`` ->
+    ``[5 7]``, ``[3 3]``. The same as expanding the runs and deduplicating again."""
+    if ids.numel() == 0:
+        return ids.clone(), durations.clone()
+    out, inverse = torch.unique_consecutive(ids, return_inverse=True)
+    total = torch.zeros(len(out), dtype=durations.dtype).index_add_(0, inverse, durations)
+    return out, total
+
+
+@dataclasses.dataclass(frozen=True)
+class Units:
+    """A sequence of discrete speech units.
+
+    Attributes:
+        ids: ``[T]`` int64 unit ids in ``[0, n_units)``.
+        frame_rate: frames per second of the (non-deduplicated) unit stream.
+        n_units: size of the unit vocabulary (K of the k-means).
+        unit_space: id of the tokenizer that made the units; stages refuse other spaces.
+        durations: ``[T]`` frames each id lasts, when repeats were collapsed; else None.
+    """
+
+    ids: torch.Tensor
+    frame_rate: float
+    n_units: int
+    unit_space: str
+    durations: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.ids.dim() != 1:
+            raise ValueError(f"Units.ids must be 1-D, got shape {tuple(self.ids.shape)}")
+        if self.durations is not None and self.durations.shape != self.ids.shape:
+            raise ValueError(f"Units.durations shape {tuple(self.durations.shape)} != ids shape "
+                             f"{tuple(self.ids.shape)}")
+
+    @property
+    def deduped(self) -> bool:
+        """Whether repeats were collapsed (then ``durations`` is set)."""
+        return self.durations is not None
+
+    @property
+    def num_frames(self) -> int:
+        """Length of the frame-rate stream these units stand for."""
+        return int(self.durations.sum()) if self.durations is not None else len(self.ids)
+
+    @property
+    def seconds(self) -> float:
+        return self.num_frames / self.frame_rate
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def dedup(self) -> Units:
+        """Collapse runs of the same id, recording run lengths in ``durations``."""
+        if self.deduped:
+            return self
+        ids, dur = dedup(self.ids)
+        return dataclasses.replace(self, ids=ids, durations=dur)
+
+    def concat(self, other: Units) -> Units:
+        """These units followed by ``other`` (same unit space; both deduplicated or neither).
+        Runs are not merged across the joint."""
+        if (other.unit_space, other.frame_rate, other.n_units) != (
+                self.unit_space, self.frame_rate, self.n_units):
+            raise ValueError(f"cannot join units of {other.unit_space!r} to {self.unit_space!r}")
+        if self.deduped != other.deduped:
+            raise ValueError("cannot join deduplicated units to frame-rate units")
+        dur = None if self.durations is None else torch.cat([self.durations, other.durations])
+        return dataclasses.replace(self, ids=torch.cat([self.ids, other.ids]), durations=dur)
+
+    def expand(self) -> Units:
+        """Undo :meth:`dedup`: repeat each id by its duration."""
+        if not self.deduped:
+            return self
+        return dataclasses.replace(self, ids=torch.repeat_interleave(self.ids, self.durations),
+                                   durations=None)
 
 
 def parse_ids(text: str) -> list[int]:

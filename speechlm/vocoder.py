@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
 from typing import Any
 
 import numpy as np
@@ -26,47 +25,39 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechlm import checkpoint
-from speechlm.audio import FRAME_SIZE, SAMPLE_RATE, check_length
+from speechlm.audio import (
+    F0_CEIL_HZ,
+    F0_FLOOR_HZ,
+    F0_FRAME_PERIOD_MS,
+    FRAME_SIZE,
+    NO_SIGNAL_PEAK,
+    SAMPLE_RATE,
+    check_length,
+    f0_track,
+    pyworld_module,
+)
 from speechlm.errors import AudioError, ModelError
-from speechlm.types import Units
+from speechlm.stage import Stage
+from speechlm.units import Units
 
 DEFAULT_VOCODER = "unit-vocoder"
-FRAME_PERIOD_MS = 10.0  # WORLD frame period: two vocoder frames per 20 ms unit frame
+FRAME_PERIOD_MS = F0_FRAME_PERIOD_MS  # WORLD frame period: two vocoder frames per unit frame
 UPSAMPLE = 2  # vocoder frames per unit frame
 HOP = 160  # samples per vocoder frame (10 ms at 16 kHz)
 N_FFT = 1024  # STFT size of the log-mel (reference encoder input, Griffin-Lim baseline)
 LOG_FLOOR = 1e-5  # floor of the log-mel magnitude
-F0_FLOOR, F0_CEIL = 60.0, 700.0  # Hz, pitch search range of the F0 analysis
-
-
-def _pyworld():
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pyworld imports pkg_resources
-            import pyworld
-    except ImportError:
-        raise ModelError("the vocoder needs pyworld: pip install pyworld") from None
-    return pyworld
 
 
 # --------------------------------------------------------------------------- signal analysis
-
-
-def f0_track(wav: np.ndarray | torch.Tensor, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """F0 in Hz every 10 ms (0 = unvoiced), DIO + StoneMask: ``[T]`` -> ``[T // 160 + 1]``."""
-    pw = _pyworld()
-    x = np.ascontiguousarray(np.asarray(wav, dtype=np.float64).reshape(-1))
-    f0, t = pw.dio(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_PERIOD_MS)
-    return pw.stonemask(x, f0, t, sr)
 
 
 def world_analysis(wav: np.ndarray, sr: int = SAMPLE_RATE,
                    sp_dim: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """WORLD parameters every 10 ms: F0 ``[N]``, coded envelope ``[N, sp_dim]``, coded
     aperiodicity ``[N, A]`` (A = 1 band at 16 kHz)."""
-    pw = _pyworld()
+    pw = pyworld_module()
     x = np.ascontiguousarray(np.asarray(wav, dtype=np.float64).reshape(-1))
-    f0, t = pw.dio(x, sr, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_PERIOD_MS)
+    f0, t = pw.dio(x, sr, f0_floor=F0_FLOOR_HZ, f0_ceil=F0_CEIL_HZ, frame_period=FRAME_PERIOD_MS)
     f0 = pw.stonemask(x, f0, t, sr)
     sp = pw.cheaptrick(x, f0, t, sr)
     ap = pw.d4c(x, f0, t, sr)
@@ -292,7 +283,7 @@ class Voice:
     lf0_mean_std: torch.Tensor  # [2]
 
 
-class Vocoder:
+class Vocoder(Stage):
     """Units -> waveform in a reference voice.
 
     Args:
@@ -354,7 +345,7 @@ class Vocoder:
         """A 16 kHz reference recording ``[T]`` -> its :class:`Voice`."""
         ref = torch.as_tensor(np.asarray(ref, dtype=np.float32)).reshape(-1)
         check_length(ref.numel(), FRAME_SIZE, "the voice reference")
-        if float(ref.abs().max()) < 1e-4:
+        if float(ref.abs().max()) < NO_SIGNAL_PEAK:
             raise AudioError("the voice reference is silent")
         mel = self.mel(ref[None])
         stats = log_f0_stats(f0_track(ref.numpy()))
@@ -362,19 +353,24 @@ class Vocoder:
         return Voice(vec[0], stats)
 
     @torch.inference_mode()
-    def expand(self, units: Units, voice: Voice) -> Units:
-        """Deduplicated units -> frame-rate units, with durations from the duration model."""
-        self.check_units(units)
-        if not units.deduped:
-            return units
-        logd = self.model.duration(units.ids[None].long(), voice.vector[None])[0]
+    def predict_durations(self, ids: torch.Tensor, voice: Voice) -> torch.Tensor:
+        """Deduplicated unit ids ``[T]`` -> frames each one lasts ``[T]`` (int64, >= 1) in
+        ``voice``, from the duration model."""
+        logd = self.model.duration(ids[None].long(), voice.vector[None])[0]
         # the model predicts the mean of log durations: exp() of it is the geometric mean, so
         # add half the residual variance (log-normal mean; the validation MSE of log durations)
         # and round the running total rather than each unit, which would bias lengths down
         # (measured on test: -13% with per-unit rounding, -4% like this)
         var = float((self.training.get("valid_loss") or {}).get("dur", 0.0))
         ends = torch.round(torch.cumsum(torch.exp(logd + var / 2), 0))
-        dur = torch.clamp(torch.diff(ends, prepend=torch.zeros(1)), min=1).long()
+        return torch.clamp(torch.diff(ends, prepend=torch.zeros(1)), min=1).long()
+
+    def expand(self, units: Units, voice: Voice) -> Units:
+        """Deduplicated units -> frame-rate units, with durations from the duration model."""
+        self.check_units(units)
+        if not units.deduped:
+            return units
+        dur = self.predict_durations(units.ids, voice)
         return Units(ids=torch.repeat_interleave(units.ids, dur), frame_rate=units.frame_rate,
                      n_units=units.n_units, unit_space=units.unit_space)
 
@@ -455,7 +451,7 @@ def world_synthesize(f0: np.ndarray, sp_coded: np.ndarray, ap_coded: np.ndarray,
     (pyworld releases the GIL), with a 10 ms cross-fade at each cut; ``threads`` defaults to
     torch's intra-op thread count.
     """
-    pw = _pyworld()
+    pw = pyworld_module()
     fft = pw.get_cheaptrick_fft_size(sr)
     n = len(f0)
     sp = pw.decode_spectral_envelope(np.ascontiguousarray(sp_coded, dtype=np.float64), sr, fft)
@@ -509,5 +505,5 @@ def num_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["DEFAULT_VOCODER", "MelSpectrogram", "UnitVocoder", "Vocoder", "VocoderConfig",
-           "Voice", "f0_conditioning", "f0_track", "griffin_lim", "log_f0_stats",
+           "Voice", "f0_conditioning", "griffin_lim", "log_f0_stats",
            "world_analysis"]

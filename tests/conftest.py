@@ -45,7 +45,7 @@ def small_corpus(tmp_path_factory):
     """The --small corpus (four voices, 19 sentences), synthesized once."""
     if not HAVE_SYNTH:
         pytest.skip("synthesizers missing: run scripts/setup.sh (apt-get install flite ...)")
-    from speechlm.train.corpus import synth_corpus
+    from speechlm.data.corpus import synth_corpus
 
     out = tmp_path_factory.mktemp("corpus")
     synth_corpus(out, small=True, progress=False)
@@ -55,8 +55,8 @@ def small_corpus(tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_tokenizer(small_corpus, tmp_path_factory):
     """A K=16 MFCC tokenizer trained on the small corpus."""
+    from speechlm.data.manifest import read_manifest
     from speechlm.features import MFCCEncoder
-    from speechlm.manifest import read_manifest
     from speechlm.train.tokenizer import train_tokenizer
 
     torch.manual_seed(0)

@@ -127,18 +127,18 @@ def test_long_prompt_is_truncated_to_the_context(voc_dir, tmp_path, capsys):
 
 def test_pipeline_refuses_mismatched_stages(voc_dir):
     from speechlm.errors import ModelError
-    from speechlm.lm import load_lm
+    from speechlm.lm import LanguageModel
     from speechlm.pipeline import SpeechLM
     from speechlm.tokenizer import Tokenizer
     from speechlm.vocoder import Vocoder
 
     tok = Tokenizer.load()
-    lm, info = load_lm()
+    lm = LanguageModel.load()
     voc = Vocoder.load(voc_dir)
-    SpeechLM(tok, lm, info, voc)  # matching stages are accepted
+    SpeechLM(tok, lm, voc)  # matching stages are accepted
     voc.cfg = type(voc.cfg)(**{**voc.cfg.to_dict(), "unit_space": "mfcc-k100-00000000"})
     with pytest.raises(ModelError, match="mfcc-k100-00000000.*mfcc-k100-a7ed9ff3"):
-        SpeechLM(tok, lm, info, voc)
+        SpeechLM(tok, lm, voc)
 
 
 def test_api_continue_and_vocode(voc_dir):

@@ -22,7 +22,7 @@ from speechlm.eval.continuation import (
     speaking_rate,
     summarize,
 )
-from speechlm.types import Units
+from speechlm.units import Units
 
 SR = 16_000
 

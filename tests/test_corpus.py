@@ -4,8 +4,8 @@ import json
 import pytest
 
 from speechlm.errors import DataError
-from speechlm.manifest import read_manifest, read_phn
-from speechlm.train.corpus import (
+from speechlm.data.manifest import read_manifest, read_phn
+from speechlm.data.corpus import (
     DEFAULT_VOICES,
     default_text_path,
     read_sentences,

@@ -3,7 +3,7 @@ import torch
 
 from speechlm.errors import ModelError
 from speechlm.generate import SamplingOptions, generate, sequence_logprob
-from speechlm.lm import KVCache, LMConfig, UnitLM, load_lm
+from speechlm.lm import KVCache, LanguageModel, LMConfig, UnitLM
 from speechlm.train.lm import export_model
 from speechlm.units import special_id
 
@@ -131,8 +131,10 @@ def test_generation_errors(model):
 
 def test_stage_round_trip_is_strict(model, tmp_path):
     export_model(tmp_path, model, {"units_per_second": 30.0})
-    loaded, cfg = load_lm(tmp_path / "model")
+    stage = LanguageModel.load(tmp_path / "model")
+    loaded, cfg = stage.model, stage.config
     assert cfg["unit_space"] == "test-space" and cfg["units_per_second"] == 30.0
+    assert (stage.unit_space, stage.n_units, stage.units_per_second) == ("test-space", 20, 30.0)
     x = torch.randint(0, 20, (1, 9))
     assert torch.equal(loaded(x)[0], model(x)[0])
     from safetensors.torch import load_file, save_file
@@ -141,7 +143,7 @@ def test_stage_round_trip_is_strict(model, tmp_path):
     sd["extra.weight"] = torch.zeros(1)
     save_file(sd, tmp_path / "model" / "model.safetensors")
     with pytest.raises(ModelError, match="unexpected: extra.weight"):
-        load_lm(tmp_path / "model")
+        LanguageModel.load(tmp_path / "model")
 
 
 def test_dtype_casts_keep_rotary_table(model):

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from speechlm.data.corpus import default_text_path
 from speechlm.errors import ModelError
 from speechlm.eval.probe_data import LEXICAL_PAIRS, SYNTACTIC_PAIRS
 from speechlm.eval.probes import (
@@ -21,7 +22,6 @@ from speechlm.eval.probes import (
 )
 from speechlm.lm import LMConfig, UnitLM
 from speechlm.tokenizer import Tokenizer
-from speechlm.train.corpus import default_text_path
 
 HAVE_FLITE = all(shutil.which(t) for t in ("flite", "sox"))
 needs_flite = pytest.mark.skipif(not HAVE_FLITE, reason="flite and sox are needed to synthesize "

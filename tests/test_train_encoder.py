@@ -132,9 +132,9 @@ def test_targets_are_the_units_of_the_crop(small_corpus, units_dir):
 
 
 def test_dedup_units_are_refused(small_corpus, tmp_path):
+    from speechlm.data.shards import dump_units
     from speechlm.errors import DataError
     from speechlm.tokenizer import Tokenizer
-    from speechlm.train.data import dump_units
 
     dump_units(Tokenizer.load(), small_corpus, tmp_path, splits=("valid",), progress=False)
     with pytest.raises(DataError, match="deduplicated"):
@@ -157,8 +157,8 @@ def test_loss_falls(tiny_run):
 
 def test_export_loads_as_ssl_features(tiny_run, small_corpus):
     from speechlm.audio import load_audio
+    from speechlm.data.manifest import read_manifest
     from speechlm.features import SSLEncoder, build_encoder
-    from speechlm.manifest import read_manifest
 
     cfg = json.loads((tiny_run / "model" / "config.json").read_text())
     hist = json.loads((tiny_run / "state.json").read_text())
@@ -209,7 +209,7 @@ def test_iteration_two_trains_on_encoder_units(tiny_run, small_corpus, tmp_path,
 
 
 def test_layer_pnmi_picks_a_layer(tiny_run, small_corpus, capsys):
-    from speechlm.train.encoder_layers import layer_pnmi, main
+    from speechlm.eval.encoder_layers import layer_pnmi, main
 
     report = layer_pnmi(tiny_run / "model", small_corpus, k=8, fit_utterances=20,
                         eval_utterances=8, progress=False)
@@ -327,8 +327,8 @@ def test_logmel_front_end_trains_and_exports(small_corpus, units_dir, tmp_path):
     """``model.extractor_mode = "logmel"`` (configs/encoder/cpu-mel.toml's front end): the loss
     falls, no CNN weights exist, and the export is a feature encoder on HuBERT's frame grid."""
     from speechlm.audio import load_audio
+    from speechlm.data.manifest import read_manifest
     from speechlm.features import SSLEncoder
-    from speechlm.manifest import read_manifest
 
     ov = overrides(small_corpus, units_dir, tmp_path / "run", max_steps=150, eval_interval=50,
                    ckpt_interval=50)

@@ -20,8 +20,8 @@ TINY = REPO / "configs" / "lm" / "tiny.toml"
 
 @pytest.fixture(scope="module")
 def units_dir(small_corpus, tmp_path_factory):
+    from speechlm.data.shards import dump_units
     from speechlm.tokenizer import Tokenizer
-    from speechlm.train.data import dump_units
 
     d = tmp_path_factory.mktemp("units")
     dump_units(Tokenizer.load(), small_corpus, d, progress=False)
@@ -50,9 +50,10 @@ def test_loss_falls_and_model_exports(small_corpus, units_dir, tmp_path):
     assert hist["step"] == 60
     assert hist["valid_loss"][-1][1] < hist["valid_loss"][0][1] - 0.1
     assert hist["train_loss"][-1][1] < hist["train_loss"][0][1]
-    from speechlm.lm import load_lm
+    from speechlm.lm import LanguageModel
 
-    model, meta = load_lm(out / "model")
+    lm = LanguageModel.load(out / "model")
+    model, meta = lm.model, lm.config
     assert meta["unit_space"].startswith("mfcc-k100-") and model.cfg.dedup
     assert meta["training"]["steps"] == hist["best_valid"][0]
 

@@ -2,8 +2,15 @@ import pytest
 import torch
 
 from speechlm.errors import DataError
-from speechlm.types import Units
-from speechlm.units import dedup, from_record, iter_unit_lines, parse_ids, to_record, unit_line
+from speechlm.units import (
+    Units,
+    dedup,
+    from_record,
+    iter_unit_lines,
+    parse_ids,
+    to_record,
+    unit_line,
+)
 
 
 def test_dedup_values():

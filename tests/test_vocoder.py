@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from speechlm.errors import DataError, ModelError
-from speechlm.types import Units
+from speechlm.units import Units
 from speechlm.vocoder import (
     HOP,
     UPSAMPLE,
@@ -211,7 +211,7 @@ def test_cache_relabelled_from_another_cache(tiny_vocoder_run, small_corpus, tmp
     """``data.feats_from``: the analysis is shared, the units are the new tokenizer's."""
     from speechlm.audio import load_audio
     from speechlm.cli import main
-    from speechlm.manifest import read_manifest
+    from speechlm.data.manifest import read_manifest
     from speechlm.tokenizer import Tokenizer
     from speechlm.train.vocoder import build_cache, load_config
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from speechlm.types import Units
+from speechlm.units import Units
 
 __all__ = [
     "auto_bleu",

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from speechlm.audio import load_audio, save_audio
+from speechlm.audio import FRAME_SIZE, load_audio, save_audio
 from speechlm.eval.resynth import _safe, select_items
 
 log = logging.getLogger(__name__)
@@ -91,11 +91,11 @@ def evaluate_continuation(model: str = "default", data: str = "test",
         for j, o in enumerate(outs):
             start = int(round(o.prompt_seconds * sr))
             cont = o.waveform[start:].numpy()
-            c_units = m.tokenize(cont) if len(cont) > 400 else None
+            c_units = m.tokenize(cont) if len(cont) > FRAME_SIZE else None
             gen = o.generated_units.ids.numpy()
             s: dict[str, Any] = {
                 "seed": o.seed, "seconds": round(len(cont) / sr, 3),
-                "asr": judges.asr.transcribe(cont, sr) if len(cont) > 400 else "",
+                "asr": judges.asr.transcribe(cont, sr) if len(cont) > FRAME_SIZE else "",
                 "similarity": _safe(judges.speaker.similarity, wav_np, sr, cont, sr),
                 "dnsmos": (_safe(judges.quality.score, cont, sr) or {}).get("ovrl"),
                 "auto_bleu2": cm.auto_bleu(gen, 2),
@@ -115,7 +115,7 @@ def evaluate_continuation(model: str = "default", data: str = "test",
                                                      or len(drawn) < max_figures):
             drawn.add(it["voice"])
             from speechlm.eval.figures import plot_continuation
-            from speechlm.types import Units
+            from speechlm.units import Units
 
             o = outs[0]
             full = Units(torch.cat([o.prompt_units.ids, o.generated_units.ids]),

@@ -16,7 +16,7 @@ import torch
 
 from speechlm.errors import ModelError
 from speechlm.io import atomic_path
-from speechlm.types import Units
+from speechlm.units import Units
 
 __all__ = ["log_spectrogram", "plot_continuation"]
 
@@ -93,7 +93,7 @@ def plot_continuation(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, s
         path: output ``.png`` path.
         wav: ``[T]`` or ``[1, T]`` mono waveform of prompt followed by continuation.
         sr: sample rate of ``wav`` in Hz.
-        units: the units of ``wav``: a :class:`~speechlm.types.Units` (deduplicated or not; its
+        units: the units of ``wav``: a :class:`~speechlm.units.Units` (deduplicated or not; its
             own frame rate is used), or frame-level ids ``[F]`` at ``unit_frame_rate``.
         prompt_seconds: where the prompt ends, in seconds from the start.
         title: figure title.

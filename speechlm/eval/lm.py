@@ -48,7 +48,7 @@ def utterance_nll(model: UnitLM, units: np.ndarray) -> tuple[float, int]:
 def perplexity(model: UnitLM, data_dir: str | os.PathLike, split: str = "test",
                progress: bool = True) -> dict:
     """Perplexity of ``model`` on the unit shard ``data_dir/<split>``."""
-    from speechlm.train.data import open_shard, utterances
+    from speechlm.data.shards import open_shard, utterances
 
     tokens, meta = open_shard(data_dir, split)
     if meta["unit_space"] != model.cfg.unit_space:
@@ -80,7 +80,7 @@ def ngram_baselines(data_dir: str | os.PathLike, split: str = "test",
     Scored on the same predictions as :func:`perplexity` (units and the closing ``<eos>``), so
     the numbers sit side by side with the LM's.
     """
-    from speechlm.train.data import open_shard, utterances
+    from speechlm.data.shards import open_shard, utterances
 
     train, meta = open_shard(data_dir, "train")
     test, _ = open_shard(data_dir, split)
@@ -114,12 +114,12 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
     """
     from pathlib import Path
 
-    from speechlm.lm import load_lm
+    from speechlm.data.shards import dump_units
+    from speechlm.lm import LanguageModel
     from speechlm.tokenizer import Tokenizer
-    from speechlm.train.data import dump_units
 
-    model, cfg = load_lm(model_name)
-    training = cfg.get("training", {})
+    lm = LanguageModel.load(model_name)
+    model, training = lm.model, lm.training
     tok_name = training.get("tokenizer", "mfcc-k100")
     default_dir = f"data/units/{Path(tok_name).name}-{'dedup' if model.cfg.dedup else 'frames'}"
     units_dir = Path(units_dir or training.get("units_dir") or default_dir)

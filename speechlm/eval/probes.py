@@ -7,7 +7,7 @@ gives the good item the higher log-probability; the score is the share of pairs 
 baselines for unsupervised spoken language modeling", define the original tasks.
 
 The spoken items are made with the same offline synthesizers and settings as the training corpus
-(:mod:`speechlm.train.corpus`), so a probe tests the LM, not a change of recording conditions. The
+(:mod:`speechlm.data.corpus`), so a probe tests the LM, not a change of recording conditions. The
 word and sentence lists live in :mod:`speechlm.eval.probe_data`; none of their words or sentences
 is taken from the CMU ARCTIC prompts the corpus reads (:func:`check_not_in_training`).
 
@@ -36,13 +36,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from speechlm.errors import DataError, ModelError
-from speechlm.eval.probe_data import LEXICAL_PAIRS, SYNTACTIC_PAIRS
-from speechlm.generate import sequence_logprob
-from speechlm.io import write_text_atomic
-from speechlm.lm import UnitLM
-from speechlm.tokenizer import Tokenizer
-from speechlm.train.corpus import (
+from speechlm.data.corpus import (
     FESTIVAL_CHUNK,
     Sentence,
     Voice,
@@ -52,6 +46,12 @@ from speechlm.train.corpus import (
     synth_task,
     voices_by_name,
 )
+from speechlm.errors import DataError, ModelError
+from speechlm.eval.probe_data import LEXICAL_PAIRS, SYNTACTIC_PAIRS
+from speechlm.generate import sequence_logprob
+from speechlm.io import write_text_atomic
+from speechlm.lm import UnitLM
+from speechlm.tokenizer import Tokenizer
 
 __all__ = [
     "DEFAULT_PROBE_VOICES",
@@ -142,7 +142,7 @@ def check_not_in_training(texts: Iterable[str],
     Args:
         texts: words or sentences to check.
         prompts: the training prompts (strings), or a festival prompt file; default the CMU
-            ARCTIC prompts of :func:`speechlm.train.corpus.default_text_path`.
+            ARCTIC prompts of :func:`speechlm.data.corpus.default_text_path`.
 
     Returns:
         The offending texts, in input order (empty when none occurs in training).
@@ -224,13 +224,13 @@ def build_probe_set(out_dir: str | os.PathLike,
                     *, limit: int | None = None) -> Path:
     """Synthesize both items of every pair of a probe in each voice, and write ``pairs.tsv``.
 
-    Each item is made exactly as a corpus utterance (:func:`speechlm.train.corpus.synth_task`:
+    Each item is made exactly as a corpus utterance (:func:`speechlm.data.corpus.synth_task`:
     the engine's voice, speaking rate and sox pitch shift, 16 kHz mono PCM16). Existing wav files
     are kept, so an interrupted build resumes; the output is the same bytes on every run.
 
     Args:
         out_dir: root of the probe sets; this kind goes to ``out_dir/<kind>``.
-        voices: voice names of :data:`speechlm.train.corpus.DEFAULT_VOICES` (or :class:`Voice`
+        voices: voice names of :data:`speechlm.data.corpus.DEFAULT_VOICES` (or :class:`Voice`
             objects).
         kind: ``"lexical"`` or ``"syntactic"``.
         jobs: worker processes (default: all cores, at most one per task).

@@ -36,7 +36,7 @@ def select_items(data: str | os.PathLike, corpus: str | os.PathLike | None, per_
                  seed: int) -> list[dict[str, Any]]:
     """Utterances to judge: ``{name, path, voice, text}``; ``per_voice`` per voice (0: all),
     drawn with ``seed``. ``data`` is a split name, a manifest or a folder of wav + txt."""
-    from speechlm.manifest import read_manifest, resolve_manifest
+    from speechlm.data.manifest import read_manifest, resolve_manifest
 
     p = Path(data)
     if p.is_dir():
@@ -84,9 +84,10 @@ def evaluate_resynth(vocoder: str = "unit-vocoder", data: str = "test",
                      methods: tuple[str, ...] = METHODS, seed: int = 0, progress: bool = True,
                      audio_out: str | None = None) -> dict[str, Any]:
     """Run the harness; returns the JSON report (per utterance and aggregated)."""
+    from speechlm.audio import f0_track
     from speechlm.eval.judges import Judges, f0_metrics, utterance_wer, word_error_rate
     from speechlm.tokenizer import Tokenizer
-    from speechlm.vocoder import Vocoder, f0_track
+    from speechlm.vocoder import Vocoder
 
     bad = [m for m in methods if m not in METHODS]
     if bad:

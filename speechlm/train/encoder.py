@@ -38,7 +38,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from speechlm.audio import SAMPLE_RATE
+from speechlm.audio import FRAME_SIZE, HOP_SIZE, SAMPLE_RATE
 from speechlm.errors import DataError, SpeechLMError
 from speechlm.features import num_frames
 from speechlm.io import write_text_atomic
@@ -95,7 +95,7 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     m, d = cfg["model"], cfg["data"]
     if not 0.0 < m["mask_prob"] <= 1.0 or m["mask_length"] < 1:
         raise DataError("model.mask_prob must lie in (0, 1] and model.mask_length be >= 1")
-    if d["crop_seconds"] * SAMPLE_RATE < 400 + 320 * (m["mask_length"] - 1):
+    if d["crop_seconds"] * SAMPLE_RATE < FRAME_SIZE + HOP_SIZE * (m["mask_length"] - 1):
         raise DataError(f"data.crop_seconds {d['crop_seconds']} is shorter than one masked span")
     build_arch(m)  # validates the architecture now, not after the data is prepared
     return cfg

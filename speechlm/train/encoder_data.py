@@ -1,7 +1,7 @@
 """Waveform crops and their frame-rate unit targets, for HuBERT-style encoder training.
 
 The target tokenizer runs once per split: its frame-rate units (not deduplicated) go into the
-same memory-mapped shards the LM trains on (:func:`speechlm.train.data.dump_units` with
+same memory-mapped shards the LM trains on (:func:`speechlm.data.shards.dump_units` with
 ``dedup=False``: ``<bos> u1 ... uF <eos>`` per utterance, in manifest order), so training never
 runs the tokenizer again.
 
@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from speechlm.audio import FRAME_SIZE, HOP_SIZE, SAMPLE_RATE, AudioReader
+from speechlm.data.manifest import Utterance, read_manifest, resolve_manifest
+from speechlm.data.shards import dump_units, open_shard
 from speechlm.errors import DataError
 from speechlm.features import num_frames
-from speechlm.manifest import Utterance, read_manifest, resolve_manifest
-from speechlm.train.data import dump_units, open_shard
 from speechlm.units import special_id
 
 

@@ -3,7 +3,7 @@
     speechlm train lm --config configs/lm/cpu.toml [--train.max_steps=2000 ...]
     torchrun --nproc_per_node=2 -m speechlm.train.lm --config configs/lm/tiny.toml
 
-The corpus is tokenized once into memory-mapped shards (:mod:`speechlm.train.data`). Each step
+The corpus is tokenized once into memory-mapped shards (:mod:`speechlm.data.shards`). Each step
 draws a global batch of random windows from a generator seeded by (seed, step); rank r of W takes
 its slice, so W processes see exactly the batches one process would, and a resumed run sees the
 batches it would have seen. The run directory holds::
@@ -145,7 +145,7 @@ def _setup_distributed(device_pref: str) -> tuple[int, int, torch.device]:
 
 def train_lm(cfg: dict[str, dict], progress: bool = True, recipe: str | None = None) -> Path:
     """Run (or resume) the training described by ``cfg``; returns the run directory."""
-    from speechlm.train.data import dump_units, open_shard
+    from speechlm.data.shards import dump_units, open_shard
 
     t, d = cfg["train"], cfg["data"]
     if t["threads"]:

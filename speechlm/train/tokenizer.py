@@ -10,8 +10,8 @@ import torch
 from tqdm import tqdm
 
 from speechlm.audio import load_audio
+from speechlm.data.manifest import Utterance
 from speechlm.features import FeatureEncoder, num_frames
-from speechlm.manifest import Utterance
 from speechlm.quantizer import fit_kmeans
 from speechlm.tokenizer import Tokenizer
 

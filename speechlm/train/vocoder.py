@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from speechlm.audio import load_audio, save_audio
+from speechlm.data.manifest import read_manifest, resolve_manifest
 from speechlm.errors import DataError, SpeechLMError
 from speechlm.io import atomic_path, write_json_atomic, write_text_atomic
-from speechlm.manifest import read_manifest, resolve_manifest
 from speechlm.train.recipe import load_state, lr_at, read_recipe, save_state, to_toml
 from speechlm.units import dedup
 from speechlm.vocoder import (
@@ -381,7 +381,7 @@ def _write_samples(out: Path, model: UnitVocoder, valid: CacheSplit, corpus: str
                    training: dict) -> None:
     """Vocode the first two validation utterances of two voices, with and without F0."""
     from speechlm.tokenizer import Tokenizer
-    from speechlm.types import Units
+    from speechlm.units import Units
 
     voc = Vocoder(copy.deepcopy(model).cpu(), training)
     items = {u.name: u for u in read_manifest(resolve_manifest("valid", corpus))}

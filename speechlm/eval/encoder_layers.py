@@ -1,6 +1,6 @@
 """Which layer of an SSL encoder makes the best units? PNMI of a quick k-means per layer.
 
-    python -m speechlm.train.encoder_layers --model outputs/encoder-cpu/model [--best]
+    python -m speechlm.eval.encoder_layers --model outputs/encoder-cpu/model [--best]
 
 One pass over a random subset of the train split collects frames of every layer (0: the
 transformer input, L: the output of block L, as in :func:`speechlm.ssl.extract_layer`)
@@ -24,8 +24,8 @@ import torch
 from tqdm import tqdm
 
 from speechlm.audio import FRAME_SIZE, load_audio
+from speechlm.data.manifest import Utterance, read_manifest, read_phn, resolve_manifest
 from speechlm.errors import DataError, SpeechLMError
-from speechlm.manifest import Utterance, read_manifest, read_phn, resolve_manifest
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def layer_pnmi(model_path: str | os.PathLike, corpus: str | os.PathLike = "data/
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m speechlm.train.encoder_layers",
+    p = argparse.ArgumentParser(prog="python -m speechlm.eval.encoder_layers",
                                 description="PNMI of a k-means on each layer of an SSL encoder; "
                                 "the best layer is the one to tokenize.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)

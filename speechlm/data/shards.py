@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from speechlm.data.manifest import read_manifest, resolve_manifest
 from speechlm.errors import DataError
 from speechlm.io import atomic_path, write_json_atomic
-from speechlm.manifest import read_manifest, resolve_manifest
 from speechlm.tokenizer import Tokenizer
 from speechlm.units import special_id
 

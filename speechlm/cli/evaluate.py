@@ -1,0 +1,138 @@
+"""``speechlm eval tokenizer|lm|build-probes|resynth|continue``: the reports."""
+
+from __future__ import annotations
+
+import argparse
+
+from speechlm.cli.common import Parser, add_report_args, emit_report
+from speechlm.tokenizer import DEFAULT_TOKENIZER
+
+
+def cmd_eval_tokenizer(args: argparse.Namespace) -> int:
+    from speechlm.data.manifest import resolve_manifest
+    from speechlm.eval.tokenizer import evaluate_tokenizer, markdown_table
+
+    manifest = resolve_manifest(args.manifest, args.corpus)
+    report = evaluate_tokenizer(args.tokenizer, manifest, max_utterances=args.max_utterances,
+                                seed=args.seed, progress=not args.quiet)
+    return emit_report(args, report, markdown_table([report]))
+
+
+def cmd_eval_lm(args: argparse.Namespace) -> int:
+    from speechlm.eval.lm import evaluate_lm, lm_markdown
+
+    report = evaluate_lm(args.model, units_dir=args.units_dir, corpus=args.corpus,
+                         split=args.split, probes=args.probes, progress=not args.quiet)
+    return emit_report(args, report, lm_markdown(report))
+
+
+def cmd_build_probes(args: argparse.Namespace) -> int:
+    from speechlm.eval.probes import build_probe_set
+
+    for kind in ("lexical", "syntactic"):
+        path = build_probe_set(args.out, voices=tuple(args.voices.split(",")), kind=kind,
+                               progress=not args.quiet)
+        print(path)
+    return 0
+
+
+def cmd_eval_resynth(args: argparse.Namespace) -> int:
+    from speechlm.eval.resynth import evaluate_resynth, resynth_markdown
+
+    report = evaluate_resynth(args.vocoder, args.data, corpus=args.corpus,
+                              per_voice=args.per_voice, methods=tuple(args.methods.split(",")),
+                              seed=args.seed, progress=not args.quiet,
+                              audio_out=args.audio_out)
+    return emit_report(args, report, resynth_markdown(report))
+
+
+def cmd_eval_continue(args: argparse.Namespace) -> int:
+    from speechlm.eval.continue_report import continuation_markdown, evaluate_continuation
+
+    report = evaluate_continuation(args.model, args.data, corpus=args.corpus,
+                                   per_voice=args.per_voice, num_samples=args.num_samples,
+                                   prompt_seconds=args.prompt_seconds, seconds=args.seconds,
+                                   temperature=args.temperature, seed=args.seed,
+                                   figures=args.figures, audio_out=args.audio_out,
+                                   progress=not args.quiet, vocoder=args.vocoder,
+                                   max_figures=args.max_figures)
+    return emit_report(args, report, continuation_markdown(report))
+
+
+def register(sub, add_parser) -> None:
+    """``eval tokenizer``, ``eval lm``, ``eval build-probes``, ``eval resynth``,
+    ``eval continue``."""
+    ev = add_parser(sub, "eval", help="evaluate a stage")
+    evsub = ev.add_subparsers(dest="eval_command", metavar="STAGE", parser_class=Parser)
+    evsub.required = True
+    et = add_parser(evsub, "tokenizer", help="PNMI, purity, ABX and bitrate on held-out data",
+                    description="Unit quality against phone alignments of held-out "
+                    "utterances: PNMI, phone and cluster purity, ABX error within and "
+                    "across speakers, unit rate after dedup and bitrate.")
+    et.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help="name or directory")
+    et.add_argument("--manifest", default="test", help="manifest .tsv or split name")
+    et.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
+    et.add_argument("--max-utterances", type=int, help="evaluate a random subset")
+    et.add_argument("--seed", type=int, default=0, help="random seed for subsets and ABX")
+    add_report_args(et)
+    et.set_defaults(func=cmd_eval_tokenizer)
+
+    el = add_parser(evsub, "lm", help="held-out perplexity and spot-the-word accuracies",
+                    description="Perplexity on the test split (per unit and bits per second) "
+                    "and, where the probe sets exist, sWUGGY-style lexical and sBLIMP-style "
+                    "syntactic accuracies with 95% confidence intervals.")
+    el.add_argument("--model", default="unit-lm", help="bundled LM name or LM directory")
+    el.add_argument("--split", default="test", help="split to score")
+    el.add_argument("--units-dir", help="unit shards (default: the one the LM was trained on; "
+                    "a missing split is tokenized from --corpus)")
+    el.add_argument("--corpus", default="data/corpus", help="corpus directory")
+    el.add_argument("--probes", default="data/probes",
+                    help="probe sets from 'speechlm eval build-probes' (skipped if absent)")
+    add_report_args(el)
+    el.set_defaults(func=cmd_eval_lm)
+
+    bp = add_parser(evsub, "build-probes", help="synthesize the spot-the-word probe sets",
+                    description="Synthesize the lexical (word / non-word) and syntactic "
+                    "(sentence / broken sentence) probe pairs in three voices.")
+    bp.add_argument("--out", default="data/probes", help="output directory")
+    bp.add_argument("--voices", default="flite_slt,flite_rms,fest_kal",
+                    help="comma-separated corpus voices")
+    bp.set_defaults(func=cmd_build_probes)
+    er = add_parser(evsub, "resynth", help="intelligibility, voice, quality and speed of "
+                    "resynthesis", description="Resynthesize held-out speech and judge it: "
+                    "pocketsphinx WER (next to the original's), Resemblyzer speaker similarity, "
+                    "DNSMOS, F0 correlation / RMSE and the real-time factor.")
+    er.add_argument("--data", default="test",
+                    help="split name of --corpus, a manifest .tsv (with .wrd), or a folder of "
+                    "wavs with same-name .txt transcripts")
+    er.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
+    er.add_argument("--vocoder", default="unit-vocoder", help="vocoder name or directory")
+    er.add_argument("--per-voice", type=int, default=10,
+                    help="utterances per voice (0: all; the ASR runs at ~0.25x real time)")
+    er.add_argument("--methods", default="world-f0,world,griffinlim",
+                    help="comma-separated: world-f0 (source F0 in), world (F0 predicted), "
+                    "griffinlim (baseline)")
+    er.add_argument("--seed", type=int, default=0, help="utterance sampling seed")
+    er.add_argument("--audio-out", help="also write the resynthesized audio here")
+    add_report_args(er)
+    er.set_defaults(func=cmd_eval_resynth)
+
+    ec = add_parser(evsub, "continue", help="the continuation report: voice, quality, content, "
+                    "loops, speaking rate", description="Continue held-out prompts (the first "
+                    "seconds of each utterance) several times and judge the continuations.")
+    ec.add_argument("--data", default="test",
+                    help="split name of --corpus, a manifest .tsv, or a folder of wavs")
+    ec.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
+    ec.add_argument("--model", default="default", help="model ('default' or a directory)")
+    ec.add_argument("--vocoder", help="replace the model's vocoder (name or directory)")
+    ec.add_argument("--per-voice", type=int, default=4, help="prompts per voice (0: all)")
+    ec.add_argument("--num-samples", type=int, default=3, help="continuations per prompt")
+    ec.add_argument("--prompt-seconds", type=float, default=3.0, help="prompt length")
+    ec.add_argument("--seconds", type=float, default=5.0, help="continuation length")
+    ec.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+    ec.add_argument("--seed", type=int, default=0, help="seed of prompts and sampling")
+    ec.add_argument("--figures", help="write a PNG per voice here (its first prompt)")
+    ec.add_argument("--max-figures", type=int, default=0, help="at most this many (0: all)")
+    ec.add_argument("--audio-out", help="also write the continuations here")
+    add_report_args(ec)
+    ec.set_defaults(func=cmd_eval_continue)

@@ -1,0 +1,21 @@
+"""``speechlm models``: list the bundled models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from speechlm.checkpoint import PRETRAINED_DIR, pretrained_names
+
+    for name in pretrained_names():
+        cfg = json.loads((PRETRAINED_DIR / name / "config.json").read_text())
+        print(f"{name}\t{cfg['kind']}\t{cfg.get('unit_space', '')}")
+    return 0
+
+
+def register(sub, add_parser) -> None:
+    """``models``."""
+    m = add_parser(sub, "models", help="list the bundled models")
+    m.set_defaults(func=cmd_models)

@@ -1,0 +1,155 @@
+"""Commands that produce speech: ``continue``, ``resynth``, ``vocode``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from speechlm.cli.common import need_input, numbered, out_path, refuse_existing, sampling_args
+from speechlm.errors import SpeechLMError
+
+
+def cmd_continue(args: argparse.Namespace) -> int:
+    from speechlm.audio import save_audio
+    from speechlm.io import write_text_atomic
+    from speechlm.pipeline import SpeechLM
+    from speechlm.units import to_record
+
+    prompt = need_input(args.prompt, "prompt")
+    if args.voice:
+        need_input(args.voice, "voice reference")
+    out = out_path(args.output, Path(f"{prompt.stem}.continued.wav"), args.force)
+    paths = [numbered(out, i + 1, args.num_samples) for i in range(args.num_samples)]
+    refuse_existing(paths + ([Path(args.units_out)] if args.units_out else []), args.force)
+    if args.num_samples < 1:
+        raise SpeechLMError("--num-samples must be >= 1")
+    m = SpeechLM.load(args.model, tokenizer=args.tokenizer, lm=args.lm, vocoder=args.vocoder)
+    try:
+        res = m.continue_audio(prompt, seconds=args.seconds, temperature=args.temperature,
+                               top_k=args.top_k, top_p=args.top_p,
+                               repetition_penalty=args.repetition_penalty,
+                               num_samples=args.num_samples, seed=args.seed, voice=args.voice,
+                               continuation_only=args.continuation_only)
+    except ValueError as err:
+        if isinstance(err, SpeechLMError):
+            raise
+        raise SpeechLMError(str(err)) from None
+    res = res if isinstance(res, list) else [res]
+    if res[0].prompt_truncated:
+        print(f"speechlm: note: the prompt is longer than the LM's context; it was conditioned "
+              f"on its last {len(res[0].prompt_units) - res[0].prompt_truncated} units",
+              file=sys.stderr)
+    for path, r in zip(paths, res):
+        save_audio(path, r.waveform, r.sample_rate)
+        print(f"{path}\t{r.seconds:.2f} s (continuation from {r.prompt_seconds:.2f} s)")
+    if args.units_out:
+        recs = [to_record(res[0].prompt_units, name="prompt")]
+        recs += [{**to_record(r.generated_units, name=f"sample-{i + 1}"), "seed": r.seed}
+                 for i, r in enumerate(res)]
+        write_text_atomic(args.units_out, "".join(json.dumps(x) + "\n" for x in recs))
+    return 0
+
+
+def cmd_resynth(args: argparse.Namespace) -> int:
+    from speechlm.audio import FRAME_SIZE, f0_track, load_audio, save_audio
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.vocoder import Vocoder
+
+    src = need_input(args.input)
+    if args.voice:
+        need_input(args.voice, "voice reference")
+    out = out_path(args.output, Path(f"{src.stem}.resynth.wav"), args.force)
+    refuse_existing([out], args.force)
+    voc = Vocoder.load(args.vocoder)
+    tok = Tokenizer.load(args.tokenizer or voc.training.get("tokenizer") or "mfcc-k100")
+    if tok.unit_space != voc.unit_space:
+        raise SpeechLMError(f"the tokenizer's unit space is {tok.unit_space!r} but the "
+                            f"vocoder's is {voc.unit_space!r}")
+    wav = load_audio(src, min_samples=FRAME_SIZE)
+    units = tok.tokenize_wave(wav)
+    voice = voc.voice(load_audio(args.voice, min_samples=FRAME_SIZE) if args.voice else wav)
+    f0 = None if args.no_f0 else f0_track(wav.numpy())
+    y = voc.decode(units, voice, f0=f0, method=args.method)
+    save_audio(out, y, voc.sample_rate)
+    print(f"{out}\t{len(y) / voc.sample_rate:.2f} s")
+    return 0
+
+
+def cmd_vocode(args: argparse.Namespace) -> int:
+    from speechlm.audio import FRAME_SIZE, load_audio, save_audio
+    from speechlm.units import read_units_json
+    from speechlm.vocoder import Vocoder
+
+    src = need_input(args.units, "units file")
+    need_input(args.voice, "voice reference")
+    out = out_path(args.output, Path(f"{src.stem}.wav"), args.force)
+    recs = read_units_json(src)
+    if args.name is not None:
+        recs = [r for r in recs if r[0] == args.name]
+        if not recs:
+            raise SpeechLMError(f"{src} has no record named {args.name!r}")
+    if len(recs) != 1:
+        raise SpeechLMError(f"{src} holds {len(recs)} records; pick one with --name")
+    refuse_existing([out], args.force)
+    voc = Vocoder.load(args.vocoder)
+    units = recs[0][1]
+    voice = voc.voice(load_audio(args.voice, min_samples=FRAME_SIZE))
+    y = voc.decode(units, voice, method=args.method, use_durations=not args.predict_durations)
+    save_audio(out, y, voc.sample_rate)
+    print(f"{out}\t{len(y) / voc.sample_rate:.2f} s")
+    return 0
+
+
+def register(sub, add_parser) -> None:
+    """``continue``, ``resynth``, ``vocode``."""
+    c = add_parser(sub, "continue", help="continue a speech prompt in the same voice",
+                   description="Tokenize the prompt, sample a continuation with the unit LM and "
+                   "vocode prompt + continuation in the prompt's voice.")
+    c.add_argument("prompt", help="prompt audio (wav, flac, ogg, mp3)")
+    c.add_argument("-o", "--output", help="output audio (default: PROMPT.continued.wav); "
+                   "with --num-samples N, OUT-1.wav ... OUT-N.wav")
+    sampling_args(c)
+    c.add_argument("--num-samples", type=int, default=1, help="continuations to sample")
+    c.add_argument("--continuation-only", action="store_true",
+                   help="write only the new speech (default: prompt + continuation)")
+    c.add_argument("--model", default="default",
+                   help="'default' (bundled) or a directory with tokenizer/, lm/, vocoder/")
+    c.add_argument("--tokenizer", help="replace the model's tokenizer (name or directory)")
+    c.add_argument("--lm", help="replace the model's LM (name or directory)")
+    c.add_argument("--vocoder", help="replace the model's vocoder (name or directory)")
+    c.add_argument("--voice", help="speak the continuation in the voice of this recording")
+    c.add_argument("--units-out", help="write prompt and generated units here (JSON lines)")
+    c.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    c.set_defaults(func=cmd_continue)
+
+    r = add_parser(sub, "resynth", help="speech -> units -> speech in the same (or another) voice",
+                   description="Tokenize IN and decode its units with the unit vocoder, keeping "
+                   "the speaker's voice and F0 contour; --voice converts to another speaker.")
+    r.add_argument("input", help="input audio")
+    r.add_argument("-o", "--output", help="output audio (default: IN.resynth.wav)")
+    r.add_argument("--voice", help="decode in the voice of this recording (voice conversion)")
+    r.add_argument("--no-f0", action="store_true",
+                   help="ignore the input's F0 contour and let the vocoder predict one")
+    r.add_argument("--method", choices=("world", "griffinlim"), default="world",
+                   help="waveform generation: WORLD (default) or the Griffin-Lim baseline")
+    r.add_argument("--vocoder", default="unit-vocoder", help="vocoder name or directory")
+    r.add_argument("--tokenizer", help="tokenizer (default: the one the vocoder was trained on)")
+    r.add_argument("--force", action="store_true", help="overwrite an existing output")
+    r.set_defaults(func=cmd_resynth)
+
+    v = add_parser(sub, "vocode", help="units (JSON) -> speech in the voice of a recording",
+                   description="Decode a units file (speechlm tokenize --format json, or "
+                   "continue --units-out) in the voice of --voice.")
+    v.add_argument("units", help="units JSON file (one record, or pick one with --name)")
+    v.add_argument("-o", "--output", help="output audio (default: UNITS.wav)")
+    v.add_argument("--voice", required=True, help="reference recording of the voice")
+    v.add_argument("--name", help="record name to decode in a multi-record file")
+    v.add_argument("--predict-durations", action="store_true",
+                   help="ignore the durations in the file and use the duration model")
+    v.add_argument("--method", choices=("world", "griffinlim"), default="world",
+                   help="waveform generation: WORLD (default) or the Griffin-Lim baseline")
+    v.add_argument("--vocoder", default="unit-vocoder", help="vocoder name or directory")
+    v.add_argument("--force", action="store_true", help="overwrite an existing output")
+    v.set_defaults(func=cmd_vocode)

@@ -1,0 +1,99 @@
+"""``speechlm train tokenizer|lm|encoder|vocoder``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from speechlm.cli.common import Parser
+from speechlm.errors import SpeechLMError
+
+
+def cmd_train_tokenizer(args: argparse.Namespace) -> int:
+    from speechlm.data.manifest import read_manifest, resolve_manifest
+    from speechlm.features import encoder_from_name
+    from speechlm.train.tokenizer import train_tokenizer
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise SpeechLMError(f"{out} exists; pass --force to overwrite")
+    manifest = resolve_manifest(args.manifest, args.corpus)
+    items = read_manifest(manifest)
+    encoder = encoder_from_name(args.features, args.layer)
+    tok = train_tokenizer(items, encoder, k=args.k, max_frames=args.max_frames, seed=args.seed,
+                          progress=not args.quiet, source=manifest)
+    tok.save(out)
+    print(json.dumps({"out": str(out), "unit_space": tok.unit_space, **tok.training}, indent=2))
+    return 0
+
+
+def cmd_train_lm(args: argparse.Namespace) -> int:
+    from speechlm.train.lm import load_config, train_lm
+
+    cfg = load_config(args.config, args.overrides)
+    out = train_lm(cfg, progress=not args.quiet, recipe=args.config)
+    print(json.dumps({"run": str(out), "model": str(out / "model")}))
+    return 0
+
+
+def cmd_train_encoder(args: argparse.Namespace) -> int:
+    from speechlm.train.encoder import load_config, train_encoder
+
+    cfg = load_config(args.config, args.overrides)
+    out = train_encoder(cfg, progress=not args.quiet, recipe=args.config)
+    print(json.dumps({"run": str(out), "model": str(out / "model")}))
+    return 0
+
+
+def cmd_train_vocoder(args: argparse.Namespace) -> int:
+    from speechlm.train.vocoder import load_config, train_vocoder
+
+    cfg = load_config(args.config, args.overrides)
+    out = train_vocoder(cfg, progress=not args.quiet, recipe=args.config)
+    print(out / "model")
+    return 0
+
+
+def register(sub, add_parser) -> None:
+    """``train tokenizer``, ``train lm``, ``train encoder``, ``train vocoder``."""
+    tr = add_parser(sub, "train", help="train a stage")
+    trsub = tr.add_subparsers(dest="train_command", metavar="STAGE", parser_class=Parser)
+    trsub.required = True
+    tt = add_parser(trsub, "tokenizer", help="fit k-means units on features of a manifest")
+    tt.add_argument("--manifest", default="train", help="manifest .tsv or split name")
+    tt.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
+    tt.add_argument("--features", default="mfcc",
+                    help="mfcc, logmel, or a HuBERT/wav2vec2 checkpoint path")
+    tt.add_argument("--layer", type=int,
+                    help="layer of a checkpoint: 0 = transformer input, L = output of block L")
+    tt.add_argument("--k", type=int, default=100, help="number of units")
+    tt.add_argument("--max-frames", type=int, default=1_000_000,
+                    help="frames sampled for k-means")
+    tt.add_argument("--seed", type=int, default=0, help="random seed")
+    tt.add_argument("--out", required=True, help="output tokenizer directory")
+    tt.add_argument("--force", action="store_true", help="overwrite an existing directory")
+    tt.set_defaults(func=cmd_train_tokenizer)
+
+    tl = add_parser(trsub, "lm", help="train the unit language model",
+                    description="Train the unit LM from a recipe. Extra --section.key=value "
+                    "arguments override it (e.g. --train.max_steps=500). For several processes: "
+                    "torchrun --nproc_per_node=N -m speechlm.train.lm --config ...")
+    tl.add_argument("--config", required=True, help="recipe TOML, e.g. configs/lm/cpu.toml")
+    tl.set_defaults(func=cmd_train_lm, accepts_overrides=True)
+
+    te = add_parser(trsub, "encoder", help="train a HuBERT-style encoder (masked prediction)",
+                    description="Train a HuBERT-architecture encoder by masked prediction of the "
+                    "frame-rate units of a target tokenizer (iteration 1: mfcc-k100; iteration 2: "
+                    "a tokenizer on an iteration-1 layer). Extra --section.key=value arguments "
+                    "override the recipe. For several processes: torchrun --nproc_per_node=N -m "
+                    "speechlm.train.encoder --config ...")
+    te.add_argument("--config", required=True,
+                    help="recipe TOML, e.g. configs/encoder/cpu-mel.toml")
+    te.set_defaults(func=cmd_train_encoder, accepts_overrides=True)
+
+    tv = add_parser(trsub, "vocoder", help="train the unit vocoder",
+                    description="Train the unit vocoder (decoder, reference encoder, duration "
+                    "model) from a recipe; extra --section.key=value arguments override it.")
+    tv.add_argument("--config", required=True, help="recipe TOML, e.g. configs/vocoder/cpu.toml")
+    tv.set_defaults(func=cmd_train_vocoder, accepts_overrides=True)
