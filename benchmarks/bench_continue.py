@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from _clips import speech_files  # noqa: E402  (benchmarks/ is on the path of a script)
 
 
 def load_time(model: str, vocoder: str | None) -> float:
@@ -42,7 +44,6 @@ def main() -> int:
     args = ap.parse_args()
 
     from speechlm.audio import load_audio
-    from speechlm.eval.resynth import select_items
     from speechlm.generate import SamplingOptions, generate
     from speechlm.pipeline import SpeechLM
     from speechlm.units import Units
@@ -51,8 +52,8 @@ def main() -> int:
     sr = m.sample_rate
     need = int(args.prompt_seconds * sr)
     prompts = []
-    for it in select_items("test", REPO / "data" / "corpus", 0, 0)[::23]:
-        w = load_audio(it["path"])
+    for path in speech_files("test", 23):
+        w = load_audio(path)
         if len(w) >= need:
             prompts.append(w[:need])
         if len(prompts) == args.prompts:

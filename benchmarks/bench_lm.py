@@ -248,8 +248,8 @@ def main() -> int:
     ap.add_argument("--width", type=int, help="random model: n_embd (default 384)")
     ap.add_argument("--heads", type=int, help="random model: attention heads (default 6)")
     ap.add_argument("--prompt-units", type=int, default=75, help="prompt length (3 s at ~25/s)")
-    ap.add_argument("--new-tokens", type=int, help="units generated per sample (default 250; "
-                    "--quick: 50)")
+    ap.add_argument("--new-tokens", type=int, help="units generated per sample (default 250, or "
+                    "what the bundled LM's context leaves after the prompt; --quick: 50)")
     ap.add_argument("--batches", help="sampling batch sizes, comma-separated (default 1,8; "
                     "e.g. 1,8,32)")
     ap.add_argument("--repeats", type=int, help="timed passes per side, best kept (default 3; "
@@ -266,6 +266,7 @@ def main() -> int:
                     help="smoke run: 50 new units, batches 1,8, 1 repeat, train batch 4, 1 step")
     args = ap.parse_args()
     q = args.quick
+    explicit_new = args.new_tokens is not None
     args.new_tokens = args.new_tokens or (50 if q else 250)
     args.repeats = args.repeats or (1 if q else 3)
     args.train_batch = args.train_batch or (4 if q else 32)
@@ -279,6 +280,15 @@ def main() -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not explicit_new:  # the default must fit the bundled model's context
+        from speechlm.checkpoint import PRETRAINED_DIR
+        from speechlm.lm import DEFAULT_LM
+
+        cfg_path = PRETRAINED_DIR / DEFAULT_LM / "config.json"
+        chosen = any(v is not None for v in (args.layers, args.width, args.heads))
+        if cfg_path.is_file() and not chosen:
+            block = json.loads(cfg_path.read_text())["model"]["block_size"]
+            args.new_tokens = max(1, min(args.new_tokens, block - 1 - args.prompt_units))
     min_block = 1 + args.prompt_units + args.new_tokens
     model, source = make_speechlm(args, min_block)
     cfg = model.cfg

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from _clips import speech_files  # noqa: E402  (benchmarks/ is on the path of a script)
 
 
 def main() -> int:
@@ -38,14 +41,12 @@ def main() -> int:
     import torchaudio
 
     from speechlm.audio import load_audio
-    from speechlm.eval.resynth import select_items
     from speechlm.tokenizer import Tokenizer
     from speechlm.vocoder import HOP, N_FFT, MelSpectrogram, Vocoder
 
     voc = Vocoder.load(args.vocoder)
     tok = Tokenizer.load(voc.training.get("tokenizer") or "mfcc-k100")
-    items = select_items(args.data, REPO / "data" / "corpus", 0, 0)[:: 37][: args.utterances]
-    wavs = [load_audio(it["path"]) for it in items]
+    wavs = [load_audio(p) for p in speech_files(args.data, 37, args.utterances)]
     units = [tok.tokenize_wave(w) for w in wavs]
     t0 = time.perf_counter()
     voices = [voc.voice(w) for w in wavs]

@@ -1,4 +1,4 @@
-"""Tests for speechlm.eval.metrics: PNMI / purities, DTW, ABX and bitrate."""
+"""Tests for speechlm.eval.metrics (PNMI / purities, bitrate) and speechlm.eval.abx (DTW, ABX)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from speechlm.eval import metrics
-from speechlm.eval.metrics import (
-    AbxResult,
-    UnitPhoneStats,
-    abx_error,
-    dtw_distance,
-    phone_unit_stats,
-    unit_rate_and_bitrate,
-)
+from speechlm.eval import abx
+from speechlm.eval.abx import AbxResult, abx_error, dtw_distance
+from speechlm.eval.metrics import UnitPhoneStats, phone_unit_stats, unit_rate_and_bitrate
 
 # --------------------------------------------------------------------------------------------
 # phone_unit_stats
@@ -197,7 +191,7 @@ def test_batched_dtw_matches_plain_dynamic_programming() -> None:
     rng = np.random.default_rng(4)
     for n, m in [(1, 1), (1, 4), (4, 1), (2, 2), (3, 5), (5, 3), (7, 7), (2, 11)]:
         dist = rng.integers(0, 3, size=(50, n, m)).astype(np.float32)
-        got = metrics._dtw_average_cost(dist)
+        got = abx._dtw_average_cost(dist)
         want = [_reference_dtw(d) for d in dist]
         np.testing.assert_allclose(got, want, rtol=1e-6)
 
@@ -372,7 +366,7 @@ def test_cell_sampling_is_without_replacement() -> None:
     same = np.array([True, True, False, True])
     totals = [3 * 2 * 2, 6 * 5 * 5, 2 * 1 * 4, 40 * 39 * 30]
     cap = 50
-    cell, ia, ib, ix = metrics._cell_triplets(a_n, b_n, x_n, same, cap, rng)
+    cell, ia, ib, ix = abx._cell_triplets(a_n, b_n, x_n, same, cap, rng)
     for c, total in enumerate(totals):
         mine = cell == c
         triplets = set(zip(ia[mine].tolist(), ib[mine].tolist(), ix[mine].tolist(), strict=True))
@@ -389,7 +383,7 @@ def test_across_draws_at_most_max_x_speakers() -> None:
     g_n = np.full(24, 2)
     rng = np.random.default_rng(10)
     for k, expected in [(2, 2), (5, 5), (9, 5)]:
-        ga, gb, gx = metrics._abx_cells(g_phone, g_spk, g_n, "across", k, rng)
+        ga, gb, gx = abx._abx_cells(g_phone, g_spk, g_n, "across", k, rng)
         assert np.all(g_phone[gx] == g_phone[ga])
         assert np.all(g_spk[gx] != g_spk[ga])
         assert np.all(g_spk[ga] == g_spk[gb])
@@ -402,7 +396,7 @@ def test_dense_and_sorted_pair_deduplication_agree(monkeypatch: pytest.MonkeyPat
     segs, phones, spks = _dataset(np.random.default_rng(11), 4, 3, 7, separation=0.5)
     results = []
     for factor in (0, 10**6):  # force the sort path, then the dense table
-        monkeypatch.setattr(metrics, "_DENSE_TABLE_FACTOR", factor)
+        monkeypatch.setattr(abx, "_DENSE_TABLE_FACTOR", factor)
         for mode in ("within", "across"):
             results.append(abx_error(segs, phones, spks, mode=mode, max_triplets_per_cell=30))
     assert results[:2] == results[2:]

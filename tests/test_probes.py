@@ -10,16 +10,15 @@ import soundfile as sf
 import torch
 
 from speechlm.data.corpus import default_text_path
-from speechlm.errors import ModelError
-from speechlm.eval.probe_data import LEXICAL_PAIRS, SYNTACTIC_PAIRS
-from speechlm.eval.probes import (
+from speechlm.data.probe_pairs import LEXICAL_PAIRS, SYNTACTIC_PAIRS
+from speechlm.data.probes import (
     PAIRS_COLUMNS,
     build_probe_set,
     check_not_in_training,
     probe_pairs,
-    score_pairs,
-    wilson_interval,
 )
+from speechlm.errors import ModelError
+from speechlm.eval.probes import score_pairs, wilson_interval
 from speechlm.lm import LMConfig, UnitLM
 from speechlm.tokenizer import Tokenizer
 

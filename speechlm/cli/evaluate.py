@@ -27,7 +27,7 @@ def cmd_eval_lm(args: argparse.Namespace) -> int:
 
 
 def cmd_build_probes(args: argparse.Namespace) -> int:
-    from speechlm.eval.probes import build_probe_set
+    from speechlm.data.probes import build_probe_set
 
     for kind in ("lexical", "syntactic"):
         path = build_probe_set(args.out, voices=tuple(args.voices.split(",")), kind=kind,

@@ -1,4 +1,4 @@
-"""Hand-written word and sentence pairs for the zero-shot probes of :mod:`speechlm.eval.probes`.
+"""Hand-written word and sentence pairs for the zero-shot probes of :mod:`speechlm.data.probes`.
 
 Two lists, in the spirit of the ZeroSpeech 2021 benchmark (Nguyen et al., 2020, "The Zero
 Resource Speech Benchmark 2021: Metrics and baselines for unsupervised spoken language
@@ -13,7 +13,7 @@ modeling"):
 * :data:`SYNTACTIC_PAIRS` (sBLIMP-style): ``(grammatical, ungrammatical, phenomenon)``. The
   ungrammatical sentence breaks the grammatical one minimally: one word changed, added or
   moved. No sentence occurs in the ARCTIC prompts (see
-  :func:`speechlm.eval.probes.check_not_in_training`).
+  :func:`speechlm.data.probes.check_not_in_training`).
 
 The order of the lists fixes the pair ids, so append new pairs at the end of a list.
 """

@@ -1,171 +1,36 @@
-"""Zero-shot lexical and syntactic probes of the unit LM (ZeroSpeech 2021 sWUGGY / sBLIMP style).
+"""Zero-shot lexical and syntactic probes of the unit LM (ZeroSpeech 2021 sWUGGY / sBLIMP style):
+scoring a probe set made by :mod:`speechlm.data.probes`.
 
-A probe pair is two spoken items that differ minimally: a real word and a non-word (lexical),
-or a grammatical sentence and a minimally broken one (syntactic). The LM "passes" a pair when it
-gives the good item the higher log-probability; the score is the share of pairs it passes
-(chance is 0.5). Nguyen et al. (2020), "The Zero Resource Speech Benchmark 2021: Metrics and
-baselines for unsupervised spoken language modeling", define the original tasks.
-
-The spoken items are made with the same offline synthesizers and settings as the training corpus
-(:mod:`speechlm.data.corpus`), so a probe tests the LM, not a change of recording conditions. The
-word and sentence lists live in :mod:`speechlm.eval.probe_data`; none of their words or sentences
-is taken from the CMU ARCTIC prompts the corpus reads (:func:`check_not_in_training`).
-
-Layout written by :func:`build_probe_set`::
-
-    OUT/<kind>/<voice>/<pair_id>_a.wav   the good item (word / grammatical sentence), 16 kHz mono
-    OUT/<kind>/<voice>/<pair_id>_b.wav   the bad item (non-word / ungrammatical sentence)
-    OUT/<kind>/<voice>/<pair_id>_?.phn   phone alignment, for voices whose engine reports one
-    OUT/<kind>/pairs.tsv                 header, then one line per pair and voice:
-                                         pair_id, voice, good_path, bad_path, good_text, bad_text
-                                         (paths relative to the folder of pairs.tsv)
+The LM "passes" a pair when it gives the good item the higher log-probability; the score is the
+share of pairs it passes (chance is 0.5), with a Wilson 95% interval. Nguyen et al. (2020),
+"The Zero Resource Speech Benchmark 2021: Metrics and baselines for unsupervised spoken language
+modeling", define the original tasks.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
-import re
 import time
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from speechlm.data.corpus import (
-    FESTIVAL_CHUNK,
-    Sentence,
-    Voice,
-    check_tools,
-    default_text_path,
-    read_sentences,
-    synth_task,
-    voices_by_name,
-)
+from speechlm.data.probes import PROBE_KINDS, read_pairs
 from speechlm.errors import DataError, ModelError
-from speechlm.eval.probe_data import LEXICAL_PAIRS, SYNTACTIC_PAIRS
 from speechlm.generate import sequence_logprob
-from speechlm.io import write_text_atomic
 from speechlm.lm import UnitLM
 from speechlm.tokenizer import Tokenizer
 
-__all__ = [
-    "DEFAULT_PROBE_VOICES",
-    "PAIRS_COLUMNS",
-    "PROBE_KINDS",
-    "ProbePair",
-    "build_probe_set",
-    "check_not_in_training",
-    "normalize_text",
-    "probe_pairs",
-    "read_pairs",
-    "score_pairs",
-    "wilson_interval",
-]
+__all__ = ["NORMALIZATIONS", "score_pairs", "wilson_interval"]
 
 log = logging.getLogger(__name__)
 
-PROBE_KINDS = ("lexical", "syntactic")
-DEFAULT_PROBE_VOICES = ("flite_slt", "flite_rms", "fest_kal")
-PAIRS_COLUMNS = ("pair_id", "voice", "good_path", "bad_path", "good_text", "bad_text")
 NORMALIZATIONS = ("sum", "mean")
 Z_95 = 1.959963984540054  # two-sided 95% quantile of the standard normal
-_ID_PREFIX = {"lexical": "lex", "syntactic": "syn"}
-_FLITE_CHUNK = 20  # items per flite / espeak task (one process per item, so only for balance)
-_NON_WORD = re.compile(r"[^a-z0-9']+")
-
-
-@dataclasses.dataclass(frozen=True)
-class ProbePair:
-    """One minimal pair of a probe.
-
-    Attributes:
-        id: stable id, ``lex0001`` / ``syn0001`` (the position in the list, from 1).
-        good: the real word or grammatical sentence.
-        bad: the non-word or ungrammatical sentence.
-        phenomenon: what the syntactic pair tests (``agreement``, ``word_order`` ...);
-            ``lexical`` for word pairs.
-    """
-
-    id: str
-    good: str
-    bad: str
-    phenomenon: str
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in PROBE_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(PROBE_KINDS)}, got {kind!r}")
-
-
-def probe_pairs(kind: str) -> list[ProbePair]:
-    """The pairs of a probe, in list order.
-
-    Args:
-        kind: ``"lexical"`` (word / non-word) or ``"syntactic"`` (sentence pairs).
-
-    Returns:
-        One :class:`ProbePair` per entry of :mod:`speechlm.eval.probe_data`.
-    """
-    _check_kind(kind)
-    prefix = _ID_PREFIX[kind]
-    if kind == "lexical":
-        rows = [(good, bad, "lexical") for good, bad in LEXICAL_PAIRS]
-    else:
-        rows = list(SYNTACTIC_PAIRS)
-    return [ProbePair(f"{prefix}{i:04d}", good, bad, phen)
-            for i, (good, bad, phen) in enumerate(rows, 1)]
-
-
-# --------------------------------------------------------------------------- training overlap
-
-
-def normalize_text(text: str) -> str:
-    """Lower case, punctuation (but apostrophes) to spaces, single spaces, no outer spaces."""
-    return " ".join(_NON_WORD.sub(" ", text.lower()).split())
-
-
-def check_not_in_training(texts: Iterable[str],
-                          prompts: Iterable[str] | str | os.PathLike | None = None) -> list[str]:
-    """The texts that occur in a training prompt.
-
-    A text occurs in a prompt when, after :func:`normalize_text` of both, it is a substring of
-    the prompt that starts and ends at word boundaries. So a sentence is flagged when a prompt
-    contains it (``"the two men shook hands"`` is in ``"For the twentieth time that evening the
-    two men shook hands."``), and a single word when any prompt uses that word (``"hand"`` is
-    not flagged by ``"hands"``).
-
-    Args:
-        texts: words or sentences to check.
-        prompts: the training prompts (strings), or a festival prompt file; default the CMU
-            ARCTIC prompts of :func:`speechlm.data.corpus.default_text_path`.
-
-    Returns:
-        The offending texts, in input order (empty when none occurs in training).
-
-    Raises:
-        DataError: the prompt file is missing or malformed.
-    """
-    if prompts is None or isinstance(prompts, (str, os.PathLike)):
-        path = default_text_path() if prompts is None else Path(prompts)
-        prompt_list = [s.text for s in read_sentences(path)]
-    else:
-        prompt_list = list(prompts)
-    # one string with a sentinel between prompts, so a match never spans two prompts
-    haystack = "|".join(f" {normalize_text(p)} " for p in prompt_list)
-    bad = []
-    for text in texts:
-        needle = normalize_text(text)
-        if needle and f" {needle} " in haystack:
-            bad.append(text)
-    return bad
-
-
-# --------------------------------------------------------------------------- statistics
 
 
 def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, float]:
@@ -199,149 +64,6 @@ def _summary(correct: Sequence[float]) -> dict[str, Any]:
     k = float(sum(correct))
     lo, hi = wilson_interval(k, n)
     return {"accuracy": k / n if n else float("nan"), "n": n, "ci95": [lo, hi]}
-
-
-# --------------------------------------------------------------------------- synthesis
-
-
-def _resolve_voices(voices: Iterable[str | Voice]) -> list[Voice]:
-    out: list[Voice] = []
-    for v in voices:
-        out.append(v if isinstance(v, Voice) else voices_by_name([v])[0])
-    names = [v.name for v in out]
-    if not out or len(set(names)) != len(names):
-        raise DataError(f"need one or more distinct voices, got {names}")
-    return out
-
-
-def _rel(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()
-
-
-def build_probe_set(out_dir: str | os.PathLike,
-                    voices: Sequence[str | Voice] = DEFAULT_PROBE_VOICES,
-                    kind: str = "lexical", jobs: int | None = None, progress: bool = True,
-                    *, limit: int | None = None) -> Path:
-    """Synthesize both items of every pair of a probe in each voice, and write ``pairs.tsv``.
-
-    Each item is made exactly as a corpus utterance (:func:`speechlm.data.corpus.synth_task`:
-    the engine's voice, speaking rate and sox pitch shift, 16 kHz mono PCM16). Existing wav files
-    are kept, so an interrupted build resumes; the output is the same bytes on every run.
-
-    Args:
-        out_dir: root of the probe sets; this kind goes to ``out_dir/<kind>``.
-        voices: voice names of :data:`speechlm.data.corpus.DEFAULT_VOICES` (or :class:`Voice`
-            objects).
-        kind: ``"lexical"`` or ``"syntactic"``.
-        jobs: worker processes (default: all cores, at most one per task).
-        progress: show a progress bar on stderr.
-        limit: build only the first ``limit`` pairs (for tests and quick looks).
-
-    Returns:
-        The path of ``out_dir/<kind>/pairs.tsv``.
-
-    Raises:
-        DataError: unknown voices, missing synthesizer programs, or a probe text that occurs in
-            the training prompts.
-    """
-    _check_kind(kind)
-    voice_list = _resolve_voices(voices)
-    pairs = probe_pairs(kind)
-    if limit is not None:
-        pairs = pairs[: max(0, limit)]
-    if not pairs:
-        raise DataError("no pairs to build (limit < 1?)")
-    _guard_training_overlap(kind, pairs)
-    check_tools(voice_list)
-    root = Path(out_dir) / kind
-    root.mkdir(parents=True, exist_ok=True)
-
-    items = [Sentence(f"{p.id}_{side}", text) for p in pairs
-             for side, text in (("a", p.good), ("b", p.bad))]
-    tasks = []
-    for v in voice_list:
-        chunk = FESTIVAL_CHUNK if v.engine == "festival" else _FLITE_CHUNK
-        for i in range(0, len(items), chunk):
-            tasks.append((v, items[i : i + chunk], str(root)))
-    tasks.sort(key=lambda t: t[0].engine != "festival")  # slowest first: the pool ends evenly
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
-    t0 = time.perf_counter()
-    made = 0
-    with tqdm(total=len(items) * len(voice_list), desc=f"probe {kind}", unit="wav",
-              disable=not progress) as bar:
-        if jobs == 1:
-            for t in tasks:
-                made += synth_task(t)
-                bar.update(len(t[1]))
-        else:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                for t, n in zip(tasks, pool.map(synth_task, tasks)):
-                    made += n
-                    bar.update(len(t[1]))
-
-    lines = ["\t".join(PAIRS_COLUMNS)]
-    for v in voice_list:
-        for p in pairs:
-            good, bad = root / v.name / f"{p.id}_a.wav", root / v.name / f"{p.id}_b.wav"
-            for f in (good, bad):
-                if not f.exists():
-                    raise DataError(f"synthesis left no {f}")
-            lines.append("\t".join((p.id, v.name, _rel(good, root), _rel(bad, root),
-                                    p.good, p.bad)))
-    tsv = root / "pairs.tsv"
-    write_text_atomic(tsv, "\n".join(lines) + "\n")
-    log.info("%s probe: %d pairs x %d voices at %s (%d wav files made, %.1f s)", kind,
-             len(pairs), len(voice_list), root, made, time.perf_counter() - t0)
-    return tsv
-
-
-def _guard_training_overlap(kind: str, pairs: Sequence[ProbePair]) -> None:
-    """Refuse probe texts that the LM may have heard in training (skipped without the prompts)."""
-    texts = [p.good for p in pairs]
-    if kind == "syntactic":
-        texts += [p.bad for p in pairs]
-    path = default_text_path()
-    if not path.exists():
-        log.warning("training prompts not found at %s; not checking the probe texts against "
-                    "them", path)
-        return
-    clash = check_not_in_training(texts, path)
-    if clash:
-        raise DataError(f"{len(clash)} {kind} probe text(s) occur in the training prompts: "
-                        f"{', '.join(repr(t) for t in clash[:5])}")
-
-
-# --------------------------------------------------------------------------- scoring
-
-
-def read_pairs(pairs_tsv: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read a ``pairs.tsv``; the paths come back absolute (as :class:`Path`).
-
-    Raises:
-        DataError: the file is missing, has another header, or a line has the wrong number of
-            fields.
-    """
-    pairs_tsv = Path(pairs_tsv)
-    if not pairs_tsv.exists():
-        raise DataError(f"probe pair list not found: {pairs_tsv} (build it with "
-                        "speechlm.eval.probes.build_probe_set)")
-    lines = pairs_tsv.read_text(encoding="utf-8").splitlines()
-    if not lines or tuple(lines[0].split("\t")) != PAIRS_COLUMNS:
-        raise DataError(f"{pairs_tsv}: expected the header {' '.join(PAIRS_COLUMNS)}")
-    rows = []
-    for n, line in enumerate(lines[1:], 2):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) != len(PAIRS_COLUMNS):
-            raise DataError(f"{pairs_tsv}:{n}: expected {len(PAIRS_COLUMNS)} tab-separated "
-                            f"fields, got {len(fields)}")
-        row: dict[str, Any] = dict(zip(PAIRS_COLUMNS, fields))
-        for key in ("good_path", "bad_path"):
-            p = Path(row[key])
-            row[key] = p if p.is_absolute() else pairs_tsv.parent / p
-        rows.append(row)
-    return rows
 
 
 def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLike,

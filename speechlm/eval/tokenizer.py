@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from speechlm.audio import FRAME_SIZE, HOP_SIZE, load_audio
 from speechlm.errors import DataError
-from speechlm.eval.metrics import abx_error, phone_unit_stats, unit_rate_and_bitrate
+from speechlm.eval.abx import abx_error
+from speechlm.eval.metrics import phone_unit_stats, unit_rate_and_bitrate
 from speechlm.data.manifest import read_manifest, read_phn
 from speechlm.tokenizer import Tokenizer
 from speechlm.units import dedup

@@ -1,5 +1,6 @@
-"""What the trainers (LM, vocoder, encoder) share: TOML recipes with ``--section.key=value``
-overrides, the cosine learning-rate schedule, and the resumable training state."""
+"""What the trainers (LM, vocoder, encoder) share besides the loop: TOML recipes with
+``--section.key=value`` overrides, the cosine learning-rate schedule, and the resumable training
+state."""
 
 from __future__ import annotations
 
@@ -62,12 +63,29 @@ def to_toml(cfg: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def lr_at(step: int, t: dict[str, Any]) -> float:
-    """Linear warm-up to ``t['lr']``, then cosine decay to ``t['min_lr']`` at ``max_steps``."""
-    if step < t["warmup_steps"]:
-        return t["lr"] * (step + 1) / t["warmup_steps"]
-    frac = (step - t["warmup_steps"]) / max(1, t["max_steps"] - t["warmup_steps"])
-    return t["min_lr"] + 0.5 * (t["lr"] - t["min_lr"]) * (1 + math.cos(math.pi * min(1.0, frac)))
+def load_recipe(path: str | os.PathLike | None, overrides: list[str],
+                defaults: dict[str, dict[str, Any]],
+                model_keys: set[str] | None = None) -> dict[str, dict]:
+    """A trainer's recipe: ``defaults`` (section -> key -> default) updated from the TOML at
+    ``path`` and the overrides. Unknown sections and keys are refused; ``model_keys``, when
+    given, are the keys the ``[model]`` section may hold (whatever its defaults)."""
+    cfg = read_recipe(path, list(overrides), {s: dict(d) for s, d in defaults.items()})
+    unknown = []
+    for section, d in defaults.items():
+        allowed = model_keys if section == "model" and model_keys is not None else set(d)
+        unknown += [f"{section}.{k}" for k in set(cfg[section]) - allowed]
+    if unknown:
+        raise DataError(f"unknown config keys: {', '.join(sorted(unknown))}")
+    return cfg
+
+
+def lr_at(step: int, t: Any) -> float:
+    """Linear warm-up to ``t.lr``, then cosine decay to ``t.min_lr`` at ``t.max_steps``
+    (``t``: a :class:`speechlm.train.loop.TrainConfig`)."""
+    if step < t.warmup_steps:
+        return t.lr * (step + 1) / t.warmup_steps
+    frac = (step - t.warmup_steps) / max(1, t.max_steps - t.warmup_steps)
+    return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
 def save_state(out: Path, model_tensors: dict[str, torch.Tensor], opt: torch.optim.Optimizer,

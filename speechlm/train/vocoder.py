@@ -14,13 +14,11 @@ weights with the best validation loss), ``state.safetensors`` (resume), ``log.js
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import logging
 import os
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,8 +31,9 @@ from tqdm import tqdm
 from speechlm.audio import load_audio, save_audio
 from speechlm.data.manifest import read_manifest, resolve_manifest
 from speechlm.errors import DataError, SpeechLMError
-from speechlm.io import atomic_path, write_json_atomic, write_text_atomic
-from speechlm.train.recipe import load_state, lr_at, read_recipe, save_state, to_toml
+from speechlm.io import atomic_path, write_json_atomic
+from speechlm.train.loop import TrainConfig, TrainTask, fit
+from speechlm.train.recipe import load_recipe
 from speechlm.units import dedup
 from speechlm.vocoder import (
     UPSAMPLE,
@@ -50,27 +49,16 @@ from speechlm.vocoder import (
 
 log = logging.getLogger(__name__)
 
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "batch_size": 16,  # utterance crops per step
+TRAIN_DEFAULTS = TrainConfig.defaults(
+    batch_size=16, max_steps=3000, lr=2e-3, min_lr=1e-4, warmup_steps=200, weight_decay=0.01,
+    grad_clip=1.0, eval_interval=250, eval_batches=8, ckpt_interval=250, log_interval=25,
+    out="outputs/vocoder")
+BATCH_DEFAULTS: dict[str, Any] = {  # [train] keys of the vocoder's batches
     "crop_frames": 100,  # unit frames per crop (2 s)
     "ref_frames": 300,  # log-mel frames of the voice reference (3 s)
     "dur_window": 64,  # deduplicated units per duration-model window
     "f0_input_prob": 0.5,  # share of crops that get the source F0 contour as input
-    "max_steps": 3000,
-    "lr": 2e-3,
-    "min_lr": 1e-4,
-    "warmup_steps": 200,
-    "weight_decay": 0.01,
-    "grad_clip": 1.0,
-    "eval_interval": 250,
-    "eval_batches": 8,
-    "ckpt_interval": 250,
-    "log_interval": 25,
     "sample_interval": 1000,  # steps between audio samples (0: never)
-    "seed": 0,
-    "out": "outputs/vocoder",
-    "threads": 0,  # torch threads (0: torch's default)
-    "device": "auto",  # auto | cpu | cuda
 }
 DATA_DEFAULTS: dict[str, Any] = {
     "corpus": "data/corpus",
@@ -90,16 +78,11 @@ LOSS_WEIGHTS = {"sp": 1.0, "ap": 0.3, "lf0": 1.0, "vuv": 0.5, "mel": 1.0, "dur":
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict[str, dict]:
     """Read a recipe TOML (sections data / model / train) and apply ``--section.key=value``."""
-    cfg = read_recipe(path, list(overrides), {"data": dict(DATA_DEFAULTS), "model": {},
-                                              "train": dict(TRAIN_DEFAULTS)})
     model_keys = set(VocoderConfig.__dataclass_fields__) - {
         "n_units", "unit_space", "frame_rate", "sample_rate"}
-    unknown = {f"train.{k}" for k in set(cfg["train"]) - set(TRAIN_DEFAULTS)}
-    unknown |= {f"data.{k}" for k in set(cfg["data"]) - set(DATA_DEFAULTS)}
-    unknown |= {f"model.{k}" for k in set(cfg["model"]) - model_keys}
-    if unknown:
-        raise DataError(f"unknown config keys: {', '.join(sorted(unknown))}")
-    return cfg
+    return load_recipe(path, list(overrides), {"data": DATA_DEFAULTS, "model": {},
+                                               "train": {**TRAIN_DEFAULTS, **BATCH_DEFAULTS}},
+                       model_keys)
 
 
 # --------------------------------------------------------------------------- analysis cache
@@ -371,10 +354,7 @@ def losses(model: UnitVocoder, batch: dict[str, torch.Tensor]) -> dict[str, torc
     return out
 
 
-# --------------------------------------------------------------------------- state
-
-
-# --------------------------------------------------------------------------- loop
+# --------------------------------------------------------------------------- the task
 
 
 def _write_samples(out: Path, model: UnitVocoder, valid: CacheSplit, corpus: str, step: int,
@@ -399,130 +379,77 @@ def _write_samples(out: Path, model: UnitVocoder, valid: CacheSplit, corpus: str
         save_audio(d / f"{stem}-nof0.wav", voc.decode(units, voice))
 
 
-def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return batch if device.type == "cpu" else {k: v.to(device, non_blocking=True)
-                                               for k, v in batch.items()}
+class VocoderTask(TrainTask):
+    """Units + voice reference (+ F0) -> WORLD parameters and log-mel, and log durations."""
+
+    name, main_metric, rate_unit = "vocoder", "total", "steps"
+    betas = (0.8, 0.99)
+
+    def __init__(self, cfg: dict[str, dict], recipe: str | None = None):
+        self.cfg, self.recipe = cfg, recipe
+        self.data, self.t = cfg["data"], cfg["train"]
+        self.sp_dim = int(cfg["model"].get("sp_dim", 60))
+        self.n_mels = int(cfg["model"].get("n_mels", 80))
+
+    def prepare(self, progress: bool) -> None:
+        build_cache(self.data, self.sp_dim, self.n_mels, progress=progress)
+
+    def build(self, device: torch.device, rank: int, world: int) -> UnitVocoder:
+        if world > 1:  # its loss calls several submodules, which DDP's forward does not wrap
+            raise SpeechLMError("the vocoder trains in one process; run it without torchrun")
+        cache, d = Path(self.data["cache"]), self.data
+        self.splits = {s: CacheSplit(cache, s) for s in ("train", "valid")}
+        meta = self.splits["train"].meta
+        self.mcfg = VocoderConfig(**{**self.cfg["model"], "n_units": meta["n_units"],
+                                     "unit_space": meta["unit_space"],
+                                     "frame_rate": meta["frame_rate"]})
+        if self.mcfg.sp_dim != meta["sp_dim"] or self.mcfg.n_mels != meta["n_mels"]:
+            raise DataError(f"{cache} was analysed with sp_dim {meta['sp_dim']} / n_mels "
+                            f"{meta['n_mels']}; the config asks {self.mcfg.sp_dim} / "
+                            f"{self.mcfg.n_mels}")
+        self.training = {"steps": 0, "corpus": d["corpus"], "tokenizer": d["tokenizer"],
+                         "holdout_voices": list(d["holdout_voices"]), "recipe": self.recipe,
+                         "seed": self.t["seed"],
+                         "train_voices": sorted(self.splits["train"].by_speaker)}
+        model = UnitVocoder(self.mcfg)
+        for k, v in compute_stats(self.splits["train"], self.mcfg.sp_dim,
+                                  self.mcfg.ap_dim).items():
+            getattr(model, k).copy_(v)
+        return model
+
+    def batch(self, split: str, seed: int, index: int) -> dict[str, torch.Tensor]:
+        return make_batch(self.splits[split], seed, index, self.t, self.mcfg.sp_dim,
+                          self.mcfg.ap_dim)
+
+    def loss(self, model, batch):
+        ls = losses(model, batch)
+        return ls["total"], ls
+
+    def describe(self, model) -> str:
+        return (f"{num_parameters(model) / 1e6:.2f}M parameters; {len(self.splits['train'])} "
+                f"train / {len(self.splits['valid'])} valid utterances")
+
+    def export(self, out: Path, model, step: int, valid: dict[str, float], rate: float) -> None:
+        self.training.update(steps=step, valid_loss={k: round(v, 5) for k, v in valid.items()})
+        Vocoder(model, self.training).save(out)
+
+    def after_step(self, run: Path, model, step: int) -> None:
+        every = self.t["sample_interval"]
+        if every and (step % every == 0 or step == self.t["max_steps"]):
+            _write_samples(run, model, self.splits["valid"], self.data["corpus"], step,
+                           self.training)
 
 
 def train_vocoder(cfg: dict[str, dict], progress: bool = True, recipe: str | None = None) -> Path:
     """Run (or resume) the training described by ``cfg``; returns the run directory."""
-    t, d = cfg["train"], cfg["data"]
-    if t["threads"]:
-        torch.set_num_threads(int(t["threads"]))
-    sp_dim = int(cfg["model"].get("sp_dim", 60))
-    n_mels = int(cfg["model"].get("n_mels", 80))
-    cache = build_cache(d, sp_dim, n_mels, progress=progress)
-    train, valid = CacheSplit(cache, "train"), CacheSplit(cache, "valid")
-    meta = train.meta
-    mcfg = VocoderConfig(**{**cfg["model"], "n_units": meta["n_units"],
-                            "unit_space": meta["unit_space"], "frame_rate": meta["frame_rate"]})
-    if mcfg.sp_dim != meta["sp_dim"] or mcfg.n_mels != meta["n_mels"]:
-        raise DataError(f"{cache} was analysed with sp_dim {meta['sp_dim']} / n_mels "
-                        f"{meta['n_mels']}; the config asks {mcfg.sp_dim} / {mcfg.n_mels}")
-    if t["device"] == "cuda" and not torch.cuda.is_available():
-        raise SpeechLMError("train.device = cuda but no GPU is visible")
-    device = torch.device("cuda" if torch.cuda.is_available() and t["device"] != "cpu"
-                          else "cpu")
-    torch.manual_seed(t["seed"])
-    model = UnitVocoder(mcfg)
-    for k, v in compute_stats(train, mcfg.sp_dim, mcfg.ap_dim).items():
-        getattr(model, k).copy_(v)
-    model.to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": t["weight_decay"]},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=t["lr"],
-                            betas=(0.8, 0.99))
-    out = Path(t["out"])
-    step, history = 0, {"train_loss": [], "valid_loss": []}
-    if (out / "state.safetensors").exists():
-        msd, step, history = load_state(out, opt, device)
-        model.load_state_dict(msd, strict=True)
-        log.info("resuming %s at step %d", out, step)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "run.toml", to_toml(cfg))
-    log.info("vocoder: %.2fM parameters; %d train / %d valid utterances",
-             num_parameters(model) / 1e6, len(train), len(valid))
-    training = {"steps": step, "corpus": d["corpus"], "tokenizer": d["tokenizer"],
-                "holdout_voices": list(d["holdout_voices"]), "recipe": recipe,
-                "seed": t["seed"], "train_voices": sorted(train.by_speaker)}
-
-    def evaluate() -> dict[str, float]:
-        model.eval()
-        acc: dict[str, float] = {}
-        with torch.no_grad():
-            for i in range(t["eval_batches"]):
-                ls = losses(model, _to(make_batch(valid, t["seed"] + 1, i, t, mcfg.sp_dim,
-                                                  mcfg.ap_dim), device))
-                for k, v in ls.items():
-                    acc[k] = acc.get(k, 0.0) + float(v) / t["eval_batches"]
-        model.train()
-        return acc
-
-    bar = tqdm(total=t["max_steps"], initial=step, desc="train vocoder", unit="step",
-               disable=not progress)
-    model.train()
-    t0, n_steps = time.perf_counter(), 0
-    with (out / "log.jsonl").open("a") as log_f:
-        while step < t["max_steps"]:
-            lr = lr_at(step, t)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            ls = losses(model, _to(make_batch(train, t["seed"], step, t, mcfg.sp_dim,
-                                              mcfg.ap_dim), device))
-            opt.zero_grad(set_to_none=True)
-            ls["total"].backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), t["grad_clip"])
-            opt.step()
-            step += 1
-            n_steps += 1
-            bar.update(1)
-            if step % t["log_interval"] == 0 or step == t["max_steps"]:
-                rate = n_steps / (time.perf_counter() - t0)
-                rec = {k: round(float(v.detach()), 5) for k, v in ls.items()}
-                history["train_loss"].append([step, rec["total"]])
-                bar.set_postfix(loss=f"{rec['total']:.3f}", steps_s=f"{rate:.2f}")
-                log_f.write(json.dumps({"step": step, **rec, "lr": lr,
-                                        "grad_norm": float(gnorm), "steps_per_s": rate}) + "\n")
-                log_f.flush()
-            if step % t["eval_interval"] == 0 or step == t["max_steps"]:
-                vl = evaluate()
-                history["valid_loss"].append([step, round(vl["total"], 5)])
-                log_f.write(json.dumps({"step": step, "valid": vl}) + "\n")
-                log_f.flush()
-                log.info("step %d: valid loss %.4f", step, vl["total"])
-                best = history.get("best_valid")
-                if best is None or vl["total"] < best[1]:
-                    history["best_valid"] = [step, round(vl["total"], 5)]
-                    training.update(steps=step, valid_loss={k: round(v, 5) for k, v in vl.items()})
-                    Vocoder(model, training).save(out / "model")
-            if t["sample_interval"] and (step % t["sample_interval"] == 0
-                                         or step == t["max_steps"]):
-                _write_samples(out, model, valid, d["corpus"], step, training)
-            if step % t["ckpt_interval"] == 0 or step == t["max_steps"]:
-                save_state(out, model.state_dict(), opt, step, history)
-    bar.close()
-    return out
-
-
-def build_arg_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="speechlm train vocoder",
-                                description="train the unit vocoder (see configs/vocoder/)")
-    p.add_argument("--config", help="recipe TOML (configs/vocoder/*.toml)")
-    p.add_argument("overrides", nargs="*", help="--section.key=value overrides")
-    return p
+    return fit(VocoderTask(cfg, recipe), cfg, progress)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, extra = build_arg_parser().parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        cfg = load_config(args.config, list(args.overrides) + extra)
-        train_vocoder(cfg, recipe=args.config)
-    except SpeechLMError as err:
-        print(f"speechlm: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    from speechlm.train.loop import main as train_main
+
+    return train_main(argv, "speechlm train vocoder", "configs/vocoder/cpu.toml", load_config,
+                      train_vocoder)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,25 @@
+"""Speech for the benchmarks: held-out corpus utterances when the corpus is built, else the
+bundled samples (so every benchmark runs from a fresh clone; ``make corpus`` for the full set)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def speech_files(data: str = "test", every: int = 1, limit: int | None = None) -> list[Path]:
+    """Every ``every``-th utterance of split ``data`` of ``data/corpus`` (or a manifest), at
+    most ``limit``; the bundled ``samples/*.wav`` when the corpus is not there."""
+    corpus = REPO / "data" / "corpus"
+    if data.endswith(".tsv") or (corpus / f"{data}.tsv").is_file():
+        from speechlm.eval.resynth import select_items
+
+        paths = [Path(it["path"]) for it in select_items(data, corpus, 0, 0)][::every]
+    else:
+        paths = sorted((REPO / "samples").glob("*.wav"))
+        print(f"note: {corpus}/{data}.tsv not found, so the benchmark uses the "
+              f"{len(paths)} bundled samples (build the corpus with 'make corpus' for the "
+              "held-out test split)", file=sys.stderr)
+    return paths[:limit] if limit else paths
