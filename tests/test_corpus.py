@@ -1,10 +1,9 @@
 import hashlib
 import json
+import shutil
 
 import pytest
 
-from speechlm.errors import DataError
-from speechlm.data.manifest import read_manifest, read_phn
 from speechlm.data.corpus import (
     DEFAULT_VOICES,
     default_text_path,
@@ -13,6 +12,8 @@ from speechlm.data.corpus import (
     synth_corpus,
     voices_by_name,
 )
+from speechlm.data.manifest import read_manifest, read_phn
+from speechlm.errors import DataError
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +78,106 @@ def test_bad_prompt_file(tmp_path):
     p.write_text("not a prompt line\n")
     with pytest.raises(DataError, match="expected"):
         read_sentences(p)
+
+
+# --------------------------------------------------------------------------- the world preset
+
+def _pool_file(path):
+    from speechlm.data.text import number_words
+
+    lines = [f"The {number_words(i)} little birds sang in the garden." for i in range(1, 500)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def world_small(tmp_path_factory):
+    if not all(shutil.which(t) for t in ("flite", "festival", "espeak-ng", "sox")):
+        pytest.skip("synthesizers missing: run scripts/setup.sh")
+    from speechlm.data.build import synth_world
+
+    tmp = tmp_path_factory.mktemp("world")
+    pool = _pool_file(tmp / "pool.txt")
+    out = tmp / "corpus"
+    summary = synth_world(out, small=True, jobs=1, text_pool_file=pool, progress=False)
+    return out, pool, summary
+
+
+def _tree(root):
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted((root / "audio").rglob("*")) if p.is_file()}
+
+
+def _manifests(root):
+    out = {}
+    for p in sorted(root.glob("*.*")):
+        if p.suffix in (".tsv", ".wrd", ".spk"):
+            lines = p.read_text().splitlines()
+            is_manifest = p.name.endswith(".tsv") and not p.name.endswith(".utt.tsv")
+            out[p.name] = lines[1:] if is_manifest else lines
+    return out
+
+
+def test_world_small_layout(world_small):
+    from speechlm.data.voices import HELD_OUT
+
+    out, _, summary = world_small
+    assert summary["complete"] and summary["aligned_share"] > 0.5
+    names = {}
+    for split in ("train", "valid", "test", "heldout", "arctic"):
+        items = read_manifest(out / f"{split}.tsv")
+        assert items and all(u.path.exists() and u.path.suffix == ".flac" for u in items)
+        names[split] = {u.name.split("/")[1] for u in items}
+        for u in items:
+            held = u.speaker.split("-")[0] in HELD_OUT
+            assert held == (split == "heldout")
+            if u.speaker.startswith(("flite", "fest", "mbrola")):
+                phn = read_phn(u.phn_path)
+                assert phn[0][0] == 0 and phn[-1][1] == u.num_samples
+                assert all(a[1] == b[0] for a, b in zip(phn, phn[1:]))
+    assert not names["test"] & names["train"] and not names["valid"] & names["train"]
+    assert names["heldout"] == names["test"]
+
+
+def test_world_plan_holds_out_whole_voices():
+    from speechlm.data.build import plan
+    from speechlm.data.text import TextSentence, number_words
+    from speechlm.data.voices import HELD_OUT, all_identities
+
+    pool = [TextSentence(f"Here are {number_words(i)} apples on the table.", "t")
+            for i in range(3000)]
+    utts = plan(pool, [], all_identities())
+    for u in utts:
+        assert (u.identity.base.name in HELD_OUT) == (u.split == "heldout")
+    bases = {s: {u.identity.base.name for u in utts if u.split == s} for s in ("train", "heldout")}
+    assert bases["heldout"] == set(HELD_OUT) and len(bases["train"]) >= 25
+    assert len({u.identity.name for u in utts if u.split == "train"}) >= 180
+
+
+def test_world_deterministic_and_resumable(world_small, tmp_path):
+    from speechlm.data.build import synth_world
+
+    ref, pool, _ = world_small
+    out = tmp_path / "corpus"
+    part = synth_world(out, small=True, jobs=1, text_pool_file=pool, shard="0/2",
+                       progress=False)
+    assert part["complete"] is False and not (out / "train.tsv").exists()
+    victim = next((out / "audio").rglob("*.flac"))
+    victim.unlink()  # as if killed before this file was renamed into place
+    (victim.parent / f".{victim.stem}.tmp.flac").write_bytes(b"partial")
+    synth_world(out, small=True, jobs=2, text_pool_file=pool, progress=False)
+    for p in (out / "audio").rglob(".*.tmp.flac"):
+        p.unlink()
+    assert _tree(out) == _tree(ref)
+    assert _manifests(out) == _manifests(ref)
+
+
+def test_world_cli_writes_card(world_small, tmp_path):
+    from speechlm.cli import main
+
+    out, pool, _ = world_small
+    card = tmp_path / "card.md"
+    assert main(["corpus", "synth", "--preset", "world", "--small", "--out", str(out),
+                 "--text-pool", str(pool), "--card", str(card), "--jobs", "1", "-q"]) == 0
+    text = card.read_text()
+    assert "Held-out voices" in text and "| train |" in text and "mbrola_us3" in text

@@ -1,5 +1,9 @@
 """Build a multi-speaker speech corpus with the offline synthesizers (flite, festival, espeak-ng).
 
+This is the ``arctic15`` preset (the corpus the bundled models were trained on). The larger
+``world`` preset (a million words, 248 voice identities, held-out voices) lives in
+:mod:`speechlm.data.build`; ``speechlm corpus synth --preset world`` builds it.
+
 The text is the 1,132 CMU ARCTIC prompts. Every voice reads every sentence, so the corpus is
 parallel across speakers. Sentences are split into train / valid / test by a hash of their id, so
 no test sentence is ever heard in training, in any voice, and the split of a sentence never
