@@ -14,9 +14,9 @@ def speech_files(data: str = "test", every: int = 1, limit: int | None = None) -
     most ``limit``; the bundled ``samples/*.wav`` when the corpus is not there."""
     corpus = REPO / "data" / "corpus"
     if data.endswith(".tsv") or (corpus / f"{data}.tsv").is_file():
-        from speechlm.eval.resynth import select_items
+        from speechlm.eval.harness import select_items
 
-        paths = [Path(it["path"]) for it in select_items(data, corpus, 0, 0)][::every]
+        paths = [it.path for it in select_items(data, corpus, 0, 0)][::every]
     else:
         paths = sorted((REPO / "samples").glob("*.wav"))
         print(f"note: {corpus}/{data}.tsv not found, so the benchmark uses the "

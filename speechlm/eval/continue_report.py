@@ -3,17 +3,26 @@
 For each prompt (the first ``prompt_seconds`` of a held-out utterance) the model samples
 ``num_samples`` continuations. Each continuation (the audio after the prompt) is judged on:
 
-* voice kept: Resemblyzer similarity between the *original* prompt audio and the continuation;
+* voice kept: Resemblyzer similarity between the original prompt audio and the continuation,
+  calibrated by the continuation's similarity to the *other* voices of the set and by that of
+  two utterances of the prompt's own voice (:class:`~speechlm.eval.harness.SpeakerReferences`);
 * quality: DNSMOS overall of the continuation, next to the original prompt's;
-* content: the pocketsphinx transcript, and whether it is non-empty;
+* content: what Whisper hears (:mod:`speechlm.eval.content`: mean word probability, share of
+  confident words, confident dictionary words per second), placed between a **floor** and a
+  **ceiling** measured in the same run and spoken by the same vocoder in the same voice:
+  floors are units drawn from a unigram and a bigram model of the LM's training units, the
+  ceiling is the true rest of the utterance (its own units, durations predicted as for the LM);
 * loops and diversity: auto-BLEU (bigrams) and the longest repeated n-gram of the generated
   units, a loop detector, self-BLEU over the samples of one prompt, the silence ratio;
 * speaking rate: deduplicated units per second of non-silent speech, with prompt and
   continuation both re-tokenized from audio by the same tokenizer, as a ratio.
+
+The report has the seen and held-out voices as groups and one row per voice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -24,17 +33,243 @@ import torch
 from tqdm import tqdm
 
 from speechlm.audio import FRAME_SIZE, load_audio, save_audio
-from speechlm.eval.resynth import _safe, select_items
+from speechlm.eval.harness import (
+    HELD_OUT,
+    SEEN,
+    Item,
+    SpeakerReferences,
+    by_group,
+    cal_dict,
+    calibration_summary,
+    fmt,
+    mark_held_out,
+    mean,
+    safe,
+    select_items,
+)
 
 log = logging.getLogger(__name__)
 
 TARGETS = {"similarity_min": 0.75, "dnsmos_drop_max": 0.3, "rate_ratio_within": 0.2,
            "loops_max": 0, "silent_max": 0}
+FLOORS = ("unigram", "bigram")
+CONTENT_KEYS = ("mean_word_prob", "confident_share", "dictionary_words_per_second")
+CEILING_MIN_SECONDS = 1.0  # the true rest of an utterance must be this long to be a ceiling
 
 
-def _mean(xs) -> float | None:
-    xs = [float(x) for x in xs if x is not None and np.isfinite(x)]
-    return round(float(np.mean(xs)), 4) if xs else None
+def _content(transcript: Any, seconds: float) -> dict[str, Any]:
+    """The counts of :class:`~speechlm.eval.content.ContentMetrics` (poolable) as JSON."""
+    from speechlm.eval.content import content_metrics
+
+    return dataclasses.asdict(content_metrics(transcript, seconds))
+
+
+def _pooled(counts: list[dict[str, Any]]) -> dict[str, float | None]:
+    from speechlm.eval.content import ContentMetrics, pool_content
+
+    if not counts:
+        return {k: None for k in CONTENT_KEYS}
+    c = pool_content(ContentMetrics(**d) for d in counts)
+    return {k: mean([getattr(c, k)]) for k in CONTENT_KEYS}
+
+
+@dataclasses.dataclass
+class Run:
+    """What the model (and the baselines) made of one prompt."""
+
+    prompt: np.ndarray  # [T] the prompt audio
+    outs: list  # speechlm.pipeline.Continuation, one per sample
+    elapsed: float  # seconds to sample and speak them
+    baselines: dict[str, tuple[np.ndarray, Any]]  # floor / ceiling name -> (audio, units)
+
+
+class ContinuationHarness:
+    """Select -> run -> score -> aggregate for one model (see the module docstring)."""
+
+    def __init__(self, model: str = "default", vocoder: str | None = None, num_samples: int = 3,
+                 prompt_seconds: float = 3.0, seconds: float = 5.0, temperature: float = 0.8,
+                 seed: int = 0):
+        from speechlm.eval.judges import Judges
+        from speechlm.pipeline import SpeechLM
+
+        self.m = SpeechLM.load(model, vocoder=vocoder)
+        self.sr = self.m.sample_rate
+        self.judges = Judges()
+        self.num_samples, self.prompt_seconds, self.seconds = num_samples, prompt_seconds, seconds
+        self.temperature, self.seed = temperature, seed
+        self.refs: SpeakerReferences | None = None
+        self.floor_source = ""
+
+    # --- select
+    def select(self, data: str, corpus: str | None, per_voice: int) -> list[Item]:
+        """``per_voice`` utterances of each voice long enough for a prompt and a ceiling."""
+        items = mark_held_out(select_items(data, corpus, 0, self.seed), self.m.vocoder.training)
+        need = int((self.prompt_seconds + CEILING_MIN_SECONDS) * self.sr)
+        rng = np.random.default_rng(self.seed)
+        chosen = []
+        for voice in sorted({it.voice for it in items}):
+            group = [it for it in items if it.voice == voice]
+            picked = 0
+            for i in rng.permutation(len(group)):
+                if per_voice and picked >= per_voice:
+                    break
+                if load_audio(group[i].path).numel() >= need:
+                    chosen.append(group[i])
+                    picked += 1
+        self.refs = SpeakerReferences(self.judges.speaker, items, load_audio, self.sr,
+                                      seed=self.seed)
+        self._fit_floors(items)
+        return chosen
+
+    def _fit_floors(self, items: list[Item]) -> None:
+        """Unigram and bigram samplers of the LM's training units (its unit shards), or of the
+        evaluated set's units when the shards are not on this machine."""
+        from speechlm.eval.content import BigramSampler, UnigramSampler
+
+        n = self.m.n_units
+        units_dir = self.m.lm.training.get("units_dir")
+        try:
+            from speechlm.data.shards import open_shard, utterances
+
+            tokens, _ = open_shard(units_dir, "train")
+            seqs = utterances(tokens, n)
+            self.floor_source = f"LM training units ({units_dir}, {len(seqs)} utterances)"
+        except Exception as err:  # noqa: BLE001 - any missing or unreadable shard
+            log.warning("floors: the LM's training units are not readable (%s); fitting the "
+                        "floors on the evaluated set instead", err)
+            seqs = [self.m.tokenize(load_audio(it.path)).ids.numpy() for it in items]
+            self.floor_source = f"units of the evaluated set ({len(seqs)} utterances)"
+        self.floors = {"unigram": UnigramSampler.fit(seqs, n), "bigram": BigramSampler.fit(seqs, n)}
+
+    # --- run
+    def run(self, item: Item, k: int) -> Run:
+        full = load_audio(item.path)
+        n_prompt = int(self.prompt_seconds * self.sr)
+        wav = full[:n_prompt]
+        t0 = time.perf_counter()
+        outs = self.m.continue_audio(wav, seconds=self.seconds, temperature=self.temperature,
+                                     num_samples=self.num_samples, seed=self.seed * 1000 + 10 * k)
+        elapsed = time.perf_counter() - t0
+        outs = outs if isinstance(outs, list) else [outs]
+        p_units = outs[0].prompt_units
+        n_new = len(outs[0].generated_units.ids) or 1
+        spk = self.m.vocoder.voice(wav)
+        rest = self.m.tokenize(full[n_prompt:]).ids[:n_new]
+        draws = {"unigram": self.floors["unigram"].sample(n_new, seed=self.seed * 1000 + k),
+                 "bigram": self.floors["bigram"].sample(n_new, seed=self.seed * 1000 + k,
+                                                        after=int(p_units.ids[-1]))}
+        baselines = {}
+        for name, ids in [*((f"floor_{f}", torch.from_numpy(draws[f])) for f in FLOORS),
+                          ("ceiling", rest)]:
+            y, new, start = self.m.speak_continuation(p_units, ids, spk)
+            baselines[name] = (y[int(round(start * self.sr)):].numpy(), new)
+        return Run(wav.numpy(), outs, elapsed, baselines)
+
+    # --- score
+    def score(self, item: Item, run: Run) -> dict[str, Any]:
+        from speechlm.eval import continuation as cm
+
+        sr, x = self.sr, run.prompt
+        p_rate = cm.speaking_rate(run.outs[0].prompt_units, x, sr)
+        samples = []
+        for o in run.outs:
+            cont = o.waveform[int(round(o.prompt_seconds * sr)):].numpy()
+            heard = len(cont) > FRAME_SIZE
+            c_units = self.m.tokenize(cont) if heard else None
+            tr = self.judges.asr.transcribe(cont, sr) if heard else None
+            gen = o.generated_units.ids.numpy()
+            cal = self.refs.calibrate(cont, x, item.voice, item.name) if self.refs else None
+            s: dict[str, Any] = {
+                "seed": o.seed, "seconds": round(len(cont) / sr, 3),
+                "asr": tr.text if tr else "",
+                "content": _content(tr, len(cont) / sr) if tr else None,
+                "similarity": safe(self.judges.speaker.similarity, x, sr, cont, sr),
+                "calibration": cal_dict(cal),
+                "dnsmos": (safe(self.judges.quality.score, cont, sr) or {}).get("ovrl"),
+                "auto_bleu2": cm.auto_bleu(gen, 2),
+                "longest_repeat": cm.longest_repeated_ngram(gen),
+                "loop": bool(cm.is_loop(gen)), "silence_ratio": cm.silence_ratio(cont, sr),
+                "silent": bool(cm.is_silent(cont, sr)),
+                "rate": cm.speaking_rate(c_units, cont, sr) if c_units is not None else None,
+                "units": gen.tolist()}
+            s["nonempty"] = bool(s["asr"].strip())
+            s["rate_ratio"] = (cm.rate_ratio(s["rate"], p_rate) if s["rate"] is not None
+                               else None)
+            samples.append(s)
+        baselines = {}
+        for name, (y, _) in run.baselines.items():
+            tr = self.judges.asr.transcribe(y, sr) if len(y) > FRAME_SIZE else None
+            baselines[name] = {"asr": tr.text if tr else "",
+                               "content": _content(tr, len(y) / sr) if tr else None}
+        return {"name": item.name, "voice": item.voice, "held_out": item.held_out,
+                "prompt_text": item.text, "prompt_dnsmos": self.judges.quality.score(x, sr)["ovrl"],
+                "prompt_rate": p_rate, "self_bleu4": cm.self_bleu(
+                    [s["units"] for s in samples], 4) if len(samples) > 1 else None,
+                "seconds_compute": round(run.elapsed, 3), "samples": samples,
+                "baselines": baselines}
+
+    # --- aggregate
+    def aggregate(self, sel: list[dict]) -> dict[str, Any]:
+        from speechlm.eval.content import position
+
+        ss = [s for r in sel for s in r["samples"]]
+        if not ss:
+            return {"prompts": 0}
+        agg: dict[str, Any] = {
+            "prompts": len(sel), "continuations": len(ss),
+            "similarity": mean(s["similarity"] for s in ss),
+            "calibration": calibration_summary([s["calibration"] for s in ss]),
+            "dnsmos": mean(s["dnsmos"] for s in ss),
+            "prompt_dnsmos": mean(r["prompt_dnsmos"] for r in sel),
+            "nonempty_share": round(float(np.mean([s["nonempty"] for s in ss])), 4),
+            "auto_bleu2": mean(s["auto_bleu2"] for s in ss),
+            "self_bleu4": mean(r["self_bleu4"] for r in sel),
+            "longest_repeat": mean(s["longest_repeat"] for s in ss),
+            "loops": int(sum(s["loop"] for s in ss)),
+            "silent": int(sum(s["silent"] for s in ss)),
+            "silence_ratio": mean(s["silence_ratio"] for s in ss),
+            "rate_ratio": mean(s["rate_ratio"] for s in ss),
+            "rate_within_20pct": round(float(np.mean([
+                s["rate_ratio"] is not None and abs(s["rate_ratio"] - 1) <= 0.2
+                for s in ss])), 4)}
+        content = {"lm": _pooled([s["content"] for s in ss if s["content"]])}
+        for name in (*(f"floor_{f}" for f in FLOORS), "ceiling"):
+            content[name] = _pooled([r["baselines"][name]["content"] for r in sel
+                                     if r["baselines"][name]["content"]])
+        content["position"] = {}
+        for k in CONTENT_KEYS:  # against the higher of the two floors
+            floors = [content[f"floor_{f}"][k] for f in FLOORS
+                      if content[f"floor_{f}"][k] is not None]
+            vals = (content["lm"][k], max(floors) if floors else None, content["ceiling"][k])
+            content["position"][k] = (None if None in vals else mean([position(*vals)]))
+        agg["content"] = content
+        agg["dnsmos_drop"] = (round(agg["prompt_dnsmos"] - agg["dnsmos"], 4)
+                              if agg["dnsmos"] is not None and agg["prompt_dnsmos"] is not None
+                              else None)
+        agg["targets"] = {
+            "similarity": (agg["similarity"] or 0) >= TARGETS["similarity_min"],
+            "dnsmos": agg["dnsmos_drop"] is not None
+            and agg["dnsmos_drop"] <= TARGETS["dnsmos_drop_max"],
+            "speaking_rate": agg["rate_ratio"] is not None
+            and abs(agg["rate_ratio"] - 1) <= TARGETS["rate_ratio_within"],
+            "no_loops": agg["loops"] <= TARGETS["loops_max"],
+            "no_silence": agg["silent"] <= TARGETS["silent_max"]}
+        return agg
+
+    # --- figures and audio
+    def draw(self, path: Path, item: Item, run: Run) -> None:
+        from speechlm.eval.figures import plot_continuation
+
+        o = run.outs[0]
+        plot_continuation(path, o.waveform, self.sr, o.prompt_units.concat(o.generated_units),
+                          o.prompt_seconds, title=f"{item.name} (seed {o.seed})")
+
+    def save(self, folder: Path, item: Item, run: Run) -> None:
+        stem = item.name.replace("/", "_")
+        for j, o in enumerate(run.outs):
+            save_audio(folder / f"{stem}-{j + 1}.wav", o.waveform, self.sr)
+        for name, (y, _) in run.baselines.items():
+            save_audio(folder / name / f"{stem}.wav", torch.from_numpy(y), self.sr)
 
 
 def evaluate_continuation(model: str = "default", data: str = "test",
@@ -48,138 +283,31 @@ def evaluate_continuation(model: str = "default", data: str = "test",
 
     With ``figures``, one PNG is drawn for the first sample of the first prompt of each voice
     (at most ``max_figures``; 0: no limit)."""
-    from speechlm.eval import continuation as cm
-    from speechlm.eval.judges import Judges
-    from speechlm.pipeline import SpeechLM
-
-    m = SpeechLM.load(model, vocoder=vocoder)
-    sr = m.sample_rate
-    held_out = set(m.vocoder.training.get("holdout_voices") or [])
-    need = int((prompt_seconds + 0.5) * sr)
-    items = select_items(data, corpus, 0, seed)
-    rng = np.random.default_rng(seed)
-    by_voice: dict[str, list] = {}
-    for it in items:
-        by_voice.setdefault(it["voice"], []).append(it)
-    chosen = []
-    for v in sorted(by_voice):
-        group = by_voice[v]
-        order = rng.permutation(len(group))
-        picked = 0
-        for i in order:
-            if per_voice and picked >= per_voice:
-                break
-            info_len = load_audio(group[i]["path"]).numel()
-            if info_len >= need:
-                chosen.append(group[i])
-                picked += 1
-    judges = Judges()
-    rows = []
-    drawn: set[str] = set()
-    for k, it in enumerate(tqdm(chosen, desc="eval continue", disable=not progress)):
-        wav = load_audio(it["path"])[: int(prompt_seconds * sr)]
-        wav_np = wav.numpy()
-        p_units = m.tokenize(wav)
-        p_rate = cm.speaking_rate(p_units, wav_np, sr)
-        p_dnsmos = judges.quality.score(wav_np, sr)["ovrl"]
-        t0 = time.perf_counter()
-        outs = m.continue_audio(wav, seconds=seconds, temperature=temperature,
-                                num_samples=num_samples, seed=seed * 1000 + 10 * k)
-        elapsed = time.perf_counter() - t0
-        outs = outs if isinstance(outs, list) else [outs]
-        samples = []
-        for j, o in enumerate(outs):
-            start = int(round(o.prompt_seconds * sr))
-            cont = o.waveform[start:].numpy()
-            c_units = m.tokenize(cont) if len(cont) > FRAME_SIZE else None
-            gen = o.generated_units.ids.numpy()
-            s: dict[str, Any] = {
-                "seed": o.seed, "seconds": round(len(cont) / sr, 3),
-                "asr": judges.asr.transcribe(cont, sr) if len(cont) > FRAME_SIZE else "",
-                "similarity": _safe(judges.speaker.similarity, wav_np, sr, cont, sr),
-                "dnsmos": (_safe(judges.quality.score, cont, sr) or {}).get("ovrl"),
-                "auto_bleu2": cm.auto_bleu(gen, 2),
-                "longest_repeat": cm.longest_repeated_ngram(gen),
-                "loop": bool(cm.is_loop(gen)), "silence_ratio": cm.silence_ratio(cont, sr),
-                "silent": bool(cm.is_silent(cont, sr)),
-                "rate": cm.speaking_rate(c_units, cont, sr) if c_units is not None else None,
-                "units": gen.tolist()}
-            s["nonempty"] = bool(s["asr"].strip())
-            s["rate_ratio"] = (cm.rate_ratio(s["rate"], p_rate) if s["rate"] is not None
-                               else None)
-            samples.append(s)
-            if audio_out:
-                save_audio(Path(audio_out) / f"{it['name'].replace('/', '_')}-{j + 1}.wav",
-                           o.waveform, sr)
-        if figures and it["voice"] not in drawn and (not max_figures
-                                                     or len(drawn) < max_figures):
-            drawn.add(it["voice"])
-            from speechlm.eval.figures import plot_continuation
-            from speechlm.units import Units
-
-            o = outs[0]
-            full = Units(torch.cat([o.prompt_units.ids, o.generated_units.ids]),
-                         o.prompt_units.frame_rate, o.prompt_units.n_units,
-                         o.prompt_units.unit_space,
-                         torch.cat([o.prompt_units.durations, o.generated_units.durations]))
-            plot_continuation(Path(figures) / f"{it['name'].replace('/', '_')}.png",
-                              o.waveform, sr, full, o.prompt_seconds,
-                              title=f"{it['name']} (seed {o.seed})")
-        rows.append({"name": it["name"], "voice": it["voice"], "held_out": it["voice"] in held_out,
-                     "prompt_text": it["text"], "prompt_dnsmos": p_dnsmos,
-                     "prompt_rate": p_rate, "self_bleu4": cm.self_bleu(
-                         [s["units"] for s in samples], 4) if len(samples) > 1 else None,
-                     "seconds_compute": round(elapsed, 3), "samples": samples})
-
-    def aggregate(sel: list[dict]) -> dict[str, Any]:
-        ss = [s for r in sel for s in r["samples"]]
-        if not ss:
-            return {"prompts": 0}
-        agg = {"prompts": len(sel), "continuations": len(ss),
-               "similarity": _mean(s["similarity"] for s in ss),
-               "dnsmos": _mean(s["dnsmos"] for s in ss),
-               "prompt_dnsmos": _mean(r["prompt_dnsmos"] for r in sel),
-               "nonempty_share": round(float(np.mean([s["nonempty"] for s in ss])), 4),
-               "auto_bleu2": _mean(s["auto_bleu2"] for s in ss),
-               "self_bleu4": _mean(r["self_bleu4"] for r in sel),
-               "longest_repeat": _mean(s["longest_repeat"] for s in ss),
-               "loops": int(sum(s["loop"] for s in ss)),
-               "silent": int(sum(s["silent"] for s in ss)),
-               "silence_ratio": _mean(s["silence_ratio"] for s in ss),
-               "rate_ratio": _mean(s["rate_ratio"] for s in ss),
-               "rate_within_20pct": round(float(np.mean([
-                   s["rate_ratio"] is not None and abs(s["rate_ratio"] - 1) <= 0.2
-                   for s in ss])), 4)}
-        agg["dnsmos_drop"] = (round(agg["prompt_dnsmos"] - agg["dnsmos"], 4)
-                              if agg["dnsmos"] is not None else None)
-        agg["targets"] = {
-            "similarity": (agg["similarity"] or 0) >= TARGETS["similarity_min"],
-            "dnsmos": agg["dnsmos_drop"] is not None
-            and agg["dnsmos_drop"] <= TARGETS["dnsmos_drop_max"],
-            "speaking_rate": agg["rate_ratio"] is not None
-            and abs(agg["rate_ratio"] - 1) <= TARGETS["rate_ratio_within"],
-            "no_loops": agg["loops"] <= TARGETS["loops_max"],
-            "no_silence": agg["silent"] <= TARGETS["silent_max"]}
-        return agg
-
-    groups = {"training voices": [r for r in rows if not r["held_out"]],
-              "held-out voices": [r for r in rows if r["held_out"]]}
-    return {"format": "speechlm.eval-continue", "version": 1, "model": str(model),
+    h = ContinuationHarness(model, vocoder, num_samples, prompt_seconds, seconds, temperature,
+                            seed)
+    items = h.select(data, corpus, per_voice)
+    rows, drawn = [], set()
+    for k, it in enumerate(tqdm(items, desc="eval continue", disable=not progress)):
+        run = h.run(it, k)
+        rows.append(h.score(it, run))
+        if audio_out:
+            h.save(Path(audio_out), it, run)
+        if figures and it.voice not in drawn and (not max_figures or len(drawn) < max_figures):
+            drawn.add(it.voice)
+            h.draw(Path(figures) / f"{it.name.replace('/', '_')}.png", it, run)
+    groups, voices = by_group(rows, h.aggregate)
+    return {"format": "speechlm.eval-continue", "version": 2, "model": str(model),
             "vocoder": str(vocoder or "model's"),
-            "unit_space": m.unit_space, "data": str(data), "per_voice": per_voice,
+            "unit_space": h.m.unit_space, "data": str(data), "per_voice": per_voice,
             "num_samples": num_samples, "prompt_seconds": prompt_seconds, "seconds": seconds,
             "temperature": temperature, "seed": seed, "targets": TARGETS,
-            "held_out_voices": sorted(held_out),
-            "groups": {k: aggregate(v) for k, v in groups.items() if v},
-            "voices": {v: aggregate([r for r in rows if r["voice"] == v])
-                       for v in sorted({r["voice"] for r in rows})},
-            "prompts": rows}
+            "asr": "Whisper tiny.en (int8, faster-whisper)", "floors_fitted_on": h.floor_source,
+            "held_out_voices": sorted({r["voice"] for r in rows if r["held_out"]}),
+            "groups": groups, "voices": voices, "prompts": rows}
 
 
 def continuation_markdown(report: dict[str, Any]) -> str:
-    def f(x, spec=".3f"):
-        return "-" if x is None else format(x, spec)
-
+    f = fmt
     head = ("| voices | prompts x samples | speaker sim | DNSMOS prompt | DNSMOS cont. | "
             "ASR non-empty | auto-BLEU-2 | self-BLEU-4 | longest repeat | loops | silent | "
             "silence ratio | rate ratio | rate within 20% |")
@@ -194,16 +322,52 @@ def continuation_markdown(report: dict[str, Any]) -> str:
                      f"{f(a['silence_ratio'])} | "
                      f"{f(a['rate_ratio'], '.2f')} | {f(a['rate_within_20pct'], '.2f')} |")
 
-    for g, a in report["groups"].items():
+    groups = [(g, report["groups"][g]) for g in (SEEN, HELD_OUT)
+              if report["groups"].get(g, {}).get("prompts")]
+    for g, a in groups:
         add(g, a)
     lines += ["", "Targets (training voices): " + ", ".join(
         f"{k} {'met' if v else 'missed'}" for k, v in
-        report["groups"].get("training voices", {}).get("targets", {}).items()), "",
-        "| voice | prompts | speaker sim | DNSMOS cont. | loops | silent | rate ratio |",
+        report["groups"].get(SEEN, {}).get("targets", {}).items()), "",
+        "Content heard by Whisper, between a floor (units from a unigram / bigram model of the "
+        f"training units; {report.get('floors_fitted_on', '')}) and a ceiling (the true rest of "
+        "the utterance), all spoken by the same vocoder in the prompt's voice; position 0 = the "
+        "higher floor, 1 = the ceiling:", "",
+        "| voices | measure | unigram floor | bigram floor | LM | ceiling | position |",
         "|---|---|---|---|---|---|---|"]
+    for g, a in groups:
+        c = a["content"]
+        for k in CONTENT_KEYS:
+            lines.append(f"| {g} | {k.replace('_', ' ')} | {f(c['floor_unigram'][k])} | "
+                         f"{f(c['floor_bigram'][k])} | {f(c['lm'][k])} | {f(c['ceiling'][k])} | "
+                         f"{f(c['position'][k], '.2f')} |")
+    lines += ["", "Speaker similarity, calibrated (continuation to its prompt; to the other "
+              "voices of the set, mean and closest; two utterances of the prompt's voice; share "
+              "of continuations whose voice is kept):", "",
+              "| voices | to prompt | others mean | others max | same voice | voice kept | "
+              "closer to prompt than to any other |", "|---|---|---|---|---|---|---|"]
+    for g, a in groups:
+        c = a["calibration"]
+        if c.get("n"):
+            lines.append(f"| {g} | {f(c['to_prompt'])} | {f(c['others_mean'])} | "
+                         f"{f(c['others_max'])} | {f(c['same_speaker'])} | "
+                         f"{f(c['voice_kept_share'], '.2f')} | "
+                         f"{f(c['closest_to_prompt_share'], '.2f')} |")
+    lines += ["", "| voice | prompts | speaker sim | voice kept | DNSMOS cont. | dict. words/s "
+              "(LM / ceiling) | loops | silent | rate ratio |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for v, a in report["voices"].items():
         if a.get("prompts"):
+            c = a["content"]
             lines.append(f"| {v}{' (held out)' if v in report['held_out_voices'] else ''} | "
-                         f"{a['prompts']} | {f(a['similarity'])} | {f(a['dnsmos'], '.2f')} | "
+                         f"{a['prompts']} | {f(a['similarity'])} | "
+                         f"{f(a['calibration'].get('voice_kept_share'), '.2f')} | "
+                         f"{f(a['dnsmos'], '.2f')} | "
+                         f"{f(c['lm']['dictionary_words_per_second'], '.2f')} / "
+                         f"{f(c['ceiling']['dictionary_words_per_second'], '.2f')} | "
                          f"{a['loops']} | {a['silent']} | {f(a['rate_ratio'], '.2f')} |")
     return "\n".join(lines)
+
+
+__all__ = ["ContinuationHarness", "FLOORS", "TARGETS", "continuation_markdown",
+           "evaluate_continuation"]

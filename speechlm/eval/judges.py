@@ -2,10 +2,11 @@
 
 Every judge runs on the CPU with weights shipped inside its wheel; nothing is downloaded:
 
-* :class:`ASR` -- pocketsphinx 5 (CMU Sphinx, default US English acoustic model, n-gram LM and
-  CMUdict). Intelligibility: transcribe, then :func:`word_error_rate` against the known text.
-  A weak recogniser (WER 0-25 % on clean flite/festival sentences, ~65 % on espeak), so compare
-  systems against the same judge on the original audio rather than reading its WER as absolute.
+* :class:`~speechlm.eval.asr.WhisperASR` (default) and :class:`~speechlm.eval.asr.PocketsphinxASR`
+  -- speech recognition, in :mod:`speechlm.eval.asr` (re-exported here with
+  :func:`word_error_rate`, :func:`utterance_wer` and :func:`normalize_text`). Intelligibility:
+  transcribe, then WER against the known text; content without a known text:
+  :mod:`speechlm.eval.content`.
 * :class:`SpeakerJudge` -- Resemblyzer's ``VoiceEncoder`` (GE2E d-vectors, 256-d). Speaker
   similarity as the cosine of two utterance embeddings.
 * :class:`QualityJudge` -- DNSMOS (Reddy et al., 2022, "DNSMOS P.835") from ``speechmos``:
@@ -23,7 +24,8 @@ Measured on 2 shared CPU cores (load 3-6, so a quiet machine is somewhat faster)
 ============  ==========  ===================================================================
 judge         load        cost per call
 ============  ==========  ===================================================================
-ASR           0.3 s       0.15-0.2 s per second of audio (5-7x faster than real time)
+Whisper ASR   1 s         0.8-1.0 s per 3-4 s clip (int8, 2 threads; loaded once per process)
+pocketsphinx  0.3 s       0.15-0.2 s per second of audio (5-7x faster than real time)
 SpeakerJudge  2 s         0.01 s per second of audio + ~0.1 s (first call: +2-3 s, librosa)
 QualityJudge  0.1 s       0.2-0.5 s per 9.01 s window. Windows start 1 s apart, so a clip of
                           T >= 9.01 s costs max(1, floor(T) - 9) windows (~1 per second of
@@ -35,31 +37,45 @@ f0_track      --          0.01 s per second of audio at 16 kHz
 Example::
 
     judges = Judges()                       # builds nothing yet
-    hyp = judges.asr.transcribe(wav, 16000)  # loads pocketsphinx once
-    wer = word_error_rate([text], [hyp])
+    hyp = judges.asr.transcribe(wav, 16000)  # loads Whisper once: Transcript(text, words)
+    wer = word_error_rate([text], [hyp.text])
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import os
-import re
-import warnings
 from functools import cached_property
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from speechlm.errors import AudioError, ModelError
+from speechlm.eval.asr import (
+    PocketsphinxASR,
+    Transcript,
+    WhisperASR,
+    Word,
+    normalize_text,
+    utterance_wer,
+    word_error_rate,
+)
+from speechlm.eval.judge_audio import (
+    JUDGE_SAMPLE_RATE,
+    as_mono_float32,
+    import_optional,
+    to_judge_rate,
+)
 
 __all__ = [
-    "ASR",
     "Judges",
+    "PocketsphinxASR",
     "QualityJudge",
     "SpeakerJudge",
+    "Transcript",
+    "WhisperASR",
+    "Word",
     "f0_metrics",
     "f0_track",
     "normalize_text",
@@ -69,7 +85,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-JUDGE_SAMPLE_RATE = 16_000  # Hz: the rate pocketsphinx, Resemblyzer and DNSMOS were trained at
 MIN_SPEAKER_SECONDS = 0.25  # shortest audio embedded: ~one webrtcvad smoothing span (8 x 30 ms)
 SILENCE_PEAK = 1e-4  # audio whose peak is below this (-80 dBFS) has no speaker to embed
 MIN_VOICED_FRAMES = 10  # fewer frames voiced in both tracks: F0 correlation / RMSE are NaN
@@ -77,161 +92,10 @@ WARP_THRESHOLD = 0.10  # F0 tracks whose lengths differ by more than this fracti
 F0_FLOOR_HZ = 71.0  # DIO's default search range, wide enough for adult voices
 F0_CEIL_HZ = 800.0
 
-_PIP_HINT = "pip install -e '.[eval]'"
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------
-
-
-def _import(module: str, package: str, what: str) -> ModuleType:
-    """Import ``module`` (silencing pkg_resources deprecation warnings) or raise ModelError."""
-    try:
-        with warnings.catch_warnings():
-            # pyworld and webrtcvad (Resemblyzer's VAD) import pkg_resources, which warns;
-            # resemblyzer.audio imports a deprecated scipy.ndimage namespace
-            warnings.filterwarnings("ignore", message=".*pkg_resources.*")
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            return importlib.import_module(module)
-    except ImportError as err:
-        top = module.split(".")[0]
-        if err.name is not None and err.name.split(".")[0] != top:  # a dependency of it failed
-            raise ModelError(
-                f"{what} needs {package}, whose import failed ({err}): {_PIP_HINT}"
-            ) from err
-        raise ModelError(f"{what} needs {package}: {_PIP_HINT}") from err
-
-
-def _as_numpy(wav: Any, name: str) -> np.ndarray:
-    """``wav`` (numpy array or torch tensor ``[T]``) as a finite, non-empty float32 array."""
-    if hasattr(wav, "detach"):  # a torch tensor; torch itself is not imported here
-        wav = wav.detach().cpu().numpy()
-    x = np.asarray(wav)
-    if x.ndim != 1:
-        raise AudioError(f"{name} must be a mono waveform [T], got shape {tuple(x.shape)}")
-    if x.size == 0:
-        raise AudioError(f"{name} contains no audio samples")
-    x = x.astype(np.float32, copy=False)
-    if not np.isfinite(x).all():
-        raise AudioError(f"{name} contains NaN or infinite samples; re-export it as PCM audio")
-    return x
-
-
-def _to_judge_rate(wav: Any, sr: int, name: str) -> np.ndarray:
-    """``wav`` ([T] at ``sr``) as float32 numpy ``[T']`` at 16 kHz, peak-limited to [-1, 1]."""
-    x = _as_numpy(wav, name)
-    if sr != JUDGE_SAMPLE_RATE:
-        import torch
-
-        from speechlm.audio import resample
-
-        # torch.tensor copies: x may be a read-only array, which torch.from_numpy warns about
-        x = resample(torch.tensor(x), int(sr), JUDGE_SAMPLE_RATE).numpy()
-    return _fit_unit_range(x)
-
-
-def _fit_unit_range(x: np.ndarray) -> np.ndarray:
-    """Scale ``x`` down to peak 1 if it leaves [-1, 1] (resampling can overshoot); else as is.
-
-    Audio inside [-1, 1] is never rescaled: DNSMOS and the ASR are level-sensitive, and the
-    level of the audio under test is part of what is judged.
-    """
-    peak = float(np.abs(x).max())
-    return x / peak if peak > 1.0 else x
-
-
-# --------------------------------------------------------------------------------------------
-# Text and word error rate
-# --------------------------------------------------------------------------------------------
-
-_APOSTROPHES = re.compile(r"[\u2018\u2019\u02bc`]")  # typographic apostrophes -> '
-_NOT_WORD = re.compile(r"[^\w\s']|_")  # punctuation and symbols (apostrophes decided below)
-_STRAY_APOSTROPHE = re.compile(r"(?<!\w)'|'(?!\w)")  # an apostrophe not inside a word
-
-
-def normalize_text(s: str) -> str:
-    """Normalise a transcript for WER: lowercase, no punctuation, single spaces.
-
-    Punctuation becomes a space (``"twenty-one"`` -> ``"twenty one"``, as the ASR spells it);
-    apostrophes survive only inside words (``"I'm"`` -> ``"i'm"``, ``"'tis"`` -> ``"tis"``).
-    Applied to both references and hypotheses.
-    """
-    s = _APOSTROPHES.sub("'", s.lower())
-    s = _NOT_WORD.sub(" ", s)
-    s = _STRAY_APOSTROPHE.sub(" ", s)
-    return " ".join(s.split())
-
-
-def word_error_rate(refs: list[str], hyps: list[str]) -> float:
-    """Corpus-level WER: total (substitutions + deletions + insertions) / total reference words.
-
-    Both sides go through :func:`normalize_text`. An empty hypothesis counts as all deletions;
-    an empty reference among non-empty ones contributes its insertions.
-
-    Raises:
-        ValueError: the lists differ in length, are empty, or hold no reference words at all.
-        ModelError: jiwer is not installed.
-    """
-    if len(refs) != len(hyps):
-        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-    if not refs:
-        raise ValueError("word_error_rate needs at least one reference")
-    r = [normalize_text(t) for t in refs]
-    h = [normalize_text(t) for t in hyps]
-    if not any(r):
-        raise ValueError("every reference is empty after normalisation; WER is undefined")
-    jiwer = _import("jiwer", "jiwer", "word error rate")
-    return float(jiwer.process_words(r, h).wer)
-
-
-def utterance_wer(ref: str, hyp: str) -> float:
-    """WER of one utterance (see :func:`word_error_rate`); raises ValueError on an empty ref."""
-    if not normalize_text(ref):
-        raise ValueError(f"reference {ref!r} is empty after normalisation; WER is undefined")
-    return word_error_rate([ref], [hyp])
-
 
 # --------------------------------------------------------------------------------------------
 # Model judges
 # --------------------------------------------------------------------------------------------
-
-
-class ASR:
-    """Offline English speech recogniser (pocketsphinx 5 with the models in its wheel).
-
-    One decoder is built per instance (~0.3 s) and reused; decoding runs about 6-7x faster than
-    real time on one CPU core. Each call decodes the whole waveform as one utterance, with
-    cepstral mean normalisation over the full utterance. Silence may be transcribed as a short
-    spurious word (the n-gram LM prefers some word to none).
-
-    Raises:
-        ModelError: pocketsphinx is not installed.
-    """
-
-    sample_rate = JUDGE_SAMPLE_RATE
-
-    def __init__(self) -> None:
-        ps = _import("pocketsphinx", "pocketsphinx", "the ASR judge")
-        # loglevel FATAL + logfn keep pocketsphinx's C logging off stderr
-        self._decoder = ps.Decoder(loglevel="FATAL", logfn=os.devnull)
-
-    def transcribe(self, wav: Any, sr: int) -> str:
-        """Transcribe ``wav`` ([T] float at ``sr``); returns :func:`normalize_text` of the words.
-
-        Raises:
-            AudioError: empty, multi-channel or non-finite audio.
-        """
-        x = _to_judge_rate(wav, sr, "ASR input")
-        pcm = np.round(x * 32767.0).astype(np.int16)
-        d = self._decoder
-        d.start_utt()
-        try:
-            d.process_raw(pcm.tobytes(), no_search=False, full_utt=True)
-        finally:
-            d.end_utt()
-        hyp = d.hyp()
-        return normalize_text(hyp.hypstr) if hyp is not None else ""
 
 
 class SpeakerJudge:
@@ -251,9 +115,9 @@ class SpeakerJudge:
     sample_rate = JUDGE_SAMPLE_RATE
 
     def __init__(self) -> None:
-        resemblyzer = _import("resemblyzer", "Resemblyzer", "the speaker judge")
-        audio = _import("resemblyzer.audio", "Resemblyzer", "the speaker judge")
-        hparams = _import("resemblyzer.hparams", "Resemblyzer", "the speaker judge")
+        resemblyzer = import_optional("resemblyzer", "Resemblyzer", "the speaker judge")
+        audio = import_optional("resemblyzer.audio", "Resemblyzer", "the speaker judge")
+        hparams = import_optional("resemblyzer.hparams", "Resemblyzer", "the speaker judge")
         self._torch = importlib.import_module("torch")  # Resemblyzer has imported it
         self._encoder = resemblyzer.VoiceEncoder(device="cpu", verbose=False)
         self._normalize_volume = audio.normalize_volume
@@ -291,7 +155,7 @@ class SpeakerJudge:
         Raises:
             AudioError: empty, non-finite, silent, or shorter than ``MIN_SPEAKER_SECONDS``.
         """
-        x = self._preprocess(_to_judge_rate(wav, sr, name), name)
+        x = self._preprocess(to_judge_rate(wav, sr, name), name)
         # The encoder (a 3 x 256 LSTM over a few 1.6 s windows) is too small to gain from
         # intra-op threads: one thread is ~1.5-2.5x faster on 2 cores, and avoids 10-50x stalls
         # when other processes load the CPU. torch's thread count is process-wide, so it is
@@ -328,7 +192,8 @@ class QualityJudge:
     keys = ("ovrl", "sig", "bak", "p808")
 
     def __init__(self) -> None:
-        dnsmos = _import("speechmos.dnsmos", "speechmos and onnxruntime", "the quality judge")
+        dnsmos = import_optional("speechmos.dnsmos", "speechmos and onnxruntime",
+                                 "the quality judge")
         # the same models speechmos.dnsmos.run(..., model_type="dnsmos") loads, held here rather
         # than in speechmos's module-level cache
         models = Path(dnsmos.__file__).parent / "dnsmos_models"
@@ -348,7 +213,7 @@ class QualityJudge:
         Raises:
             AudioError: empty, multi-channel or non-finite audio.
         """
-        x = _to_judge_rate(wav, sr, "DNSMOS input")
+        x = to_judge_rate(wav, sr, "DNSMOS input")
         out = self._model(x, JUDGE_SAMPLE_RATE, False)
         return {k: float(out[f"{k}_mos"]) for k in self.keys}
 
@@ -370,8 +235,8 @@ def f0_track(wav: Any, sr: int, frame_period_ms: float = 10.0, f0_floor: float =
         AudioError: empty, multi-channel or non-finite audio.
         ModelError: pyworld is not installed.
     """
-    pyworld = _import("pyworld", "pyworld", "F0 analysis")
-    x = np.ascontiguousarray(_as_numpy(wav, "F0 input"), dtype=np.float64)
+    pyworld = import_optional("pyworld", "pyworld", "F0 analysis")
+    x = np.ascontiguousarray(as_mono_float32(wav, "F0 input"), dtype=np.float64)
     f0, t = pyworld.dio(x, int(sr), f0_floor=f0_floor, f0_ceil=f0_ceil,
                         frame_period=frame_period_ms)
     return pyworld.stonemask(x, f0, t, int(sr))
@@ -447,14 +312,30 @@ class Judges:
     """The model judges of one eval command, each built on first use and then reused.
 
     Attributes:
-        asr: :class:`ASR`.
+        asr: :class:`WhisperASR`, the default ASR (its model is shared process-wide).
+        asr_pocketsphinx: :class:`PocketsphinxASR`, the second ASR column.
         speaker: :class:`SpeakerJudge`.
         quality: :class:`QualityJudge`.
     """
 
+    names = ("asr", "asr_pocketsphinx", "speaker", "quality")
+
     @cached_property
-    def asr(self) -> ASR:
-        return ASR()
+    def asr(self) -> WhisperASR:
+        return WhisperASR()
+
+    @cached_property
+    def asr_pocketsphinx(self) -> PocketsphinxASR:
+        return PocketsphinxASR()
+
+    def asr_named(self, name: str) -> WhisperASR | PocketsphinxASR:
+        """The ASR called ``name``: ``"whisper"`` (= :attr:`asr`) or ``"pocketsphinx"``."""
+        if name == WhisperASR.name:
+            return self.asr
+        if name == PocketsphinxASR.name:
+            return self.asr_pocketsphinx
+        raise ValueError(f"unknown ASR {name!r}: choose {WhisperASR.name!r} or "
+                         f"{PocketsphinxASR.name!r}")
 
     @cached_property
     def speaker(self) -> SpeakerJudge:
@@ -466,5 +347,5 @@ class Judges:
 
     @property
     def built(self) -> tuple[str, ...]:
-        """Names of the judges built so far (``"asr"``, ``"speaker"``, ``"quality"``)."""
-        return tuple(k for k in ("asr", "speaker", "quality") if k in self.__dict__)
+        """Names of the judges built so far, in the order of :attr:`names`."""
+        return tuple(k for k in self.names if k in self.__dict__)

@@ -1,20 +1,30 @@
 """``speechlm eval resynth``: judge the unit vocoder on held-out speech.
 
-For each utterance: tokenize, decode in the utterance's own voice, and compare with the original:
-pocketsphinx WER (output and original against the transcript), Resemblyzer speaker similarity
-(original vs output), DNSMOS overall (both), F0 correlation / RMSE, and the real-time factor of
-tokenize + voice + decode. Voices the vocoder never trained on are reported as their own group.
+For each utterance: tokenize, decode in the utterance's own voice, and compare with the
+original. Every judge's figure comes with what the same judge gives the original and a trivial
+baseline (method ``floor``):
+
+* intelligibility: Whisper WER (and pocketsphinx WER, the judge of earlier reports), and the
+  content of what Whisper heard (:mod:`speechlm.eval.content`: word confidence, dictionary
+  words per second);
+* voice: Resemblyzer similarity to the original, calibrated
+  (:class:`~speechlm.eval.harness.SpeakerReferences`): the output's similarity to the other
+  voices of the set, and that of two utterances of the speaker;
+* quality: DNSMOS overall; pitch: F0 correlation / RMSE; speed: the real-time factor.
+
+Voices the vocoder never trained on are reported as their own group, and every voice gets a row.
 
 Methods:
     world-f0    the source F0 contour is given to the vocoder (resynthesis proper)
     world       F0 predicted from units + voice (what LM output gets)
     griffinlim  the log-mel head, inverted by torchaudio Griffin-Lim (32 iterations), F0 given
+    floor       a trivial baseline: the utterance's own deduplicated units in a random order,
+                durations and F0 predicted (the same sounds, no words)
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -25,133 +35,161 @@ from tqdm import tqdm
 
 from speechlm.audio import load_audio, save_audio
 from speechlm.errors import DataError
+from speechlm.eval.harness import (
+    HELD_OUT,
+    SEEN,
+    Item,
+    SpeakerReferences,
+    by_group,
+    cal_dict,
+    calibration_summary,
+    finite,
+    fmt,
+    mark_held_out,
+    mean,
+    safe,
+    select_items,
+)
 
 log = logging.getLogger(__name__)
 
-METHODS = ("world-f0", "world", "griffinlim")
+METHODS = ("world-f0", "world", "griffinlim", "floor")
+DEFAULT_METHODS = ("world-f0", "world", "griffinlim")
+ASRS = ("whisper", "pocketsphinx")
 TARGETS = {"wer_ratio_max": 2.0, "similarity_min": 0.80, "dnsmos_drop_max": 0.3}
 
 
-def select_items(data: str | os.PathLike, corpus: str | os.PathLike | None, per_voice: int,
-                 seed: int) -> list[dict[str, Any]]:
-    """Utterances to judge: ``{name, path, voice, text}``; ``per_voice`` per voice (0: all),
-    drawn with ``seed``. ``data`` is a split name, a manifest or a folder of wav + txt."""
-    from speechlm.data.manifest import read_manifest, resolve_manifest
+class ResynthHarness:
+    """Select -> run -> score -> aggregate for one vocoder (see the module docstring)."""
 
-    p = Path(data)
-    if p.is_dir():
-        items = []
-        for wav in sorted(p.glob("*.wav")):
-            txt = wav.with_suffix(".txt")
-            items.append({"name": wav.stem, "path": wav, "voice": wav.parent.name,
-                          "text": txt.read_text().strip() if txt.exists() else None})
-        if not items:
-            raise DataError(f"{p} has no .wav files")
-    else:
-        items = [{"name": u.name, "path": u.path, "voice": u.speaker or u.name.split("/")[0],
-                  "text": u.text} for u in read_manifest(resolve_manifest(data, corpus))]
-    if per_voice:
-        rng = np.random.default_rng(seed)
-        by_voice: dict[str, list] = {}
-        for it in items:
-            by_voice.setdefault(it["voice"], []).append(it)
-        items = []
-        for v in sorted(by_voice):
-            group = by_voice[v]
-            pick = sorted(rng.choice(len(group), size=min(per_voice, len(group)), replace=False))
-            items += [group[i] for i in pick]
-    return items
+    def __init__(self, vocoder: str, methods: tuple[str, ...] = DEFAULT_METHODS,
+                 asrs: tuple[str, ...] = ASRS, seed: int = 0, audio_out: str | None = None):
+        from speechlm.eval.judges import Judges
+        from speechlm.tokenizer import Tokenizer
+        from speechlm.vocoder import Vocoder
 
+        bad = [m for m in methods if m not in METHODS] + [a for a in asrs if a not in ASRS]
+        if bad or not asrs or asrs[0] not in ASRS:
+            raise DataError(f"unknown methods or ASRs {bad}; methods: {', '.join(METHODS)}; "
+                            f"ASRs: {', '.join(ASRS)}")
+        self.voc = Vocoder.load(vocoder)
+        self.tok = Tokenizer.load(self.voc.training.get("tokenizer") or "mfcc-k100")
+        self.methods, self.asrs, self.seed, self.audio_out = methods, asrs, seed, audio_out
+        self.judges = Judges()
+        self.sr = self.voc.sample_rate
+        self.refs: SpeakerReferences | None = None
 
-def _safe(judge, *args):
-    """A judge's score, or None when it refuses the audio (silent or too short)."""
-    from speechlm.errors import AudioError
+    # --- select
+    def select(self, data: str, corpus: str | None, per_voice: int) -> list[Item]:
+        items = mark_held_out(select_items(data, corpus, 0, self.seed), self.voc.training)
+        self.refs = SpeakerReferences(self.judges.speaker, items, load_audio, self.sr,
+                                      seed=self.seed)
+        chosen = {it.name for it in select_items(data, corpus, per_voice, self.seed)}
+        return [it for it in items if it.name in chosen]
 
-    try:
-        return judge(*args)
-    except AudioError as err:
-        log.warning("judge skipped: %s", err)
-        return None
+    # --- run
+    def run(self, item: Item, index: int) -> tuple[torch.Tensor, dict[str, tuple]]:
+        """The original waveform and ``{method: (output waveform, seconds of compute)}``."""
+        from speechlm.audio import f0_track
 
-
-def _mean(xs: list[float]) -> float | None:
-    xs = [x for x in xs if x is not None and np.isfinite(x)]
-    return round(float(np.mean(xs)), 4) if xs else None
-
-
-def evaluate_resynth(vocoder: str = "unit-vocoder", data: str = "test",
-                     corpus: str | None = "data/corpus", per_voice: int = 10,
-                     methods: tuple[str, ...] = METHODS, seed: int = 0, progress: bool = True,
-                     audio_out: str | None = None) -> dict[str, Any]:
-    """Run the harness; returns the JSON report (per utterance and aggregated)."""
-    from speechlm.audio import f0_track
-    from speechlm.eval.judges import Judges, f0_metrics, utterance_wer, word_error_rate
-    from speechlm.tokenizer import Tokenizer
-    from speechlm.vocoder import Vocoder
-
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        raise DataError(f"unknown methods {bad}; choose from {', '.join(METHODS)}")
-    voc = Vocoder.load(vocoder)
-    tok = Tokenizer.load(voc.training.get("tokenizer") or "mfcc-k100")
-    held_out = set(voc.training.get("holdout_voices") or [])
-    items = select_items(data, corpus, per_voice, seed)
-    judges = Judges()
-    rows = []
-    for it in tqdm(items, desc="eval resynth", disable=not progress):
-        wav = load_audio(it["path"])
-        sr = voc.sample_rate
-        row: dict[str, Any] = {"name": it["name"], "voice": it["voice"], "text": it["text"],
-                               "held_out": it["voice"] in held_out,
-                               "seconds": round(len(wav) / sr, 3)}
-        row["orig"] = {"asr": judges.asr.transcribe(wav.numpy(), sr),
-                       "dnsmos": judges.quality.score(wav.numpy(), sr)["ovrl"]}
-        if it["text"]:
-            row["orig"]["wer"] = utterance_wer(it["text"], row["orig"]["asr"])
-        for m in methods:
+        wav = load_audio(item.path)
+        outs = {}
+        for m in self.methods:
             t0 = time.perf_counter()
-            units = tok.tokenize_wave(wav)
-            voice = voc.voice(wav)
-            f0 = f0_track(wav.numpy()) if m in ("world-f0", "griffinlim") else None
-            y = voc.decode(units, voice, f0=f0,
-                           method="griffinlim" if m == "griffinlim" else "world")
-            elapsed = time.perf_counter() - t0
-            y_np = y.numpy()
-            res = {"asr": judges.asr.transcribe(y_np, sr),
-                   "similarity": _safe(judges.speaker.similarity, wav.numpy(), sr, y_np, sr),
-                   "dnsmos": judges.quality.score(y_np, sr)["ovrl"],
-                   "seconds_compute": round(elapsed, 4),
-                   **{k: (None if v is None or not np.isfinite(v) else round(float(v), 4))
-                      for k, v in f0_metrics(wav.numpy(), y_np, sr).items()}}
-            if it["text"]:
-                res["wer"] = utterance_wer(it["text"], res["asr"])
-            row[m] = res
-            if audio_out:
-                save_audio(Path(audio_out) / m / f"{it['name'].replace('/', '_')}.wav", y, sr)
-        rows.append(row)
+            units = self.tok.tokenize_wave(wav)
+            voice = self.voc.voice(wav)
+            if m == "floor":
+                d = units.dedup()
+                ids = d.ids[torch.from_numpy(np.random.default_rng([self.seed, index])
+                                             .permutation(len(d.ids)))]
+                y = self.voc.decode(type(d)(ids, d.frame_rate, d.n_units, d.unit_space,
+                                            torch.ones_like(ids)), voice, use_durations=False)
+            else:
+                f0 = f0_track(wav.numpy()) if m in ("world-f0", "griffinlim") else None
+                y = self.voc.decode(units, voice, f0=f0,
+                                    method="griffinlim" if m == "griffinlim" else "world")
+            outs[m] = (y, time.perf_counter() - t0)
+            if self.audio_out:
+                save_audio(Path(self.audio_out) / m / f"{item.name.replace('/', '_')}.wav", y,
+                           self.sr)
+        return wav, outs
 
-    def aggregate(sel: list[dict]) -> dict[str, Any]:
+    # --- score
+    def hear(self, wav: np.ndarray, text: str | None) -> dict[str, Any]:
+        """What the ASRs hear in ``wav``: transcript, WER against ``text``, content."""
+        from speechlm.eval.content import content_metrics
+        from speechlm.eval.judges import utterance_wer
+
+        out: dict[str, Any] = {}
+        for name in self.asrs:
+            tr = self.judges.asr_named(name).transcribe(wav, self.sr)
+            key = "" if name == self.asrs[0] else f"_{name}"
+            out[f"asr{key}"] = tr.text
+            if text:
+                out[f"wer{key}"] = utterance_wer(text, tr.text)
+            if name == "whisper":
+                c = content_metrics(tr, len(wav) / self.sr).as_dict()
+                out["content"] = {k: finite(v) if isinstance(v, float) else v
+                                  for k, v in c.items() if k != "text"}
+        return out
+
+    def score(self, item: Item, wav: torch.Tensor, outs: dict[str, tuple]) -> dict[str, Any]:
+        from speechlm.eval.judges import f0_metrics
+
+        x = wav.numpy()
+        row: dict[str, Any] = {"name": item.name, "voice": item.voice, "text": item.text,
+                               "held_out": item.held_out, "seconds": round(len(x) / self.sr, 3),
+                               "orig": {**self.hear(x, item.text),
+                                        "dnsmos": self.judges.quality.score(x, self.sr)["ovrl"]}}
+        for m, (y, elapsed) in outs.items():
+            y_np = y.numpy()
+            cal = self.refs.calibrate(y_np, x, item.voice, item.name) if self.refs else None
+            row[m] = {**self.hear(y_np, item.text),
+                      "similarity": safe(self.judges.speaker.similarity, x, self.sr, y_np,
+                                         self.sr),
+                      "calibration": cal_dict(cal),
+                      "dnsmos": self.judges.quality.score(y_np, self.sr)["ovrl"],
+                      "seconds_compute": round(elapsed, 4),
+                      **{k: finite(v) for k, v in f0_metrics(x, y_np, self.sr).items()}}
+        return row
+
+    # --- aggregate
+    def aggregate(self, sel: list[dict]) -> dict[str, Any]:
+        from speechlm.eval.judges import word_error_rate
+
         texts = [r["text"] for r in sel if r["text"]]
+
+        def wers(side: str) -> dict[str, float]:
+            out = {}
+            for name in self.asrs:
+                key = "" if name == self.asrs[0] else f"_{name}"
+                if texts:
+                    out[f"wer{key}"] = round(word_error_rate(
+                        texts, [r[side][f"asr{key}"] for r in sel if r["text"]]), 4)
+            return out
+
+        def content(side: str) -> dict[str, float | None]:
+            return {k: mean(r[side]["content"][k] for r in sel if "content" in r[side])
+                    for k in ("mean_word_prob", "confident_share",
+                              "dictionary_words_per_second")}
+
         out: dict[str, Any] = {"n": len(sel), "seconds": round(sum(r["seconds"] for r in sel), 2)}
-        orig: dict[str, Any] = {"dnsmos": _mean([r["orig"]["dnsmos"] for r in sel])}
-        if texts:
-            orig["wer"] = round(word_error_rate(texts, [r["orig"]["asr"] for r in sel
-                                                        if r["text"]]), 4)
+        orig = {"dnsmos": mean(r["orig"]["dnsmos"] for r in sel), **wers("orig"),
+                "content": content("orig")}
         out["orig"] = orig
-        for m in methods:
+        for m in self.methods:
             agg: dict[str, Any] = {
-                "similarity": _mean([r[m]["similarity"] for r in sel]),
-                "dnsmos": _mean([r[m]["dnsmos"] for r in sel]),
-                "f0_corr": _mean([r[m]["f0_corr"] for r in sel]),
-                "f0_rmse_hz": _mean([r[m]["f0_rmse_hz"] for r in sel]),
-                "vuv_error": _mean([r[m]["vuv_error"] for r in sel]),
+                **wers(m), "content": content(m),
+                "similarity": mean(r[m]["similarity"] for r in sel),
+                "calibration": calibration_summary([r[m]["calibration"] for r in sel]),
+                "dnsmos": mean(r[m]["dnsmos"] for r in sel),
+                "f0_corr": mean(r[m]["f0_corr"] for r in sel),
+                "f0_rmse_hz": mean(r[m]["f0_rmse_hz"] for r in sel),
+                "vuv_error": mean(r[m]["vuv_error"] for r in sel),
                 "x_real_time": round(out["seconds"] / max(1e-9, sum(
                     r[m]["seconds_compute"] for r in sel)), 1)}
-            if texts:
-                agg["wer"] = round(word_error_rate(texts, [r[m]["asr"] for r in sel
-                                                           if r["text"]]), 4)
-                if orig.get("wer"):
-                    agg["wer_ratio"] = round(agg["wer"] / orig["wer"], 3)
+            if agg.get("wer") is not None and orig.get("wer"):
+                agg["wer_ratio"] = round(agg["wer"] / orig["wer"], 3)
             if agg["dnsmos"] is not None and orig["dnsmos"] is not None:
                 agg["dnsmos_drop"] = round(orig["dnsmos"] - agg["dnsmos"], 4)
             agg["meets_targets"] = bool(
@@ -162,50 +200,92 @@ def evaluate_resynth(vocoder: str = "unit-vocoder", data: str = "test",
             out[m] = agg
         return out
 
-    groups = {"training voices": [r for r in rows if not r["held_out"]],
-              "held-out voices": [r for r in rows if r["held_out"]]}
-    voices = sorted({r["voice"] for r in rows})
+
+def evaluate_resynth(vocoder: str = "unit-vocoder", data: str = "test",
+                     corpus: str | None = "data/corpus", per_voice: int = 10,
+                     methods: tuple[str, ...] = DEFAULT_METHODS, seed: int = 0,
+                     progress: bool = True, audio_out: str | None = None,
+                     asrs: tuple[str, ...] = ASRS) -> dict[str, Any]:
+    """Run the harness; returns the JSON report (per utterance, per voice and per group)."""
+    h = ResynthHarness(vocoder, methods, asrs, seed, audio_out)
+    items = h.select(data, corpus, per_voice)
+    rows = [h.score(it, *h.run(it, i))
+            for i, it in enumerate(tqdm(items, desc="eval resynth", disable=not progress))]
+    groups, voices = by_group(rows, h.aggregate)
     return {
-        "format": "speechlm.eval-resynth", "version": 1, "vocoder": str(vocoder),
-        "unit_space": voc.unit_space, "data": str(data), "per_voice": per_voice, "seed": seed,
-        "methods": list(methods), "targets": TARGETS, "held_out_voices": sorted(held_out),
-        "asr": "pocketsphinx (en-us, bundled model)", "speaker_judge": "Resemblyzer",
-        "quality_judge": "DNSMOS (speechmos)",
-        "groups": {k: aggregate(v) for k, v in groups.items() if v},
-        "voices": {v: aggregate([r for r in rows if r["voice"] == v]) for v in voices},
-        "utterances": rows, "threads": torch.get_num_threads(),
+        "format": "speechlm.eval-resynth", "version": 2, "vocoder": str(vocoder),
+        "unit_space": h.voc.unit_space, "data": str(data), "per_voice": per_voice, "seed": seed,
+        "methods": list(methods), "targets": TARGETS,
+        "held_out_voices": sorted({r["voice"] for r in rows if r["held_out"]}),
+        "asr": list(asrs), "asr_models": {"whisper": "Whisper tiny.en (int8, faster-whisper)",
+                                          "pocketsphinx": "pocketsphinx en-us (bundled)"},
+        "speaker_judge": "Resemblyzer", "quality_judge": "DNSMOS (speechmos)",
+        "groups": groups, "voices": voices, "utterances": rows,
+        "threads": torch.get_num_threads(),
     }
 
 
 def resynth_markdown(report: dict[str, Any]) -> str:
-    """The aggregated tables of a report."""
-    def fmt(x, spec=".3f"):
-        return "-" if x is None else format(x, spec)
-
-    lines = ["| voices | method | n | WER orig | WER out | speaker sim | DNSMOS orig | "
-             "DNSMOS out | F0 corr | F0 RMSE Hz | x real time | targets |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    """The aggregated tables of a report: groups, calibration, content, and one row per voice."""
+    asrs = report.get("asr", ["whisper"])
+    second = f"wer_{asrs[1]}" if len(asrs) > 1 else None
+    lines = ["| voices | method | n | WER orig | WER out | " +
+             (f"{asrs[1]} WER orig / out | " if second else "") +
+             "speaker sim | DNSMOS orig | DNSMOS out | F0 corr | F0 RMSE Hz | x real time | "
+             "targets |", "|---" * (12 + bool(second)) + "|"]
 
     def add(label: str, agg: dict[str, Any]) -> None:
         for m in report["methods"]:
             a = agg[m]
             lines.append(
                 f"| {label} | {m} | {agg['n']} | {fmt(agg['orig'].get('wer'))} | "
-                f"{fmt(a.get('wer'))} | {fmt(a['similarity'])} | "
+                f"{fmt(a.get('wer'))} | " +
+                (f"{fmt(agg['orig'].get(second))} / {fmt(a.get(second))} | " if second else "")
+                + f"{fmt(a['similarity'])} | "
                 f"{fmt(agg['orig']['dnsmos'], '.2f')} | {fmt(a['dnsmos'], '.2f')} | "
                 f"{fmt(a['f0_corr'])} | {fmt(a['f0_rmse_hz'], '.1f')} | "
                 f"{fmt(a['x_real_time'], '.1f')} | {'met' if a['meets_targets'] else 'missed'} |")
 
-    for g, agg in report["groups"].items():
-        add(g, agg)
-    lines += ["", "Per voice (" + report["methods"][0] + "):", "",
-              "| voice | n | WER orig | WER out | speaker sim | DNSMOS orig | DNSMOS out |",
-              "|---|---|---|---|---|---|---|"]
+    for g in (SEEN, HELD_OUT):
+        if g in report["groups"]:
+            add(g, report["groups"][g])
+    lines += ["", "Speaker similarity, calibrated (to the original; to the other voices of the "
+              "set, mean and closest; two utterances of the same voice; share of outputs whose "
+              "voice is kept):", "",
+              "| voices | method | to original | others mean | others max | same voice | "
+              "voice kept |", "|---|---|---|---|---|---|---|"]
+    for g in (SEEN, HELD_OUT):
+        for m in report["methods"]:
+            c = report["groups"].get(g, {}).get(m, {}).get("calibration", {})
+            if c.get("n"):
+                lines.append(f"| {g} | {m} | {fmt(c['to_prompt'])} | {fmt(c['others_mean'])} | "
+                             f"{fmt(c['others_max'])} | {fmt(c['same_speaker'])} | "
+                             f"{fmt(c['voice_kept_share'], '.2f')} |")
+    lines += ["", "Content heard by Whisper (mean word probability; share of confident words; "
+              "confident dictionary words per second):", "",
+              "| voices | audio | word prob | confident | dict. words/s |", "|---|---|---|---|---|"]
+    for g in (SEEN, HELD_OUT):
+        agg = report["groups"].get(g)
+        if not agg:
+            continue
+        for label, c in [("original", agg["orig"]["content"])] + [
+                (m, agg[m]["content"]) for m in report["methods"]]:
+            lines.append(f"| {g} | {label} | {fmt(c['mean_word_prob'])} | "
+                         f"{fmt(c['confident_share'])} | "
+                         f"{fmt(c['dictionary_words_per_second'], '.2f')} |")
     m = report["methods"][0]
+    lines += ["", f"Per voice ({m}):", "",
+              "| voice | n | WER orig | WER out | speaker sim | voice kept | DNSMOS orig | "
+              "DNSMOS out |", "|---|---|---|---|---|---|---|---|"]
     for v, agg in report["voices"].items():
         a = agg[m]
-        lines.append(f"| {v}{' (held out)' if v in report['held_out_voices'] else ''} | "
-                     f"{agg['n']} | {fmt(agg['orig'].get('wer'))} | {fmt(a.get('wer'))} | "
-                     f"{fmt(a['similarity'])} | {fmt(agg['orig']['dnsmos'], '.2f')} | "
-                     f"{fmt(a['dnsmos'], '.2f')} |")
+        held = " (held out)" if v in report["held_out_voices"] else ""
+        lines.append(f"| {v}{held} | {agg['n']} | {fmt(agg['orig'].get('wer'))} | "
+                     f"{fmt(a.get('wer'))} | {fmt(a['similarity'])} | "
+                     f"{fmt(a['calibration'].get('voice_kept_share'), '.2f')} | "
+                     f"{fmt(agg['orig']['dnsmos'], '.2f')} | {fmt(a['dnsmos'], '.2f')} |")
     return "\n".join(lines)
+
+
+__all__ = ["ASRS", "DEFAULT_METHODS", "METHODS", "ResynthHarness", "TARGETS",
+           "evaluate_resynth", "resynth_markdown"]

@@ -6,7 +6,10 @@ Measures, per tokenizer:
     * ABX error on phone segments (silence excluded), within and across speakers, for the unit
       sequence (each frame represented by its centroid) and, as the reference the quantizer can
       at best keep, for the continuous features it quantizes;
-    * unit rate after dedup and the bitrate (units/s x unigram entropy).
+    * unit rate after dedup and the bitrate (units/s x unigram entropy);
+    * robustness: the unit edit distance (UED, :mod:`speechlm.eval.robustness`) under pitch
+      shifts of +-3 and +-4 semitones, tempo +-10 %, reverberation and white noise at 20 dB SNR,
+      averaged over a seeded subset of the utterances.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from speechlm.audio import FRAME_SIZE, HOP_SIZE, load_audio
+from speechlm.data.manifest import read_manifest, read_phn
 from speechlm.errors import DataError
 from speechlm.eval.abx import abx_error
 from speechlm.eval.metrics import phone_unit_stats, unit_rate_and_bitrate
-from speechlm.data.manifest import read_manifest, read_phn
+from speechlm.eval.robustness import PERTURBATIONS, measure_ued
 from speechlm.tokenizer import Tokenizer
 from speechlm.units import dedup
 
@@ -31,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SILENCES = frozenset({"pau", "sil", "h#", "sp", "SIL", "<sil>"})
 ABX_MAX_PER_SPEAKER_PHONE = 10  # phone occurrences per (speaker, phone) kept for ABX
+UED_UTTERANCES = 50  # utterances perturbed for UED: 8 perturbations x sox + encoding each
 
 
 def frame_labels(phn: list[tuple[int, int, str]], n_frames: int) -> list[str | None]:
@@ -47,8 +53,18 @@ def frame_labels(phn: list[tuple[int, int, str]], n_frames: int) -> list[str | N
 
 def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str | os.PathLike,
                        max_utterances: int | None = None, seed: int = 0,
-                       progress: bool = True) -> dict:
+                       progress: bool = True, ued_utterances: int = UED_UTTERANCES,
+                       perturbations: tuple[str, ...] = PERTURBATIONS) -> dict:
     """Evaluate ``tokenizer`` on the utterances of ``manifest``.
+
+    Args:
+        tokenizer: a tokenizer, its name or its directory.
+        manifest: the utterances (with ``.phn`` alignments for the phone metrics).
+        max_utterances: evaluate a seeded random subset of this size.
+        seed: seed of the subsets, ABX sampling and the UED noise.
+        progress: show progress bars.
+        ued_utterances: utterances (a seeded subset) perturbed for UED; 0 skips UED.
+        perturbations: names from :data:`speechlm.eval.robustness.PERTURBATIONS`.
 
     Returns:
         A JSON-able report (see the module docstring for the metrics).
@@ -71,8 +87,13 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
     # ABX candidates: (speaker, phone) -> list of (unit-centroid frames, feature frames)
     segs: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
     q = tok.quantizer
-    for u in tqdm(items, desc="eval", unit="utt", disable=not progress):
+    # its own generator, so that adding UED leaves the ABX sample of earlier reports unchanged
+    ued_pick = set(np.random.default_rng(seed).permutation(len(items))[:max(0, ued_utterances)])
+    ued_wavs: list[np.ndarray] = []
+    for k, u in enumerate(tqdm(items, desc="eval", unit="utt", disable=not progress)):
         wav = load_audio(u.path, tok.sample_rate, min_samples=FRAME_SIZE)
+        if k in ued_pick:
+            ued_wavs.append(wav.numpy())
         feats = tok.features(wav[None])[0]
         ids = q.encode(feats)
         seqs.append(dedup(ids)[0].numpy())
@@ -118,6 +139,14 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
             r = abx_error(reps, abx_phone, abx_spk, mode=mode, distance="cosine", seed=seed)
             abx[f"abx_{mode}_{name}"] = round(100 * r.error, 2)
     rate = unit_rate_and_bitrate(seqs, secs, tok.n_units)
+    ued = {}
+    if ued_wavs and perturbations:
+        def encode(w: np.ndarray) -> np.ndarray:
+            return tok.encode(torch.from_numpy(w)[None])[0].numpy()
+
+        with torch.inference_mode():
+            results = measure_ued(encode, ued_wavs, tok.sample_rate, perturbations, seed)
+        ued = {r.perturbation: round(r.mean, 4) for r in results}
     hours = sum(secs) / 3600
     report = {
         "tokenizer": str(tokenizer) if not isinstance(tokenizer, Tokenizer) else tok.unit_space,
@@ -138,6 +167,8 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
         "units_per_second": round(rate["units_per_second"], 2),
         "entropy_bits": round(rate["entropy_bits"], 3),
         "bitrate": round(rate["bitrate"], 1),
+        "ued": ued,
+        "ued_utterances": len(ued_wavs) if ued else 0,
         "seconds": round(time.perf_counter() - t0, 1),
     }
     return report
@@ -155,4 +186,13 @@ def markdown_table(reports: list[dict]) -> str:
              "|" + "|".join("---" for _ in cols) + "|"]
     for r in reports:
         lines.append("| " + " | ".join(str(r.get(k, "")) for _, k in cols) + " |")
+    names = [n for n in PERTURBATIONS if any(n in r.get("ued", {}) for r in reports)]
+    if names:  # robustness: a second table, one UED column per perturbation
+        lines += ["", "Unit edit distance (UED, lower = more robust) under perturbation:", "",
+                  "| tokenizer | utterances | " + " | ".join(names) + " |",
+                  "|" + "|".join("---" for _ in range(len(names) + 2)) + "|"]
+        for r in reports:
+            ued = r.get("ued", {})
+            lines.append(f"| {r.get('tokenizer', '')} | {r.get('ued_utterances', '')} | "
+                         + " | ".join(str(ued.get(n, "")) for n in names) + " |")
     return "\n".join(lines)
