@@ -8,8 +8,11 @@ the same samples as a whole-file read.
 
 from __future__ import annotations
 
+import errno
+import logging
 import math
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,8 @@ import torchaudio.functional as AF
 
 from speechlm.errors import AudioError
 from speechlm.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000  # Hz, the rate of every model in speechlm
 FRAME_SIZE = 400  # samples (25 ms): analysis window of one feature frame
@@ -35,11 +40,61 @@ NO_SIGNAL_PEAK = 1e-4  # peak amplitude (-80 dBFS) below which there is no voice
 _LOWPASS_WIDTH = 6  # torchaudio's default sinc width, named so chunk margins can be derived
 
 
+# torchaudio builds one [new, orig + 2 * width] sinc kernel for the rates reduced by their gcd:
+# tiny for 44.1 / 48 / 22.05 / 8 kHz, but gigabytes for rates with no common factor (15,999 Hz,
+# 44,101 Hz). Past this many kernel entries the streaming resampler below is used instead.
+_MAX_KERNEL = 1_000_000
+_RESAMPLE_BLOCK = 8192  # output samples per block of the streaming resampler
+
+
 def resample(wav: torch.Tensor, orig_sr: int, new_sr: int = SAMPLE_RATE) -> torch.Tensor:
-    """Resample ``wav`` ([..., T]) from ``orig_sr`` to ``new_sr`` with a windowed-sinc filter."""
+    """Resample ``wav`` ([..., T]) from ``orig_sr`` to ``new_sr`` with a windowed-sinc filter.
+
+    Memory stays bounded for any pair of rates: where torchaudio's polyphase kernel would be
+    large the same filter (Hann-windowed sinc, width 6, roll-off 0.99) is evaluated per output
+    sample, a block at a time. Output length ``ceil(T * new_sr / orig_sr)`` either way.
+    """
+    orig_sr, new_sr = int(orig_sr), int(new_sr)
+    if orig_sr <= 0 or new_sr <= 0:
+        raise AudioError(f"sample rates must be positive, got {orig_sr} -> {new_sr}")
     if orig_sr == new_sr:
         return wav
-    return AF.resample(wav, orig_sr, new_sr, lowpass_filter_width=_LOWPASS_WIDTH)
+    g = math.gcd(orig_sr, new_sr)
+    width = math.ceil(_LOWPASS_WIDTH * orig_sr / (min(orig_sr, new_sr) * 0.99))
+    if (new_sr // g) * (orig_sr // g + 2 * width) <= _MAX_KERNEL:
+        return AF.resample(wav, orig_sr, new_sr, lowpass_filter_width=_LOWPASS_WIDTH)
+    return _resample_streaming(wav, orig_sr, new_sr)
+
+
+def _resample_streaming(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
+    """torchaudio's ``sinc_interp_hann`` filter for any rate pair, ``_RESAMPLE_BLOCK`` output
+    samples at a time: memory ``O(block * filter taps)`` whatever ``gcd(orig_sr, new_sr)``."""
+    shape = wav.shape
+    x = wav.reshape(-1, shape[-1]).to(torch.float64)
+    n_in = x.shape[-1]
+    n_out = -(-n_in * new_sr // orig_sr)  # ceil
+    base = min(orig_sr, new_sr) * 0.99
+    reach = _LOWPASS_WIDTH * orig_sr / base  # input samples either side of an output sample
+    taps = 2 * math.ceil(reach) + 2
+    pad = math.ceil(reach) + 1
+    xp = torch.nn.functional.pad(x, (pad, pad + taps))
+    out = torch.empty(x.shape[0], n_out, dtype=torch.float64)
+    offs = torch.arange(taps, dtype=torch.long)
+    for a in range(0, n_out, _RESAMPLE_BLOCK):
+        j = torch.arange(a, min(n_out, a + _RESAMPLE_BLOCK), dtype=torch.long)
+        whole = (j * orig_sr) // new_sr  # the input sample at or before output sample j
+        frac = ((j * orig_sr) % new_sr).to(torch.float64) / new_sr
+        first = whole - math.ceil(reach)  # first tap, in input samples
+        idx = first[:, None] + offs[None, :]  # [B, taps]
+        # time from each tap to the output sample, in units of the filter's cut-off period
+        t = (idx.to(torch.float64) - (whole.to(torch.float64) + frac)[:, None]) * base / orig_sr
+        t = t.clamp(-_LOWPASS_WIDTH, _LOWPASS_WIDTH)
+        window = torch.cos(t * math.pi / _LOWPASS_WIDTH / 2) ** 2
+        t = t * math.pi
+        kern = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t) * window * (base / orig_sr)
+        out[:, a : a + len(j)] = (xp[:, idx + pad] * kern).sum(-1)
+    return out.to(wav.dtype if wav.is_floating_point() else torch.float32).reshape(
+        *shape[:-1], n_out)
 
 
 def to_mono(wav: np.ndarray) -> np.ndarray:
@@ -47,6 +102,59 @@ def to_mono(wav: np.ndarray) -> np.ndarray:
     if wav.ndim == 2:
         wav = wav[:, 0] if wav.shape[1] == 1 else wav.mean(axis=1)
     return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+# integer PCM -> float in [-1, 1): what the sample value 1.0 is for each integer type
+_PCM_SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2.0**31,
+              np.dtype(np.int8): 128.0, np.dtype(np.uint8): 128.0}
+
+
+def as_mono(audio: torch.Tensor | np.ndarray, what: str = "the waveform") -> torch.Tensor:
+    """A waveform handed to the API -> ``[T]`` float32, or a clear :class:`AudioError`
+    (a ``ValueError``).
+
+    Accepted: mono float ``[T]`` (or ``[1, T]`` / ``[T, 1]``); stereo ``[2, T]`` / ``[T, 2]``,
+    mixed down to mono by averaging the channels; integer PCM (int16, int32, int8, uint8),
+    scaled to [-1, 1). Refused: a batch ``[B, T]`` with ``B > 2``, more than two dimensions,
+    bool, complex, int64 (no PCM width to scale by), and NaN or infinite samples. A 1-D float32
+    tensor is returned as it is.
+    """
+    if isinstance(audio, torch.Tensor):
+        if audio.dim() == 1 and audio.dtype == torch.float32:
+            x = audio.detach()
+            check_finite(x, what)
+            return x
+        arr = audio.detach().cpu().numpy()
+    elif isinstance(audio, np.ndarray):
+        arr = audio
+    elif isinstance(audio, (list, tuple)):
+        arr = np.asarray(audio)
+    else:
+        raise AudioError(f"{what} must be a path, a numpy array or a torch tensor, got "
+                         f"{type(audio).__name__}")
+    dt = arr.dtype
+    if arr.size == 0:
+        raise AudioError(f"{what} contains no audio samples")
+    if dt == np.bool_ or dt.kind in "cOUSV":
+        raise AudioError(f"{what} has dtype {dt}: give float samples in [-1, 1] or integer PCM")
+    if dt.kind in "iu":
+        if dt not in _PCM_SCALE:
+            raise AudioError(f"{what} has dtype {dt}: integer PCM must be int16, int32, int8 or "
+                             "uint8 (convert to float in [-1, 1] otherwise)")
+        f = arr.astype(np.float32)
+        arr = (f - 128.0) / 128.0 if dt == np.uint8 else f / np.float32(_PCM_SCALE[dt])
+    if arr.ndim == 2:
+        short, long_ = sorted(arr.shape)
+        if short > 2 or arr.shape[0] == arr.shape[1]:
+            raise AudioError(f"{what} has shape {tuple(arr.shape)}: give one mono [T] waveform "
+                             "or a stereo [2, T] / [T, 2] one (a batch: one call per item)")
+        arr = arr.mean(axis=0 if arr.shape[0] == short else 1)  # channels: the short axis
+    elif arr.ndim != 1:
+        raise AudioError(f"{what} has shape {tuple(arr.shape)}: give one mono [T] waveform or "
+                         "a stereo [2, T] / [T, 2] one")
+    x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    check_finite(x, what)
+    return x
 
 
 def check_finite(wav: torch.Tensor | np.ndarray, name: str) -> None:
@@ -80,6 +188,44 @@ def f0_track(wav: np.ndarray | torch.Tensor, sr: int = SAMPLE_RATE, *,
     return pw.stonemask(x, f0, t, int(sr))
 
 
+_SPOOL_MEMORY = 64 * 2**20  # bytes of a piped input kept in memory; the rest goes to a temp file
+
+
+def _spool_stream(path: Path):
+    """Copy an unseekable input (pipe, FIFO, device) into a seekable temporary file that
+    stays in memory up to ``_SPOOL_MEMORY`` bytes and spills to disk beyond."""
+    import shutil
+    import tempfile
+
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)
+    try:
+        with open(path, "rb") as f:
+            shutil.copyfileobj(f, spool, 2**20)
+    except OSError as err:
+        spool.close()
+        raise AudioError(f"cannot read {path}: {err.strerror}") from None
+    if spool.tell() == 0:
+        spool.close()
+        raise AudioError(f"{path} contains no audio samples (the stream was empty)")
+    spool.seek(0)
+    return spool
+
+
+def _warn_if_truncated(f: sf.SoundFile, path: Path) -> None:
+    """libsndfile reads a cut-off file up to where it ends and says so only in its log:
+    ``data : 32000 (should be 15978)``. Say it as a warning."""
+    import re
+
+    try:
+        info = f.extra_info
+    except Exception:  # not every format keeps a log
+        return
+    m = re.search(r"data\s*:\s*(\d+)\s*\(should be (\d+)\)", info)
+    if m and int(m.group(2)) < int(m.group(1)):
+        log.warning("%s is truncated: its header promises %s bytes of audio but the file "
+                    "holds %s; reading what is there", path, m.group(1), m.group(2))
+
+
 class AudioReader:
     """Random access to a file's audio as 16 kHz mono float32, in bounded memory.
 
@@ -99,12 +245,25 @@ class AudioReader:
     def __init__(self, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE):
         self.path = Path(path)
         self.sample_rate = sample_rate
-        if not self.path.exists():
-            raise AudioError(f"audio file not found: {self.path}")
-        if self.path.is_dir():
+        self._spool = None
+        try:
+            st = os.stat(self.path)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise AudioError(f"{self.path} is a symlink loop, not an audio file") from None
+            if err.errno in (errno.ENOENT, errno.ENOTDIR):
+                raise AudioError(f"audio file not found: {self.path}") from None
+            raise AudioError(f"cannot open {self.path}: {err.strerror}") from None
+        if stat.S_ISDIR(st.st_mode):
             raise AudioError(f"{self.path} is a directory, not an audio file")
         try:
-            self._file = sf.SoundFile(str(self.path))
+            if stat.S_ISREG(st.st_mode):
+                self._file = sf.SoundFile(str(self.path))
+            else:  # a pipe, /dev/stdin, <(...): copy it where reads can seek, in bounded memory
+                self._spool = _spool_stream(self.path)
+                self._file = sf.SoundFile(self._spool)
+        except AudioError:
+            raise
         except Exception as err:  # libsndfile's error types vary between versions
             detail = str(err).splitlines()[-1] if str(err) else type(err).__name__
             raise AudioError(
@@ -117,6 +276,7 @@ class AudioReader:
         if self.orig_frames <= 0:
             self.close()
             raise AudioError(f"{self.path} contains no audio samples")
+        _warn_if_truncated(self._file, self.path)
         g = math.gcd(self.orig_sr, sample_rate)
         self._in_step = self.orig_sr // g  # input samples per output step
         self._out_step = sample_rate // g  # output samples per step
@@ -137,6 +297,8 @@ class AudioReader:
     def close(self) -> None:
         """Close the file (reads after this fail)."""
         self._file.close()
+        if self._spool is not None:
+            self._spool.close()
 
     def __enter__(self) -> AudioReader:
         return self

@@ -9,6 +9,8 @@ makes the result reproducible bit for bit on the same machine.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 
 import torch
 
@@ -30,16 +32,38 @@ class SamplingOptions:
     stop_at_eos: bool = True  # end a sample when it emits <eos>
 
     def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.top_k is not None and self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.num_samples < 1 or self.max_new_tokens < 1:
-            raise ValueError("num_samples and max_new_tokens must be >= 1")
-        if self.repetition_penalty <= 0:
-            raise ValueError("repetition_penalty must be > 0")
+        def real(name: str, lo: float, lo_open: bool) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) \
+                    or v < lo or (lo_open and v == lo):
+                raise ValueError(f"{name} must be a finite number {'>' if lo_open else '>='} "
+                                 f"{lo:g}, got {v!r}")
+
+        def whole(name: str, lo: int, optional: bool = False) -> None:
+            v = getattr(self, name)
+            if optional and v is None:
+                return
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+
+        real("temperature", 0.0, False)
+        whole("top_k", 1, optional=True)
+        if self.top_p is not None:
+            real("top_p", 0.0, True)
+            if self.top_p > 1:
+                raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        whole("num_samples", 1)
+        whole("max_new_tokens", 1)
+        real("repetition_penalty", 0.0, True)
+        whole("penalty_window", 1)
+        whole("no_repeat_ngram", 0)
+        if self.no_repeat_ngram == 1:
+            raise ValueError("no_repeat_ngram must be 0 (off) or >= 2: with 1 no unit could "
+                             "ever recur")
+        if self.seed is not None:
+            whole("seed", -(2**63))
+            if self.seed > 2**63 - 1:
+                raise ValueError(f"seed must be in [-2**63, 2**63), got {self.seed}")
 
 
 @dataclasses.dataclass(frozen=True)

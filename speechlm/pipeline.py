@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import numbers
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from speechlm.audio import FRAME_SIZE, SILENCE_PEAK, check_length, load_audio
+from speechlm.audio import FRAME_SIZE, SILENCE_PEAK, as_mono, check_length, load_audio
 from speechlm.errors import AudioError, ModelError
 from speechlm.stage import Stage, check_same_units
 from speechlm.units import Units, merge_runs
@@ -43,8 +45,9 @@ class Continuation:
     """One sampled continuation.
 
     Attributes:
-        waveform: ``[T]`` float32 at ``sample_rate``: the prompt (resynthesized) + the
-            continuation, or the continuation alone with ``continuation_only``.
+        waveform: ``[T]`` float32 at ``sample_rate``: the prompt (resynthesized; only the part
+            the LM saw when it was truncated) + the continuation, or the continuation alone
+            with ``continuation_only``.
         sample_rate: Hz.
         prompt_units: the prompt's deduplicated units (with their durations).
         generated_units: the sampled deduplicated units, with durations from the duration model.
@@ -67,12 +70,13 @@ class Continuation:
 
 
 def _as_wave(audio: str | os.PathLike | torch.Tensor | np.ndarray, what: str) -> torch.Tensor:
+    """A path, or a waveform in one of the forms :func:`speechlm.audio.as_mono` accepts
+    (mono float; stereo ``[2, T]`` / ``[T, 2]`` mixed down; integer PCM scaled), -> ``[T]``
+    float32 at least one analysis frame long."""
     if isinstance(audio, (str, os.PathLike)):
         return load_audio(audio, min_samples=FRAME_SIZE)
-    wav = torch.as_tensor(np.asarray(audio, dtype=np.float32)).reshape(-1)
+    wav = as_mono(audio, what)
     check_length(wav.numel(), FRAME_SIZE, what)
-    if not torch.isfinite(wav).all():
-        raise AudioError(f"{what} contains NaN or infinite samples")
     return wav
 
 
@@ -91,7 +95,7 @@ class SpeechLM(Stage):
         """Load the bundled default, or a model directory; keywords replace single stages."""
         from speechlm.lm import LanguageModel
         from speechlm.tokenizer import Tokenizer
-        from speechlm.vocoder import Vocoder, Voice
+        from speechlm.vocoder import Vocoder
 
         stages = dict(DEFAULT_STAGES)
         if model is not None and str(model) != DEFAULT_MODEL:
@@ -157,7 +161,10 @@ class SpeechLM(Stage):
         """Continue a speech prompt.
 
         Args:
-            prompt: path or ``[T]`` 16 kHz waveform.
+            prompt: a path, or a 16 kHz waveform: ``[T]`` float (mono), ``[2, T]`` / ``[T, 2]``
+                (stereo, mixed down to mono) or integer PCM (int16 / int32 / int8 / uint8,
+                scaled to [-1, 1]); a batch ``[B, T]``, bool, complex or other shapes raise
+                ``ValueError``.
             seconds: length of the continuation (units to sample = seconds x the LM's
                 training unit rate; the duration model sets the final length).
             temperature, top_k, top_p, repetition_penalty: sampling (see
@@ -168,18 +175,30 @@ class SpeechLM(Stage):
             continuation_only: return only the new speech.
 
         Raises:
-            AudioError: the prompt is missing, unreadable, too short or silent.
-            ValueError: bad sampling options.
+            AudioError: the prompt is missing, unreadable, too short or silent, or not a
+                waveform of a form listed above (an AudioError is a ValueError).
+            ValueError: bad sampling options (non-finite, out of range).
         """
         from speechlm.generate import SamplingOptions, generate
 
-        if seconds <= 0:
-            raise ValueError(f"seconds must be > 0, got {seconds}")
+        if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) \
+                or not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError(f"seconds must be a finite number > 0, got {seconds!r}")
+        if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) \
+                or num_samples < 1:
+            raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
+        # every sampling option is checked once, before any work (SamplingOptions validates)
+        for i in (0, num_samples - 1):
+            SamplingOptions(temperature=temperature, top_k=top_k, top_p=top_p,
+                            repetition_penalty=repetition_penalty,
+                            seed=None if seed is None else seed + i)
         wav = _as_wave(prompt, "the prompt")
         if float(wav.abs().max()) < SILENCE_PEAK:
             raise AudioError("the prompt is silent (peak below -60 dBFS); give speech")
-        ref = wav if voice is None else _as_wave(voice, "the voice")
-        spk = self.vocoder.voice(ref)
+        if voice is None:
+            spk = self.vocoder.voice(wav, what="the prompt (the voice to continue in)")
+        else:
+            spk = self.vocoder.voice(_as_wave(voice, "the voice"), what="the voice")
         units = self.tokenizer.tokenize_wave(wav, dedup=True)
         n_new = max(1, round(seconds * self.units_per_second))
         room = self.lm.block_size - 1 - n_new
@@ -187,10 +206,21 @@ class SpeechLM(Stage):
             raise ValueError(f"a {seconds:g} s continuation ({n_new} units) does not fit the "
                              f"LM's context of {self.lm.block_size - 1} units")
         cut = max(0, len(units) - room)
-        if cut:
-            log.warning("the prompt has %d units; the LM sees its last %d (context %d)",
-                        len(units), room, self.lm.block_size - 1)
+        if cut and len(units) > self.lm.block_size - 1:
+            log.warning("the prompt is longer than the LM's context: it has %d units, the LM "
+                        "sees its last %d (context %d, of which the %g s continuation takes "
+                        "%d); the output starts there", len(units), room,
+                        self.lm.block_size - 1, seconds, n_new)
+        elif cut:
+            log.warning("the %g s continuation (%d units) leaves room for the last %d of the "
+                        "prompt's %d units in the LM's context of %d; ask for fewer --seconds "
+                        "to condition on all of the prompt", seconds, n_new, room, len(units),
+                        self.lm.block_size - 1)
         ctx = units.ids[cut:]
+        # vocode only the part of the prompt the LM saw: a 10-minute prompt costs no more than
+        # a short one (the durations of the prompt's units are its own, so the cut is exact)
+        seen = units if not cut else dataclasses.replace(
+            units, ids=ctx, durations=units.durations[cut:])
         outs = []
         for i in range(num_samples):
             opts = SamplingOptions(max_new_tokens=n_new, temperature=temperature, top_k=top_k,
@@ -201,7 +231,7 @@ class SpeechLM(Stage):
             # the LM may sample a unit twice in a row: that is one unit, lasting longer
             ids, dur = merge_runs(gen, self.vocoder.predict_durations(gen, spk))
             new = Units(ids, units.frame_rate, units.n_units, units.unit_space, dur)
-            full, start = (new, 0.0) if continuation_only else (units.concat(new), units.seconds)
+            full, start = (new, 0.0) if continuation_only else (seen.concat(new), seen.seconds)
             y = self.vocoder.decode(full, spk)
             outs.append(Continuation(y, self.sample_rate, units, new, start,
                                      None if seed is None else seed + i, cut))

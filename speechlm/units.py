@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,14 +123,19 @@ class Units:
                                    durations=None)
 
 
+MAX_ID_TEXT = 12  # digits of one unit id in text: far past any vocabulary, short of overflow
+
+
 def parse_ids(text: str) -> list[int]:
     """Parse ``"12 7 33"`` (spaces or commas) into ints; raise :class:`DataError` if malformed."""
     toks = text.replace(",", " ").split()
-    try:
-        return [int(t) for t in toks]
-    except ValueError:
-        bad = next(t for t in toks if not t.lstrip("-").isdigit())
-        raise DataError(f"not a unit id: {bad!r} (units are space-separated integers)") from None
+    for t in toks:
+        digits = t[1:] if t[:1] == "-" else t
+        if not (digits.isascii() and digits.isdigit()):
+            raise DataError(f"not a unit id: {t[:20]!r} (units are space-separated integers)")
+        if len(digits) > MAX_ID_TEXT:
+            raise DataError(f"unit id {t[:20]}... is too large")
+    return [int(t) for t in toks]
 
 
 def format_ids(ids: torch.Tensor | list[int]) -> str:
@@ -151,37 +157,123 @@ def to_record(units: Units, name: str | None = None) -> dict:
     return rec
 
 
+# The schema of a units record, shared by every reader (vocode, generate-units, the API):
+# a field missing, of the wrong type or out of these bounds is a DataError naming the field.
+MAX_N_UNITS = 1 << 20  # vocabulary size
+MAX_FRAME_RATE = 1000.0  # frames per second (units are 20 ms: 50 Hz)
+MAX_DURATION = 2**31 - 1  # frames of one unit (the vocoder bounds the total it decodes)
+RECORD_FIELDS = {"format", "version", "name", "unit_space", "n_units", "frame_rate", "dedup",
+                 "ids", "durations"}
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _int_list(rec: dict, key: str, lo: int, hi: int, what: str) -> list[int]:
+    v = rec[key]
+    if not isinstance(v, list):
+        raise DataError(f"'{key}' must be a list of integers, got {type(v).__name__}")
+    for x in v:
+        if not _is_int(x):
+            raise DataError(f"'{key}' must hold integers only, got {json.dumps(x)[:30]}")
+        if not lo <= x < hi:
+            raise DataError(f"'{key}' {what} must lie in [{lo}, {hi}), got {x}")
+    return v
+
+
 def from_record(rec: dict) -> Units:
-    """Inverse of :func:`to_record`; checks format, version and id range."""
+    """Inverse of :func:`to_record`: the one validated parser of units records.
+
+    Checks format and version, then every field against the schema: ``unit_space`` a
+    non-empty string; ``n_units`` an integer in [1, 2^20]; ``frame_rate`` a finite number in
+    (0, 1000]; ``ids`` a flat list of integers in ``[0, n_units)``; ``dedup`` a bool;
+    ``durations`` null (``dedup`` false) or a list of integers >= 1 as long as ``ids``
+    (``dedup`` true); ``name`` absent, null or a string.
+
+    Raises:
+        DataError: naming the field and what it must be.
+    """
+    if not isinstance(rec, dict):
+        raise DataError(f"a units record is a JSON object, got a JSON {_json_kind(rec)}")
     if rec.get("format") != UNITS_FORMAT:
         raise DataError(f"not a speechlm units record (format={rec.get('format')!r})")
-    if rec.get("version", 0) > UNITS_VERSION:
-        raise DataError(f"units record version {rec['version']} is newer than this speechlm "
+    version = rec.get("version", 0)
+    if not _is_int(version) or version < 0:
+        raise DataError(f"'version' must be a whole number, got {version!r}")
+    if version > UNITS_VERSION:
+        raise DataError(f"units record version {version} is newer than this speechlm "
                         f"reads ({UNITS_VERSION}); upgrade speechlm")
-    ids = torch.tensor(rec["ids"], dtype=torch.long)
-    n = int(rec["n_units"])
-    if ids.numel() and (ids.min() < 0 or ids.max() >= n):
-        raise DataError(f"unit ids must lie in [0, {n}), got {int(ids.min())}..{int(ids.max())}")
+    missing = [k for k in ("unit_space", "n_units", "frame_rate", "ids") if k not in rec]
+    if missing:
+        raise DataError(f"units record lacks {', '.join(repr(k) for k in missing)}")
+    name = rec.get("name")
+    if name is not None and not isinstance(name, str):
+        raise DataError(f"'name' must be a string, got {json.dumps(name)[:30]}")
+    space = rec["unit_space"]
+    if not isinstance(space, str) or not space:
+        raise DataError(f"'unit_space' must be a non-empty string, got {json.dumps(space)[:30]}")
+    n = rec["n_units"]
+    if not _is_int(n) or not 1 <= n <= MAX_N_UNITS:
+        raise DataError(f"'n_units' must be an integer in [1, {MAX_N_UNITS}], got {n!r}")
+    fr = rec["frame_rate"]
+    if isinstance(fr, bool) or not isinstance(fr, (int, float)) or not math.isfinite(fr) \
+            or not 0 < fr <= MAX_FRAME_RATE:
+        raise DataError(f"'frame_rate' must be a number in (0, {MAX_FRAME_RATE:g}], got {fr!r}")
+    ids = _int_list(rec, "ids", 0, n, "unit ids")
     dur = rec.get("durations")
-    return Units(ids=ids, frame_rate=float(rec["frame_rate"]), n_units=n,
-                 unit_space=rec["unit_space"],
-                 durations=torch.tensor(dur, dtype=torch.long) if dur is not None else None)
+    deduped = rec.get("dedup", dur is not None)
+    if not isinstance(deduped, bool):
+        raise DataError(f"'dedup' must be true or false, got {deduped!r}")
+    if dur is not None:
+        dur = _int_list(rec, "durations", 1, MAX_DURATION + 1, "frame counts")
+        if len(dur) != len(ids):
+            raise DataError(f"'durations' has {len(dur)} entries but 'ids' has {len(ids)}")
+    if deduped != (dur is not None):
+        raise DataError("'dedup' true needs 'durations' (one per id); 'dedup' false needs "
+                        "'durations' null")
+    return Units(ids=torch.tensor(ids, dtype=torch.long).reshape(-1), frame_rate=float(fr),
+                 n_units=n, unit_space=space,
+                 durations=torch.tensor(dur, dtype=torch.long).reshape(-1)
+                 if dur is not None else None)
+
+
+def _json_kind(x) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(x), "number")
 
 
 def read_units_json(path: str | os.PathLike) -> list[tuple[str | None, Units]]:
-    """Read a ``.json`` / ``.jsonl`` file of units records."""
+    """Read a ``.json`` / ``.jsonl`` file of units records (one per line, or one object
+    spread over several lines); every record goes through :func:`from_record`.
+
+    Raises:
+        DataError: ``path:line: what is wrong``.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"units file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not a text file of units records") from None
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror}") from None
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if len(lines) > 1 and lines[0][1].strip() == "{":  # one pretty-printed record
+        lines = [(1, text)]
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, line in lines:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"{path}:{n}: not JSON ({err.msg})") from None
-        out.append((rec.get("name"), from_record(rec)))
+        except RecursionError:
+            raise DataError(f"{path}:{n}: JSON nested too deeply") from None
+        try:
+            out.append((rec.get("name") if isinstance(rec, dict) else None, from_record(rec)))
+        except DataError as err:
+            raise DataError(f"{path}:{n}: {err}") from None
     return out
 
 

@@ -32,6 +32,7 @@ from speechlm.audio import (
     FRAME_SIZE,
     NO_SIGNAL_PEAK,
     SAMPLE_RATE,
+    as_mono,
     check_length,
     f0_track,
     pyworld_module,
@@ -46,6 +47,8 @@ UPSAMPLE = 2  # vocoder frames per unit frame
 HOP = 160  # samples per vocoder frame (10 ms at 16 kHz)
 N_FFT = 1024  # STFT size of the log-mel (reference encoder input, Griffin-Lim baseline)
 LOG_FLOOR = 1e-5  # floor of the log-mel magnitude
+MIN_VOICE_SAMPLES = N_FFT  # 64 ms: the shortest reference the speaker encoder's STFT can frame
+MAX_DECODE_SECONDS = 600.0  # the most speech one decode call makes (about 2 GB at the peak)
 
 
 # --------------------------------------------------------------------------- signal analysis
@@ -341,12 +344,17 @@ class Vocoder(Stage):
 
     # --- conditioning
     @torch.inference_mode()
-    def voice(self, ref: torch.Tensor | np.ndarray) -> Voice:
-        """A 16 kHz reference recording ``[T]`` -> its :class:`Voice`."""
-        ref = torch.as_tensor(np.asarray(ref, dtype=np.float32)).reshape(-1)
-        check_length(ref.numel(), FRAME_SIZE, "the voice reference")
+    def voice(self, ref: torch.Tensor | np.ndarray, what: str = "the voice reference") -> Voice:
+        """A 16 kHz reference recording ``[T]`` (at least 64 ms) -> its :class:`Voice`;
+        ``what`` names the recording in errors."""
+        ref = as_mono(ref, what)
+        check_length(ref.numel(), FRAME_SIZE, what)
+        if ref.numel() < MIN_VOICE_SAMPLES:
+            raise AudioError(f"{what} is {ref.numel() / SAMPLE_RATE * 1000:.1f} ms long: a voice "
+                             f"needs at least {MIN_VOICE_SAMPLES / SAMPLE_RATE * 1000:.0f} ms of "
+                             "speech")
         if float(ref.abs().max()) < NO_SIGNAL_PEAK:
-            raise AudioError("the voice reference is silent")
+            raise AudioError(f"{what} is silent (peak below -80 dBFS): there is no voice in it")
         mel = self.mel(ref[None])
         stats = log_f0_stats(f0_track(ref.numpy()))
         vec = self.model.speaker_vector(mel, torch.tensor([mel.shape[1]]), stats[None])
@@ -371,16 +379,40 @@ class Vocoder(Stage):
         if not units.deduped:
             return units
         dur = self.predict_durations(units.ids, voice)
+        self._check_frames(int(dur.sum()))
         return Units(ids=torch.repeat_interleave(units.ids, dur), frame_rate=units.frame_rate,
                      n_units=units.n_units, unit_space=units.unit_space)
 
-    def check_units(self, units: Units) -> None:
+    def check_units(self, units: Units, use_durations: bool = True) -> None:
+        """Refuse units this vocoder cannot decode, before any work: another unit space, frame
+        rate or vocabulary, ids out of range, durations < 1, or (with ``use_durations``) more
+        than :data:`MAX_DECODE_SECONDS` of speech."""
+        if not isinstance(units, Units):
+            raise ValueError(f"expected Units, got {type(units).__name__}")
         if units.unit_space != self.unit_space:
             raise ModelError(f"unit space mismatch: the units are {units.unit_space!r}, the "
                              f"vocoder was trained on {self.unit_space!r}")
+        if units.frame_rate != self.frame_rate or units.n_units != self.n_units:
+            raise ModelError(f"the units are {units.n_units} units at {units.frame_rate:g} "
+                             f"frames/s; the vocoder decodes {self.n_units} at "
+                             f"{self.frame_rate:g}")
+        if units.ids.is_floating_point() or units.ids.dtype == torch.bool:
+            raise ModelError(f"unit ids must be integers, got {units.ids.dtype}")
         if len(units) and (int(units.ids.min()) < 0 or int(units.ids.max()) >= self.n_units):
             raise ModelError(f"unit ids must be in [0, {self.n_units}), got "
                              f"[{int(units.ids.min())}, {int(units.ids.max())}]")
+        if units.durations is not None and len(units):
+            if units.durations.is_floating_point() or int(units.durations.min()) < 1:
+                raise ModelError("unit durations must be whole frame counts >= 1")
+        if use_durations or not units.deduped:
+            self._check_frames(units.num_frames)
+
+    def _check_frames(self, frames: int) -> None:
+        limit = int(MAX_DECODE_SECONDS * self.frame_rate)
+        if frames > limit:
+            raise ModelError(f"the units last {frames / self.frame_rate:.0f} s ({frames} frames); "
+                             f"the vocoder decodes at most {MAX_DECODE_SECONDS:.0f} s at a time: "
+                             "split the units")
 
     @torch.inference_mode()
     def parameters_for(self, units: Units, voice: Voice,
@@ -391,7 +423,7 @@ class Vocoder(Stage):
         Deduplicated units with durations are expanded with those durations when
         ``use_durations`` (resynthesis); otherwise the duration model decides.
         """
-        self.check_units(units)
+        self.check_units(units, use_durations)
         if units.deduped:
             if use_durations and units.durations is not None:
                 units = Units(ids=torch.repeat_interleave(units.ids, units.durations),

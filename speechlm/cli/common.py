@@ -4,7 +4,11 @@ checks and the sampling flags."""
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import math
+import os
+import stat
 from pathlib import Path
 
 from speechlm.errors import SpeechLMError
@@ -19,6 +23,14 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def _get_values(self, action, arg_strings):
+        # argparse drops a '--' value ("--seconds=--" would parse as []): give it to the type
+        if action.nargs is None and action.option_strings and arg_strings == ["--"]:
+            value = self._get_value(action, "--")
+            self._check_value(action, value)
+            return value
+        return super()._get_values(action, arg_strings)
 
 
 def add_report_args(parser: argparse.ArgumentParser) -> None:
@@ -50,11 +62,20 @@ def out_path(out: str | None, default: Path, force: bool) -> Path:
 
 
 def need_input(path: str | Path, what: str = "input") -> Path:
+    """``path`` as a readable file (a regular file, a pipe or a device), or a one-line error."""
     p = Path(path)
-    if not p.exists():
-        raise SpeechLMError(f"{what} not found: {p}")
-    if p.is_dir():
+    try:
+        st = os.stat(p)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise SpeechLMError(f"{what} {p} is a symlink loop; point it at a real file") from None
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise SpeechLMError(f"{what} not found: {p}") from None
+        raise SpeechLMError(f"{what} {p}: {err.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
         raise SpeechLMError(f"{what} {p} is a directory; give a file")
+    if not os.access(p, os.R_OK):
+        raise SpeechLMError(f"{what} {p} is not readable (check its permissions)")
     return p
 
 
@@ -66,15 +87,136 @@ def refuse_existing(paths: list[Path], force: bool) -> None:
             raise SpeechLMError(f"{p} exists; pass --force to overwrite it")
 
 
+def _file_id(p: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(p)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def guard_outputs(outputs: dict[str, Path], inputs: dict[str, Path | None],
+                  force: bool) -> None:
+    """The one check every command runs on its outputs *before* any work.
+
+    Each output must not be one of the inputs (even with ``--force``: that would destroy the
+    input), must not be another output of the same run, must not exist unless ``force``, must not
+    be a directory, and its folder must be creatable and writable. Outputs and inputs are named
+    by what they are (``{"-o": path, "--units-out": path}``, ``{"the prompt": path}``) so the
+    message says which flag to change. Inputs are compared by real path and by inode (hard
+    links), each stat'ed once.
+
+    Raises:
+        SpeechLMError: the first problem found, in one line.
+    """
+    by_path: dict[str, str] = {}
+    by_inode: dict[tuple[int, int], str] = {}
+    for in_what, inp in inputs.items():
+        if inp is None:
+            continue
+        by_path.setdefault(os.path.realpath(inp), in_what)
+        fid = _file_id(Path(inp))
+        if fid is not None:
+            by_inode.setdefault(fid, in_what)
+    seen: dict[str, str] = {}
+    for what, out in outputs.items():
+        out = Path(out)
+        key = os.path.realpath(out)
+        in_what = by_path.get(key) or by_inode.get(_file_id(out) or (-1, -1))
+        if in_what:
+            raise SpeechLMError(f"output {out} ({what}) is also {in_what}; writing it would "
+                                "destroy the input: choose another output name")
+        if key in seen:
+            raise SpeechLMError(f"output {out} is written twice (by {seen[key]} and {what}); "
+                                "choose different names")
+        seen[key] = what
+        if out.is_dir():
+            raise SpeechLMError(f"output {out} ({what}) is a directory; give a file name")
+        if out.exists() and not force:
+            raise SpeechLMError(f"{out} exists; pass --force to overwrite it")
+        folder = out.parent
+        while not folder.exists() and folder != folder.parent:  # the folder that will hold it
+            folder = folder.parent
+        if folder.exists() and not folder.is_dir():
+            raise SpeechLMError(f"cannot write {out} ({what}): {folder} is not a directory")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise SpeechLMError(f"cannot write {out} ({what}): {folder} is not writable; "
+                                "choose another folder or fix its permissions")
+
+
 def numbered(path: Path, i: int, n: int) -> Path:
     return path if n == 1 else path.with_name(f"{path.stem}-{i}{path.suffix}")
 
 
+# --------------------------------------------------------------------- numeric flags
+# Every numeric flag is parsed by one of these: the value must be finite and in range, and
+# argparse names the flag in its one-line error ("argument --seconds: ..."), exit code 2.
+
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # seeds a torch.Generator takes as given
+MAX_SECONDS = 600.0  # the longest continuation a command samples (the LM context is shorter)
+MAX_SAMPLES = 1000  # --num-samples
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def number(kind: type = float, lo: float | None = None, hi: float | None = None, *,
+           lo_open: bool = False, hi_open: bool = False, extra: str = ""):
+    """An argparse ``type=`` that accepts a finite ``kind`` in ``[lo, hi]`` (open ends with
+    ``lo_open`` / ``hi_open``) and otherwise raises an error argparse turns into
+    ``argument --flag: ...`` and exit code 2."""
+    if lo is not None and hi is not None:
+        rng = (f"{'(' if lo_open else '['}{_fmt(lo)}, {_fmt(hi)}{')' if hi_open else ']'}")
+        want = f"in {rng}"
+    elif lo is not None:
+        want = f"{'>' if lo_open else '>='} {_fmt(lo)}"
+    elif hi is not None:
+        want = f"{'<' if hi_open else '<='} {_fmt(hi)}"
+    else:
+        want = "finite"
+    noun = "an integer" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            v = kind(text.strip())
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"expected {noun} {want}, got {text!r}") from None
+        if kind is float and not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"expected a finite number {want}, got {text!r}")
+        if lo is not None and (v < lo or (lo_open and v == lo)) or \
+                hi is not None and (v > hi or (hi_open and v == hi)):
+            raise argparse.ArgumentTypeError(f"must be {want}, got {text}{extra}")
+        return v
+
+    parse.__name__ = kind.__name__  # argparse's "invalid int value" fallback names the type
+    return parse
+
+
+def ngram_size(text: str) -> int:
+    """``--no-repeat-ngram``: 0 (off) or >= 2 (1 would forbid any unit from recurring)."""
+    v = number(int, 0, 64)(text)
+    if v == 1:
+        raise argparse.ArgumentTypeError("must be 0 (off) or >= 2: with 1 no unit could ever "
+                                         "recur, which speech needs")
+    return v
+
+
 def sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seconds", type=float, default=5.0, help="length of the continuation")
-    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
-    p.add_argument("--top-k", type=int, help="keep the k most likely units")
-    p.add_argument("--top-p", type=float, help="nucleus sampling mass")
-    p.add_argument("--repetition-penalty", type=float, default=1.0,
+    p.add_argument("--seconds", type=number(float, 0, MAX_SECONDS, lo_open=True), default=5.0,
+                   help="length of the continuation")
+    p.add_argument("--temperature", type=number(float, 0, 100), default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=number(int, 1), help="keep the k most likely units")
+    p.add_argument("--top-p", type=number(float, 0, 1, lo_open=True),
+                   help="nucleus sampling mass")
+    p.add_argument("--repetition-penalty", type=number(float, 0, 100, lo_open=True), default=1.0,
                    help="> 1 discourages recently generated units")
-    p.add_argument("--seed", type=int, help="random seed; sample i uses seed + i")
+    p.add_argument("--seed", type=number(int, SEED_MIN, SEED_MAX),
+                   help="random seed; sample i uses seed + i")
+
+
+def check_seed_range(seed: int | None, num_samples: int) -> None:
+    """Sample ``i`` uses ``seed + i``: all of them must be valid seeds."""
+    if seed is not None and seed + num_samples - 1 > SEED_MAX:
+        raise SpeechLMError(f"--seed {seed} + --num-samples {num_samples} runs past the largest "
+                            f"seed ({SEED_MAX}); give a smaller --seed")

@@ -4,46 +4,90 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
+from speechlm.cli.common import (
+    MAX_SAMPLES,
+    MAX_SECONDS,
+    SEED_MAX,
+    SEED_MIN,
+    check_seed_range,
+    ngram_size,
+    number,
+)
 from speechlm.errors import SpeechLMError
+
+_IDS_TEXT = re.compile(r"[\s,\-0-9]*")
+
+
+def read_prompt(spec: str, lm) -> list[int]:
+    """``--prompt-units``: inline ids, ``-`` (first line of stdin), a units .json/.jsonl record
+    or a ``name|ids`` file. Text made of digits, spaces, commas and minus signs is always ids;
+    anything else must be a file."""
+    from speechlm.units import parse_ids, read_units_json
+
+    model = lm.model
+    if not spec.strip():
+        raise SpeechLMError("--prompt-units is empty: give unit ids ('12 7 33'), a units file "
+                            "or - for stdin")
+    if spec == "-":
+        line = sys.stdin.readline()
+        if not line.strip():
+            raise SpeechLMError("--prompt-units -: stdin is empty; pipe in a line of unit ids")
+        return parse_ids(line.split("\t")[0].split("|")[-1])
+    if _IDS_TEXT.fullmatch(spec):
+        return parse_ids(spec)
+    p = Path(spec)
+    try:
+        is_file = p.is_file()
+    except OSError:  # a name too long, a symlink loop...
+        is_file = False
+    if not is_file and any(c.isspace() or c == "," for c in spec):
+        return parse_ids(spec)  # ids with a typo: name the bad token
+    if not is_file:
+        raise SpeechLMError(f"--prompt-units {spec[:40]!r}{'...' if len(spec) > 40 else ''} is "
+                            "neither unit ids ('12 7 33') nor a readable file")
+    if p.suffix in (".json", ".jsonl"):
+        recs = read_units_json(p)
+        if len(recs) != 1:
+            raise SpeechLMError(f"{p} holds {len(recs)} records; give one prompt")
+        units = recs[0][1]
+        if units.unit_space != model.cfg.unit_space:
+            raise SpeechLMError(f"prompt unit space {units.unit_space} != the LM's "
+                                f"{model.cfg.unit_space}")
+        if model.cfg.dedup:
+            units = units.dedup()
+        return units.ids.tolist()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpeechLMError(f"cannot read --prompt-units file {p}: {err}") from None
+    return parse_ids(text.split("\n", 1)[0].split("|")[-1])
 
 
 def cmd_generate_units(args: argparse.Namespace) -> int:
     from speechlm.generate import SamplingOptions, generate
     from speechlm.lm import LanguageModel
-    from speechlm.units import parse_ids, read_units_json
 
     lm = LanguageModel.load(args.model)
     model = lm.model
-    p = Path(args.prompt_units)
-    if args.prompt_units == "-":
-        ids = parse_ids(sys.stdin.readline().split("\t")[0].split("|")[-1])
-    elif p.exists():
-        if p.suffix in (".json", ".jsonl"):
-            recs = read_units_json(p)
-            if len(recs) != 1:
-                raise SpeechLMError(f"{p} holds {len(recs)} records; give one prompt")
-            units = recs[0][1]
-            if units.unit_space != model.cfg.unit_space:
-                raise SpeechLMError(f"prompt unit space {units.unit_space} != the LM's "
-                                    f"{model.cfg.unit_space}")
-            if model.cfg.dedup:
-                units = units.dedup()
-            ids = units.ids.tolist()
-        else:
-            ids = parse_ids(p.read_text().split("|")[-1])
-    else:
-        ids = parse_ids(args.prompt_units)
+    ids = read_prompt(args.prompt_units, lm)
     if ids and (min(ids) < 0 or max(ids) >= model.cfg.n_units):
         raise SpeechLMError(f"prompt unit ids must lie in [0, {model.cfg.n_units})")
-    n_new = args.max_units or max(1, round(args.seconds * lm.units_per_second))
-    opts = SamplingOptions(max_new_tokens=n_new, temperature=args.temperature, top_k=args.top_k,
-                           top_p=args.top_p, repetition_penalty=args.repetition_penalty,
-                           no_repeat_ngram=args.no_repeat_ngram, num_samples=args.num_samples,
-                           seed=args.seed, stop_at_eos=args.stop_at_eos)
+    check_seed_range(args.seed, 1)
+    if args.max_units is not None:
+        n_new = args.max_units
+    else:
+        n_new = max(1, round(args.seconds * lm.units_per_second))
     try:
+        opts = SamplingOptions(max_new_tokens=n_new, temperature=args.temperature,
+                               top_k=args.top_k, top_p=args.top_p,
+                               repetition_penalty=args.repetition_penalty,
+                               no_repeat_ngram=args.no_repeat_ngram,
+                               num_samples=args.num_samples, seed=args.seed,
+                               stop_at_eos=args.stop_at_eos)
         out = generate(model, torch_tensor(ids), opts)
     except ValueError as err:
         raise SpeechLMError(str(err)) from None
@@ -73,20 +117,26 @@ def register(sub, add_parser) -> None:
                    description="Sample continuations of a unit prompt; one line of units per "
                    "sample on stdout (or JSON records with log-probabilities).")
     g.add_argument("--prompt-units", required=True,
-                   help="'12 7 33', a units .json record, a file with one 'name|ids' line, "
-                   "or - to read the first line of stdin (e.g. piped from 'tokenize --dedup')")
+                   help="'12 7 33' (digits, spaces and commas are always read as ids), a units "
+                   ".json record, a file with one 'name|ids' line, or - to read the first line "
+                   "of stdin (e.g. piped from 'tokenize --dedup')")
     g.add_argument("--model", default="unit-lm", help="bundled LM name or LM directory")
-    g.add_argument("--seconds", type=float, default=5.0,
+    g.add_argument("--seconds", type=number(float, 0, MAX_SECONDS, lo_open=True), default=5.0,
                    help="length of the continuation, via the LM's units per second")
-    g.add_argument("--max-units", type=int, help="length in units (overrides --seconds)")
-    g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
-    g.add_argument("--top-k", type=int, help="sample among the k most likely units")
-    g.add_argument("--top-p", type=float, help="nucleus sampling mass")
-    g.add_argument("--repetition-penalty", type=float, default=1.0,
+    g.add_argument("--max-units", type=number(int, 1, 100_000),
+                   help="length in units (overrides --seconds)")
+    g.add_argument("--temperature", type=number(float, 0, 100), default=0.8, help="0 = greedy")
+    g.add_argument("--top-k", type=number(int, 1), help="sample among the k most likely units")
+    g.add_argument("--top-p", type=number(float, 0, 1, lo_open=True),
+                   help="nucleus sampling mass")
+    g.add_argument("--repetition-penalty", type=number(float, 0, 100, lo_open=True), default=1.0,
                    help="> 1 discourages recently generated units")
-    g.add_argument("--no-repeat-ngram", type=int, default=0, help="forbid repeated n-grams")
-    g.add_argument("--num-samples", type=int, default=1, help="samples, as one batch")
-    g.add_argument("--seed", type=int, help="random seed (same seed, same units)")
+    g.add_argument("--no-repeat-ngram", type=ngram_size, default=0,
+                   help="forbid repeated n-grams of this size (0 = off, else >= 2)")
+    g.add_argument("--num-samples", type=number(int, 1, MAX_SAMPLES), default=1,
+                   help="samples, as one batch")
+    g.add_argument("--seed", type=number(int, SEED_MIN, SEED_MAX),
+                   help="random seed (same seed, same units)")
     g.add_argument("--stop-at-eos", action="store_true",
                    help="let a sample end early when the LM predicts the end of an utterance "
                    "(default: always generate the requested length)")

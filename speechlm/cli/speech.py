@@ -7,71 +7,110 @@ import json
 import sys
 from pathlib import Path
 
-from speechlm.cli.common import need_input, numbered, out_path, refuse_existing, sampling_args
+from speechlm.cli.common import (
+    MAX_SAMPLES,
+    check_seed_range,
+    guard_outputs,
+    need_input,
+    number,
+    numbered,
+    out_path,
+    sampling_args,
+)
 from speechlm.errors import SpeechLMError
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
+    import logging
+
     from speechlm.audio import save_audio
     from speechlm.io import write_text_atomic
     from speechlm.pipeline import SpeechLM
     from speechlm.units import to_record
 
     prompt = need_input(args.prompt, "prompt")
-    if args.voice:
-        need_input(args.voice, "voice reference")
+    voice = need_input(args.voice, "voice reference") if args.voice else None
     out = out_path(args.output, Path(f"{prompt.stem}.continued.wav"), args.force)
-    paths = [numbered(out, i + 1, args.num_samples) for i in range(args.num_samples)]
-    refuse_existing(paths + ([Path(args.units_out)] if args.units_out else []), args.force)
-    if args.num_samples < 1:
-        raise SpeechLMError("--num-samples must be >= 1")
+    n = args.num_samples
+    check_seed_range(args.seed, n)
+    outputs = {("-o" if n == 1 else f"-o (sample {i + 1})"): numbered(out, i + 1, n)
+               for i in range(n)}
+    if args.units_out:
+        outputs["--units-out"] = Path(args.units_out)
+    guard_outputs(outputs, {"the prompt": prompt, "the voice reference": voice}, args.force)
     m = SpeechLM.load(args.model, tokenizer=args.tokenizer, lm=args.lm, vocoder=args.vocoder)
+    # one sample at a time (sample i is drawn with seed + i either way): each file is written
+    # as soon as it is ready, so a long run shows its progress and a crash loses one sample
+    pipeline_log = logging.getLogger("speechlm.pipeline")
+    level = pipeline_log.level
+    pipeline_log.setLevel(logging.ERROR)  # the note below says it once, not once per sample
+    first = None
+    recs = []
     try:
-        res = m.continue_audio(prompt, seconds=args.seconds, temperature=args.temperature,
-                               top_k=args.top_k, top_p=args.top_p,
-                               repetition_penalty=args.repetition_penalty,
-                               num_samples=args.num_samples, seed=args.seed, voice=args.voice,
-                               continuation_only=args.continuation_only)
+        for i, path in enumerate(outputs[k] for k in outputs if k != "--units-out"):
+            r = m.continue_audio(prompt, seconds=args.seconds, temperature=args.temperature,
+                                 top_k=args.top_k, top_p=args.top_p,
+                                 repetition_penalty=args.repetition_penalty, num_samples=1,
+                                 seed=None if args.seed is None else args.seed + i,
+                                 voice=args.voice, continuation_only=args.continuation_only)
+            if first is None:
+                first = r
+                _note_truncation(r, m.lm.block_size - 1, args.seconds)
+            save_audio(path, r.waveform, r.sample_rate)
+            print(f"{path}\t{r.seconds:.2f} s (continuation from {r.prompt_seconds:.2f} s)",
+                  flush=True)
+            recs.append({**to_record(r.generated_units, name=f"sample-{i + 1}"), "seed": r.seed})
     except ValueError as err:
         if isinstance(err, SpeechLMError):
             raise
         raise SpeechLMError(str(err)) from None
-    res = res if isinstance(res, list) else [res]
-    if res[0].prompt_truncated:
-        print(f"speechlm: note: the prompt is longer than the LM's context; it was conditioned "
-              f"on its last {len(res[0].prompt_units) - res[0].prompt_truncated} units",
-              file=sys.stderr)
-    for path, r in zip(paths, res):
-        save_audio(path, r.waveform, r.sample_rate)
-        print(f"{path}\t{r.seconds:.2f} s (continuation from {r.prompt_seconds:.2f} s)")
+    finally:
+        pipeline_log.setLevel(level)
     if args.units_out:
-        recs = [to_record(res[0].prompt_units, name="prompt")]
-        recs += [{**to_record(r.generated_units, name=f"sample-{i + 1}"), "seed": r.seed}
-                 for i, r in enumerate(res)]
+        recs.insert(0, to_record(first.prompt_units, name="prompt"))
         write_text_atomic(args.units_out, "".join(json.dumps(x) + "\n" for x in recs))
     return 0
 
 
+def _note_truncation(r, context: int, seconds: float) -> None:
+    cut = r.prompt_truncated
+    if not cut:
+        return
+    kept = len(r.prompt_units) - cut
+    if len(r.prompt_units) > context:
+        print(f"speechlm: note: the prompt is longer than the LM's context; it was conditioned "
+              f"on its last {kept} units (and only those are in the output)", file=sys.stderr)
+    else:
+        print(f"speechlm: note: the {seconds:g} s continuation leaves room in the LM's context "
+              f"for the last {kept} of the prompt's {len(r.prompt_units)} units; ask for fewer "
+              "--seconds to condition on all of the prompt", file=sys.stderr)
+
+
 def cmd_resynth(args: argparse.Namespace) -> int:
-    from speechlm.audio import FRAME_SIZE, f0_track, load_audio, save_audio
+    from speechlm.audio import FRAME_SIZE, NO_SIGNAL_PEAK, f0_track, load_audio, save_audio
     from speechlm.tokenizer import Tokenizer
     from speechlm.vocoder import Vocoder
 
     src = need_input(args.input)
-    if args.voice:
-        need_input(args.voice, "voice reference")
+    voice = need_input(args.voice, "voice reference") if args.voice else None
     out = out_path(args.output, Path(f"{src.stem}.resynth.wav"), args.force)
-    refuse_existing([out], args.force)
+    guard_outputs({"-o": out}, {"the input": src, "the voice reference": voice}, args.force)
     voc = Vocoder.load(args.vocoder)
     tok = Tokenizer.load(args.tokenizer or voc.training.get("tokenizer") or "mfcc-k100")
     if tok.unit_space != voc.unit_space:
         raise SpeechLMError(f"the tokenizer's unit space is {tok.unit_space!r} but the "
                             f"vocoder's is {voc.unit_space!r}")
     wav = load_audio(src, min_samples=FRAME_SIZE)
+    if voice is None:
+        if float(wav.abs().max()) < NO_SIGNAL_PEAK:
+            raise SpeechLMError(f"{src} is silent (peak below -80 dBFS): there is no voice to "
+                                "resynthesize; give speech, or a --voice to speak in")
+        spk = voc.voice(wav, what=f"the input {src}")
+    else:
+        spk = voc.voice(load_audio(voice, min_samples=FRAME_SIZE), what=f"--voice {voice}")
     units = tok.tokenize_wave(wav)
-    voice = voc.voice(load_audio(args.voice, min_samples=FRAME_SIZE) if args.voice else wav)
     f0 = None if args.no_f0 else f0_track(wav.numpy())
-    y = voc.decode(units, voice, f0=f0, method=args.method)
+    y = voc.decode(units, spk, f0=f0, method=args.method)
     save_audio(out, y, voc.sample_rate)
     print(f"{out}\t{len(y) / voc.sample_rate:.2f} s")
     return 0
@@ -83,7 +122,7 @@ def cmd_vocode(args: argparse.Namespace) -> int:
     from speechlm.vocoder import Vocoder
 
     src = need_input(args.units, "units file")
-    need_input(args.voice, "voice reference")
+    voice = need_input(args.voice, "voice reference")
     out = out_path(args.output, Path(f"{src.stem}.wav"), args.force)
     recs = read_units_json(src)
     if args.name is not None:
@@ -92,11 +131,13 @@ def cmd_vocode(args: argparse.Namespace) -> int:
             raise SpeechLMError(f"{src} has no record named {args.name!r}")
     if len(recs) != 1:
         raise SpeechLMError(f"{src} holds {len(recs)} records; pick one with --name")
-    refuse_existing([out], args.force)
+    guard_outputs({"-o": out}, {"the units file": src, "the voice reference": voice},
+                  args.force)
     voc = Vocoder.load(args.vocoder)
     units = recs[0][1]
-    voice = voc.voice(load_audio(args.voice, min_samples=FRAME_SIZE))
-    y = voc.decode(units, voice, method=args.method, use_durations=not args.predict_durations)
+    voc.check_units(units, use_durations=not args.predict_durations)  # before the voice
+    spk = voc.voice(load_audio(voice, min_samples=FRAME_SIZE), what=f"--voice {voice}")
+    y = voc.decode(units, spk, method=args.method, use_durations=not args.predict_durations)
     save_audio(out, y, voc.sample_rate)
     print(f"{out}\t{len(y) / voc.sample_rate:.2f} s")
     return 0
@@ -111,7 +152,8 @@ def register(sub, add_parser) -> None:
     c.add_argument("-o", "--output", help="output audio (default: PROMPT.continued.wav); "
                    "with --num-samples N, OUT-1.wav ... OUT-N.wav")
     sampling_args(c)
-    c.add_argument("--num-samples", type=int, default=1, help="continuations to sample")
+    c.add_argument("--num-samples", type=number(int, 1, MAX_SAMPLES), default=1,
+                   help="continuations to sample (each file is written when it is ready)")
     c.add_argument("--continuation-only", action="store_true",
                    help="write only the new speech (default: prompt + continuation)")
     c.add_argument("--model", default="default",

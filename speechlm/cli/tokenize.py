@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 
 from speechlm.errors import SpeechLMError
@@ -36,11 +37,73 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tokenize_manifest(args: argparse.Namespace, tok) -> int:
-    import os
+PARTIAL_FORMAT = 1  # version of the settings record kept beside OUT.partial
 
+
+def _settings(args: argparse.Namespace, tok, manifest: Path) -> dict:
+    """What a resumed run must share with the run that left the partial file: the same
+    manifest (path and content), shard, tokenizer and dedup; any change gives other lines."""
+    import hashlib
+
+    return {"partial_format": PARTIAL_FORMAT, "manifest": os.path.realpath(manifest),
+            "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+            "shard": args.shard, "unit_space": tok.unit_space, "dedup": bool(args.dedup)}
+
+
+def _resume(partial: Path, meta: Path, settings: dict, names: list[str], force: bool) -> int:
+    """How many leading utterances ``partial`` already holds (0: start afresh).
+
+    A partial file is reused only when its settings record matches ``settings`` and its lines
+    are exactly the first utterances of this run, in order; otherwise it is refused, or with
+    ``force`` discarded.
+    """
+    from speechlm.io import write_json_atomic
+
+    old = None
+    if partial.exists():
+        try:
+            old = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        text = partial.read_text(encoding="utf-8")
+        keep = text[: text.rfind("\n") + 1]  # a torn last line is dropped
+        lines = keep.splitlines()
+        match = len(lines) <= len(names) and all(
+            ln.split("|", 1)[0] == name for ln, name in zip(lines, names))
+        if match and old is None and not meta.exists():
+            # a partial file from before settings records were kept: its lines are this run's
+            log.warning("%s has no settings record; resuming it on the assumption that it was "
+                        "made with these settings (--force starts afresh)", partial)
+            if force:
+                match = False
+            else:
+                write_json_atomic(meta, settings)
+                old = settings
+        if match and old == settings:
+            partial.write_text(keep, encoding="utf-8")
+            if lines:
+                log.info("resuming %s: %d of %d utterances already done", partial, len(lines),
+                         len(names))
+            return len(lines)
+        if not force:
+            changed = ("its settings record is unreadable" if not isinstance(old, dict) else
+                       "its lines do not match this run" if old == settings else
+                       "settings changed: " + ", ".join(
+                           f"{k} {old.get(k)!r} -> {v!r}" for k, v in settings.items()
+                           if old.get(k) != v))
+            raise SpeechLMError(f"{partial} is left from another run ({changed}); rerun with "
+                                "the same settings to resume it, or pass --force to start afresh")
+        log.warning("discarding %s: it was made with other settings", partial)
+        partial.unlink()
+    write_json_atomic(meta, settings)
+    partial.write_text("", encoding="utf-8")
+    return 0
+
+
+def _tokenize_manifest(args: argparse.Namespace, tok) -> int:
     from tqdm import tqdm
 
+    from speechlm.cli.common import guard_outputs, need_input
     from speechlm.data.manifest import read_manifest, resolve_manifest, shard
     from speechlm.units import unit_line
 
@@ -48,27 +111,24 @@ def _tokenize_manifest(args: argparse.Namespace, tok) -> int:
         raise SpeechLMError("give either audio files or --manifest, not both")
     if not args.output:
         raise SpeechLMError("--manifest needs -o OUT (the 'name|u1 u2 ...' unit file)")
-    items = shard(read_manifest(resolve_manifest(args.manifest, args.corpus)), args.shard)
+    manifest = need_input(resolve_manifest(args.manifest, args.corpus), "--manifest")
+    items = shard(read_manifest(manifest), args.shard)
     out = Path(args.output)
-    if out.exists() and not args.force:
-        raise SpeechLMError(f"{out} exists; pass --force to overwrite")
     partial = out.with_name(out.name + ".partial")
-    done: set[str] = set()
-    if partial.exists():  # resume: keep complete lines, drop a torn last line
-        text = partial.read_text(encoding="utf-8")
-        keep = text[: text.rfind("\n") + 1]
-        partial.write_text(keep, encoding="utf-8")
-        done = {ln.split("|", 1)[0] for ln in keep.splitlines()}
-        if done:
-            log.info("resuming %s: %d of %d utterances already done", out, len(done), len(items))
+    meta = out.with_name(out.name + ".partial.json")
+    inputs = {"--manifest": manifest, **{f"audio {u.path}": u.path for u in items}}
+    guard_outputs({"-o": out}, inputs, args.force)
+    guard_outputs({"-o (partial)": partial, "-o (partial settings)": meta}, inputs, force=True)
+    done = _resume(partial, meta, _settings(args, tok, manifest), [u.name for u in items],
+                   args.force)
     with partial.open("a", encoding="utf-8") as f:
-        for u in tqdm(items, desc="tokenize", unit="utt", disable=args.quiet):
-            if u.name in done:
-                continue
+        for u in tqdm(items[done:], desc="tokenize", unit="utt", disable=args.quiet,
+                      initial=done, total=len(items)):
             units = tok.tokenize_file(u.path, dedup=args.dedup)
             f.write(unit_line(u.name, units.ids) + "\n")
             f.flush()
     os.replace(partial, out)
+    meta.unlink(missing_ok=True)
     log.info("wrote %d utterances to %s", len(items), out)
     return 0
 
