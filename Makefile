@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: setup demo test lint bench corpus tokenizer eval-tokenizer lm eval-lm vocoder \
+.PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm vocoder \
 	eval-resynth eval-continue encoder-units
 
 $(STAMP): pyproject.toml scripts/setup.sh
@@ -30,9 +30,18 @@ bench: $(STAMP)  ## speed benchmarks against peers, measured in the same run
 	$(PY) benchmarks/bench_lm.py
 	$(PY) benchmarks/bench_vocoder.py
 	$(PY) benchmarks/bench_continue.py
+	$(PY) benchmarks/bench_augment.py
+	$(PY) benchmarks/bench_busy_neighbour.py
+	$(PY) benchmarks/bench_serve.py
 
-corpus: $(STAMP)  ## synthesize the full corpus into data/corpus (~15 min on 2 cores)
+corpus: $(STAMP)  ## synthesize the 15-voice ARCTIC corpus into data/corpus (~15 min on 2 cores)
 	$(VENV)/bin/speechlm corpus synth --out data/corpus
+
+corpus-world: $(STAMP)  ## the world corpus into data/corpus-v2 (~4 h on 2 cores; HOURS=2 for a sample)
+	bash scripts/build_corpus.sh
+
+reports: corpus  ## re-run the tokenizer, resynthesis and continuation reports with the judges (~1 h)
+	bash scripts/build_judged_reports.sh
 
 tokenizer: corpus  ## refit the bundled default tokenizer and the samples on data/corpus
 	bash scripts/build_default_tokenizer.sh

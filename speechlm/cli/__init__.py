@@ -23,7 +23,7 @@ log = logging.getLogger("speechlm")
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree (commands in the order of ``speechlm --help``)."""
     from speechlm import __version__
-    from speechlm.cli import corpus, evaluate, generate, models, speech, tokenize, train
+    from speechlm.cli import corpus, evaluate, generate, models, serve, speech, tokenize, train
     from speechlm.cli.common import Parser, number
 
     # -v / -q are accepted before or after the command
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         kw.setdefault("parents", [common])
         return sp.add_parser(*a, **kw)
 
-    for group in (tokenize, corpus, train, generate, evaluate, speech, models):
+    for group in (tokenize, corpus, train, generate, evaluate, speech, models, serve):
         group.register(sub, add_parser)
     return p
 

@@ -31,6 +31,7 @@ import torch
 from speechlm.units import Units
 
 __all__ = [
+    "as_mono_wav",
     "auto_bleu",
     "bleu",
     "is_loop",
@@ -84,7 +85,7 @@ def _as_ids(ids: IdsLike, name: str = "ids") -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-def _as_wav(wav: WavLike, name: str = "wav") -> np.ndarray:
+def as_mono_wav(wav: WavLike, name: str = "wav") -> np.ndarray:
     """Return a ``[T]`` or ``[1, T]`` waveform as a 1-D float64 numpy array."""
     if isinstance(wav, torch.Tensor):
         wav = wav.detach().cpu().numpy()
@@ -414,7 +415,7 @@ def silence_mask(wav: WavLike, sr: int, frame_ms: float = SILENCE_FRAME_MS,
     Returns:
         ``[F]`` bool, True for silent frames, ``F = ceil(T / frame_len)``.
     """
-    x = _as_wav(wav)
+    x = as_mono_wav(wav)
     if sr <= 0:
         raise ValueError(f"sample rate must be positive, got {sr}")
     frame_len = int(round(sr * frame_ms / 1000.0))
@@ -458,7 +459,7 @@ def is_silent(wav: WavLike, sr: int) -> bool:
         wav: ``[T]`` or ``[1, T]`` mono waveform.
         sr: sample rate in Hz.
     """
-    x = _as_wav(wav)
+    x = as_mono_wav(wav)
     if len(x) == 0 or float(np.max(np.abs(x))) < SILENT_PEAK:
         return True
     return silence_ratio(x, sr) > SILENT_RATIO

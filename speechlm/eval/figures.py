@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from speechlm.errors import ModelError
+from speechlm.eval.continuation import as_mono_wav
 from speechlm.io import atomic_path
 from speechlm.units import Units
 
@@ -26,17 +27,6 @@ _DYNAMIC_RANGE_DB = 80.0  # spectrogram colours span this many dB below the peak
 _MAX_LABELLED_UNITS = 40  # up to this many deduplicated units: step plot with id labels
 _PROMPT_SHADE = "#1f77b4"  # shading of the prompt region
 _BOUNDARY_COLOR = "#d62728"  # the prompt / continuation boundary line
-
-
-def _wav_1d(wav: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(wav, torch.Tensor):
-        wav = wav.detach().cpu().numpy()
-    x = np.asarray(wav, dtype=np.float64)
-    if x.ndim == 2 and x.shape[0] == 1:
-        x = x[0]
-    if x.ndim != 1:
-        raise ValueError(f"wav must be a mono waveform of shape [T] or [1, T], got {x.shape}")
-    return x
 
 
 def log_spectrogram(wav: np.ndarray | torch.Tensor, sr: int, win_ms: float = _WIN_MS,
@@ -54,7 +44,7 @@ def log_spectrogram(wav: np.ndarray | torch.Tensor, sr: int, win_ms: float = _WI
         floored at 1e-8), frame ``f`` covering ``[f hop_s, f hop_s + win_s)`` seconds; a
         waveform shorter than one window is zero-padded to one frame.
     """
-    x = _wav_1d(wav)
+    x = as_mono_wav(wav)
     win = max(int(round(sr * win_ms / 1000.0)), 2)
     hop = max(int(round(sr * hop_ms / 1000.0)), 1)
     n_fft = 1 << (win - 1).bit_length()
@@ -110,7 +100,7 @@ def plot_continuation(path: str | os.PathLike, wav: np.ndarray | torch.Tensor, s
                          ) from e
     if sr <= 0:
         raise ValueError(f"sample rate must be positive, got {sr}")
-    x = _wav_1d(wav)
+    x = as_mono_wav(wav)
     ids, frame_rate, n_units = _frame_ids(units, unit_frame_rate)
     if frame_rate <= 0:
         raise ValueError(f"unit frame rate must be positive, got {frame_rate}")

@@ -89,8 +89,10 @@ MIN_SPEAKER_SECONDS = 0.25  # shortest audio embedded: ~one webrtcvad smoothing 
 SILENCE_PEAK = 1e-4  # audio whose peak is below this (-80 dBFS) has no speaker to embed
 MIN_VOICED_FRAMES = 10  # fewer frames voiced in both tracks: F0 correlation / RMSE are NaN
 WARP_THRESHOLD = 0.10  # F0 tracks whose lengths differ by more than this fraction are warped
-F0_FLOOR_HZ = 71.0  # DIO's default search range, wide enough for adult voices
-F0_CEIL_HZ = 800.0
+# The judge's pitch search range: DIO's default, wider than the vocoder's analysis range
+# (speechlm.audio.F0_FLOOR_HZ / F0_CEIL_HZ) so that a judge never shares the model's blind spots
+JUDGE_F0_FLOOR_HZ = 71.0
+JUDGE_F0_CEIL_HZ = 800.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,9 +225,10 @@ class QualityJudge:
 # --------------------------------------------------------------------------------------------
 
 
-def f0_track(wav: Any, sr: int, frame_period_ms: float = 10.0, f0_floor: float = F0_FLOOR_HZ,
-             f0_ceil: float = F0_CEIL_HZ) -> np.ndarray:
-    """F0 contour of ``wav`` ([T] at ``sr``, any rate) by WORLD's DIO refined with StoneMask.
+def f0_track(wav: Any, sr: int, frame_period_ms: float = 10.0,
+             f0_floor: float = JUDGE_F0_FLOOR_HZ, f0_ceil: float = JUDGE_F0_CEIL_HZ) -> np.ndarray:
+    """F0 contour of ``wav`` ([T] at ``sr``, any rate) by WORLD's DIO refined with StoneMask:
+    :func:`speechlm.audio.f0_track` with the judge's range and input checks.
 
     Returns:
         ``[N]`` float64 F0 in Hz, one frame every ``frame_period_ms`` (frame ``i`` centred at
@@ -235,11 +238,11 @@ def f0_track(wav: Any, sr: int, frame_period_ms: float = 10.0, f0_floor: float =
         AudioError: empty, multi-channel or non-finite audio.
         ModelError: pyworld is not installed.
     """
-    pyworld = import_optional("pyworld", "pyworld", "F0 analysis")
-    x = np.ascontiguousarray(as_mono_float32(wav, "F0 input"), dtype=np.float64)
-    f0, t = pyworld.dio(x, int(sr), f0_floor=f0_floor, f0_ceil=f0_ceil,
-                        frame_period=frame_period_ms)
-    return pyworld.stonemask(x, f0, t, int(sr))
+    from speechlm.audio import f0_track as world_f0  # imported here: torch is not cheap
+
+    import_optional("pyworld", "pyworld", "F0 analysis")  # a ModelError naming the package
+    return world_f0(as_mono_float32(wav, "F0 input"), int(sr), floor=f0_floor, ceil=f0_ceil,
+                    frame_period_ms=frame_period_ms)
 
 
 def _warp(track: np.ndarray, n: int) -> np.ndarray:

@@ -1,8 +1,10 @@
-"""Speech for the benchmarks: held-out corpus utterances when the corpus is built, else the
-bundled samples (so every benchmark runs from a fresh clone; ``make corpus`` for the full set)."""
+"""What the benchmarks share: speech to run on (held-out corpus utterances when the corpus is
+built, else the bundled samples, so every benchmark runs from a fresh clone; ``make corpus`` for
+the full set) and the JSON result they print and optionally write."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -23,3 +25,13 @@ def speech_files(data: str = "test", every: int = 1, limit: int | None = None) -
               f"{len(paths)} bundled samples (build the corpus with 'make corpus' for the "
               "held-out test split)", file=sys.stderr)
     return paths[:limit] if limit else paths
+
+
+def emit(result: dict, json_path: str | None) -> int:
+    """Print ``result`` as JSON and, with ``json_path``, write it there atomically; returns 0."""
+    print(json.dumps(result, indent=2))
+    if json_path:
+        from speechlm.io import write_json_atomic
+
+        write_json_atomic(json_path, result)
+    return 0
