@@ -202,17 +202,18 @@ def ngram_size(text: str) -> int:
     return v
 
 
-def sampling_args(p: argparse.ArgumentParser) -> None:
+def sampling_args(p: argparse.ArgumentParser, seconds_help: str = "length of the continuation",
+                  seed_help: str = "random seed; sample i uses seed + i") -> None:
+    """The sampling flags ``continue`` and ``generate-units`` share."""
     p.add_argument("--seconds", type=number(float, 0, MAX_SECONDS, lo_open=True), default=5.0,
-                   help="length of the continuation")
+                   help=seconds_help)
     p.add_argument("--temperature", type=number(float, 0, 100), default=0.8, help="0 = greedy")
     p.add_argument("--top-k", type=number(int, 1), help="keep the k most likely units")
     p.add_argument("--top-p", type=number(float, 0, 1, lo_open=True),
                    help="nucleus sampling mass")
     p.add_argument("--repetition-penalty", type=number(float, 0, 100, lo_open=True), default=1.0,
                    help="> 1 discourages recently generated units")
-    p.add_argument("--seed", type=number(int, SEED_MIN, SEED_MAX),
-                   help="random seed; sample i uses seed + i")
+    p.add_argument("--seed", type=number(int, SEED_MIN, SEED_MAX), help=seed_help)
 
 
 def check_seed_range(seed: int | None, num_samples: int) -> None:

@@ -10,12 +10,10 @@ from pathlib import Path
 
 from speechlm.cli.common import (
     MAX_SAMPLES,
-    MAX_SECONDS,
-    SEED_MAX,
-    SEED_MIN,
     check_seed_range,
     ngram_size,
     number,
+    sampling_args,
 )
 from speechlm.errors import SpeechLMError
 
@@ -121,22 +119,14 @@ def register(sub, add_parser) -> None:
                    ".json record, a file with one 'name|ids' line, or - to read the first line "
                    "of stdin (e.g. piped from 'tokenize --dedup')")
     g.add_argument("--model", default="unit-lm", help="bundled LM name or LM directory")
-    g.add_argument("--seconds", type=number(float, 0, MAX_SECONDS, lo_open=True), default=5.0,
-                   help="length of the continuation, via the LM's units per second")
+    sampling_args(g, seconds_help="length of the continuation, via the LM's units per second",
+                  seed_help="random seed (same seed, same units)")
     g.add_argument("--max-units", type=number(int, 1, 100_000),
                    help="length in units (overrides --seconds)")
-    g.add_argument("--temperature", type=number(float, 0, 100), default=0.8, help="0 = greedy")
-    g.add_argument("--top-k", type=number(int, 1), help="sample among the k most likely units")
-    g.add_argument("--top-p", type=number(float, 0, 1, lo_open=True),
-                   help="nucleus sampling mass")
-    g.add_argument("--repetition-penalty", type=number(float, 0, 100, lo_open=True), default=1.0,
-                   help="> 1 discourages recently generated units")
     g.add_argument("--no-repeat-ngram", type=ngram_size, default=0,
                    help="forbid repeated n-grams of this size (0 = off, else >= 2)")
     g.add_argument("--num-samples", type=number(int, 1, MAX_SAMPLES), default=1,
                    help="samples, as one batch")
-    g.add_argument("--seed", type=number(int, SEED_MIN, SEED_MAX),
-                   help="random seed (same seed, same units)")
     g.add_argument("--stop-at-eos", action="store_true",
                    help="let a sample end early when the LM predicts the end of an utterance "
                    "(default: always generate the requested length)")
