@@ -45,7 +45,6 @@ def main() -> int:
     from speechlm.audio import load_audio
     from speechlm.generate import SamplingOptions, generate
     from speechlm.pipeline import SpeechLM
-    from speechlm.units import Units
 
     m = SpeechLM.load(args.model, vocoder=args.vocoder)
     sr = m.sample_rate
@@ -67,14 +66,10 @@ def main() -> int:
         t.append(time.perf_counter())
         voice = m.vocoder.voice(wav)
         t.append(time.perf_counter())
-        gen = generate(m.lm, units.ids, SamplingOptions(max_new_tokens=n_new, seed=k,
-                                                         stop_at_eos=False)).sample(0)
+        gen = generate(m.lm.model, units.ids, SamplingOptions(max_new_tokens=n_new, seed=k,
+                                                               stop_at_eos=False)).sample(0)
         t.append(time.perf_counter())
-        new = m.vocoder.expand(Units(gen, units.frame_rate, units.n_units, units.unit_space,
-                                     torch.ones_like(gen)), voice)
-        full = Units(torch.cat([units.ids, new.dedup().ids]), units.frame_rate, units.n_units,
-                     units.unit_space, torch.cat([units.durations, new.dedup().durations]))
-        y = m.vocoder.decode(full, voice)
+        y, _, _ = m.speak_continuation(units, gen, voice)  # duration model + vocoder
         t.append(time.perf_counter())
         if k == 0:
             continue

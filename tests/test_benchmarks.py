@@ -1,0 +1,39 @@
+"""The benchmarks run from a fresh clone (no corpus: the bundled samples), each on a tiny load.
+
+Their numbers are not checked here (speed is measured by the benchmarks themselves, never by a
+timed test); what is checked is that each script runs to the end and writes its JSON result."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def run_bench(script: str, *args: str, tmp_path: Path) -> dict:
+    out = tmp_path / "result.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args, "--json",
+                           str(out)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+def test_bench_continue_runs(tmp_path):
+    r = run_bench("bench_continue.py", "--prompts", "1", "--seconds", "1", tmp_path=tmp_path)
+    assert r["benchmark"] == "continue" and r["prompts"] == 1 and r["mean_wall_s"] > 0
+    assert set(r["stages_mean_s"]) == {"tokenize", "voice", "lm", "vocoder"}
+
+
+def test_bench_vocoder_runs(tmp_path):
+    r = run_bench("bench_vocoder.py", "--utterances", "1", "--repeats", "1", tmp_path=tmp_path)
+    assert r["benchmark"] == "vocoder" and r["utterances"] == 1
+    assert r["speechlm_x_real_time"] > 0 and r["ratio_vs_griffinlim_default"] > 0
