@@ -8,7 +8,6 @@ the same samples as a whole-file read.
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
 import os
@@ -21,7 +20,7 @@ import torch
 import torchaudio.functional as AF
 
 from speechlm.errors import AudioError
-from speechlm.io import atomic_path
+from speechlm.io import atomic_path, stat_input
 
 log = logging.getLogger(__name__)
 
@@ -246,16 +245,7 @@ class AudioReader:
         self.path = Path(path)
         self.sample_rate = sample_rate
         self._spool = None
-        try:
-            st = os.stat(self.path)
-        except OSError as err:
-            if err.errno == errno.ELOOP:
-                raise AudioError(f"{self.path} is a symlink loop, not an audio file") from None
-            if err.errno in (errno.ENOENT, errno.ENOTDIR):
-                raise AudioError(f"audio file not found: {self.path}") from None
-            raise AudioError(f"cannot open {self.path}: {err.strerror}") from None
-        if stat.S_ISDIR(st.st_mode):
-            raise AudioError(f"{self.path} is a directory, not an audio file")
+        st = stat_input(self.path, "audio file", AudioError)
         try:
             if stat.S_ISREG(st.st_mode):
                 self._file = sf.SoundFile(str(self.path))

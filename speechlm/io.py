@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,3 +49,21 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def stat_input(path: str | os.PathLike, what: str, error: type[Exception]) -> os.stat_result:
+    """``os.stat`` of an input that must be a file (a regular file, a pipe or a device); any
+    other case raises ``error`` with one line naming ``what``: not found, a symlink loop, a
+    directory, or the OS's reason."""
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise error(f"{what} {p} is a symlink loop; point it at a real file") from None
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise error(f"{what} not found: {p}") from None
+        raise error(f"cannot open {what} {p}: {err.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{what} {p} is a directory; give a file")
+    return st

@@ -4,11 +4,9 @@ checks and the sampling flags."""
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import math
 import os
-import stat
 from pathlib import Path
 
 from speechlm.errors import SpeechLMError
@@ -63,17 +61,10 @@ def out_path(out: str | None, default: Path, force: bool) -> Path:
 
 def need_input(path: str | Path, what: str = "input") -> Path:
     """``path`` as a readable file (a regular file, a pipe or a device), or a one-line error."""
+    from speechlm.io import stat_input
+
     p = Path(path)
-    try:
-        st = os.stat(p)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise SpeechLMError(f"{what} {p} is a symlink loop; point it at a real file") from None
-        if err.errno in (errno.ENOENT, errno.ENOTDIR):
-            raise SpeechLMError(f"{what} not found: {p}") from None
-        raise SpeechLMError(f"{what} {p}: {err.strerror}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise SpeechLMError(f"{what} {p} is a directory; give a file")
+    stat_input(p, what, SpeechLMError)
     if not os.access(p, os.R_OK):
         raise SpeechLMError(f"{what} {p} is not readable (check its permissions)")
     return p
