@@ -193,20 +193,33 @@ def build_encoder(cfg: dict[str, Any]) -> FeatureEncoder:
         return LogMelEncoder(**cfg)
     if kind == "ssl":
         return SSLEncoder(cfg["path"], cfg["layer"], cfg.get("name"))
-    raise ModelError(f"unknown feature encoder type {kind!r}; expected mfcc, logmel or ssl")
+    if kind == "phone":
+        from speechlm.ssl.phone import PhoneEncoder
+
+        return PhoneEncoder(cfg["path"], cfg.get("output", "posteriors"), cfg.get("name"))
+    raise ModelError(f"unknown feature encoder type {kind!r}; expected mfcc, logmel, ssl or "
+                     "phone")
 
 
-def encoder_from_name(name: str, layer: int | None = None) -> FeatureEncoder:
-    """``mfcc`` / ``logmel`` / a path to an SSL checkpoint (needs ``layer``)."""
+def encoder_from_name(name: str, layer: int | str | None = None) -> FeatureEncoder:
+    """``mfcc`` / ``logmel`` / a path to an SSL checkpoint (needs ``layer``) / a path to a phone
+    encoder (``layer``: ``posteriors`` (default), ``logprobs`` or a layer number)."""
     if name == "mfcc":
         return MFCCEncoder()
     if name == "logmel":
         return LogMelEncoder()
     if not os.path.exists(name):
         raise ModelError(f"features {name!r}: expected 'mfcc', 'logmel' or a checkpoint path")
+    from speechlm.ssl.phone import PhoneEncoder, is_phone_encoder
+
+    if is_phone_encoder(name):
+        return PhoneEncoder(name, "posteriors" if layer is None else layer)
     if layer is None:
         raise ModelError(f"features {name}: an SSL checkpoint needs --layer")
-    return SSLEncoder(name, layer)
+    if isinstance(layer, str) and not layer.lstrip("-").isdigit():
+        raise ModelError(f"features {name}: --layer {layer!r} is not a layer number (posteriors "
+                         "and logprobs are for phone encoders)")
+    return SSLEncoder(name, int(layer))
 
 
 def chunk_plan(total_frames: int, chunk_frames: int, context: int):

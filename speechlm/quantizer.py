@@ -51,13 +51,29 @@ class KMeansQuantizer:
     def normalize(self, feats: torch.Tensor) -> torch.Tensor:
         return (feats - self.mean) / self.std
 
-    def encode(self, feats: torch.Tensor) -> torch.Tensor:
-        """``[..., D]`` features -> ``[...]`` int64 ids of the nearest centroid."""
+    def scores(self, feats: torch.Tensor) -> torch.Tensor:
+        """``[..., D]`` features -> ``[..., K]`` squared distances to each centroid, less the
+        frame's own squared norm (a per-frame constant: the order of the centroids is kept)."""
         if feats.shape[-1] != self.dim:
             raise ValueError(f"features have dim {feats.shape[-1]}, quantizer expects {self.dim}")
         x = feats.float()
         scores = torch.addmm(self._b, x.reshape(-1, self.dim), self._w, alpha=-2.0)
-        return scores.argmin(dim=-1).reshape(x.shape[:-1])
+        return scores.reshape(*x.shape[:-1], self.n_units)
+
+    def encode(self, feats: torch.Tensor, switch_penalty: float = 0.0) -> torch.Tensor:
+        """``[..., D]`` features -> ``[...]`` int64 ids of the nearest centroid.
+
+        With ``switch_penalty > 0`` the features are read as frames along dimension -2 and each
+        row gets the id sequence that minimises the summed squared distances plus
+        ``switch_penalty`` per change of id (:func:`smooth_path`): short flickers between
+        neighbouring centroids are absorbed by the surrounding run.
+        """
+        scores = self.scores(feats)
+        if switch_penalty <= 0 or scores.dim() < 2:
+            return scores.argmin(dim=-1)
+        flat = scores.reshape(-1, *scores.shape[-2:]).numpy()
+        ids = np.stack([smooth_path(row, switch_penalty) for row in flat])
+        return torch.from_numpy(ids).reshape(scores.shape[:-1])
 
     def decode(self, ids: torch.Tensor) -> torch.Tensor:
         """``[...]`` ids -> ``[..., D]`` centroids mapped back to feature space."""
@@ -81,6 +97,29 @@ class KMeansQuantizer:
 
             raise ModelError(f"quantizer weights lack {', '.join(sorted(missing))}")
         return cls(sd["centroids"], sd["mean"], sd["std"])
+
+
+def smooth_path(scores: np.ndarray, penalty: float) -> np.ndarray:
+    """The id path through ``scores [F, K]`` (lower is better) minimising the summed scores
+    plus ``penalty`` per change of id between neighbouring frames (Viterbi on a K-state chain
+    whose every switch costs the same): ``[F]`` int64."""
+    n, k = scores.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    back = np.empty((n, k), dtype=np.int64)
+    cost = scores[0].astype(np.float64)
+    stay = np.arange(k)
+    for t in range(1, n):
+        j = int(cost.argmin())
+        switch = cost[j] + penalty
+        keep = cost <= switch
+        back[t] = np.where(keep, stay, j)
+        cost = np.where(keep, cost, switch) + scores[t]
+    path = np.empty(n, dtype=np.int64)
+    path[-1] = int(cost.argmin())
+    for t in range(n - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
 
 
 def fit_kmeans(feats: np.ndarray, k: int, seed: int = 0, batch_size: int = 10_000,

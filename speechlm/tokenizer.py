@@ -37,13 +37,20 @@ DEFAULT_TOKENIZER = "mfcc-k100"  # bundled in speechlm/pretrained/
 CHUNK_FRAMES = 3000  # frames per chunk when reading files (60 s)
 
 
-def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer) -> str:
-    """``<encoder>-k<K>-<hash>``: names the unit vocabulary; LMs and vocoders check it."""
+def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer,
+                    smoothing: float = 0.0) -> str:
+    """``<encoder>-k<K>[-s<smoothing>]-<hash>``: names the unit vocabulary; LMs and vocoders
+    check it."""
     kind = encoder_cfg["type"]
     if kind == "ssl":
         name = encoder_cfg.get("name") or Path(encoder_cfg["path"]).name
         kind = f"ssl-{name}-l{encoder_cfg['layer']}"
-    return f"{kind}-k{quantizer.n_units}-{quantizer.fingerprint()}"
+    elif kind == "phone":
+        name = encoder_cfg.get("name") or Path(encoder_cfg["path"]).name
+        out = encoder_cfg.get("output", "posteriors")
+        kind = f"phone-{name}-{out if isinstance(out, str) else f'l{out}'}"
+    smooth = f"-s{smoothing:g}" if smoothing > 0 else ""
+    return f"{kind}-k{quantizer.n_units}{smooth}-{quantizer.fingerprint()}"
 
 
 class Tokenizer(Stage):
@@ -53,16 +60,32 @@ class Tokenizer(Stage):
         encoder: a :class:`~speechlm.features.FeatureEncoder`.
         quantizer: a fitted :class:`~speechlm.quantizer.KMeansQuantizer`.
         training: how it was trained (recorded in ``config.json``).
+        smoothing: cost of a change of unit between frames, in units of the k-means inertia
+            per frame (``training["inertia_per_frame"]``); 0 takes the nearest centroid of every
+            frame. Above 0 each utterance gets the unit path with the least distance plus
+            switch costs (:func:`speechlm.quantizer.smooth_path`), which absorbs one- and
+            two-frame flickers. Part of the unit space's name.
     """
 
     def __init__(self, encoder: FeatureEncoder, quantizer: KMeansQuantizer,
-                 training: dict[str, Any] | None = None):
+                 training: dict[str, Any] | None = None, smoothing: float = 0.0):
         if encoder.dim != quantizer.dim:
             raise ModelError(f"encoder dim {encoder.dim} != quantizer dim {quantizer.dim}")
         self.encoder = encoder
         self.quantizer = quantizer
         self.training = dict(training or {})
-        self._unit_space = make_unit_space(encoder.config(), quantizer)
+        self.smoothing = float(smoothing)
+        if not self.smoothing >= 0:
+            raise ModelError(f"smoothing must be >= 0, got {smoothing}")
+        if self.smoothing and not self.training.get("inertia_per_frame"):
+            raise ModelError("smoothing needs the k-means inertia per frame in the training "
+                             "record; refit the tokenizer")
+        self.switch_penalty = self.smoothing * float(self.training.get("inertia_per_frame", 0))
+        self._unit_space = make_unit_space(encoder.config(), quantizer, self.smoothing)
+
+    def with_smoothing(self, smoothing: float) -> Tokenizer:
+        """The same encoder and centroids with another ``smoothing`` (another unit space)."""
+        return Tokenizer(self.encoder, self.quantizer, self.training, smoothing)
 
     # --- the contract every stage exposes
     @property
@@ -87,21 +110,30 @@ class Tokenizer(Stage):
         """Load a bundled tokenizer by name or a tokenizer directory."""
         cfg, tensors, path = checkpoint.load_stage(name_or_path, "tokenizer")
         enc_cfg = dict(cfg["encoder"])
-        if enc_cfg.get("type") == "ssl" and not os.path.isabs(enc_cfg["path"]):
+        if enc_cfg.get("type") in ("ssl", "phone") and not os.path.isabs(enc_cfg["path"]):
             enc_cfg["path"] = str((path / enc_cfg["path"]).resolve())
         tok = cls(build_encoder(enc_cfg), KMeansQuantizer.from_state_dict(tensors),
-                  cfg.get("training"))
+                  cfg.get("training"), float(cfg.get("smoothing", 0.0)))
         if tok.unit_space != cfg.get("unit_space"):
             raise ModelError(f"{path}: unit_space in config.json ({cfg.get('unit_space')}) does "
                              f"not match the weights ({tok.unit_space}); the files were altered")
         return tok
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the tokenizer directory; an SSL encoder is copied into ``encoder/`` inside it,
-        so the directory is self-contained."""
+        """Write the tokenizer directory; an SSL or phone encoder is copied into ``encoder/``
+        inside it, so the directory is self-contained."""
         enc_cfg = self.encoder.config()
         write_extra = None
-        if enc_cfg["type"] == "ssl":
+        if enc_cfg["type"] == "phone":
+            from speechlm.ssl.phone import copy_phone_encoder
+
+            src = self.encoder.path
+
+            def write_extra(tmp: Path) -> None:
+                copy_phone_encoder(src, tmp / "encoder")
+
+            enc_cfg = {**enc_cfg, "path": "encoder"}
+        elif enc_cfg["type"] == "ssl":
             from speechlm import ssl
 
             enc = self.encoder
@@ -115,6 +147,8 @@ class Tokenizer(Stage):
                "unit_space": self.unit_space, "sample_rate": self.sample_rate,
                "frame_rate": self.frame_rate, "feature_dim": self.encoder.dim,
                "training": self.training}
+        if self.smoothing:
+            cfg["smoothing"] = self.smoothing
         return checkpoint.save_stage(path, "tokenizer", cfg, self.quantizer.state_dict(),
                                      write_extra=write_extra)
 
@@ -127,7 +161,15 @@ class Tokenizer(Stage):
         """``[B, T]`` waveforms -> ``[B, F]`` unit ids; ids past an item's length are -1."""
         if wav.dim() != 2:
             raise ValueError(f"encode expects [B, T] waveforms, got {tuple(wav.shape)}")
-        ids = self.quantizer.encode(self.features(wav, lengths))
+        feats = self.features(wav, lengths)
+        if self.switch_penalty and lengths is not None:  # each item's path over its own frames
+            ids = torch.full(feats.shape[:2], -1, dtype=torch.long)
+            for i, n in enumerate(lengths.tolist()):
+                f = num_frames(int(n)) if n >= FRAME_SIZE else 0
+                if f:
+                    ids[i, :f] = self.quantizer.encode(feats[i, :f], self.switch_penalty)
+            return ids
+        ids = self.quantizer.encode(feats, self.switch_penalty)
         if lengths is not None:
             frames = torch.tensor([num_frames(int(n)) for n in lengths])
             ids = ids.masked_fill(torch.arange(ids.shape[1])[None, :] >= frames[:, None], -1)

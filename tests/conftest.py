@@ -78,3 +78,13 @@ def tiny_vocoder_run(small_corpus, tmp_path_factory):
         f"--train.out={tmp / 'run'}", "--train.max_steps=40", "--train.eval_interval=20",
         "--train.ckpt_interval=20"])
     return train_vocoder(cfg, progress=False), tmp
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: intra-op threads only add overhead (and contend with other jobs), and runs
+    compare bit-for-bit. Modules use it with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

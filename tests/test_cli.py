@@ -115,6 +115,15 @@ def test_train_and_eval_tokenizer(capsys, small_corpus, tmp_path):
     assert 0 < rep["pnmi"] < 1 and 0 < rep["phone_purity"] <= 1
     assert 0 <= rep["abx_within_units"] <= 100 and rep["units_per_second"] > 0
     assert rep["aligned_utterances"] < rep["utterances"]  # espeak has no alignments
+    # two tokenizers x two manifests in one table; a smoothing override
+    code, js, _ = run(capsys, "eval", "tokenizer", "--tokenizer", out, "--tokenizer", out,
+                      "--corpus", small_corpus, "--manifest", "test", "--manifest", "valid",
+                      "--no-ued", "--smoothing", "0.5", "--format", "json",
+                      "--markdown", tmp_path / "r.md")
+    reps = json.loads(js)["reports"]
+    assert code == 0 and [r["data"] for r in reps] == ["test", "test", "valid", "valid"]
+    assert all("-s0.5-" in r["unit_space"] and r["smoothing"] == 0.5 for r in reps)
+    assert "| tokenizer | data | smoothing | K |" in (tmp_path / "r.md").read_text()
 
 
 def test_missing_manifest(capsys, tmp_path):

@@ -57,3 +57,45 @@ def test_dim_mismatch():
 def test_too_few_frames():
     with pytest.raises(ValueError, match="need at least k=10 frames"):
         fit_kmeans(np.zeros((5, 3), np.float32), 10)
+
+
+def test_smooth_path_absorbs_short_flickers_and_keeps_long_runs():
+    from speechlm.quantizer import smooth_path
+
+    ids = [0] * 6 + [1] + [0] * 6 + [2] * 8  # a one-frame flicker, then a real change
+    scores = np.full((len(ids), 3), 1.0)
+    scores[np.arange(len(ids)), ids] = 0.0
+    assert smooth_path(scores, 0.0).tolist() == ids  # no penalty: the argmin
+    smoothed = smooth_path(scores, 1.5).tolist()
+    assert smoothed == [0] * 13 + [2] * 8
+    assert smooth_path(scores, 100.0).tolist() == [0] * len(ids)  # one run at any cost
+    assert smooth_path(np.zeros((0, 3)), 1.0).shape == (0,)
+
+
+def test_smooth_path_is_optimal_on_random_scores():
+    """Brute force over every path of a short sequence."""
+    import itertools
+
+    from speechlm.quantizer import smooth_path
+
+    rng = np.random.default_rng(0)
+    scores = rng.random((6, 3))
+    penalty = 0.3
+
+    def cost(path):
+        return sum(scores[t, k] for t, k in enumerate(path)) + penalty * sum(
+            a != b for a, b in zip(path, path[1:]))
+
+    best = min(itertools.product(range(3), repeat=6), key=cost)
+    assert cost(smooth_path(scores, penalty)) == pytest.approx(cost(best))
+
+
+def test_quantizer_encode_with_penalty_works_on_batches():
+    import torch
+
+    from speechlm.quantizer import KMeansQuantizer
+
+    q = KMeansQuantizer(torch.tensor([[0.0], [1.0]]), torch.zeros(1), torch.ones(1))
+    x = torch.tensor([[[0.0], [0.9], [0.0], [0.1]], [[1.0], [1.0], [0.0], [1.0]]])
+    assert q.encode(x).tolist() == [[0, 1, 0, 0], [1, 1, 0, 1]]
+    assert q.encode(x, 2.0).tolist() == [[0, 0, 0, 0], [1, 1, 1, 1]]

@@ -203,7 +203,7 @@ def test_eval_tokenizer_reports_ued(small_corpus, tmp_path, capsys):
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["ued_utterances"] == 2 and list(rep["ued"]) == list(PERTURBATIONS)
     assert all(0.0 < v < 3.0 for v in rep["ued"].values())
-    assert "| tokenizer | utterances | pitch+300 |" in md
+    assert "| tokenizer | data | utterances | pitch+300 |" in md
     code = main(["-q", "eval", "tokenizer", "--corpus", str(small_corpus), "--no-ued",
                  "--format", "json"])
     rep = json.loads(capsys.readouterr().out)

@@ -74,3 +74,30 @@ def test_wrong_kind_and_missing_model(tmp_path):
 def test_short_waveform_is_refused():
     with pytest.raises(AudioError, match="shorter than one analysis frame"):
         Tokenizer.load()(torch.zeros(100))
+
+
+def test_smoothing_names_a_new_unit_space_and_round_trips(small_tokenizer, small_corpus,
+                                                          tmp_path):
+    from speechlm.units import dedup
+
+    tok = Tokenizer.load(small_tokenizer)
+    smooth = tok.with_smoothing(0.5)
+    assert smooth.unit_space != tok.unit_space and "-s0.5-" in smooth.unit_space
+    f = next((small_corpus / "wav" / "flite_slt").glob("*.wav"))
+    a, b = tok(f).ids, smooth(f).ids
+    assert len(a) == len(b)
+    assert len(dedup(b)[0]) < len(dedup(a)[0])  # fewer unit changes
+    smooth.save(tmp_path / "s")
+    again = Tokenizer.load(tmp_path / "s")
+    assert again.unit_space == smooth.unit_space and again.smoothing == 0.5
+    assert torch.equal(again(f).ids, b)
+    # batched items follow their own frames only
+    w = load_audio(f)
+    batch = torch.zeros(2, w.numel() + 8000)
+    batch[0, : w.numel()] = w
+    ids = smooth.encode(batch, torch.tensor([w.numel(), 4000]))
+    assert torch.equal(ids[0, : len(b)], b) and (ids[0, len(b):] == -1).all()
+    cfg = json.loads((tmp_path / "s" / "config.json").read_text())
+    assert cfg["smoothing"] == 0.5
+    with pytest.raises(ModelError, match="smoothing"):
+        tok.with_smoothing(-1)

@@ -30,13 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "encoder" / "tiny.toml"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: intra-op threads only add overhead, and runs compare bit-for-bit."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,27 @@ def cmd_eval_tokenizer(args: argparse.Namespace) -> int:
     from speechlm.data.manifest import resolve_manifest
     from speechlm.eval.tokenizer import evaluate_tokenizer, markdown_table
 
-    manifest = resolve_manifest(args.manifest, args.corpus)
-    report = evaluate_tokenizer(args.tokenizer, manifest, max_utterances=args.max_utterances,
-                                seed=args.seed, progress=not args.quiet,
-                                ued_utterances=0 if args.no_ued else args.ued_utterances)
-    return emit_report(args, report, markdown_table([report]))
+    tokenizers = args.tokenizer or [DEFAULT_TOKENIZER]
+    manifests = [(m, resolve_manifest(m, args.corpus)) for m in (args.manifest or ["test"])]
+    reports = []
+    for name, manifest in manifests:  # check every input before the first long evaluation
+        for tok in tokenizers:
+            reports.append((name, tok, manifest))
+    out = []
+    for name, tok, manifest in reports:
+        t = tok
+        if args.smoothing is not None:
+            from speechlm.tokenizer import Tokenizer
+
+            t = Tokenizer.load(tok).with_smoothing(args.smoothing)
+        r = evaluate_tokenizer(t, manifest, max_utterances=args.max_utterances,
+                               seed=args.seed, progress=not args.quiet,
+                               ued_utterances=0 if args.no_ued else args.ued_utterances)
+        out.append({**r, "tokenizer": str(tok), "data": name,
+                    **({"smoothing": args.smoothing} if args.smoothing is not None else {})})
+    if len(out) == 1:
+        return emit_report(args, out[0], markdown_table(out))
+    return emit_report(args, {"reports": out}, markdown_table(out))
 
 
 def cmd_eval_lm(args: argparse.Namespace) -> int:
@@ -85,14 +101,21 @@ def register(sub, add_parser) -> None:
                     "across speakers, unit rate after dedup and bitrate; and robustness: the "
                     "unit edit distance (UED) under pitch shift (+-3, +-4 semitones), tempo "
                     "+-10 %%, reverberation and white noise at 20 dB SNR (needs sox).")
-    et.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help="name or directory")
-    et.add_argument("--manifest", default="test", help="manifest .tsv or split name")
+    et.add_argument("--tokenizer", action="append",
+                    help=f"name or directory (default {DEFAULT_TOKENIZER}); repeat it to compare "
+                    "tokenizers in one table")
+    et.add_argument("--manifest", action="append",
+                    help="manifest .tsv or split name (default test); repeat it for more rows, "
+                    "e.g. --manifest test --manifest heldout (the held-out voices)")
     et.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
     et.add_argument("--max-utterances", type=int, help="evaluate a random subset")
     et.add_argument("--seed", type=int, default=0, help="random seed for subsets and ABX")
     et.add_argument("--ued-utterances", type=int, default=50,
                     help="utterances (a seeded subset) perturbed for the UED columns")
     et.add_argument("--no-ued", action="store_true", help="skip the UED robustness measurement")
+    et.add_argument("--smoothing", type=float,
+                    help="evaluate with this unit-change cost instead of the tokenizer's own "
+                    "(see 'train tokenizer --smoothing')")
     add_report_args(et)
     et.set_defaults(func=cmd_eval_tokenizer)
 

@@ -20,9 +20,14 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
         raise SpeechLMError(f"{out} exists; pass --force to overwrite")
     manifest = resolve_manifest(args.manifest, args.corpus)
     items = read_manifest(manifest)
+    if args.max_utterances and len(items) > args.max_utterances:
+        import numpy as np
+
+        keep = np.random.default_rng(args.seed).permutation(len(items))[:args.max_utterances]
+        items = [items[i] for i in sorted(keep)]
     encoder = encoder_from_name(args.features, args.layer)
     tok = train_tokenizer(items, encoder, k=args.k, max_frames=args.max_frames, seed=args.seed,
-                          progress=not args.quiet, source=manifest)
+                          progress=not args.quiet, source=manifest, smoothing=args.smoothing)
     tok.save(out)
     print(json.dumps({"out": str(out), "unit_space": tok.unit_space, **tok.training}, indent=2))
     return 0
@@ -64,13 +69,20 @@ def register(sub, add_parser) -> None:
     tt.add_argument("--manifest", default="train", help="manifest .tsv or split name")
     tt.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
     tt.add_argument("--features", default="mfcc",
-                    help="mfcc, logmel, or a HuBERT/wav2vec2 checkpoint path")
-    tt.add_argument("--layer", type=int,
-                    help="layer of a checkpoint: 0 = transformer input, L = output of block L")
+                    help="mfcc, logmel, a HuBERT/wav2vec2 checkpoint path, or a phone encoder "
+                    "(RUN/model of a phone-objective 'train encoder')")
+    tt.add_argument("--layer",
+                    help="layer of a checkpoint: 0 = transformer input, L = output of block L; "
+                    "a phone encoder also takes posteriors (its default) or logprobs")
     tt.add_argument("--k", type=int, default=100, help="number of units")
     tt.add_argument("--max-frames", type=int, default=1_000_000,
                     help="frames sampled for k-means")
+    tt.add_argument("--max-utterances", type=int,
+                    help="encode a seeded random subset of the manifest (a large corpus)")
     tt.add_argument("--seed", type=int, default=0, help="random seed")
+    tt.add_argument("--smoothing", type=float, default=0.0,
+                    help="cost of a unit change between frames, in k-means inertias per frame "
+                    "(0: nearest centroid per frame; >0: the cheapest path, fewer flickers)")
     tt.add_argument("--out", required=True, help="output tokenizer directory")
     tt.add_argument("--force", action="store_true", help="overwrite an existing directory")
     tt.set_defaults(func=cmd_train_tokenizer)

@@ -66,3 +66,14 @@ def merge_segments(segs: list[tuple[float, float, str]]) -> list[tuple[float, fl
         else:
             out.append((a, b, p))
     return out
+
+
+CLASSES: tuple[str, ...] = tuple(sorted(ARPABET)) + (SILENCE,)  # a phone classifier's outputs
+
+
+def arpabet_of(symbol: str) -> str | None:
+    """An alignment symbol in ARPAbet: already ARPAbet (the world corpus) or festival's radio
+    set (the ARCTIC corpus); None for anything else (``SPN``)."""
+    if symbol in ARPABET or symbol == SILENCE:
+        return symbol
+    return RADIO.get(symbol)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from speechlm.audio import FRAME_SIZE, HOP_SIZE, load_audio
 from speechlm.data.manifest import read_manifest, read_phn
+from speechlm.data.phones import arpabet_of
 from speechlm.errors import DataError
 from speechlm.eval.abx import abx_error
 from speechlm.eval.metrics import phone_unit_stats, unit_rate_and_bitrate
@@ -90,17 +91,25 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
     # its own generator, so that adding UED leaves the ABX sample of earlier reports unchanged
     ued_pick = set(np.random.default_rng(seed).permutation(len(items))[:max(0, ued_utterances)])
     ued_wavs: list[np.ndarray] = []
+    phone_enc = _phone_encoder(tok)
+    fper = [0, 0]  # frames the phone encoder's argmax got wrong, frames with a phone label
     for k, u in enumerate(tqdm(items, desc="eval", unit="utt", disable=not progress)):
         wav = load_audio(u.path, tok.sample_rate, min_samples=FRAME_SIZE)
         if k in ued_pick:
             ued_wavs.append(wav.numpy())
         feats = tok.features(wav[None])[0]
-        ids = q.encode(feats)
+        ids = q.encode(feats, tok.switch_penalty)
         seqs.append(dedup(ids)[0].numpy())
         secs.append(wav.numel() / tok.sample_rate)
         if not u.phn_path.exists():
             continue
         labels = frame_labels(read_phn(u.phn_path), len(ids))
+        if phone_enc is not None:
+            pred = _argmax_phones(phone_enc, wav, feats)
+            arpa = [arpabet_of(lab) if lab is not None else None for lab in labels]
+            known = [(lab, p) for lab, p in zip(arpa, pred) if lab in phone_enc.phones]
+            fper[0] += sum(lab != p for lab, p in known)
+            fper[1] += len(known)
         for lab in labels:
             if lab is not None and lab not in phone_ids:
                 phone_ids[lab] = len(phone_ids)
@@ -169,19 +178,44 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
         "bitrate": round(rate["bitrate"], 1),
         "ued": ued,
         "ued_utterances": len(ued_wavs) if ued else 0,
+        **({"frame_phone_error": round(fper[0] / max(fper[1], 1), 4)}
+           if phone_enc is not None else {}),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     return report
 
 
+def _phone_encoder(tok: Tokenizer):
+    """The tokenizer's :class:`~speechlm.ssl.phone.PhoneEncoder`, or None."""
+    from speechlm.ssl.phone import PhoneEncoder
+
+    return tok.encoder if isinstance(tok.encoder, PhoneEncoder) else None
+
+
+def _argmax_phones(enc, wav: torch.Tensor, feats: torch.Tensor) -> list[str]:
+    """The phone encoder's most likely phone per frame (from the features when they are its
+    posteriors, else from its head)."""
+    if isinstance(enc.output, str):
+        scores = feats
+    else:
+        scores = enc.logits(wav[None])[0][0]
+    return [enc.phones[i] for i in scores.argmax(-1).tolist()]
+
+
 def markdown_table(reports: list[dict]) -> str:
     """A short markdown table of one or more reports."""
-    cols = [("tokenizer", "tokenizer"), ("K", "n_units"), ("PNMI", "pnmi"),
+    cols = [("tokenizer", "tokenizer")]
+    if any("data" in r for r in reports):
+        cols.append(("data", "data"))
+    if any("smoothing" in r for r in reports):
+        cols.append(("smoothing", "smoothing"))
+    cols += [("K", "n_units"), ("PNMI", "pnmi"),
             ("phone purity", "phone_purity"), ("cluster purity", "cluster_purity"),
             ("ABX within %", "abx_within_units"), ("ABX across %", "abx_across_units"),
             ("ABX within % (features)", "abx_within_features"),
             ("ABX across % (features)", "abx_across_features"),
-            ("units/s (dedup)", "units_per_second"), ("bitrate (bit/s)", "bitrate")]
+            ("units/s (dedup)", "units_per_second"), ("bitrate (bit/s)", "bitrate"),
+            ("frame phone error", "frame_phone_error")]
     lines = ["| " + " | ".join(c for c, _ in cols) + " |",
              "|" + "|".join("---" for _ in cols) + "|"]
     for r in reports:
@@ -189,10 +223,11 @@ def markdown_table(reports: list[dict]) -> str:
     names = [n for n in PERTURBATIONS if any(n in r.get("ued", {}) for r in reports)]
     if names:  # robustness: a second table, one UED column per perturbation
         lines += ["", "Unit edit distance (UED, lower = more robust) under perturbation:", "",
-                  "| tokenizer | utterances | " + " | ".join(names) + " |",
-                  "|" + "|".join("---" for _ in range(len(names) + 2)) + "|"]
+                  "| tokenizer | data | utterances | " + " | ".join(names) + " |",
+                  "|" + "|".join("---" for _ in range(len(names) + 3)) + "|"]
         for r in reports:
             ued = r.get("ued", {})
-            lines.append(f"| {r.get('tokenizer', '')} | {r.get('ued_utterances', '')} | "
+            lines.append(f"| {r.get('tokenizer', '')} | {r.get('data', '')} | "
+                         f"{r.get('ued_utterances', '')} | "
                          + " | ".join(str(ued.get(n, "")) for n in names) + " |")
     return "\n".join(lines)

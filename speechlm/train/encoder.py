@@ -54,8 +54,27 @@ DATA_DEFAULTS: dict[str, Any] = {
 # --------------------------------------------------------------------------- configuration
 
 
+def objective_of(path: str | os.PathLike | None, overrides: list[str] = ()) -> str:
+    """The recipe's ``model.objective``: ``hubert`` (masked prediction, the default) or
+    ``phone`` (:mod:`speechlm.train.phone`)."""
+    from speechlm.train.recipe import read_recipe
+
+    raw = read_recipe(path, [o for o in overrides if o.removeprefix("--").startswith("model.")],
+                      {"data": {}, "model": {}, "train": {}})
+    objective = raw["model"].get("objective", "hubert")
+    if objective not in ("hubert", "phone"):
+        raise DataError(f"model.objective {objective!r}: expected hubert or phone")
+    return objective
+
+
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict[str, dict]:
-    """Read a recipe TOML (sections data / model / train) and apply ``--section.key=value``."""
+    """Read a recipe TOML (sections data / model / train) and apply ``--section.key=value``;
+    a recipe with ``model.objective = "phone"`` is read by :func:`speechlm.train.phone.load_config`
+    (its ``train`` key then says so)."""
+    if objective_of(path, overrides) == "phone":
+        from speechlm.train import phone
+
+        return phone.load_config(path, overrides)
     from speechlm.train.hubert import MODEL_DEFAULTS, build_arch
 
     cfg = load_recipe(path, list(overrides), {"data": DATA_DEFAULTS, "model": MODEL_DEFAULTS,
@@ -198,7 +217,12 @@ class EncoderTask(TrainTask):
 
 
 def train_encoder(cfg: dict[str, dict], progress: bool = True, recipe: str | None = None) -> Path:
-    """Run (or resume) the training described by ``cfg``; returns the run directory."""
+    """Run (or resume) the training described by ``cfg`` (HuBERT-style, or the phone objective
+    when ``cfg["model"]["objective"] == "phone"``); returns the run directory."""
+    if cfg["model"].get("objective") == "phone":
+        from speechlm.train.phone import train_phone_encoder
+
+        return train_phone_encoder(cfg, progress, recipe)
     return fit(EncoderTask(cfg, recipe), cfg, progress)
 
 

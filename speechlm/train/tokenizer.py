@@ -40,12 +40,14 @@ def collect_features(items: list[Utterance], encoder: FeatureEncoder, max_frames
 
 def train_tokenizer(items: list[Utterance], encoder: FeatureEncoder, k: int = 100,
                     max_frames: int = 1_000_000, seed: int = 0, progress: bool = True,
-                    source: str | os.PathLike | None = None) -> Tokenizer:
-    """Fit a k-means tokenizer on the features of ``items``."""
+                    source: str | os.PathLike | None = None,
+                    smoothing: float = 0.0) -> Tokenizer:
+    """Fit a k-means tokenizer on the features of ``items`` (``smoothing``: see
+    :class:`~speechlm.tokenizer.Tokenizer`)."""
     torch.manual_seed(seed)
     feats = collect_features(items, encoder, max_frames, seed, progress)
     quantizer, stats = fit_kmeans(feats, k, seed=seed)
     training = {"manifest": str(source) if source else None, "utterances": len(items),
                 "hours": round(sum(u.num_samples for u in items) / encoder.sample_rate / 3600, 3),
                 **stats}
-    return Tokenizer(encoder, quantizer, training)
+    return Tokenizer(encoder, quantizer, training, smoothing)

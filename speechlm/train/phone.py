@@ -1,0 +1,383 @@
+"""Train a phone-supervised encoder: frame phone classification + CTC on augmented audio.
+
+    speechlm train encoder --config configs/encoder/phone-cpu.toml [--train.max_steps=3000 ...]
+    torchrun --nproc_per_node=8 -m speechlm.train.encoder --config configs/encoder/phone-gpu.toml
+
+The recipe's ``[model] objective = "phone"`` picks this trainer (``speechlm train encoder``
+reads it; the HuBERT trainer is the default). The encoder is the same torchaudio
+``Wav2Vec2Model`` as the HuBERT-style one (log-mel front end + transformer), with two linear
+heads on its output: frame phone logits (cross-entropy against the corpus's ARPAbet alignments,
+the phone whose segment holds the frame's centre) and CTC over the crop's phone sequence (blank
+added), weighted ``model.ctc_weight``. Units are then k-means over the exported encoder's
+phone posteriors or one of its layers (``speechlm train tokenizer --features RUN/model``).
+
+Every training crop is perturbed so that the units learn to ignore the speaker and the room:
+
+* **speed** (probability ``data.p_speed``): the crop is resampled by a factor drawn log-uniformly
+  in ``data.speed`` -- the spectrum (F0 and formants) moves by that factor and the duration by
+  its inverse, covering the pitch shifts and tempo changes the UED measures; the frame labels
+  are read at the matching source positions;
+* **conditions** (:class:`speechlm.data.augment.Augmenter`): rooms, coloured noise and babble at
+  5-30 dB SNR, microphone EQ, band-limit and telephone band, gain and clipping, and lossy codecs
+  with probability ``data.p_codec``.
+
+The corpus's voices already vary vocal-tract length, F0 level and range and speaking rate per
+identity (:mod:`speechlm.data.voices`). Batches are a pure function of (seed, step), so a
+resumed run computes what it would have (the loop's contract). The run directory holds::
+
+    model/             the best encoder so far (validation loss): a phone encoder directory
+                       (:mod:`speechlm.ssl.phone`), loadable as an SSL model too
+    state.safetensors  weights, optimizer and step, for resuming after a kill
+    log.jsonl, run.toml
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchaudio
+
+from speechlm.audio import FRAME_SIZE, HOP_SIZE, SAMPLE_RATE, AudioReader
+from speechlm.data.manifest import Utterance, read_manifest, read_phn, resolve_manifest
+from speechlm.data.phones import CLASSES, SILENCE, arpabet_of
+from speechlm.errors import DataError
+from speechlm.features import num_frames
+from speechlm.train.loop import TrainConfig, TrainTask, fit
+from speechlm.train.recipe import load_recipe
+
+PHONES = CLASSES  # ARPAbet + SIL, in this order
+PHONE_ID = {p: i for i, p in enumerate(PHONES)}
+IGNORE = -100  # frames without a label (outside every segment, or an unknown phone)
+
+
+def phone_id(symbol: str) -> int:
+    """Class of an alignment symbol: ARPAbet (the world corpus) or festival's radio set (the
+    ARCTIC corpus); ``IGNORE`` for anything else (``SPN``)."""
+    return PHONE_ID.get(arpabet_of(symbol) or "", IGNORE)
+
+TRAIN_DEFAULTS = TrainConfig.defaults(lr=1e-3, min_lr=1e-5, weight_decay=0.01, grad_clip=5.0,
+                                      warmup_steps=300, out="outputs/encoder-phone")
+DATA_DEFAULTS: dict[str, Any] = {
+    "corpus": "data/corpus-v2",  # corpus with train/valid manifests and .phn alignments
+    "crop_seconds": 3.0,  # crop length (shorter utterances are padded with silence)
+    "min_seconds": 1.0,  # shorter utterances are not drawn
+    "p_speed": 0.8,  # share of crops resampled by a speed factor
+    "speed": [0.78, 1.28],  # its range: +-4 semitones of spectrum shift
+    "augment": True,  # rooms, noise, EQ, channel, gain (speechlm.data.augment)
+    "p_codec": 0.0,  # share of crops through ogg/mp3 (slow on a CPU: per item)
+    "workers": 1,  # threads reading audio
+    "max_utterances": 0,  # 0: every aligned utterance; else a seeded subset (for tests)
+}
+MODEL_DEFAULTS: dict[str, Any] = {
+    "objective": "phone",
+    "extractor_mode": "logmel",
+    "conv_layers": [[80, FRAME_SIZE, HOP_SIZE]],  # 80 mel bands, 25 ms frames every 20 ms
+    "conv_bias": False,
+    "dim": 256,
+    "layers": 6,
+    "heads": 4,
+    "ffn": 1024,
+    "pos_conv_kernel": 64,
+    "pos_conv_groups": 16,
+    "layer_norm_first": True,
+    "dropout": 0.1,
+    "attention_dropout": 0.1,
+    "activation_dropout": 0.0,
+    "projection_dropout": 0.1,
+    "layer_drop": 0.0,
+    "ctc_weight": 0.3,  # weight of the CTC loss (frame cross-entropy: 1)
+}
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict[str, dict]:
+    """Read a phone-objective recipe (sections data / model / train)."""
+    from speechlm.train.hubert import build_arch
+
+    cfg = load_recipe(path, list(overrides), {"data": DATA_DEFAULTS, "model": MODEL_DEFAULTS,
+                                              "train": TRAIN_DEFAULTS})
+    d, m = cfg["data"], cfg["model"]
+    if m["objective"] != "phone":
+        raise DataError(f"model.objective {m['objective']!r}: this trainer is for 'phone'")
+    lo, hi = (float(v) for v in d["speed"])
+    if not 0.5 <= lo <= 1.0 <= hi <= 2.0:
+        raise DataError(f"data.speed {d['speed']}: expected [lo, hi] with 0.5 <= lo <= 1 <= hi "
+                        "<= 2")
+    if d["crop_seconds"] * SAMPLE_RATE < FRAME_SIZE:
+        raise DataError(f"data.crop_seconds {d['crop_seconds']} is shorter than one frame")
+    build_arch(m)
+    return cfg
+
+
+def arch_of(m: dict[str, Any]) -> dict[str, Any]:
+    from speechlm.train.hubert import build_arch
+
+    return build_arch(m)
+
+
+# --------------------------------------------------------------------------- data
+
+
+class AlignedSet:
+    """The aligned utterances of one split, their phone segments in memory."""
+
+    def __init__(self, corpus: str | os.PathLike, split: str, min_seconds: float,
+                 max_utterances: int = 0, seed: int = 0):
+        items = read_manifest(resolve_manifest(split, corpus))
+        items = [u for u in items if u.num_samples >= max(min_seconds * SAMPLE_RATE,
+                                                          FRAME_SIZE + HOP_SIZE)]
+        if max_utterances:
+            rng = np.random.default_rng([seed, 11])
+            keep = np.sort(rng.permutation(len(items))[:max_utterances])
+            items = [items[i] for i in keep]
+        self.items: list[Utterance] = []
+        self.segments: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for u in items:
+            if not u.phn_path.exists():
+                continue
+            phn = read_phn(u.phn_path)
+            if not phn:
+                continue
+            starts = np.array([s for s, _, _ in phn], dtype=np.int64)
+            ends = np.array([e for _, e, _ in phn], dtype=np.int64)
+            ids = np.array([phone_id(p) for _, _, p in phn], dtype=np.int64)
+            self.items.append(u)
+            self.segments.append((starts, ends, ids))
+        if not self.items:
+            raise DataError(f"no {split} utterance of {corpus} has a phone alignment (.phn) and "
+                            f"lasts {min_seconds} s or more")
+        self.samples = np.array([u.num_samples for u in self.items], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def labels_at(self, i: int, positions: np.ndarray) -> np.ndarray:
+        """Phone id of utterance ``i`` at each source sample position (``IGNORE`` outside)."""
+        starts, ends, ids = self.segments[i]
+        idx = np.searchsorted(starts, positions, side="right") - 1
+        ok = (idx >= 0) & (positions < ends[np.clip(idx, 0, None)])
+        return np.where(ok, ids[np.clip(idx, 0, None)], IGNORE)
+
+    @property
+    def hours(self) -> float:
+        return float(self.samples.sum()) / SAMPLE_RATE / 3600
+
+
+def crop_samples(frames: int) -> int:
+    """Samples whose front end makes exactly ``frames`` frames."""
+    return (frames - 1) * HOP_SIZE + FRAME_SIZE
+
+
+def plan_batch(seed: int, index: int, samples: np.ndarray, batch: int, crop_frames: int,
+               p_speed: float, speed: tuple[float, float]) -> dict[str, np.ndarray | int]:
+    """The crops of global batch ``index``: a pure function of (seed, index).
+
+    Returns ``utt [B]``, ``num [B]`` / ``den`` (the speed factor ``num / den``: ``num`` source
+    samples become ``den`` output samples), ``start [B]`` and ``need [B]`` (the source samples
+    to read) and ``frames`` (per crop, the same for all). An utterance shorter than a crop is
+    read whole and padded with silence (labelled ``SIL``).
+    """
+    rng = np.random.default_rng([seed, index])
+    utt = rng.integers(0, len(samples), size=batch)
+    den = 100
+    factor = np.exp(rng.uniform(math.log(speed[0]), math.log(speed[1]), size=batch))
+    num = np.where(rng.random(batch) < p_speed, np.round(factor * den), den).astype(np.int64)
+    # output samples each source can give: len * den / num; frames of that
+    n = crop_frames
+    need = -(-crop_samples(n) * num // den) + 1  # source samples to read (ceil, +1 for safety)
+    need = np.minimum(need, samples[utt])  # a shorter utterance is read whole, then padded
+    start = (rng.random(batch) * (samples[utt] - need + 1)).astype(np.int64)
+    return {"utt": utt, "num": num, "den": den, "start": start, "need": need, "frames": n}
+
+
+def resample_to(wav: torch.Tensor, num: int, den: int, length: int) -> torch.Tensor:
+    """``wav`` resampled by ``den / num`` (``num`` samples in, ``den`` out), cut or zero-padded
+    to ``length``."""
+    if num != den:
+        g = math.gcd(num, den)
+        wav = torchaudio.functional.resample(wav, num // g, den // g)
+    if wav.numel() >= length:
+        return wav[:length]
+    return F.pad(wav, (0, length - wav.numel()))
+
+
+# --------------------------------------------------------------------------- model
+
+
+class PhoneModel(torch.nn.Module):
+    """``Wav2Vec2Model`` + frame phone head + CTC head (blank = the last class)."""
+
+    def __init__(self, arch: dict[str, Any], n_phones: int = len(PHONES)):
+        super().__init__()
+        from speechlm.ssl.common import build_model
+        from speechlm.train.hubert import _init_weights
+
+        self.encoder = build_model(arch)
+        self.encoder.apply(_init_weights)
+        dim = arch["encoder_embed_dim"]
+        self.head = torch.nn.Linear(dim, n_phones)
+        self.ctc = torch.nn.Linear(dim, n_phones + 1)
+
+    def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame logits ``[B, F, P]`` and CTC logits ``[B, F, P + 1]``."""
+        x, _ = self.encoder(wav)
+        return self.head(x), self.ctc(x)
+
+
+def ctc_targets(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The phone sequence of each row of frame labels (repeats merged, unlabelled frames
+    dropped): concatenated targets and their lengths."""
+    seqs = []
+    for row in y.tolist():
+        seq, prev = [], None
+        for v in row:
+            if v != IGNORE and v != prev:
+                seq.append(v)
+            prev = v
+        seqs.append(seq)
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    flat = torch.tensor([v for s in seqs for v in s], dtype=torch.long)
+    return flat, lengths
+
+
+# --------------------------------------------------------------------------- the task
+
+
+class PhoneTask(TrainTask):
+    """Frame phone cross-entropy + CTC, on speed-perturbed, augmented crops."""
+
+    name, rate_unit = "phone encoder", "frames"
+    betas, eps = (0.9, 0.98), 1e-6
+
+    def __init__(self, cfg: dict[str, dict], recipe: str | None = None):
+        self.cfg, self.recipe = cfg, recipe
+        self.data, self.m = cfg["data"], cfg["model"]
+        self.train = TrainConfig.from_section(cfg["train"])
+        self.readers: ThreadPoolExecutor | None = None
+        self.augmenter = None
+
+    def build(self, device: torch.device, rank: int, world: int) -> torch.nn.Module:
+        from speechlm.data.augment import AugmentConfig, Augmenter
+
+        d = self.data
+        self.rank, self.world = rank, world
+        per_rank = self.train.batch_size // world
+        self.mine = slice(rank * per_rank, (rank + 1) * per_rank)
+        self.sets = {s: AlignedSet(d["corpus"], s, d["min_seconds"], d["max_utterances"],
+                                   self.train.seed) for s in ("train", "valid")}
+        self.crop_frames = num_frames(int(d["crop_seconds"] * SAMPLE_RATE))
+        self.readers = ThreadPoolExecutor(d["workers"]) if d["workers"] > 1 else None
+        if d["augment"]:
+            self.augmenter = Augmenter(AugmentConfig(p_codec=float(d["p_codec"])))
+        self.arch = arch_of(self.m)
+        return PhoneModel(self.arch)
+
+    def batch(self, split: str, seed: int, index: int):
+        """Rank-local (waveforms [b, T], frame labels [b, F])."""
+        s, d = self.sets[split], self.data
+        p = plan_batch(seed, index, s.samples, self.train.batch_size, self.crop_frames,
+                       float(d["p_speed"]), tuple(d["speed"]))
+        n, den = int(p["frames"]), int(p["den"])
+        length = crop_samples(n)
+        centres = np.arange(n) * HOP_SIZE + FRAME_SIZE // 2
+        idx = range(self.train.batch_size)[self.mine]
+
+        def one(b: int) -> tuple[torch.Tensor, np.ndarray]:
+            i, a, k, num = int(p["utt"][b]), int(p["start"][b]), int(p["need"][b]), \
+                int(p["num"][b])
+            with AudioReader(s.items[i].path) as reader:
+                w = reader.read(a, a + k)
+            w = resample_to(w, num, den, length)
+            pos = a + (centres * num) // den
+            lab = s.labels_at(i, pos)
+            lab[pos >= s.samples[i]] = PHONE_ID[SILENCE]  # the padding is silence
+            return w, lab
+
+        rows = list(self.readers.map(one, idx) if self.readers else map(one, idx))
+        wav = torch.stack([w for w, _ in rows])
+        y = torch.from_numpy(np.stack([lab for _, lab in rows]))
+        if self.augmenter is not None:
+            aug_seed = int(np.random.SeedSequence([seed, index, 5]).generate_state(1)[0])
+            wav = self.augmenter(wav, seed=aug_seed)
+        return wav, y
+
+    def loss(self, model, batch):
+        wav, y = batch
+        logits, ctc_logits = model(wav)
+        logits = logits.float()
+        labelled = y != IGNORE
+        n_lab = labelled.sum().clamp(min=1)
+        ce = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE,
+                             reduction="sum") / n_lab
+        acc = ((logits.argmax(-1) == y) & labelled).sum() / n_lab
+        total = ce
+        metrics = {"ce": ce / self.world, "acc": acc / self.world}
+        w = float(self.m["ctc_weight"])
+        if w > 0:
+            targets, t_len = ctc_targets(y.cpu())
+            lp = ctc_logits.float().log_softmax(-1).transpose(0, 1)  # [F, B, P + 1]
+            in_len = torch.full((wav.shape[0],), lp.shape[0], dtype=torch.long)
+            ctc = F.ctc_loss(lp, targets.to(lp.device), in_len, t_len, blank=lp.shape[-1] - 1,
+                             reduction="mean", zero_infinity=True)
+            total = total + w * ctc
+            metrics["ctc"] = ctc / self.world
+        metrics = {"loss": total / self.world, **metrics}
+        return total, metrics
+
+    def count(self, batch) -> int:
+        return batch[1].numel()
+
+    def describe(self, model) -> str:
+        s = self.sets
+        return (f"{sum(p.numel() for p in model.encoder.parameters()) / 1e6:.2f}M parameters "
+                f"(+ heads), {len(s['train'])} aligned train utterances ({s['train'].hours:.1f} h),"
+                f" {len(s['valid'])} valid")
+
+    def history(self) -> dict[str, Any]:
+        return {"objective": "phone", "phones": list(PHONES), "valid_acc": []}
+
+    def check_resume(self, history: dict[str, Any]) -> None:
+        from speechlm.errors import SpeechLMError
+
+        if history.get("phones") != list(PHONES):
+            raise SpeechLMError(f"{self.train.out} was trained on another phone set or "
+                                "objective; choose another train.out")
+
+    def export(self, out: Path, model, step: int, valid: dict[str, float], rate: float) -> None:
+        from speechlm.ssl.phone import save_phone_encoder
+
+        d, t = self.data, self.train
+        training = {"objective": "phone", "steps": step, "corpus": d["corpus"],
+                    "train_hours": round(self.sets["train"].hours, 2), "recipe": self.recipe,
+                    "seed": t.seed, "valid_loss": round(valid["loss"], 5),
+                    "valid_frame_acc": round(valid["acc"], 4), "frames_per_s": round(rate)}
+        save_phone_encoder(out, model.encoder, self.arch, model.head.state_dict(), PHONES,
+                           training)
+
+    def close(self) -> None:
+        if self.readers is not None:
+            self.readers.shutdown(wait=True)
+
+
+def train_phone_encoder(cfg: dict[str, dict], progress: bool = True,
+                        recipe: str | None = None) -> Path:
+    """Run (or resume) the training described by ``cfg``; returns the run directory."""
+    return fit(PhoneTask(cfg, recipe), cfg, progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from speechlm.train.loop import main as train_main
+
+    return train_main(argv, "speechlm train encoder", "configs/encoder/phone-cpu.toml",
+                      load_config, train_phone_encoder)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Phone-supervised encoder: crops and labels under speed perturbation, the objective switch of
+``speechlm train encoder``, the exported phone encoder as tokenizer features (posteriors, a
+layer), a self-contained tokenizer directory, and a resumed run equal to an uninterrupted one."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from speechlm.audio import FRAME_SIZE, HOP_SIZE
+from speechlm.errors import DataError, ModelError
+from speechlm.features import encoder_from_name, num_frames
+from speechlm.train.encoder import load_config, objective_of, train_encoder
+from speechlm.train.phone import (
+    IGNORE,
+    PHONE_ID,
+    PHONES,
+    crop_samples,
+    ctc_targets,
+    plan_batch,
+    resample_to,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "encoder" / "phone-tiny.toml"
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def overrides(corpus, out, **train):
+    return [f"--data.corpus={corpus}", "--data.max_utterances=0", f"--train.out={out}",
+            "--train.threads=1"] + [f"--train.{k}={v}" for k, v in train.items()]
+
+
+@pytest.fixture(scope="module")
+def phone_run(small_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("phone") / "run"
+    cfg = load_config(TINY, overrides(small_corpus, out))
+    return train_encoder(cfg, progress=False)
+
+
+def test_phone_set_is_arpabet_plus_silence():
+    assert len(PHONES) == 40 and PHONES[-1] == "SIL" and "AA" in PHONE_ID and "SPN" not in PHONE_ID
+
+
+def test_plan_batch_is_a_pure_function_of_seed_and_index():
+    samples = np.array([16000, 48000, 9000, 64000])
+    a = plan_batch(3, 7, samples, 8, 100, 0.8, (0.78, 1.28))
+    b = plan_batch(3, 7, samples, 8, 100, 0.8, (0.78, 1.28))
+    c = plan_batch(3, 8, samples, 8, 100, 0.8, (0.78, 1.28))
+    for k in ("utt", "num", "start", "need"):
+        assert np.array_equal(a[k], b[k])
+    assert not all(np.array_equal(a[k], c[k]) for k in ("utt", "num", "start"))
+    assert a["frames"] == 100
+    assert ((a["num"] >= 78) & (a["num"] <= 128)).all()
+    # every read stays inside its utterance
+    assert (a["start"] >= 0).all() and (a["start"] + a["need"] <= samples[a["utt"]]).all()
+
+
+def test_no_speed_perturbation_reads_exactly_one_crop():
+    p = plan_batch(0, 0, np.array([80000]), 4, 50, 0.0, (0.78, 1.28))
+    assert (p["num"] == p["den"]).all()
+    assert (p["need"] == crop_samples(50) + 1).all()
+
+
+def test_resample_moves_a_tone_by_the_speed_factor():
+    sr, f = 16000, 500.0
+    t = torch.arange(sr * 2) / sr
+    tone = torch.sin(2 * torch.pi * f * t)
+    out = resample_to(tone, 125, 100, sr)  # 125 source samples -> 100: pitch x1.25
+    spec = torch.fft.rfft(out * torch.hann_window(out.numel())).abs()
+    peak = float(spec.argmax()) * sr / out.numel()
+    assert abs(peak - f * 1.25) < 5
+    assert resample_to(tone[:100], 100, 100, 300).shape == (300,)  # zero-padded
+
+
+def test_ctc_targets_merge_repeats_and_drop_unlabelled():
+    """An unlabelled run (an unknown phone) separates two segments of the same phone."""
+    y = torch.tensor([[1, 1, IGNORE, 2, 2, 1], [3, 3, 3, IGNORE, IGNORE, 3]])
+    flat, lengths = ctc_targets(y)
+    assert lengths.tolist() == [3, 2]
+    assert flat.tolist() == [1, 2, 1, 3, 3]
+
+
+def test_objective_picks_the_trainer(tmp_path):
+    assert objective_of(TINY) == "phone"
+    assert objective_of(REPO / "configs" / "encoder" / "tiny.toml") == "hubert"
+    assert objective_of(REPO / "configs" / "encoder" / "tiny.toml", ["--model.objective=phone"]) \
+        == "phone"
+    with pytest.raises(DataError, match="objective"):
+        objective_of(TINY, ["--model.objective=ssl"])
+    with pytest.raises(DataError, match="data.speed"):
+        load_config(TINY, ["--data.speed=[1.2, 1.5]"])
+    with pytest.raises(DataError, match="unknown config keys"):
+        load_config(TINY, ["--model.mask_prob=0.5"])
+
+
+def test_labels_follow_the_speed_factor(small_corpus, tmp_path):
+    """A crop's frame labels are the alignment read at the perturbed source positions."""
+    from speechlm.train.phone import PhoneTask
+
+    cfg = load_config(TINY, overrides(small_corpus, tmp_path / "r") + ["--data.augment=false"])
+    task = PhoneTask(cfg)
+    task.build(torch.device("cpu"), 0, 1)
+    wav, y = task.batch("train", 0, 0)
+    n = num_frames(wav.shape[1])
+    assert wav.shape == (4, crop_samples(n)) and y.shape == (4, n)
+    p = plan_batch(0, 0, task.sets["train"].samples, 4, task.crop_frames, 0.8, (0.78, 1.28))
+    s = task.sets["train"]
+    for b in range(4):
+        i, a, num = int(p["utt"][b]), int(p["start"][b]), int(p["num"][b])
+        pos = a + (np.arange(n) * HOP_SIZE + FRAME_SIZE // 2) * num // 100
+        want = s.labels_at(i, pos)
+        want[pos >= s.samples[i]] = PHONE_ID["SIL"]
+        assert np.array_equal(y[b].numpy(), want)
+    assert (y != IGNORE).float().mean() > 0.9
+
+
+def test_training_exports_a_phone_encoder_that_tokenizes(phone_run, small_corpus, tmp_path):
+    from speechlm.data.manifest import read_manifest
+    from speechlm.ssl.phone import PhoneEncoder
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.train.tokenizer import train_tokenizer
+
+    model = phone_run / "model"
+    cfg = json.loads((model / "config.json").read_text())
+    assert cfg["phone_head"]["phones"] == list(PHONES)
+    assert cfg["training"]["objective"] == "phone"
+    log = [json.loads(line) for line in (phone_run / "log.jsonl").read_text().splitlines()]
+    assert any("valid" in r and "acc" in r["valid"] for r in log)
+
+    enc = encoder_from_name(str(model))
+    assert isinstance(enc, PhoneEncoder) and enc.dim == 40
+    wav = torch.randn(2, 16000)
+    post = enc(wav)
+    assert post.shape == (2, num_frames(16000), 40)
+    assert torch.allclose(post.sum(-1), torch.ones(2, num_frames(16000)), atol=1e-4)
+    assert encoder_from_name(str(model), "2").dim == 32  # a layer of the tiny model
+    with pytest.raises(ModelError, match="posteriors"):
+        encoder_from_name(str(model), "softmax")
+
+    items = read_manifest(small_corpus / "train.tsv")
+    tok = train_tokenizer(items, enc, k=8, progress=False)
+    assert tok.unit_space.startswith(f"phone-{model.name}-posteriors-k8-")
+    tok.save(tmp_path / "tok")
+    assert (tmp_path / "tok" / "encoder" / "head.safetensors").exists()
+    again = Tokenizer.load(tmp_path / "tok")  # self-contained: loads from its own copy
+    assert again.unit_space == tok.unit_space
+    u = items[0].path
+    assert torch.equal(again(u).ids, tok(u).ids)
+
+
+def test_long_inputs_are_windowed_like_chunks(phone_run):
+    """An input longer than a window is processed window by window: same shape, and each
+    window's centre equals a pass over that window with its context alone."""
+    from speechlm.features import samples_for_frames
+    from speechlm.ssl.phone import CONTEXT_FRAMES, WINDOW_FRAMES, PhoneEncoder
+
+    enc = PhoneEncoder(phone_run / "model")
+    total = WINDOW_FRAMES + 2 * CONTEXT_FRAMES + 40
+    wav = torch.randn(1, crop_samples(total)) * 0.1
+    out = enc(wav)
+    assert out.shape == (1, total, 40)
+    lo, hi = 0, WINDOW_FRAMES + CONTEXT_FRAMES
+    s0, s1 = samples_for_frames(lo, hi)
+    first = enc._features(wav[:, s0:s1], None)[:, :WINDOW_FRAMES]
+    assert torch.allclose(out[:, :WINDOW_FRAMES], first, atol=1e-5)
+
+
+def _cmd(corpus, out, steps):
+    return [sys.executable, "-m", "speechlm.train.encoder", "--config", str(TINY), "-q",
+            *overrides(corpus, out, max_steps=steps, ckpt_interval=10, eval_interval=1000,
+                       log_interval=10), "--model.dropout=0.1"]
+
+
+@pytest.mark.slow
+def test_kill_9_and_resume_matches_uninterrupted(small_corpus, tmp_path):
+    """Augmentation, speed factors and dropout are functions of (seed, step) too."""
+    from speechlm.train.encoder import main
+
+    steps = 40
+    assert main(_cmd(small_corpus, tmp_path / "ref", steps)[3:]) == 0
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_cmd(small_corpus, run, steps),
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while not (run / "state.json").exists() and time.time() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads((run / "state.json").read_text())["step"]
+    assert 0 < killed_at < steps, "the run was not killed mid-way"
+    assert main(_cmd(small_corpus, run, steps)[3:]) == 0  # resume
+    a, b = load_file(tmp_path / "ref" / "state.safetensors"), load_file(run / "state.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        if k.startswith("model."):
+            assert torch.allclose(a[k], b[k], atol=1e-6), k
