@@ -150,7 +150,7 @@ def test_training_exports_a_phone_encoder_that_tokenizes(phone_run, small_corpus
 
     items = read_manifest(small_corpus / "train.tsv")
     tok = train_tokenizer(items, enc, k=8, progress=False)
-    assert tok.unit_space.startswith(f"phone-{model.name}-posteriors-k8-")
+    assert tok.unit_space.startswith(f"phone-{phone_run.name}-posteriors-k8-")  # RUN names it
     tok.save(tmp_path / "tok")
     assert (tmp_path / "tok" / "encoder" / "head.safetensors").exists()
     again = Tokenizer.load(tmp_path / "tok")  # self-contained: loads from its own copy

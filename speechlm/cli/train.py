@@ -94,14 +94,18 @@ def register(sub, add_parser) -> None:
     tl.add_argument("--config", required=True, help="recipe TOML, e.g. configs/lm/cpu.toml")
     tl.set_defaults(func=cmd_train_lm, accepts_overrides=True)
 
-    te = add_parser(trsub, "encoder", help="train a HuBERT-style encoder (masked prediction)",
-                    description="Train a HuBERT-architecture encoder by masked prediction of the "
-                    "frame-rate units of a target tokenizer (iteration 1: mfcc-k100; iteration 2: "
-                    "a tokenizer on an iteration-1 layer). Extra --section.key=value arguments "
-                    "override the recipe. For several processes: torchrun --nproc_per_node=N -m "
-                    "speechlm.train.encoder --config ...")
+    te = add_parser(trsub, "encoder",
+                    help="train an encoder: phone-supervised, or HuBERT-style masked prediction",
+                    description="Train a HuBERT-architecture encoder. The recipe's "
+                    "model.objective picks how: 'phone' (configs/encoder/phone-cpu.toml) "
+                    "classifies each frame's phone and its CTC sequence from the corpus's "
+                    "alignments on speed-perturbed, augmented audio; 'hubert' (the default, "
+                    "configs/encoder/cpu-mel.toml) predicts masked frame-rate units of a target "
+                    "tokenizer. Extra --section.key=value arguments override the recipe. For "
+                    "several processes: torchrun --nproc_per_node=N -m speechlm.train.encoder "
+                    "--config ...")
     te.add_argument("--config", required=True,
-                    help="recipe TOML, e.g. configs/encoder/cpu-mel.toml")
+                    help="recipe TOML, e.g. configs/encoder/phone-cpu.toml")
     te.set_defaults(func=cmd_train_encoder, accepts_overrides=True)
 
     tv = add_parser(trsub, "vocoder", help="train the unit vocoder",

@@ -89,7 +89,9 @@ class PhoneEncoder:
         from speechlm.ssl.files import load_safetensors, read_json
 
         self.path = str(path)
-        self.name = name or Path(path).resolve().name
+        here = Path(path).resolve()
+        # a training run's best weights live in RUN/model: the run names the encoder
+        self.name = name or (here.parent.name if here.name == "model" else here.name)
         cfg = read_json(Path(path) / "config.json")
         head_cfg = cfg.get(HEAD_KEY)
         if not isinstance(head_cfg, dict) or not head_cfg.get("phones"):

@@ -1,0 +1,125 @@
+"""Speed and memory of a phone-encoder tokenizer, in x real time, against two peers in the same run.
+
+speechlm: ``Tokenizer.load(DIR).tokenize_file(path)`` per file: the phone encoder in 8 s windows
+with 1 s of context each side, posteriors, nearest centroid, the unit-change smoothing.
+Peers, on the same files:
+  * naive: what a user would write with the same model: one whole-file forward pass
+    (``model(wav)``, attention over every frame), softmax, nearest centroid by ``torch.cdist``;
+  * mfcc-k100: the bundled default tokenizer it would replace.
+A second part measures the peak memory of tokenizing a one-hour file in a fresh process.
+
+    .venv/bin/python benchmarks/bench_phone_tokenize.py --tokenizer outputs/tokenizers/phone-k100 \\
+        [--files data/corpus-v2/test.tsv] [--seconds 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_tokenize import best_time, pick_files  # noqa: E402
+
+
+def naive(tok_dir: str):
+    import torch
+
+    from speechlm.audio import load_audio
+    from speechlm.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(tok_dir)
+    enc, q = tok.encoder, tok.quantizer
+    cents = q.centroids * q.std + q.mean  # back in feature space
+
+    def run(files):
+        out = []
+        with torch.inference_mode():
+            for f in files:
+                x, _ = enc.model(load_audio(f)[None])
+                post = enc.head(x)[0].softmax(-1)
+                d = torch.cdist((post - q.mean) / q.std, (cents - q.mean) / q.std)
+                out.append(d.argmin(-1).numpy())
+        return out
+
+    return run
+
+
+def peak_memory_one_hour(tok_dir: str, tmpdir: str) -> dict:
+    import soundfile as sf
+
+    path = os.path.join(tmpdir, "hour.wav")
+    sr = 16000
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(path, "w", sr, 1, "PCM_16") as f:
+        for _ in range(60):
+            f.write((rng.normal(0, 0.1, sr * 60)).astype(np.float32))
+    code = ("import resource,sys; from speechlm.tokenizer import Tokenizer;"
+            "t=Tokenizer.load(sys.argv[2]); n=len(t.tokenize_file(sys.argv[1]));"
+            "print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", code, path, tok_dir], capture_output=True,
+                       text=True, check=True)
+    wall = time.perf_counter() - t0
+    frames, kb = r.stdout.split()
+    return {"frames": int(frames), "peak_rss_mb": round(int(kb) / 1024, 1),
+            "wall_s_incl_load": round(wall, 1), "audio_float32_mb": round(sr * 3600 * 4 / 2**20, 1)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokenizer", default="outputs/tokenizers/phone-k100",
+                    help="a phone-encoder tokenizer directory")
+    ap.add_argument("--files", default="data/corpus-v2/test.tsv",
+                    help="folder of wavs or a manifest")
+    ap.add_argument("--seconds", type=float, default=120.0, help="audio per pass")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--no-memory", action="store_true", help="skip the one-hour memory test")
+    args = ap.parse_args()
+
+    import soundfile as sf
+    import torch
+
+    from speechlm.tokenizer import Tokenizer
+
+    tok, mfcc = Tokenizer.load(args.tokenizer), Tokenizer.load("mfcc-k100")
+    files = pick_files(args.files, args.seconds)
+    audio_s = sum(sf.info(str(f)).duration for f in files)
+    peer = naive(args.tokenizer)
+
+    def ours(fs):
+        return [tok.tokenize_file(f).ids.numpy() for f in fs]
+
+    def default(fs):
+        return [mfcc.tokenize_file(f).ids.numpy() for f in fs]
+
+    ours(files[:3]), peer(files[:3]), default(files[:3])  # warm-up
+    t_ours = best_time(ours, files, args.repeats)
+    t_naive = best_time(peer, files, args.repeats)
+    t_mfcc = best_time(default, files, args.repeats)
+    result = {
+        "tokenizer": tok.unit_space, "files": len(files), "audio_seconds": round(audio_s, 1),
+        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "speechlm_x_realtime": round(audio_s / t_ours, 1),
+        "naive_whole_file_x_realtime": round(audio_s / t_naive, 1),
+        "mfcc_k100_x_realtime": round(audio_s / t_mfcc, 1),
+        "ratio_over_naive": round(t_naive / t_ours, 2),
+        "ratio_over_mfcc_k100": round(t_mfcc / t_ours, 3),
+    }
+    if not args.no_memory:
+        with tempfile.TemporaryDirectory() as d:
+            result["memory_1h"] = peak_memory_one_hour(args.tokenizer, d)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
