@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
 .PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm vocoder \
-	eval-resynth eval-continue encoder-units
+	eval-resynth eval-continue encoder-units phone-units
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -67,3 +67,7 @@ eval-continue: $(STAMP)  ## the continuation report of the bundled model, with f
 
 encoder-units: corpus  ## HuBERT-style encoder units vs MFCC units on test (docs/encoder-units.md)
 	VOC_STEPS=1000 ITER2=1 bash scripts/build_encoder_units.sh
+
+phone-units: $(STAMP)  ## phone-supervised encoder + its units at K=50..500, judged (needs corpus-world; ~1.5 h)
+	bash scripts/build_phone_tokenizer.sh
+	$(PY) benchmarks/bench_phone_tokenize.py --tokenizer outputs/tokenizers/phone-k100

@@ -83,6 +83,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=120.0, help="audio per pass")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--no-memory", action="store_true", help="skip the one-hour memory test")
+    ap.add_argument("--json", help="also write the result here")
     args = ap.parse_args()
 
     import soundfile as sf
@@ -118,6 +119,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as d:
             result["memory_1h"] = peak_memory_one_hour(args.tokenizer, d)
     print(json.dumps(result, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

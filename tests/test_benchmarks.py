@@ -37,3 +37,25 @@ def test_bench_vocoder_runs(tmp_path):
     r = run_bench("bench_vocoder.py", "--utterances", "1", "--repeats", "1", tmp_path=tmp_path)
     assert r["benchmark"] == "vocoder" and r["utterances"] == 1
     assert r["speechlm_x_real_time"] > 0 and r["ratio_vs_griffinlim_default"] > 0
+
+
+def test_bench_phone_tokenize_runs(small_corpus, tmp_path):
+    """On a tiny phone encoder trained here (the real one is built by make phone-units)."""
+    from speechlm.data.manifest import read_manifest
+    from speechlm.features import encoder_from_name
+    from speechlm.train.encoder import load_config, train_encoder
+    from speechlm.train.tokenizer import train_tokenizer
+
+    cfg = load_config(REPO / "configs" / "encoder" / "phone-tiny.toml",
+                      [f"--data.corpus={small_corpus}", f"--train.out={tmp_path / 'run'}",
+                       "--train.max_steps=2", "--train.eval_interval=2"])
+    run = train_encoder(cfg, progress=False)
+    items = read_manifest(small_corpus / "train.tsv")[:10]
+    tok = train_tokenizer(items, encoder_from_name(str(run / "model")), k=8, progress=False,
+                          smoothing=1.0)
+    tok.save(tmp_path / "tok")
+    r = run_bench("bench_phone_tokenize.py", "--tokenizer", str(tmp_path / "tok"), "--files",
+                  str(small_corpus / "test.tsv"), "--seconds", "3", "--repeats", "1",
+                  "--no-memory", tmp_path=tmp_path)
+    assert r["speechlm_x_realtime"] > 0 and r["ratio_over_naive"] > 0
+    assert r["tokenizer"].startswith("phone-run-posteriors-k8-s1-")

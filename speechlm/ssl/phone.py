@@ -4,7 +4,8 @@ On disk it is a speechlm-native SSL directory (:func:`speechlm.ssl.save_ssl_mode
 ``config.json`` + ``model.safetensors``, so every SSL tool can load its layers) with two
 additions::
 
-    config.json       ... + "phone_head": {"phones": ["AA", ..., "SIL"], "weights": "head.safetensors"}
+    config.json       ... + "phone_head": {"phones": ["AA", ..., "SIL"],
+                                     "weights": "head.safetensors"}
     head.safetensors  weight [P, D], bias [P]: frame logits from the encoder's output
 
 The encoder's output is the last block's output after the final layer norm (what
