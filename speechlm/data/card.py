@@ -37,8 +37,9 @@ def card_markdown(s: dict) -> str:
                    if e in d["per_engine"] else "-" for d in s["splits"].values()]
             for e in engines]
     lines += _table(["engine", *s["splits"]], rows)
-    lines += ["", "Synthesis rate measured during this build (one process, niced; includes "
-              "perturbation, FLAC and alignment writing):", ""]
+    lines += ["", "Synthesis rate of one worker process, measured during the build (audio "
+              "seconds per wall second of its chunks, niced; `--jobs N` runs N workers at once; "
+              "includes perturbation, FLAC and alignment writing):", ""]
     rows = [[e, f"{r['x_real_time']}x", r["utterances"], f"{r['audio_hours']:.3f}"]
             for e, r in s["engine_rates"].items()]
     lines += _table(["engine", "x real time", "utterances", "audio hours"], rows)
