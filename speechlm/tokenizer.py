@@ -75,8 +75,8 @@ class Tokenizer(Stage):
         self.quantizer = quantizer
         self.training = dict(training or {})
         self.smoothing = float(smoothing)
-        if not self.smoothing >= 0:
-            raise ModelError(f"smoothing must be >= 0, got {smoothing}")
+        if not 0 <= self.smoothing < float("inf"):
+            raise ModelError(f"smoothing must be a finite number >= 0, got {smoothing}")
         if self.smoothing and not self.training.get("inertia_per_frame"):
             raise ModelError("smoothing needs the k-means inertia per frame in the training "
                              "record; refit the tokenizer")

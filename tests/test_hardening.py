@@ -130,6 +130,11 @@ def test_row2_short_voice_and_resynth(capsys, tmp_path, short_wavs):
     (["generate-units", "--prompt-units", "1 2", "--num-samples", "0"], "--num-samples"),
     (["generate-units", "--prompt-units", "1 2", "--no-repeat-ngram", "1"], "--no-repeat-ngram"),
     (["generate-units", "--prompt-units", "1 2", "--temperature", "-1"], "--temperature"),
+    (["train", "tokenizer", "--out", "t", "--smoothing", "nan"], "--smoothing"),
+    (["train", "tokenizer", "--out", "t", "--smoothing", "-1"], "--smoothing"),
+    (["train", "tokenizer", "--out", "t", "--smoothing", "inf"], "--smoothing"),
+    (["train", "tokenizer", "--out", "t", "--max-utterances", "0"], "--max-utterances"),
+    (["eval", "tokenizer", "--smoothing", "nan"], "--smoothing"),
 ])
 def test_rows3to5_numeric_flags_named_exit_2(capsys, no_work, argv, flag):
     code, out, err = run(capsys, *argv)

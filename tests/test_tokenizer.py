@@ -99,5 +99,6 @@ def test_smoothing_names_a_new_unit_space_and_round_trips(small_tokenizer, small
     assert torch.equal(ids[0, : len(b)], b) and (ids[0, len(b):] == -1).all()
     cfg = json.loads((tmp_path / "s" / "config.json").read_text())
     assert cfg["smoothing"] == 0.5
-    with pytest.raises(ModelError, match="smoothing"):
-        tok.with_smoothing(-1)
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ModelError, match="smoothing"):
+            tok.with_smoothing(bad)

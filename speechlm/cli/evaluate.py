@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from speechlm.cli.common import Parser, add_report_args, emit_report
+from speechlm.cli.common import Parser, add_report_args, emit_report, number
 from speechlm.tokenizer import DEFAULT_TOKENIZER
 
 
@@ -113,7 +113,7 @@ def register(sub, add_parser) -> None:
     et.add_argument("--ued-utterances", type=int, default=50,
                     help="utterances (a seeded subset) perturbed for the UED columns")
     et.add_argument("--no-ued", action="store_true", help="skip the UED robustness measurement")
-    et.add_argument("--smoothing", type=float,
+    et.add_argument("--smoothing", type=number(float, 0, 1000),
                     help="evaluate with this unit-change cost instead of the tokenizer's own "
                     "(see 'train tokenizer --smoothing')")
     add_report_args(et)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from speechlm.cli.common import Parser
+from speechlm.cli.common import Parser, number
 from speechlm.errors import SpeechLMError
 
 
@@ -77,10 +77,10 @@ def register(sub, add_parser) -> None:
     tt.add_argument("--k", type=int, default=100, help="number of units")
     tt.add_argument("--max-frames", type=int, default=1_000_000,
                     help="frames sampled for k-means")
-    tt.add_argument("--max-utterances", type=int,
+    tt.add_argument("--max-utterances", type=number(int, 1),
                     help="encode a seeded random subset of the manifest (a large corpus)")
     tt.add_argument("--seed", type=int, default=0, help="random seed")
-    tt.add_argument("--smoothing", type=float, default=0.0,
+    tt.add_argument("--smoothing", type=number(float, 0, 1000), default=0.0,
                     help="cost of a unit change between frames, in k-means inertias per frame "
                     "(0: nearest centroid per frame; >0: the cheapest path, fewer flickers)")
     tt.add_argument("--out", required=True, help="output tokenizer directory")
