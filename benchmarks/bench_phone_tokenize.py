@@ -23,10 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_tokenize import best_time, pick_files  # noqa: E402
+from bench_tokenize import best_time, pick_files, write_hour_file  # noqa: E402
 
 
 def naive(tok_dir: str):
@@ -53,14 +51,7 @@ def naive(tok_dir: str):
 
 
 def peak_memory_one_hour(tok_dir: str, tmpdir: str) -> dict:
-    import soundfile as sf
-
-    path = os.path.join(tmpdir, "hour.wav")
-    sr = 16000
-    rng = np.random.default_rng(0)
-    with sf.SoundFile(path, "w", sr, 1, "PCM_16") as f:
-        for _ in range(60):
-            f.write((rng.normal(0, 0.1, sr * 60)).astype(np.float32))
+    path, sr = write_hour_file(tmpdir), 16000
     code = ("import resource,sys; from speechlm.tokenizer import Tokenizer;"
             "t=Tokenizer.load(sys.argv[2]); n=len(t.tokenize_file(sys.argv[1]));"
             "print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")

@@ -102,16 +102,21 @@ def best_time(fn, files, repeats):
     return best
 
 
-def peak_memory_one_hour(tmpdir: str) -> dict:
-    """Peak RSS of tokenizing a 1-hour 16 kHz file in chunks vs loading it whole."""
+def write_hour_file(tmpdir: str, sr: int = 16000) -> str:
+    """A one-hour 16 kHz PCM16 file of seeded noise, written a minute at a time."""
     import soundfile as sf
 
     path = os.path.join(tmpdir, "hour.wav")
-    sr = 16000
     rng = np.random.default_rng(0)
     with sf.SoundFile(path, "w", sr, 1, "PCM_16") as f:
         for _ in range(60):
             f.write((rng.normal(0, 0.1, sr * 60)).astype(np.float32))
+    return path
+
+
+def peak_memory_one_hour(tmpdir: str) -> dict:
+    """Peak RSS of tokenizing a 1-hour 16 kHz file in chunks vs loading it whole."""
+    path = write_hour_file(tmpdir)
     head = ("import resource,sys,torch; from speechlm.tokenizer import Tokenizer;"
             "from speechlm.audio import load_audio; t=Tokenizer.load();")
     tail = "; print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
