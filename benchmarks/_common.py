@@ -11,10 +11,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def speech_files(data: str = "test", every: int = 1, limit: int | None = None) -> list[Path]:
-    """Every ``every``-th utterance of split ``data`` of ``data/corpus`` (or a manifest), at
-    most ``limit``; the bundled ``samples/*.wav`` when the corpus is not there."""
-    corpus = REPO / "data" / "corpus"
+def speech_files(data: str = "test", every: int = 1, limit: int | None = None,
+                 corpus: str | Path | None = None) -> list[Path]:
+    """Every ``every``-th utterance of split ``data`` of ``corpus`` (default ``data/corpus``;
+    or a manifest), at most ``limit``; the bundled ``samples/*.wav`` when the corpus is not
+    there."""
+    corpus = Path(corpus) if corpus else REPO / "data" / "corpus"
     if data.endswith(".tsv") or (corpus / f"{data}.tsv").is_file():
         from speechlm.eval.harness import select_items
 

@@ -1,7 +1,11 @@
 """Unit-LM speed: sampling (units/s) and training (tokens/s), against Hugging Face GPT-2.
 
-speechlm: :func:`speechlm.generate.generate` (prefill + KV-cache decode loop) on a
-:class:`speechlm.lm.UnitLM`, and a training step of that model as the training loop takes it
+speechlm: :func:`speechlm.generate.generate` (prefill + KV-cache decode loop) on what sampling
+ships with, :class:`speechlm.decode.PackedLM` in int8 (``LanguageModel.decoder()``), and on the
+same packing in fp32 and on the plain :class:`speechlm.lm.UnitLM` network for reference; beside
+each, the floor of its weights: the step's bare matrix products alone
+(:func:`speechlm.decode.bare_matmul_seconds`), and how far the step is above it. And a training
+step of that model as the training loop takes it
 (``batch_offsets`` + ``get_batch`` windows, forward, backward, grad clipping, AdamW).
 Peer: transformers' ``GPT2LMHeadModel`` randomly initialised with the SAME dimensions (n_layer,
 n_head, n_embd, vocab = n_units + 3, n_positions = the LM's block_size, tied embeddings, tanh
@@ -106,8 +110,9 @@ def n_params(model) -> int:
 # --------------------------------------------------------------------------- sampling
 
 
-def sampling_runners(model, peer, prompt, new_tokens: int, batch: int):
-    """Two zero-argument callables that each sample ``batch`` x ``new_tokens`` units."""
+def sampling_runners(model, peer, prompt, new_tokens: int, batch: int, packed=()):
+    """Zero-argument callables that each sample ``batch`` x ``new_tokens`` units: the network,
+    the peer, then each of ``packed`` (PackedLM decoders)."""
     import torch
 
     from speechlm.generate import SamplingOptions, generate
@@ -122,9 +127,13 @@ def sampling_runners(model, peer, prompt, new_tokens: int, batch: int):
     pad = special_id("<pad>", cfg.n_units)
     eos = special_id("<eos>", cfg.n_units)
 
-    def ours():
-        g = generate(model, prompt, opts)
-        assert int(g.lengths.min()) == new_tokens, "speechlm stopped early"
+    def ours_with(net):
+        def run():
+            g = generate(net, prompt, opts)
+            assert int(g.lengths.min()) == new_tokens, "speechlm stopped early"
+        return run
+
+    ours = ours_with(model)
 
     def theirs():
         torch.manual_seed(0)
@@ -135,7 +144,7 @@ def sampling_runners(model, peer, prompt, new_tokens: int, batch: int):
                                 eos_token_id=eos, num_beams=1)
         assert out.shape == (batch, ids.shape[1] + new_tokens), f"peer gave {tuple(out.shape)}"
 
-    return ours, theirs
+    return [ours, theirs, *(ours_with(p) for p in packed)]
 
 
 def best_of_interleaved(fns, repeats: int) -> list[float]:
@@ -154,21 +163,35 @@ def best_of_interleaved(fns, repeats: int) -> list[float]:
 def bench_sampling(model, peer, args) -> dict:
     import torch
 
+    from speechlm.decode import PackedLM, bare_matmul_seconds, default_weights
+
     g = torch.Generator().manual_seed(0)
     prompt = torch.randint(0, model.cfg.n_units, (args.prompt_units,), generator=g)
+    formats = list(dict.fromkeys([default_weights(), "fp32"]))
+    packed = [PackedLM(model, w) for w in formats]
     out = {"prompt_units": args.prompt_units, "new_units": args.new_tokens,
-           "repeats": args.repeats, "timed": "whole generate call: prefill + decode"}
+           "repeats": args.repeats, "timed": "whole generate call: prefill + decode",
+           "shipped_decoder": f"PackedLM {formats[0]}",
+           "weights_mb": {f"packed_{w}": round(p.weight_bytes / 1e6, 2)
+                          for w, p in zip(formats, packed)}}
     for b in args.batches:
-        ours, theirs = sampling_runners(model, peer, prompt, args.new_tokens, b)
-        t_ours, t_peer = best_of_interleaved([ours, theirs], args.repeats)
+        runners = sampling_runners(model, peer, prompt, args.new_tokens, b, packed)
+        times = best_of_interleaved(runners, args.repeats)
+        t_net, t_peer, t_packed = times[0], times[1], times[2:]
+        floors = [bare_matmul_seconds(p, batch=b, steps=100) for p in packed]
         units = b * args.new_tokens
-        out[f"batch_{b}"] = {
-            "speechlm_units_per_s": round(units / t_ours, 1),
-            "peer_units_per_s": round(units / t_peer, 1),
-            "ratio_speechlm_over_peer": round(t_peer / t_ours, 2),
-            "speechlm_ms_per_unit_step": round(1000 * t_ours / args.new_tokens, 2),
-            "peer_ms_per_unit_step": round(1000 * t_peer / args.new_tokens, 2),
-        }
+        row = {"peer_units_per_s": round(units / t_peer, 1),
+               "peer_ms_per_unit_step": round(1000 * t_peer / args.new_tokens, 3),
+               "network_fp32_ms_per_unit_step": round(1000 * t_net / args.new_tokens, 3),
+               "ratio_network_fp32_over_peer": round(t_peer / t_net, 2)}
+        for w, t, floor in zip(formats, t_packed, floors):
+            step = t / args.new_tokens
+            row[f"packed_{w}_units_per_s"] = round(units / t, 1)
+            row[f"packed_{w}_ms_per_unit_step"] = round(1000 * step, 3)
+            row[f"ratio_packed_{w}_over_peer"] = round(t_peer / t, 2)
+            row[f"floor_{w}_ms_bare_matmuls"] = round(1000 * floor, 3)
+            row[f"packed_{w}_step_over_floor"] = round(step / floor, 2)
+        out[f"batch_{b}"] = row
     return out
 
 

@@ -10,7 +10,14 @@ the faster, and the ratio's reference) and with the vocoder's own frames (n_fft 
 what the Griffin-Lim baseline of ``eval resynth`` runs). All use all of torch's threads; the best
 of ``--repeats`` passes counts.
 
+With ``--waveform DIR`` (a harmonic-plus-noise waveform stage, :mod:`speechlm.waveform`) two more
+sides: ``Vocoder.decode(units, voice, method="hn")`` (the unit network + the waveform stage), and
+the waveform stage alone on each utterance's log-mel + F0 (given to it for free, as the
+magnitudes are to Griffin-Lim), whose ratio against Griffin-Lim at the same frames (n_fft 1024,
+hop 160) is the waveform stage's speed target (>= 2x, >= 150x real time).
+
     .venv/bin/python benchmarks/bench_vocoder.py [--vocoder unit-vocoder] [--utterances 30]
+        [--waveform outputs/waveform-hn-cpu/model] [--data heldout --corpus data/corpus-v2]
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ def main() -> int:
     ap.add_argument("--utterances", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", help="write the result here")
+    ap.add_argument("--waveform", help="also time this harmonic-plus-noise waveform stage")
+    ap.add_argument("--corpus", help="corpus of --data (default data/corpus)")
     args = ap.parse_args()
 
     import torchaudio
@@ -44,8 +53,10 @@ def main() -> int:
     from speechlm.vocoder import HOP, N_FFT, MelSpectrogram, Vocoder
 
     voc = Vocoder.load(args.vocoder)
+    if args.waveform:
+        voc.use_waveform(args.waveform)
     tok = Tokenizer.load(voc.training.get("tokenizer") or "mfcc-k100")
-    wavs = [load_audio(p) for p in speech_files(args.data, 37, args.utterances)]
+    wavs = [load_audio(p) for p in speech_files(args.data, 37, args.utterances, args.corpus)]
     units = [tok.tokenize_wave(w) for w in wavs]
     t0 = time.perf_counter()
     voices = [voc.voice(w) for w in wavs]
@@ -75,10 +86,26 @@ def main() -> int:
             for m in mags_default:
                 gl_default(m)
 
+    sides = [("speechlm", ours), ("griffinlim_32", peer), ("griffinlim_32_default", peer_default)]
+    if args.waveform:
+        from speechlm.audio import f0_track
+
+        with torch.no_grad():
+            feats = [(mel(w[None])[0], f0_track(w.numpy())) for w in wavs]
+
+        def ours_hn():
+            for u, v in zip(units, voices):
+                voc.decode(u, v, method="hn")
+
+        def hn_stage():
+            for m, f0 in feats:
+                n = min(len(m), len(f0))
+                voc.waveform.synthesize(m[:n], f0[:n])
+
+        sides += [("speechlm_hn", ours_hn), ("hn_waveform_stage", hn_stage)]
     best = {}
-    for name, fn in (("speechlm", ours), ("griffinlim_32", peer),
-                     ("griffinlim_32_default", peer_default)):
-        if name == "speechlm":
+    for name, fn in sides:
+        if name.startswith(("speechlm", "hn")):
             fn()  # warm-up
         times = []
         for _ in range(args.repeats):
@@ -98,6 +125,14 @@ def main() -> int:
         "voice_seconds_per_utterance": round(t_voice / len(units), 4),
         "targets": {"x_real_time_min": 50, "ratio_min": 2.0},
     }
+    if args.waveform:
+        result.update({
+            "waveform": args.waveform,
+            "speechlm_hn_x_real_time": round(seconds / best["speechlm_hn"], 1),
+            "hn_waveform_stage_x_real_time": round(seconds / best["hn_waveform_stage"], 1),
+            "ratio_hn_stage_vs_griffinlim_same_frames": round(
+                best["griffinlim_32"] / best["hn_waveform_stage"], 2),
+            "hn_targets": {"x_real_time_min": 150, "ratio_min": 2.0}})
     return emit(result, args.json)
 
 

@@ -88,6 +88,9 @@ class SpeechLM(Stage):
         if not lm.dedup:
             raise ModelError("the pipeline needs an LM trained on deduplicated units")
         self.tokenizer, self.lm, self.vocoder = tokenizer, lm, vocoder
+        # the weights sampling decodes in (speechlm.decode): None = int8 where torch has the
+        # kernel, else fp32; "fp32" for the float weights
+        self.lm_weights: str | None = None
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = None, *, tokenizer: str | None = None,
@@ -179,6 +182,7 @@ class SpeechLM(Stage):
                 waveform of a form listed above (an AudioError is a ValueError).
             ValueError: bad sampling options (non-finite, out of range).
         """
+        from speechlm.decode import decoder_for
         from speechlm.generate import SamplingOptions, generate
 
         if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) \
@@ -227,7 +231,7 @@ class SpeechLM(Stage):
                                    top_p=top_p, repetition_penalty=repetition_penalty,
                                    num_samples=1, seed=None if seed is None else seed + i,
                                    stop_at_eos=False)
-            gen = generate(self.lm.model, ctx, opts).sample(0)
+            gen = generate(decoder_for(self.lm, self.lm_weights), ctx, opts).sample(0)
             # the LM may sample a unit twice in a row: that is one unit, lasting longer
             ids, dur = merge_runs(gen, self.vocoder.predict_durations(gen, spk))
             new = Units(ids, units.frame_rate, units.n_units, units.unit_space, dur)

@@ -294,11 +294,26 @@ class Vocoder(Stage):
         training: how it was trained (recorded in ``config.json``).
     """
 
-    def __init__(self, model: UnitVocoder, training: dict[str, Any] | None = None):
+    def __init__(self, model: UnitVocoder, training: dict[str, Any] | None = None,
+                 waveform: Any = None):
         self.model = model.eval()
         self.cfg = model.cfg
         self.training = dict(training or {})
+        self.waveform = waveform  # a speechlm.waveform.WaveformModel for method="hn"
         self.mel = MelSpectrogram(self.cfg.n_mels)
+
+    def use_waveform(self, name_or_path: str | os.PathLike) -> Vocoder:
+        """Load the harmonic-plus-noise waveform stage that ``method="hn"`` synthesizes with
+        (:mod:`speechlm.waveform`); it reads this vocoder's log-mel head and F0."""
+        from speechlm.waveform import WaveformModel
+
+        w = WaveformModel.load(name_or_path)
+        if w.model.cfg.n_mels != self.cfg.n_mels or w.sample_rate != self.sample_rate:
+            raise ModelError(f"{name_or_path}: the waveform stage reads {w.model.cfg.n_mels} mels "
+                             f"at {w.sample_rate} Hz; this vocoder makes {self.cfg.n_mels} at "
+                             f"{self.sample_rate} Hz")
+        self.waveform = w
+        return self
 
     # --- the contract every stage exposes
     @property
@@ -448,8 +463,14 @@ class Vocoder(Stage):
             y = torch.from_numpy(y.astype(np.float32))
         elif method == "griffinlim":
             y = griffin_lim(params["mel"], self.mel.fb, n_iter=gl_iters)
+        elif method == "hn":
+            if self.waveform is None:
+                raise ModelError("method 'hn' needs a waveform stage: Vocoder.use_waveform(PATH) "
+                                 "(speechlm train vocoder --config configs/vocoder/hn-cpu.toml)")
+            f0 = torch.where(params["vuv"] > 0.5, torch.exp(params["lf0"]), 0.0)
+            y = self.waveform.synthesize(params["mel"], f0)
         else:
-            raise ValueError(f"unknown vocoder method {method!r} (world, griffinlim)")
+            raise ValueError(f"unknown vocoder method {method!r} (world, griffinlim, hn)")
         return _limit(y)
 
     def decode(self, units: Units, voice: Voice, f0: np.ndarray | None = None,

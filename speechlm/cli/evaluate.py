@@ -39,7 +39,8 @@ def cmd_eval_lm(args: argparse.Namespace) -> int:
     from speechlm.eval.lm import evaluate_lm, lm_markdown
 
     report = evaluate_lm(args.model, units_dir=args.units_dir, corpus=args.corpus,
-                         split=args.split, probes=args.probes, progress=not args.quiet)
+                         split=args.split, probes=args.probes, progress=not args.quiet,
+                         decode_weights=args.lm_weights)
     return emit_report(args, report, lm_markdown(report))
 
 
@@ -72,7 +73,8 @@ def cmd_eval_resynth(args: argparse.Namespace) -> int:
     report = evaluate_resynth(args.vocoder, _data(args), corpus=args.corpus,
                               per_voice=args.per_voice, methods=tuple(args.methods.split(",")),
                               seed=args.seed, progress=not args.quiet,
-                              audio_out=args.audio_out, asrs=tuple(args.asr.split(",")))
+                              audio_out=args.audio_out, asrs=tuple(args.asr.split(",")),
+                              waveform=args.waveform)
     return emit_report(args, report, resynth_markdown(report))
 
 
@@ -125,6 +127,10 @@ def register(sub, add_parser) -> None:
                     "syntactic accuracies with 95% confidence intervals.")
     el.add_argument("--model", default="unit-lm", help="bundled LM name or LM directory")
     el.add_argument("--split", default="test", help="split to score")
+    el.add_argument("--lm-weights", choices=("int8", "fp32"),
+                    help="also score the split with the LM packed for decoding in these weights "
+                    "(the perplexity cost of what sampling runs on; default: the format "
+                    "sampling uses, when it is not the network's own fp32)")
     el.add_argument("--units-dir", help="unit shards (default: the one the LM was trained on; "
                     "a missing split is tokenized from --corpus)")
     el.add_argument("--corpus", default="data/corpus", help="corpus directory")
@@ -158,7 +164,10 @@ def register(sub, add_parser) -> None:
     er.add_argument("--methods", default="world-f0,world,griffinlim,floor",
                     help="comma-separated: world-f0 (source F0 in), world (F0 predicted), "
                     "griffinlim (baseline), floor (the utterance's units shuffled: a trivial "
-                    "baseline)")
+                    "baseline), hn-f0 / hn (as world-f0 / world through --waveform), and copy "
+                    "synthesis of the original's own features: copy-hn, copy-world, copy-gl")
+    er.add_argument("--waveform", help="harmonic-plus-noise waveform stage directory (RUN/model "
+                    "of 'train vocoder --config configs/vocoder/hn-cpu.toml') for the hn methods")
     er.add_argument("--asr", default="whisper,pocketsphinx",
                     help="ASR judges, comma-separated; the first is the main WER column")
     er.add_argument("--seed", type=int, default=0, help="utterance sampling seed")

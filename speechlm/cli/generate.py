@@ -66,6 +66,7 @@ def read_prompt(spec: str, lm) -> list[int]:
 
 
 def cmd_generate_units(args: argparse.Namespace) -> int:
+    from speechlm.decode import decoder_for
     from speechlm.generate import SamplingOptions, generate
     from speechlm.lm import LanguageModel
 
@@ -86,7 +87,7 @@ def cmd_generate_units(args: argparse.Namespace) -> int:
                                no_repeat_ngram=args.no_repeat_ngram,
                                num_samples=args.num_samples, seed=args.seed,
                                stop_at_eos=args.stop_at_eos)
-        out = generate(model, torch_tensor(ids), opts)
+        out = generate(decoder_for(lm, args.lm_weights), torch_tensor(ids), opts)
     except ValueError as err:
         raise SpeechLMError(str(err)) from None
     from speechlm.units import format_ids

@@ -39,6 +39,7 @@ def cmd_continue(args: argparse.Namespace) -> int:
         outputs["--units-out"] = Path(args.units_out)
     guard_outputs(outputs, {"the prompt": prompt, "the voice reference": voice}, args.force)
     m = SpeechLM.load(args.model, tokenizer=args.tokenizer, lm=args.lm, vocoder=args.vocoder)
+    m.lm_weights = args.lm_weights
     # one sample at a time (sample i is drawn with seed + i either way): each file is written
     # as soon as it is ready, so a long run shows its progress and a crash loses one sample
     pipeline_log = logging.getLogger("speechlm.pipeline")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,11 +19,14 @@ from tqdm import tqdm
 
 from speechlm.errors import ModelError
 from speechlm.lm import UnitLM
+
+if TYPE_CHECKING:
+    from speechlm.decode import PackedLM
 from speechlm.units import special_id
 
 
 @torch.inference_mode()
-def utterance_nll(model: UnitLM, units: np.ndarray) -> tuple[float, int]:
+def utterance_nll(model: UnitLM | PackedLM, units: np.ndarray) -> tuple[float, int]:
     """Summed negative log-likelihood (nats) of one utterance and the number of predictions."""
     cfg = model.cfg
     seq = torch.tensor([special_id("<bos>", cfg.n_units), *units.tolist(),
@@ -45,7 +49,7 @@ def utterance_nll(model: UnitLM, units: np.ndarray) -> tuple[float, int]:
     return total, count
 
 
-def perplexity(model: UnitLM, data_dir: str | os.PathLike, split: str = "test",
+def perplexity(model: UnitLM | PackedLM, data_dir: str | os.PathLike, split: str = "test",
                progress: bool = True) -> dict:
     """Perplexity of ``model`` on the unit shard ``data_dir/<split>``."""
     from speechlm.data.shards import open_shard, utterances
@@ -107,7 +111,7 @@ def ngram_baselines(data_dir: str | os.PathLike, split: str = "test",
 def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | None = None,
                 corpus: str | os.PathLike = "data/corpus", split: str = "test",
                 probes: str | os.PathLike | None = "data/probes",
-                progress: bool = True) -> dict:
+                progress: bool = True, decode_weights: str | None = None) -> dict:
     """``speechlm eval lm``: perplexity on ``split`` and the probe accuracies when available.
 
     The unit shard of ``split`` is made from ``corpus`` with the LM's tokenizer if it is missing.
@@ -137,6 +141,13 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
                     "training": training,
                     "perplexity": perplexity(model, units_dir, split, progress),
                     "baselines": ngram_baselines(units_dir, split)}
+    # what sampling runs on (speechlm.decode): its perplexity next to the network's
+    from speechlm.decode import decoder_for
+
+    packed = decoder_for(lm, decode_weights)
+    if packed.weights != "fp32" or decode_weights:
+        report["perplexity_decoder"] = {"weights": packed.weights,
+                                        **perplexity(packed, units_dir, split, progress)}
     if probes is not None:
         from speechlm.eval.probes import score_pairs
 
@@ -155,6 +166,10 @@ def lm_markdown(report: dict) -> str:
     rows = [("model", report["model"]), ("parameters", f"{report['params'] / 1e6:.2f}M"),
             (f"{p['split']} perplexity per unit", p["perplexity_per_unit"]),
             (f"{p['split']} bits per second", p["bits_per_second"])]
+    if "perplexity_decoder" in report:
+        d = report["perplexity_decoder"]
+        rows.append((f"{p['split']} perplexity per unit, decoding in {d['weights']} "
+                     "(what sampling runs on)", d["perplexity_per_unit"]))
     if "baselines" in report:
         b = report["baselines"]
         rows.append((f"{p['split']} perplexity of a bigram / unigram model (train counts)",

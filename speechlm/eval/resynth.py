@@ -20,6 +20,15 @@ Methods:
     griffinlim  the log-mel head, inverted by torchaudio Griffin-Lim (32 iterations), F0 given
     floor       a trivial baseline: the utterance's own deduplicated units in a random order,
                 durations and F0 predicted (the same sounds, no words)
+    hn-f0, hn   as world-f0 and world, but the log-mel head and F0 are synthesized by the
+                harmonic-plus-noise waveform stage (``--waveform``, :mod:`speechlm.waveform`)
+
+Copy synthesis (no units: what each waveform method makes of the original's own features, the
+ceiling the unit decoder can reach with it; the log-mel and F0 of the original):
+
+    copy-hn     the waveform stage on the original's log-mel + F0 (``--waveform``)
+    copy-world  WORLD analysis of the original, then WORLD synthesis
+    copy-gl     torchaudio Griffin-Lim (32 iterations) of the original's log-mel
 """
 
 from __future__ import annotations
@@ -53,7 +62,9 @@ from speechlm.eval.harness import (
 
 log = logging.getLogger(__name__)
 
-METHODS = ("world-f0", "world", "griffinlim", "floor")
+METHODS = ("world-f0", "world", "griffinlim", "floor", "hn-f0", "hn", "copy-hn", "copy-world",
+           "copy-gl")
+NEEDS_WAVEFORM = ("hn-f0", "hn", "copy-hn")
 DEFAULT_METHODS = ("world-f0", "world", "griffinlim")
 ASRS = ("whisper", "pocketsphinx")
 TARGETS = {"wer_ratio_max": 2.0, "similarity_min": 0.80, "dnsmos_drop_max": 0.3}
@@ -63,7 +74,8 @@ class ResynthHarness:
     """Select -> run -> score -> aggregate for one vocoder (see the module docstring)."""
 
     def __init__(self, vocoder: str, methods: tuple[str, ...] = DEFAULT_METHODS,
-                 asrs: tuple[str, ...] = ASRS, seed: int = 0, audio_out: str | None = None):
+                 asrs: tuple[str, ...] = ASRS, seed: int = 0, audio_out: str | None = None,
+                 waveform: str | None = None):
         from speechlm.eval.judges import Judges
         from speechlm.tokenizer import Tokenizer
         from speechlm.vocoder import Vocoder
@@ -73,6 +85,11 @@ class ResynthHarness:
             raise DataError(f"unknown methods or ASRs {bad}; methods: {', '.join(METHODS)}; "
                             f"ASRs: {', '.join(ASRS)}")
         self.voc = Vocoder.load(vocoder)
+        if waveform:
+            self.voc.use_waveform(waveform)
+        elif any(m in NEEDS_WAVEFORM for m in methods):
+            raise DataError(f"methods {', '.join(m for m in methods if m in NEEDS_WAVEFORM)} "
+                            "need a waveform stage: give --waveform DIR")
         self.tok = Tokenizer.load(self.voc.training.get("tokenizer") or "mfcc-k100")
         self.methods, self.asrs, self.seed, self.audio_out = methods, asrs, seed, audio_out
         self.judges = Judges()
@@ -96,6 +113,13 @@ class ResynthHarness:
         outs = {}
         for m in self.methods:
             t0 = time.perf_counter()
+            if m.startswith("copy-"):
+                y = self.copy_synthesis(m, wav)
+                outs[m] = (y, time.perf_counter() - t0)
+                if self.audio_out:
+                    save_audio(Path(self.audio_out) / m / f"{item.name.replace('/', '_')}.wav",
+                               y, self.sr)
+                continue
             units = self.tok.tokenize_wave(wav)
             voice = self.voc.voice(wav)
             if m == "floor":
@@ -105,14 +129,31 @@ class ResynthHarness:
                 y = self.voc.decode(type(d)(ids, d.frame_rate, d.n_units, d.unit_space,
                                             torch.ones_like(ids)), voice, use_durations=False)
             else:
-                f0 = f0_track(wav.numpy()) if m in ("world-f0", "griffinlim") else None
-                y = self.voc.decode(units, voice, f0=f0,
-                                    method="griffinlim" if m == "griffinlim" else "world")
+                f0 = f0_track(wav.numpy()) if m in ("world-f0", "griffinlim", "hn-f0") else None
+                method = {"griffinlim": "griffinlim", "hn-f0": "hn", "hn": "hn"}.get(m, "world")
+                y = self.voc.decode(units, voice, f0=f0, method=method)
             outs[m] = (y, time.perf_counter() - t0)
             if self.audio_out:
                 save_audio(Path(self.audio_out) / m / f"{item.name.replace('/', '_')}.wav", y,
                            self.sr)
         return wav, outs
+
+    def copy_synthesis(self, method: str, wav: torch.Tensor) -> torch.Tensor:
+        """The original's own features through one waveform method (no units)."""
+        from speechlm.audio import f0_track
+        from speechlm.vocoder import griffin_lim, world_analysis, world_synthesize
+
+        x = wav.numpy()
+        if method == "copy-world":
+            f0, sp, ap = world_analysis(x)
+            return torch.from_numpy(world_synthesize(f0, sp, ap, self.sr).astype(np.float32))
+        with torch.inference_mode():
+            mel = self.voc.mel(wav[None])[0]
+        if method == "copy-gl":
+            return griffin_lim(mel, self.voc.mel.fb)
+        f0 = f0_track(x)
+        n = min(len(mel), len(f0))
+        return self.voc.waveform.synthesize(mel[:n], f0[:n]).clamp(-1, 1)
 
     # --- score
     def hear(self, wav: np.ndarray, text: str | None) -> dict[str, Any]:
@@ -205,9 +246,9 @@ def evaluate_resynth(vocoder: str = "unit-vocoder", data: str = "test",
                      corpus: str | None = "data/corpus", per_voice: int = 10,
                      methods: tuple[str, ...] = DEFAULT_METHODS, seed: int = 0,
                      progress: bool = True, audio_out: str | None = None,
-                     asrs: tuple[str, ...] = ASRS) -> dict[str, Any]:
+                     asrs: tuple[str, ...] = ASRS, waveform: str | None = None) -> dict[str, Any]:
     """Run the harness; returns the JSON report (per utterance, per voice and per group)."""
-    h = ResynthHarness(vocoder, methods, asrs, seed, audio_out)
+    h = ResynthHarness(vocoder, methods, asrs, seed, audio_out, waveform)
     items = h.select(data, corpus, per_voice)
     rows = [h.score(it, *h.run(it, i))
             for i, it in enumerate(tqdm(items, desc="eval resynth", disable=not progress))]
@@ -215,7 +256,7 @@ def evaluate_resynth(vocoder: str = "unit-vocoder", data: str = "test",
     return {
         "format": "speechlm.eval-resynth", "version": 2, "vocoder": str(vocoder),
         "unit_space": h.voc.unit_space, "data": str(data), "per_voice": per_voice, "seed": seed,
-        "methods": list(methods), "targets": TARGETS,
+        "methods": list(methods), "targets": TARGETS, "waveform": waveform,
         "held_out_voices": sorted({r["voice"] for r in rows if r["held_out"]}),
         "asr": list(asrs), "asr_models": {"whisper": "Whisper tiny.en (int8, faster-whisper)",
                                           "pocketsphinx": "pocketsphinx en-us (bundled)"},

@@ -77,7 +77,13 @@ LOSS_WEIGHTS = {"sp": 1.0, "ap": 0.3, "lf0": 1.0, "vuv": 0.5, "mel": 1.0, "dur":
 
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict[str, dict]:
-    """Read a recipe TOML (sections data / model / train) and apply ``--section.key=value``."""
+    """Read a recipe TOML (sections data / model / train) and apply ``--section.key=value``;
+    a recipe with ``model.kind = "waveform"`` is read by
+    :func:`speechlm.train.waveform.load_config` (the harmonic-plus-noise waveform stage)."""
+    from speechlm.train import waveform
+
+    if waveform.is_waveform_recipe(path, overrides):
+        return waveform.load_config(path, overrides)
     model_keys = set(VocoderConfig.__dataclass_fields__) - {
         "n_units", "unit_space", "frame_rate", "sample_rate"}
     return load_recipe(path, list(overrides), {"data": DATA_DEFAULTS, "model": {},
@@ -442,6 +448,10 @@ class VocoderTask(TrainTask):
 
 def train_vocoder(cfg: dict[str, dict], progress: bool = True, recipe: str | None = None) -> Path:
     """Run (or resume) the training described by ``cfg``; returns the run directory."""
+    if cfg["model"].get("kind") == "waveform":
+        from speechlm.train.waveform import train_waveform
+
+        return train_waveform(cfg, progress, recipe)
     return fit(VocoderTask(cfg, recipe), cfg, progress)
 
 
