@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
 .PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm vocoder \
-	eval-resynth eval-continue encoder-units phone-units
+	eval-resynth eval-continue encoder-units phone-units waveform
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -67,6 +67,9 @@ eval-continue: $(STAMP)  ## the continuation report of the bundled model, with f
 
 encoder-units: corpus  ## HuBERT-style encoder units vs MFCC units on test (docs/encoder-units.md)
 	VOC_STEPS=1000 ITER2=1 bash scripts/build_encoder_units.sh
+
+waveform: $(STAMP)  ## harmonic-plus-noise waveform stage, judged by copy synthesis (needs corpus-world; ~1 h)
+	bash scripts/build_waveform.sh
 
 phone-units: $(STAMP)  ## phone-supervised encoder + its units at K=50..500, judged (needs corpus-world; ~1.5 h)
 	bash scripts/build_phone_tokenizer.sh

@@ -285,6 +285,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--no-sampling", action="store_true", help="skip the sampling part")
     ap.add_argument("--no-training", action="store_true", help="skip the training part")
+    ap.add_argument("--json", help="also write the result here")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 50 new units, batches 1,8, 1 repeat, train batch 4, 1 step")
     args = ap.parse_args()
@@ -344,6 +345,10 @@ def main() -> int:
     if not args.no_training:
         result["training"] = bench_training(cfg, lambda: make_peer(cfg), args)
     print(json.dumps(result, indent=2))
+    if args.json:
+        from speechlm.io import write_json_atomic
+
+        write_json_atomic(args.json, result)
     return 0
 
 

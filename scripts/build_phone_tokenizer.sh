@@ -12,7 +12,8 @@
 # Every step resumes or is skipped when its output exists: rerun after a kill. Needs the world
 # corpus (make corpus-world, or HOURS=12 bash scripts/build_corpus.sh for a sample).
 # Env: CORPUS (data/corpus-v2), RUN (outputs/encoder-phone-cpu), KS ("50 100 200 500"),
-# SMOOTHING (unit-change cost, see 'speechlm train tokenizer --smoothing'), EVAL_UTTS (200).
+# SMOOTHING (unit-change cost, see 'speechlm train tokenizer --smoothing'), EVAL_UTTS (200),
+# BUNDLE (1: also write the bundled speechlm/pretrained/phone-k100, see step 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SL=.venv/bin/speechlm
@@ -38,3 +39,13 @@ done
 $SL eval tokenizer --corpus "$CORPUS" --manifest test --manifest heldout "${toks[@]}" \
   --max-utterances "$EVAL_UTTS" --json docs/tokenizer-phone.json \
   --markdown docs/tokenizer-phone.md
+
+# 4. with BUNDLE=1: ship K = 100 as the bundled (not default) tokenizer speechlm/pretrained/phone-k100,
+#    its encoder stored in float16 (~10 MB), so vocoder and LM runs can start from it
+if [ "${BUNDLE:-0}" = 1 ]; then
+  .venv/bin/python - <<'PY'
+from speechlm.tokenizer import Tokenizer
+tok = Tokenizer.load("outputs/tokenizers/phone-k100")
+print(tok.save("speechlm/pretrained/phone-k100", half=True), tok.unit_space)
+PY
+fi

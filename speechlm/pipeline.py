@@ -145,7 +145,7 @@ class SpeechLM(Stage):
         return self.tokenizer.tokenize_wave(_as_wave(audio, "the waveform"), dedup)
 
     def vocode(self, units: Units, voice: str | os.PathLike | torch.Tensor,
-               f0: np.ndarray | None = None, method: str = "world") -> torch.Tensor:
+               f0: np.ndarray | None = None, method: str | None = None) -> torch.Tensor:
         """Units -> ``[T]`` waveform in the voice of ``voice`` (a path or waveform).
 
         Deduplicated units keep their durations; pass units without durations (or
@@ -236,7 +236,8 @@ class SpeechLM(Stage):
             ids, dur = merge_runs(gen, self.vocoder.predict_durations(gen, spk))
             new = Units(ids, units.frame_rate, units.n_units, units.unit_space, dur)
             full, start = (new, 0.0) if continuation_only else (seen.concat(new), seen.seconds)
-            y = self.vocoder.decode(full, spk)
+            # a vocoder that samples F0 (f0_bins) draws the contour with the sample's seed
+            y = self.vocoder.decode(full, spk, seed=None if seed is None else seed + i)
             outs.append(Continuation(y, self.sample_rate, units, new, start,
                                      None if seed is None else seed + i, cut))
         return outs[0] if num_samples == 1 else outs

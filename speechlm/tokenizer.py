@@ -119,9 +119,10 @@ class Tokenizer(Stage):
                              f"not match the weights ({tok.unit_space}); the files were altered")
         return tok
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, half: bool = False) -> Path:
         """Write the tokenizer directory; an SSL or phone encoder is copied into ``encoder/``
-        inside it, so the directory is self-contained."""
+        inside it, so the directory is self-contained (``half``: a phone encoder's weights as
+        float16, for shipping)."""
         enc_cfg = self.encoder.config()
         write_extra = None
         if enc_cfg["type"] == "phone":
@@ -130,7 +131,7 @@ class Tokenizer(Stage):
             src = self.encoder.path
 
             def write_extra(tmp: Path) -> None:
-                copy_phone_encoder(src, tmp / "encoder")
+                copy_phone_encoder(src, tmp / "encoder", half=half)
 
             enc_cfg = {**enc_cfg, "path": "encoder"}
         elif enc_cfg["type"] == "ssl":

@@ -48,6 +48,7 @@ HOP = 160  # samples per vocoder frame (10 ms at 16 kHz)
 N_FFT = 1024  # STFT size of the log-mel (reference encoder input, Griffin-Lim baseline)
 LOG_FLOOR = 1e-5  # floor of the log-mel magnitude
 MIN_VOICE_SAMPLES = N_FFT  # 64 ms: the shortest reference the speaker encoder's STFT can frame
+WAVEFORM_DIR = "waveform"  # a mel-only vocoder's harmonic-plus-noise stage, inside its directory
 MAX_DECODE_SECONDS = 600.0  # the most speech one decode call makes (about 2 GB at the peak)
 
 
@@ -96,7 +97,9 @@ class VocoderConfig:
     unit_space: str  # the tokenizer's unit space id; other spaces are refused
     frame_rate: float = 50.0  # unit frames per second
     sample_rate: int = SAMPLE_RATE
-    sp_dim: int = 60  # coded spectral envelope dimensions (pyworld.code_spectral_envelope)
+    sp_dim: int = 60  # coded spectral envelope dimensions (pyworld.code_spectral_envelope);
+    #                   0 with ap_dim 0: a mel-only vocoder (no WORLD; speaks through its
+    #                   harmonic-plus-noise waveform stage, method "hn")
     ap_dim: int = 1  # coded aperiodicity bands (1 at 16 kHz)
     n_mels: int = 80  # log-mel bins: reference encoder input and Griffin-Lim head
     channels: int = 256  # width of the decoder conv stack
@@ -108,13 +111,25 @@ class VocoderConfig:
     dur_channels: int = 192  # width of the duration model
     dur_blocks: int = 3  # residual blocks of the duration model
     dropout: float = 0.1
+    f0_bins: int = 0  # 0: log F0 regressed (L1); N: a distribution over N log-F0 bins
+    #                   (cross-entropy), sampled with a seed when no F0 is given
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @property
+    def f0_width(self) -> int:
+        """Output channels of the log-F0 head: 1 (regression) or ``f0_bins`` (logits)."""
+        return self.f0_bins or 1
+
+    @property
     def out_dim(self) -> int:
-        return self.sp_dim + self.ap_dim + 2 + self.n_mels  # + log F0 + voicing logit
+        return self.sp_dim + self.ap_dim + self.f0_width + 1 + self.n_mels  # + voicing logit
+
+    @property
+    def mel_only(self) -> bool:
+        """No WORLD heads: log-mel, log F0 and voicing only (speaks with method "hn")."""
+        return self.sp_dim == 0 and self.ap_dim == 0
 
 
 def _channel_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
@@ -240,14 +255,58 @@ class UnitVocoder(nn.Module):
         return self.speaker(m, lengths, f0s)
 
     def split(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Split and denormalize an output ``[B, N, out_dim]``."""
+        """Split and denormalize an output ``[B, N, out_dim]``. With ``f0_bins`` the log F0
+        is the distribution's mean and ``lf0_logits`` ``[B, N, f0_bins]`` comes along."""
         c = self.cfg
-        sp, ap, lf0, vuv, mel = torch.split(y, [c.sp_dim, c.ap_dim, 1, 1, c.n_mels], dim=-1)
-        return {"sp": sp * self.sp_stats[1] + self.sp_stats[0],
-                "ap": ap * self.ap_stats[1] + self.ap_stats[0],
-                "lf0": lf0[..., 0] * self.lf0_stats[1] + self.lf0_stats[0],
-                "vuv": torch.sigmoid(vuv[..., 0]),
-                "mel": mel * self.mel_stats[1] + self.mel_stats[0]}
+        sp, ap, lf0, vuv, mel = torch.split(
+            y, [c.sp_dim, c.ap_dim, c.f0_width, 1, c.n_mels], dim=-1)
+        out = {"sp": sp * self.sp_stats[1] + self.sp_stats[0],
+               "ap": ap * self.ap_stats[1] + self.ap_stats[0],
+               "vuv": torch.sigmoid(vuv[..., 0]),
+               "mel": mel * self.mel_stats[1] + self.mel_stats[0]}
+        if c.f0_bins:
+            z = (lf0.softmax(-1) * f0_bin_centres(c.f0_bins).to(lf0)).sum(-1)
+            out["lf0_logits"] = lf0
+        else:
+            z = lf0[..., 0]
+        out["lf0"] = z * self.lf0_stats[1] + self.lf0_stats[0]
+        return out
+
+
+F0_Z_RANGE = 3.5  # f0_bins span log F0 (normalized by lf0_stats) over [-3.5, 3.5]
+F0_SAMPLE_SMOOTH = 15  # frames (150 ms) over which a sampled F0 contour's quantile drifts
+
+
+def f0_bin_centres(bins: int) -> torch.Tensor:
+    """Normalized log-F0 value of each bin ``[bins]``."""
+    edges = torch.linspace(-F0_Z_RANGE, F0_Z_RANGE, bins + 1)
+    return (edges[:-1] + edges[1:]) / 2
+
+
+def f0_bin_of(z: torch.Tensor, bins: int) -> torch.Tensor:
+    """The bin of normalized log-F0 values ``z`` (clamped into the range)."""
+    i = torch.floor((z + F0_Z_RANGE) / (2 * F0_Z_RANGE) * bins).long()
+    return i.clamp(0, bins - 1)
+
+
+def sample_f0_contour(logits: torch.Tensor, generator: torch.Generator,
+                      smooth: int = F0_SAMPLE_SMOOTH) -> torch.Tensor:
+    """Draw a contour from per-frame log-F0 distributions ``[N, bins]`` -> bin values ``[N]``.
+
+    Independent draws per frame would jitter. Here one Gaussian field, smoothed over
+    ``smooth`` frames and rescaled to unit variance, gives each frame a quantile
+    ``u = Phi(field)``; the frame takes the value at quantile ``u`` of its own distribution.
+    Each frame is still a draw from its distribution, and neighbouring frames move together, so
+    the contour rises and falls as speech does instead of flickering."""
+    n, bins = logits.shape
+    noise = torch.randn(n + 2 * smooth, generator=generator)
+    kernel = torch.hann_window(2 * smooth + 1, periodic=False)
+    field = F.conv1d(noise[None, None], kernel[None, None])[0, 0][:n]
+    field = field / kernel.square().sum().sqrt()
+    u = 0.5 * (1 + torch.erf(field / 2**0.5))  # [N] uniform quantiles
+    cdf = logits.float().softmax(-1).cumsum(-1)
+    idx = (cdf < (u * cdf[:, -1])[:, None]).sum(-1).clamp(max=bins - 1)
+    return f0_bin_centres(bins)[idx]
 
 
 def f0_conditioning(f0: np.ndarray | torch.Tensor, n: int) -> torch.Tensor:
@@ -340,13 +399,22 @@ class Vocoder(Stage):
             vc = VocoderConfig(**cfg["model"])
         except (KeyError, TypeError) as err:
             raise ModelError(f"{path}: bad vocoder config ({err})") from None
+        if (vc.sp_dim == 0) != (vc.ap_dim == 0):
+            raise ModelError(f"{path}: sp_dim and ap_dim must both be 0 (a mel-only vocoder) or "
+                             "both positive")
         model = UnitVocoder(vc)
         try:
             model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
         except RuntimeError as err:
             raise ModelError(f"{path}: weights do not match config.json: "
                              f"{str(err).splitlines()[0]}") from None
-        return cls(model, cfg.get("training"))
+        voc = cls(model, cfg.get("training"))
+        if (path / WAVEFORM_DIR).is_dir():
+            voc.use_waveform(path / WAVEFORM_DIR)
+        elif vc.mel_only:
+            raise ModelError(f"{path}: a mel-only vocoder needs its waveform stage in "
+                             f"{WAVEFORM_DIR}/")
+        return voc
 
     def save(self, path: str | os.PathLike, half: bool = False) -> os.PathLike:
         """Write the stage directory; ``half`` stores the weights (not the normalization
@@ -354,8 +422,24 @@ class Vocoder(Stage):
         sd = {k: (v.half() if half and v.is_floating_point() and not k.endswith("_stats") else v)
               for k, v in self.model.state_dict().items()}
         cfg = {"model": self.cfg.to_dict(), "unit_space": self.unit_space,
-               "training": self.training, "stored_dtype": "float16" if half else "float32"}
-        return checkpoint.save_stage(path, "vocoder", cfg, sd)
+               "training": self.training, "stored_dtype": "float16" if half else "float32",
+               "default_method": self.default_method}
+        if self.cfg.mel_only and self.waveform is None:
+            raise ModelError("a mel-only vocoder is saved with its waveform stage "
+                             "(Vocoder.use_waveform first)")
+        waveform = self.waveform
+
+        def write_extra(tmp):
+            if waveform is not None:
+                waveform.save(tmp / WAVEFORM_DIR, half=half)
+
+        return checkpoint.save_stage(path, "vocoder", cfg, sd, write_extra=write_extra)
+
+    @property
+    def default_method(self) -> str:
+        """What :meth:`decode` synthesizes with when not told: ``hn`` for a mel-only vocoder,
+        else ``world``."""
+        return "hn" if self.cfg.mel_only else "world"
 
     # --- conditioning
     @torch.inference_mode()
@@ -432,11 +516,14 @@ class Vocoder(Stage):
     @torch.inference_mode()
     def parameters_for(self, units: Units, voice: Voice,
                        f0: np.ndarray | None = None,
-                       use_durations: bool = True) -> dict[str, torch.Tensor]:
+                       use_durations: bool = True,
+                       seed: int | None = None) -> dict[str, torch.Tensor]:
         """Predicted vocoder parameters ``{name: [2T, ...]}`` for ``units``.
 
         Deduplicated units with durations are expanded with those durations when
-        ``use_durations`` (resynthesis); otherwise the duration model decides.
+        ``use_durations`` (resynthesis); otherwise the duration model decides. A vocoder with
+        ``f0_bins`` given no ``f0`` samples its log-F0 contour (:func:`sample_f0_contour`)
+        with ``seed`` (0 when None), rather than taking the distribution's mean.
         """
         self.check_units(units, use_durations)
         if units.deduped:
@@ -451,11 +538,21 @@ class Vocoder(Stage):
         n = UPSAMPLE * len(units)
         f0_in = None if f0 is None else f0_conditioning(f0, n)[None]
         y = self.model(units.ids[None].long(), voice.vector[None], f0_in)
-        return {k: v[0] for k, v in self.model.split(y).items()}
+        params = {k: v[0] for k, v in self.model.split(y).items()}
+        if self.cfg.f0_bins and f0 is None:
+            g = torch.Generator().manual_seed(0 if seed is None else int(seed))
+            z = sample_f0_contour(params["lf0_logits"], g)
+            params["lf0"] = z * self.model.lf0_stats[1] + self.model.lf0_stats[0]
+        return params
 
-    def synthesize(self, params: dict[str, torch.Tensor], method: str = "world",
+    def synthesize(self, params: dict[str, torch.Tensor], method: str | None = None,
                    gl_iters: int = 32) -> torch.Tensor:
-        """Vocoder parameters -> ``[2T * 160]`` waveform."""
+        """Vocoder parameters -> ``[2T * 160]`` waveform (``method`` None: the vocoder's
+        :attr:`default_method`)."""
+        method = method or self.default_method
+        if method == "world" and self.cfg.mel_only:
+            raise ModelError("this vocoder is mel-only (no WORLD heads): use method 'hn' or "
+                             "'griffinlim'")
         if method == "world":
             f0 = torch.where(params["vuv"] > 0.5, torch.exp(params["lf0"]), 0.0)
             y = world_synthesize(f0.double().numpy(), params["sp"].double().numpy(),
@@ -474,9 +571,12 @@ class Vocoder(Stage):
         return _limit(y)
 
     def decode(self, units: Units, voice: Voice, f0: np.ndarray | None = None,
-               method: str = "world", use_durations: bool = True) -> torch.Tensor:
-        """Units -> ``[T]`` float32 waveform at :attr:`sample_rate` in ``voice``."""
-        return self.synthesize(self.parameters_for(units, voice, f0, use_durations), method)
+               method: str | None = None, use_durations: bool = True,
+               seed: int | None = None) -> torch.Tensor:
+        """Units -> ``[T]`` float32 waveform at :attr:`sample_rate` in ``voice`` (``seed``: the
+        sampled F0 contour of an ``f0_bins`` vocoder given no ``f0``)."""
+        return self.synthesize(self.parameters_for(units, voice, f0, use_durations, seed),
+                               method)
 
 
 def _split_points(f0: np.ndarray, parts: int, min_frames: int = 50) -> list[int]:
@@ -558,5 +658,5 @@ def num_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["DEFAULT_VOCODER", "MelSpectrogram", "UnitVocoder", "Vocoder", "VocoderConfig",
-           "Voice", "f0_conditioning", "griffin_lim", "log_f0_stats",
-           "world_analysis"]
+           "Voice", "f0_bin_centres", "f0_bin_of", "f0_conditioning", "griffin_lim",
+           "log_f0_stats", "sample_f0_contour", "world_analysis"]

@@ -157,6 +157,15 @@ def test_training_exports_a_phone_encoder_that_tokenizes(phone_run, small_corpus
     assert again.unit_space == tok.unit_space
     u = items[0].path
     assert torch.equal(again(u).ids, tok(u).ids)
+    # shipped in float16: half the encoder's bytes, (nearly) the same units
+    tok.save(tmp_path / "half", half=True)
+    full = (tmp_path / "tok" / "encoder" / "model.safetensors").stat().st_size
+    half = (tmp_path / "half" / "encoder" / "model.safetensors").stat().st_size
+    assert half < 0.6 * full
+    small = Tokenizer.load(tmp_path / "half")
+    assert small.unit_space == tok.unit_space
+    a, b = small(u).ids, tok(u).ids
+    assert len(a) == len(b) and float((a == b).float().mean()) >= 0.9
 
 
 def test_long_inputs_are_windowed_like_chunks(phone_run):

@@ -239,3 +239,85 @@ def test_cache_relabelled_from_another_cache(tiny_vocoder_run, small_corpus, tmp
     d = {**d, "cache": str(tmp_path / "c2"), "feats_from": str(tmp_path / "nowhere")}
     with pytest.raises(DataError, match="feats_from.*not found"):
         build_cache(d, m.sp_dim, m.n_mels, progress=False)
+
+
+def test_mel_only_vocoder_speaks_through_its_waveform_stage(small_corpus, tmp_path, wav_file):
+    """model.sp_dim = ap_dim = 0: no WORLD analysis or heads; the harmonic-plus-noise stage
+    (data.waveform) is exported inside the vocoder and is its default method."""
+    import shutil
+
+    from speechlm.audio import load_audio
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.train.vocoder import load_config, train_vocoder
+    from speechlm.waveform import HarmonicNoise, WaveformConfig, WaveformModel
+
+    wave_dir = tmp_path / "hn"
+    WaveformModel(HarmonicNoise(WaveformConfig(channels=16, blocks=1, n_harmonics=8,
+                                               n_noise=8))).save(wave_dir)
+    over = [f"--data.corpus={small_corpus}", f"--data.cache={tmp_path / 'cache'}",
+            f"--train.out={tmp_path / 'run'}", "--model.sp_dim=0", "--model.ap_dim=0",
+            "--train.max_steps=4", "--train.eval_interval=2", "--train.ckpt_interval=2"]
+    with pytest.raises(DataError, match="data.waveform"):
+        load_config("configs/vocoder/tiny.toml", over)
+    with pytest.raises(DataError, match="both be 0"):
+        load_config("configs/vocoder/tiny.toml", over[:3] + ["--model.sp_dim=0"])
+    run = train_vocoder(load_config("configs/vocoder/tiny.toml",
+                                    over + [f"--data.waveform={wave_dir}"]), progress=False)
+    meta = json.loads((tmp_path / "cache" / "train.json").read_text())
+    assert meta["sp_dim"] == 0
+    voc = Vocoder.load(run / "model")
+    assert voc.cfg.mel_only and voc.default_method == "hn" and voc.waveform is not None
+    wav = load_audio(wav_file(1.5))
+    units = Tokenizer.load("mfcc-k100").tokenize_wave(wav)
+    y = voc.decode(units, voc.voice(wav))
+    assert y.shape == (2 * 160 * len(units),) and torch.isfinite(y).all()
+    with pytest.raises(ModelError, match="mel-only"):
+        voc.decode(units, voc.voice(wav), method="world")
+    shutil.rmtree(run / "model" / "waveform")
+    with pytest.raises(ModelError, match="waveform stage"):
+        Vocoder.load(run / "model")
+
+
+def test_sampled_f0_contours_follow_their_distributions_smoothly():
+    from speechlm.vocoder import f0_bin_centres, f0_bin_of, sample_f0_contour
+
+    bins = 32
+    centres = f0_bin_centres(bins)
+    assert torch.equal(f0_bin_of(centres, bins), torch.arange(bins))
+    assert int(f0_bin_of(torch.tensor([-99.0]), bins)) == 0
+    assert int(f0_bin_of(torch.tensor([99.0]), bins)) == bins - 1
+    peaked = torch.full((50, bins), -30.0)
+    peaked[:, 7] = 30.0
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(sample_f0_contour(peaked, g), centres[7].repeat(50))
+    flat = torch.zeros(400, bins)
+    a = sample_f0_contour(flat, torch.Generator().manual_seed(1))
+    b = sample_f0_contour(flat, torch.Generator().manual_seed(1))
+    c = sample_f0_contour(flat, torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert float(a.std()) > 0.5  # it moves across the range ...
+    assert float(a.diff().abs().mean()) < 0.25 * float(a.std())  # ... smoothly
+
+
+def test_f0_bins_vocoder_samples_with_its_seed(small_corpus, tmp_path, wav_file):
+    from speechlm.audio import f0_track, load_audio
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.train.vocoder import load_config, train_vocoder
+
+    cfg = load_config(TINY, [f"--data.corpus={small_corpus}", f"--data.cache={tmp_path / 'c'}",
+                             f"--train.out={tmp_path / 'run'}", "--model.f0_bins=16",
+                             "--train.max_steps=4", "--train.eval_interval=2",
+                             "--train.ckpt_interval=2"])
+    voc = Vocoder.load(train_vocoder(cfg, progress=False) / "model")
+    assert voc.cfg.f0_bins == 16
+    wav = load_audio(wav_file(1.5))
+    units, voice = Tokenizer.load("mfcc-k100").tokenize_wave(wav), voc.voice(wav)
+    p1 = voc.parameters_for(units, voice, seed=1)
+    assert p1["lf0_logits"].shape == (2 * len(units), 16)
+    assert torch.equal(p1["lf0"], voc.parameters_for(units, voice, seed=1)["lf0"])
+    assert not torch.equal(p1["lf0"], voc.parameters_for(units, voice, seed=2)["lf0"])
+    f0 = f0_track(wav.numpy())  # with the source F0 the seed does not matter
+    assert torch.equal(voc.parameters_for(units, voice, f0=f0, seed=1)["lf0"],
+                       voc.parameters_for(units, voice, f0=f0, seed=2)["lf0"])
+    y = voc.decode(units, voice, seed=3)
+    assert y.shape == (HOP * 2 * len(units),) and torch.isfinite(y).all()

@@ -78,6 +78,24 @@ def cmd_eval_resynth(args: argparse.Namespace) -> int:
     return emit_report(args, report, resynth_markdown(report))
 
 
+def cmd_eval_speaker(args: argparse.Namespace) -> int:
+    from speechlm.errors import DataError
+    from speechlm.eval.speaker import evaluate_speaker
+
+    if args.per_voice < 2 or args.trials < 10:
+        raise DataError("--per-voice must be >= 2 and --trials >= 10")
+    report = evaluate_speaker(args.model, args.corpus, tuple(args.splits.split(",")),
+                              args.per_voice, args.trials, args.seed,
+                              judges=not args.no_judge, progress=not args.quiet)
+    lines = ["| split | voices | utterances | EER | EER Resemblyzer (judge) | "
+             "EER mean log-mel (trivial) |", "|---|---|---|---|---|---|"]
+    for split, r in report["splits"].items():
+        lines.append(f"| {split} | {r['voices']} | {r['utterances']} | {r['eer']:.4f} | "
+                     f"{r.get('eer_resemblyzer_judge', float('nan')):.4f} | "
+                     f"{r['eer_mean_logmel_baseline']:.4f} |")
+    return emit_report(args, report, "\n".join(lines))
+
+
 def cmd_eval_continue(args: argparse.Namespace) -> int:
     from speechlm.eval.continue_report import continuation_markdown, evaluate_continuation
 
@@ -174,6 +192,21 @@ def register(sub, add_parser) -> None:
     er.add_argument("--audio-out", help="also write the resynthesized audio here")
     add_report_args(er)
     er.set_defaults(func=cmd_eval_resynth)
+
+    es = add_parser(evsub, "speaker", help="equal error rate of a speaker encoder on held-out "
+                    "voices", description="Verification trials (same voice vs different voices, "
+                    "seeded) on the world corpus's held-out engines and on known voices' "
+                    "held-out sentences: the EER of the speaker encoder, of Resemblyzer (the "
+                    "judge) and of a trivial baseline (mean log-mel cosine).")
+    es.add_argument("--model", required=True, help="speaker encoder directory (RUN/model)")
+    es.add_argument("--corpus", default="data/corpus-v2", help="corpus directory")
+    es.add_argument("--splits", default="heldout,test", help="comma-separated splits")
+    es.add_argument("--per-voice", type=int, default=4, help="utterances per voice")
+    es.add_argument("--trials", type=int, default=1000, help="target (and impostor) trials")
+    es.add_argument("--seed", type=int, default=0)
+    es.add_argument("--no-judge", action="store_true", help="skip the Resemblyzer column")
+    add_report_args(es)
+    es.set_defaults(func=cmd_eval_speaker)
 
     ec = add_parser(evsub, "continue", help="the continuation report: voice, quality, content, "
                     "loops, speaking rate", description="Continue held-out prompts (the first "

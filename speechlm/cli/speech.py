@@ -97,6 +97,11 @@ def cmd_resynth(args: argparse.Namespace) -> int:
     out = out_path(args.output, Path(f"{src.stem}.resynth.wav"), args.force)
     guard_outputs({"-o": out}, {"the input": src, "the voice reference": voice}, args.force)
     voc = Vocoder.load(args.vocoder)
+    if args.waveform:
+        voc.use_waveform(args.waveform)
+    elif args.method == "hn" and voc.waveform is None:
+        raise SpeechLMError(f"--method hn needs --waveform DIR: {args.vocoder} has no waveform "
+                            "stage of its own")
     tok = Tokenizer.load(args.tokenizer or voc.training.get("tokenizer") or "mfcc-k100")
     if tok.unit_space != voc.unit_space:
         raise SpeechLMError(f"the tokenizer's unit space is {tok.unit_space!r} but the "
@@ -135,6 +140,11 @@ def cmd_vocode(args: argparse.Namespace) -> int:
     guard_outputs({"-o": out}, {"the units file": src, "the voice reference": voice},
                   args.force)
     voc = Vocoder.load(args.vocoder)
+    if args.waveform:
+        voc.use_waveform(args.waveform)
+    elif args.method == "hn" and voc.waveform is None:
+        raise SpeechLMError(f"--method hn needs --waveform DIR: {args.vocoder} has no waveform "
+                            "stage of its own")
     units = recs[0][1]
     voc.check_units(units, use_durations=not args.predict_durations)  # before the voice
     spk = voc.voice(load_audio(voice, min_samples=FRAME_SIZE), what=f"--voice {voice}")
@@ -175,8 +185,11 @@ def register(sub, add_parser) -> None:
     r.add_argument("--voice", help="decode in the voice of this recording (voice conversion)")
     r.add_argument("--no-f0", action="store_true",
                    help="ignore the input's F0 contour and let the vocoder predict one")
-    r.add_argument("--method", choices=("world", "griffinlim"), default="world",
-                   help="waveform generation: WORLD (default) or the Griffin-Lim baseline")
+    r.add_argument("--method", choices=("world", "griffinlim", "hn"),
+                   help="waveform generation: WORLD, the Griffin-Lim baseline, or the harmonic-"
+                   "plus-noise stage (default: the vocoder's own, WORLD for unit-vocoder)")
+    r.add_argument("--waveform", help="harmonic-plus-noise waveform stage directory for "
+                   "--method hn (a mel-only vocoder carries its own)")
     r.add_argument("--vocoder", default="unit-vocoder", help="vocoder name or directory")
     r.add_argument("--tokenizer", help="tokenizer (default: the one the vocoder was trained on)")
     r.add_argument("--force", action="store_true", help="overwrite an existing output")
@@ -191,8 +204,11 @@ def register(sub, add_parser) -> None:
     v.add_argument("--name", help="record name to decode in a multi-record file")
     v.add_argument("--predict-durations", action="store_true",
                    help="ignore the durations in the file and use the duration model")
-    v.add_argument("--method", choices=("world", "griffinlim"), default="world",
-                   help="waveform generation: WORLD (default) or the Griffin-Lim baseline")
+    v.add_argument("--method", choices=("world", "griffinlim", "hn"),
+                   help="waveform generation: WORLD, the Griffin-Lim baseline, or the harmonic-"
+                   "plus-noise stage (default: the vocoder's own, WORLD for unit-vocoder)")
+    v.add_argument("--waveform", help="harmonic-plus-noise waveform stage directory for "
+                   "--method hn (a mel-only vocoder carries its own)")
     v.add_argument("--vocoder", default="unit-vocoder", help="vocoder name or directory")
     v.add_argument("--force", action="store_true", help="overwrite an existing output")
     v.set_defaults(func=cmd_vocode)

@@ -60,8 +60,18 @@ def cmd_train_vocoder(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_speaker(args: argparse.Namespace) -> int:
+    from speechlm.train.speaker import load_config, train_speaker
+
+    cfg = load_config(args.config, args.overrides)
+    out = train_speaker(cfg, progress=not args.quiet, recipe=args.config)
+    print(out / "model")
+    return 0
+
+
 def register(sub, add_parser) -> None:
-    """``train tokenizer``, ``train lm``, ``train encoder``, ``train vocoder``."""
+    """``train tokenizer``, ``train lm``, ``train encoder``, ``train vocoder``,
+    ``train speaker``."""
     tr = add_parser(sub, "train", help="train a stage")
     trsub = tr.add_subparsers(dest="train_command", metavar="STAGE", parser_class=Parser)
     trsub.required = True
@@ -113,3 +123,10 @@ def register(sub, add_parser) -> None:
                     "model) from a recipe; extra --section.key=value arguments override it.")
     tv.add_argument("--config", required=True, help="recipe TOML, e.g. configs/vocoder/cpu.toml")
     tv.set_defaults(func=cmd_train_vocoder, accepts_overrides=True)
+
+    ts = add_parser(trsub, "speaker", help="train the speaker encoder over the corpus identities",
+                    description="Train the speaker encoder (speechlm.speaker: angular-margin "
+                    "softmax over the world corpus's voice identities, on augmented crops) from "
+                    "a recipe; extra --section.key=value arguments override it.")
+    ts.add_argument("--config", required=True, help="recipe TOML, e.g. configs/speaker/cpu.toml")
+    ts.set_defaults(func=cmd_train_speaker, accepts_overrides=True)

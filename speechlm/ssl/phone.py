@@ -60,14 +60,22 @@ def save_phone_encoder(path: str | os.PathLike, encoder: Wav2Vec2Model, arch: Ma
     return target
 
 
-def copy_phone_encoder(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """Copy the files of a phone encoder directory (into a new directory ``dst``)."""
+def copy_phone_encoder(src: str | os.PathLike, dst: str | os.PathLike,
+                       half: bool = False) -> None:
+    """Copy the files of a phone encoder directory (into a new directory ``dst``); with
+    ``half`` the weights are stored as float16 (half the size; loaded back as float32)."""
     from speechlm.ssl.common import CONFIG_NAME, WEIGHTS_NAME
+    from speechlm.ssl.files import load_safetensors, save_safetensors
 
     dst = Path(dst)
     dst.mkdir(parents=True)
-    for name in (CONFIG_NAME, WEIGHTS_NAME, HEAD_FILE):
-        shutil.copyfile(Path(src) / name, dst / name)
+    shutil.copyfile(Path(src) / CONFIG_NAME, dst / CONFIG_NAME)
+    for name in (WEIGHTS_NAME, HEAD_FILE):
+        if half:
+            save_safetensors(dst / name, {k: v.half() if v.is_floating_point() else v
+                                          for k, v in load_safetensors(Path(src) / name).items()})
+        else:
+            shutil.copyfile(Path(src) / name, dst / name)
 
 
 class PhoneEncoder:

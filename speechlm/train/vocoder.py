@@ -41,6 +41,7 @@ from speechlm.vocoder import (
     UnitVocoder,
     Vocoder,
     VocoderConfig,
+    f0_bin_of,
     f0_conditioning,
     log_f0_stats,
     num_parameters,
@@ -69,6 +70,8 @@ DATA_DEFAULTS: dict[str, Any] = {
     "jobs": 0,  # analysis processes (0: all cores)
     "feats_from": "",  # a cache of the same corpus made with another tokenizer on the same
     #                    frame grid: reuse its WORLD/mel analysis, only tokenize (minutes)
+    "waveform": "",  # a harmonic-plus-noise waveform stage (speechlm.waveform) exported inside
+    #                  the vocoder; required by a mel-only vocoder (model.sp_dim = ap_dim = 0)
 }
 LOSS_WEIGHTS = {"sp": 1.0, "ap": 0.3, "lf0": 1.0, "vuv": 0.5, "mel": 1.0, "dur": 0.5}
 
@@ -85,10 +88,21 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     if waveform.is_waveform_recipe(path, overrides):
         return waveform.load_config(path, overrides)
     model_keys = set(VocoderConfig.__dataclass_fields__) - {
-        "n_units", "unit_space", "frame_rate", "sample_rate"}
-    return load_recipe(path, list(overrides), {"data": DATA_DEFAULTS, "model": {},
-                                               "train": {**TRAIN_DEFAULTS, **BATCH_DEFAULTS}},
-                       model_keys)
+        "n_units", "unit_space", "frame_rate", "sample_rate"} | {"kind"}
+    cfg = load_recipe(path, list(overrides), {"data": DATA_DEFAULTS, "model": {},
+                                              "train": {**TRAIN_DEFAULTS, **BATCH_DEFAULTS}},
+                      model_keys)
+    cfg["model"].pop("kind", None)  # "unit": this trainer
+    m = cfg["model"]
+    sp, ap = int(m.get("sp_dim", 60)), int(m.get("ap_dim", 1))
+    if (sp == 0) != (ap == 0):
+        raise DataError("model.sp_dim and model.ap_dim must both be 0 (a mel-only vocoder) or "
+                        "both positive")
+    if sp == 0 and not cfg["data"]["waveform"]:
+        raise DataError("a mel-only vocoder (model.sp_dim = 0) needs data.waveform: a waveform "
+                        "stage directory (speechlm train vocoder --config "
+                        "configs/vocoder/hn-cpu.toml)")
+    return cfg
 
 
 # --------------------------------------------------------------------------- analysis cache
@@ -110,10 +124,16 @@ def analyze_file(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     wav = load_audio(path)
     units = tok.tokenize_wave(wav).ids.numpy().astype(np.int16)
     n = UPSAMPLE * len(units)
-    f0, sp, ap = world_analysis(wav.numpy(), sp_dim=_WORKER["sp_dim"])
     with torch.no_grad():
         mel = _WORKER["mel"](wav[None])[0].numpy()
-    feats = np.concatenate([sp[:n], ap[:n], mel[:n]], axis=1).astype(np.float16)
+    if _WORKER["sp_dim"] == 0:  # mel-only: F0 alone (DIO + StoneMask), no envelope analysis
+        from speechlm.audio import f0_track
+
+        f0 = f0_track(wav.numpy())
+        feats = mel[:n].astype(np.float16)
+    else:
+        f0, sp, ap = world_analysis(wav.numpy(), sp_dim=_WORKER["sp_dim"])
+        feats = np.concatenate([sp[:n], ap[:n], mel[:n]], axis=1).astype(np.float16)
     if len(feats) < n:
         raise DataError(f"{path}: analysis gave {len(feats)} frames, expected {n}")
     return units, feats, f0[:n].astype(np.float32)
@@ -329,6 +349,16 @@ def compute_stats(data: CacheSplit, sp_dim: int, ap_dim: int,
             "lf0_stats": torch.tensor([lf0.mean(), lf0.std()], dtype=torch.float32)}
 
 
+def _lf0_loss(lf0: torch.Tensor, target: torch.Tensor, voiced: torch.Tensor,
+              bins: int) -> torch.Tensor:
+    """L1 on normalized log F0 (``bins`` 0), or cross-entropy over the log-F0 bins; voiced
+    frames only."""
+    if not bins:
+        return ((lf0[..., 0] - target).abs() * voiced).sum() / voiced.sum().clamp(min=1)
+    ce = F.cross_entropy(lf0.transpose(1, 2), f0_bin_of(target, bins), reduction="none")
+    return (ce * voiced).sum() / voiced.sum().clamp(min=1)
+
+
 def losses(model: UnitVocoder, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """All training losses of one batch (normalized units; see :data:`LOSS_WEIGHTS`)."""
     c = model.cfg
@@ -336,7 +366,8 @@ def losses(model: UnitVocoder, batch: dict[str, torch.Tensor]) -> dict[str, torc
     has_f0 = batch["f0_in"][..., 2:3].amax(dim=1, keepdim=True)  # [B, 1, 1]
     f0_in = batch["f0_in"] * has_f0
     y = model(batch["units"], spk, f0_in)
-    sp, ap, lf0, vuv, mel = torch.split(y, [c.sp_dim, c.ap_dim, 1, 1, c.n_mels], dim=-1)
+    sp, ap, lf0, vuv, mel = torch.split(y, [c.sp_dim, c.ap_dim, c.f0_width, 1, c.n_mels],
+                                        dim=-1)
     fe = batch["feats"]
     t_sp = (fe[..., : c.sp_dim] - model.sp_stats[0]) / model.sp_stats[1]
     t_ap = (fe[..., c.sp_dim : c.sp_dim + c.ap_dim] - model.ap_stats[0]) / model.ap_stats[1]
@@ -346,10 +377,12 @@ def losses(model: UnitVocoder, batch: dict[str, torch.Tensor]) -> dict[str, torc
     t_lf0 = (torch.log(batch["f0"].clamp(min=1.0)) - model.lf0_stats[0]) / model.lf0_stats[1]
 
     def l1(a, b):
+        if a.shape[-1] == 0:  # a mel-only vocoder has no envelope / aperiodicity heads
+            return a.new_zeros(())
         return ((a - b).abs().mean(-1) * m).sum() / m.sum().clamp(min=1)
 
     out = {"sp": l1(sp, t_sp), "ap": l1(ap, t_ap), "mel": l1(mel, t_mel),
-           "lf0": ((lf0[..., 0] - t_lf0).abs() * voiced).sum() / voiced.sum().clamp(min=1),
+           "lf0": _lf0_loss(lf0, t_lf0, voiced, c.f0_bins),
            "vuv": (F.binary_cross_entropy_with_logits(vuv[..., 0], (batch["f0"] > 0).float(),
                                                        reduction="none") * m).sum()
            / m.sum().clamp(min=1)}
@@ -364,12 +397,12 @@ def losses(model: UnitVocoder, batch: dict[str, torch.Tensor]) -> dict[str, torc
 
 
 def _write_samples(out: Path, model: UnitVocoder, valid: CacheSplit, corpus: str, step: int,
-                   training: dict) -> None:
+                   training: dict, waveform=None) -> None:
     """Vocode the first two validation utterances of two voices, with and without F0."""
     from speechlm.tokenizer import Tokenizer
     from speechlm.units import Units
 
-    voc = Vocoder(copy.deepcopy(model).cpu(), training)
+    voc = Vocoder(copy.deepcopy(model).cpu(), training, waveform)
     items = {u.name: u for u in read_manifest(resolve_manifest("valid", corpus))}
     picks = [valid.by_speaker[s][0] for s in sorted(valid.by_speaker)[:2]]
     tok = Tokenizer.load(training["tokenizer"])
@@ -399,6 +432,17 @@ class VocoderTask(TrainTask):
 
     def prepare(self, progress: bool) -> None:
         build_cache(self.data, self.sp_dim, self.n_mels, progress=progress)
+
+    @property
+    def waveform(self):
+        """The waveform stage exported with the vocoder (``data.waveform``), loaded once."""
+        if not self.data.get("waveform"):
+            return None
+        if getattr(self, "_waveform", None) is None:
+            from speechlm.waveform import WaveformModel
+
+            self._waveform = WaveformModel.load(self.data["waveform"])
+        return self._waveform
 
     def build(self, device: torch.device, rank: int, world: int) -> UnitVocoder:
         if world > 1:  # its loss calls several submodules, which DDP's forward does not wrap
@@ -437,13 +481,13 @@ class VocoderTask(TrainTask):
 
     def export(self, out: Path, model, step: int, valid: dict[str, float], rate: float) -> None:
         self.training.update(steps=step, valid_loss={k: round(v, 5) for k, v in valid.items()})
-        Vocoder(model, self.training).save(out)
+        Vocoder(model, self.training, self.waveform).save(out)
 
     def after_step(self, run: Path, model, step: int) -> None:
         every = self.t["sample_interval"]
         if every and (step % every == 0 or step == self.t["max_steps"]):
             _write_samples(run, model, self.splits["valid"], self.data["corpus"], step,
-                           self.training)
+                           self.training, self.waveform)
 
 
 def train_vocoder(cfg: dict[str, dict], progress: bool = True, recipe: str | None = None) -> Path:
