@@ -43,6 +43,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from speechlm.audio import load_audio
+    from speechlm.decode import decoder_for
     from speechlm.generate import SamplingOptions, generate
     from speechlm.pipeline import SpeechLM
 
@@ -66,8 +67,8 @@ def main() -> int:
         t.append(time.perf_counter())
         voice = m.vocoder.voice(wav)
         t.append(time.perf_counter())
-        gen = generate(m.lm.model, units.ids, SamplingOptions(max_new_tokens=n_new, seed=k,
-                                                               stop_at_eos=False)).sample(0)
+        gen = generate(decoder_for(m.lm, m.lm_weights), units.ids,
+                       SamplingOptions(max_new_tokens=n_new, seed=k, stop_at_eos=False)).sample(0)
         t.append(time.perf_counter())
         y, _, _ = m.speak_continuation(units, gen, voice)  # duration model + vocoder
         t.append(time.perf_counter())
