@@ -493,8 +493,11 @@ def test_the_command_serves_until_interrupted(tmp_path):
     import sys
 
     env = {**os.environ, "SPEECHLM_THREADS": "1"}
+    # a terminal's Ctrl-C: SIGINT at its default even when the suite runs as a background job
+    # (which inherits SIGINT ignored, and so would the server: it then exits 0)
     p = subprocess.Popen([sys.executable, "-m", "speechlm", "serve", "--port", "0", "--no-judges",
-                          "-q"], stderr=subprocess.PIPE, text=True, env=env)
+                          "-q"], stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = p.stderr.readline()
         assert line.startswith("speechlm: serving on http://127.0.0.1:"), line

@@ -170,8 +170,10 @@ def synth_chunk(args: tuple[Identity, list[tuple[str, str]], str]) -> dict:
     if not todo:
         return stat
     d.mkdir(parents=True, exist_ok=True)
-    for sid, _ in todo:  # a killed run may have left a half-written file
-        (d / f".{sid}.tmp.flac").unlink(missing_ok=True)
+    for sid, _ in todo:  # a killed run may have left half-written files: the audio's
+        (d / f".{sid}.tmp.flac").unlink(missing_ok=True)  # and atomic_path's .phn / .wbd temps
+        for stale in d.glob(f".{sid}.*.tmp.*"):
+            stale.unlink(missing_ok=True)
     t0 = time.perf_counter()
     for (sid, _), s in zip(todo, render(ident, [t for _, t in todo])):
         n = len(s.audio)
