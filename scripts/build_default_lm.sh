@@ -1,26 +1,37 @@
 #!/usr/bin/env bash
-# Rebuild the bundled unit LM (speechlm/pretrained/unit-lm) with the CPU recipe (about an hour on
-# 2 cores; resumes if killed), build the probe sets, and report its metrics on held-out data
-# into docs/lm-unit-lm.{json,md}. Needs the corpus (make corpus) and the bundled tokenizer.
+# Rebuild the bundled unit LM (speechlm/pretrained/phone-lm) with the CPU recipe
+# configs/lm/phone-cpu.toml on the phone-k100 units of the world corpus (~7 min to tokenize the
+# 12.5 h sample, then ~40 min of training on one free core; resumes if killed), build the probe
+# sets (in-vocabulary word / sentence pairs spoken by the corpus's held-out engines) and report
+# its metrics into docs/lm-phone-lm.{json,md}, with the former default LM (mfcc units) beside it
+# in docs/lm-unit-lm-v2.{json,md}. Needs the world corpus (make corpus-world, or
+# HOURS=12 bash scripts/build_corpus.sh) and the bundled phone-k100 tokenizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SL=.venv/bin/speechlm
-$SL train lm --config configs/lm/cpu.toml
-# ship the best-on-valid weights in float16 (half the size in git; LanguageModel.load computes in float32,
-# and test perplexity is unchanged to the reported digits)
+CORPUS=${CORPUS:-data/corpus-v2}
+export OMP_WAIT_POLICY=PASSIVE
+$SL train lm --config configs/lm/phone-cpu.toml --data.corpus="$CORPUS"
+# ship the best-on-valid weights in float16 (half the size in git; LanguageModel.load computes in
+# float32)
 .venv/bin/python - <<'PY'
 import json
 
 from speechlm import checkpoint
 
-cfg, tensors, _ = checkpoint.load_stage("outputs/lm-cpu/model", "lm")
+cfg, tensors, _ = checkpoint.load_stage("outputs/lm-phone-cpu/model", "lm")
 cfg.pop("kind"), cfg.pop("format_version")
 cfg["stored_dtype"] = "float16"
-checkpoint.save_stage("speechlm/pretrained/unit-lm", "lm", cfg,
+checkpoint.save_stage("speechlm/pretrained/phone-lm", "lm", cfg,
                       {k: v.half() for k, v in tensors.items()})
 print(json.dumps(cfg["training"]))
 PY
-$SL eval build-probes --out data/probes
+$SL eval build-probes --out data/probes-v2 --corpus "$CORPUS" --voices pico_us,piper_joe,mbrola_us3
 mkdir -p docs
-$SL eval lm --model unit-lm --probes data/probes --json docs/lm-unit-lm.json \
-  --markdown docs/lm-unit-lm.md
+$SL eval lm --model phone-lm --corpus "$CORPUS" --probes data/probes-v2 \
+  --json docs/lm-phone-lm.json --markdown docs/lm-phone-lm.md
+# the former default LM on the same corpus and probes (its mfcc-k100 units of the world corpus)
+bash scripts/restore_baselines.sh >/dev/null
+$SL eval lm --model outputs/baselines/unit-lm --corpus "$CORPUS" \
+  --units-dir data/units/v2-mfcc-k100-dedup --probes data/probes-v2 \
+  --json docs/lm-unit-lm-v2.json --markdown docs/lm-unit-lm-v2.md

@@ -113,6 +113,9 @@ class VocoderConfig:
     dropout: float = 0.1
     f0_bins: int = 0  # 0: log F0 regressed (L1); N: a distribution over N log-F0 bins
     #                   (cross-entropy), sampled with a seed when no F0 is given
+    spk_net: dict | None = None  # the SpeakerConfig of a pretrained speaker-verification
+    #                   network (speechlm.speaker) frozen inside the vocoder as its reference
+    #                   encoder; None: a reference encoder trained with the decoder
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -178,6 +181,44 @@ class SpeakerEncoder(nn.Module):
         return torch.tanh(self.out(stats))
 
 
+class PretrainedSpeakerEncoder(nn.Module):
+    """A frozen speaker-verification network (:class:`speechlm.speaker.SpeakerNet`, trained
+    over the corpus's identities) + a trained projection of its embedding and the log-F0 stats.
+
+    The network reads the *raw* log-mel and stays in eval mode (its BatchNorm statistics and
+    weights never change while the vocoder trains); only :attr:`out` learns.
+    """
+
+    def __init__(self, cfg: VocoderConfig):
+        super().__init__()
+        from speechlm.speaker import SpeakerConfig, SpeakerNet
+
+        self.net = SpeakerNet(SpeakerConfig.from_dict(cfg.spk_net))
+        if self.net.cfg.n_mels != cfg.n_mels:
+            raise ValueError(f"the speaker network reads {self.net.cfg.n_mels} mels, the "
+                             f"vocoder makes {cfg.n_mels}")
+        self.net.requires_grad_(False)
+        self.out = nn.Linear(self.net.cfg.dim + 2, cfg.spk_dim)
+
+    def train(self, mode: bool = True) -> PretrainedSpeakerEncoder:
+        super().train(mode)
+        self.net.eval()
+        return self
+
+    def embed(self, mel: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Raw log-mel ``[B, N, n_mels]`` (valid up to ``lengths``) -> ``[B, dim]``; items of
+        one length run together, each over its own frames only."""
+        out = mel.new_zeros(mel.shape[0], self.net.cfg.dim)
+        with torch.no_grad():
+            for n in lengths.unique().tolist():
+                idx = (lengths == n).nonzero()[:, 0]
+                out[idx] = self.net(mel[idx, : max(int(n), 1)])
+        return out
+
+    def forward(self, mel: torch.Tensor, lengths: torch.Tensor, f0_stats: torch.Tensor):
+        return torch.tanh(self.out(torch.cat([self.embed(mel, lengths), f0_stats], dim=1)))
+
+
 class DurationModel(nn.Module):
     """Deduplicated units ``[B, N]`` + speaker ``[B, S]`` -> log frame counts ``[B, N]``."""
 
@@ -212,7 +253,7 @@ class UnitVocoder(nn.Module):
         self.post = nn.ModuleList(_Block(c, cfg.kernel, dil[i % 4], cfg.spk_dim, cfg.dropout)
                                   for i in range(cfg.post_blocks))
         self.out = nn.Conv1d(c, cfg.out_dim, 1)
-        self.speaker = SpeakerEncoder(cfg)
+        self.speaker = PretrainedSpeakerEncoder(cfg) if cfg.spk_net else SpeakerEncoder(cfg)
         self.duration = DurationModel(cfg)
         # normalization statistics of the targets (set from the training data)
         self.register_buffer("sp_stats", torch.stack([torch.zeros(cfg.sp_dim),
@@ -249,9 +290,11 @@ class UnitVocoder(nn.Module):
                        lf0_mean_std: torch.Tensor) -> torch.Tensor:
         """Reference log-mel ``[B, N, n_mels]`` (raw), lengths ``[B]``, log-F0 mean/std ``[B, 2]``
         -> ``[B, spk_dim]``."""
-        m = (mel - self.mel_stats[0]) / self.mel_stats[1]
         f0s = torch.stack([(lf0_mean_std[:, 0] - self.lf0_stats[0]) / self.lf0_stats[1],
                            lf0_mean_std[:, 1] / self.lf0_stats[1]], dim=1)
+        if self.cfg.spk_net:  # the pretrained network normalizes its own input
+            return self.speaker(mel, lengths, f0s)
+        m = (mel - self.mel_stats[0]) / self.mel_stats[1]
         return self.speaker(m, lengths, f0s)
 
     def split(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -404,7 +447,8 @@ class Vocoder(Stage):
                              "both positive")
         model = UnitVocoder(vc)
         try:
-            model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+            model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                   for k, v in tensors.items()}, strict=True)
         except RuntimeError as err:
             raise ModelError(f"{path}: weights do not match config.json: "
                              f"{str(err).splitlines()[0]}") from None

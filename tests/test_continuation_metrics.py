@@ -281,3 +281,18 @@ def test_plot_continuation_accepts_plain_ids(tmp_path) -> None:
     plot_continuation(out, torch.from_numpy(_sine(1.0)), SR, [1, 1, 2, 3] * 12,
                       prompt_seconds=0.5)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_spectrograms_stacks_one_panel_per_recording(tmp_path) -> None:
+    mpimg = pytest.importorskip("matplotlib.image")
+    from speechlm.eval.figures import plot_spectrograms
+
+    rows = [("original", _sine(1.0)), ("new", _sine(1.2, freq=330.0)), ("old", _sine(0.8))]
+    one, three = tmp_path / "one.png", tmp_path / "three.png"
+    plot_spectrograms(one, rows[:1], SR, title="voice x")
+    plot_spectrograms(three, rows, SR)
+    h1, h3 = mpimg.imread(str(one)).shape[0], mpimg.imread(str(three)).shape[0]
+    assert h3 > 2 * h1 - 100  # a panel per row
+    with pytest.raises(ValueError):
+        plot_spectrograms(tmp_path / "none.png", [], SR)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png", "three.png"]

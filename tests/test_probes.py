@@ -196,3 +196,73 @@ def test_score_pairs_refuses_another_unit_space(tokenizer, tmp_path):
     with pytest.raises(ModelError) as err:
         score_pairs(model, tokenizer, tmp_path / "pairs.tsv", progress=False)
     assert tokenizer.unit_space in str(err.value) and "mfcc-k100-00000000" in str(err.value)
+
+
+# --------------------------------------------------------------------------- world-corpus probes
+
+
+def _tiny_world_corpus(root, train_text, valid_text=("nothing here",)):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.wrd").write_text("\n".join(train_text) + "\n")
+    (root / "valid.wrd").write_text("\n".join(valid_text) + "\n")
+    return root
+
+
+def test_in_vocabulary_keeps_pairs_whose_words_were_heard():
+    from speechlm.data.probes import in_vocabulary
+
+    lex, syn = probe_pairs("lexical"), probe_pairs("syntactic")
+    words = {"apple", "the", "dogs", "bark", "at", "night"}
+    assert [p.good for p in in_vocabulary(lex, words)] == ["apple"]
+    assert [p.good for p in in_vocabulary(syn, words)] == ["the dogs bark at night"]
+    assert in_vocabulary(lex, words | {"abble"}) == []  # a non-word that was heard is no probe
+
+
+@pytest.mark.skipif(shutil.which("pico2wave") is None or shutil.which("sox") is None,
+                    reason="pico2wave and sox speak the world corpus's held-out pico voices")
+def test_world_probe_set_in_a_held_out_engine(tmp_path):
+    from speechlm.errors import DataError
+
+    corpus = _tiny_world_corpus(tmp_path / "c", ["At night, the dogs bark.", "An apple fell."])
+    tsv = build_probe_set(tmp_path / "p", voices=("pico_us",), kind="syntactic",
+                          corpus=corpus, progress=False, jobs=1)
+    rows = list(csv.DictReader(open(tsv), delimiter="\t"))
+    assert [(r["pair_id"], r["voice"], r["good_text"]) for r in rows] == [
+        ("syn0001", "pico_us", "the dogs bark at night")]
+    y, sr = sf.read(tsv.parent / rows[0]["good_path"])
+    assert sr == 16000 and 0.3 < len(y) / sr < 5 and abs(y).max() > 0.5
+    lex = build_probe_set(tmp_path / "p", voices=("pico_us",), kind="lexical", corpus=corpus,
+                          progress=False, jobs=1)
+    assert [r["good_text"] for r in csv.DictReader(open(lex), delimiter="\t")] == ["apple"]
+    heard = _tiny_world_corpus(tmp_path / "h", ["the dogs bark at night"],
+                               ["the dogs barks at night"])
+    with pytest.raises(DataError, match="validation sentences"):
+        build_probe_set(tmp_path / "q", voices=("pico_us",), kind="syntactic", corpus=heard,
+                        progress=False)
+    with pytest.raises(DataError, match="vocabulary"):
+        build_probe_set(tmp_path / "q", voices=("pico_us",), kind="lexical",
+                        corpus=_tiny_world_corpus(tmp_path / "e", ["zzz"]), progress=False)
+
+
+def test_ngram_scorers_prefer_what_training_repeats(tmp_path):
+    """The bigram baseline of the probe table: fitted on the train shard, it scores a sequence
+    it saw repeatedly above its reversal; the unigram baseline ignores order."""
+    import json
+
+    import numpy as np
+
+    from speechlm.eval.lm import ngram_scorers
+    from speechlm.generate import special_id
+
+    n = 10
+    bos, eos = special_id("<bos>", n), special_id("<eos>", n)
+    utt = [1, 2, 3, 4, 5]
+    tokens = np.array(([bos] + utt + [eos]) * 20, dtype=np.uint16)
+    tokens.tofile(tmp_path / "train.bin")
+    (tmp_path / "train.json").write_text(json.dumps({"tokens": len(tokens), "n_units": n}))
+    s = ngram_scorers(tmp_path)
+    fwd, rev = torch.tensor(utt), torch.tensor(utt[::-1])
+    assert s["bigram"](fwd) > s["bigram"](rev) + 10
+    assert abs(s["unigram"](fwd) - s["unigram"](rev)) < 1e-9
+    assert s["bigram"](fwd) < 0
+    assert s["unigram"](torch.tensor([7])) < s["unigram"](torch.tensor([1]))

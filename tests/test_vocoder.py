@@ -321,3 +321,51 @@ def test_f0_bins_vocoder_samples_with_its_seed(small_corpus, tmp_path, wav_file)
                        voc.parameters_for(units, voice, f0=f0, seed=2)["lf0"])
     y = voc.decode(units, voice, seed=3)
     assert y.shape == (HOP * 2 * len(units),) and torch.isfinite(y).all()
+
+
+def test_pretrained_speaker_encoder_stays_frozen_inside_the_vocoder(small_corpus, tmp_path,
+                                                                    wav_file):
+    """data.speaker: the speaker-verification network is copied into the vocoder, never
+    trained (weights and BatchNorm statistics unchanged), saved with it and used by voice()."""
+    from speechlm.audio import load_audio
+    from speechlm.speaker import SpeakerConfig, SpeakerModel, SpeakerNet
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.train.vocoder import load_config, train_vocoder
+
+    torch.manual_seed(0)
+    net = SpeakerNet(SpeakerConfig(channels=16, blocks=2, dim=8))
+    with torch.no_grad():
+        net.mel_mean.fill_(-4.0)
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.normal_()
+    SpeakerModel(net, {"steps": 1}).save(tmp_path / "spk")
+    over = [f"--data.corpus={small_corpus}", f"--data.cache={tmp_path / 'cache'}",
+            f"--train.out={tmp_path / 'run'}", f"--data.speaker={tmp_path / 'spk'}",
+            "--train.max_steps=3", "--train.eval_interval=3", "--train.ckpt_interval=3"]
+    with pytest.raises(DataError):
+        load_config("configs/vocoder/tiny.toml", over + ["--model.spk_net=1"])
+    run = train_vocoder(load_config("configs/vocoder/tiny.toml", over), progress=False)
+    voc = Vocoder.load(run / "model")
+    assert voc.cfg.spk_net["dim"] == 8 and voc.training["speaker"] == str(tmp_path / "spk")
+    ref = net.state_dict()
+    got = voc.model.speaker.net.state_dict()
+    assert set(ref) == set(got)
+    for k, v in ref.items():
+        assert torch.equal(v, got[k]), k
+    wav = load_audio(wav_file(1.5))
+    voice = voc.voice(wav)
+    e = SpeakerModel(net).embed(wav)
+    stats = voice.lf0_mean_std
+    lf0 = voc.model.lf0_stats
+    f0s = torch.stack([(stats[0] - lf0[0]) / lf0[1], stats[1] / lf0[1]])
+    want = torch.tanh(voc.model.speaker.out(torch.cat([e, f0s])))
+    assert torch.allclose(voice.vector, want, atol=1e-5)
+    # padded references are embedded over their own frames only
+    mel = voc.mel(wav[None])
+    padded = torch.cat([mel, torch.zeros(1, 50, mel.shape[2])], dim=1)
+    lengths = torch.tensor([mel.shape[1]])
+    assert torch.allclose(voc.model.speaker.embed(padded, lengths),
+                          voc.model.speaker.embed(mel, lengths), atol=1e-6)
+    units = Tokenizer.load("mfcc-k100").tokenize_wave(wav)
+    assert torch.isfinite(voc.decode(units, voice)).all()

@@ -49,7 +49,7 @@ def cmd_build_probes(args: argparse.Namespace) -> int:
 
     for kind in ("lexical", "syntactic"):
         path = build_probe_set(args.out, voices=tuple(args.voices.split(",")), kind=kind,
-                               progress=not args.quiet)
+                               progress=not args.quiet, corpus=args.corpus)
         print(path)
     return 0
 
@@ -162,7 +162,11 @@ def register(sub, add_parser) -> None:
                     "(sentence / broken sentence) probe pairs in three voices.")
     bp.add_argument("--out", default="data/probes", help="output directory")
     bp.add_argument("--voices", default="flite_slt,flite_rms,fest_kal",
-                    help="comma-separated corpus voices")
+                    help="comma-separated voices: of the first corpus, or base voices of the "
+                    "world corpus (its held-out engines: pico_us,piper_joe,mbrola_us3,pico_gb)")
+    bp.add_argument("--corpus", default=None,
+                    help="a world corpus: keep the pairs in its training vocabulary and refuse "
+                    "its training / validation sentences (default: the ARCTIC check)")
     bp.set_defaults(func=cmd_build_probes)
     er = add_parser(evsub, "resynth", help="intelligibility, voice, quality and speed of "
                     "resynthesis", description="Resynthesize held-out speech and judge it: "

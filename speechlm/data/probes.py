@@ -8,6 +8,12 @@ with the same offline synthesizers and settings as the training corpus
 The word and sentence lists live in :mod:`speechlm.data.probe_pairs`; none of their words or
 sentences is taken from the CMU ARCTIC prompts the corpus reads (:func:`check_not_in_training`).
 
+Probes for a model trained on the world corpus (``corpus=``, :mod:`speechlm.data.voices`) keep
+only the pairs whose good item uses words of that corpus's training transcripts (in-vocabulary:
+the model could have learned them) and refuse any item that is a training or validation
+sentence; they are spoken by the corpus's held-out engines (``pico_us``, ``piper_joe``,
+``mbrola_us3``, ``pico_gb``), unperturbed, as the corpus renders them.
+
 Layout written by :func:`build_probe_set`::
 
     OUT/<kind>/<voice>/<pair_id>_a.wav   the good item (word / grammatical sentence), 16 kHz mono
@@ -46,9 +52,9 @@ from speechlm.data.probe_pairs import LEXICAL_PAIRS, SYNTACTIC_PAIRS
 from speechlm.errors import DataError
 from speechlm.io import write_text_atomic
 
-__all__ = ["DEFAULT_PROBE_VOICES", "PAIRS_COLUMNS", "PROBE_KINDS", "ProbePair",
-           "build_probe_set", "check_not_in_training", "normalize_text", "probe_pairs",
-           "read_pairs"]
+__all__ = ["DEFAULT_PROBE_VOICES", "PAIRS_COLUMNS", "PROBE_KINDS", "ProbePair", "WorldVoice",
+           "build_probe_set", "check_not_in_training", "in_vocabulary", "normalize_text",
+           "probe_pairs", "read_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -143,14 +149,91 @@ def check_not_in_training(texts: Iterable[str],
     return bad
 
 
-def _resolve_voices(voices: Iterable[str | Voice]) -> list[Voice]:
-    out: list[Voice] = []
+@dataclasses.dataclass(frozen=True)
+class WorldVoice:
+    """A base voice of the world corpus (:mod:`speechlm.data.voices`), unperturbed."""
+
+    name: str
+    engine: str = "world"
+
+
+def _world_names() -> set[str]:
+    from speechlm.data.voices import BASE_VOICES
+
+    return {b.name for b in BASE_VOICES}
+
+
+def _resolve_voices(voices: Iterable[str | Voice]) -> list[Voice | WorldVoice]:
+    out: list[Voice | WorldVoice] = []
+    world = _world_names()
     for v in voices:
-        out.append(v if isinstance(v, Voice) else voices_by_name([v])[0])
+        if isinstance(v, (Voice, WorldVoice)):
+            out.append(v)
+        elif v in world:
+            out.append(WorldVoice(v))
+        else:
+            out.append(voices_by_name([v])[0])
     names = [v.name for v in out]
     if not out or len(set(names)) != len(names):
         raise DataError(f"need one or more distinct voices, got {names}")
     return out
+
+
+def _world_task(args: tuple[WorldVoice, list[Sentence], str]) -> int:
+    """Render ``sentences`` in a world base voice into ``wav_dir/<voice>/<id>.wav`` (16 kHz
+    PCM16, atomic); return how many were made."""
+    import numpy as np
+    import soundfile as sf
+
+    from speechlm.audio import SAMPLE_RATE
+    from speechlm.data.voices import Identity, Perturbation, base_voice, render
+    from speechlm.io import atomic_path
+
+    voice, sentences, wav_dir = args
+    out_dir = Path(wav_dir) / voice.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = [s for s in sentences if not (out_dir / f"{s.id}.wav").exists()]
+    if not todo:
+        return 0
+    ident = Identity(base_voice(voice.name), Perturbation())
+    for s, syn in zip(todo, render(ident, [s.text for s in todo])):
+        with atomic_path(out_dir / f"{s.id}.wav") as tmp:
+            sf.write(tmp, np.asarray(syn.audio, np.float32), SAMPLE_RATE, subtype="PCM_16",
+                     format="WAV")
+    return len(todo)
+
+
+def _check_world_tools(voices: Sequence[WorldVoice]) -> None:
+    from speechlm.data.engines import engine
+    from speechlm.data.voices import base_voice
+
+    for v in voices:
+        b = base_voice(v.name)
+        eng = engine(b.engine)
+        why = eng.missing()
+        if why is None and eng.voice_missing(b.voice):
+            why = f"{b.engine}: voice {b.voice} is not installed"
+        if why:
+            raise DataError(f"cannot speak probe voice {v.name}: {why}")
+
+
+def _corpus_words(corpus: Path) -> tuple[set[str], list[str]]:
+    """The words of a corpus's training transcripts, and its train + valid sentences."""
+    sentences = []
+    for split in ("train", "valid"):
+        f = corpus / f"{split}.wrd"
+        if not f.is_file():
+            raise DataError(f"{f} not found: probes for a corpus need its transcripts")
+        sentences += [line.strip() for line in f.read_text(encoding="utf-8").splitlines()]
+    train = (corpus / "train.wrd").read_text(encoding="utf-8")
+    return set(normalize_text(train).split()), sentences
+
+
+def in_vocabulary(pairs: Sequence[ProbePair], words: set[str]) -> list[ProbePair]:
+    """The pairs whose good item uses only ``words`` (and, for a word pair, whose non-word is
+    not one of them)."""
+    return [p for p in pairs if all(w in words for w in normalize_text(p.good).split())
+            and (p.phenomenon != "lexical" or normalize_text(p.bad) not in words)]
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -160,7 +243,8 @@ def _rel(path: Path, root: Path) -> str:
 def build_probe_set(out_dir: str | os.PathLike,
                     voices: Sequence[str | Voice] = DEFAULT_PROBE_VOICES,
                     kind: str = "lexical", jobs: int | None = None, progress: bool = True,
-                    *, limit: int | None = None) -> Path:
+                    *, limit: int | None = None, corpus: str | os.PathLike | None = None
+                    ) -> Path:
     """Synthesize both items of every pair of a probe in each voice, and write ``pairs.tsv``.
 
     Each item is made exactly as a corpus utterance (:func:`speechlm.data.corpus.synth_task`:
@@ -175,6 +259,8 @@ def build_probe_set(out_dir: str | os.PathLike,
         jobs: worker processes (default: all cores, at most one per task).
         progress: show a progress bar on stderr.
         limit: build only the first ``limit`` pairs (for tests and quick looks).
+        corpus: a world corpus directory: keep the pairs in its training vocabulary and refuse
+            items that are its training or validation sentences (instead of the ARCTIC check).
 
     Returns:
         The path of ``out_dir/<kind>/pairs.tsv``.
@@ -186,12 +272,22 @@ def build_probe_set(out_dir: str | os.PathLike,
     _check_kind(kind)
     voice_list = _resolve_voices(voices)
     pairs = probe_pairs(kind)
+    if corpus is not None:
+        words, sentences = _corpus_words(Path(corpus))
+        pairs = in_vocabulary(pairs, words)
     if limit is not None:
         pairs = pairs[: max(0, limit)]
     if not pairs:
-        raise DataError("no pairs to build (limit < 1?)")
-    _guard_training_overlap(kind, pairs)
-    check_tools(voice_list)
+        raise DataError("no pairs to build (limit < 1, or none in the corpus's vocabulary)")
+    if corpus is not None and kind == "syntactic":  # (word pairs: in_vocabulary above)
+        clash = check_not_in_training([t for p in pairs for t in (p.good, p.bad)], sentences)
+        if clash:
+            raise DataError(f"{len(clash)} {kind} probe text(s) occur in {corpus}'s training "
+                            f"or validation sentences: {', '.join(repr(t) for t in clash[:5])}")
+    elif corpus is None:
+        _guard_training_overlap(kind, pairs)
+    check_tools([v for v in voice_list if isinstance(v, Voice)])
+    _check_world_tools([v for v in voice_list if isinstance(v, WorldVoice)])
     root = Path(out_dir) / kind
     root.mkdir(parents=True, exist_ok=True)
 
@@ -199,10 +295,10 @@ def build_probe_set(out_dir: str | os.PathLike,
              for side, text in (("a", p.good), ("b", p.bad))]
     tasks = []
     for v in voice_list:
-        chunk = FESTIVAL_CHUNK if v.engine == "festival" else _FLITE_CHUNK
+        chunk = FESTIVAL_CHUNK if v.engine in ("festival", "world") else _FLITE_CHUNK
         for i in range(0, len(items), chunk):
             tasks.append((v, items[i : i + chunk], str(root)))
-    tasks.sort(key=lambda t: t[0].engine != "festival")  # slowest first: the pool ends evenly
+    tasks.sort(key=lambda t: t[0].engine not in ("festival", "world"))  # slowest first
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     t0 = time.perf_counter()
     made = 0
@@ -210,11 +306,11 @@ def build_probe_set(out_dir: str | os.PathLike,
               disable=not progress) as bar:
         if jobs == 1:
             for t in tasks:
-                made += synth_task(t)
+                made += _task(t)
                 bar.update(len(t[1]))
         else:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
-                for t, n in zip(tasks, pool.map(synth_task, tasks)):
+                for t, n in zip(tasks, pool.map(_task, tasks)):
                     made += n
                     bar.update(len(t[1]))
 
@@ -232,6 +328,10 @@ def build_probe_set(out_dir: str | os.PathLike,
     log.info("%s probe: %d pairs x %d voices at %s (%d wav files made, %.1f s)", kind,
              len(pairs), len(voice_list), root, made, time.perf_counter() - t0)
     return tsv
+
+
+def _task(args) -> int:
+    return _world_task(args) if isinstance(args[0], WorldVoice) else synth_task(args)
 
 
 def _guard_training_overlap(kind: str, pairs: Sequence[ProbePair]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -77,6 +77,25 @@ def perplexity(model: UnitLM | PackedLM, data_dir: str | os.PathLike, split: str
     }
 
 
+def _fit_ngrams(data_dir: str | os.PathLike, add_k: float):
+    """Add-k unigram and bigram log-probabilities ``([V], [V, V])`` fitted on the ``train``
+    shard, with the ``<bos>`` / ``<eos>`` ids and the shard's reader."""
+    from speechlm.data.shards import open_shard, utterances
+
+    train, meta = open_shard(data_dir, "train")
+    n = meta["n_units"]
+    bos, eos, vocab = special_id("<bos>", n), special_id("<eos>", n), n + 3
+    uni = np.full(vocab, add_k)
+    big = np.full((vocab, vocab), add_k)
+    for u in utterances(np.asarray(train), n):
+        seq = np.concatenate([[bos], u, [eos]])
+        np.add.at(uni, seq[1:], 1)
+        np.add.at(big, (seq[:-1], seq[1:]), 1)
+    uni /= uni.sum()
+    big /= big.sum(1, keepdims=True)
+    return np.log(uni), np.log(big), bos, eos, n
+
+
 def ngram_baselines(data_dir: str | os.PathLike, split: str = "test",
                     add_k: float = 0.01) -> dict:
     """Perplexity per unit of add-k smoothed unigram and bigram models fitted on ``train``.
@@ -86,26 +105,29 @@ def ngram_baselines(data_dir: str | os.PathLike, split: str = "test",
     """
     from speechlm.data.shards import open_shard, utterances
 
-    train, meta = open_shard(data_dir, "train")
+    log_uni, log_big, bos, eos, n = _fit_ngrams(data_dir, add_k)
     test, _ = open_shard(data_dir, split)
-    n = meta["n_units"]
-    bos, eos, vocab = special_id("<bos>", n), special_id("<eos>", n), n + 3
-
-    def seqs(tokens):
-        return [np.concatenate([[bos], u, [eos]]) for u in utterances(np.asarray(tokens), n)]
-
-    uni = np.full(vocab, add_k)
-    big = np.full((vocab, vocab), add_k)
-    for seq in seqs(train):
-        np.add.at(uni, seq[1:], 1)
-        np.add.at(big, (seq[:-1], seq[1:]), 1)
-    uni /= uni.sum()
-    big /= big.sum(1, keepdims=True)
-    test_seqs = seqs(test)
-    nll_u = -np.concatenate([np.log(uni[q[1:]]) for q in test_seqs]).mean()
-    nll_b = -np.concatenate([np.log(big[q[:-1], q[1:]]) for q in test_seqs]).mean()
+    test_seqs = [np.concatenate([[bos], u, [eos]]) for u in utterances(np.asarray(test), n)]
+    nll_u = -np.concatenate([log_uni[q[1:]] for q in test_seqs]).mean()
+    nll_b = -np.concatenate([log_big[q[:-1], q[1:]] for q in test_seqs]).mean()
     return {"unigram_perplexity": round(float(np.exp(nll_u)), 3),
             "bigram_perplexity": round(float(np.exp(nll_b)), 3), "add_k": add_k}
+
+
+def ngram_scorers(data_dir: str | os.PathLike, add_k: float = 0.01) -> dict[str, Any]:
+    """``{"bigram": fn, "unigram": fn}``: the log-probability of a unit sequence (each unit
+    given ``<bos>`` and the units before it, no ``<eos>``, as :func:`sequence_logprob` scores
+    probe items) under the n-gram models of :func:`ngram_baselines`."""
+    log_uni, log_big, bos, _, _ = _fit_ngrams(data_dir, add_k)
+
+    def bigram(ids) -> float:
+        q = np.concatenate([[bos], np.asarray(ids, dtype=np.int64)])
+        return float(log_big[q[:-1], q[1:]].sum())
+
+    def unigram(ids) -> float:
+        return float(log_uni[np.asarray(ids, dtype=np.int64)].sum())
+
+    return {"bigram": bigram, "unigram": unigram}
 
 
 def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | None = None,
@@ -154,8 +176,10 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
         for kind in ("lexical", "syntactic"):
             tsv = Path(probes) / kind / "pairs.tsv"
             if tsv.exists():
-                r = score_pairs(model, tok, tsv, normalize="sum", progress=progress)
-                report[kind] = {k: r[k] for k in ("accuracy", "ci95", "n", "per_voice")}
+                r = score_pairs(model, tok, tsv, normalize="sum", progress=progress,
+                                baselines=ngram_scorers(units_dir))
+                report[kind] = {k: r[k] for k in ("accuracy", "ci95", "n", "per_voice",
+                                                  "baselines")}
                 report[kind]["mean_per_unit"] = {k: r["mean"][k] for k in ("accuracy", "ci95")}
     return report
 
@@ -180,4 +204,12 @@ def lm_markdown(report: dict) -> str:
             r = report[kind]
             lo, hi = r["ci95"]
             rows.append((f"{label}, {r['n']} pairs", f"{r['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"))
+            for name, b in r.get("baselines", {}).items():
+                lo, hi = b["ci95"]
+                rows.append((f"{label}: {name} baseline (train counts)",
+                             f"{b['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"))
+            for voice, v in r["per_voice"].items():
+                lo, hi = v["ci95"]
+                rows.append((f"{label}: voice {voice}, {v['n']} pairs",
+                             f"{v['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"))
     return "\n".join(["| metric | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])

@@ -68,7 +68,8 @@ def _summary(correct: Sequence[float]) -> dict[str, Any]:
 
 def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLike,
                 normalize: str = "sum", *, add_eos: bool = False,
-                progress: bool = True) -> dict[str, Any]:
+                progress: bool = True,
+                baselines: dict[str, Any] | None = None) -> dict[str, Any]:
     """Zero-shot accuracy of ``model`` on a probe set.
 
     Both items of a pair are tokenized (deduplicated when the LM was trained on deduplicated
@@ -87,6 +88,10 @@ def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLik
             ``result["mean"]``.
         add_eos: also score the closing ``<eos>`` (the LM sees each item as a whole utterance).
         progress: show a progress bar on stderr.
+        baselines: other scorers of the same units, ``{name: fn(ids) -> log-probability}``
+            (e.g. the n-gram models of :func:`speechlm.eval.lm.ngram_scorers`); each gets its
+            own ``accuracy`` / ``n`` / ``ci95`` / ``per_voice`` (sum scores) in
+            ``result["baselines"][name]``.
 
     Returns:
         ``{"kind", "pairs_tsv", "unit_space", "dedup", "add_eos", "normalize", "accuracy",
@@ -120,19 +125,25 @@ def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLik
     max_units = model.cfg.block_size - int(add_eos)
     t0 = time.perf_counter()
 
-    def item_score(path: Path) -> tuple[float, int]:
+    baselines = dict(baselines or {})
+    other: dict[str, list[float]] = {name: [] for name in baselines}
+
+    def item_score(path: Path) -> tuple[float, int, dict[str, float]]:
         ids = tokenizer.tokenize_file(path, dedup=dedup).ids
         if ids.numel() > max_units:
             raise DataError(f"{path}: {ids.numel()} units exceed the LM's context of "
                             f"{max_units}")
-        return sequence_logprob(model, ids, add_eos=add_eos), int(ids.numel())
+        return (sequence_logprob(model, ids, add_eos=add_eos), int(ids.numel()),
+                {name: float(fn(ids)) for name, fn in baselines.items()})
 
     details = []
     correct: dict[str, list[float]] = {"sum": [], "mean": []}
     voice_of: list[str] = []
     for row in tqdm(rows, desc="probe score", unit="pair", disable=not progress):
-        good_lp, good_n = item_score(row["good_path"])
-        bad_lp, bad_n = item_score(row["bad_path"])
+        good_lp, good_n, good_other = item_score(row["good_path"])
+        bad_lp, bad_n, bad_other = item_score(row["bad_path"])
+        for name in baselines:
+            other[name].append(_pair_credit(good_other[name], bad_other[name]))
         good_mean = good_lp / max(1, good_n + int(add_eos))
         bad_mean = bad_lp / max(1, bad_n + int(add_eos))
         correct["sum"].append(_pair_credit(good_lp, bad_lp))
@@ -158,6 +169,13 @@ def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLik
         "per_voice": main["per_voice"], "sum": by_norm["sum"], "mean": by_norm["mean"],
         "pairs": details, "seconds": round(time.perf_counter() - t0, 2),
     }
+    if baselines:
+        result["baselines"] = {}
+        for name, credits in other.items():
+            block = _summary(credits)
+            block["per_voice"] = {v: _summary([c for c, w in zip(credits, voice_of) if w == v])
+                                  for v in voices}
+            result["baselines"][name] = block
     lo, hi = main["ci95"]
     log.info("%s probe (%s): accuracy %.3f [%.3f, %.3f] on %d pairs; per-unit mean %.3f",
              kind or pairs_tsv, normalize, main["accuracy"], lo, hi, main["n"],

@@ -87,7 +87,7 @@ class ResynthHarness:
         self.voc = Vocoder.load(vocoder)
         if waveform:
             self.voc.use_waveform(waveform)
-        elif any(m in NEEDS_WAVEFORM for m in methods):
+        elif self.voc.waveform is None and any(m in NEEDS_WAVEFORM for m in methods):
             raise DataError(f"methods {', '.join(m for m in methods if m in NEEDS_WAVEFORM)} "
                             "need a waveform stage: give --waveform DIR")
         self.tok = Tokenizer.load(self.voc.training.get("tokenizer") or "mfcc-k100")

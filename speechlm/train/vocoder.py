@@ -15,6 +15,7 @@ weights with the best validation loss), ``state.safetensors`` (resume), ``log.js
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -70,6 +71,8 @@ DATA_DEFAULTS: dict[str, Any] = {
     "jobs": 0,  # analysis processes (0: all cores)
     "feats_from": "",  # a cache of the same corpus made with another tokenizer on the same
     #                    frame grid: reuse its WORLD/mel analysis, only tokenize (minutes)
+    "speaker": "",  # a trained speaker encoder (speechlm train speaker): frozen inside the
+    #                 vocoder as its reference encoder; empty: one trained with the decoder
     "waveform": "",  # a harmonic-plus-noise waveform stage (speechlm.waveform) exported inside
     #                  the vocoder; required by a mel-only vocoder (model.sp_dim = ap_dim = 0)
 }
@@ -88,7 +91,7 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     if waveform.is_waveform_recipe(path, overrides):
         return waveform.load_config(path, overrides)
     model_keys = set(VocoderConfig.__dataclass_fields__) - {
-        "n_units", "unit_space", "frame_rate", "sample_rate"} | {"kind"}
+        "n_units", "unit_space", "frame_rate", "sample_rate", "spk_net"} | {"kind"}
     cfg = load_recipe(path, list(overrides), {"data": DATA_DEFAULTS, "model": {},
                                               "train": {**TRAIN_DEFAULTS, **BATCH_DEFAULTS}},
                       model_keys)
@@ -461,7 +464,16 @@ class VocoderTask(TrainTask):
                          "holdout_voices": list(d["holdout_voices"]), "recipe": self.recipe,
                          "seed": self.t["seed"],
                          "train_voices": sorted(self.splits["train"].by_speaker)}
+        spk = None
+        if d.get("speaker"):
+            from speechlm.speaker import SpeakerModel
+
+            spk = SpeakerModel.load(d["speaker"])
+            self.mcfg = dataclasses.replace(self.mcfg, spk_net=spk.model.cfg.to_dict())
+            self.training["speaker"] = str(d["speaker"])
         model = UnitVocoder(self.mcfg)
+        if spk is not None:
+            model.speaker.net.load_state_dict(spk.model.state_dict())
         for k, v in compute_stats(self.splits["train"], self.mcfg.sp_dim,
                                   self.mcfg.ap_dim).items():
             getattr(model, k).copy_(v)
