@@ -43,24 +43,26 @@ corpus-world: $(STAMP)  ## the world corpus into data/corpus-v2: 110.8 h (~2 h o
 reports: corpus  ## re-run the tokenizer, resynthesis and continuation reports with the judges (~1 h)
 	bash scripts/build_judged_reports.sh
 
-tokenizer: corpus  ## refit the bundled default tokenizer and the samples on data/corpus
+tokenizer: corpus  ## refit the mfcc-k100 baseline tokenizer and the samples on data/corpus
 	bash scripts/build_default_tokenizer.sh
 
-eval-tokenizer: $(STAMP)  ## unit metrics of the bundled tokenizer on the held-out test split
-	$(VENV)/bin/speechlm eval tokenizer --tokenizer mfcc-k100 --manifest test
+eval-tokenizer: $(STAMP)  ## unit metrics of the bundled tokenizer on held-out engines and sentences (world corpus)
+	$(VENV)/bin/speechlm eval tokenizer --tokenizer phone-k100 --tokenizer mfcc-k100 \
+	  --manifest test --manifest heldout
 
-lm: corpus  ## retrain the bundled unit LM with the CPU recipe (~1 h) and evaluate it
+lm: $(STAMP)  ## retrain the bundled unit LM (phone-lm) with the CPU recipe (~1 h; needs corpus-world) and evaluate it
 	bash scripts/build_default_lm.sh
 
-eval-lm: $(STAMP)  ## perplexity and probe accuracies of the bundled LM (test split)
-	$(VENV)/bin/speechlm eval build-probes --out data/probes
-	$(VENV)/bin/speechlm eval lm --model unit-lm
+eval-lm: $(STAMP)  ## perplexity and probe accuracies of the bundled LM (world corpus test split, held-out engines)
+	$(VENV)/bin/speechlm eval build-probes --out data/probes-v2 --corpus data/corpus-v2 \
+	  --voices pico_us,piper_joe,mbrola_us3
+	$(VENV)/bin/speechlm eval lm --probes data/probes-v2
 
-vocoder: corpus  ## retrain the bundled unit vocoder with the CPU recipe (~1.5 h), judge and bench it
+vocoder: $(STAMP)  ## retrain the bundled unit vocoder (phone-vocoder) with the CPU recipe (~1.5 h; needs corpus-world, waveform, speaker), judge and bench it
 	bash scripts/build_default_vocoder.sh
 
-eval-resynth: $(STAMP)  ## resynthesis WER / speaker similarity / DNSMOS / F0 of the bundled vocoder
-	$(VENV)/bin/speechlm eval resynth --vocoder unit-vocoder --data test --per-voice 10
+eval-resynth: $(STAMP)  ## resynthesis WER / speaker similarity / DNSMOS / F0 of the bundled vocoder on held-out engines
+	$(VENV)/bin/speechlm eval resynth --data heldout --per-voice 2
 
 eval-continue: $(STAMP)  ## the continuation report of the bundled model, with figures (docs/)
 	bash scripts/build_continue_report.sh

@@ -21,7 +21,7 @@ gets a warm-up pass, then the repeats of the two are interleaved (ours, peer, ou
 so that a drifting background load hits both alike; the best pass of each is reported. A
 sampling pass is timed whole: prefill of the prompt + the decode steps.
 
-Model: the bundled ``unit-lm`` when ``speechlm/pretrained/unit-lm`` exists, else a random
+Model: the bundled default LM (``phone-lm``) when it is in ``speechlm/pretrained/``, else a random
 ``LMConfig(n_units=100, block_size=512, n_layer=6, n_head=6, n_embd=384)``; any of
 ``--layers/--width/--heads`` picks a random model of those dimensions instead.
 

@@ -2,7 +2,8 @@
 Griffin-Lim (32 iterations) in the same run.
 
 speechlm: ``Vocoder.decode(units, voice)`` on frame-rate units of held-out utterances (the
-network predicting WORLD parameters + WORLD synthesis), with each utterance's voice computed
+network + its default waveform method: the harmonic-plus-noise stage for the bundled mel-only
+``phone-vocoder``, WORLD synthesis for a WORLD vocoder), with each utterance's voice computed
 beforehand (a voice is computed once per speaker); the voice cost is reported separately.
 Peers: ``torchaudio.transforms.GriffinLim(n_iter=32, power=1)`` on the magnitude spectrogram of
 the same utterances (given to it for free), with torchaudio's default frames (n_fft 400, hop 200:
@@ -16,7 +17,7 @@ the waveform stage alone on each utterance's log-mel + F0 (given to it for free,
 magnitudes are to Griffin-Lim), whose ratio against Griffin-Lim at the same frames (n_fft 1024,
 hop 160) is the waveform stage's speed target (>= 2x, >= 150x real time).
 
-    .venv/bin/python benchmarks/bench_vocoder.py [--vocoder unit-vocoder] [--utterances 30]
+    .venv/bin/python benchmarks/bench_vocoder.py [--vocoder phone-vocoder] [--utterances 30]
         [--waveform outputs/waveform-hn-cpu/model] [--data heldout --corpus data/corpus-v2]
 """
 
@@ -37,7 +38,7 @@ from _common import emit, speech_files  # noqa: E402  (benchmarks/ is on the pat
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--vocoder", default="unit-vocoder")
+    ap.add_argument("--vocoder", default="phone-vocoder")
     ap.add_argument("--data", default="test", help="split of data/corpus or a manifest")
     ap.add_argument("--utterances", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=3)

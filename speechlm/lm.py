@@ -217,7 +217,7 @@ class UnitLM(nn.Module):
         return logits, loss
 
 
-DEFAULT_LM = "unit-lm"  # bundled in speechlm/pretrained/
+DEFAULT_LM = "phone-lm"  # bundled in speechlm/pretrained/
 
 
 class LanguageModel(Stage):

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default"
-DEFAULT_STAGES = {"tokenizer": "mfcc-k100", "lm": "unit-lm", "vocoder": "unit-vocoder"}
+DEFAULT_STAGES = {"tokenizer": "phone-k100", "lm": "phone-lm", "vocoder": "phone-vocoder"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,6 +27,7 @@ from torch import nn
 from speechlm import checkpoint
 from speechlm.audio import SAMPLE_RATE, as_mono
 from speechlm.errors import AudioError, ModelError
+from speechlm.mel import MelSpectrogram
 
 MIN_SECONDS = 0.5  # the shortest reference embed() takes
 
@@ -95,8 +96,6 @@ class SpeakerModel:
     kind = "speaker"
 
     def __init__(self, model: SpeakerNet, training: dict[str, Any] | None = None):
-        from speechlm.vocoder import MelSpectrogram
-
         self.model = model.eval()
         self.training = dict(training or {})
         self.mel = MelSpectrogram(model.cfg.n_mels)

@@ -33,7 +33,7 @@ from speechlm.quantizer import KMeansQuantizer
 from speechlm.stage import Stage
 from speechlm.units import Units
 
-DEFAULT_TOKENIZER = "mfcc-k100"  # bundled in speechlm/pretrained/
+DEFAULT_TOKENIZER = "phone-k100"  # bundled in speechlm/pretrained/
 CHUNK_FRAMES = 3000  # frames per chunk when reading files (60 s)
 
 

@@ -38,15 +38,13 @@ from speechlm.audio import (
     pyworld_module,
 )
 from speechlm.errors import AudioError, ModelError
+from speechlm.mel import HOP, LOG_FLOOR, N_FFT, MelSpectrogram  # noqa: F401  (re-exported)
 from speechlm.stage import Stage
 from speechlm.units import Units
 
-DEFAULT_VOCODER = "unit-vocoder"
+DEFAULT_VOCODER = "phone-vocoder"
 FRAME_PERIOD_MS = F0_FRAME_PERIOD_MS  # WORLD frame period: two vocoder frames per unit frame
 UPSAMPLE = 2  # vocoder frames per unit frame
-HOP = 160  # samples per vocoder frame (10 ms at 16 kHz)
-N_FFT = 1024  # STFT size of the log-mel (reference encoder input, Griffin-Lim baseline)
-LOG_FLOOR = 1e-5  # floor of the log-mel magnitude
 MIN_VOICE_SAMPLES = N_FFT  # 64 ms: the shortest reference the speaker encoder's STFT can frame
 WAVEFORM_DIR = "waveform"  # a mel-only vocoder's harmonic-plus-noise stage, inside its directory
 MAX_DECODE_SECONDS = 600.0  # the most speech one decode call makes (about 2 GB at the peak)
@@ -66,26 +64,6 @@ def world_analysis(wav: np.ndarray, sr: int = SAMPLE_RATE,
     sp = pw.cheaptrick(x, f0, t, sr)
     ap = pw.d4c(x, f0, t, sr)
     return f0, pw.code_spectral_envelope(sp, sr, sp_dim), pw.code_aperiodicity(ap, sr)
-
-
-class MelSpectrogram(nn.Module):
-    """``[B, T]`` waveform -> ``[B, floor(T / 160) + 1, n_mels]`` log-magnitude mel (10 ms hop)."""
-
-    def __init__(self, n_mels: int = 80):
-        super().__init__()
-        import torchaudio.functional as AF
-
-        fb = AF.melscale_fbanks(N_FFT // 2 + 1, 0.0, SAMPLE_RATE / 2, n_mels, SAMPLE_RATE,
-                                norm="slaney", mel_scale="slaney")
-        self.register_buffer("fb", fb, persistent=False)  # [F, M]
-        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
-
-    def magnitude(self, wav: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(wav, N_FFT, HOP, window=self.window, center=True, return_complex=True)
-        return spec.abs().transpose(1, 2)  # [B, N, F]
-
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        return torch.log(torch.clamp(self.magnitude(wav) @ self.fb, min=LOG_FLOOR))
 
 
 # --------------------------------------------------------------------------- network

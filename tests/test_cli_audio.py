@@ -17,7 +17,14 @@ SAMPLE = "samples/flite_slt_arctic_a0004.wav"
 
 @pytest.fixture(scope="module")
 def voc_dir(tiny_vocoder_run):
+    """A tiny vocoder on mfcc-k100 units: resynth tokenizes with the vocoder's own tokenizer."""
     return str(tiny_vocoder_run[0] / "model")
+
+
+@pytest.fixture(scope="module")
+def default_voc():
+    """The bundled vocoder: what composes with the default tokenizer and LM (phone-k100)."""
+    return "phone-vocoder"
 
 
 def _md5(p) -> str:
@@ -57,13 +64,13 @@ def test_resynth_bad_input(voc_dir, tmp_path, capsys):
     assert code == 2 and ".wav" in err
 
 
-def test_vocode_units_file(voc_dir, tmp_path, capsys):
+def test_vocode_units_file(default_voc, tmp_path, capsys):
     code, stdout, _ = _run(capsys, "-q", "tokenize", "--format", "json", "--dedup", SAMPLE)
     units = tmp_path / "u.json"
     units.write_text(stdout)
     out = tmp_path / "v.wav"
     code, _, _ = _run(capsys, "-q", "vocode", str(units), "-o", str(out), "--voice", SAMPLE,
-                      "--vocoder", voc_dir)
+                      "--vocoder", default_voc)
     assert code == 0
     y, _ = sf.read(out)
     rec = json.loads(stdout)
@@ -72,13 +79,13 @@ def test_vocode_units_file(voc_dir, tmp_path, capsys):
     rec["unit_space"] = "mfcc-k100-deadbeef"
     units.write_text(json.dumps(rec))
     code, _, err = _run(capsys, "vocode", str(units), "-o", str(tmp_path / "w.wav"),
-                        "--voice", SAMPLE, "--vocoder", voc_dir)
+                        "--voice", SAMPLE, "--vocoder", default_voc)
     assert code == 2 and "unit space mismatch" in err
 
 
-def test_continue_seeded_reproducible_and_samples_differ(voc_dir, tmp_path, capsys):
+def test_continue_seeded_reproducible_and_samples_differ(default_voc, tmp_path, capsys):
     out = tmp_path / "c.wav"
-    args = ["-q", "continue", SAMPLE, "--vocoder", voc_dir, "--seconds", "1.5", "--seed", "3"]
+    args = ["-q", "continue", SAMPLE, "--vocoder", default_voc, "--seconds", "1.5", "--seed", "3"]
     code, _, _ = _run(capsys, *args, "-o", str(out), "--num-samples", "2",
                       "--units-out", str(tmp_path / "u.jsonl"))
     assert code == 0
@@ -99,33 +106,33 @@ def test_continue_seeded_reproducible_and_samples_differ(voc_dir, tmp_path, caps
     assert len(e) < len(y)
 
 
-def test_continue_bad_prompts(voc_dir, tmp_path, capsys):
+def test_continue_bad_prompts(default_voc, tmp_path, capsys):
     silent = tmp_path / "silent.wav"
     sf.write(silent, np.zeros(32000, np.float32), 16000)
     code, _, err = _run(capsys, "continue", str(silent), "-o", str(tmp_path / "o.wav"),
-                        "--vocoder", voc_dir)
+                        "--vocoder", default_voc)
     assert code == 2 and "silent" in err and err.count("\n") == 1
     txt = tmp_path / "notes.wav"
     txt.write_text("hello")
     code, _, err = _run(capsys, "continue", str(txt), "-o", str(tmp_path / "o.wav"),
-                        "--vocoder", voc_dir)
+                        "--vocoder", default_voc)
     assert code == 2 and err.count("\n") == 1
     code, _, err = _run(capsys, "continue", SAMPLE, "-o", str(tmp_path / "o.wav"),
-                        "--vocoder", voc_dir, "--seconds", "60")
+                        "--vocoder", default_voc, "--seconds", "60")
     assert code == 2 and "does not fit the LM's context" in err
     assert not (tmp_path / "o.wav").exists()
 
 
-def test_long_prompt_is_truncated_to_the_context(voc_dir, tmp_path, capsys):
+def test_long_prompt_is_truncated_to_the_context(default_voc, tmp_path, capsys):
     x, sr = sf.read(SAMPLE)
     long = tmp_path / "long.wav"
     sf.write(long, np.concatenate([x] * 4), sr)  # ~13 s: more units than the context holds
     code, _, err = _run(capsys, "continue", str(long), "-o", str(tmp_path / "o.wav"),
-                        "--vocoder", voc_dir, "--seconds", "1", "--seed", "0")
+                        "--vocoder", default_voc, "--seconds", "1", "--seed", "0")
     assert code == 0 and "longer than the LM's context" in err
 
 
-def test_pipeline_refuses_mismatched_stages(voc_dir):
+def test_pipeline_refuses_mismatched_stages(default_voc):
     from speechlm.errors import ModelError
     from speechlm.lm import LanguageModel
     from speechlm.pipeline import SpeechLM
@@ -134,17 +141,18 @@ def test_pipeline_refuses_mismatched_stages(voc_dir):
 
     tok = Tokenizer.load()
     lm = LanguageModel.load()
-    voc = Vocoder.load(voc_dir)
+    voc = Vocoder.load(default_voc)
     SpeechLM(tok, lm, voc)  # matching stages are accepted
     voc.cfg = type(voc.cfg)(**{**voc.cfg.to_dict(), "unit_space": "mfcc-k100-00000000"})
-    with pytest.raises(ModelError, match="mfcc-k100-00000000.*mfcc-k100-a7ed9ff3"):
+    with pytest.raises(ModelError,
+                       match="mfcc-k100-00000000.*phone-encoder-phone-cpu-posteriors-k100-343791db"):
         SpeechLM(tok, lm, voc)
 
 
-def test_api_continue_and_vocode(voc_dir):
+def test_api_continue_and_vocode(default_voc):
     from speechlm import SpeechLM, Units
 
-    m = SpeechLM.load(vocoder=voc_dir)
+    m = SpeechLM.load(vocoder=default_voc)
     units = m.tokenize(SAMPLE)
     assert isinstance(units, Units) and units.deduped
     out = m.continue_audio(SAMPLE, seconds=1.0, seed=1)

@@ -63,10 +63,9 @@ def test_eval_resynth_on_a_folder_of_recordings(tiny_vocoder_run, small_corpus, 
     assert main(["-q", "eval", "resynth", "--wav-dir", str(tmp_path / "none")]) == 2
 
 
-def test_eval_continue_report_and_figures(tiny_vocoder_run, small_corpus, tmp_path, capsys):
-    voc = str(tiny_vocoder_run[0] / "model")
+def test_eval_continue_report_and_figures(small_corpus, tmp_path, capsys):
     code = main(["-q", "eval", "continue", "--corpus", str(small_corpus), "--data", "train",
-                 "--vocoder", voc, "--per-voice", "1", "--num-samples", "2",
+                 "--per-voice", "1", "--num-samples", "2",
                  "--prompt-seconds", "2", "--seconds", "1", "--figures", str(tmp_path / "f"),
                  "--json", str(tmp_path / "c.json")])
     md = capsys.readouterr().out

@@ -117,7 +117,7 @@ def test_info_names_the_model_limits_and_queue(server):
     status, _, data = request(base + "/api/info")
     info = json.loads(data)
     assert status == 200
-    assert info["model"]["unit_space"] == "mfcc-k100-a7ed9ff3"
+    assert info["model"]["unit_space"] == "phone-encoder-phone-cpu-posteriors-k100-343791db"
     assert info["model"]["sample_rate"] == 16000 and info["model"]["lm_context_units"] == 255
     assert info["model"]["judges"]["available"] is False
     assert info["limits"]["max_upload_bytes"] == 2**20 and info["limits"]["max_pending"] == 2

@@ -24,7 +24,7 @@ def units_dir(small_corpus, tmp_path_factory):
     from speechlm.tokenizer import Tokenizer
 
     d = tmp_path_factory.mktemp("units")
-    dump_units(Tokenizer.load(), small_corpus, d, progress=False)
+    dump_units(Tokenizer.load("mfcc-k100"), small_corpus, d, progress=False)  # tiny.toml's
     return d
 
 

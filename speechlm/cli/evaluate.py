@@ -127,7 +127,7 @@ def register(sub, add_parser) -> None:
     et.add_argument("--manifest", action="append",
                     help="manifest .tsv or split name (default test); repeat it for more rows, "
                     "e.g. --manifest test --manifest heldout (the held-out voices)")
-    et.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
+    et.add_argument("--corpus", default="data/corpus-v2", help="corpus directory for split names")
     et.add_argument("--max-utterances", type=int, help="evaluate a random subset")
     et.add_argument("--seed", type=int, default=0, help="random seed for subsets and ABX")
     et.add_argument("--ued-utterances", type=int, default=50,
@@ -143,7 +143,7 @@ def register(sub, add_parser) -> None:
                     description="Perplexity on the test split (per unit and bits per second) "
                     "and, where the probe sets exist, sWUGGY-style lexical and sBLIMP-style "
                     "syntactic accuracies with 95% confidence intervals.")
-    el.add_argument("--model", default="unit-lm", help="bundled LM name or LM directory")
+    el.add_argument("--model", default="phone-lm", help="bundled LM name or LM directory")
     el.add_argument("--split", default="test", help="split to score")
     el.add_argument("--lm-weights", choices=("int8", "fp32"),
                     help="also score the split with the LM packed for decoding in these weights "
@@ -151,7 +151,7 @@ def register(sub, add_parser) -> None:
                     "sampling uses, when it is not the network's own fp32)")
     el.add_argument("--units-dir", help="unit shards (default: the one the LM was trained on; "
                     "a missing split is tokenized from --corpus)")
-    el.add_argument("--corpus", default="data/corpus", help="corpus directory")
+    el.add_argument("--corpus", default="data/corpus-v2", help="corpus directory")
     el.add_argument("--probes", default="data/probes",
                     help="probe sets from 'speechlm eval build-probes' (skipped if absent)")
     add_report_args(el)
@@ -176,11 +176,11 @@ def register(sub, add_parser) -> None:
     er.add_argument("--data", default="test",
                     help="split name of --corpus, a manifest .tsv (with .wrd), or a folder of "
                     "wavs with same-name .txt transcripts")
-    er.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
+    er.add_argument("--corpus", default="data/corpus-v2", help="corpus directory for split names")
     er.add_argument("--wav-dir", help="judge your own recordings instead: a folder of audio "
                     "files (DIR/*.wav for one speaker, DIR/SPEAKER/*.wav for several), with "
                     "transcripts in DIR/texts.tsv (file<TAB>text[<TAB>speaker]) or FILE.txt")
-    er.add_argument("--vocoder", default="unit-vocoder", help="vocoder name or directory")
+    er.add_argument("--vocoder", default="phone-vocoder", help="vocoder name or directory")
     er.add_argument("--per-voice", type=int, default=10,
                     help="utterances per voice (0: all; the ASR runs at ~0.25x real time)")
     er.add_argument("--methods", default="world-f0,world,griffinlim,floor",
@@ -217,7 +217,7 @@ def register(sub, add_parser) -> None:
                     "seconds of each utterance) several times and judge the continuations.")
     ec.add_argument("--data", default="test",
                     help="split name of --corpus, a manifest .tsv, or a folder of wavs")
-    ec.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
+    ec.add_argument("--corpus", default="data/corpus-v2", help="corpus directory for split names")
     ec.add_argument("--wav-dir", help="judge your own recordings instead: a folder of audio "
                     "files (DIR/*.wav for one speaker, DIR/SPEAKER/*.wav for several), with "
                     "transcripts in DIR/texts.tsv (file<TAB>text[<TAB>speaker]) or FILE.txt")

@@ -187,10 +187,11 @@ def register(sub, add_parser) -> None:
                    help="ignore the input's F0 contour and let the vocoder predict one")
     r.add_argument("--method", choices=("world", "griffinlim", "hn"),
                    help="waveform generation: WORLD, the Griffin-Lim baseline, or the harmonic-"
-                   "plus-noise stage (default: the vocoder's own, WORLD for unit-vocoder)")
+                   "plus-noise stage (default: the vocoder's own: hn for a mel-only vocoder "
+                   "such as the bundled phone-vocoder, else WORLD)")
     r.add_argument("--waveform", help="harmonic-plus-noise waveform stage directory for "
                    "--method hn (a mel-only vocoder carries its own)")
-    r.add_argument("--vocoder", default="unit-vocoder", help="vocoder name or directory")
+    r.add_argument("--vocoder", default="phone-vocoder", help="vocoder name or directory")
     r.add_argument("--tokenizer", help="tokenizer (default: the one the vocoder was trained on)")
     r.add_argument("--force", action="store_true", help="overwrite an existing output")
     r.set_defaults(func=cmd_resynth)
@@ -206,9 +207,10 @@ def register(sub, add_parser) -> None:
                    help="ignore the durations in the file and use the duration model")
     v.add_argument("--method", choices=("world", "griffinlim", "hn"),
                    help="waveform generation: WORLD, the Griffin-Lim baseline, or the harmonic-"
-                   "plus-noise stage (default: the vocoder's own, WORLD for unit-vocoder)")
+                   "plus-noise stage (default: the vocoder's own: hn for a mel-only vocoder "
+                   "such as the bundled phone-vocoder, else WORLD)")
     v.add_argument("--waveform", help="harmonic-plus-noise waveform stage directory for "
                    "--method hn (a mel-only vocoder carries its own)")
-    v.add_argument("--vocoder", default="unit-vocoder", help="vocoder name or directory")
+    v.add_argument("--vocoder", default="phone-vocoder", help="vocoder name or directory")
     v.add_argument("--force", action="store_true", help="overwrite an existing output")
     v.set_defaults(func=cmd_vocode)

@@ -242,7 +242,7 @@ class ResynthHarness:
         return out
 
 
-def evaluate_resynth(vocoder: str = "unit-vocoder", data: str = "test",
+def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
                      corpus: str | None = "data/corpus", per_voice: int = 10,
                      methods: tuple[str, ...] = DEFAULT_METHODS, seed: int = 0,
                      progress: bool = True, audio_out: str | None = None,

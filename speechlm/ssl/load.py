@@ -57,6 +57,6 @@ def load_ssl_model(path: str | os.PathLike) -> tuple[Wav2Vec2Model, SSLInfo]:
         raise ModelError(f"{p}: pass the model directory, not one of its files")
     else:
         model, info = load_fairseq(p)
-    _LG.info("loaded %s SSL encoder from %s: %d layers, dim %d, normalize_waveform=%s",
-             info.source_format, p, info.num_layers, info.dim, info.normalize_waveform)
+    _LG.debug("loaded %s SSL encoder from %s: %d layers, dim %d, normalize_waveform=%s",
+              info.source_format, p, info.num_layers, info.dim, info.normalize_waveform)
     return model, info
