@@ -321,6 +321,28 @@ def test_f0_bins_vocoder_samples_with_its_seed(small_corpus, tmp_path, wav_file)
                        voc.parameters_for(units, voice, f0=f0, seed=2)["lf0"])
     y = voc.decode(units, voice, seed=3)
     assert y.shape == (HOP * 2 * len(units),) and torch.isfinite(y).all()
+    # without F0: a contour is drawn from the first pass, then the decoder runs again
+    # conditioned on it (as resynthesis is on the source's), its voicing smoothed
+    from speechlm.vocoder import VOICING_SMOOTH, median_filter, sample_f0_contour
+
+    with torch.no_grad():
+        first = voc.model.split(voc.model(units.ids[None].long(), voice.vector[None]))
+    first = {k: v[0] for k, v in first.items()}
+    z = sample_f0_contour(first["lf0_logits"], torch.Generator().manual_seed(1))
+    lf0 = z * voc.model.lf0_stats[1] + voc.model.lf0_stats[0]
+    voiced = median_filter(first["vuv"] > 0.5, VOICING_SMOOTH)
+    want = voc.parameters_for(units, voice, f0=torch.where(voiced, lf0.exp(), 0.0).numpy())
+    assert torch.equal(p1["mel"], want["mel"]) and torch.equal(p1["vuv"], want["vuv"])
+
+
+def test_median_filter_votes_out_one_frame_flicker():
+    from speechlm.vocoder import median_filter
+
+    v = torch.tensor([0, 1, 0, 0, 1, 1, 0, 1, 1, 1], dtype=torch.bool)
+    assert median_filter(v, 3).tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+    assert median_filter(v, 1) is v and median_filter(v[:0], 5).numel() == 0
+    x = torch.tensor([1.0, 9.0, 2.0, 3.0])
+    assert median_filter(x, 3).tolist() == [1.0, 2.0, 3.0, 3.0]
 
 
 def test_pretrained_speaker_encoder_stays_frozen_inside_the_vocoder(small_corpus, tmp_path,
