@@ -139,27 +139,34 @@ def sample_categorical(probs: torch.Tensor, gen: torch.Generator) -> torch.Tenso
 
 
 @torch.inference_mode()
-def generate(model: UnitLM | PackedLM, prompt: torch.Tensor,
-             options: SamplingOptions) -> Generation:
+def generate(model: UnitLM | PackedLM, prompt: torch.Tensor, options: SamplingOptions,
+             then: torch.Tensor | list[int] | None = None) -> Generation:
     """Continue ``prompt`` (``[P]`` unit ids, no specials) with ``options.num_samples`` samples.
 
     ``model`` is the network, or its :class:`speechlm.decode.PackedLM` (faster weights).
+    ``then``: token ids read after the prompt, before sampling: an interleaved LM's
+    ``<text> words <speech>`` (:func:`speechlm.units.text_prompt_ids`) asks it to go on speaking
+    after those words. Only units (and ``<eos>``) are ever sampled.
 
     Raises:
-        ValueError: the prompt holds ids outside the unit range, or prompt + continuation
-            exceed the model's context.
+        ValueError: the prompt holds ids outside the unit range, the ``then`` ids outside
+            the vocabulary, or prompt + ``then`` + continuation exceed the model's context.
     """
     cfg = model.cfg
     model.eval()
     prompt = torch.as_tensor(prompt, dtype=torch.long).flatten()
     if prompt.numel() and (prompt.min() < 0 or prompt.max() >= cfg.n_units):
         raise ValueError(f"prompt unit ids must lie in [0, {cfg.n_units})")
+    pre = torch.as_tensor([] if then is None else then, dtype=torch.long).flatten()
+    if pre.numel() and (pre.min() < 0 or pre.max() >= cfg.vocab_size):
+        raise ValueError(f"token ids after the prompt must lie in the vocabulary [0, "
+                         f"{cfg.vocab_size})")
     bos, eos = special_id("<bos>", cfg.n_units), special_id("<eos>", cfg.n_units)
-    total = 1 + prompt.numel() + options.max_new_tokens
+    total = 1 + pre.numel() + prompt.numel() + options.max_new_tokens
     if total > cfg.block_size:
-        raise ValueError(f"prompt ({prompt.numel()} units) + continuation "
+        raise ValueError(f"prompt ({pre.numel() + prompt.numel()} tokens) + continuation "
                          f"({options.max_new_tokens}) exceed the model's context of "
-                         f"{cfg.block_size - 1} units; shorten the prompt or the continuation")
+                         f"{cfg.block_size - 1} tokens; shorten the prompt or the continuation")
     device = next(model.parameters()).device
     N = options.num_samples
     gen = torch.Generator(device=device)
@@ -168,7 +175,7 @@ def generate(model: UnitLM | PackedLM, prompt: torch.Tensor,
     else:
         gen.seed()
 
-    x = torch.cat([torch.tensor([bos]), prompt]).to(device).expand(N, -1).contiguous()
+    x = torch.cat([torch.tensor([bos]), prompt, pre]).to(device).expand(N, -1).contiguous()
     dtype = getattr(model, "cache_dtype", None) or next(model.parameters()).dtype
     cache = KVCache(cfg, N, total, device=device, dtype=dtype)
     logits = model(x, cache=cache)[0][:, -1].float()
@@ -183,7 +190,8 @@ def generate(model: UnitLM | PackedLM, prompt: torch.Tensor,
     allowed[: cfg.n_units] = 0.0
     if options.stop_at_eos:
         allowed[eos] = 0.0
-    history = x[:, 1:] if prompt.numel() else torch.full((N, 1), -1, device=device)
+    history = x[:, 1:1 + prompt.numel()] if prompt.numel() else torch.full((N, 1), -1,
+                                                                             device=device)
     seqs = [prompt.tolist() for _ in range(N)] if options.no_repeat_ngram else None
 
     for t in range(L):

@@ -3,7 +3,9 @@ network) and :class:`LanguageModel`, the loadable stage that wraps it.
 
 Pre-norm blocks (RMSNorm), rotary position embeddings, fused QKV projection, PyTorch's
 scaled-dot-product attention, a GELU MLP, and input/output embedding tying. The vocabulary
-is the ``n_units`` speech units followed by the special tokens of :mod:`speechlm.units`.
+is the ``n_units`` speech units followed by the special tokens of :mod:`speechlm.units` and, in
+an LM trained with text (``text_vocab``, :mod:`speechlm.data.interleave`), the two modality
+markers and one token per character.
 
 ``forward(idx, targets=None, cache=None) -> (logits, loss)``. With a :class:`KVCache` the model
 appends the new keys and values to the cache and attends over everything cached so far; the
@@ -24,7 +26,7 @@ from torch import nn
 from speechlm.audio import SAMPLE_RATE
 from speechlm.errors import ModelError
 from speechlm.stage import Stage
-from speechlm.units import N_SPECIAL
+from speechlm.units import text_vocab_size
 
 
 @dataclasses.dataclass
@@ -39,10 +41,11 @@ class LMConfig:
     dedup: bool = True  # trained on deduplicated units (GSLM) rather than frame-rate units
     unit_space: str = ""  # the tokenizer's unit space; the pipeline refuses a mismatch
     frame_rate: float = 50.0  # unit frame rate of the tokenizer
+    text_vocab: str = ""  # characters of the text tokens (interleaved training); "" = units only
 
     @property
     def vocab_size(self) -> int:
-        return self.n_units + N_SPECIAL
+        return text_vocab_size(self.n_units, self.text_vocab)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

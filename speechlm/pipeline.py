@@ -160,7 +160,8 @@ class SpeechLM(Stage):
                        top_p: float | None = None, repetition_penalty: float = 1.0,
                        num_samples: int = 1, seed: int | None = None,
                        voice: str | os.PathLike | torch.Tensor | None = None,
-                       continuation_only: bool = False) -> Continuation | list[Continuation]:
+                       continuation_only: bool = False,
+                       text: str | None = None) -> Continuation | list[Continuation]:
         """Continue a speech prompt.
 
         Args:
@@ -176,14 +177,19 @@ class SpeechLM(Stage):
             seed: sample ``i`` is drawn with ``seed + i`` so each is reproducible alone.
             voice: speak in the voice of this recording instead of the prompt's.
             continuation_only: return only the new speech.
+            text: words the LM reads after the prompt's units, as ``<text> words <speech>``:
+                it goes on speaking after them, in the prompt's voice. Needs an LM trained
+                with text (interleaved); the words themselves are not spoken.
 
         Raises:
             AudioError: the prompt is missing, unreadable, too short or silent, or not a
                 waveform of a form listed above (an AudioError is a ValueError).
-            ValueError: bad sampling options (non-finite, out of range).
+            ValueError: bad sampling options (non-finite, out of range), or a text prompt to
+                a units-only LM.
         """
         from speechlm.decode import decoder_for
         from speechlm.generate import SamplingOptions, generate
+        from speechlm.units import text_prompt_ids
 
         if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) \
                 or not math.isfinite(seconds) or seconds <= 0:
@@ -196,6 +202,8 @@ class SpeechLM(Stage):
             SamplingOptions(temperature=temperature, top_k=top_k, top_p=top_p,
                             repetition_penalty=repetition_penalty,
                             seed=None if seed is None else seed + i)
+        then = [] if text is None else text_prompt_ids(text, self.lm.n_units,
+                                                          self.lm.model.cfg.text_vocab)
         wav = _as_wave(prompt, "the prompt")
         if float(wav.abs().max()) < SILENCE_PEAK:
             raise AudioError("the prompt is silent (peak below -60 dBFS); give speech")
@@ -205,10 +213,12 @@ class SpeechLM(Stage):
             spk = self.vocoder.voice(_as_wave(voice, "the voice"), what="the voice")
         units = self.tokenizer.tokenize_wave(wav, dedup=True)
         n_new = max(1, round(seconds * self.units_per_second))
-        room = self.lm.block_size - 1 - n_new
+        room = self.lm.block_size - 1 - n_new - len(then)
         if room < 1:
-            raise ValueError(f"a {seconds:g} s continuation ({n_new} units) does not fit the "
-                             f"LM's context of {self.lm.block_size - 1} units")
+            raise ValueError(f"a {seconds:g} s continuation ({n_new} units)"
+                             f"{' after the text prompt' if then else ''} does not fit the "
+                             f"LM's context of {self.lm.block_size - 1} "
+                             f"{'tokens' if then else 'units'}")
         cut = max(0, len(units) - room)
         if cut and len(units) > self.lm.block_size - 1:
             log.warning("the prompt is longer than the LM's context: it has %d units, the LM "
@@ -231,7 +241,7 @@ class SpeechLM(Stage):
                                    top_p=top_p, repetition_penalty=repetition_penalty,
                                    num_samples=1, seed=None if seed is None else seed + i,
                                    stop_at_eos=False)
-            gen = generate(decoder_for(self.lm, self.lm_weights), ctx, opts).sample(0)
+            gen = generate(decoder_for(self.lm, self.lm_weights), ctx, opts, then).sample(0)
             # the LM may sample a unit twice in a row: that is one unit, lasting longer
             ids, dur = merge_runs(gen, self.vocoder.predict_durations(gen, spk))
             new = Units(ids, units.frame_rate, units.n_units, units.unit_space, dur)

@@ -37,6 +37,56 @@ def special_id(name: str, n_units: int) -> int:
     return n_units + SPECIAL_TOKENS.index(name)
 
 
+# Text tokens of an interleaved (text + speech) LM sit above the specials: two modality markers,
+# then one token per character of the LM's ``text_vocab``. After <bos> a sequence is speech;
+# <text> switches to text and <speech> back (SpiritLM-style interleaving at word boundaries).
+TEXT_MARKERS = ("<text>", "<speech>")
+DEFAULT_TEXT_VOCAB = " 'abcdefghijklmnopqrstuvwxyz0123456789"  # what normalize_text keeps
+
+
+def text_vocab_size(n_units: int, text_vocab: str) -> int:
+    """Tokens of an LM over ``n_units`` units with ``text_vocab`` (``""``: a units-only LM)."""
+    return n_units + N_SPECIAL + (len(TEXT_MARKERS) + len(text_vocab) if text_vocab else 0)
+
+
+def marker_id(name: str, n_units: int) -> int:
+    """Id of modality marker ``name`` (``"<text>"`` or ``"<speech>"``)."""
+    return n_units + N_SPECIAL + TEXT_MARKERS.index(name)
+
+
+def normalize_text(text: str, text_vocab: str = DEFAULT_TEXT_VOCAB) -> list[str]:
+    """Words of ``text`` in the characters of ``text_vocab``: lower case, every other character
+    a word break (``"Don't stop-now!"`` -> ``["don't", "stop", "now"]``)."""
+    keep = set(text_vocab) - {" "}
+    return "".join(c if c in keep else " " for c in text.lower()).split()
+
+
+def encode_words(words: list[str], n_units: int, text_vocab: str) -> list[int]:
+    """Token ids of ``words``, each followed by a space (the marker is not included)."""
+    base = n_units + N_SPECIAL + len(TEXT_MARKERS)
+    index = {c: base + i for i, c in enumerate(text_vocab)}
+    out = []
+    for w in words:
+        out += [index[c] for c in w if c in index] + [index[" "]]
+    return out
+
+
+def text_prompt_ids(text: str, n_units: int, text_vocab: str) -> list[int]:
+    """``<text> words <speech>``: the tokens that ask an interleaved LM to speak ``text``.
+
+    Raises:
+        ValueError: the LM has no text vocabulary, or ``text`` has no word in it.
+    """
+    if not text_vocab:
+        raise ValueError("this LM was trained on units only; a text prompt needs an LM trained "
+                         "with text (an interleaved recipe)")
+    words = normalize_text(text, text_vocab)
+    if not words:
+        raise ValueError(f"the text prompt {text!r} has no word in the LM's characters")
+    return ([marker_id("<text>", n_units)] + encode_words(words, n_units, text_vocab)
+            + [marker_id("<speech>", n_units)])
+
+
 def dedup(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Collapse runs: ``[5 5 7 7 7 5]`` -> ids ``[5 7 5]``, durations ``[2 3 1]``."""
     if ids.numel() == 0:

@@ -254,10 +254,18 @@ class UnitVocoder(nn.Module):
         Returns:
             ``[B, 2T, out_dim]`` normalized envelope | aperiodicity | log F0 | voicing | mel.
         """
+        return self.decode_upsampled(self.upsampled(units, spk), spk, f0_in)
+
+    def upsampled(self, units: torch.Tensor, spk: torch.Tensor) -> torch.Tensor:
+        """The part of :meth:`forward` before the F0 enters: ``[B, T]`` ids -> ``[B, C, 2T]``."""
         x = self.embed(units).transpose(1, 2)  # [B, C, T]
         for b in self.pre:
             x = b(x, spk)
-        x = self.up(x)[..., : UPSAMPLE * units.shape[1]]  # [B, C, 2T]
+        return self.up(x)[..., : UPSAMPLE * units.shape[1]]  # [B, C, 2T]
+
+    def decode_upsampled(self, x: torch.Tensor, spk: torch.Tensor,
+                         f0_in: torch.Tensor | None = None) -> torch.Tensor:
+        """The rest of :meth:`forward`: ``[B, C, 2T]`` (+ F0) -> ``[B, 2T, out_dim]``."""
         if f0_in is not None:
             x = x + self.f0_in(f0_in).transpose(1, 2)
         for b in self.post:
@@ -572,19 +580,23 @@ class Vocoder(Stage):
             raise ModelError("no units to vocode")
         n = UPSAMPLE * len(units)
         f0_in = None if f0 is None else f0_conditioning(f0, n)[None]
-        y = self.model(units.ids[None].long(), voice.vector[None], f0_in)
-        params = {k: v[0] for k, v in self.model.split(y).items()}
+        spk = voice.vector[None]
+        h = self.model.upsampled(units.ids[None].long(), spk)  # the F0 enters after this
+        params = {k: v[0] for k, v in self.model.split(
+            self.model.decode_upsampled(h, spk, f0_in)).items()}
         if self.cfg.f0_bins and f0 is None:
             # draw a contour, then decode again conditioned on it, as resynthesis is on the
             # source's: the log-mel of the first pass, predicted without any F0, does not match
             # a sampled contour, and the waveform stage then buzzes (eval resynth --methods hn on
-            # 61 held-out-engine utterances: DNSMOS 1.93 in one pass, 2.66 in two; source F0 2.64)
+            # 61 held-out-engine utterances: DNSMOS 1.93 in one pass, 2.66 in two; source F0 2.64).
+            # The second pass reuses the first's blocks before the F0 enters.
             g = torch.Generator().manual_seed(0 if seed is None else int(seed))
             z = sample_f0_contour(params["lf0_logits"], g)
             lf0 = z * self.model.lf0_stats[1] + self.model.lf0_stats[0]
             voiced = median_filter(params["vuv"] > 0.5, VOICING_SMOOTH)
             contour = torch.where(voiced, torch.exp(lf0), 0.0).numpy()
-            return self.parameters_for(units, voice, contour, use_durations)
+            params = {k: v[0] for k, v in self.model.split(self.model.decode_upsampled(
+                h, spk, f0_conditioning(contour, n)[None])).items()}
         return params
 
     def synthesize(self, params: dict[str, torch.Tensor], method: str | None = None,

@@ -120,6 +120,9 @@ def test_continue_bad_prompts(default_voc, tmp_path, capsys):
     code, _, err = _run(capsys, "continue", SAMPLE, "-o", str(tmp_path / "o.wav"),
                         "--vocoder", default_voc, "--seconds", "60")
     assert code == 2 and "does not fit the LM's context" in err
+    code, _, err = _run(capsys, "continue", SAMPLE, "-o", str(tmp_path / "o.wav"),
+                        "--vocoder", default_voc, "--text", "and then")
+    assert code == 2 and "trained on units only" in err and err.count("\n") == 1
     assert not (tmp_path / "o.wav").exists()
 
 

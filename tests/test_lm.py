@@ -121,7 +121,7 @@ def test_only_units_are_sampled_and_length_bounded(model):
 
 
 def test_generation_errors(model):
-    with pytest.raises(ValueError, match="exceed the model's context of 127 units"):
+    with pytest.raises(ValueError, match="exceed the model's context of 127 tokens"):
         generate(model, torch.zeros(100, dtype=torch.long), SamplingOptions(max_new_tokens=50))
     with pytest.raises(ValueError, match=r"prompt unit ids must lie in \[0, 20\)"):
         generate(model, torch.tensor([25]), SamplingOptions())

@@ -1,4 +1,4 @@
-"""``speechlm eval tokenizer|lm|build-probes|resynth|continue``: the reports."""
+"""``speechlm eval tokenizer|lm|scaling|build-probes|resynth|continue``: the reports."""
 
 from __future__ import annotations
 
@@ -42,6 +42,15 @@ def cmd_eval_lm(args: argparse.Namespace) -> int:
                          split=args.split, probes=args.probes, progress=not args.quiet,
                          decode_weights=args.lm_weights)
     return emit_report(args, report, lm_markdown(report))
+
+
+def cmd_eval_scaling(args: argparse.Namespace) -> int:
+    from speechlm.eval.scaling import plot_scaling, scaling_markdown, scaling_report
+
+    report = scaling_report(args.runs)
+    if args.figure:
+        plot_scaling(args.figure, report)
+    return emit_report(args, report, scaling_markdown(report))
 
 
 def cmd_build_probes(args: argparse.Namespace) -> int:
@@ -156,6 +165,15 @@ def register(sub, add_parser) -> None:
                     help="probe sets from 'speechlm eval build-probes' (skipped if absent)")
     add_report_args(el)
     el.set_defaults(func=cmd_eval_lm)
+
+    sc = add_parser(evsub, "scaling", help="validation loss against compute of LM runs",
+                    description="The scaling table of LM training runs (run directories of "
+                    "'speechlm train lm'): parameters, tokens, compute (6 N D), wall time and "
+                    "the best validation loss, with the loss curves drawn against compute.")
+    sc.add_argument("runs", nargs="+", help="LM run directories")
+    sc.add_argument("--figure", help="draw validation loss against compute into this PNG")
+    add_report_args(sc)
+    sc.set_defaults(func=cmd_eval_scaling)
 
     bp = add_parser(evsub, "build-probes", help="synthesize the spot-the-word probe sets",
                     description="Synthesize the lexical (word / non-word) and syntactic "

@@ -53,7 +53,8 @@ def cmd_continue(args: argparse.Namespace) -> int:
                                  top_k=args.top_k, top_p=args.top_p,
                                  repetition_penalty=args.repetition_penalty, num_samples=1,
                                  seed=None if args.seed is None else args.seed + i,
-                                 voice=args.voice, continuation_only=args.continuation_only)
+                                 voice=args.voice, continuation_only=args.continuation_only,
+                                 text=args.text)
             if first is None:
                 first = r
                 _note_truncation(r, m.lm.block_size - 1, args.seconds)
@@ -173,6 +174,8 @@ def register(sub, add_parser) -> None:
     c.add_argument("--lm", help="replace the model's LM (name or directory)")
     c.add_argument("--vocoder", help="replace the model's vocoder (name or directory)")
     c.add_argument("--voice", help="speak the continuation in the voice of this recording")
+    c.add_argument("--text", help="words the LM reads after the prompt; it goes on speaking "
+                   "after them in the prompt's voice (an LM trained with text only)")
     c.add_argument("--units-out", help="write prompt and generated units here (JSON lines)")
     c.add_argument("--force", action="store_true", help="overwrite existing outputs")
     c.set_defaults(func=cmd_continue)

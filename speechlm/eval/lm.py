@@ -181,6 +181,10 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
                 report[kind] = {k: r[k] for k in ("accuracy", "ci95", "n", "per_voice",
                                                   "baselines")}
                 report[kind]["mean_per_unit"] = {k: r["mean"][k] for k in ("accuracy", "ci95")}
+                if model.cfg.text_vocab:  # the same pairs as text: does it know the words?
+                    from speechlm.eval.probes import score_text_pairs
+
+                    report[kind]["as_text"] = score_text_pairs(model, tsv)
     return report
 
 
@@ -212,4 +216,9 @@ def lm_markdown(report: dict) -> str:
                 lo, hi = v["ci95"]
                 rows.append((f"{label}: voice {voice}, {v['n']} pairs",
                              f"{v['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"))
+            if "as_text" in r:
+                t = r["as_text"]
+                lo, hi = t["ci95"]
+                rows.append((f"{label}: the same pairs read as text, {t['n']} pairs",
+                             f"{t['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"))
     return "\n".join(["| metric | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])

@@ -189,3 +189,35 @@ def _pair_credit(good: float, bad: float) -> float:
     if good == bad:
         return 0.5
     return 0.0
+
+
+def score_text_pairs(model: UnitLM, pairs_tsv: str | os.PathLike) -> dict[str, Any]:
+    """The same pairs read as text by an LM trained with text (``model.cfg.text_vocab``): each
+    distinct (good, bad) text pair once, scored by the total log-probability of
+    ``<text> characters`` after ``<bos>``. Says whether the LM knows the words as text, which
+    the speech probes then ask it to know from sound.
+
+    Returns:
+        ``{"accuracy", "n", "ci95"}`` over distinct pairs.
+
+    Raises:
+        ValueError: the LM has no text vocabulary.
+        DataError: as :func:`speechlm.data.probes.read_pairs`, or no pairs.
+    """
+    import torch
+
+    from speechlm.units import encode_words, marker_id, normalize_text
+
+    cfg = model.cfg
+    if not cfg.text_vocab:
+        raise ValueError("this LM was trained on units only: it has no text to score")
+    pairs = {(r["good_text"], r["bad_text"]) for r in read_pairs(pairs_tsv)}
+    if not pairs:
+        raise DataError(f"{pairs_tsv} lists no pairs")
+
+    def score(text: str) -> float:
+        ids = [marker_id("<text>", cfg.n_units)] + encode_words(
+            normalize_text(text, cfg.text_vocab), cfg.n_units, cfg.text_vocab)
+        return sequence_logprob(model, torch.tensor(ids))
+
+    return _summary([_pair_credit(score(g), score(b)) for g, b in sorted(pairs)])

@@ -28,9 +28,11 @@ import numpy as np
 import torch
 
 from speechlm import checkpoint
+from speechlm.errors import DataError
 from speechlm.lm import LMConfig, UnitLM
 from speechlm.train.loop import TrainConfig, TrainTask, fit
 from speechlm.train.recipe import load_recipe
+from speechlm.units import DEFAULT_TEXT_VOCAB
 
 TRAIN_DEFAULTS = TrainConfig.defaults(out="outputs/lm")
 DATA_DEFAULTS: dict[str, Any] = {
@@ -38,8 +40,14 @@ DATA_DEFAULTS: dict[str, Any] = {
     "tokenizer": "mfcc-k100",  # tokenizer name or directory
     "units_dir": "data/units/mfcc-k100-dedup",  # where the unit shards are (made if missing)
     "dedup": True,  # collapse repeated units (GSLM) or train on frame-rate units
+    "frames_dir": "",  # frame-rate unit shards: units_dir (dedup) is derived from them if set
+    "interleave": False,  # train on units + text + text/speech interleaved at word boundaries
+    "mix_dir": "",  # where the interleaved training shard goes (made from frames_dir if missing)
+    "text_vocab": DEFAULT_TEXT_VOCAB,  # characters of the text tokens (interleave only)
+    "text_ratio": 1.0,  # text-only tokens per unit token of the mix
+    "max_span": 8,  # longest run of words in one modality
 }
-FROM_DATA = {"n_units", "unit_space", "dedup", "frame_rate"}  # model keys the shards decide
+FROM_DATA = {"n_units", "unit_space", "dedup", "frame_rate", "text_vocab"}  # the shards decide
 
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict[str, dict]:
@@ -85,26 +93,52 @@ class LMTask(TrainTask):
         self.cfg, self.recipe = cfg, recipe
         self.data, self.train = cfg["data"], TrainConfig.from_section(cfg["train"])
 
+    @property
+    def train_dir(self) -> str:
+        """The shards training reads: the interleaved mix, or the unit shards."""
+        d = self.data
+        if d["interleave"] and not d["mix_dir"]:
+            raise DataError("data.interleave needs data.mix_dir (where the mixed shard goes)")
+        return d["mix_dir"] if d["interleave"] else d["units_dir"]
+
     def prepare(self, progress: bool) -> None:
+        from speechlm.data.interleave import build_mix, dedup_shard
         from speechlm.data.shards import dump_units
 
         d = self.data
-        if not (Path(d["units_dir"]) / "valid.json").exists():
+        if d["interleave"] and not (d["frames_dir"] and d["dedup"]):
+            raise DataError("data.interleave needs data.frames_dir (frame-rate units, for the "
+                            "word times) and data.dedup = true")
+        splits = ("train", "valid")
+        if d["frames_dir"] and not (Path(d["frames_dir"]) / "valid.json").exists():
             from speechlm.tokenizer import Tokenizer
 
-            dump_units(Tokenizer.load(d["tokenizer"]), d["corpus"], d["units_dir"],
-                       splits=("train", "valid"), dedup=bool(d["dedup"]), progress=progress)
+            dump_units(Tokenizer.load(d["tokenizer"]), d["corpus"], d["frames_dir"],
+                       splits=splits, dedup=False, progress=progress)
+        if not (Path(d["units_dir"]) / "valid.json").exists():
+            if d["frames_dir"] and d["dedup"]:
+                dedup_shard(d["frames_dir"], d["units_dir"], splits)
+            else:
+                from speechlm.tokenizer import Tokenizer
+
+                dump_units(Tokenizer.load(d["tokenizer"]), d["corpus"], d["units_dir"],
+                           splits=splits, dedup=bool(d["dedup"]), progress=progress)
+        if d["interleave"]:
+            build_mix(d["frames_dir"], d["units_dir"], d["corpus"], self.train_dir,
+                      d["text_vocab"], text_ratio=float(d["text_ratio"]),
+                      max_span=int(d["max_span"]), seed=self.train.seed, progress=progress)
 
     def build(self, device: torch.device, rank: int, world: int) -> UnitLM:
         from speechlm.data.shards import open_shard
 
         self.rank, self.world = rank, world
-        self.tokens = {s: open_shard(self.data["units_dir"], s)[0] for s in ("train", "valid")}
-        self.meta = open_shard(self.data["units_dir"], "train")[1]
+        self.tokens = {s: open_shard(self.train_dir, s)[0] for s in ("train", "valid")}
+        self.meta = open_shard(self.train_dir, "train")[1]
         m = self.meta
         self.mcfg = LMConfig.from_dict({**self.cfg["model"], "n_units": m["n_units"],
                                         "unit_space": m["unit_space"], "dedup": m["dedup"],
-                                        "frame_rate": m["frame_rate"]})
+                                        "frame_rate": m["frame_rate"],
+                                        "text_vocab": m.get("text_vocab", "")})
         return UnitLM(self.mcfg)
 
     def batch(self, split: str, seed: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,6 +174,8 @@ class LMTask(TrainTask):
             "training": {"steps": step, "tokens_seen": step * t.batch_size * self.mcfg.block_size,
                          "corpus": d["corpus"], "tokenizer": d["tokenizer"],
                          "units_dir": d["units_dir"], "recipe": self.recipe, "seed": t.seed,
+                         **({"mix_dir": d["mix_dir"], "mix": self.meta.get("mix")}
+                            if d["interleave"] else {}),
                          "valid_loss": round(valid["loss"], 5), "tokens_per_s": round(rate)}})
 
 
