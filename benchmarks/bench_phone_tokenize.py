@@ -1,14 +1,16 @@
 """Speed and memory of a phone-encoder tokenizer, in x real time, against two peers in the same run.
 
 speechlm: ``Tokenizer.load(DIR).tokenize_file(path)`` per file: the phone encoder in 8 s windows
-with 1 s of context each side, posteriors, nearest centroid, the unit-change smoothing.
+with 1 s of context each side, posteriors, nearest centroid, the unit-change smoothing; and the
+same with ``with_precision("bf16")`` (the encoder under bfloat16 autocast), with the share of
+frames whose unit it changes.
 Peers, on the same files:
   * naive: what a user would write with the same model: one whole-file forward pass
     (``model(wav)``, attention over every frame), softmax, nearest centroid by ``torch.cdist``;
   * mfcc-k100: the bundled default tokenizer it would replace.
 A second part measures the peak memory of tokenizing a one-hour file in a fresh process.
 
-    .venv/bin/python benchmarks/bench_phone_tokenize.py --tokenizer outputs/tokenizers/phone-k100 \\
+    .venv/bin/python benchmarks/bench_phone_tokenize.py [--tokenizer phone-k100] \\
         [--files data/corpus-v2/test.tsv] [--seconds 120]
 """
 
@@ -67,7 +69,7 @@ def peak_memory_one_hour(tok_dir: str, tmpdir: str) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tokenizer", default="outputs/tokenizers/phone-k100",
+    ap.add_argument("--tokenizer", default="phone-k100",
                     help="a phone-encoder tokenizer directory")
     ap.add_argument("--files", default="data/corpus-v2/test.tsv",
                     help="folder of wavs or a manifest")
@@ -87,20 +89,32 @@ def main() -> int:
     audio_s = sum(sf.info(str(f)).duration for f in files)
     peer = naive(args.tokenizer)
 
+    tok16 = tok.with_precision("bf16")
+
     def ours(fs):
         return [tok.tokenize_file(f).ids.numpy() for f in fs]
+
+    def ours_bf16(fs):
+        return [tok16.tokenize_file(f).ids.numpy() for f in fs]
 
     def default(fs):
         return [mfcc.tokenize_file(f).ids.numpy() for f in fs]
 
-    ours(files[:3]), peer(files[:3]), default(files[:3])  # warm-up
+    ours(files[:3]), ours_bf16(files[:3]), peer(files[:3]), default(files[:3])  # warm-up
     t_ours = best_time(ours, files, args.repeats)
+    t_bf16 = best_time(ours_bf16, files, args.repeats)
+    a, b = ours(files), ours_bf16(files)
+    agreement = sum(int((x == y).sum()) for x, y in zip(a, b)) / sum(len(x) for x in a)
     t_naive = best_time(peer, files, args.repeats)
     t_mfcc = best_time(default, files, args.repeats)
     result = {
         "tokenizer": tok.unit_space, "files": len(files), "audio_seconds": round(audio_s, 1),
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "speechlm_x_realtime": round(audio_s / t_ours, 1),
+        "speechlm_bf16_x_realtime": round(audio_s / t_bf16, 1),
+        "bf16_frame_agreement_with_fp32": round(agreement, 4),
+        "ratio_bf16_over_fp32": round(t_ours / t_bf16, 2),
         "naive_whole_file_x_realtime": round(audio_s / t_naive, 1),
         "mfcc_k100_x_realtime": round(audio_s / t_mfcc, 1),
         "ratio_over_naive": round(t_naive / t_ours, 2),

@@ -35,6 +35,7 @@ from speechlm.units import Units
 
 DEFAULT_TOKENIZER = "phone-k100"  # bundled in speechlm/pretrained/
 CHUNK_FRAMES = 3000  # frames per chunk when reading files (60 s)
+PRECISIONS = ("fp32", "bf16")  # what the encoder may compute in (Tokenizer.with_precision)
 
 
 def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer,
@@ -65,10 +66,16 @@ class Tokenizer(Stage):
             frame. Above 0 each utterance gets the unit path with the least distance plus
             switch costs (:func:`speechlm.quantizer.smooth_path`), which absorbs one- and
             two-frame flickers. Part of the unit space's name.
+        precision: ``"fp32"``, or ``"bf16"``: the encoder runs under bfloat16 autocast (the
+            distances to the centroids stay float32). Faster where the CPU has bfloat16
+            matrix units (AMX, AVX512-BF16), slower where it does not; the same unit space,
+            but about 1 % of frames get another unit (``benchmarks/bench_phone_tokenize.py``
+            measures both).
     """
 
     def __init__(self, encoder: FeatureEncoder, quantizer: KMeansQuantizer,
-                 training: dict[str, Any] | None = None, smoothing: float = 0.0):
+                 training: dict[str, Any] | None = None, smoothing: float = 0.0,
+                 precision: str = "fp32"):
         if encoder.dim != quantizer.dim:
             raise ModelError(f"encoder dim {encoder.dim} != quantizer dim {quantizer.dim}")
         self.encoder = encoder
@@ -82,10 +89,18 @@ class Tokenizer(Stage):
                              "record; refit the tokenizer")
         self.switch_penalty = self.smoothing * float(self.training.get("inertia_per_frame", 0))
         self._unit_space = make_unit_space(encoder.config(), quantizer, self.smoothing)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got "
+                             f"{precision!r}")
+        self.precision = precision
 
     def with_smoothing(self, smoothing: float) -> Tokenizer:
         """The same encoder and centroids with another ``smoothing`` (another unit space)."""
-        return Tokenizer(self.encoder, self.quantizer, self.training, smoothing)
+        return Tokenizer(self.encoder, self.quantizer, self.training, smoothing, self.precision)
+
+    def with_precision(self, precision: str) -> Tokenizer:
+        """The same tokenizer computing its encoder in ``precision`` (``"fp32"``/``"bf16"``)."""
+        return Tokenizer(self.encoder, self.quantizer, self.training, self.smoothing, precision)
 
     # --- the contract every stage exposes
     @property
@@ -155,7 +170,10 @@ class Tokenizer(Stage):
 
     # --- tokenizing
     def features(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """``[B, T]`` waveforms -> ``[B, F, D]`` features."""
+        """``[B, T]`` waveforms -> ``[B, F, D]`` features (float32)."""
+        if self.precision == "bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return self.encoder(wav, lengths).float()
         return self.encoder(wav, lengths)
 
     def encode(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

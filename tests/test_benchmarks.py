@@ -58,4 +58,5 @@ def test_bench_phone_tokenize_runs(small_corpus, tmp_path):
                   str(small_corpus / "test.tsv"), "--seconds", "3", "--repeats", "1",
                   "--no-memory", tmp_path=tmp_path)
     assert r["speechlm_x_realtime"] > 0 and r["ratio_over_naive"] > 0
+    assert r["speechlm_bf16_x_realtime"] > 0 and 0 <= r["bf16_frame_agreement_with_fp32"] <= 1
     assert r["tokenizer"].startswith("phone-run-posteriors-k8-s1-")

@@ -184,6 +184,16 @@ def test_train_an_interleaved_lm_then_sample_units_after_a_text_prompt(toy, tmp_
     with pytest.raises(ValueError, match="vocabulary"):
         generate(lm.model, torch.tensor([1]), SamplingOptions(max_new_tokens=2),
                  [lm.model.cfg.vocab_size])
+    # the text-context test scores the second half after each context, on utterances with word
+    # times (train0 and train3 of the toy corpus)
+    from speechlm.eval.lm import text_context
+
+    tc = text_context(lm.model, fr, corpus, split="train", min_words=3)
+    assert tc["utterances"] == 2 and tc["target_units"] > 0
+    assert set(tc["nll_per_unit"]) == {"speech", "text", "other_text", "none"}
+    assert all(v > 0 for v in tc["nll_per_unit"].values())
+    with pytest.raises(DataError, match="word times"):
+        text_context(lm.model, fr, corpus, split="train", min_words=4)
     # the probe pairs read as text: one trial per distinct pair, good beats bad by log-prob
     from speechlm.eval.probes import score_text_pairs
     from speechlm.generate import sequence_logprob

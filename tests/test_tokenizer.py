@@ -102,3 +102,22 @@ def test_smoothing_names_a_new_unit_space_and_round_trips(small_tokenizer, small
     for bad in (-1, float("nan"), float("inf")):
         with pytest.raises(ModelError, match="smoothing"):
             tok.with_smoothing(bad)
+
+
+def test_bf16_precision_keeps_the_unit_space_and_nearly_every_unit(small_corpus):
+    """The bundled phone tokenizer under bfloat16 autocast: same space, same length, and
+    (on the small corpus's test files) at least 90 % of frames on the same unit."""
+    from speechlm.data.manifest import read_manifest
+
+    tok = Tokenizer.load("phone-k100")
+    fast = tok.with_precision("bf16")
+    assert fast.unit_space == tok.unit_space and fast.precision == "bf16"
+    assert fast.with_smoothing(1.0).precision == "bf16"
+    same = total = 0
+    for u in read_manifest(small_corpus / "test.tsv")[:4]:
+        a, b = tok.tokenize_file(u.path).ids, fast.tokenize_file(u.path).ids
+        assert a.shape == b.shape
+        same, total = same + int((a == b).sum()), total + len(a)
+    assert same / total > 0.9
+    with pytest.raises(ValueError, match="precision"):
+        tok.with_precision("fp8")

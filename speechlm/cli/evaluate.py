@@ -40,7 +40,7 @@ def cmd_eval_lm(args: argparse.Namespace) -> int:
 
     report = evaluate_lm(args.model, units_dir=args.units_dir, corpus=args.corpus,
                          split=args.split, probes=args.probes, progress=not args.quiet,
-                         decode_weights=args.lm_weights)
+                         decode_weights=args.lm_weights, frames_dir=args.frames_dir)
     return emit_report(args, report, lm_markdown(report))
 
 
@@ -160,6 +160,8 @@ def register(sub, add_parser) -> None:
                     "sampling uses, when it is not the network's own fp32)")
     el.add_argument("--units-dir", help="unit shards (default: the one the LM was trained on; "
                     "a missing split is tokenized from --corpus)")
+    el.add_argument("--frames-dir", help="frame-rate unit shards (word times) for the text "
+                    "context test of an LM trained with text (default: its training's)")
     el.add_argument("--corpus", default="data/corpus-v2", help="corpus directory")
     el.add_argument("--probes", default="data/probes",
                     help="probe sets from 'speechlm eval build-probes' (skipped if absent)")

@@ -39,7 +39,7 @@ from speechlm.units import encode_words, marker_id, normalize_text, special_id
 log = logging.getLogger(__name__)
 
 
-def _runs(ids: np.ndarray) -> np.ndarray:
+def collapse_runs(ids: np.ndarray) -> np.ndarray:
     """Collapse repeats: ``[5 5 7 7 5]`` -> ``[5 7 5]``."""
     if len(ids) == 0:
         return ids
@@ -65,7 +65,7 @@ def dedup_shard(frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
         bos, eos = special_id("<bos>", K), special_id("<eos>", K)
         chunks, n_units = [], 0
         for u in utterances(np.asarray(tokens), K):
-            r = _runs(u)
+            r = collapse_runs(u)
             n_units += len(r)
             chunks.append(np.concatenate([[bos], r, [eos]]).astype(np.uint16))
         out = np.concatenate(chunks) if chunks else np.zeros(0, np.uint16)
@@ -101,7 +101,7 @@ def interleave_utterance(frames: np.ndarray, words: list[tuple[int, int, str]],
             ws = [x for _, _, w in words[i:j] for x in normalize_text(w, text_vocab)]
             out += [t_mark] + encode_words(ws, n_units, text_vocab)
         else:
-            out += ([s_mark] if i else []) + _runs(frames[bounds[i]:bounds[j]]).tolist()
+            out += ([s_mark] if i else []) + collapse_runs(frames[bounds[i]:bounds[j]]).tolist()
         text, i = not text, j
     return out + [eos]
 
@@ -160,7 +160,7 @@ def build_mix(frames_dir: str | os.PathLike, units_dir: str | os.PathLike,
     counts = {"units": 0, "interleaved": 0, "text": 0, "interleaved_utterances": 0}
     for item, frames in tqdm(list(zip(items, utts)), desc="interleave", unit="utt",
                              disable=not progress):
-        unit_seq = [bos] + _runs(frames).tolist() + [eos]
+        unit_seq = [bos] + collapse_runs(frames).tolist() + [eos]
         seqs.append(unit_seq)
         counts["units"] += len(unit_seq)
         wbd = item.path.with_suffix(".wbd")

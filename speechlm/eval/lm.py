@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from speechlm.errors import ModelError
+from speechlm.errors import DataError, ModelError
 from speechlm.lm import UnitLM
 
 if TYPE_CHECKING:
@@ -130,13 +130,94 @@ def ngram_scorers(data_dir: str | os.PathLike, add_k: float = 0.01) -> dict[str,
     return {"bigram": bigram, "unigram": unigram}
 
 
+@torch.inference_mode()
+def text_context(model: UnitLM, frames_dir: str | os.PathLike, corpus: str | os.PathLike,
+                 split: str = "test", min_words: int = 4) -> dict:
+    """Does an LM trained with text read text as it reads speech?
+
+    For each ``split`` utterance with word times (``.wbd``) and at least ``min_words`` words,
+    the deduplicated units of its second half (from the middle word's start) are scored after
+    four contexts: the first half as units (``speech``), the first half's words as
+    ``<text> words <speech>`` (``text``), the first-half words of *another* utterance
+    (``other_text``: the calibration, as much text but not these words), and nothing but
+    ``<bos>`` (``none``). If the LM links text to speech, ``text`` comes between ``speech`` and
+    the other two; if it learned only the format, ``text`` equals ``other_text``.
+
+    Args:
+        frames_dir: frame-rate unit shards holding ``split`` (for the word times).
+
+    Returns:
+        ``{"utterances", "target_units", "nll_per_unit": {context: nats}}``.
+    """
+    from speechlm.audio import SAMPLE_RATE
+    from speechlm.data.interleave import collapse_runs
+    from speechlm.data.manifest import read_manifest, read_phn, resolve_manifest
+    from speechlm.data.shards import open_shard, utterances
+    from speechlm.units import encode_words, marker_id, normalize_text
+
+    cfg = model.cfg
+    if not cfg.text_vocab:
+        raise ValueError("this LM was trained on units only: it reads no text")
+    tokens, meta = open_shard(frames_dir, split)
+    if meta["unit_space"] != cfg.unit_space or meta["dedup"]:
+        raise ModelError(f"{frames_dir} must hold frame-rate units of {cfg.unit_space}")
+    K = cfg.n_units
+    items = read_manifest(resolve_manifest(split, corpus))
+    cases = []  # (speech context, first-half words, target units)
+    for item, frames in zip(items, utterances(np.asarray(tokens), K)):
+        wbd = item.path.with_suffix(".wbd")
+        if not wbd.exists():
+            continue
+        rows = [(s, normalize_text(w, cfg.text_vocab)) for s, _, w in read_phn(wbd)]
+        rows = [(s, w) for s, w in rows if w]  # (start in samples, its words)
+        if len(rows) < min_words:
+            continue
+        k = len(rows) // 2
+        b = min(len(frames), round(rows[k][0] * meta["frame_rate"] / SAMPLE_RATE))
+        first = [x for _, w in rows[:k] for x in w]
+        cases.append((collapse_runs(frames[:b]).tolist(), first,
+                      collapse_runs(frames[b:]).tolist()))
+    if not cases:
+        raise DataError(f"no {split} utterance of {corpus} has word times and {min_words}+ "
+                        "words")
+    bos, t_mark, s_mark = (special_id("<bos>", K), marker_id("<text>", K),
+                           marker_id("<speech>", K))
+    device = next(model.parameters()).device
+    totals = {"speech": 0.0, "text": 0.0, "other_text": 0.0, "none": 0.0}
+    n_units, used = 0, 0
+    for i, (speech, first, target) in enumerate(cases):
+        other = cases[(i + 1) % len(cases)][1]
+
+        def text_of(ws):
+            return [t_mark] + encode_words(ws, K, cfg.text_vocab) + [s_mark]
+
+        contexts = {"speech": speech, "text": text_of(first), "other_text": text_of(other),
+                    "none": []}
+        if max(1 + len(c) + len(target) for c in contexts.values()) > cfg.block_size:
+            continue
+        for name, ctx in contexts.items():
+            seq = torch.tensor([bos, *ctx, *target], device=device)
+            logits, _ = model(seq[None, :-1])
+            nll = F.cross_entropy(logits[0].float(), seq[1:], reduction="none")
+            totals[name] += float(nll[len(ctx):].sum())
+        n_units += len(target)
+        used += 1
+    if not used:
+        raise DataError("every case is longer than the LM's context")
+    return {"split": split, "utterances": used, "target_units": n_units,
+            "nll_per_unit": {k: round(v / n_units, 4) for k, v in totals.items()}}
+
+
 def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | None = None,
                 corpus: str | os.PathLike = "data/corpus", split: str = "test",
                 probes: str | os.PathLike | None = "data/probes",
-                progress: bool = True, decode_weights: str | None = None) -> dict:
-    """``speechlm eval lm``: perplexity on ``split`` and the probe accuracies when available.
+                progress: bool = True, decode_weights: str | None = None,
+                frames_dir: str | os.PathLike | None = None) -> dict:
+    """``speechlm eval lm``: perplexity on ``split`` and the probe accuracies when available;
+    for an LM trained with text, :func:`text_context` on the frame-rate units in
+    ``frames_dir`` (default: the training's ``frames_dir``).
 
-    The unit shard of ``split`` is made from ``corpus`` with the LM's tokenizer if it is missing.
+    The unit shards of ``split`` are made from ``corpus`` with the LM's tokenizer if missing.
     """
     from pathlib import Path
 
@@ -153,6 +234,7 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
     if tok.unit_space != model.cfg.unit_space:
         raise ModelError(f"tokenizer {training.get('tokenizer')} has unit space {tok.unit_space} "
                          f"but the LM was trained on {model.cfg.unit_space}")
+    frames_dir = frames_dir or training.get("frames_dir")
     missing = tuple(x for x in dict.fromkeys(("train", split))
                     if not (units_dir / f"{x}.json").exists())
     if missing:  # the test split, and train for the n-gram baselines
@@ -170,6 +252,11 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
     if packed.weights != "fp32" or decode_weights:
         report["perplexity_decoder"] = {"weights": packed.weights,
                                         **perplexity(packed, units_dir, split, progress)}
+    if model.cfg.text_vocab and frames_dir:
+        frames_dir = Path(frames_dir)
+        if not (frames_dir / f"{split}.json").exists():
+            dump_units(tok, corpus, frames_dir, splits=(split,), dedup=False, progress=progress)
+        report["text_context"] = text_context(model, frames_dir, corpus, split)
     if probes is not None:
         from speechlm.eval.probes import score_pairs
 
@@ -202,6 +289,14 @@ def lm_markdown(report: dict) -> str:
         b = report["baselines"]
         rows.append((f"{p['split']} perplexity of a bigram / unigram model (train counts)",
                      f"{b['bigram_perplexity']} / {b['unigram_perplexity']}"))
+    if "text_context" in report:
+        t = report["text_context"]
+        nll = t["nll_per_unit"]
+        rows.append((f"second-half units after the first half as units / as text / another "
+                     f"utterance's text / nothing, nats per unit ({t['utterances']} "
+                     f"{t['split']} utterances with word times, {t['target_units']} units)",
+                     " / ".join(f"{nll[k]:.3f}" for k in ("speech", "text", "other_text",
+                                                          "none"))))
     for kind, label in (("lexical", "spot-the-word (word vs non-word)"),
                         ("syntactic", "acceptability (sentence vs broken)")):
         if kind in report:

@@ -174,6 +174,7 @@ class LMTask(TrainTask):
             "training": {"steps": step, "tokens_seen": step * t.batch_size * self.mcfg.block_size,
                          "corpus": d["corpus"], "tokenizer": d["tokenizer"],
                          "units_dir": d["units_dir"], "recipe": self.recipe, "seed": t.seed,
+                         **({"frames_dir": d["frames_dir"]} if d["frames_dir"] else {}),
                          **({"mix_dir": d["mix_dir"], "mix": self.meta.get("mix")}
                             if d["interleave"] else {}),
                          "valid_loss": round(valid["loss"], 5), "tokens_per_s": round(rate)}})
