@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm vocoder \
+.PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling vocoder \
 	eval-resynth eval-continue encoder-units phone-units waveform
 
 $(STAMP): pyproject.toml scripts/setup.sh
@@ -52,6 +52,9 @@ eval-tokenizer: $(STAMP)  ## unit metrics of the bundled tokenizer on held-out e
 
 lm: $(STAMP)  ## retrain the bundled unit LM (phone-lm) with the CPU recipe (~1 h; needs corpus-world) and evaluate it
 	bash scripts/build_default_lm.sh
+
+lm-scaling: $(STAMP)  ## the LM scaling sweep and the text-interleaving runs (~1.5 h; needs corpus-world): docs/lm-scaling*
+	bash scripts/build_lm_scaling.sh
 
 eval-lm: $(STAMP)  ## perplexity and probe accuracies of the bundled LM (world corpus test split, held-out engines)
 	$(VENV)/bin/speechlm eval build-probes --out data/probes-v2 --corpus data/corpus-v2 \

@@ -67,10 +67,10 @@ class Tokenizer(Stage):
             switch costs (:func:`speechlm.quantizer.smooth_path`), which absorbs one- and
             two-frame flickers. Part of the unit space's name.
         precision: ``"fp32"``, or ``"bf16"``: the encoder runs under bfloat16 autocast (the
-            distances to the centroids stay float32). Faster where the CPU has bfloat16
-            matrix units (AMX, AVX512-BF16), slower where it does not; the same unit space,
-            but about 1 % of frames get another unit (``benchmarks/bench_phone_tokenize.py``
-            measures both).
+            distances to the centroids stay float32). The same unit space, but 1-2 % of frames
+            get another unit; slower than fp32 on files of varied lengths even on a CPU with
+            AMX (oneDNN builds bfloat16 kernels per shape): ``benchmarks/
+            bench_phone_tokenize.py`` measures both on your machine.
     """
 
     def __init__(self, encoder: FeatureEncoder, quantizer: KMeansQuantizer,

@@ -153,9 +153,18 @@ def test_mix_holds_units_interleaved_and_only_training_text(toy, tmp_path):
     assert (tmp_path / "mix" / "valid.bin").read_bytes() == \
         (tmp_path / "dedup" / "valid.bin").read_bytes()
     # built once: a second call keeps it, another vocabulary is refused
-    assert build_mix(fr, tmp_path / "dedup", corpus, tmp_path / "mix", V) == meta
-    with pytest.raises(DataError, match="another text vocabulary"):
-        build_mix(fr, tmp_path / "dedup", corpus, tmp_path / "mix", " ab")
+    same = dict(text_ratio=0.5, max_span=1)
+    assert build_mix(fr, tmp_path / "dedup", corpus, tmp_path / "mix", V, **same) == meta
+    with pytest.raises(DataError, match="another text_vocab"):
+        build_mix(fr, tmp_path / "dedup", corpus, tmp_path / "mix", " ab", **same)
+    with pytest.raises(DataError, match="another copies"):
+        build_mix(fr, tmp_path / "dedup", corpus, tmp_path / "mix", V, copies=2, **same)
+    # copies: each utterance with word times interleaved that many times, cut differently
+    m3 = build_mix(fr, tmp_path / "dedup", corpus, tmp_path / "mix3", V, copies=3, **same)
+    assert m3["mix"]["interleaved_utterances"] == 2
+    seqs3 = [s.tolist() for s in utterances(np.asarray(open_shard(tmp_path / "mix3",
+                                                                  "train")[0]), K)]
+    assert sum(t in s and sp in s for s in seqs3) == 6
 
 
 def test_train_an_interleaved_lm_then_sample_units_after_a_text_prompt(toy, tmp_path):

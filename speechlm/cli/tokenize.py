@@ -145,8 +145,8 @@ def register(sub, add_parser) -> None:
                    help="bundled tokenizer name or tokenizer directory")
     t.add_argument("--dedup", action="store_true", help="collapse repeated units")
     t.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="run the encoder in bfloat16 (faster on CPUs with bfloat16 matrix "
-                   "units; about 1%% of frames get another unit)")
+                   help="run the encoder under bfloat16 autocast (1-2%% of frames get another "
+                   "unit; measure the speed on your CPU with benchmarks/bench_phone_tokenize.py)")
     t.add_argument("--durations", action="store_true",
                    help="with --dedup, add a TAB and the run length of each unit")
     t.add_argument("--format", choices=("text", "json"), default="text",

@@ -132,15 +132,21 @@ def text_sequences(corpus: str | os.PathLike, n_units: int, text_vocab: str, bud
 
 def build_mix(frames_dir: str | os.PathLike, units_dir: str | os.PathLike,
               corpus: str | os.PathLike, out_dir: str | os.PathLike, text_vocab: str, *,
-              text_ratio: float = 1.0, max_span: int = 8, seed: int = 0,
+              text_ratio: float = 1.0, max_span: int = 8, copies: int = 1, seed: int = 0,
               progress: bool = True) -> dict:
     """Write ``out_dir/train.bin`` (units + interleaved + text, shuffled) and ``valid.bin`` (a
-    copy of ``units_dir``'s valid shard). Returns the train metadata (kept if it exists)."""
+    copy of ``units_dir``'s valid shard). ``copies``: interleaved sequences per utterance with
+    word times, each cut into its own random spans. Returns the train metadata (kept if it
+    exists)."""
     out_dir = Path(out_dir)
     if (out_dir / "train.json").exists() and (out_dir / "valid.json").exists():
         meta = json.loads((out_dir / "train.json").read_text())
-        if meta.get("text_vocab") != text_vocab:
-            raise DataError(f"{out_dir} was made with another text vocabulary; remove it")
+        asked = {"text_vocab": text_vocab, "text_ratio": text_ratio, "max_span": max_span,
+                 "copies": copies, "seed": seed}
+        other = [k for k, v in asked.items() if meta.get(k, 1 if k == "copies" else None) != v]
+        if other:
+            raise DataError(f"{out_dir} was made with another {', '.join(other)}; remove it or "
+                            "choose another mix_dir")
         return meta
     if not text_vocab or " " not in text_vocab:
         raise DataError("the text vocabulary must hold the space (the word separator)")
@@ -165,10 +171,12 @@ def build_mix(frames_dir: str | os.PathLike, units_dir: str | os.PathLike,
         counts["units"] += len(unit_seq)
         wbd = item.path.with_suffix(".wbd")
         if wbd.exists():
-            seq = interleave_utterance(frames, read_phn(wbd), rate, SAMPLE_RATE, K, text_vocab, rng,
-                                       max_span)
-            seqs.append(seq)
-            counts["interleaved"] += len(seq)
+            words = read_phn(wbd)
+            for _ in range(copies):
+                seq = interleave_utterance(frames, words, rate, SAMPLE_RATE, K, text_vocab, rng,
+                                           max_span)
+                seqs.append(seq)
+                counts["interleaved"] += len(seq)
             counts["interleaved_utterances"] += 1
     text = text_sequences(corpus, K, text_vocab, int(text_ratio * counts["units"]), rng)
     seqs += text
@@ -182,7 +190,8 @@ def build_mix(frames_dir: str | os.PathLike, units_dir: str | os.PathLike,
         with atomic_path(out_dir / f"valid{ext}") as tmp:
             shutil.copyfile(Path(units_dir) / f"valid{ext}", tmp)
     meta = {**umeta, "format": SHARD_FORMAT, "version": SHARD_VERSION, "tokens": len(out),
-            "text_vocab": text_vocab, "mix": counts, "max_span": max_span, "seed": seed,
+            "text_vocab": text_vocab, "mix": counts, "max_span": max_span, "copies": copies,
+            "seed": seed,
             "text_ratio": text_ratio, "units_dir": str(units_dir)}
     write_json_atomic(out_dir / "train.json", meta)
     log.info("mix: %s", counts)

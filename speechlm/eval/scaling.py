@@ -91,7 +91,8 @@ def plot_scaling(path: str | os.PathLike, report: dict) -> None:
     ax = fig.subplots()
     for r in report["runs"]:
         c = np.asarray(r["curve"], dtype=float)
-        label = (f"{r['layers']}x{r['width']} ({r['params_non_embedding'] / 1e6:.1f}M)"
+        label = (f"{Path(r['run']).name}: {r['layers']}x{r['width']} "
+                 f"({r['params_non_embedding'] / 1e6:.1f}M)"
                  f"{' + text' if r['text'] else ''}")
         ax.plot(c[:, 2] / 1e15, c[:, 1], marker="o", ms=3, label=label,
                 ls="--" if r["text"] else "-")

@@ -46,6 +46,7 @@ DATA_DEFAULTS: dict[str, Any] = {
     "text_vocab": DEFAULT_TEXT_VOCAB,  # characters of the text tokens (interleave only)
     "text_ratio": 1.0,  # text-only tokens per unit token of the mix
     "max_span": 8,  # longest run of words in one modality
+    "interleave_copies": 1,  # interleaved sequences per utterance with word times
 }
 FROM_DATA = {"n_units", "unit_space", "dedup", "frame_rate", "text_vocab"}  # the shards decide
 
@@ -126,7 +127,8 @@ class LMTask(TrainTask):
         if d["interleave"]:
             build_mix(d["frames_dir"], d["units_dir"], d["corpus"], self.train_dir,
                       d["text_vocab"], text_ratio=float(d["text_ratio"]),
-                      max_span=int(d["max_span"]), seed=self.train.seed, progress=progress)
+                      max_span=int(d["max_span"]), copies=int(d["interleave_copies"]),
+                      seed=self.train.seed, progress=progress)
 
     def build(self, device: torch.device, rank: int, world: int) -> UnitLM:
         from speechlm.data.shards import open_shard
