@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the bundled unit LM (speechlm/pretrained/phone-lm) with the CPU recipe
 # configs/lm/phone-cpu.toml on the phone-k100 units of the world corpus (~7 min to tokenize the
-# 12.5 h sample, then ~40 min of training on one free core; resumes if killed), build the probe
+# 12.5 h sample, then ~30 min of training on one core; resumes if killed), build the probe
 # sets (in-vocabulary word / sentence pairs spoken by the corpus's held-out engines) and report
 # its metrics into docs/lm-phone-lm.{json,md}, with the former default LM (mfcc units) beside it
 # in docs/lm-unit-lm-v2.{json,md}. Needs the world corpus (make corpus-world, or
