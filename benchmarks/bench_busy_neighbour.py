@@ -32,7 +32,9 @@ SAMPLE = REPO / "samples/flite_slt_arctic_a0004.wav"
 
 
 POLICIES = {"passive": "PASSIVE (the CLI now)", "passive1": "PASSIVE + --threads 1",
+            "spin10k": "default policy, GOMP_SPINCOUNT=10000",
             "default": "OpenMP default (before)"}
+ENV = {"spin10k": {"GOMP_SPINCOUNT": "10000"}}  # what a policy adds to the environment
 
 
 def _spin(stop) -> None:
@@ -54,8 +56,9 @@ def _command(policy: str, out: Path, seconds: float) -> list[str]:
             f"sys.exit(main({argv!r}))"]
 
 
-def _time(cmd: list[str]) -> float:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+def _time(cmd: list[str], extra: dict[str, str] | None = None) -> float:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(extra or {})
     t = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t
@@ -79,7 +82,8 @@ def main() -> None:
             p.start()
         try:
             for policy in POLICIES:
-                times = [_time(_command(policy, out, args.seconds)) for _ in range(args.repeats)]
+                times = [_time(_command(policy, out, args.seconds), ENV.get(policy))
+                         for _ in range(args.repeats)]
                 rows[(policy, busy)] = statistics.median(times)
         finally:
             stop.set()

@@ -111,6 +111,9 @@ def main() -> int:
         "tokenizer": tok.unit_space, "files": len(files), "audio_seconds": round(audio_s, 1),
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        # the CLI sets PASSIVE (speechlm/cli/__init__.py); a script or the API gets OpenMP's
+        # default unless the environment says otherwise: the two differ ~2x here
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "speechlm_x_realtime": round(audio_s / t_ours, 1),
         "speechlm_bf16_x_realtime": round(audio_s / t_bf16, 1),
         "bf16_frame_agreement_with_fp32": round(agreement, 4),

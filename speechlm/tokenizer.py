@@ -68,9 +68,9 @@ class Tokenizer(Stage):
             two-frame flickers. Part of the unit space's name.
         precision: ``"fp32"``, or ``"bf16"``: the encoder runs under bfloat16 autocast (the
             distances to the centroids stay float32). The same unit space, but 1-2 % of frames
-            get another unit; slower than fp32 on files of varied lengths even on a CPU with
-            AMX (oneDNN builds bfloat16 kernels per shape): ``benchmarks/
-            bench_phone_tokenize.py`` measures both on your machine.
+            get another unit; faster only on a CPU with bfloat16 units and with OpenMP workers
+            that spin (1.26x on an AMX Xeon; 0.91x there under ``OMP_WAIT_POLICY=PASSIVE``):
+            ``benchmarks/bench_phone_tokenize.py`` measures both on your machine.
     """
 
     def __init__(self, encoder: FeatureEncoder, quantizer: KMeansQuantizer,

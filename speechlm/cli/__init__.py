@@ -55,9 +55,11 @@ def _thread_policy() -> None:
 
     With the default policy each of torch's worker threads busy-waits after every parallel
     region; next to another busy process on the same cores the spinning threads and the
-    neighbour take turns and a 4 s run took 87 s. ``OMP_WAIT_POLICY=PASSIVE`` costs nothing
-    measurable alone (benchmarks/bench_busy_neighbour.py) and keeps the run near its idle time
-    under load. A value the user set is kept; ``SPEECHLM_THREADS`` sets torch's thread count.
+    neighbour take turns and a 4 s run took 87 s. ``OMP_WAIT_POLICY=PASSIVE`` costs little
+    alone for ``continue`` (benchmarks/bench_busy_neighbour.py) and keeps the run near its idle
+    time under load; it does halve the phone tokenizer's speed on an idle machine
+    (benchmarks/bench_phone_tokenize.py), where ``OMP_WAIT_POLICY=ACTIVE`` is the faster
+    choice. A value the user set is kept; ``SPEECHLM_THREADS`` sets torch's thread count.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
