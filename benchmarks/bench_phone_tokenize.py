@@ -1,9 +1,10 @@
 """Speed and memory of a phone-encoder tokenizer, in x real time, against two peers in the same run.
 
 speechlm: ``Tokenizer.load(DIR).tokenize_file(path)`` per file: the phone encoder in 8 s windows
-with 1 s of context each side, posteriors, nearest centroid, the unit-change smoothing; and the
-same with ``with_precision("bf16")`` (the encoder under bfloat16 autocast), with the share of
-frames whose unit it changes.
+with 1 s of context each side, posteriors, nearest centroid, the unit-change smoothing; the same
+with ``with_precision("bf16")`` (the encoder under bfloat16 autocast), with the share of frames
+whose unit it changes; and ``tokenize_files(paths)`` (what ``speechlm tokenize`` runs): one
+worker thread per torch thread, each encoding whole files or chunks on one core.
 Peers, on the same files:
   * naive: what a user would write with the same model: one whole-file forward pass
     (``model(wav)``, attention over every frame), softmax, nearest centroid by ``torch.cdist``;
@@ -52,10 +53,13 @@ def naive(tok_dir: str):
     return run
 
 
-def peak_memory_one_hour(tok_dir: str, tmpdir: str) -> dict:
+def peak_memory_one_hour(tok_dir: str, tmpdir: str, workers: bool = False) -> dict:
+    """Tokenize a one-hour file in a fresh process: frames, peak RSS, wall time with load
+    (``workers``: its chunks spread over worker threads by ``tokenize_files``)."""
     path, sr = write_hour_file(tmpdir), 16000
+    call = "next(t.tokenize_files([sys.argv[1]]))" if workers else "t.tokenize_file(sys.argv[1])"
     code = ("import resource,sys; from speechlm.tokenizer import Tokenizer;"
-            "t=Tokenizer.load(sys.argv[2]); n=len(t.tokenize_file(sys.argv[1]));"
+            f"t=Tokenizer.load(sys.argv[2]); n=len({call});"
             "print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-c", code, path, tok_dir], capture_output=True,
@@ -100,8 +104,14 @@ def main() -> int:
     def default(fs):
         return [mfcc.tokenize_file(f).ids.numpy() for f in fs]
 
+    def ours_workers(fs):
+        return [u.ids.numpy() for u in tok.tokenize_files(fs)]
+
     ours(files[:3]), ours_bf16(files[:3]), peer(files[:3]), default(files[:3])  # warm-up
+    ours_workers(files[:3])
     t_ours = best_time(ours, files, args.repeats)
+    t_workers = best_time(ours_workers, files, args.repeats)
+    same = all((x == y).all() for x, y in zip(ours_workers(files), ours(files)))
     t_bf16 = best_time(ours_bf16, files, args.repeats)
     a, b = ours(files), ours_bf16(files)
     agreement = sum(int((x == y).sum()) for x, y in zip(a, b)) / sum(len(x) for x in a)
@@ -116,16 +126,22 @@ def main() -> int:
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "speechlm_x_realtime": round(audio_s / t_ours, 1),
         "speechlm_bf16_x_realtime": round(audio_s / t_bf16, 1),
+        # tokenize_files: one worker thread per torch thread, one core each (the CLI's path)
+        "speechlm_workers_x_realtime": round(audio_s / t_workers, 1),
+        "ratio_workers_over_per_file": round(t_ours / t_workers, 2),
+        "workers_units_equal_per_file": bool(same),
         "bf16_frame_agreement_with_fp32": round(agreement, 4),
         "ratio_bf16_over_fp32": round(t_ours / t_bf16, 2),
         "naive_whole_file_x_realtime": round(audio_s / t_naive, 1),
         "mfcc_k100_x_realtime": round(audio_s / t_mfcc, 1),
         "ratio_over_naive": round(t_naive / t_ours, 2),
+        "ratio_workers_over_naive": round(t_naive / t_workers, 2),
         "ratio_over_mfcc_k100": round(t_mfcc / t_ours, 3),
     }
     if not args.no_memory:
         with tempfile.TemporaryDirectory() as d:
             result["memory_1h"] = peak_memory_one_hour(args.tokenizer, d)
+            result["memory_1h_workers"] = peak_memory_one_hour(args.tokenizer, d, workers=True)
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

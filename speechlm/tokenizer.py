@@ -14,6 +14,7 @@ equals a whole-file pass, so an hour of audio needs no more memory than a minute
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,59 @@ class Tokenizer(Stage):
                 ids = self.encode(reader.read(s0, s1)[None])[0]
                 parts.append(ids[a - lo : b - lo])
         return self._units(parts[0] if len(parts) == 1 else torch.cat(parts), dedup)
+
+    def tokenize_files(self, paths: Iterable[str | os.PathLike], dedup: bool = False,
+                       workers: int | None = None,
+                       chunk_frames: int = CHUNK_FRAMES) -> Iterator[Units]:
+        """Tokenize many files (or one long file) with ``workers`` threads; yields each file's
+        :class:`Units` in the order of ``paths``, the same as :meth:`tokenize_file` gives.
+
+        Files are read in the calling thread and cut into chunks of ``chunk_frames`` frames;
+        each chunk is encoded by a worker thread whose operators run on one core
+        (:mod:`speechlm.parallel`), so the cores never wait for each other and the chunks of a
+        long file are spread over them too. At most ``2 * workers`` chunks are in memory.
+        ``workers`` defaults to torch's intra-op thread count; 1 is :meth:`tokenize_file` in
+        turn (operators on all of torch's threads).
+
+        Raises:
+            AudioError: for a bad file, when its turn comes (after the files before it).
+        """
+        from speechlm.parallel import ordered_map, single_threaded_ops
+
+        workers = torch.get_num_threads() if workers is None else int(workers)
+        if workers <= 1:
+            for path in paths:
+                yield self.tokenize_file(path, dedup, chunk_frames)
+            return
+        ctx = self.encoder.context_frames or 0
+
+        def chunks() -> Iterator[tuple[bool, Any, int, int]]:
+            # (last chunk of its file, waveform or the file's error, keep from, keep to)
+            for path in paths:
+                try:
+                    with AudioReader(path, self.sample_rate) as reader:
+                        check_length(reader.num_samples, FRAME_SIZE, str(path), self.sample_rate)
+                        plan = list(chunk_plan(num_frames(reader.num_samples), chunk_frames,
+                                               ctx))
+                        for k, (lo, hi, a, b) in enumerate(plan):
+                            s0, s1 = samples_for_frames(lo, hi)
+                            yield k == len(plan) - 1, reader.read(s0, s1), a - lo, b - lo
+                except Exception as e:  # noqa: BLE001 -- raised again in order, below
+                    yield True, e, 0, 0
+
+        def encode(job: tuple[bool, Any, int, int]) -> tuple[bool, torch.Tensor]:
+            last, wav, a, b = job
+            if isinstance(wav, Exception):
+                raise wav
+            return last, self.encode(wav[None])[0][a:b]
+
+        parts: list[torch.Tensor] = []
+        with single_threaded_ops():
+            for last, ids in ordered_map(encode, chunks(), workers):
+                parts.append(ids)
+                if last:
+                    yield self._units(parts[0] if len(parts) == 1 else torch.cat(parts), dedup)
+                    parts = []
 
     def __call__(self, audio: str | os.PathLike | torch.Tensor, dedup: bool = False) -> Units:
         """Tokenize a path or a ``[T]`` waveform."""

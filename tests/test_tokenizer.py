@@ -121,3 +121,51 @@ def test_bf16_precision_keeps_the_unit_space_and_nearly_every_unit(small_corpus)
     assert same / total > 0.9
     with pytest.raises(ValueError, match="precision"):
         tok.with_precision("fp8")
+
+
+@pytest.mark.parametrize("tokenizer", ["small", "phone-k100"])
+def test_worker_threads_equal_one_file_at_a_time(tokenizer, small_tokenizer, wav_file):
+    """tokenize_files over 2 worker threads (files and the chunks of a long file spread over
+    them) gives what tokenize_file gives on one thread, in order, and restores torch's
+    thread count."""
+    tok = Tokenizer.load(small_tokenizer if tokenizer == "small" else tokenizer)
+    files = [wav_file(s, name=f"w{i}.wav") for i, s in enumerate((0.7, 3.1, 1.3, 5.2))]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = [tok.tokenize_file(f, chunk_frames=60).ids for f in files]
+    finally:
+        torch.set_num_threads(before)
+    for workers in (2, 3):
+        got = list(tok.tokenize_files(files, workers=workers, chunk_frames=60))
+        assert [len(u) for u in got] == [len(s) for s in single]
+        assert all(torch.equal(u.ids, s) for u, s in zip(got, single))
+    assert torch.get_num_threads() == before
+    dedup = list(tok.tokenize_files(files[:2], dedup=True, workers=2))
+    assert torch.equal(dedup[1].ids, tok.tokenize_file(files[1], dedup=True).ids)
+
+
+def test_worker_threads_raise_a_bad_file_in_its_turn(small_tokenizer, wav_file, tmp_path):
+    tok = Tokenizer.load(small_tokenizer)
+    good = wav_file(1.0, name="good.wav")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    results = tok.tokenize_files([good, bad, good], workers=2)
+    assert len(next(results)) == len(tok.tokenize_file(good))
+    with pytest.raises(AudioError):
+        next(results)
+
+
+def test_ordered_map_is_lazy_and_ordered():
+    from speechlm.parallel import ordered_map
+
+    seen = []
+
+    def items():
+        for i in range(20):
+            seen.append(i)
+            yield i
+
+    out = ordered_map(lambda x: x * x, items(), workers=2, window=3)
+    assert next(out) == 0 and len(seen) <= 4  # no more than the window read ahead
+    assert list(out) == [i * i for i in range(1, 20)]

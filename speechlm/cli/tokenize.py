@@ -8,6 +8,7 @@ import logging
 import os
 from pathlib import Path
 
+from speechlm.cli.common import number
 from speechlm.errors import SpeechLMError
 from speechlm.tokenizer import DEFAULT_TOKENIZER, PRECISIONS
 
@@ -26,8 +27,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         raise SpeechLMError("-o/--output is for --manifest mode; single files print to stdout")
     from speechlm.units import format_ids, to_record
 
-    for f in args.files:
-        units = tok.tokenize_file(f, dedup=args.dedup)
+    for f, units in zip(args.files, tok.tokenize_files(args.files, args.dedup, args.workers)):
         if args.format == "json":
             print(json.dumps(to_record(units, name=str(f))), flush=True)
         elif args.durations and units.durations is not None:
@@ -122,10 +122,11 @@ def _tokenize_manifest(args: argparse.Namespace, tok) -> int:
     guard_outputs({"-o (partial)": partial, "-o (partial settings)": meta}, inputs, force=True)
     done = _resume(partial, meta, _settings(args, tok, manifest), [u.name for u in items],
                    args.force)
+    todo = items[done:]
     with partial.open("a", encoding="utf-8") as f:
-        for u in tqdm(items[done:], desc="tokenize", unit="utt", disable=args.quiet,
-                      initial=done, total=len(items)):
-            units = tok.tokenize_file(u.path, dedup=args.dedup)
+        results = tok.tokenize_files([u.path for u in todo], args.dedup, args.workers)
+        for u, units in tqdm(zip(todo, results), desc="tokenize", unit="utt",
+                             disable=args.quiet, initial=done, total=len(items)):
             f.write(unit_line(u.name, units.ids) + "\n")
             f.flush()
     os.replace(partial, out)
@@ -147,6 +148,10 @@ def register(sub, add_parser) -> None:
     t.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="run the encoder under bfloat16 autocast (1-2%% of frames get another "
                    "unit; measure the speed on your CPU with benchmarks/bench_phone_tokenize.py)")
+    t.add_argument("--workers", type=number(int, 1, 1024), default=None,
+                   help="files (and chunks of long files) encoded at once, each on one core "
+                   "(default: the torch thread count, --threads); 1: one at a time, every "
+                   "operator on all threads")
     t.add_argument("--durations", action="store_true",
                    help="with --dedup, add a TAB and the run length of each unit")
     t.add_argument("--format", choices=("text", "json"), default="text",

@@ -48,8 +48,9 @@ def dump_units(tokenizer: Tokenizer, corpus: str | os.PathLike, out_dir: str | o
                             "remove the shard directory or choose another")
         items = read_manifest(resolve_manifest(split, corpus))
         chunks, seconds, n_units = [], 0.0, 0
-        for u in tqdm(items, desc=f"units {split}", unit="utt", disable=not progress):
-            units = tokenizer.tokenize_file(u.path, dedup=dedup)
+        results = tokenizer.tokenize_files([u.path for u in items], dedup=dedup)
+        for u, units in tqdm(zip(items, results), desc=f"units {split}", unit="utt",
+                             total=len(items), disable=not progress):
             ids = units.ids.numpy().astype(np.uint16)
             chunks.append(np.concatenate([[bos], ids, [eos]]).astype(np.uint16))
             seconds += u.num_samples / tokenizer.sample_rate
