@@ -83,6 +83,46 @@ def save_stage(path: str | os.PathLike, kind: str, config: dict[str, Any],
     return path
 
 
+INT8_SCALE = ".int8_scale"  # suffix of the per-row scale tensor stored beside an int8 weight
+INT8_MIN_NUMEL = 4096  # smaller tensors (biases, norms, statistics) stay float16
+
+
+def quantize_int8(tensors: dict[str, torch.Tensor],
+                  keep: Callable[[str], bool] = lambda name: False,
+                  select: Callable[[str], bool] = lambda name: True) -> dict[str, torch.Tensor]:
+    """Weights at rest in int8: each floating tensor that ``select(name)`` accepts, of 2+ dims
+    and at least :data:`INT8_MIN_NUMEL` elements, becomes int8 with one float32 scale per row
+    (its first dim; symmetric, max |w| -> 127), stored as ``name`` + ``name``
+    :data:`INT8_SCALE`. Other floating tensors are stored in float16, and those ``keep(name)``
+    selects unchanged."""
+    out: dict[str, torch.Tensor] = {}
+    for name, t in tensors.items():
+        if not t.is_floating_point() or keep(name):
+            out[name] = t
+        elif not select(name) or t.dim() < 2 or t.numel() < INT8_MIN_NUMEL:
+            out[name] = t.half()
+        else:
+            rows = t.float().reshape(t.shape[0], -1)
+            scale = rows.abs().amax(1).clamp(min=1e-12) / 127.0
+            out[name] = torch.round(rows / scale[:, None]).to(torch.int8).reshape(t.shape)
+            out[name + INT8_SCALE] = scale
+    return out
+
+
+def dequantize_int8(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Undo :func:`quantize_int8`: int8 weights with a scale -> float32 (others unchanged)."""
+    out = {k: v for k, v in tensors.items() if not k.endswith(INT8_SCALE)}
+    for name, t in out.items():
+        scale = tensors.get(name + INT8_SCALE)
+        if scale is not None:
+            if t.dtype != torch.int8 or scale.numel() != t.shape[0]:
+                raise ModelError(f"{name}: an int8 scale of {scale.numel()} rows for a "
+                                 f"{t.dtype} tensor of shape {tuple(t.shape)}")
+            out[name] = (t.float().reshape(t.shape[0], -1) * scale.float()[:, None]) \
+                .reshape(t.shape)
+    return out
+
+
 def load_stage(name_or_path: str | os.PathLike,
                kind: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
     """Read a stage directory; check its kind and format version.
@@ -107,4 +147,6 @@ def load_stage(name_or_path: str | os.PathLike,
         tensors = load_file(str(weights))
     except Exception as err:
         raise ModelError(f"cannot read {weights}: {str(err).splitlines()[0]}") from None
+    if any(k.endswith(INT8_SCALE) for k in tensors):
+        tensors = dequantize_int8(tensors)
     return cfg, tensors, path

@@ -459,13 +459,25 @@ class Vocoder(Stage):
                              f"{WAVEFORM_DIR}/")
         return voc
 
-    def save(self, path: str | os.PathLike, half: bool = False) -> os.PathLike:
+    def save(self, path: str | os.PathLike, half: bool = False,
+             int8: tuple[str, ...] = ()) -> os.PathLike:
         """Write the stage directory; ``half`` stores the weights (not the normalization
-        statistics) in float16 -- inference computes in float32 either way."""
-        sd = {k: (v.half() if half and v.is_floating_point() and not k.endswith("_stats") else v)
-              for k, v in self.model.state_dict().items()}
+        statistics) in float16; ``int8`` names prefixes of weights (``"speaker."``, or ``""``
+        for all) stored in int8 with a scale per row, the rest then in float16
+        (:func:`speechlm.checkpoint.quantize_int8`; the waveform stage in float16) --
+        inference computes in float32 either way."""
+        sd = self.model.state_dict()
+        if int8:
+            sd = checkpoint.quantize_int8(sd, keep=lambda k: k.endswith("_stats"),
+                                          select=lambda k: k.startswith(tuple(int8)))
+            half = True
+        else:
+            sd = {k: (v.half() if half and v.is_floating_point() and not k.endswith("_stats")
+                      else v) for k, v in sd.items()}
+        stored = ("int8 (" + ", ".join(p or "all" for p in int8) + "), float16") if int8 else \
+            "float16" if half else "float32"
         cfg = {"model": self.cfg.to_dict(), "unit_space": self.unit_space,
-               "training": self.training, "stored_dtype": "float16" if half else "float32",
+               "training": self.training, "stored_dtype": stored,
                "default_method": self.default_method}
         if self.cfg.mel_only and self.waveform is None:
             raise ModelError("a mel-only vocoder is saved with its waveform stage "

@@ -373,6 +373,7 @@ def test_row13_manifest_outputs(capsys, tmp_path, monkeypatch):
 
     calls = []
     monkeypatch.setattr(Tokenizer, "tokenize_file", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(Tokenizer, "tokenize_files", lambda *a, **k: calls.append(1) or iter(()))
     code, _, err = run(capsys, "tokenize", "--manifest", m, "-o", tmp_path / "existing_dir",
                        "--force")
     one_line_error(code, err, "is a directory")
@@ -409,18 +410,17 @@ def _interrupted_run(capsys, monkeypatch, after, *argv):
     """Run tokenize --manifest and 'kill' it after ``after`` utterances (KeyboardInterrupt)."""
     from speechlm.tokenizer import Tokenizer
 
-    real = Tokenizer.tokenize_file
-    count = {"n": 0}
+    real = Tokenizer.tokenize_files
 
     def limited(self, *a, **k):
-        if count["n"] == after:
-            raise KeyboardInterrupt
-        count["n"] += 1
-        return real(self, *a, **k)
+        for i, units in enumerate(real(self, *a, **k)):
+            if i == after:
+                raise KeyboardInterrupt
+            yield units
 
-    monkeypatch.setattr(Tokenizer, "tokenize_file", limited)
+    monkeypatch.setattr(Tokenizer, "tokenize_files", limited)
     code, _, _ = run(capsys, "-q", "tokenize", *argv)
-    monkeypatch.setattr(Tokenizer, "tokenize_file", real)
+    monkeypatch.setattr(Tokenizer, "tokenize_files", real)
     assert code == 130
 
 

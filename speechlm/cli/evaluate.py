@@ -1,8 +1,9 @@
-"""``speechlm eval tokenizer|lm|scaling|build-probes|resynth|continue``: the reports."""
+"""``speechlm eval tokenizer|lm|scaling|build-probes|resynth|compare-resynth|continue``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
 from speechlm.cli.common import Parser, add_report_args, emit_report, number
 from speechlm.tokenizer import DEFAULT_TOKENIZER
@@ -85,6 +86,25 @@ def cmd_eval_resynth(args: argparse.Namespace) -> int:
                               audio_out=args.audio_out, asrs=tuple(args.asr.split(",")),
                               waveform=args.waveform)
     return emit_report(args, report, resynth_markdown(report))
+
+
+def cmd_eval_compare_resynth(args: argparse.Namespace) -> int:
+    from speechlm.cli.common import need_input
+    from speechlm.errors import DataError
+    from speechlm.eval.compare import compare_markdown, compare_resynth
+
+    reports = []
+    for flag, path in (("BASE", args.base), ("OTHER", args.other)):
+        p = need_input(path, flag)
+        try:
+            reports.append(json.loads(p.read_text(encoding="utf-8")))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise DataError(f"{p} is not a JSON report of 'speechlm eval resynth' ({err})") \
+                from None
+        if not isinstance(reports[-1], dict) or "utterances" not in reports[-1]:
+            raise DataError(f"{p} is not a report of 'speechlm eval resynth' (no utterances)")
+    report = compare_resynth(*reports, samples=args.samples, seed=args.seed)
+    return emit_report(args, report, compare_markdown(report))
 
 
 def cmd_eval_speaker(args: argparse.Namespace) -> int:
@@ -216,6 +236,19 @@ def register(sub, add_parser) -> None:
     er.add_argument("--audio-out", help="also write the resynthesized audio here")
     add_report_args(er)
     er.set_defaults(func=cmd_eval_resynth)
+
+    ec = add_parser(evsub, "compare-resynth", help="paired differences between two resynthesis "
+                    "reports", description="Two 'eval resynth' JSON reports of the same "
+                    "utterances (two vocoders, or two exports of one): OTHER - BASE of WER, "
+                    "speaker similarity and DNSMOS per method and voice group, with 95%% paired "
+                    "bootstrap intervals.")
+    ec.add_argument("base", help="the reference report (eval resynth --json)")
+    ec.add_argument("other", help="the report compared with it")
+    ec.add_argument("--samples", type=number(int, 100, 100_000), default=2000,
+                    help="bootstrap resamples")
+    ec.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    add_report_args(ec)
+    ec.set_defaults(func=cmd_eval_compare_resynth)
 
     es = add_parser(evsub, "speaker", help="equal error rate of a speaker encoder on held-out "
                     "voices", description="Verification trials (same voice vs different voices, "

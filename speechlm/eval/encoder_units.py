@@ -20,8 +20,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from speechlm.errors import DataError
 from speechlm.io import write_json_atomic, write_text_atomic
 
@@ -41,32 +39,20 @@ def _wer(rows: list[dict], key: str) -> float | None:
     return round(word_error_rate([r["text"] for r in rows], [r[key]["asr"] for r in rows]), 4)
 
 
-def _errors(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-utterance (word errors, reference words) of ``rows[i][key]``."""
-    from speechlm.eval.judges import normalize_text, utterance_wer
-
-    words = np.array([len(normalize_text(r["text"]).split()) for r in rows], dtype=float)
-    errs = np.array([utterance_wer(r["text"], r[key]["asr"]) for r in rows]) * words
-    return errs, words
-
-
 def paired_wer_delta(base: dict, other: dict, samples: int = 2000,
                      seed: int = 0) -> dict[str, Any] | None:
     """WER(other) - WER(base) over the training-voice utterances both reports judged, with a
     95 % paired bootstrap interval (utterances resampled together); None without overlap."""
+    from speechlm.eval.compare import paired_delta
+
     a = {u["name"]: u for u in base["utterances"] if not u["held_out"] and METHOD in u}
     b = {u["name"]: u for u in other["utterances"] if not u["held_out"] and METHOD in u}
     names = sorted(set(a) & set(b))
     if not names:
         return None
-    ea, words = _errors([a[n] for n in names], METHOD)
-    eb, _ = _errors([b[n] for n in names], METHOD)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(names), size=(samples, len(names)))
-    deltas = (eb[idx].sum(1) - ea[idx].sum(1)) / words[idx].sum(1)
-    lo, hi = np.percentile(deltas, [2.5, 97.5])
-    return {"utterances": len(names), "delta": round(float((eb.sum() - ea.sum()) / words.sum()), 4),
-            "ci95": [round(float(lo), 4), round(float(hi), 4)]}
+    d = paired_delta([a[n] for n in names], [b[n] for n in names], METHOD, "wer", samples, seed)
+    return None if d is None else {"utterances": len(names), "delta": d["delta"],
+                                   "ci95": d["ci95"]}
 
 
 def resynth_row(report: dict) -> dict[str, Any]:

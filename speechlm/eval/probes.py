@@ -128,8 +128,12 @@ def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLik
     baselines = dict(baselines or {})
     other: dict[str, list[float]] = {name: [] for name in baselines}
 
+    # tokenized ahead on worker threads (in order), scored here as each pair arrives
+    units = tokenizer.tokenize_files([p for row in rows for p in (row["good_path"],
+                                                                  row["bad_path"])], dedup=dedup)
+
     def item_score(path: Path) -> tuple[float, int, dict[str, float]]:
-        ids = tokenizer.tokenize_file(path, dedup=dedup).ids
+        ids = next(units).ids
         if ids.numel() > max_units:
             raise DataError(f"{path}: {ids.numel()} units exceed the LM's context of "
                             f"{max_units}")

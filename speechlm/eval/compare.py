@@ -1,0 +1,106 @@
+"""``speechlm eval compare-resynth BASE.json OTHER.json``: two resynthesis reports of the same
+utterances, paired.
+
+Two vocoders judged on the same utterances differ by less than either report's spread across
+utterances; pairing removes that spread. For each method both reports ran and each group
+(held-out voices, seen voices), the difference OTHER - BASE of:
+
+* WER (the reports' first ASR judge): corpus WER, word errors over reference words;
+* speaker similarity to the original and DNSMOS: means over utterances;
+
+each with a 95 % paired bootstrap interval (utterances resampled together in both reports).
+An interval that holds 0 says the two cannot be told apart on these utterances.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from speechlm.errors import DataError
+
+MEASURES = ("wer", "similarity", "dnsmos")
+GROUPS = {"held-out voices": True, "seen voices": False}
+
+
+def _word_errors(rows: list[dict], method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-utterance (word errors, reference words) of ``rows[i][method]``."""
+    from speechlm.eval.judges import normalize_text, utterance_wer
+
+    words = np.array([len(normalize_text(r["text"]).split()) for r in rows], dtype=float)
+    errs = np.array([utterance_wer(r["text"], r[method]["asr"]) for r in rows]) * words
+    return errs, words
+
+
+def paired_delta(base_rows: list[dict], other_rows: list[dict], method: str, measure: str,
+                 samples: int = 2000, seed: int = 0) -> dict[str, Any] | None:
+    """OTHER - BASE of ``measure`` (``wer``: corpus WER; else the mean) over utterances paired
+    row by row, with a 95 % bootstrap interval; None where a row lacks the value."""
+    if measure == "wer":
+        if any(r[method].get("asr") is None or not r.get("text") for r in base_rows + other_rows):
+            return None
+        ea, words = _word_errors(base_rows, method)
+        eb, _ = _word_errors(other_rows, method)
+        num, den = eb - ea, words
+    else:
+        va = [r[method].get(measure) for r in base_rows]
+        vb = [r[method].get(measure) for r in other_rows]
+        if any(v is None for v in va + vb):
+            return None
+        num, den = np.array(vb, float) - np.array(va, float), np.ones(len(va))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(num), size=(samples, len(num)))
+    boot = num[idx].sum(1) / np.maximum(den[idx].sum(1), 1e-12)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {"delta": round(float(num.sum() / max(den.sum(), 1e-12)), 4),
+            "ci95": [round(float(lo), 4), round(float(hi), 4)],
+            "distinct": bool(lo > 0 or hi < 0)}
+
+
+def compare_resynth(base: dict, other: dict, samples: int = 2000, seed: int = 0) -> dict:
+    """Paired differences OTHER - BASE per method and group (see the module docstring).
+
+    Raises:
+        DataError: the reports share no utterance or no method.
+    """
+    a = {u["name"]: u for u in base.get("utterances", [])}
+    b = {u["name"]: u for u in other.get("utterances", [])}
+    names = sorted(set(a) & set(b))
+    methods = [m for m in base.get("methods", []) if m in other.get("methods", [])]
+    if not names or not methods:
+        raise DataError("the two resynthesis reports share no utterance and method: judge the "
+                        "same --data / --per-voice / --seed with both vocoders")
+    rows = []
+    for method in methods:
+        for group, held in GROUPS.items():
+            pick = [n for n in names if a[n]["held_out"] == held and method in a[n]
+                    and method in b[n]]
+            if not pick:
+                continue
+            row = {"method": method, "group": group, "utterances": len(pick)}
+            for m in MEASURES:
+                row[m] = paired_delta([a[n] for n in pick], [b[n] for n in pick], method, m,
+                                      samples, seed)
+            rows.append(row)
+    return {"base": base.get("vocoder"), "other": other.get("vocoder"),
+            "utterances": len(names), "samples": samples, "rows": rows}
+
+
+def compare_markdown(report: dict) -> str:
+    def cell(d: dict | None) -> str:
+        if d is None:
+            return "-"
+        lo, hi = d["ci95"]
+        return f"{d['delta']:+.4f} [{lo:+.4f}, {hi:+.4f}]" + (" *" if d["distinct"] else "")
+
+    lines = [f"{report['other']} - {report['base']}, paired over the same utterances "
+             "(95 % bootstrap intervals; * the interval excludes 0):", "",
+             "| method | voices | n | WER | speaker sim | DNSMOS |", "|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['method']} | {r['group']} | {r['utterances']} | {cell(r['wer'])} | "
+                     f"{cell(r['similarity'])} | {cell(r['dnsmos'])} |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["compare_markdown", "compare_resynth", "paired_delta"]
