@@ -169,3 +169,28 @@ def test_ordered_map_is_lazy_and_ordered():
     out = ordered_map(lambda x: x * x, items(), workers=2, window=3)
     assert next(out) == 0 and len(seen) <= 4  # no more than the window read ahead
     assert list(out) == [i * i for i in range(1, 20)]
+
+
+def test_frame_phone_error_finds_a_label_lag():
+    """shifted_errors / voice_errors: predictions that trail the labels by one frame have their
+    fewest errors at shift +1, none there; silence is left out."""
+    from speechlm.eval.tokenizer import SHIFTS, shifted_errors, voice_errors
+
+    phones = ["AA", "B", "SIL"]
+    labels = ["SIL", "AA", "AA", "B", "B", "B", "AA", "SIL"]
+    pred = ["SIL", "SIL", "AA", "AA", "B", "B", "B", "AA"]  # one frame late
+    acc = shifted_errors(labels, pred, phones)
+    assert acc[-1] == 6 and acc[SHIFTS.index(0)] == 3 and acc[SHIFTS.index(1)] == 0
+    rep = voice_errors({"v": acc})["v"]
+    assert rep == {"frames": 6, "error": 0.5, "best_shift": 1,
+                   "error_at_best_shift": 0.0}
+
+
+def test_phone_tokenizer_report_has_per_voice_errors(small_corpus):
+    from speechlm.eval.tokenizer import evaluate_tokenizer, markdown_table
+
+    r = evaluate_tokenizer("phone-k100", small_corpus / "test.tsv", max_utterances=4,
+                           progress=False, ued_utterances=0)
+    by_voice = r["frame_phone_error_by_voice"]
+    assert by_voice and all(0 <= v["error"] <= 1 and v["frames"] > 0 for v in by_voice.values())
+    assert "best shift" in markdown_table([r])

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -93,6 +94,8 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
     ued_wavs: list[np.ndarray] = []
     phone_enc = _phone_encoder(tok)
     fper = [0, 0]  # frames the phone encoder's argmax got wrong, frames with a phone label
+    # per base voice: wrong frames at each label shift in SHIFTS, labelled frames
+    by_voice: dict[str, np.ndarray] = {}
     for k, u in enumerate(tqdm(items, desc="eval", unit="utt", disable=not progress)):
         wav = load_audio(u.path, tok.sample_rate, min_samples=FRAME_SIZE)
         if k in ued_pick:
@@ -110,6 +113,8 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
             known = [(lab, p) for lab, p in zip(arpa, pred) if lab in phone_enc.phones]
             fper[0] += sum(lab != p for lab, p in known)
             fper[1] += len(known)
+            acc = by_voice.setdefault(base_voice(u.speaker or "?"), np.zeros(len(SHIFTS) + 1))
+            acc += shifted_errors(arpa, pred, phone_enc.phones)
         for lab in labels:
             if lab is not None and lab not in phone_ids:
                 phone_ids[lab] = len(phone_ids)
@@ -178,11 +183,50 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
         "bitrate": round(rate["bitrate"], 1),
         "ued": ued,
         "ued_utterances": len(ued_wavs) if ued else 0,
-        **({"frame_phone_error": round(fper[0] / max(fper[1], 1), 4)}
+        **({"frame_phone_error": round(fper[0] / max(fper[1], 1), 4),
+            "frame_phone_error_by_voice": voice_errors(by_voice)}
            if phone_enc is not None else {}),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     return report
+
+
+SHIFTS = (-2, -1, 0, 1, 2)  # frames by which the labels are moved to find a voice's label lag
+
+
+def base_voice(speaker: str) -> str:
+    """``mbrola_us3-f100p114g80r85`` -> ``mbrola_us3`` (the world corpus's identity names)."""
+    return speaker.split("-", 1)[0]
+
+
+def shifted_errors(labels: list[str | None], pred: list[str], phones: list[str]) -> np.ndarray:
+    """Wrong frames of ``pred`` against ``labels`` moved by each of :data:`SHIFTS` frames (a
+    label at frame ``i`` compared with the prediction at ``i + shift``; silence and frames
+    whose partner falls outside are left out), then the count of compared frames at shift 0."""
+    n = len(pred)
+    out = np.zeros(len(SHIFTS) + 1)
+    for k, shift in enumerate(SHIFTS):
+        for i in range(max(0, -shift), min(n, n - shift)):
+            lab = labels[i]
+            if lab in phones and lab != "SIL":
+                out[k] += lab != pred[i + shift]
+                if shift == 0:
+                    out[-1] += 1
+    return out
+
+
+def voice_errors(by_voice: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """Per base voice: the frame phone error on non-silence frames, and the label shift (in
+    frames) with the fewest errors, with its error: a shift other than 0 says the voice's
+    alignments and audio are offset (an alignment problem, not the encoder's)."""
+    out = {}
+    for voice, acc in sorted(by_voice.items()):
+        n = max(acc[-1], 1)
+        best = int(np.argmin(acc[:-1]))
+        out[voice] = {"frames": int(acc[-1]), "error": round(float(acc[SHIFTS.index(0)] / n), 4),
+                      "best_shift": SHIFTS[best], "error_at_best_shift": round(float(acc[best] / n),
+                                                                               4)}
+    return out
 
 
 def _phone_encoder(tok: Tokenizer):
@@ -220,6 +264,17 @@ def markdown_table(reports: list[dict]) -> str:
              "|" + "|".join("---" for _ in cols) + "|"]
     for r in reports:
         lines.append("| " + " | ".join(str(r.get(k, "")) for _, k in cols) + " |")
+    voices = [r for r in reports if r.get("frame_phone_error_by_voice")]
+    if voices:  # the phone encoder's argmax per base voice, and the labels' best shift
+        lines += ["", "Frame phone error of the phone encoder per base voice (non-silence "
+                  "frames; best shift: the label shift in frames with the fewest errors):", "",
+                  "| tokenizer | data | voice | frames | error | best shift | error there |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in voices:
+            for v, e in r["frame_phone_error_by_voice"].items():
+                lines.append(f"| {r.get('tokenizer', '')} | {r.get('data', '')} | {v} | "
+                             f"{e['frames']} | {e['error']} | {e['best_shift']:+d} | "
+                             f"{e['error_at_best_shift']} |")
     names = [n for n in PERTURBATIONS if any(n in r.get("ued", {}) for r in reports)]
     if names:  # robustness: a second table, one UED column per perturbation
         lines += ["", "Unit edit distance (UED, lower = more robust) under perturbation:", "",
