@@ -46,6 +46,7 @@ report() {  # RUN_DIR NAME
     --json "docs/lm-data-scale-$2.json" --markdown "docs/lm-data-scale-$2.md"
 }
 for r in s m; do report "$OUT/$r" "$r-106h"; done
-for r in s m; do [ -d "$SMALL/$r/model" ] && report "$SMALL/$r" "$r-12h"; done
-$SL eval scaling "$SMALL"/s "$SMALL"/m "$OUT"/s "$OUT"/m --json docs/lm-data-scale.json \
-  --markdown docs/lm-data-scale.md
+for r in s m; do if [ -d "$SMALL/$r/model" ]; then report "$SMALL/$r" "$r-12h"; fi; done
+RUNS=("$OUT"/s "$OUT"/m)  # the 12.5 h runs join the table where scripts/build_lm_scaling.sh left them
+for r in s m; do if [ -d "$SMALL/$r/model" ]; then RUNS+=("$SMALL/$r"); fi; done
+$SL eval scaling "${RUNS[@]}" --json docs/lm-data-scale.json --markdown docs/lm-data-scale.md

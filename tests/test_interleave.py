@@ -270,3 +270,7 @@ def test_scaling_table_reads_runs_and_refuses_what_is_not_one(toy, tmp_path):
     plot_scaling(tmp_path / "s.png", rep)
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["eval", "scaling", str(tmp_path / "nothing")]) == 2
+    # two runs of one name (the same recipe on two corpora) are told apart by their parent
+    twin = dict(a, run=str(tmp_path / "big" / "a"), data="data/units/big-dedup")
+    md2 = scaling_markdown({"runs": [a, twin]})
+    assert f"| {tmp_path.name}/a | dedup |" in md2 and "| big/a | big-dedup |" in md2

@@ -65,12 +65,20 @@ def scaling_report(runs: list[str | os.PathLike]) -> dict:
     return {"runs": rows, "compute": "6 x non-embedding parameters x training tokens"}
 
 
+def _run_names(runs: list[dict]) -> list[str]:
+    """Each run's directory name, with its parent where two runs share a name."""
+    names = [Path(r["run"]).name for r in runs]
+    return [str(Path(*Path(r["run"]).parts[-2:])) if names.count(n) > 1 else n
+            for r, n in zip(runs, names)]
+
+
 def scaling_markdown(report: dict) -> str:
-    lines = ["| run | layers x width | text | params (non-emb.) | steps | tokens | compute "
+    lines = ["| run | data | layers x width | text | params (non-emb.) | steps | tokens | compute "
              "(PF) | minutes | tokens/s | best valid loss |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in report["runs"]:
-        lines.append(f"| {Path(r['run']).name} | {r['layers']} x {r['width']} | "
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r, name in zip(report["runs"], _run_names(report["runs"])):
+        data = Path(r["data"]).name if r.get("data") else "-"
+        lines.append(f"| {name} | {data} | {r['layers']} x {r['width']} | "
                      f"{'yes' if r['text'] else 'no'} | {r['params'] / 1e6:.2f}M "
                      f"({r['params_non_embedding'] / 1e6:.2f}M) | {r['steps']} | "
                      f"{r['tokens'] / 1e6:.2f}M | {r['flops'] / 1e15:.3f} | "
@@ -89,9 +97,9 @@ def plot_scaling(path: str | os.PathLike, report: dict) -> None:
     fig = Figure(figsize=(7, 4.5), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    for r in report["runs"]:
+    for r, name in zip(report["runs"], _run_names(report["runs"])):
         c = np.asarray(r["curve"], dtype=float)
-        label = (f"{Path(r['run']).name}: {r['layers']}x{r['width']} "
+        label = (f"{name}: {r['layers']}x{r['width']} "
                  f"({r['params_non_embedding'] / 1e6:.1f}M)"
                  f"{' + text' if r['text'] else ''}")
         ax.plot(c[:, 2] / 1e15, c[:, 1], marker="o", ms=3, label=label,
