@@ -10,6 +10,8 @@ import soundfile as sf
 import torch
 
 from speechlm.data.corpus import default_text_path
+from speechlm.data.manifest import read_phn
+from speechlm.data.phones import CLASSES
 from speechlm.data.probe_pairs import LEXICAL_PAIRS, SYNTACTIC_PAIRS
 from speechlm.data.probes import (
     PAIRS_COLUMNS,
@@ -147,6 +149,12 @@ def test_build_probe_set_layout(probe_tsv):
         for rel in (good, bad):
             info = sf.info(str(root / rel))
             assert info.samplerate == 16000 and info.channels == 1 and info.frames > 1600
+            # flite reports its alignment: ARPAbet phones over the whole file, for the oracle
+            segs = read_phn((root / rel).with_suffix(".phn"))
+            assert segs[0][0] == 0 and segs[-1][1] == info.frames
+            assert all(a < b for a, b, _ in segs) and all(
+                segs[i][1] == segs[i + 1][0] for i in range(len(segs) - 1))
+            assert {p for _, _, p in segs} <= set(CLASSES) and len(segs) >= 3
 
 
 @needs_flite
@@ -231,6 +239,7 @@ def test_world_probe_set_in_a_held_out_engine(tmp_path):
         ("syn0001", "pico_us", "the dogs bark at night")]
     y, sr = sf.read(tsv.parent / rows[0]["good_path"])
     assert sr == 16000 and 0.3 < len(y) / sr < 5 and abs(y).max() > 0.5
+    assert not list(tsv.parent.glob("pico_us/*.phn"))  # Pico reports no alignment
     lex = build_probe_set(tmp_path / "p", voices=("pico_us",), kind="lexical", corpus=corpus,
                           progress=False, jobs=1)
     assert [r["good_text"] for r in csv.DictReader(open(lex), delimiter="\t")] == ["apple"]

@@ -214,3 +214,30 @@ def test_kill_9_and_resume_matches_uninterrupted(small_corpus, tmp_path):
     for k in a:
         if k.startswith("model."):
             assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_warm_start_loads_an_exported_encoder_and_refuses_another_shape(phone_run, small_corpus,
+                                                                       tmp_path):
+    from speechlm.ssl.phone import PhoneEncoder
+    from speechlm.train.phone import PhoneModel, arch_of, load_config, warm_start
+
+    model = phone_run / "model"
+    cfg = load_config(TINY, overrides(small_corpus, tmp_path / "w") + [f"--model.init={model}"])
+    arch = arch_of(cfg["model"])
+    net = PhoneModel(arch).eval()
+    wav = torch.randn(1, 16000)
+    enc = PhoneEncoder(model)
+    with torch.no_grad():
+        assert not torch.allclose(net(wav)[0].softmax(-1), enc(wav), atol=1e-4)
+        warm_start(net, arch, model)
+        assert torch.allclose(net(wav)[0].softmax(-1), enc(wav), atol=1e-5)  # the same network
+    # a run from it starts where the export was, and records where it came from
+    short = overrides(small_corpus, tmp_path / "w", max_steps=2, eval_interval=2)
+    run = train_encoder(load_config(TINY, short + [f"--model.init={model}"]), progress=False)
+    assert json.loads((run / "model" / "config.json").read_text())["training"]["init"] == \
+        str(model)
+    wider = load_config(TINY, overrides(small_corpus, tmp_path / "x") + ["--model.dim=48"])
+    with pytest.raises(ModelError, match="architecture differs"):
+        warm_start(PhoneModel(arch_of(wider["model"])), arch_of(wider["model"]), model)
+    with pytest.raises(ModelError, match="not a phone encoder"):
+        warm_start(net, arch, tmp_path)

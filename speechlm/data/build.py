@@ -155,7 +155,9 @@ def plan(pool: Sequence[TextSentence], arctic: Sequence, identities: Sequence[Id
     return utts
 
 
-def _write_segments(path: Path, segs, n: int) -> None:
+def write_segments(path: Path, segs, n: int) -> None:
+    """Write segments in seconds as a ``.phn`` / ``.wbd`` file ("start end label" in samples,
+    contiguous over ``n`` samples), atomically."""
     lines = [f"{a} {b} {p}" for a, b, p in to_samples(segs, n)]
     write_text_atomic(path, "\n".join(lines) + "\n")
 
@@ -178,9 +180,9 @@ def synth_chunk(args: tuple[Identity, list[tuple[str, str]], str]) -> dict:
     for (sid, _), s in zip(todo, render(ident, [t for _, t in todo])):
         n = len(s.audio)
         if s.phones:
-            _write_segments(d / f"{sid}.phn", s.phones, n)
+            write_segments(d / f"{sid}.phn", s.phones, n)
         if s.words:
-            _write_segments(d / f"{sid}.wbd", s.words, n)
+            write_segments(d / f"{sid}.wbd", s.words, n)
         tmp = d / f".{sid}.tmp.flac"
         sf.write(str(tmp), s.audio, SAMPLE_RATE, subtype="PCM_16", format="FLAC")
         os.replace(tmp, d / f"{sid}.flac")

@@ -18,7 +18,9 @@ Layout written by :func:`build_probe_set`::
 
     OUT/<kind>/<voice>/<pair_id>_a.wav   the good item (word / grammatical sentence), 16 kHz mono
     OUT/<kind>/<voice>/<pair_id>_b.wav   the bad item (non-word / ungrammatical sentence)
-    OUT/<kind>/<voice>/<pair_id>_?.phn   phone alignment, for voices whose engine reports one
+    OUT/<kind>/<voice>/<pair_id>_?.phn   ARPAbet phones "start end phone" in samples, for the
+                                         world corpus's voices whose engine reports them
+                                         (flite, festival, MBROLA: speechlm.data.oracle)
     OUT/<kind>/pairs.tsv                 header, then one line per pair and voice:
                                          pair_id, voice, good_path, bad_path, good_text, bad_text
                                          (paths relative to the folder of pairs.tsv)
@@ -186,17 +188,22 @@ def _world_task(args: tuple[WorldVoice, list[Sentence], str]) -> int:
     import soundfile as sf
 
     from speechlm.audio import SAMPLE_RATE
+    from speechlm.data.build import write_segments
     from speechlm.data.voices import Identity, Perturbation, base_voice, render
     from speechlm.io import atomic_path
 
     voice, sentences, wav_dir = args
     out_dir = Path(wav_dir) / voice.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    todo = [s for s in sentences if not (out_dir / f"{s.id}.wav").exists()]
+    base = base_voice(voice.name)
+    todo = [s for s in sentences if not (out_dir / f"{s.id}.wav").exists()
+            or (base.aligned and not (out_dir / f"{s.id}.phn").exists())]
     if not todo:
         return 0
-    ident = Identity(base_voice(voice.name), Perturbation())
+    ident = Identity(base, Perturbation())
     for s, syn in zip(todo, render(ident, [s.text for s in todo])):
+        if syn.phones:  # the engine's alignment: the phone oracle scores with it
+            write_segments(out_dir / f"{s.id}.phn", syn.phones, len(syn.audio))
         with atomic_path(out_dir / f"{s.id}.wav") as tmp:
             sf.write(tmp, np.asarray(syn.audio, np.float32), SAMPLE_RATE, subtype="PCM_16",
                      format="WAV")

@@ -221,6 +221,7 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
     """
     from pathlib import Path
 
+    from speechlm.data.oracle import ORACLE_SPACE, PhoneLabels, dump_phone_shards
     from speechlm.data.shards import dump_units
     from speechlm.lm import LanguageModel
     from speechlm.tokenizer import Tokenizer
@@ -230,14 +231,17 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
     tok_name = training.get("tokenizer", "mfcc-k100")
     default_dir = f"data/units/{Path(tok_name).name}-{'dedup' if model.cfg.dedup else 'frames'}"
     units_dir = Path(units_dir or training.get("units_dir") or default_dir)
-    tok = Tokenizer.load(tok_name)
+    oracle = model.cfg.unit_space == ORACLE_SPACE  # reference phones (speechlm.data.oracle)
+    tok = PhoneLabels() if oracle else Tokenizer.load(tok_name)
     if tok.unit_space != model.cfg.unit_space:
         raise ModelError(f"tokenizer {training.get('tokenizer')} has unit space {tok.unit_space} "
                          f"but the LM was trained on {model.cfg.unit_space}")
     frames_dir = frames_dir or training.get("frames_dir")
     missing = tuple(x for x in dict.fromkeys(("train", split))
                     if not (units_dir / f"{x}.json").exists())
-    if missing:  # the test split, and train for the n-gram baselines
+    if missing and oracle:
+        dump_phone_shards(corpus, units_dir, splits=missing, progress=progress)
+    elif missing:  # the test split, and train for the n-gram baselines
         dump_units(tok, corpus, units_dir, splits=missing, dedup=model.cfg.dedup,
                    progress=progress)
     report: dict = {"model": str(model_name), "unit_space": model.cfg.unit_space,

@@ -104,13 +104,20 @@ class LMTask(TrainTask):
 
     def prepare(self, progress: bool) -> None:
         from speechlm.data.interleave import build_mix, dedup_shard
+        from speechlm.data.oracle import ORACLE_TOKENIZER, dump_phone_shards
         from speechlm.data.shards import dump_units
 
         d = self.data
+        splits = ("train", "valid")
+        if d["tokenizer"] == ORACLE_TOKENIZER:  # reference phones, not a tokenizer's units
+            if d["frames_dir"] or d["interleave"] or not d["dedup"]:
+                raise DataError('the phone oracle trains on deduplicated phones only: set '
+                                'data.frames_dir = "", data.interleave = false, data.dedup = true')
+            dump_phone_shards(d["corpus"], d["units_dir"], splits, progress=progress)
+            return
         if d["interleave"] and not (d["frames_dir"] and d["dedup"]):
             raise DataError("data.interleave needs data.frames_dir (frame-rate units, for the "
                             "word times) and data.dedup = true")
-        splits = ("train", "valid")
         if d["frames_dir"] and not (Path(d["frames_dir"]) / "valid.json").exists():
             from speechlm.tokenizer import Tokenizer
 

@@ -48,7 +48,7 @@ import torchaudio
 from speechlm.audio import FRAME_SIZE, HOP_SIZE, SAMPLE_RATE, AudioReader
 from speechlm.data.manifest import Utterance, read_manifest, read_phn, resolve_manifest
 from speechlm.data.phones import CLASSES, SILENCE, arpabet_of
-from speechlm.errors import DataError
+from speechlm.errors import DataError, ModelError
 from speechlm.features import num_frames
 from speechlm.train.loop import TrainConfig, TrainTask, fit
 from speechlm.train.recipe import load_recipe
@@ -94,6 +94,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "projection_dropout": 0.1,
     "layer_drop": 0.0,
     "ctc_weight": 0.3,  # weight of the CTC loss (frame cross-entropy: 1)
+    "init": "",  # a phone encoder directory to start from (its encoder and frame head; the
+    # CTC head starts afresh); "" trains from scratch. A resumed run continues its checkpoint.
 }
 
 
@@ -231,6 +233,35 @@ class PhoneModel(torch.nn.Module):
         return self.head(x), self.ctc(x)
 
 
+def warm_start(model: PhoneModel, arch: dict[str, Any], path: str | os.PathLike) -> None:
+    """Load a phone encoder directory (:func:`speechlm.ssl.phone.save_phone_encoder`) into
+    ``model``: the encoder and the frame head, in float32 (a float16 copy, as bundled,
+    included); the CTC head keeps its fresh initialisation.
+
+    Raises:
+        ModelError: ``path`` is not a phone encoder, or its architecture or phone list differs.
+    """
+    from speechlm.ssl.common import CONFIG_NAME, WEIGHTS_NAME, arch_to_json
+    from speechlm.ssl.files import load_safetensors, read_json
+    from speechlm.ssl.phone import HEAD_FILE, HEAD_KEY
+
+    path = Path(path)
+    try:
+        cfg = read_json(path / CONFIG_NAME)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"model.init {path}: not a phone encoder directory ({err})") from None
+    head_cfg = cfg.get(HEAD_KEY)
+    if not isinstance(head_cfg, dict) or head_cfg.get("phones") != list(PHONES):
+        raise ModelError(f"model.init {path}: not a phone encoder over this phone set")
+    if cfg.get("arch") != arch_to_json(arch):
+        raise ModelError(f"model.init {path}: its architecture differs from this recipe's "
+                         "[model] section")
+    model.encoder.load_state_dict({k: v.float() for k, v in
+                                   load_safetensors(path / WEIGHTS_NAME).items()})
+    model.head.load_state_dict({k: v.float() for k, v in load_safetensors(
+        path / head_cfg.get("weights", HEAD_FILE)).items()})
+
+
 def ctc_targets(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The phone sequence of each row of frame labels (repeats merged, unlabelled frames
     dropped): concatenated targets and their lengths."""
@@ -277,7 +308,10 @@ class PhoneTask(TrainTask):
         if d["augment"]:
             self.augmenter = Augmenter(AugmentConfig(p_codec=float(d["p_codec"])))
         self.arch = arch_of(self.m)
-        return PhoneModel(self.arch)
+        model = PhoneModel(self.arch)
+        if self.m["init"]:
+            warm_start(model, self.arch, self.m["init"])
+        return model
 
     def batch(self, split: str, seed: int, index: int):
         """Rank-local (waveforms [b, T], frame labels [b, F])."""
@@ -358,6 +392,8 @@ class PhoneTask(TrainTask):
                     "train_hours": round(self.sets["train"].hours, 2), "recipe": self.recipe,
                     "seed": t.seed, "valid_loss": round(valid["loss"], 5),
                     "valid_frame_acc": round(valid["acc"], 4), "frames_per_s": round(rate)}
+        if self.m["init"]:
+            training["init"] = str(self.m["init"])
         save_phone_encoder(out, model.encoder, self.arch, model.head.state_dict(), PHONES,
                            training)
 
