@@ -194,3 +194,16 @@ def test_phone_tokenizer_report_has_per_voice_errors(small_corpus):
     by_voice = r["frame_phone_error_by_voice"]
     assert by_voice and all(0 <= v["error"] <= 1 and v["frames"] > 0 for v in by_voice.values())
     assert "best shift" in markdown_table([r])
+    assert 0 < r["phone_error_rate"] < 1.5 and "phone error rate" in markdown_table([r])
+
+
+def test_phone_error_rate_compares_phone_strings_not_frames():
+    from speechlm.eval.robustness import levenshtein
+    from speechlm.eval.tokenizer import phone_string
+
+    ref = phone_string(["SIL", "K", "K", "AE", "AE", None, "T", "SIL", "T"])
+    assert ref == ["K", "AE", "T"]  # the repeat across the pause counts once
+    # the same string at other frame timings has no error; a flicker adds an insertion
+    assert levenshtein(phone_string(["K", "AE", "AE", "AE", "T", "T"]), ref) == 0
+    assert levenshtein(phone_string(["K", "AE", "EH", "AE", "T"]), ref) == 2
+    assert levenshtein(phone_string(["G", "AE", "T"]), ref) == 1

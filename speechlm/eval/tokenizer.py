@@ -30,7 +30,7 @@ from speechlm.data.phones import arpabet_of
 from speechlm.errors import DataError
 from speechlm.eval.abx import abx_error
 from speechlm.eval.metrics import phone_unit_stats, unit_rate_and_bitrate
-from speechlm.eval.robustness import PERTURBATIONS, measure_ued
+from speechlm.eval.robustness import PERTURBATIONS, levenshtein, measure_ued
 from speechlm.tokenizer import Tokenizer
 from speechlm.units import dedup
 
@@ -94,6 +94,7 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
     ued_wavs: list[np.ndarray] = []
     phone_enc = _phone_encoder(tok)
     fper = [0, 0]  # frames the phone encoder's argmax got wrong, frames with a phone label
+    per = [0, 0]  # edits from its phone string to the reference's, reference phones
     # per base voice: wrong frames at each label shift in SHIFTS, labelled frames
     by_voice: dict[str, np.ndarray] = {}
     for k, u in enumerate(tqdm(items, desc="eval", unit="utt", disable=not progress)):
@@ -113,6 +114,9 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
             known = [(lab, p) for lab, p in zip(arpa, pred) if lab in phone_enc.phones]
             fper[0] += sum(lab != p for lab, p in known)
             fper[1] += len(known)
+            ref = phone_string(arpa)
+            per[0] += levenshtein(phone_string(pred), ref)
+            per[1] += len(ref)
             acc = by_voice.setdefault(base_voice(u.speaker or "?"), np.zeros(len(SHIFTS) + 1))
             acc += shifted_errors(arpa, pred, phone_enc.phones)
         for lab in labels:
@@ -184,11 +188,24 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
         "ued": ued,
         "ued_utterances": len(ued_wavs) if ued else 0,
         **({"frame_phone_error": round(fper[0] / max(fper[1], 1), 4),
+            "phone_error_rate": round(per[0] / max(per[1], 1), 4),
             "frame_phone_error_by_voice": voice_errors(by_voice)}
            if phone_enc is not None else {}),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     return report
+
+
+def phone_string(frames: list[str | None]) -> list[str]:
+    """Frame phones as a phone string: silence and unlabelled frames dropped, then repeats
+    merged (a phone that repeats across a pause counts once)."""
+    out: list[str] = []
+    for p in frames:
+        if p is None or p in SILENCES:
+            continue
+        if not out or out[-1] != p:
+            out.append(p)
+    return out
 
 
 SHIFTS = (-2, -1, 0, 1, 2)  # frames by which the labels are moved to find a voice's label lag
@@ -259,7 +276,8 @@ def markdown_table(reports: list[dict]) -> str:
             ("ABX within % (features)", "abx_within_features"),
             ("ABX across % (features)", "abx_across_features"),
             ("units/s (dedup)", "units_per_second"), ("bitrate (bit/s)", "bitrate"),
-            ("frame phone error", "frame_phone_error")]
+            ("frame phone error", "frame_phone_error"),
+            ("phone error rate (argmax string)", "phone_error_rate")]
     lines = ["| " + " | ".join(c for c, _ in cols) + " |",
              "|" + "|".join("---" for _ in cols) + "|"]
     for r in reports:
