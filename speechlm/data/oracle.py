@@ -125,11 +125,10 @@ def dump_phone_shards(corpus: str | os.PathLike, out_dir: str | os.PathLike,
         items = read_manifest(resolve_manifest(split, corpus))
         chunks, seconds, units, skipped = [], 0.0, 0, 0
         for u in tqdm(items, desc=f"phones {split}", unit="utt", disable=not progress):
-            phn = Path(u.path).with_suffix(".phn")
-            if not phn.exists():
+            if not u.phn_path.exists():
                 skipped += 1
                 continue
-            ids, _ = phone_ids(phn)
+            ids, _ = phone_ids(u.phn_path)
             chunks.append(np.concatenate([[bos], ids, [eos]]).astype(np.uint16))
             seconds += u.num_samples / PhoneLabels.sample_rate
             units += len(ids)
