@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle vocoder \
+.PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder \
 	eval-resynth eval-continue encoder-units phone-units waveform
 
 $(STAMP): pyproject.toml scripts/setup.sh
@@ -63,6 +63,10 @@ lm-data-scale: $(STAMP)  ## the unit LM on the full 106 h corpus against the 12.
 lm-phone-oracle: $(STAMP)  ## the probes scored by the LM recipe trained on reference phones, and by phone-lm on seen voices (~35 min): docs/lm-oracle-phones*
 	[ -f data/corpus-v2/corpus.json ] || HOURS=12 bash scripts/build_corpus.sh
 	bash scripts/build_lm_phone_oracle.sh
+
+phone-ctc: $(STAMP)  ## phone-rate CTC units: their tokenizer report, LMs scored on the aligned probes, a vocoder on them (~3 h): docs/*phone-ctc*
+	[ -f data/corpus-v2/corpus.json ] || HOURS=12 bash scripts/build_corpus.sh
+	bash scripts/build_phone_ctc.sh
 
 eval-lm: $(STAMP)  ## perplexity and probe accuracies of the bundled LM (world corpus test split, held-out engines)
 	$(VENV)/bin/speechlm eval build-probes --out data/probes-v2 --corpus data/corpus-v2 \

@@ -4,7 +4,9 @@
 # us3, held out; MBROLA us1, festival's slt HTS and flite's awb, heard in training), scored by
 #   - the bundled phone-lm (phone-k100 units of the 12.5 h sample): seen against unseen voices;
 #   - the same recipe trained on the reference phones of the same corpus
-#     (configs/lm/oracle-phones-cpu.toml): a tokenizer that spelled every word as its phones.
+#     (configs/lm/oracle-phones-cpu.toml): a tokenizer that spelled every word as its phones;
+#     also with random phone errors on the probe items (--phone-noise): the phone error rate a
+#     tokenizer must stay under.
 # Writes docs/lm-phone-lm-aligned-probes.{json,md} and docs/lm-oracle-phones.{json,md}.
 # About 25 min on 2 cores (17 of them training on one core); every step resumes or skips.
 #   HOURS=12 bash scripts/build_corpus.sh   (first, if data/corpus-v2 is missing; ~10 min)
@@ -30,4 +32,5 @@ $SL train lm --config configs/lm/oracle-phones-cpu.toml --data.corpus="$CORPUS" 
   --train.out="$RUN" > "$RUN.log" 2>&1
 [ -z "$EVAL" ] || wait "$EVAL"
 $SL eval lm --model "$RUN/model" --corpus "$CORPUS" --units-dir data/units/oracle-phones \
-  --probes "$PROBES" --quiet --json docs/lm-oracle-phones.json --markdown docs/lm-oracle-phones.md
+  --probes "$PROBES" --phone-noise 0.02,0.05,0.1,0.2,0.3 --quiet --json docs/lm-oracle-phones.json \
+  --markdown docs/lm-oracle-phones.md

@@ -99,6 +99,26 @@ class KMeansQuantizer:
         return cls(sd["centroids"], sd["mean"], sd["std"])
 
 
+def fill_blanks(ids: torch.Tensor, blank: int) -> torch.Tensor:
+    """``[F]`` ids with every ``blank`` frame given the id before it (the first ones: the
+    first id that is not blank); all blank stays all blank. A CTC head's greedy path read at
+    frame rate: each phone holds from the frame it is emitted until the next is."""
+    x = ids.numpy()
+    keep = x != blank
+    if keep.all() or not keep.any():
+        return ids.clone()
+    idx = np.where(keep, np.arange(len(x)), -1)
+    idx = np.maximum.accumulate(idx)
+    idx[idx < 0] = int(np.argmax(keep))
+    return torch.from_numpy(x[idx].copy())
+
+
+def onehot_quantizer(n: int) -> KMeansQuantizer:
+    """A quantizer whose ``n`` centroids are the one-hot vectors of ``R^n`` (no
+    standardisation): over posteriors, the nearest centroid is the most likely class."""
+    return KMeansQuantizer(torch.eye(n), torch.zeros(n), torch.ones(n))
+
+
 def smooth_path(scores: np.ndarray, penalty: float) -> np.ndarray:
     """The id path through ``scores [F, K]`` (lower is better) minimising the summed scores
     plus ``penalty`` per change of id between neighbouring frames (Viterbi on a K-state chain

@@ -7,6 +7,13 @@ A tokenizer is a stage directory::
                         "sample_rate": 16000, "frame_rate": 50.0, "training": {...}}
     model.safetensors  centroids [K, D], mean [D], std [D]
 
+Phone-rate units: a phone encoder exported with a CTC head, read with output ``"ctc"``, has
+one-hot centroids (:func:`speechlm.quantizer.onehot_quantizer`, one per phone and one for the
+blank) instead of k-means ones; each frame takes its most likely CTC class and a blank frame the
+unit before it (:func:`speechlm.quantizer.fill_blanks`), so the deduplicated units are the CTC
+head's greedy phone string and the frame-rate units keep the timing a vocoder needs
+(``speechlm train tokenizer --features ENCODER --layer ctc``).
+
 Files are tokenized in chunks of a minute with enough context on each side that the result
 equals a whole-file pass, so an hour of audio needs no more memory than a minute.
 """
@@ -30,7 +37,7 @@ from speechlm.features import (
     num_frames,
     samples_for_frames,
 )
-from speechlm.quantizer import KMeansQuantizer
+from speechlm.quantizer import KMeansQuantizer, fill_blanks
 from speechlm.stage import Stage
 from speechlm.units import Units
 
@@ -40,9 +47,10 @@ PRECISIONS = ("fp32", "bf16")  # what the encoder may compute in (Tokenizer.with
 
 
 def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer,
-                    smoothing: float = 0.0) -> str:
+                    smoothing: float = 0.0, weights: str = "") -> str:
     """``<encoder>-k<K>[-s<smoothing>]-<hash>``: names the unit vocabulary; LMs and vocoders
-    check it."""
+    check it. The hash is the quantizer's, joined with ``weights`` (a hash of the encoder's
+    weights) when given: CTC units, whose centroids are the same for every encoder."""
     kind = encoder_cfg["type"]
     if kind == "ssl":
         name = encoder_cfg.get("name") or Path(encoder_cfg["path"]).name
@@ -52,7 +60,12 @@ def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer,
         out = encoder_cfg.get("output", "posteriors")
         kind = f"phone-{name}-{out if isinstance(out, str) else f'l{out}'}"
     smooth = f"-s{smoothing:g}" if smoothing > 0 else ""
-    return f"{kind}-k{quantizer.n_units}{smooth}-{quantizer.fingerprint()}"
+    digest = quantizer.fingerprint()
+    if weights:
+        import hashlib
+
+        digest = hashlib.sha256(f"{digest}:{weights}".encode()).hexdigest()[:8]
+    return f"{kind}-k{quantizer.n_units}{smooth}-{digest}"
 
 
 class Tokenizer(Stage):
@@ -89,7 +102,13 @@ class Tokenizer(Stage):
             raise ModelError("smoothing needs the k-means inertia per frame in the training "
                              "record; refit the tokenizer")
         self.switch_penalty = self.smoothing * float(self.training.get("inertia_per_frame", 0))
-        self._unit_space = make_unit_space(encoder.config(), quantizer, self.smoothing)
+        # a phone encoder's CTC output: its blank frames take the unit before them
+        self.blank: int | None = getattr(encoder, "blank", None)
+        if self.blank is not None and self.smoothing:
+            raise ModelError("smoothing does not apply to CTC units (their blanks are filled)")
+        self._unit_space = make_unit_space(
+            encoder.config(), quantizer, self.smoothing,
+            encoder.weights_fingerprint() if self.blank is not None else "")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got "
                              f"{precision!r}")
@@ -182,6 +201,14 @@ class Tokenizer(Stage):
         if wav.dim() != 2:
             raise ValueError(f"encode expects [B, T] waveforms, got {tuple(wav.shape)}")
         feats = self.features(wav, lengths)
+        if self.blank is not None:
+            ids = self.quantizer.encode(feats)
+            frames = ([num_frames(int(n)) if n >= FRAME_SIZE else 0 for n in lengths.tolist()]
+                      if lengths is not None else [ids.shape[1]] * ids.shape[0])
+            for i, f in enumerate(frames):
+                ids[i, :f] = fill_blanks(ids[i, :f], self.blank)
+                ids[i, f:] = -1
+            return ids
         if self.switch_penalty and lengths is not None:  # each item's path over its own frames
             ids = torch.full(feats.shape[:2], -1, dtype=torch.long)
             for i, n in enumerate(lengths.tolist()):

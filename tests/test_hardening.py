@@ -136,6 +136,8 @@ def test_row2_short_voice_and_resynth(capsys, tmp_path, short_wavs):
     (["train", "tokenizer", "--out", "t", "--smoothing", "inf"], "--smoothing"),
     (["train", "tokenizer", "--out", "t", "--max-utterances", "0"], "--max-utterances"),
     (["eval", "tokenizer", "--smoothing", "nan"], "--smoothing"),
+    (["eval", "lm", "--phone-noise", "0.1,2"], "--phone-noise"),
+    (["eval", "lm", "--phone-noise", "nan"], "--phone-noise"),
 ])
 def test_rows3to5_numeric_flags_named_exit_2(capsys, no_work, argv, flag):
     code, out, err = run(capsys, *argv)

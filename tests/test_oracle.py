@@ -4,9 +4,11 @@ them by the one trainer, and scored on probe items by ``eval lm``."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from speechlm.data.oracle import (
     ORACLE_SPACE,
@@ -126,12 +128,20 @@ def test_oracle_lm_trains_on_phones_and_eval_lm_scores_phone_probes(phone_corpus
         rows.append(f"lex{i}\tv\tv/lex{i}_a.wav\tv/lex{i}_b.wav\t{w}\t{''.join(bad)}")
     (probes / "pairs.tsv").write_text("\n".join(rows) + "\n")
     rep = evaluate_lm(run / "model", corpus=phone_corpus, probes=tmp_path / "probes",
-                      progress=False)
+                      progress=False, phone_noise=(0.0, 1.0))
     assert rep["unit_space"] == ORACLE_SPACE
     assert rep["perplexity"]["perplexity_per_unit"] < rep["baselines"]["unigram_perplexity"]
     lex = rep["lexical"]
     assert lex["n"] == 4 and lex["accuracy"] == 1.0  # it learned the four words' spellings
     assert lex["baselines"]["bigram"]["accuracy"] == 1.0
+    # with no noise the curve is the probe itself; with every phone hit, no better than chance
+    # by much (3 draws x 4 pairs of random strings)
+    noise = lex["phone_noise"]
+    assert noise["0"] == {k: lex[k] for k in ("accuracy", "n", "ci95")}
+    assert noise["1"]["n"] == 12 and noise["1"]["accuracy"] < 1.0
+    # reference phones spell every item exactly, and the two items of a pair apart
+    assert lex["spelling"] == {"v": {"pairs": 4, "same_units": 0.0, "items_aligned": 8,
+                                     "phone_error_rate": 0.0, "exact": 1.0}}
 
 
 def test_oracle_recipe_refuses_frames_or_interleaving(phone_corpus, tmp_path):
@@ -140,3 +150,65 @@ def test_oracle_recipe_refuses_frames_or_interleaving(phone_corpus, tmp_path):
     with pytest.raises(DataError, match="deduplicated phones only"):
         train_lm(_oracle_config(phone_corpus, tmp_path, f"--data.frames_dir={tmp_path / 'f'}"),
                  progress=False)
+
+
+def test_spelling_counts_phone_errors_and_pairs_tokenized_alike(tmp_path):
+    from speechlm.eval.probes import spelling
+
+    class Fixed:  # a stand-in CTC tokenizer: fixed units per file, the phones its encoder knows
+        blank = len(CLASSES)
+
+        class encoder:  # noqa: N801
+            phones = list(CLASSES)
+
+        def __init__(self, units):
+            self.units = units
+
+        def tokenize_files(self, paths, dedup=True):
+            from speechlm.units import Units
+
+            for p in paths:
+                ids = torch.tensor([IDX[x] for x in self.units[Path(p).name]])
+                yield Units(ids=ids, frame_rate=50.0, n_units=len(CLASSES) + 1, unit_space="s")
+
+    (tmp_path / "v").mkdir()
+    _write_phn(tmp_path / "v" / "a.phn", ["SIL", "K", "AE", "T", "SIL"])
+    _write_phn(tmp_path / "v" / "b.phn", ["SIL", "K", "AE", "P", "SIL"])
+    rows = ["\t".join(PAIRS_COLUMNS), "p1\tv\tv/a.wav\tv/b.wav\tcat\tcap"]
+    (tmp_path / "pairs.tsv").write_text("\n".join(rows) + "\n")
+    # the good item spelled right (silence and repeats aside), the bad one as the good one
+    tok = Fixed({"a.wav": ["SIL", "K", "AE", "AE", "T"], "b.wav": ["SIL", "K", "AE", "AE", "T"]})
+    r = spelling(tok, tmp_path / "pairs.tsv", progress=False)["v"]
+    assert r["pairs"] == 1 and r["same_units"] == 1.0 and r["items_aligned"] == 2
+    assert r["phone_error_rate"] == pytest.approx(1 / 6, abs=1e-4) and r["exact"] == 0.5
+    del Fixed.blank  # k-means units: only whether the pair's units differ
+    r = spelling(tok, tmp_path / "pairs.tsv", progress=False)["v"]
+    assert r["same_units"] == 1.0 and r["phone_error_rate"] is None and r["exact"] is None
+
+
+def test_corrupt_phones_rates_and_silence():
+    from speechlm.eval.probes import corrupt_phones
+
+    rng = np.random.default_rng(0)
+    ids = [40, 1, 2, 3, 4, 5, 40]
+    assert corrupt_phones(ids, 0.0, 39, 40, rng) == ids
+    # at rate 1 every phone is deleted, replaced or followed by an insertion; silence stays
+    out = corrupt_phones(ids, 1.0, 39, 40, rng)
+    assert out[0] == 40 and out[-1] == 40 and out != ids
+    # the edit rate follows the rate: about one edit per phone at 1, a tenth at 0.1
+    from speechlm.eval.robustness import levenshtein
+
+    ref = list(range(39)) * 20
+    per = levenshtein(corrupt_phones(ref, 0.1, 39, 40, rng), ref) / len(ref)
+    assert 0.06 < per < 0.14
+
+
+def test_phone_noise_refuses_a_unit_lm():
+    from speechlm.errors import ModelError
+    from speechlm.eval.probes import phone_noise_curve
+    from speechlm.lm import LMConfig, UnitLM
+
+    lm = UnitLM(LMConfig(n_units=100, block_size=16, n_layer=1, n_head=1, n_embd=8,
+                         unit_space="mfcc-k100-x"))
+    with pytest.raises(ModelError, match="phone oracle"):
+        phone_noise_curve(lm, "nowhere.tsv", [0.1])

@@ -99,3 +99,22 @@ def test_quantizer_encode_with_penalty_works_on_batches():
     x = torch.tensor([[[0.0], [0.9], [0.0], [0.1]], [[1.0], [1.0], [0.0], [1.0]]])
     assert q.encode(x).tolist() == [[0, 1, 0, 0], [1, 1, 0, 1]]
     assert q.encode(x, 2.0).tolist() == [[0, 0, 0, 0], [1, 1, 1, 1]]
+
+
+def test_fill_blanks_holds_each_id_until_the_next():
+    from speechlm.quantizer import fill_blanks
+
+    b = 9
+    ids = torch.tensor([b, b, 3, b, b, 5, 5, b, 3])
+    assert fill_blanks(ids, b).tolist() == [3, 3, 3, 3, 3, 5, 5, 5, 3]
+    assert fill_blanks(torch.tensor([b, b]), b).tolist() == [b, b]  # nothing to hold
+    assert fill_blanks(torch.tensor([1, 2]), b).tolist() == [1, 2]
+    assert fill_blanks(torch.zeros(0, dtype=torch.long), b).numel() == 0
+
+
+def test_onehot_quantizer_picks_the_most_likely_class():
+    from speechlm.quantizer import onehot_quantizer
+
+    q = onehot_quantizer(5)
+    post = torch.softmax(torch.randn(50, 5) * 3, -1)
+    assert torch.equal(q.encode(post), post.argmax(-1))

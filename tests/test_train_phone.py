@@ -231,6 +231,8 @@ def test_warm_start_loads_an_exported_encoder_and_refuses_another_shape(phone_ru
         assert not torch.allclose(net(wav)[0].softmax(-1), enc(wav), atol=1e-4)
         warm_start(net, arch, model)
         assert torch.allclose(net(wav)[0].softmax(-1), enc(wav), atol=1e-5)  # the same network
+        # the CTC head too
+        assert torch.allclose(net(wav)[1].softmax(-1), PhoneEncoder(model, "ctc")(wav), atol=1e-5)
     # a run from it starts where the export was, and records where it came from
     short = overrides(small_corpus, tmp_path / "w", max_steps=2, eval_interval=2)
     run = train_encoder(load_config(TINY, short + [f"--model.init={model}"]), progress=False)
@@ -241,3 +243,101 @@ def test_warm_start_loads_an_exported_encoder_and_refuses_another_shape(phone_ru
         warm_start(PhoneModel(arch_of(wider["model"])), arch_of(wider["model"]), model)
     with pytest.raises(ModelError, match="not a phone encoder"):
         warm_start(net, arch, tmp_path)
+
+
+def test_ctc_head_is_exported_and_gives_phone_rate_units(phone_run, small_corpus, tmp_path):
+    """The exported directory holds the CTC head; ``--layer ctc`` makes a tokenizer whose frame
+    units are the CTC head's greedy phones held until the next one, with nothing fitted."""
+    from speechlm.audio import load_audio
+    from speechlm.cli import main as cli
+    from speechlm.data.manifest import read_manifest
+    from speechlm.quantizer import fill_blanks
+    from speechlm.ssl.phone import CTC_FILE, PhoneEncoder
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.units import dedup
+
+    model = phone_run / "model"
+    assert (model / CTC_FILE).exists()
+    enc = PhoneEncoder(model, "ctc")
+    assert enc.dim == 41 and enc.blank == 40
+    wav = torch.randn(1, 16000)
+    post = enc(wav)
+    assert post.shape == (1, num_frames(16000), 41)
+    assert torch.allclose(post.sum(-1), torch.ones(1, num_frames(16000)), atol=1e-4)
+
+    assert cli(["train", "tokenizer", "--features", str(model), "--layer", "ctc",
+                "--out", str(tmp_path / "ctc")]) == 0
+    tok = Tokenizer.load(tmp_path / "ctc")
+    assert tok.n_units == 41 and "-ctc-k41-" in tok.unit_space
+    u = read_manifest(small_corpus / "train.tsv")[0].path
+    ids = tok(u).ids
+    greedy = enc(load_audio(u, 16000)[None])[0].argmax(-1)
+    assert torch.equal(ids, fill_blanks(greedy, 40))
+    if (greedy != 40).any():
+        assert not (ids == 40).any()  # blanks are filled
+        # the deduplicated units are the greedy CTC string (repeats and blanks removed)
+        want = [int(g) for k, g in enumerate(greedy) if g != 40 and (k == 0 or g != greedy[k - 1])]
+        merged = [v for k, v in enumerate(want) if k == 0 or v != want[k - 1]]
+        assert dedup(ids)[0].tolist() == merged
+    # batches with padding give each item the units of its own pass
+    lengths = torch.tensor([16000, 12000])
+    batch = tok.encode(torch.randn(2, 16000) * 0.1, lengths)
+    assert (batch[1, num_frames(12000):] == -1).all()
+    with pytest.raises(ModelError, match="smoothing"):
+        tok.with_smoothing(1.0)
+    # the unit space names the network: other weights, another space; a float16 copy, the same
+    tok.save(tmp_path / "ctc16", half=True)
+    assert Tokenizer.load(tmp_path / "ctc16").unit_space == tok.unit_space
+    other = PhoneEncoder(model, "ctc")
+    with torch.no_grad():
+        other.ctc.bias[0] += 1.0
+    assert Tokenizer(other, tok.quantizer, tok.training).unit_space != tok.unit_space
+
+
+def test_ctc_output_needs_a_ctc_head(phone_run, tmp_path):
+    import shutil
+
+    from speechlm.ssl.phone import CTC_FILE, CTC_KEY, PhoneEncoder
+
+    old = tmp_path / "old"
+    shutil.copytree(phone_run / "model", old)
+    cfg = json.loads((old / "config.json").read_text())
+    del cfg[CTC_KEY]
+    (old / "config.json").write_text(json.dumps(cfg))
+    (old / CTC_FILE).unlink()
+    PhoneEncoder(old)  # posteriors still work
+    with pytest.raises(ModelError, match="CTC head"):
+        PhoneEncoder(old, "ctc")
+
+
+def test_export_state_writes_the_last_checkpoint_with_its_ctc_head(phone_run, tmp_path):
+    from speechlm.errors import SpeechLMError
+    from speechlm.ssl.phone import PhoneEncoder
+    from speechlm.train.phone import PhoneModel, arch_of, export_state, load_config
+
+    out = export_state(phone_run, tmp_path / "enc")
+    enc = PhoneEncoder(out, "ctc")
+    cfg = load_config(phone_run / "run.toml")
+    net = PhoneModel(arch_of(cfg["model"])).eval()
+    state = load_file(phone_run / "state.safetensors")
+    net.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+    wav = torch.randn(1, 16000)
+    with torch.no_grad():
+        assert torch.allclose(net(wav)[1].softmax(-1), enc(wav), atol=1e-5)
+    with pytest.raises(SpeechLMError, match="not a phone encoder run"):
+        export_state(tmp_path, tmp_path / "x")
+
+
+def test_eval_tokenizer_reports_the_phone_error_rate_of_ctc_units(phone_run, small_corpus):
+    from speechlm.eval.tokenizer import evaluate_tokenizer, markdown_table
+    from speechlm.ssl.phone import PhoneEncoder
+    from speechlm.train.tokenizer import ctc_tokenizer
+
+    tok = ctc_tokenizer(PhoneEncoder(phone_run / "model", "ctc"))
+    r = evaluate_tokenizer(tok, small_corpus / "test.tsv", max_utterances=4, progress=False,
+                           ued_utterances=0)
+    assert r["n_units"] == 41 and 0 <= r["unit_phone_error_rate"] <= 2
+    assert "phone error rate (units, CTC)" in markdown_table([r])
+    plain = evaluate_tokenizer("phone-k100", small_corpus / "test.tsv", max_utterances=4,
+                               progress=False, ued_utterances=0)
+    assert "unit_phone_error_rate" not in plain  # k-means units are not phones

@@ -9,6 +9,15 @@ from speechlm.cli.common import Parser, add_report_args, emit_report, number
 from speechlm.tokenizer import DEFAULT_TOKENIZER
 
 
+def rates(text: str) -> list[float]:
+    """``--phone-noise``: comma-separated rates in [0, 1]."""
+    one = number(float, 0, 1)
+    try:
+        return [one(x) for x in text.split(",") if x.strip()] or [one("")]
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"{err} (a comma-separated list of rates)") from None
+
+
 def cmd_eval_tokenizer(args: argparse.Namespace) -> int:
     from speechlm.data.manifest import resolve_manifest
     from speechlm.eval.tokenizer import evaluate_tokenizer, markdown_table
@@ -41,7 +50,8 @@ def cmd_eval_lm(args: argparse.Namespace) -> int:
 
     report = evaluate_lm(args.model, units_dir=args.units_dir, corpus=args.corpus,
                          split=args.split, probes=args.probes, progress=not args.quiet,
-                         decode_weights=args.lm_weights, frames_dir=args.frames_dir)
+                         decode_weights=args.lm_weights, frames_dir=args.frames_dir,
+                         phone_noise=tuple(args.phone_noise or ()))
     return emit_report(args, report, lm_markdown(report))
 
 
@@ -185,6 +195,10 @@ def register(sub, add_parser) -> None:
     el.add_argument("--corpus", default="data/corpus-v2", help="corpus directory")
     el.add_argument("--probes", default="data/probes",
                     help="probe sets from 'speechlm eval build-probes' (skipped if absent)")
+    el.add_argument("--phone-noise", type=rates,
+                    help="for an LM trained on reference phones (the phone oracle): also score "
+                    "the probes with random phone errors at these comma-separated rates, e.g. "
+                    "0.05,0.1,0.2: the phone error rate a tokenizer must stay under")
     add_report_args(el)
     el.set_defaults(func=cmd_eval_lm)
 

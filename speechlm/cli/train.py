@@ -18,6 +18,16 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise SpeechLMError(f"{out} exists; pass --force to overwrite")
+    if args.layer == "ctc":  # phone-rate units: nothing to fit, no features to read
+        from speechlm.train.tokenizer import ctc_tokenizer
+
+        if args.smoothing:
+            raise SpeechLMError("--smoothing does not apply to CTC units (--layer ctc)")
+        tok = ctc_tokenizer(encoder_from_name(args.features, "ctc"))
+        tok.save(out)
+        print(json.dumps({"out": str(out), "unit_space": tok.unit_space, **tok.training},
+                         indent=2))
+        return 0
     manifest = resolve_manifest(args.manifest, args.corpus)
     items = read_manifest(manifest)
     if args.max_utterances and len(items) > args.max_utterances:
@@ -83,7 +93,9 @@ def register(sub, add_parser) -> None:
                     "(RUN/model of a phone-objective 'train encoder')")
     tt.add_argument("--layer",
                     help="layer of a checkpoint: 0 = transformer input, L = output of block L; "
-                    "a phone encoder also takes posteriors (its default) or logprobs")
+                    "a phone encoder also takes posteriors (its default), logprobs, or ctc: "
+                    "phone-rate units, the CTC head's greedy phones held until the next one "
+                    "(one-hot centroids, nothing fitted; --k is not used)")
     tt.add_argument("--k", type=int, default=100, help="number of units")
     tt.add_argument("--max-frames", type=int, default=1_000_000,
                     help="frames sampled for k-means")

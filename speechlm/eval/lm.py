@@ -212,12 +212,15 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
                 corpus: str | os.PathLike = "data/corpus", split: str = "test",
                 probes: str | os.PathLike | None = "data/probes",
                 progress: bool = True, decode_weights: str | None = None,
-                frames_dir: str | os.PathLike | None = None) -> dict:
+                frames_dir: str | os.PathLike | None = None,
+                phone_noise: tuple[float, ...] = ()) -> dict:
     """``speechlm eval lm``: perplexity on ``split`` and the probe accuracies when available;
     for an LM trained with text, :func:`text_context` on the frame-rate units in
     ``frames_dir`` (default: the training's ``frames_dir``).
 
     The unit shards of ``split`` are made from ``corpus`` with the LM's tokenizer if missing.
+    ``phone_noise``: for an LM trained on the phone oracle's units, also score the probes with
+    random phone errors at these rates (:func:`speechlm.eval.probes.phone_noise_curve`).
     """
     from pathlib import Path
 
@@ -233,6 +236,9 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
     units_dir = Path(units_dir or training.get("units_dir") or default_dir)
     oracle = model.cfg.unit_space == ORACLE_SPACE  # reference phones (speechlm.data.oracle)
     tok = PhoneLabels() if oracle else Tokenizer.load(tok_name)
+    if phone_noise and not oracle:
+        raise ModelError("phone noise needs an LM trained on the phone oracle's units "
+                         f"({ORACLE_SPACE}); {model_name} is trained on {model.cfg.unit_space}")
     if tok.unit_space != model.cfg.unit_space:
         raise ModelError(f"tokenizer {training.get('tokenizer')} has unit space {tok.unit_space} "
                          f"but the LM was trained on {model.cfg.unit_space}")
@@ -272,6 +278,14 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
                 report[kind] = {k: r[k] for k in ("accuracy", "ci95", "n", "per_voice",
                                                   "baselines")}
                 report[kind]["mean_per_unit"] = {k: r["mean"][k] for k in ("accuracy", "ci95")}
+                if phone_noise:
+                    from speechlm.eval.probes import phone_noise_curve
+
+                    report[kind]["phone_noise"] = phone_noise_curve(model, tsv, phone_noise)
+                if model.cfg.dedup:  # can the units tell the two items apart?
+                    from speechlm.eval.probes import spelling
+
+                    report[kind]["spelling"] = spelling(tok, tsv, progress=progress)
                 if model.cfg.text_vocab:  # the same pairs as text: does it know the words?
                     from speechlm.eval.probes import score_text_pairs
 
@@ -315,6 +329,17 @@ def lm_markdown(report: dict) -> str:
                 lo, hi = v["ci95"]
                 rows.append((f"{label}: voice {voice}, {v['n']} pairs",
                              f"{v['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"))
+            for rate, v in r.get("phone_noise", {}).items():
+                lo, hi = v["ci95"]
+                rows.append((f"{label}: the reference phones with {rate} random phone errors "
+                             f"per phone, {v['n']} trials",
+                             f"{v['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"))
+            for voice, v in r.get("spelling", {}).items():
+                what = f"{v['same_units']:.3f} of pairs as the same units"
+                if v["phone_error_rate"] is not None:
+                    what += (f"; phone error rate {v['phone_error_rate']:.3f}, "
+                             f"{v['exact']:.3f} of items spelled exactly")
+                rows.append((f"{label}: how voice {voice}'s items are tokenized", what))
             if "as_text" in r:
                 t = r["as_text"]
                 lo, hi = t["ci95"]

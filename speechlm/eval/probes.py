@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from speechlm.data.probes import PROBE_KINDS, read_pairs
@@ -225,3 +226,134 @@ def score_text_pairs(model: UnitLM, pairs_tsv: str | os.PathLike) -> dict[str, A
         return sequence_logprob(model, torch.tensor(ids))
 
     return _summary([_pair_credit(score(g), score(b)) for g, b in sorted(pairs)])
+
+
+def unit_phones(tokenizer: Any) -> list[str] | None:
+    """The phone each unit id stands for, when a tokenizer's units are phones (CTC units,
+    :mod:`speechlm.tokenizer`; the phone oracle's reference phones); None for k-means units."""
+    from speechlm.data.oracle import PhoneLabels
+    from speechlm.data.phones import CLASSES
+
+    if isinstance(tokenizer, PhoneLabels):
+        return list(CLASSES)
+    if getattr(tokenizer, "blank", None) is not None:
+        return list(tokenizer.encoder.phones)
+    return None
+
+
+def spelling(tokenizer: Any, pairs_tsv: str | os.PathLike, progress: bool = True
+             ) -> dict[str, Any]:
+    """How the tokenizer spells the probe items, per voice: the share of pairs whose two items
+    come out as the same deduplicated units (an LM can only tie on those), and, when the units
+    are phones (:func:`unit_phones`) and an item has a reference alignment (``.phn``), the
+    phone error rate of its units (silence dropped, repeats merged) and the share of items
+    spelled exactly as the reference.
+
+    Returns:
+        ``{voice: {"pairs", "same_units", "items_aligned", "phone_error_rate",
+        "exact"}}`` (the last two None without phones or alignments).
+    """
+    from speechlm.data.oracle import phone_ids
+    from speechlm.data.phones import CLASSES
+    from speechlm.eval.robustness import levenshtein
+
+    rows = read_pairs(pairs_tsv)
+    phones = unit_phones(tokenizer)
+    units = tokenizer.tokenize_files([p for row in rows for p in (row["good_path"],
+                                                                  row["bad_path"])], dedup=True)
+
+    def spelled(ids: list[int], names: Sequence[str]) -> list[str]:
+        out: list[str] = []
+        for i in ids:
+            p = names[i] if 0 <= i < len(names) else None
+            if p is not None and p != "SIL" and (not out or out[-1] != p):
+                out.append(p)
+        return out
+
+    acc: dict[str, list[float]] = {}  # voice -> pairs, same, aligned items, edits, ref, exact
+    for row in tqdm(rows, desc="spelling", unit="pair", disable=not progress):
+        a = acc.setdefault(row["voice"], [0, 0, 0, 0, 0, 0])
+        good, bad = next(units).ids.tolist(), next(units).ids.tolist()
+        a[0] += 1
+        a[1] += good == bad
+        if phones is None:
+            continue
+        for path, ids in ((row["good_path"], good), (row["bad_path"], bad)):
+            phn = Path(path).with_suffix(".phn")
+            if not phn.exists():
+                continue
+            ref = spelled(phone_ids(phn)[0].tolist(), CLASSES)
+            hyp = spelled(ids, phones)
+            a[2] += 1
+            a[3] += levenshtein(hyp, ref)
+            a[4] += len(ref)
+            a[5] += hyp == ref
+    return {v: {"pairs": int(a[0]), "same_units": round(a[1] / a[0], 4),
+                "items_aligned": int(a[2]),
+                "phone_error_rate": round(a[3] / a[4], 4) if a[4] else None,
+                "exact": round(a[5] / a[2], 4) if a[2] else None}
+            for v, a in sorted(acc.items())}
+
+
+def corrupt_phones(ids: Sequence[int], rate: float, n_phones: int, keep: int,
+                   rng: Any) -> list[int]:
+    """``ids`` with each phone other than ``keep`` (silence) deleted, replaced by a random
+    phone or followed by a random phone inserted, each with probability ``rate / 3``; repeats
+    merged again after (what a deduplicating tokenizer would give)."""
+    out: list[int] = []
+    for i in ids:
+        u = rng.random() if i != keep else 1.0
+        if u < rate / 3:
+            continue
+        if u < 2 * rate / 3:
+            out.append(int(rng.integers(n_phones)))
+        elif u < rate:
+            out += [int(i), int(rng.integers(n_phones))]
+        else:
+            out.append(int(i))
+    return [v for k, v in enumerate(out) if k == 0 or v != out[k - 1]]
+
+
+def phone_noise_curve(model: UnitLM, pairs_tsv: str | os.PathLike, rates: Sequence[float],
+                      seed: int = 0, repeats: int = 3) -> dict[str, Any]:
+    """How a phone-oracle LM (:mod:`speechlm.data.oracle`) scores a probe set when the items'
+    reference phones carry random errors at each phone error rate of ``rates``
+    (:func:`corrupt_phones`, both items of a pair, ``repeats`` seeded draws per pair): the
+    phone error rate a tokenizer would have to stay under for its LM to pass the probe, if its
+    errors were random and its LM had learned from clean phones (a lower bound on the harm:
+    a tokenizer's errors repeat, and its LM learns them).
+
+    Returns:
+        ``{rate: {"accuracy", "n", "ci95"}}`` (rates as strings, pairs x draws).
+
+    Raises:
+        ModelError: ``model`` is not trained on the oracle's phones.
+        DataError: an item has no ``.phn``.
+    """
+    from speechlm.data.oracle import ORACLE_SPACE, phone_ids
+    from speechlm.data.phones import CLASSES
+
+    if model.cfg.unit_space != ORACLE_SPACE:
+        raise ModelError("phone noise applies to LMs trained on the phone oracle's units "
+                         f"({ORACLE_SPACE}), not {model.cfg.unit_space}")
+    import numpy as np
+
+    rows = read_pairs(pairs_tsv)
+    items = [(phone_ids(Path(r["good_path"]).with_suffix(".phn"))[0].tolist(),
+              phone_ids(Path(r["bad_path"]).with_suffix(".phn"))[0].tolist()) for r in rows]
+    sil, n_phones = CLASSES.index("SIL"), len(CLASSES) - 1  # silence is the last class
+    out = {}
+    for rate in rates:
+        if not 0 <= rate <= 1:
+            raise ValueError(f"phone error rates must lie in [0, 1], got {rate}")
+        rng = np.random.default_rng(seed)
+        correct = []
+        for _ in range(1 if rate == 0 else repeats):
+            for good, bad in items:
+                g = sequence_logprob(model, torch.tensor(corrupt_phones(good, rate, n_phones,
+                                                                        sil, rng)))
+                b = sequence_logprob(model, torch.tensor(corrupt_phones(bad, rate, n_phones,
+                                                                        sil, rng)))
+                correct.append(1.0 if g > b else 0.5 if g == b else 0.0)
+        out[f"{rate:g}"] = _summary(correct)
+    return out

@@ -95,6 +95,10 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
     phone_enc = _phone_encoder(tok)
     fper = [0, 0]  # frames the phone encoder's argmax got wrong, frames with a phone label
     per = [0, 0]  # edits from its phone string to the reference's, reference phones
+    from speechlm.eval.probes import unit_phones
+
+    names = unit_phones(tok)  # CTC units are phones: their own string against the reference
+    uper = [0, 0]
     # per base voice: wrong frames at each label shift in SHIFTS, labelled frames
     by_voice: dict[str, np.ndarray] = {}
     for k, u in enumerate(tqdm(items, desc="eval", unit="utt", disable=not progress)):
@@ -119,6 +123,10 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
             per[1] += len(ref)
             acc = by_voice.setdefault(base_voice(u.speaker or "?"), np.zeros(len(SHIFTS) + 1))
             acc += shifted_errors(arpa, pred, phone_enc.phones)
+            if names is not None:
+                uper[0] += levenshtein(phone_string([names[i] if i < len(names) else None
+                                                     for i in ids.tolist()]), ref)
+                uper[1] += len(ref)
         for lab in labels:
             if lab is not None and lab not in phone_ids:
                 phone_ids[lab] = len(phone_ids)
@@ -191,6 +199,8 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
             "phone_error_rate": round(per[0] / max(per[1], 1), 4),
             "frame_phone_error_by_voice": voice_errors(by_voice)}
            if phone_enc is not None else {}),
+        **({"unit_phone_error_rate": round(uper[0] / max(uper[1], 1), 4)}
+           if names is not None else {}),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     return report
@@ -256,7 +266,7 @@ def _phone_encoder(tok: Tokenizer):
 def _argmax_phones(enc, wav: torch.Tensor, feats: torch.Tensor) -> list[str]:
     """The phone encoder's most likely phone per frame (from the features when they are its
     posteriors, else from its head)."""
-    if isinstance(enc.output, str):
+    if enc.output in ("posteriors", "logprobs"):
         scores = feats
     else:
         scores = enc.logits(wav[None])[0][0]
@@ -277,7 +287,8 @@ def markdown_table(reports: list[dict]) -> str:
             ("ABX across % (features)", "abx_across_features"),
             ("units/s (dedup)", "units_per_second"), ("bitrate (bit/s)", "bitrate"),
             ("frame phone error", "frame_phone_error"),
-            ("phone error rate (argmax string)", "phone_error_rate")]
+            ("phone error rate (argmax string)", "phone_error_rate"),
+            ("phone error rate (units, CTC)", "unit_phone_error_rate")]
     lines = ["| " + " | ".join(c for c, _ in cols) + " |",
              "|" + "|".join("---" for _ in cols) + "|"]
     for r in reports:

@@ -8,9 +8,15 @@ additions::
                                      "weights": "head.safetensors"}
     head.safetensors  weight [P, D], bias [P]: frame logits from the encoder's output
 
+and, when the training had a CTC objective (optional; older directories lack it)::
+
+    config.json       ... + "ctc_head": {"weights": "ctc.safetensors"}
+    ctc.safetensors   weight [P + 1, D], bias [P + 1]: CTC logits, the blank last
+
 The encoder's output is the last block's output after the final layer norm (what
-``Wav2Vec2Model.forward`` returns), the head is one linear layer. :class:`PhoneEncoder` is the
-feature encoder the tokenizer runs: phone posteriors, log-posteriors or one hidden layer.
+``Wav2Vec2Model.forward`` returns), each head is one linear layer. :class:`PhoneEncoder` is the
+feature encoder the tokenizer runs: phone posteriors, log-posteriors, the CTC head's posteriors
+(``"ctc"``: the phone-rate units of :mod:`speechlm.tokenizer`) or one hidden layer.
 """
 
 from __future__ import annotations
@@ -29,15 +35,19 @@ from speechlm.errors import ModelError
 
 HEAD_KEY = "phone_head"
 HEAD_FILE = "head.safetensors"
-OUTPUTS = ("posteriors", "logprobs")  # besides an integer layer
+CTC_KEY = "ctc_head"
+CTC_FILE = "ctc.safetensors"
+OUTPUTS = ("posteriors", "logprobs", "ctc")  # besides an integer layer
 WINDOW_FRAMES = 400  # frames per window on long inputs (8 s)
 CONTEXT_FRAMES = 50  # context each side of a window (1 s)
 
 
 def save_phone_encoder(path: str | os.PathLike, encoder: Wav2Vec2Model, arch: Mapping[str, Any],
                        head: Mapping[str, torch.Tensor], phones: Sequence[str],
-                       training: Mapping[str, Any] | None = None) -> Path:
-    """Write the encoder, its head and its phone list into ``path``, atomically."""
+                       training: Mapping[str, Any] | None = None,
+                       ctc: Mapping[str, torch.Tensor] | None = None) -> Path:
+    """Write the encoder, its head (and its CTC head, ``ctc``: weight ``[P + 1, D]`` and bias,
+    the blank last) and its phone list into ``path``, atomically."""
     from speechlm.ssl.common import CONFIG_NAME, FORMAT_VERSION, KIND, WEIGHTS_NAME, arch_to_json
     from speechlm.ssl.files import save_safetensors, write_dir_atomic, write_json
 
@@ -49,10 +59,21 @@ def save_phone_encoder(path: str | os.PathLike, encoder: Wav2Vec2Model, arch: Ma
               HEAD_KEY: {"phones": list(phones), "weights": HEAD_FILE}}
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     head_state = {"weight": w.detach().cpu().contiguous(), "bias": b.detach().cpu().contiguous()}
+    ctc_state = None
+    if ctc is not None:
+        cw, cb = ctc["weight"], ctc["bias"]
+        if cw.shape != (len(phones) + 1, w.shape[1]) or cb.shape != (len(phones) + 1,):
+            raise ModelError(f"CTC head of shape {list(cw.shape)} does not fit {len(phones)} "
+                             "phones and a blank")
+        ctc_state = {"weight": cw.detach().cpu().contiguous(),
+                     "bias": cb.detach().cpu().contiguous()}
+        config[CTC_KEY] = {"weights": CTC_FILE}
 
     def write(tmp: Path) -> None:
         save_safetensors(tmp / WEIGHTS_NAME, state)
         save_safetensors(tmp / HEAD_FILE, head_state)
+        if ctc_state is not None:
+            save_safetensors(tmp / CTC_FILE, ctc_state)
         write_json(tmp / CONFIG_NAME, config)
 
     target = Path(path)
@@ -70,7 +91,8 @@ def copy_phone_encoder(src: str | os.PathLike, dst: str | os.PathLike,
     dst = Path(dst)
     dst.mkdir(parents=True)
     shutil.copyfile(Path(src) / CONFIG_NAME, dst / CONFIG_NAME)
-    for name in (WEIGHTS_NAME, HEAD_FILE):
+    names = [WEIGHTS_NAME, HEAD_FILE] + ([CTC_FILE] if (Path(src) / CTC_FILE).exists() else [])
+    for name in names:
         if half:
             save_safetensors(dst / name, {k: v.half() if v.is_floating_point() else v
                                           for k, v in load_safetensors(Path(src) / name).items()})
@@ -116,6 +138,17 @@ class PhoneEncoder:
         self.head = torch.nn.Linear(self.info.dim, len(self.phones))
         self.head.load_state_dict(head)
         self.head.eval()
+        self.ctc: torch.nn.Linear | None = None
+        ctc_cfg = cfg.get(CTC_KEY)
+        if isinstance(ctc_cfg, dict):
+            ctc = load_safetensors(Path(path) / ctc_cfg.get("weights", CTC_FILE))
+            if set(ctc) != {"weight", "bias"} or ctc["weight"].shape != (len(self.phones) + 1,
+                                                                         self.info.dim):
+                raise ModelError(f"{path}: {CTC_FILE} must hold weight [{len(self.phones) + 1}, "
+                                 f"{self.info.dim}] and bias")
+            self.ctc = torch.nn.Linear(self.info.dim, len(self.phones) + 1)
+            self.ctc.load_state_dict(ctc)
+            self.ctc.eval()
         if isinstance(output, str) and output.lstrip("-").isdigit():
             output = int(output)
         if isinstance(output, int):
@@ -123,12 +156,19 @@ class PhoneEncoder:
                 raise ModelError(f"layer {output} out of range for {path}: the model has layers "
                                  f"0..{self.info.num_layers}")
             self.dim = self.info.dim
+        elif output == "ctc":
+            if self.ctc is None:
+                raise ModelError(f"{path}: output 'ctc' needs a CTC head ({CTC_FILE}); this "
+                                 "encoder was exported without one")
+            self.dim = len(self.phones) + 1
         elif output in OUTPUTS:
             self.dim = len(self.phones)
         else:
-            raise ModelError(f"phone encoder output {output!r}: expected posteriors, logprobs "
-                             "or a layer number")
+            raise ModelError(f"phone encoder output {output!r}: expected posteriors, logprobs, "
+                             "ctc or a layer number")
         self.output = output
+        # the CTC blank's feature index: the tokenizer fills blank frames (phone-rate units)
+        self.blank: int | None = len(self.phones) if output == "ctc" else None
 
     def logits(self, wav: torch.Tensor, lengths: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -156,13 +196,34 @@ class PhoneEncoder:
         if isinstance(self.output, int):
             feats, _ = ssl.extract_layer(self.model, wav, self.output, lengths)
             return feats
-        logits, frames = self.logits(wav, lengths)
-        out = (logits.softmax(-1) if self.output == "posteriors"
-               else logits.log_softmax(-1))
+        if self.output == "ctc":
+            with torch.inference_mode():
+                x, frames = self.model(wav.float(), lengths)
+                out = self.ctc(x).softmax(-1)
+        else:
+            logits, frames = self.logits(wav, lengths)
+            out = (logits.softmax(-1) if self.output == "posteriors"
+                   else logits.log_softmax(-1))
         if frames is not None:
             valid = torch.arange(out.shape[1])[None, :] < frames[:, None]
             out = out.masked_fill(~valid[..., None], 0.0)
         return out
+
+    def weights_fingerprint(self) -> str:
+        """Short hash of the encoder's and CTC head's weights rounded to float16 (a float16
+        copy hashes the same): CTC units are defined by the network itself, their one-hot
+        centroids are the same for every encoder, so their unit space names this hash."""
+        import hashlib
+
+        h = hashlib.sha256()
+        tensors = {**{f"model.{k}": v for k, v in self.model.state_dict().items()},
+                   **{f"ctc.{k}": v for k, v in (self.ctc.state_dict().items()
+                                                 if self.ctc is not None else ())}}
+        for k in sorted(tensors):
+            v = tensors[k]
+            h.update(k.encode())
+            h.update((v.half() if v.is_floating_point() else v).numpy().tobytes())
+        return h.hexdigest()[:8]
 
     def config(self) -> dict[str, Any]:
         return {"type": "phone", "path": str(Path(self.path).resolve()), "output": self.output,

@@ -33,6 +33,7 @@ resumed run computes what it would have (the loop's contract). The run directory
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -236,14 +237,15 @@ class PhoneModel(torch.nn.Module):
 def warm_start(model: PhoneModel, arch: dict[str, Any], path: str | os.PathLike) -> None:
     """Load a phone encoder directory (:func:`speechlm.ssl.phone.save_phone_encoder`) into
     ``model``: the encoder and the frame head, in float32 (a float16 copy, as bundled,
-    included); the CTC head keeps its fresh initialisation.
+    included), and the CTC head when the directory has one (else it keeps its fresh
+    initialisation).
 
     Raises:
         ModelError: ``path`` is not a phone encoder, or its architecture or phone list differs.
     """
     from speechlm.ssl.common import CONFIG_NAME, WEIGHTS_NAME, arch_to_json
     from speechlm.ssl.files import load_safetensors, read_json
-    from speechlm.ssl.phone import HEAD_FILE, HEAD_KEY
+    from speechlm.ssl.phone import CTC_FILE, CTC_KEY, HEAD_FILE, HEAD_KEY
 
     path = Path(path)
     try:
@@ -260,6 +262,10 @@ def warm_start(model: PhoneModel, arch: dict[str, Any], path: str | os.PathLike)
                                    load_safetensors(path / WEIGHTS_NAME).items()})
     model.head.load_state_dict({k: v.float() for k, v in load_safetensors(
         path / head_cfg.get("weights", HEAD_FILE)).items()})
+    ctc_cfg = cfg.get(CTC_KEY)
+    if isinstance(ctc_cfg, dict):
+        model.ctc.load_state_dict({k: v.float() for k, v in load_safetensors(
+            path / ctc_cfg.get("weights", CTC_FILE)).items()})
 
 
 def ctc_targets(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -395,11 +401,47 @@ class PhoneTask(TrainTask):
         if self.m["init"]:
             training["init"] = str(self.m["init"])
         save_phone_encoder(out, model.encoder, self.arch, model.head.state_dict(), PHONES,
-                           training)
+                           training, ctc=model.ctc.state_dict() if self.m["ctc_weight"] else None)
 
     def close(self) -> None:
         if self.readers is not None:
             self.readers.shutdown(wait=True)
+
+
+def export_state(run: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write the phone encoder of run directory ``run``'s last checkpoint (its
+    ``state.safetensors``, not the best-valid ``model/``) into ``out``, CTC head included: for
+    runs exported before the encoder directory held one.
+
+    Raises:
+        SpeechLMError: ``run`` has no checkpoint of a phone encoder.
+    """
+    from speechlm.errors import SpeechLMError
+    from speechlm.ssl.files import load_safetensors
+    from speechlm.ssl.phone import save_phone_encoder
+
+    run = Path(run)
+    try:
+        cfg = load_config(run / "run.toml")
+        tensors = load_safetensors(run / "state.safetensors")
+        history = json.loads((run / "state.json").read_text())
+    except (OSError, ValueError) as err:
+        raise SpeechLMError(f"{run}: not a phone encoder run ({err})") from None
+    arch = arch_of(cfg["model"])
+    model = PhoneModel(arch)
+    try:
+        model.load_state_dict({k[len("model."):]: v.float() for k, v in tensors.items()
+                               if k.startswith("model.")})
+    except RuntimeError as err:
+        raise SpeechLMError(f"{run}: its checkpoint does not fit its run.toml "
+                            f"({str(err).strip().splitlines()[0]})") from None
+    training = {"objective": "phone", "steps": int(history.get("step", 0)),
+                "corpus": cfg["data"]["corpus"], "recipe": str(run / "run.toml"),
+                "seed": cfg["train"].get("seed", 0), "exported_from": "state.safetensors"}
+    if cfg["model"].get("init"):
+        training["init"] = str(cfg["model"]["init"])
+    return save_phone_encoder(out, model.encoder, arch, model.head.state_dict(), PHONES,
+                              training, ctc=model.ctc.state_dict())
 
 
 def train_phone_encoder(cfg: dict[str, dict], progress: bool = True,

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from speechlm.audio import load_audio
 from speechlm.data.manifest import Utterance
 from speechlm.features import FeatureEncoder, num_frames
-from speechlm.quantizer import fit_kmeans
+from speechlm.quantizer import fit_kmeans, onehot_quantizer
 from speechlm.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -51,3 +51,20 @@ def train_tokenizer(items: list[Utterance], encoder: FeatureEncoder, k: int = 10
                 "hours": round(sum(u.num_samples for u in items) / encoder.sample_rate / 3600, 3),
                 **stats}
     return Tokenizer(encoder, quantizer, training, smoothing)
+
+
+def ctc_tokenizer(encoder: FeatureEncoder, source: str | os.PathLike | None = None
+                  ) -> Tokenizer:
+    """The phone-rate tokenizer of a phone encoder read with output ``"ctc"``: one-hot
+    centroids over its CTC posteriors (nothing is fitted; see :mod:`speechlm.tokenizer`).
+
+    Raises:
+        ModelError: ``encoder`` is not a phone encoder's CTC output.
+    """
+    from speechlm.errors import ModelError
+
+    if getattr(encoder, "blank", None) is None:
+        raise ModelError("CTC units need a phone encoder read with output 'ctc' (--layer ctc)")
+    training = {"method": "ctc-greedy", "manifest": str(source) if source else None,
+                "blank": int(encoder.blank)}
+    return Tokenizer(encoder, onehot_quantizer(encoder.dim), training)
