@@ -196,6 +196,13 @@ class Tokenizer(Stage):
                 return self.encoder(wav, lengths).float()
         return self.encoder(wav, lengths)
 
+    def quantize(self, feats: torch.Tensor) -> torch.Tensor:
+        """One utterance's ``[F, D]`` features -> its ``[F]`` unit ids, as :meth:`encode` gives
+        them (the smoothed path, or CTC blanks filled)."""
+        if self.blank is not None:
+            return fill_blanks(self.quantizer.encode(feats), self.blank)
+        return self.quantizer.encode(feats, self.switch_penalty)
+
     def encode(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, T]`` waveforms -> ``[B, F]`` unit ids; ids past an item's length are -1."""
         if wav.dim() != 2:

@@ -279,6 +279,8 @@ def test_ctc_head_is_exported_and_gives_phone_rate_units(phone_run, small_corpus
         want = [int(g) for k, g in enumerate(greedy) if g != 40 and (k == 0 or g != greedy[k - 1])]
         merged = [v for k, v in enumerate(want) if k == 0 or v != want[k - 1]]
         assert dedup(ids)[0].tolist() == merged
+    w = load_audio(u, 16000)  # what eval tokenizer quantizes: the same filled units
+    assert torch.equal(tok.quantize(tok.features(w[None])[0]), tok.encode(w[None])[0])
     # batches with padding give each item the units of its own pass
     lengths = torch.tensor([16000, 12000])
     batch = tok.encode(torch.randn(2, 16000) * 0.1, lengths)

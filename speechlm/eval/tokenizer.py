@@ -106,7 +106,7 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
         if k in ued_pick:
             ued_wavs.append(wav.numpy())
         feats = tok.features(wav[None])[0]
-        ids = q.encode(feats, tok.switch_penalty)
+        ids = tok.quantize(feats)
         seqs.append(dedup(ids)[0].numpy())
         secs.append(wav.numel() / tok.sample_rate)
         if not u.phn_path.exists():
