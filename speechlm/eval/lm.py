@@ -285,7 +285,9 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
                 if model.cfg.dedup:  # can the units tell the two items apart?
                     from speechlm.eval.probes import spelling
 
-                    report[kind]["spelling"] = spelling(tok, tsv, progress=progress)
+                    report[kind]["spelling"] = spelling(
+                        tok, tsv, progress=progress,
+                        units=[(p["good_ids"], p["bad_ids"]) for p in r["pairs"]])
                 if model.cfg.text_vocab:  # the same pairs as text: does it know the words?
                     from speechlm.eval.probes import score_text_pairs
 

@@ -100,8 +100,8 @@ def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLik
         [0, 1], ``n`` counts pairs (pair x voice), ``ci95`` is the 95% Wilson score interval
         ``[low, high]``; ``per_voice`` maps each voice to its own ``accuracy`` / ``n`` /
         ``ci95``; ``sum`` and ``mean`` each hold those four keys for that score; ``pairs`` lists
-        per pair the log-probabilities (``good_sum``, ``bad_sum``) and unit counts
-        (``good_units``, ``bad_units``).
+        per pair the log-probabilities (``good_sum``, ``bad_sum``), unit counts
+        (``good_units``, ``bad_units``) and the units themselves (``good_ids``, ``bad_ids``).
 
     Raises:
         ValueError: ``normalize`` is not ``"sum"`` or ``"mean"``.
@@ -133,20 +133,21 @@ def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLik
     units = tokenizer.tokenize_files([p for row in rows for p in (row["good_path"],
                                                                   row["bad_path"])], dedup=dedup)
 
-    def item_score(path: Path) -> tuple[float, int, dict[str, float]]:
+    def item_score(path: Path) -> tuple[float, list[int], dict[str, float]]:
         ids = next(units).ids
         if ids.numel() > max_units:
             raise DataError(f"{path}: {ids.numel()} units exceed the LM's context of "
                             f"{max_units}")
-        return (sequence_logprob(model, ids, add_eos=add_eos), int(ids.numel()),
+        return (sequence_logprob(model, ids, add_eos=add_eos), ids.tolist(),
                 {name: float(fn(ids)) for name, fn in baselines.items()})
 
     details = []
     correct: dict[str, list[float]] = {"sum": [], "mean": []}
     voice_of: list[str] = []
     for row in tqdm(rows, desc="probe score", unit="pair", disable=not progress):
-        good_lp, good_n, good_other = item_score(row["good_path"])
-        bad_lp, bad_n, bad_other = item_score(row["bad_path"])
+        good_lp, good_ids, good_other = item_score(row["good_path"])
+        bad_lp, bad_ids, bad_other = item_score(row["bad_path"])
+        good_n, bad_n = len(good_ids), len(bad_ids)
         for name in baselines:
             other[name].append(_pair_credit(good_other[name], bad_other[name]))
         good_mean = good_lp / max(1, good_n + int(add_eos))
@@ -156,7 +157,8 @@ def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLik
         voice_of.append(row["voice"])
         details.append({"pair_id": row["pair_id"], "voice": row["voice"],
                         "good_sum": good_lp, "bad_sum": bad_lp,
-                        "good_units": good_n, "bad_units": bad_n})
+                        "good_units": good_n, "bad_units": bad_n,
+                        "good_ids": good_ids, "bad_ids": bad_ids})
 
     voices = sorted(set(voice_of))
     by_norm: dict[str, dict[str, Any]] = {}
@@ -241,13 +243,15 @@ def unit_phones(tokenizer: Any) -> list[str] | None:
     return None
 
 
-def spelling(tokenizer: Any, pairs_tsv: str | os.PathLike, progress: bool = True
-             ) -> dict[str, Any]:
+def spelling(tokenizer: Any, pairs_tsv: str | os.PathLike, progress: bool = True,
+             units: Sequence[tuple[list[int], list[int]]] | None = None) -> dict[str, Any]:
     """How the tokenizer spells the probe items, per voice: the share of pairs whose two items
     come out as the same deduplicated units (an LM can only tie on those), and, when the units
     are phones (:func:`unit_phones`) and an item has a reference alignment (``.phn``), the
     phone error rate of its units (silence dropped, repeats merged) and the share of items
-    spelled exactly as the reference.
+    spelled exactly as the reference. ``units``: each pair's deduplicated (good, bad) unit
+    ids when already tokenized (:func:`score_pairs`' ``pairs``), in the order of
+    ``pairs_tsv``; else the items are tokenized here.
 
     Returns:
         ``{voice: {"pairs", "same_units", "items_aligned", "phone_error_rate",
@@ -259,8 +263,12 @@ def spelling(tokenizer: Any, pairs_tsv: str | os.PathLike, progress: bool = True
 
     rows = read_pairs(pairs_tsv)
     phones = unit_phones(tokenizer)
-    units = tokenizer.tokenize_files([p for row in rows for p in (row["good_path"],
-                                                                  row["bad_path"])], dedup=True)
+    if units is None:
+        it = tokenizer.tokenize_files([p for row in rows for p in (row["good_path"],
+                                                                   row["bad_path"])], dedup=True)
+        units = [(next(it).ids.tolist(), next(it).ids.tolist()) for _ in rows]
+    if len(units) != len(rows):
+        raise ValueError(f"{len(units)} unit pairs for the {len(rows)} pairs of {pairs_tsv}")
 
     def spelled(ids: list[int], names: Sequence[str]) -> list[str]:
         out: list[str] = []
@@ -271,9 +279,9 @@ def spelling(tokenizer: Any, pairs_tsv: str | os.PathLike, progress: bool = True
         return out
 
     acc: dict[str, list[float]] = {}  # voice -> pairs, same, aligned items, edits, ref, exact
-    for row in tqdm(rows, desc="spelling", unit="pair", disable=not progress):
+    for row, (good, bad) in zip(tqdm(rows, desc="spelling", unit="pair", disable=not progress),
+                                units):
         a = acc.setdefault(row["voice"], [0, 0, 0, 0, 0, 0])
-        good, bad = next(units).ids.tolist(), next(units).ids.tolist()
         a[0] += 1
         a[1] += good == bad
         if phones is None:
