@@ -1,10 +1,12 @@
 """Unit-LM speed: sampling (units/s) and training (tokens/s), against Hugging Face GPT-2.
 
 speechlm: :func:`speechlm.generate.generate` (prefill + KV-cache decode loop) on what sampling
-ships with, :class:`speechlm.decode.PackedLM` in int8 (``LanguageModel.decoder()``), and on the
-same packing in fp32 and on the plain :class:`speechlm.lm.UnitLM` network for reference; beside
-each, the floor of its weights: the step's bare matrix products alone
-(:func:`speechlm.decode.bare_matmul_seconds`), and how far the step is above it. And a training
+ships with, :class:`speechlm.cdecode.NativeLM` (the decode loop in C, float32, one thread;
+``decoder_for``'s default where a C compiler builds it), on :class:`speechlm.decode.PackedLM` in
+int8 and fp32 (torch), and on the plain :class:`speechlm.lm.UnitLM` network for reference; beside
+each, the floor of its weights: the step's bare matrix products alone in that decoder's own
+kernel (``NativeLM.bare_matmul_seconds``, :func:`speechlm.decode.bare_matmul_seconds`), and how
+far the step is above it. And a training
 step of that model as the training loop takes it
 (``batch_offsets`` + ``get_batch`` windows, forward, backward, grad clipping, AdamW).
 Peer: transformers' ``GPT2LMHeadModel`` randomly initialised with the SAME dimensions (n_layer,
@@ -112,7 +114,7 @@ def n_params(model) -> int:
 
 def sampling_runners(model, peer, prompt, new_tokens: int, batch: int, packed=()):
     """Zero-argument callables that each sample ``batch`` x ``new_tokens`` units: the network,
-    the peer, then each of ``packed`` (PackedLM decoders)."""
+    the peer, then each of ``packed`` (decoders: NativeLM, PackedLM)."""
     import torch
 
     from speechlm.generate import SamplingOptions, generate
@@ -163,34 +165,48 @@ def best_of_interleaved(fns, repeats: int) -> list[float]:
 def bench_sampling(model, peer, args) -> dict:
     import torch
 
-    from speechlm.decode import PackedLM, bare_matmul_seconds, default_weights
+    from speechlm import cdecode
+    from speechlm.decode import (
+        PackedLM,
+        bare_matmul_seconds,
+        default_weights,
+        int8_kernel_available,
+        native_decoder,
+    )
 
     g = torch.Generator().manual_seed(0)
     prompt = torch.randint(0, model.cfg.n_units, (args.prompt_units,), generator=g)
-    formats = list(dict.fromkeys([default_weights(), "fp32"]))
-    packed = [PackedLM(model, w) for w in formats]
+    # what sampling ships with first (the C loop where it builds), then the torch decoders
+    names = list(dict.fromkeys([default_weights(), "native" if cdecode.available() else "fp32",
+                                "int8" if int8_kernel_available() else "fp32", "fp32"]))
+    decoders = [native_decoder(model) if n == "native" else PackedLM(model, n) for n in names]
+    label = {n: (n if n == "native" else f"packed_{n}") for n in names}
     out = {"prompt_units": args.prompt_units, "new_units": args.new_tokens,
            "repeats": args.repeats, "timed": "whole generate call: prefill + decode",
-           "shipped_decoder": f"PackedLM {formats[0]}",
-           "weights_mb": {f"packed_{w}": round(p.weight_bytes / 1e6, 2)
-                          for w, p in zip(formats, packed)}}
+           "shipped_decoder": "NativeLM (C loop, float32)" if names[0] == "native"
+           else f"PackedLM {names[0]}",
+           "floors": "bare matrix products of a step in the decoder's own kernel (native: the C "
+                     "kernel, one thread; packed: torch, torch's threads)",
+           "weights_mb": {label[n]: round(d.weight_bytes / 1e6, 2)
+                          for n, d in zip(names, decoders)}}
     for b in args.batches:
-        runners = sampling_runners(model, peer, prompt, args.new_tokens, b, packed)
+        runners = sampling_runners(model, peer, prompt, args.new_tokens, b, decoders)
         times = best_of_interleaved(runners, args.repeats)
-        t_net, t_peer, t_packed = times[0], times[1], times[2:]
-        floors = [bare_matmul_seconds(p, batch=b, steps=100) for p in packed]
+        t_net, t_peer, t_dec = times[0], times[1], times[2:]
+        floors = [d.bare_matmul_seconds(batch=b, steps=100) if n == "native"
+                  else bare_matmul_seconds(d, batch=b, steps=100) for n, d in zip(names, decoders)]
         units = b * args.new_tokens
         row = {"peer_units_per_s": round(units / t_peer, 1),
                "peer_ms_per_unit_step": round(1000 * t_peer / args.new_tokens, 3),
                "network_fp32_ms_per_unit_step": round(1000 * t_net / args.new_tokens, 3),
                "ratio_network_fp32_over_peer": round(t_peer / t_net, 2)}
-        for w, t, floor in zip(formats, t_packed, floors):
-            step = t / args.new_tokens
-            row[f"packed_{w}_units_per_s"] = round(units / t, 1)
-            row[f"packed_{w}_ms_per_unit_step"] = round(1000 * step, 3)
-            row[f"ratio_packed_{w}_over_peer"] = round(t_peer / t, 2)
+        for n, t, floor in zip(names, t_dec, floors):
+            step, w = t / args.new_tokens, label[n]
+            row[f"{w}_units_per_s"] = round(units / t, 1)
+            row[f"{w}_ms_per_unit_step"] = round(1000 * step, 3)
+            row[f"ratio_{w}_over_peer"] = round(t_peer / t, 2)
             row[f"floor_{w}_ms_bare_matmuls"] = round(1000 * floor, 3)
-            row[f"packed_{w}_step_over_floor"] = round(step / floor, 2)
+            row[f"{w}_step_over_floor"] = round(step / floor, 2)
         out[f"batch_{b}"] = row
     return out
 

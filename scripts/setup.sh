@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS="flite festival festvox-kallpc16k festvox-us-slt-hts espeak-ng sox libsndfile1"
+PKGS="flite festival festvox-kallpc16k festvox-us-slt-hts espeak-ng sox libsndfile1 gcc libc6-dev"
 # the 'world' corpus (docs/corpus.md): more voices (some in Debian contrib/non-free) and text
 WORLD="festvox-rablpc16k festvox-don mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1"
 WORLD="$WORLD libttspico-utils rhvoice rhvoice-english fortunes wordnet-base sword-text-web"
@@ -67,4 +67,13 @@ PY=${PYTHON:-python3}
   || echo "setup: piper-tts not installed; the world corpus will skip its piper voice" >&2
 .venv/bin/python -c "import speechlm, torch, torchaudio, soundfile, sklearn, librosa, pyworld" \
   || { echo "setup: the environment is incomplete (see the pip output above)" >&2; exit 1; }
+# the LM's decode loop in C (speechlm/cdecode.py): built once ahead, ~1 s; optional (torch
+# decodes without it)
+.venv/bin/python -c "
+import sys
+from speechlm import cdecode
+try:
+    cdecode.build()
+except cdecode.NativeUnavailable as e:
+    sys.exit(f'setup: {e}; sampling will decode with torch')"  || true
 echo "setup: ready (.venv)" >&2

@@ -26,11 +26,15 @@ from __future__ import annotations
 import functools
 import math
 import time
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from speechlm.lm import KVCache, LMConfig, UnitLM
+
+if TYPE_CHECKING:
+    from speechlm.cdecode import NativeLM
 
 WEIGHT_FORMATS = ("fp32", "int8")
 
@@ -47,8 +51,16 @@ def int8_kernel_available() -> bool:
     return True
 
 
+DECODERS = ("native", *WEIGHT_FORMATS)  # what decoder_for builds: the C loop, or a PackedLM
+
+
 def default_weights() -> str:
-    """``"int8"`` where this torch has the kernel, else ``"fp32"``."""
+    """``"native"`` (:mod:`speechlm.cdecode`, the decode loop in C) where it builds here, else
+    ``"int8"`` where this torch has the kernel, else ``"fp32"``."""
+    from speechlm import cdecode
+
+    if cdecode.available():
+        return "native"
     return "int8" if int8_kernel_available() else "fp32"
 
 
@@ -250,13 +262,36 @@ class PackedLM:
         return self.head(norm(x if every else x[:, -1:])).float(), None
 
 
-def decoder_for(lm, weights: str | None = None) -> PackedLM:
-    """The :class:`PackedLM` of a loaded LM stage (:class:`speechlm.lm.LanguageModel`) in
-    ``weights`` (default: :func:`default_weights`), built on first use and kept on the stage."""
+def native_decoder(model: UnitLM) -> NativeLM:
+    """The :class:`speechlm.cdecode.NativeLM` of ``model``: this module's float32 packing,
+    decoded by the C loop.
+
+    Raises:
+        speechlm.cdecode.NativeUnavailable: no C compiler builds it here.
+    """
+    from speechlm.cdecode import NativeLM
+
+    return NativeLM(PackedLM(model, "fp32"))
+
+
+def decoder_for(lm, weights: str | None = None) -> PackedLM | NativeLM:
+    """The decoder of a loaded LM stage (:class:`speechlm.lm.LanguageModel`): its
+    :class:`speechlm.cdecode.NativeLM` for ``"native"``, else its :class:`PackedLM` in
+    ``weights`` (default: :func:`default_weights`), built on first use and kept on the stage.
+
+    Raises:
+        ValueError: an unknown decoder.
+        speechlm.cdecode.NativeUnavailable: ``"native"`` asked for where it cannot be built.
+    """
     w = weights or default_weights()
+    if w not in DECODERS:
+        raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {w!r}")
     packed = getattr(lm, "_packed", None)
     if packed is None or packed.weights != w:
-        packed = PackedLM(lm.model, w)
+        if w == "native":
+            packed = native_decoder(lm.model)
+        else:
+            packed = PackedLM(lm.model, w)
         lm._packed = packed
     return packed
 
@@ -281,6 +316,6 @@ def bare_matmul_seconds(packed: PackedLM, batch: int = 1, steps: int = 200,
     return best
 
 
-__all__ = ["Linear", "PackedLM", "WEIGHT_FORMATS", "bare_matmul_seconds", "decoder_for",
+__all__ = ["DECODERS", "Linear", "PackedLM", "WEIGHT_FORMATS", "bare_matmul_seconds", "decoder_for",
            "default_weights",
-           "int8_kernel_available", "quantize_int8"]
+           "int8_kernel_available", "native_decoder", "quantize_int8"]

@@ -18,6 +18,7 @@ import torch
 from speechlm.lm import KVCache, UnitLM
 
 if TYPE_CHECKING:
+    from speechlm.cdecode import NativeLM
     from speechlm.decode import PackedLM
 from speechlm.units import special_id
 
@@ -139,11 +140,13 @@ def sample_categorical(probs: torch.Tensor, gen: torch.Generator) -> torch.Tenso
 
 
 @torch.inference_mode()
-def generate(model: UnitLM | PackedLM, prompt: torch.Tensor, options: SamplingOptions,
+def generate(model: UnitLM | PackedLM | NativeLM, prompt: torch.Tensor, options: SamplingOptions,
              then: torch.Tensor | list[int] | None = None) -> Generation:
     """Continue ``prompt`` (``[P]`` unit ids, no specials) with ``options.num_samples`` samples.
 
-    ``model`` is the network, or its :class:`speechlm.decode.PackedLM` (faster weights).
+    ``model`` is the network, its :class:`speechlm.decode.PackedLM` (faster weights) or its
+    :class:`speechlm.cdecode.NativeLM` (the loop in C, which this hands the call to; it draws
+    other samples than the torch decoders from the same seed).
     ``then``: token ids read after the prompt, before sampling: an interleaved LM's
     ``<text> words <speech>`` (:func:`speechlm.units.text_prompt_ids`) asks it to go on speaking
     after those words. Only units (and ``<eos>``) are ever sampled.
@@ -175,7 +178,18 @@ def generate(model: UnitLM | PackedLM, prompt: torch.Tensor, options: SamplingOp
     else:
         gen.seed()
 
+    allowed = torch.full((cfg.vocab_size,), float("-inf"), device=device)
+    allowed[: cfg.n_units] = 0.0
+    if options.stop_at_eos:
+        allowed[eos] = 0.0
     x = torch.cat([torch.tensor([bos]), prompt, pre]).to(device).expand(N, -1).contiguous()
+    if getattr(model, "weights", None) == "native":  # speechlm.cdecode: the loop in C
+        if not options.no_repeat_ngram:
+            seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+            tokens, lengths, logprobs, ended = model.generate(x[0], prompt, allowed, options,
+                                                              seed)
+            return Generation(tokens=tokens, lengths=lengths, logprobs=logprobs, ended=ended)
+        model = model.packed  # n-gram blocking is the torch loop's
     dtype = getattr(model, "cache_dtype", None) or next(model.parameters()).dtype
     cache = KVCache(cfg, N, total, device=device, dtype=dtype)
     logits = model(x, cache=cache)[0][:, -1].float()
@@ -186,10 +200,6 @@ def generate(model: UnitLM | PackedLM, prompt: torch.Tensor, options: SamplingOp
     done = torch.zeros(N, dtype=torch.bool, device=device)
     ended = torch.zeros(N, dtype=torch.bool, device=device)
     lengths = torch.full((N,), L, dtype=torch.long, device=device)
-    allowed = torch.full((cfg.vocab_size,), float("-inf"), device=device)
-    allowed[: cfg.n_units] = 0.0
-    if options.stop_at_eos:
-        allowed[eos] = 0.0
     history = x[:, 1:1 + prompt.numel()] if prompt.numel() else torch.full((N, 1), -1,
                                                                              device=device)
     seqs = [prompt.tolist() for _ in range(N)] if options.no_repeat_ngram else None

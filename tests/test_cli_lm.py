@@ -39,6 +39,32 @@ def test_generate_units_seeded(capsys, tiny_lm):
     assert run(capsys, *args[:-1], "8")[1] != out
 
 
+@pytest.mark.parametrize("decoder", ["native", "fp32"])
+def test_generate_units_with_each_decoder(capsys, tiny_lm, decoder):
+    from speechlm import cdecode
+
+    if decoder == "native" and not cdecode.available():
+        pytest.skip("no C compiler here")
+    args = ["generate-units", "--model", tiny_lm, "--prompt-units", "1 2 3 4", "--max-units",
+            "15", "--num-samples", "2", "--seed", "3", "--lm-weights", decoder]
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and len(out.splitlines()) == 2 and run(capsys, *args)[1] == out
+
+
+def test_generate_units_native_unavailable_is_one_line(capsys, tiny_lm, monkeypatch):
+    from speechlm import cdecode
+
+    monkeypatch.setenv("SPEECHLM_NATIVE", "0")
+    cdecode.library.cache_clear()
+    try:
+        code, out, err = run(capsys, "generate-units", "--model", tiny_lm, "--prompt-units",
+                             "1 2", "--max-units", "5", "--lm-weights", "native")
+    finally:
+        cdecode.library.cache_clear()
+    assert code == 2 and out == "" and "SPEECHLM_NATIVE=0" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_generate_units_json_and_prompt_file(capsys, tiny_lm, tmp_path):
     (tmp_path / "p.txt").write_text("utt1|5 6 7\n")
     code, out, _ = run(capsys, "generate-units", "--model", tiny_lm, "--prompt-units",

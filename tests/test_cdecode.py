@@ -1,0 +1,217 @@
+"""The decode loop in C (speechlm.cdecode): the network's numbers, generate's sampling rules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from speechlm import cdecode
+from speechlm.decode import PackedLM, decoder_for, default_weights, native_decoder
+from speechlm.generate import SamplingOptions, _filter_top_k_top_p, generate
+from speechlm.lm import LanguageModel, LMConfig, UnitLM
+from speechlm.units import special_id
+
+pytestmark = pytest.mark.skipif(not cdecode.available(), reason="no C compiler here")
+
+CONFIGS = {  # head dims 16 and 10: the C kernel's blocks of 64 and 16 outputs, and their tails
+    "2x32": LMConfig(n_units=20, block_size=64, n_layer=2, n_head=2, n_embd=32),
+    "3x40": LMConfig(n_units=37, block_size=80, n_layer=3, n_head=4, n_embd=40),
+}
+
+
+def _model(cfg: LMConfig) -> UnitLM:
+    torch.manual_seed(0)
+    m = UnitLM(cfg).eval()
+    with torch.no_grad():  # non-trivial norm gains and larger weights: peaked distributions
+        for name, p in m.named_parameters():
+            if "norm" in name:
+                p.uniform_(0.5, 1.5)
+            else:
+                p.mul_(8.0)
+    return m
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def model(request) -> UnitLM:
+    return _model(CONFIGS[request.param])
+
+
+@pytest.fixture(scope="module")
+def small() -> UnitLM:
+    return _model(CONFIGS["2x32"])
+
+
+@torch.inference_mode()
+def test_logits_are_the_networks(model):
+    torch.manual_seed(1)
+    idx = torch.randint(0, model.cfg.vocab_size, (2, 37))
+    ref = model(idx)[0]
+    got = native_decoder(model)(idx)[0]
+    assert got.shape == ref.shape
+    assert torch.allclose(got, ref, atol=2e-4 * float(ref.abs().max()))
+
+
+def test_greedy_decoding_is_the_networks(model):
+    prompt = torch.tensor([1, 2, 3, 4, 5, 6, 7])
+    nat = native_decoder(model)
+    for penalty in (1.0, 1.5):
+        opts = SamplingOptions(max_new_tokens=30, temperature=0.0, seed=0, stop_at_eos=False,
+                               repetition_penalty=penalty, penalty_window=4)
+        assert torch.equal(generate(nat, prompt, opts).tokens, generate(model, prompt, opts).tokens)
+
+
+@torch.inference_mode()
+def test_logprobs_are_the_networks_at_the_drawn_units(model):
+    prompt = torch.tensor([3, 1, 4, 1, 5])
+    opts = SamplingOptions(max_new_tokens=25, temperature=1.3, num_samples=3, seed=5,
+                           stop_at_eos=False)
+    out = generate(native_decoder(model), prompt, opts)
+    assert bool((out.lengths == 25).all()) and not bool(out.ended.any())
+    bos = special_id("<bos>", model.cfg.n_units)
+    for i in range(3):
+        seq = torch.cat([torch.tensor([bos]), prompt, out.tokens[i]])
+        lp = torch.log_softmax(model(seq[None])[0][0], -1)[len(prompt):-1]
+        ref = lp.gather(1, out.tokens[i][:, None]).squeeze(1)
+        assert torch.allclose(out.logprobs[i], ref, atol=1e-4)
+
+
+def test_a_seed_repeats_and_samples_differ(small):
+    nat = native_decoder(small)
+    opts = SamplingOptions(max_new_tokens=20, temperature=1.0, num_samples=3, seed=11,
+                           stop_at_eos=False)
+    a, b = generate(nat, torch.tensor([2, 3]), opts), generate(nat, torch.tensor([2, 3]), opts)
+    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.logprobs, b.logprobs)
+    assert not torch.equal(a.tokens[0], a.tokens[1])
+    other = generate(nat, torch.tensor([2, 3]), SamplingOptions(
+        max_new_tokens=20, temperature=1.0, num_samples=3, seed=12, stop_at_eos=False))
+    assert not torch.equal(a.tokens, other.tokens)
+    assert int(a.tokens.min()) >= 0 and int(a.tokens.max()) < small.cfg.n_units
+
+
+def _first_draws(model, options: SamplingOptions, prompt: torch.Tensor) -> torch.Tensor:
+    """Frequencies of the first unit over ``options.num_samples`` samples."""
+    out = generate(native_decoder(model), prompt, options)
+    counts = torch.bincount(out.tokens[:, 0], minlength=model.cfg.vocab_size).float()
+    return counts / len(out.tokens)
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, None, None), (0.5, None, None),
+                                                     (1.0, 3, None), (1.0, None, 0.7),
+                                                     (2.0, 5, 0.9)])
+def test_draws_follow_the_filtered_distribution(small, temperature, top_k, top_p):
+    prompt = torch.tensor([4, 9, 1])
+    n = 6000
+    freq = _first_draws(small, SamplingOptions(max_new_tokens=1, temperature=temperature,
+                                               top_k=top_k, top_p=top_p, num_samples=n,
+                                               seed=3, stop_at_eos=False), prompt)
+    bos = special_id("<bos>", small.cfg.n_units)
+    logits = small(torch.cat([torch.tensor([bos]), prompt])[None])[0][:, -1]
+    logits[:, small.cfg.n_units:] = float("-inf")  # only units may be drawn
+    p = _filter_top_k_top_p(logits / temperature, top_k, top_p).softmax(-1)[0]
+    assert float(freq[p == 0].sum()) == 0.0  # nothing outside the kept set
+    assert float((freq - p).abs().sum()) / 2 < 0.03  # total variation, ~4 sigma at n = 6000
+
+
+def test_eos_ends_a_sample_and_specials_are_never_drawn(small):
+    nat = native_decoder(small)
+    V, eos = small.cfg.vocab_size, special_id("<eos>", small.cfg.n_units)
+    prefix = torch.tensor([special_id("<bos>", small.cfg.n_units), 1, 2])
+    only_eos = torch.full((V,), float("-inf"))
+    only_eos[eos] = 0.0
+    tokens, lengths, logprobs, ended = nat.generate(
+        prefix, prefix[1:], only_eos, SamplingOptions(max_new_tokens=8, num_samples=2), seed=0)
+    assert lengths.tolist() == [0, 0] and ended.tolist() == [True, True]
+    assert bool((tokens == -1).all()) and bool((logprobs == 0).all())
+    # generate's own mask: with <eos> disallowed no sample ends and no special appears
+    g = generate(nat, torch.tensor([1]), SamplingOptions(max_new_tokens=40, temperature=3.0,
+                                                         num_samples=4, seed=1,
+                                                         stop_at_eos=False))
+    assert not bool(g.ended.any()) and int(g.tokens.max()) < small.cfg.n_units
+
+
+def test_eos_stops_like_the_torch_loop(small):
+    m = _model(CONFIGS["2x32"])
+    eos = special_id("<eos>", m.cfg.n_units)
+    with torch.no_grad():  # a head that prefers <eos> after unit 7 has been read
+        m.head.weight[eos] = m.embed.weight[7] * 4.0
+    prompt = torch.tensor([7, 7, 7])
+    opts = SamplingOptions(max_new_tokens=10, temperature=0.0, num_samples=2, seed=0)
+    ref, got = generate(m, prompt, opts), generate(native_decoder(m), prompt, opts)
+    assert torch.equal(got.tokens, ref.tokens) and torch.equal(got.lengths, ref.lengths)
+    assert torch.equal(got.ended, ref.ended)
+
+
+def test_ngram_blocking_is_left_to_the_torch_loop(small):
+    nat = native_decoder(small)
+    opts = SamplingOptions(max_new_tokens=20, no_repeat_ngram=2, num_samples=2, seed=4,
+                           stop_at_eos=False)
+    prompt = torch.tensor([1, 2, 1])
+    assert torch.equal(generate(nat, prompt, opts).tokens,
+                       generate(PackedLM(small, "fp32"), prompt, opts).tokens)
+
+
+def test_scoring_refuses_what_it_cannot_do(small):
+    nat = native_decoder(small)
+    with pytest.raises(ValueError, match="no targets, no cache"):
+        nat(torch.zeros(1, 3, dtype=torch.long), targets=torch.zeros(1, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="exceeds the context"):
+        nat(torch.zeros(1, small.cfg.block_size + 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="token ids must lie in"):
+        nat(torch.full((1, 3), small.cfg.vocab_size))
+    with pytest.raises(ValueError, match="exceed the model's context"):
+        generate(nat, torch.ones(60, dtype=torch.long), SamplingOptions(max_new_tokens=10))
+
+
+def test_decoder_for_builds_it_by_name_and_by_default(small):
+    lm = LanguageModel(small, {"units_per_second": 25.0})
+    d = decoder_for(lm, "native")
+    assert isinstance(d, cdecode.NativeLM) and decoder_for(lm, "native") is d
+    assert default_weights() == "native" and decoder_for(lm).weights == "native"
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        decoder_for(lm, "int4")
+    assert 0 < d.bare_matmul_seconds(steps=3, repeats=1) < 1.0
+    assert 0 < d.bare_matmul_seconds(batch=3, steps=3, repeats=1) < 1.0
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """An empty kernel cache and no memory of earlier builds; restored afterwards."""
+    monkeypatch.setenv("SPEECHLM_CACHE", str(tmp_path / "cache"))
+    cdecode.library.cache_clear()
+    cdecode.available.cache_clear()
+    yield tmp_path
+    cdecode.library.cache_clear()
+    cdecode.available.cache_clear()
+
+
+def test_unavailable_compiler_falls_back_to_torch(fresh, monkeypatch, small):
+    monkeypatch.setattr(cdecode, "_compiler", lambda: None)
+    with pytest.raises(cdecode.NativeUnavailable, match="no C compiler"):
+        cdecode.build()
+    assert not cdecode.available()
+    assert default_weights() in ("int8", "fp32")
+    lm = LanguageModel(small, {"units_per_second": 25.0})
+    assert isinstance(decoder_for(lm), PackedLM)
+    with pytest.raises(cdecode.NativeUnavailable):
+        decoder_for(lm, "native")
+
+
+def test_a_failing_compiler_is_one_clear_error(fresh, monkeypatch):
+    monkeypatch.setattr(cdecode, "_compiler", lambda: "/bin/false")
+    with pytest.raises(cdecode.NativeUnavailable, match="compiling lmdecode.c with /bin/false "
+                       "failed.*--lm-weights int8 or fp32"):
+        cdecode.build()
+    assert not list((fresh / "cache").glob("*"))  # nothing half-written
+
+
+def test_disabled_by_environment(fresh, monkeypatch):
+    monkeypatch.setenv("SPEECHLM_NATIVE", "0")
+    with pytest.raises(cdecode.NativeUnavailable, match="SPEECHLM_NATIVE=0"):
+        cdecode.library()
+
+
+def test_a_build_is_cached_by_source_and_cpu(fresh):
+    a = cdecode.build()
+    assert a.exists() and a.parent == fresh / "cache" and cdecode.build() == a
+    assert cdecode.library().slm_abi_version() == cdecode.ABI_VERSION
