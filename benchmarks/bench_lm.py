@@ -177,13 +177,16 @@ def bench_sampling(model, peer, args) -> dict:
     g = torch.Generator().manual_seed(0)
     prompt = torch.randint(0, model.cfg.n_units, (args.prompt_units,), generator=g)
     # what sampling ships with first (the C loop where it builds), then the torch decoders
-    names = list(dict.fromkeys([default_weights(), "native" if cdecode.available() else "fp32",
+    native = ["native", "native-int8"] if cdecode.available() else []
+    names = list(dict.fromkeys([default_weights(model), *native,
                                 "int8" if int8_kernel_available() else "fp32", "fp32"]))
-    decoders = [native_decoder(model) if n == "native" else PackedLM(model, n) for n in names]
-    label = {n: (n if n == "native" else f"packed_{n}") for n in names}
+    decoders = [native_decoder(model, int8=n == "native-int8") if n.startswith("native")
+                else PackedLM(model, n) for n in names]
+    label = {n: (n.replace("-", "_") if n.startswith("native") else f"packed_{n}")
+             for n in names}
     out = {"prompt_units": args.prompt_units, "new_units": args.new_tokens,
            "repeats": args.repeats, "timed": "whole generate call: prefill + decode",
-           "shipped_decoder": "NativeLM (C loop, float32)" if names[0] == "native"
+           "shipped_decoder": f"NativeLM {names[0]} (C loop)" if names[0].startswith("native")
            else f"PackedLM {names[0]}",
            "floors": "bare matrix products of a step in the decoder's own kernel (native: the C "
                      "kernel, one thread; packed: torch, torch's threads)",
@@ -193,7 +196,7 @@ def bench_sampling(model, peer, args) -> dict:
         runners = sampling_runners(model, peer, prompt, args.new_tokens, b, decoders)
         times = best_of_interleaved(runners, args.repeats)
         t_net, t_peer, t_dec = times[0], times[1], times[2:]
-        floors = [d.bare_matmul_seconds(batch=b, steps=100) if n == "native"
+        floors = [d.bare_matmul_seconds(batch=b, steps=100) if n.startswith("native")
                   else bare_matmul_seconds(d, batch=b, steps=100) for n, d in zip(names, decoders)]
         units = b * args.new_tokens
         row = {"peer_units_per_s": round(units / t_peer, 1),

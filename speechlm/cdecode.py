@@ -40,7 +40,7 @@ from speechlm.lm import LMConfig
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("csrc") / "lmdecode.c"
-ABI_VERSION = 2  # lmdecode.c's ABI_VERSION
+ABI_VERSION = 3  # lmdecode.c's ABI_VERSION
 CFLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
           "-shared", "-fPIC")
 # tuned for this CPU, tried in order until one compiles (512-bit vectors halved the prefill on
@@ -51,6 +51,7 @@ _f32p = ctypes.POINTER(ctypes.c_float)
 _i64p = ctypes.POINTER(ctypes.c_int64)
 _i32p = ctypes.POINTER(ctypes.c_int32)
 _u8p = ctypes.POINTER(ctypes.c_uint8)
+_i8p = ctypes.POINTER(ctypes.c_int8)
 
 
 class NativeUnavailable(SpeechLMError, RuntimeError):
@@ -146,13 +147,14 @@ def library() -> ctypes.CDLL:
     if lib.slm_abi_version() != ABI_VERSION:
         raise NativeUnavailable(f"{path}: ABI {lib.slm_abi_version()}, expected {ABI_VERSION}")
     lib.slm_forward.restype = ctypes.c_int
-    lib.slm_forward.argtypes = [_i32p, _f32p, ctypes.c_float, _f32p, _f32p, ctypes.c_int,
+    lib.slm_forward.argtypes = [_i32p, _f32p, _i8p, ctypes.c_float, _f32p, _f32p, ctypes.c_int,
                                 ctypes.c_int, _i64p, ctypes.c_int, _f32p]
     lib.slm_bare_matmuls.restype = None
-    lib.slm_bare_matmuls.argtypes = [_i32p, _f32p, ctypes.c_int, ctypes.c_int, _f32p, _f32p]
+    lib.slm_bare_matmuls.argtypes = [_i32p, _f32p, _i8p, ctypes.c_int, ctypes.c_int, _f32p,
+                                     _f32p]
     lib.slm_generate.restype = ctypes.c_int
     lib.slm_generate.argtypes = [
-        _i32p, _f32p, ctypes.c_float, _f32p, _f32p, ctypes.c_int, ctypes.c_int,  # net, cache, N
+        _i32p, _f32p, _i8p, ctypes.c_float, _f32p, _f32p, ctypes.c_int, ctypes.c_int,  # net, N
         _i64p, ctypes.c_int, _i64p, ctypes.c_int, _f32p,  # prefix, history, allowed
         ctypes.c_int, ctypes.c_float, ctypes.c_int, ctypes.c_float, ctypes.c_float,
         ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_uint64,  # sampling, seed
@@ -178,7 +180,11 @@ def _ptr(t: torch.Tensor, kind):
 class NativeLM:
     """An LM for decoding with the C loop: the folded float32 weights of a
     :class:`speechlm.decode.PackedLM` (``"fp32"``; :func:`speechlm.decode.native_decoder`
-    makes one from a :class:`~speechlm.lm.UnitLM`) in the C kernel's layout.
+    makes one from a :class:`~speechlm.lm.UnitLM`) in the C kernel's layout, kept in float32
+    (``quantize=None``: the network's numbers) or as int8 with one scale per output channel
+    (``quantize``: :func:`speechlm.decode.quantize_int8`, ``[out, in]`` -> (int8 ``[out, in]``,
+    scales ``[out]``); a quarter of the bytes a step reads, converted to float in registers;
+    activations stay float32).
 
     Answers the network's call for scoring (``native(idx) -> (logits [N, T, V], None)``) and
     :meth:`generate` for sampling, which :func:`speechlm.generate.generate` hands over to.
@@ -187,29 +193,44 @@ class NativeLM:
         NativeUnavailable: the C decoder is not available here.
     """
 
-    weights = "native"
-
-    def __init__(self, packed):
+    def __init__(self, packed, quantize=None):
+        int8 = quantize is not None
         if packed.weights != "fp32":
             raise ValueError(f"NativeLM takes a float32 PackedLM, got {packed.weights!r}")
         self.lib = library()
         self.packed = packed  # what generate falls back on (no_repeat_ngram)
+        self.weights = "native-int8" if int8 else "native"
         cfg: LMConfig = packed.cfg
         self.cfg = cfg
         C = cfg.n_embd
         if C % cfg.n_head or cfg.n_layer > 64:
             raise ValueError("the C decoder needs n_embd divisible by n_head and <= 64 layers")
         hd = C // cfg.n_head
-        parts = [packed.embed]
-        for layer in packed.layers:
-            parts += [lin.w.t() for lin in (layer.qkv, layer.proj, layer.fc, layer.out)]
-        parts += [packed.head.w.t(), packed.cos[:, 0, 0], packed.sin[:, 0, 0]]
-        self.buf = torch.cat([p.float().contiguous().flatten() for p in parts])
+        mats = [lin.w for layer in packed.layers
+                for lin in (layer.qkv, layer.proj, layer.fc, layer.out)] + [packed.head.w]
+        floats, q8 = [packed.embed], []
+        for w in mats:  # [out, in], stored transposed: [in, out]
+            if int8:
+                q, scale = quantize(w)
+                q8.append(q.t().contiguous().flatten())
+                floats.append(scale)
+            else:
+                floats.append(w.t())
+        floats += [packed.cos[:, 0, 0], packed.sin[:, 0, 0]]
+        self.buf = torch.cat([p.float().contiguous().flatten() for p in floats])
+        self.qbuf = torch.cat(q8) if int8 else torch.zeros(1, dtype=torch.int8)
         self.ffn = packed.layers[0].fc.w.shape[0]
         self.dims = torch.tensor([cfg.n_layer, cfg.n_head, hd, C, cfg.vocab_size,
-                                  cfg.block_size, cfg.n_units, self.ffn], dtype=torch.int32)
+                                  cfg.block_size, cfg.n_units, self.ffn, int(int8)],
+                                 dtype=torch.int32)
         self.floor = float(packed.norm_floor)
-        self.weight_bytes = 4 * sum(lin.w.numel() for lin in packed.linears())
+        self.weight_bytes = sum(w.numel() * (1 if int8 else 4) + (4 * w.shape[0] if int8 else 0)
+                                for w in mats)
+
+    def _net(self) -> tuple:
+        """The network arguments every kernel entry point starts with."""
+        return (_ptr(self.dims, _i32p), _ptr(self.buf, _f32p),
+                ctypes.cast(self.qbuf.data_ptr(), _i8p))
 
     def parameters(self):
         yield self.buf
@@ -234,7 +255,7 @@ class NativeLM:
             if tok.numel() and (tok.min() < 0 or tok.max() >= self.cfg.vocab_size):
                 raise ValueError(f"token ids must lie in [0, {self.cfg.vocab_size})")
             k, v = self._cache(1, T)
-            rc = self.lib.slm_forward(_ptr(self.dims, _i32p), _ptr(self.buf, _f32p), self.floor,
+            rc = self.lib.slm_forward(*self._net(), self.floor,
                                       _ptr(k, _f32p), _ptr(v, _f32p), T, 0, _ptr(tok, _i64p), T,
                                       _ptr(out[n], _f32p))
             if rc:
@@ -267,7 +288,7 @@ class NativeLM:
         ended = torch.empty(N, dtype=torch.uint8)
         eos = special_id("<eos>", self.cfg.n_units)
         rc = self.lib.slm_generate(
-            _ptr(self.dims, _i32p), _ptr(self.buf, _f32p), self.floor, _ptr(k, _f32p),
+            *self._net(), self.floor, _ptr(k, _f32p),
             _ptr(v, _f32p), maxlen, N, _ptr(prefix, _i64p), prefix.numel(),
             _ptr(history, _i64p), history.numel(), _ptr(allowed, _f32p), L,
             float(options.temperature), int(options.top_k or 0),
@@ -287,7 +308,7 @@ class NativeLM:
 
         n = batch * max(5 * self.cfg.n_embd, self.ffn, self.cfg.vocab_size)
         x, y = torch.randn(n), torch.zeros(n)
-        args = (_ptr(self.dims, _i32p), _ptr(self.buf, _f32p), batch)
+        args = (*self._net(), batch)
         self.lib.slm_bare_matmuls(*args, 5, _ptr(x, _f32p), _ptr(y, _f32p))
         best = float("inf")
         for _ in range(repeats):

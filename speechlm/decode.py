@@ -51,15 +51,29 @@ def int8_kernel_available() -> bool:
     return True
 
 
-DECODERS = ("native", *WEIGHT_FORMATS)  # what decoder_for builds: the C loop, or a PackedLM
+# what decoder_for builds: the C loop (float32 or int8 matrices), or a PackedLM
+DECODERS = ("native", "native-int8", *WEIGHT_FORMATS)
 
 
-def default_weights() -> str:
-    """``"native"`` (:mod:`speechlm.cdecode`, the decode loop in C) where it builds here, else
-    ``"int8"`` where this torch has the kernel, else ``"fp32"``."""
+# Above this many bytes of float32 matrices the C loop reads them as int8: one thread streaming
+# float32 is then bound by memory bandwidth (at 6 x 256, 19 MB: 0.98 ms a step in float32,
+# 0.68 in int8; at the bundled 4 x 128, 3.2 MB, float32 stays within 1.5x of its floor)
+NATIVE_FP32_MAX_BYTES = 8_000_000
+
+
+def default_weights(model: UnitLM | None = None) -> str:
+    """The decoder sampling uses: the decode loop in C (:mod:`speechlm.cdecode`) where it builds
+    here, ``"native"`` (float32) or, for a ``model`` whose float32 matrices exceed
+    :data:`NATIVE_FP32_MAX_BYTES`, ``"native-int8"``; else ``"int8"`` where this torch has the
+    kernel, else ``"fp32"``."""
     from speechlm import cdecode
 
     if cdecode.available():
+        if model is not None:
+            c = model.cfg
+            matrices = c.n_layer * 12 * c.n_embd ** 2 + c.vocab_size * c.n_embd
+            if 4 * matrices > NATIVE_FP32_MAX_BYTES:
+                return "native-int8"
         return "native"
     return "int8" if int8_kernel_available() else "fp32"
 
@@ -262,34 +276,35 @@ class PackedLM:
         return self.head(norm(x if every else x[:, -1:])).float(), None
 
 
-def native_decoder(model: UnitLM) -> NativeLM:
+def native_decoder(model: UnitLM, int8: bool = False) -> NativeLM:
     """The :class:`speechlm.cdecode.NativeLM` of ``model``: this module's float32 packing,
-    decoded by the C loop.
+    decoded by the C loop, its matrices in float32 or (``int8``) int8.
 
     Raises:
         speechlm.cdecode.NativeUnavailable: no C compiler builds it here.
     """
     from speechlm.cdecode import NativeLM
 
-    return NativeLM(PackedLM(model, "fp32"))
+    return NativeLM(PackedLM(model, "fp32"), quantize=quantize_int8 if int8 else None)
 
 
 def decoder_for(lm, weights: str | None = None) -> PackedLM | NativeLM:
     """The decoder of a loaded LM stage (:class:`speechlm.lm.LanguageModel`): its
-    :class:`speechlm.cdecode.NativeLM` for ``"native"``, else its :class:`PackedLM` in
-    ``weights`` (default: :func:`default_weights`), built on first use and kept on the stage.
+    :class:`speechlm.cdecode.NativeLM` for ``"native"`` / ``"native-int8"``, else its
+    :class:`PackedLM` in ``weights`` (default: :func:`default_weights` of its network), built
+    on first use and kept on the stage.
 
     Raises:
         ValueError: an unknown decoder.
         speechlm.cdecode.NativeUnavailable: ``"native"`` asked for where it cannot be built.
     """
-    w = weights or default_weights()
+    w = weights or default_weights(lm.model)
     if w not in DECODERS:
         raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {w!r}")
     packed = getattr(lm, "_packed", None)
     if packed is None or packed.weights != w:
-        if w == "native":
-            packed = native_decoder(lm.model)
+        if w.startswith("native"):
+            packed = native_decoder(lm.model, int8=w == "native-int8")
         else:
             packed = PackedLM(lm.model, w)
         lm._packed = packed
@@ -316,6 +331,6 @@ def bare_matmul_seconds(packed: PackedLM, batch: int = 1, steps: int = 200,
     return best
 
 
-__all__ = ["DECODERS", "Linear", "PackedLM", "WEIGHT_FORMATS", "bare_matmul_seconds", "decoder_for",
-           "default_weights",
-           "int8_kernel_available", "native_decoder", "quantize_int8"]
+__all__ = ["DECODERS", "NATIVE_FP32_MAX_BYTES", "Linear", "PackedLM", "WEIGHT_FORMATS",
+           "bare_matmul_seconds", "decoder_for", "default_weights", "int8_kernel_available",
+           "native_decoder", "quantize_int8"]

@@ -183,7 +183,7 @@ def generate(model: UnitLM | PackedLM | NativeLM, prompt: torch.Tensor, options:
     if options.stop_at_eos:
         allowed[eos] = 0.0
     x = torch.cat([torch.tensor([bos]), prompt, pre]).to(device).expand(N, -1).contiguous()
-    if getattr(model, "weights", None) == "native":  # speechlm.cdecode: the loop in C
+    if str(getattr(model, "weights", "")).startswith("native"):  # speechlm.cdecode: C loop
         if not options.no_repeat_ngram:
             seed = int(torch.randint(0, 2**62, (1,), generator=gen))
             tokens, lengths, logprobs, ended = model.generate(x[0], prompt, allowed, options,

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from speechlm import cdecode
-from speechlm.decode import PackedLM, decoder_for, default_weights, native_decoder
+from speechlm.decode import (
+    NATIVE_FP32_MAX_BYTES,
+    PackedLM,
+    decoder_for,
+    default_weights,
+    native_decoder,
+)
 from speechlm.generate import SamplingOptions, _filter_top_k_top_p, generate
 from speechlm.lm import LanguageModel, LMConfig, UnitLM
 from speechlm.units import special_id
@@ -42,13 +48,19 @@ def small() -> UnitLM:
 
 
 @torch.inference_mode()
-def test_logits_are_the_networks(model):
+@pytest.mark.parametrize("int8,tol", [(False, 2e-4), (True, 3e-2)])
+def test_logits_are_the_networks(model, int8, tol):
     torch.manual_seed(1)
     idx = torch.randint(0, model.cfg.vocab_size, (2, 37))
     ref = model(idx)[0]
-    got = native_decoder(model)(idx)[0]
-    assert got.shape == ref.shape
-    assert torch.allclose(got, ref, atol=2e-4 * float(ref.abs().max()))
+    nat = native_decoder(model, int8=int8)
+    got = nat(idx)[0]
+    assert got.shape == ref.shape and nat.weights == ("native-int8" if int8 else "native")
+    assert torch.allclose(got, ref, atol=tol * float(ref.abs().max()))
+    if int8:  # not the float32 numbers: the int8 path really runs
+        assert not torch.allclose(got, ref, atol=2e-4 * float(ref.abs().max()))
+        # the same int8 numbers as the torch int8 decoder's weights, dequantized
+        assert nat.weight_bytes < native_decoder(model).weight_bytes / 3
 
 
 def test_greedy_decoding_is_the_networks(model):
@@ -75,8 +87,9 @@ def test_logprobs_are_the_networks_at_the_drawn_units(model):
         assert torch.allclose(out.logprobs[i], ref, atol=1e-4)
 
 
-def test_a_seed_repeats_and_samples_differ(small):
-    nat = native_decoder(small)
+@pytest.mark.parametrize("int8", [False, True])
+def test_a_seed_repeats_and_samples_differ(small, int8):
+    nat = native_decoder(small, int8=int8)
     opts = SamplingOptions(max_new_tokens=20, temperature=1.0, num_samples=3, seed=11,
                            stop_at_eos=False)
     a, b = generate(nat, torch.tensor([2, 3]), opts), generate(nat, torch.tensor([2, 3]), opts)
@@ -88,25 +101,27 @@ def test_a_seed_repeats_and_samples_differ(small):
     assert int(a.tokens.min()) >= 0 and int(a.tokens.max()) < small.cfg.n_units
 
 
-def _first_draws(model, options: SamplingOptions, prompt: torch.Tensor) -> torch.Tensor:
+def _first_draws(nat, options: SamplingOptions, prompt: torch.Tensor) -> torch.Tensor:
     """Frequencies of the first unit over ``options.num_samples`` samples."""
-    out = generate(native_decoder(model), prompt, options)
+    model = nat.packed
+    out = generate(nat, prompt, options)
     counts = torch.bincount(out.tokens[:, 0], minlength=model.cfg.vocab_size).float()
     return counts / len(out.tokens)
 
 
 @torch.inference_mode()
-@pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, None, None), (0.5, None, None),
-                                                     (1.0, 3, None), (1.0, None, 0.7),
-                                                     (2.0, 5, 0.9)])
-def test_draws_follow_the_filtered_distribution(small, temperature, top_k, top_p):
+@pytest.mark.parametrize("temperature,top_k,top_p,int8", [
+    (1.0, None, None, False), (0.5, None, None, False), (1.0, 3, None, False),
+    (1.0, None, 0.7, False), (2.0, 5, 0.9, False), (1.0, None, None, True)])
+def test_draws_follow_the_filtered_distribution(small, temperature, top_k, top_p, int8):
     prompt = torch.tensor([4, 9, 1])
     n = 6000
-    freq = _first_draws(small, SamplingOptions(max_new_tokens=1, temperature=temperature,
-                                               top_k=top_k, top_p=top_p, num_samples=n,
-                                               seed=3, stop_at_eos=False), prompt)
+    nat = native_decoder(small, int8=int8)
+    freq = _first_draws(nat, SamplingOptions(max_new_tokens=1, temperature=temperature,
+                                             top_k=top_k, top_p=top_p, num_samples=n,
+                                             seed=3, stop_at_eos=False), prompt)
     bos = special_id("<bos>", small.cfg.n_units)
-    logits = small(torch.cat([torch.tensor([bos]), prompt])[None])[0][:, -1]
+    logits = nat(torch.cat([torch.tensor([bos]), prompt])[None])[0][:, -1]  # its own
     logits[:, small.cfg.n_units:] = float("-inf")  # only units may be drawn
     p = _filter_top_k_top_p(logits / temperature, top_k, top_p).softmax(-1)[0]
     assert float(freq[p == 0].sum()) == 0.0  # nothing outside the kept set
@@ -167,9 +182,16 @@ def test_decoder_for_builds_it_by_name_and_by_default(small):
     lm = LanguageModel(small, {"units_per_second": 25.0})
     d = decoder_for(lm, "native")
     assert isinstance(d, cdecode.NativeLM) and decoder_for(lm, "native") is d
+    assert decoder_for(lm, "native-int8").weights == "native-int8"
+    d = decoder_for(lm, "native")
     assert default_weights() == "native" and decoder_for(lm).weights == "native"
     with pytest.raises(ValueError, match="decoder must be one of"):
         decoder_for(lm, "int4")
+    # a model whose float32 matrices pass the threshold decodes int8 matrices by default
+    big = UnitLM(LMConfig(n_units=20, block_size=16, n_layer=1, n_head=4, n_embd=416))
+    assert 4 * 12 * 416 ** 2 > NATIVE_FP32_MAX_BYTES > 4 * 12 * 32 ** 2 * 2
+    assert default_weights(big) == "native-int8" and default_weights(small) == "native"
+    assert decoder_for(LanguageModel(big, {"units_per_second": 25.0})).weights == "native-int8"
     assert 0 < d.bare_matmul_seconds(steps=3, repeats=1) < 1.0
     assert 0 < d.bare_matmul_seconds(batch=3, steps=3, repeats=1) < 1.0
 

@@ -205,10 +205,10 @@ def sampling_args(p: argparse.ArgumentParser, seconds_help: str = "length of the
     p.add_argument("--repetition-penalty", type=number(float, 0, 100, lo_open=True), default=1.0,
                    help="> 1 discourages recently generated units")
     p.add_argument("--seed", type=number(int, SEED_MIN, SEED_MAX), help=seed_help)
-    p.add_argument("--lm-weights", choices=("native", "int8", "fp32"),
+    p.add_argument("--lm-weights", choices=("native", "native-int8", "int8", "fp32"),
                    help="the LM's decoder: native (the decode loop in C, float32; the default "
-                   "where a C compiler builds it), int8 (torch, per-channel scales, bfloat16 "
-                   "activations) or fp32 (torch)")
+                   "where a C compiler builds it), native-int8 (the C loop on int8 matrices), "
+                   "int8 (torch, per-channel scales, bfloat16 activations) or fp32 (torch)")
 
 
 def check_seed_range(seed: int | None, num_samples: int) -> None:

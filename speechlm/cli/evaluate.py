@@ -184,7 +184,7 @@ def register(sub, add_parser) -> None:
                     "syntactic accuracies with 95% confidence intervals.")
     el.add_argument("--model", default="phone-lm", help="bundled LM name or LM directory")
     el.add_argument("--split", default="test", help="split to score")
-    el.add_argument("--lm-weights", choices=("native", "int8", "fp32"),
+    el.add_argument("--lm-weights", choices=("native", "native-int8", "int8", "fp32"),
                     help="also score the split with this decoder (the perplexity cost of what "
                     "sampling runs on; default: the one sampling uses, when it is not the "
                     "network's own fp32 in torch)")

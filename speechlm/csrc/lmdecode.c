@@ -19,93 +19,134 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ABI_VERSION 2
+#define ABI_VERSION 3
+
+/* A matrix Wt [I, O]: float32, or int8 with one float scale per output (w = q * scale[o]) */
+typedef struct {
+  const float *f;
+  const int8_t *q;
+  const float *scale;
+} Mat;
 
 typedef struct {
-  int L, H, hd, C, V, block, n_units, F;
+  int L, H, hd, C, V, block, n_units, F, int8;
   float floor_; /* sqrt(C eps): RMSNorm(x) / sqrt(C) = x / hypot(|x|, floor) */
-  const float *embed, *head, *cos, *sin;
-  const float *qkv[64], *proj[64], *fc[64], *out[64];
+  const float *embed, *cos, *sin;
+  Mat qkv[64], proj[64], fc[64], out[64], head;
 } Net;
 
 int slm_abi_version(void) { return ABI_VERSION; }
 
-static int net_init(Net *m, const int32_t *dims, const float *w, float floor_) {
+/* dims: L, H, hd, C, V, block, n_units, F, int8. float32: w holds embed, per layer qkv, proj,
+ * fc, out, then head, cos, sin. int8: w holds embed, per layer the scales of qkv, proj, fc, out,
+ * then head's scales, cos, sin; wq the int8 matrices in the same order. */
+static int net_init(Net *m, const int32_t *dims, const float *w, const int8_t *wq,
+                    float floor_) {
   m->L = dims[0]; m->H = dims[1]; m->hd = dims[2]; m->C = dims[3]; m->V = dims[4];
-  m->block = dims[5]; m->n_units = dims[6]; m->F = dims[7];
+  m->block = dims[5]; m->n_units = dims[6]; m->F = dims[7]; m->int8 = dims[8];
   m->floor_ = floor_;
-  if (m->L < 1 || m->L > 64 || m->H * m->hd != m->C) return -1;
-  size_t C = m->C, F = m->F, V = m->V;
+  if (m->L < 1 || m->L > 64 || m->H * m->hd != m->C || (m->int8 && !wq)) return -1;
+  const size_t C = m->C, F = m->F, V = m->V;
   m->embed = w; w += V * C;
-  for (int l = 0; l < m->L; l++) {
-    m->qkv[l] = w; w += C * 5 * C;
-    m->proj[l] = w; w += C * C;
-    m->fc[l] = w; w += C * F;
-    m->out[l] = w; w += F * C;
+  Mat *mats[4] = {m->qkv, m->proj, m->fc, m->out};
+  const size_t ins[4] = {C, C, C, F}, outs[4] = {5 * C, C, F, C};
+  for (int l = 0; l <= m->L; l++) {
+    for (int k = 0; k < 4; k++) {
+      Mat *M = l < m->L ? &mats[k][l] : &m->head;
+      const size_t I = l < m->L ? ins[k] : C, O = l < m->L ? outs[k] : V;
+      if (m->int8) {
+        M->q = wq; wq += I * O;
+        M->scale = w; w += O;
+        M->f = NULL;
+      } else {
+        M->f = w; w += I * O;
+        M->q = NULL;
+        M->scale = NULL;
+      }
+      if (l == m->L) break; /* the head: one matrix */
+    }
   }
-  m->head = w; w += C * V;
   m->cos = w; w += (size_t)m->block * m->hd;
   m->sin = w;
   return 0;
 }
 
-/* y[R, O] (+)= x[R, I] @ Wt[I, O] */
-static void matmul(const float *restrict x, int R, int I, const float *restrict Wt, int O,
-                   float *restrict y, int accumulate) {
-  if (!accumulate) memset(y, 0, sizeof(float) * (size_t)R * O);
-  if (R == 1) {
-    /* outputs in blocks of 64 held in registers across the whole input */
-    int o0 = 0;
-    for (; o0 + 64 <= O; o0 += 64) {
-      float acc[64] = {0};
-      for (int i = 0; i < I; i++) {
-        const float xi = x[i];
-        const float *restrict wi = Wt + (size_t)i * O + o0;
-        for (int o = 0; o < 64; o++) acc[o] += xi * wi[o];
-      }
-      for (int o = 0; o < 64; o++) y[o0 + o] += acc[o];
-    }
-    for (int i = 0; i < I && o0 < O; i++) {
-      const float xi = x[i];
-      const float *restrict wi = Wt + (size_t)i * O;
-      for (int o = o0; o < O; o++) y[o] += xi * wi[o];
-    }
-    return;
+/* y[R, O] (+)= (x[R, I] @ Wt[I, O]) * scale, for float32 or int8 weights (converted to float in
+ * registers). One row: blocks of 64 outputs held in registers across the whole input. Several
+ * rows: a block of 16 outputs of W (I x 16, in L1 / L2) against blocks of 4 rows. */
+/* the store of a block: y (+)= acc * scale */
+#define STORE_BLOCK(yr, accr, ob, o0)                                                         \
+  for (int o = 0; o < (ob); o++) {                                                            \
+    const float v = scale ? (accr)[o] * scale[(o0) + o] : (accr)[o];                          \
+    (yr)[o] = accumulate ? (yr)[o] + v : v;                                                   \
   }
-  /* several rows: a block of 16 outputs of W (I x 16, in L1 / L2) against blocks of 4 rows,
-   * 4 x 16 accumulators in registers */
-  for (int o0 = 0; o0 < O; o0 += 16) {
-    const int ob = O - o0 < 16 ? O - o0 : 16;
-    for (int r0 = 0; r0 < R; r0 += 4) {
-      const int rb = R - r0 < 4 ? R - r0 : 4;
-      float acc[4][16] = {{0}};
-      if (rb == 4 && ob == 16) {
-        const float *x0 = x + (size_t)r0 * I, *x1 = x0 + I, *x2 = x1 + I, *x3 = x2 + I;
-        for (int i = 0; i < I; i++) {
-          const float *restrict wi = Wt + (size_t)i * O + o0;
-          const float a0 = x0[i], a1 = x1[i], a2 = x2[i], a3 = x3[i];
-          for (int o = 0; o < 16; o++) {
-            acc[0][o] += a0 * wi[o];
-            acc[1][o] += a1 * wi[o];
-            acc[2][o] += a2 * wi[o];
-            acc[3][o] += a3 * wi[o];
-          }
-        }
-      } else {
-        for (int i = 0; i < I; i++) {
-          const float *restrict wi = Wt + (size_t)i * O + o0;
-          for (int rr = 0; rr < rb; rr++) {
-            const float a = x[(size_t)(r0 + rr) * I + i];
-            for (int o = 0; o < ob; o++) acc[rr][o] += a * wi[o];
-          }
-        }
-      }
-      for (int rr = 0; rr < rb; rr++) {
-        float *yr = y + (size_t)(r0 + rr) * O + o0;
-        for (int o = 0; o < ob; o++) yr[o] += acc[rr][o];
-      }
-    }
+
+#define DEFINE_MATMUL(NAME, WT)                                                                \
+  static void NAME(const float *restrict x, int R, int I, const WT *restrict Wt, int O,      \
+                   const float *restrict scale, float *restrict y, int accumulate) {         \
+    if (R == 1) {                                                                            \
+      int o0 = 0;                                                                            \
+      for (; o0 + 64 <= O; o0 += 64) {                                                       \
+        float acc[64] = {0};                                                                 \
+        for (int i = 0; i < I; i++) {                                                        \
+          const float a = x[i];                                                              \
+          const WT *restrict wi = Wt + (size_t)i * O + o0;                                   \
+          for (int o = 0; o < 64; o++) acc[o] += a * (float)wi[o];                           \
+        }                                                                                    \
+        STORE_BLOCK(y + o0, acc, 64, o0)                                                     \
+      }                                                                                      \
+      for (; o0 < O; o0 += 16) {                                                             \
+        const int ob = O - o0 < 16 ? O - o0 : 16;                                            \
+        float acc[16] = {0};                                                                 \
+        for (int i = 0; i < I; i++) {                                                        \
+          const float a = x[i];                                                              \
+          const WT *restrict wi = Wt + (size_t)i * O + o0;                                   \
+          for (int o = 0; o < ob; o++) acc[o] += a * (float)wi[o];                           \
+        }                                                                                    \
+        STORE_BLOCK(y + o0, acc, ob, o0)                                                     \
+      }                                                                                      \
+      return;                                                                                \
+    }                                                                                        \
+    for (int o0 = 0; o0 < O; o0 += 16) {                                                     \
+      const int ob = O - o0 < 16 ? O - o0 : 16;                                              \
+      for (int r0 = 0; r0 < R; r0 += 4) {                                                    \
+        const int rb = R - r0 < 4 ? R - r0 : 4;                                              \
+        float acc[4][16] = {{0}};                                                            \
+        if (rb == 4 && ob == 16) {                                                           \
+          const float *x0 = x + (size_t)r0 * I, *x1 = x0 + I, *x2 = x1 + I, *x3 = x2 + I;   \
+          for (int i = 0; i < I; i++) {                                                      \
+            const WT *restrict wi = Wt + (size_t)i * O + o0;                                 \
+            const float a0 = x0[i], a1 = x1[i], a2 = x2[i], a3 = x3[i];                      \
+            for (int o = 0; o < 16; o++) {                                                   \
+              const float wv = (float)wi[o];                                                 \
+              acc[0][o] += a0 * wv;                                                          \
+              acc[1][o] += a1 * wv;                                                          \
+              acc[2][o] += a2 * wv;                                                          \
+              acc[3][o] += a3 * wv;                                                          \
+            }                                                                                \
+          }                                                                                  \
+        } else {                                                                             \
+          for (int i = 0; i < I; i++) {                                                      \
+            const WT *restrict wi = Wt + (size_t)i * O + o0;                                 \
+            for (int rr = 0; rr < rb; rr++) {                                                \
+              const float a = x[(size_t)(r0 + rr) * I + i];                                  \
+              for (int o = 0; o < ob; o++) acc[rr][o] += a * (float)wi[o];                   \
+            }                                                                                \
+          }                                                                                  \
+        }                                                                                    \
+        for (int rr = 0; rr < rb; rr++) {                                                    \
+          STORE_BLOCK(y + (size_t)(r0 + rr) * O + o0, acc[rr], ob, o0)                       \
+        }                                                                                    \
+      }                                                                                      \
+    }                                                                                        \
   }
+
+DEFINE_MATMUL(matmul_f32, float)
+DEFINE_MATMUL(matmul_i8, int8_t)
+
+static void matmul(const float *x, int R, int I, const Mat *W, int O, float *y, int accumulate) {
+  if (W->q) matmul_i8(x, R, I, W->q, O, W->scale, y, accumulate);
+  else matmul_f32(x, R, I, W->f, O, NULL, y, accumulate);
 }
 
 /* e^x to ~1e-7 relative, vectorisable: 2^n e^f with |f| <= ln2 / 2 (no fminf, rintf or
@@ -181,7 +222,7 @@ static void forward_rows(const Net *m, Scratch *sc, int R, const int64_t *tok, c
                                      sizeof(float) * C);
   for (int l = 0; l < m->L; l++) {
     rms_norm(x, R, C, m->floor_, sc->h);
-    matmul(sc->h, R, C, m->qkv[l], 5 * C, sc->y, 0);
+    matmul(sc->h, R, C, &m->qkv[l], 5 * C, sc->y, 0);
     for (int r = 0; r < R; r++) { /* rotary on q and k; k and v into the cache */
       const float *y = sc->y + (size_t)r * 5 * C;
       const float *cs = m->cos + (size_t)pos[r] * hd, *sn = m->sin + (size_t)pos[r] * hd;
@@ -225,28 +266,28 @@ static void forward_rows(const Net *m, Scratch *sc, int R, const int64_t *tok, c
         }
       }
     }
-    matmul(sc->a, R, C, m->proj[l], C, x, 1);
+    matmul(sc->a, R, C, &m->proj[l], C, x, 1);
     rms_norm(x, R, C, m->floor_, sc->h);
-    matmul(sc->h, R, C, m->fc[l], F, sc->u, 0);
+    matmul(sc->h, R, C, &m->fc[l], F, sc->u, 0);
     gelu_tanh(sc->u, (size_t)R * F);
-    matmul(sc->u, R, F, m->out[l], C, x, 1);
+    matmul(sc->u, R, F, &m->out[l], C, x, 1);
   }
   rms_norm(x, R, C, m->floor_, sc->h);
 }
 
 /* Logits of every position of one sequence fed from position pos0 (the sample-0 cache):
  * logits [T, V]. Returns 0, or -1 when memory runs out. */
-int slm_forward(const int32_t *dims, const float *w, float floor_, float *kc, float *vc,
+int slm_forward(const int32_t *dims, const float *w, const int8_t *wq, float floor_, float *kc, float *vc,
                 int maxlen, int pos0, const int64_t *tok, int T, float *logits) {
   Net m;
   Scratch sc;
-  if (net_init(&m, dims, w, floor_)) return -2;
+  if (net_init(&m, dims, w, wq, floor_)) return -2;
   int rc = scratch_alloc(&sc, &m, T, maxlen);
   int *sample = calloc((size_t)T, sizeof(int)), *pos = malloc(sizeof(int) * (size_t)T);
   if (!rc && sample && pos) {
     for (int t = 0; t < T; t++) pos[t] = pos0 + t;
     forward_rows(&m, &sc, T, tok, sample, pos, kc, vc, maxlen);
-    matmul(sc.h, T, m.C, m.head, m.V, logits, 0);
+    matmul(sc.h, T, m.C, &m.head, m.V, logits, 0);
   } else {
     rc = -1;
   }
@@ -257,17 +298,17 @@ int slm_forward(const int32_t *dims, const float *w, float floor_, float *kc, fl
 
 /* The floor of a step of R rows (R samples, one token each): its matrix products alone.
  * x and y: R * max(5C, F, V) floats of scratch. */
-void slm_bare_matmuls(const int32_t *dims, const float *w, int R, int steps, float *x, float *y) {
+void slm_bare_matmuls(const int32_t *dims, const float *w, const int8_t *wq, int R, int steps, float *x, float *y) {
   Net m;
-  if (net_init(&m, dims, w, 0.0f)) return;
+  if (net_init(&m, dims, w, wq, 0.0f)) return;
   for (int s = 0; s < steps; s++) {
     for (int l = 0; l < m.L; l++) {
-      matmul(x, R, m.C, m.qkv[l], 5 * m.C, y, 0);
-      matmul(x, R, m.C, m.proj[l], m.C, y, 0);
-      matmul(x, R, m.C, m.fc[l], m.F, y, 0);
-      matmul(x, R, m.F, m.out[l], m.C, y, 0);
+      matmul(x, R, m.C, &m.qkv[l], 5 * m.C, y, 0);
+      matmul(x, R, m.C, &m.proj[l], m.C, y, 0);
+      matmul(x, R, m.C, &m.fc[l], m.F, y, 0);
+      matmul(x, R, m.F, &m.out[l], m.C, y, 0);
     }
-    for (int r = 0; r < R; r++) matmul(x, 1, m.C, m.head, m.V, y, 0); /* as slm_generate */
+    for (int r = 0; r < R; r++) matmul(x, 1, m.C, &m.head, m.V, y, 0); /* as slm_generate */
     x[0] = y[0] * 1e-30f; /* a dependency between steps */
   }
 }
@@ -368,13 +409,13 @@ static int draw(const float *logits, int V, const float *allowed, const int64_t 
  * sample up to max_new units per sample. hist0 [nh0]: the prompt's units (the repetition
  * penalty's first history). Outputs: tokens [N, max_new] (-1 past the end), logprobs
  * [N, max_new], lengths [N], ended [N]. Returns 0, -1 out of memory, -2 bad dimensions. */
-int slm_generate(const int32_t *dims, const float *w, float floor_, float *kc, float *vc,
+int slm_generate(const int32_t *dims, const float *w, const int8_t *wq, float floor_, float *kc, float *vc,
                  int maxlen, int N, const int64_t *prefix, int P, const int64_t *hist0, int nh0,
                  const float *allowed, int max_new, float temperature, int top_k, float top_p,
                  float penalty, int window, int stop_at_eos, int eos, uint64_t seed,
                  int64_t *tokens, float *logprobs, int64_t *lengths, uint8_t *ended) {
   Net m;
-  if (net_init(&m, dims, w, floor_)) return -2;
+  if (net_init(&m, dims, w, wq, floor_)) return -2;
   if (P < 1 || P + max_new - 1 > maxlen || maxlen > m.block) return -2;
   const int V = m.V, R = P > N ? P : N;
   Scratch sc;
@@ -399,7 +440,7 @@ int slm_generate(const int32_t *dims, const float *w, float floor_, float *kc, f
 
   for (int t = 0; t < P; t++) pos[t] = t;
   forward_rows(&m, &sc, P, prefix, sample, pos, kc, vc, maxlen);
-  matmul(sc.h + (size_t)(P - 1) * m.C, 1, m.C, m.head, V, logits, 0);
+  matmul(sc.h + (size_t)(P - 1) * m.C, 1, m.C, &m.head, V, logits, 0);
   const size_t per_sample = (size_t)m.L * m.H * m.hd * maxlen;
   for (int n = 1; n < N; n++) {
     memcpy(kc + n * per_sample, kc, sizeof(float) * per_sample);
@@ -442,7 +483,7 @@ int slm_generate(const int32_t *dims, const float *w, float floor_, float *kc, f
     if (na == 0 || t == max_new - 1) break;
     forward_rows(&m, &sc, na, tok, sample, pos, kc, vc, maxlen);
     for (int r = 0; r < na; r++)
-      matmul(sc.h + (size_t)r * m.C, 1, m.C, m.head, V, logits + (size_t)active[r] * V, 0);
+      matmul(sc.h + (size_t)r * m.C, 1, m.C, &m.head, V, logits + (size_t)active[r] * V, 0);
   }
 out:
   scratch_free(&sc);
