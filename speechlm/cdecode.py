@@ -239,8 +239,9 @@ class NativeLM:
         return self
 
     def _cache(self, samples: int, maxlen: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values, uninitialised: a position is written before any query reads it."""
         n = samples * self.cfg.n_layer * self.cfg.n_embd * maxlen  # L * H * hd * maxlen each
-        return torch.zeros(n), torch.zeros(n)
+        return torch.empty(n), torch.empty(n)
 
     def __call__(self, idx: torch.Tensor, targets=None, cache=None) -> tuple[torch.Tensor, None]:
         """Float32 logits of every position of ``idx`` ``[N, T]`` (scoring; no cache)."""
