@@ -296,3 +296,34 @@ def test_plot_spectrograms_stacks_one_panel_per_recording(tmp_path) -> None:
     with pytest.raises(ValueError):
         plot_spectrograms(tmp_path / "none.png", [], SR)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png", "three.png"]
+
+
+def _content_row(lm_prob: float, floor_prob: float, ceil_prob: float) -> dict:
+    """A prompt record of the continuation report with 10 words per clip at these mean word
+    probabilities (all confident, all in the dictionary)."""
+    def clip(p):
+        return {"text": "w", "seconds": 2.0, "n_words": 10, "n_confident": 10,
+                "n_confident_in_dictionary": 10, "prob_sum": 10 * p}
+
+    return {"samples": [{"content": clip(lm_prob)}, {"content": clip(lm_prob)}],
+            "baselines": {"floor_unigram": {"content": clip(floor_prob - 0.1)},
+                          "floor_bigram": {"content": clip(floor_prob)},
+                          "ceiling": {"content": clip(ceil_prob)}}}
+
+
+def test_content_position_and_its_bootstrap_interval():
+    from speechlm.eval.continue_report import content_table, position_intervals
+
+    same = [_content_row(0.45, 0.4, 0.5) for _ in range(6)]  # halfway in every prompt
+    assert content_table(same)["position"]["mean_word_prob"] == pytest.approx(0.5)
+    assert position_intervals(same, boot=200)["mean_word_prob"] == [0.5, 0.5]
+    # prompts that disagree: the point is pooled, the interval spans their spread
+    mixed = [_content_row(0.5, 0.4, 0.5), _content_row(0.4, 0.4, 0.5)] * 5
+    ci = position_intervals(mixed, boot=500)["mean_word_prob"]
+    assert content_table(mixed)["position"]["mean_word_prob"] == pytest.approx(0.5)
+    assert 0.15 < ci[0] < 0.5 < ci[1] < 0.85
+    # undefined: one prompt, or a ceiling that never rises above the floor
+    assert position_intervals(same[:1])["mean_word_prob"] is None
+    flat = [_content_row(0.45, 0.5, 0.5) for _ in range(4)]
+    assert content_table(flat)["position"]["mean_word_prob"] is None
+    assert position_intervals(flat, boot=50)["mean_word_prob"] is None

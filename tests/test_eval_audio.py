@@ -81,9 +81,10 @@ def test_eval_continue_report_and_figures(small_corpus, tmp_path, capsys):
     # content between a floor and a ceiling, spoken by the same vocoder
     assert set(p["baselines"]) == {"floor_unigram", "floor_bigram", "ceiling"}
     c = r["groups"]["training voices"]["content"]
-    assert set(c) == {"lm", "floor_unigram", "floor_bigram", "ceiling", "position"}
-    assert set(c["position"]) == {"mean_word_prob", "confident_share",
-                                  "dictionary_words_per_second"}
+    assert set(c) == {"lm", "floor_unigram", "floor_bigram", "ceiling", "position",
+                      "position_ci95"}
+    assert set(c["position"]) == set(c["position_ci95"]) == {
+        "mean_word_prob", "confident_share", "dictionary_words_per_second"}
     assert r["floors_fitted_on"]
     assert s["calibration"] is None or s["calibration"]["n_others"] == 3
     assert "between a floor" in md

@@ -55,6 +55,7 @@ TARGETS = {"similarity_min": 0.75, "dnsmos_drop_max": 0.3, "rate_ratio_within": 
 FLOORS = ("unigram", "bigram")
 CONTENT_KEYS = ("mean_word_prob", "confident_share", "dictionary_words_per_second")
 CEILING_MIN_SECONDS = 1.0  # the true rest of an utterance must be this long to be a ceiling
+BOOTSTRAP = 1000  # resamples of the prompts for the content positions' intervals
 
 
 def _content(transcript: Any, seconds: float) -> dict[str, Any]:
@@ -71,6 +72,44 @@ def _pooled(counts: list[dict[str, Any]]) -> dict[str, float | None]:
         return {k: None for k in CONTENT_KEYS}
     c = pool_content(ContentMetrics(**d) for d in counts)
     return {k: mean([getattr(c, k)]) for k in CONTENT_KEYS}
+
+
+def content_table(rows: list[dict]) -> dict[str, Any]:
+    """Pooled content of the LM's continuations, the floors and the ceiling over the prompt
+    ``rows`` (the report's per-prompt records), and the LM's position between the higher floor
+    (0) and the ceiling (1) per measure (None where undefined)."""
+    from speechlm.eval.content import position
+
+    content: dict[str, Any] = {"lm": _pooled([s["content"] for r in rows for s in r["samples"]
+                                              if s["content"]])}
+    for name in (*(f"floor_{f}" for f in FLOORS), "ceiling"):
+        content[name] = _pooled([r["baselines"][name]["content"] for r in rows
+                                 if r["baselines"][name]["content"]])
+    content["position"] = {}
+    for k in CONTENT_KEYS:  # against the higher of the two floors
+        floors = [content[f"floor_{f}"][k] for f in FLOORS
+                  if content[f"floor_{f}"][k] is not None]
+        vals = (content["lm"][k], max(floors) if floors else None, content["ceiling"][k])
+        content["position"][k] = None if None in vals else mean([position(*vals)])
+    return content
+
+
+def position_intervals(rows: list[dict], boot: int = BOOTSTRAP, seed: int = 0
+                       ) -> dict[str, list[float] | None]:
+    """95 % percentile-bootstrap interval of each content position, resampling the prompts
+    (each with its continuations, floors and ceiling, all of which are sampled or heard
+    anew per prompt). None where fewer than 2 prompts or most resamples leave it undefined."""
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {k: [] for k in CONTENT_KEYS}
+    if len(rows) < 2:
+        return {k: None for k in CONTENT_KEYS}
+    for _ in range(boot):
+        pick = [rows[i] for i in rng.integers(0, len(rows), len(rows))]
+        for k, v in content_table(pick)["position"].items():
+            if v is not None:
+                draws[k].append(v)
+    return {k: ([round(float(np.percentile(d, 2.5)), 3), round(float(np.percentile(d, 97.5)), 3)]
+                if len(d) >= boot / 2 else None) for k, d in draws.items()}
 
 
 @dataclasses.dataclass
@@ -210,8 +249,6 @@ class ContinuationHarness:
 
     # --- aggregate
     def aggregate(self, sel: list[dict]) -> dict[str, Any]:
-        from speechlm.eval.content import position
-
         ss = [s for r in sel for s in r["samples"]]
         if not ss:
             return {"prompts": 0}
@@ -232,16 +269,8 @@ class ContinuationHarness:
             "rate_within_20pct": round(float(np.mean([
                 s["rate_ratio"] is not None and abs(s["rate_ratio"] - 1) <= 0.2
                 for s in ss])), 4)}
-        content = {"lm": _pooled([s["content"] for s in ss if s["content"]])}
-        for name in (*(f"floor_{f}" for f in FLOORS), "ceiling"):
-            content[name] = _pooled([r["baselines"][name]["content"] for r in sel
-                                     if r["baselines"][name]["content"]])
-        content["position"] = {}
-        for k in CONTENT_KEYS:  # against the higher of the two floors
-            floors = [content[f"floor_{f}"][k] for f in FLOORS
-                      if content[f"floor_{f}"][k] is not None]
-            vals = (content["lm"][k], max(floors) if floors else None, content["ceiling"][k])
-            content["position"][k] = (None if None in vals else mean([position(*vals)]))
+        content = content_table(sel)
+        content["position_ci95"] = position_intervals(sel)
         agg["content"] = content
         agg["dnsmos_drop"] = (round(agg["prompt_dnsmos"] - agg["dnsmos"], 4)
                               if agg["dnsmos"] is not None and agg["prompt_dnsmos"] is not None
@@ -332,15 +361,18 @@ def continuation_markdown(report: dict[str, Any]) -> str:
         "Content heard by Whisper, between a floor (units from a unigram / bigram model of the "
         f"training units; {report.get('floors_fitted_on', '')}) and a ceiling (the true rest of "
         "the utterance), all spoken by the same vocoder in the prompt's voice; position 0 = the "
-        "higher floor, 1 = the ceiling:", "",
-        "| voices | measure | unigram floor | bigram floor | LM | ceiling | position |",
-        "|---|---|---|---|---|---|---|"]
+        "higher floor, 1 = the ceiling; its 95 % interval resamples the prompts (floors and "
+        "ceiling are sampled and heard anew per prompt, so they move too):", "",
+        "| voices | measure | unigram floor | bigram floor | LM | ceiling | position | "
+        "95 % interval |", "|---|---|---|---|---|---|---|---|"]
     for g, a in groups:
         c = a["content"]
         for k in CONTENT_KEYS:
+            ci = (c.get("position_ci95") or {}).get(k)
             lines.append(f"| {g} | {k.replace('_', ' ')} | {f(c['floor_unigram'][k])} | "
                          f"{f(c['floor_bigram'][k])} | {f(c['lm'][k])} | {f(c['ceiling'][k])} | "
-                         f"{f(c['position'][k], '.2f')} |")
+                         f"{f(c['position'][k], '.2f')} | "
+                         f"{f'[{ci[0]:.2f}, {ci[1]:.2f}]' if ci else '-'} |")
     lines += ["", "Speaker similarity, calibrated (continuation to its prompt; to the other "
               "voices of the set, mean and closest; two utterances of the prompt's voice; share "
               "of continuations whose voice is kept):", "",
