@@ -109,3 +109,16 @@ def test_no_conversion_to_formats_without_the_front_end():
         hf_config_from_arch(arch, "hubert")
     with pytest.raises(ModelError, match="no fairseq equivalent"):
         fairseq_config_from_arch(arch, "hubert", 16)
+
+
+def test_loading_the_bundled_pipeline_does_not_import_dynamo():
+    """A small encoder is built on the CPU: on the meta device, weight_norm's norm pulled in
+    torch._dynamo, most of a second of every CLI call."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from speechlm import SpeechLM; SpeechLM.load('default'); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"
