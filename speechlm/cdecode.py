@@ -40,7 +40,7 @@ from speechlm.lm import LMConfig
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("csrc") / "lmdecode.c"
-ABI_VERSION = 3  # lmdecode.c's ABI_VERSION
+ABI_VERSION = 4  # lmdecode.c's ABI_VERSION
 CFLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
           "-shared", "-fPIC")
 # tuned for this CPU, tried in order until one compiles (512-bit vectors halved the prefill on
@@ -157,7 +157,7 @@ def library() -> ctypes.CDLL:
         _i32p, _f32p, _i8p, ctypes.c_float, _f32p, _f32p, ctypes.c_int, ctypes.c_int,  # net, N
         _i64p, ctypes.c_int, _i64p, ctypes.c_int, _f32p,  # prefix, history, allowed
         ctypes.c_int, ctypes.c_float, ctypes.c_int, ctypes.c_float, ctypes.c_float,
-        ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_uint64,  # sampling, seed
+        ctypes.c_int, ctypes.c_int, ctypes.c_uint64,  # window, eos id, seed
         _i64p, _f32p, _i64p, _u8p]  # outputs
     return lib
 
@@ -229,8 +229,7 @@ class NativeLM:
 
     def _net(self) -> tuple:
         """The network arguments every kernel entry point starts with."""
-        return (_ptr(self.dims, _i32p), _ptr(self.buf, _f32p),
-                ctypes.cast(self.qbuf.data_ptr(), _i8p))
+        return _ptr(self.dims, _i32p), _ptr(self.buf, _f32p), _ptr(self.qbuf, _i8p)
 
     def parameters(self):
         yield self.buf
@@ -295,7 +294,7 @@ class NativeLM:
             float(options.temperature), int(options.top_k or 0),
             float(options.top_p if options.top_p is not None else 1.0),
             float(options.repetition_penalty), int(options.penalty_window),
-            int(options.stop_at_eos), eos, seed & (2**64 - 1),
+            eos, seed & (2**64 - 1),
             _ptr(tokens, _i64p), _ptr(logprobs, _f32p), _ptr(lengths, _i64p),
             _ptr(ended, _u8p))
         if rc:

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ABI_VERSION 3
+#define ABI_VERSION 4
 
 /* A matrix Wt [I, O]: float32, or int8 with one float scale per output (w = q * scale[o]) */
 typedef struct {
@@ -412,7 +412,7 @@ static int draw(const float *logits, int V, const float *allowed, const int64_t 
 int slm_generate(const int32_t *dims, const float *w, const int8_t *wq, float floor_, float *kc, float *vc,
                  int maxlen, int N, const int64_t *prefix, int P, const int64_t *hist0, int nh0,
                  const float *allowed, int max_new, float temperature, int top_k, float top_p,
-                 float penalty, int window, int stop_at_eos, int eos, uint64_t seed,
+                 float penalty, int window, int eos, uint64_t seed,
                  int64_t *tokens, float *logprobs, int64_t *lengths, uint8_t *ended) {
   Net m;
   if (net_init(&m, dims, w, wq, floor_)) return -2;
@@ -432,7 +432,6 @@ int slm_generate(const int32_t *dims, const float *w, const int8_t *wq, float fl
     rc = -1;
     goto out;
   }
-  (void)stop_at_eos; /* folded into allowed */
   Rng g;
   uint64_t z = seed;
   for (int k = 0; k < 4; k++) g.s[k] = splitmix(&z);
