@@ -1,7 +1,8 @@
 """Unit-LM speed: sampling (units/s) and training (tokens/s), against Hugging Face GPT-2.
 
 speechlm: :func:`speechlm.generate.generate` (prefill + KV-cache decode loop) on what sampling
-ships with, :class:`speechlm.cdecode.NativeLM` (the decode loop in C, float32, one thread;
+ships with, :class:`speechlm.cdecode.NativeLM` (the decode loop in C, float32 and int8, on
+the threads ``NativeLM.num_threads`` picks, and on one thread where that is more than one;
 ``decoder_for``'s default where a C compiler builds it), on :class:`speechlm.decode.PackedLM` in
 int8 and fp32 (torch), and on the plain :class:`speechlm.lm.UnitLM` network for reference; beside
 each, the floor of its weights: the step's bare matrix products alone in that decoder's own
@@ -180,16 +181,21 @@ def bench_sampling(model, peer, args) -> dict:
     native = ["native", "native-int8"] if cdecode.available() else []
     names = list(dict.fromkeys([default_weights(model), *native,
                                 "int8" if int8_kernel_available() else "fp32", "fp32"]))
-    decoders = [native_decoder(model, int8=n == "native-int8") if n.startswith("native")
+    # and the C loop on one thread, where the default would share a step over more
+    names += [f"{n}@1" for n in native
+              if native_decoder(model, int8=n == "native-int8").num_threads(min(args.batches)) > 1]
+    decoders = [native_decoder(model, int8=n.startswith("native-int8"),
+                               threads=1 if n.endswith("@1") else None) if n.startswith("native")
                 else PackedLM(model, n) for n in names]
-    label = {n: (n.replace("-", "_") if n.startswith("native") else f"packed_{n}")
-             for n in names}
+    label = {n: (n.replace("-", "_").replace("@1", "_1thread") if n.startswith("native")
+                 else f"packed_{n}") for n in names}
     out = {"prompt_units": args.prompt_units, "new_units": args.new_tokens,
            "repeats": args.repeats, "timed": "whole generate call: prefill + decode",
            "shipped_decoder": f"NativeLM {names[0]} (C loop)" if names[0].startswith("native")
            else f"PackedLM {names[0]}",
            "floors": "bare matrix products of a step in the decoder's own kernel (native: the C "
-                     "kernel, one thread; packed: torch, torch's threads)",
+                     "kernel on the decoder's threads, with the barrier after each product; "
+                     "packed: torch, torch's threads)",
            "weights_mb": {label[n]: round(d.weight_bytes / 1e6, 2)
                           for n, d in zip(names, decoders)}}
     for b in args.batches:
@@ -210,6 +216,8 @@ def bench_sampling(model, peer, args) -> dict:
             row[f"ratio_{w}_over_peer"] = round(t_peer / t, 2)
             row[f"floor_{w}_ms_bare_matmuls"] = round(1000 * floor, 3)
             row[f"{w}_step_over_floor"] = round(step / floor, 2)
+            if n.startswith("native"):
+                row[f"{w}_threads"] = decoders[names.index(n)].num_threads(b)
         out[f"batch_{b}"] = row
     return out
 
@@ -281,6 +289,23 @@ def bench_training(model_cfg, peer_factory, args) -> dict:
 
 
 # --------------------------------------------------------------------------- main
+
+
+def cpu_model() -> str:
+    """The CPU's name and vector extensions (ratios differ between machines; compare in one)."""
+    name, flags = "", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not name:
+                name = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    vec = [f for f in ("avx512f", "avx2", "fma") if f in flags]
+    return f"{name or 'unknown'} ({', '.join(vec) or 'no AVX'})"
+
 
 
 def main() -> int:
@@ -357,6 +382,7 @@ def main() -> int:
         },
         "dtype": "float32", "device": "cpu",
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "cpu": cpu_model(),
         "torch_version": torch.__version__, "transformers_version": transformers.__version__,
     }
     if not args.no_sampling:

@@ -40,12 +40,18 @@ from speechlm.lm import LMConfig
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("csrc") / "lmdecode.c"
-ABI_VERSION = 4  # lmdecode.c's ABI_VERSION
+ABI_VERSION = 5  # lmdecode.c's ABI_VERSION
 CFLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
-          "-shared", "-fPIC")
+          "-shared", "-fPIC", "-pthread")
 # tuned for this CPU, tried in order until one compiles (512-bit vectors halved the prefill on
 # an AVX-512 Xeon; other compilers or CPUs may not know the flags)
 ARCH_FLAGS = (("-march=native", "-mprefer-vector-width=512"), ("-march=native",), ())
+
+# a step shares its work over threads only when each gets at least this many multiply-adds:
+# below it the barriers between phases (five per layer) cost about what the split saves. The
+# bundled 4 x 128 LM (0.93M per step) ran 1.7x faster on two threads than on one (AMD EPYC,
+# 2 cores); benchmarks/bench_lm.py measures both.
+MIN_MACS_PER_THREAD = 1_000_000
 
 _f32p = ctypes.POINTER(ctypes.c_float)
 _i64p = ctypes.POINTER(ctypes.c_int64)
@@ -148,17 +154,17 @@ def library() -> ctypes.CDLL:
         raise NativeUnavailable(f"{path}: ABI {lib.slm_abi_version()}, expected {ABI_VERSION}")
     lib.slm_forward.restype = ctypes.c_int
     lib.slm_forward.argtypes = [_i32p, _f32p, _i8p, ctypes.c_float, _f32p, _f32p, ctypes.c_int,
-                                ctypes.c_int, _i64p, ctypes.c_int, _f32p]
+                                ctypes.c_int, _i64p, ctypes.c_int, _f32p, ctypes.c_int]
     lib.slm_bare_matmuls.restype = None
     lib.slm_bare_matmuls.argtypes = [_i32p, _f32p, _i8p, ctypes.c_int, ctypes.c_int, _f32p,
-                                     _f32p]
+                                     _f32p, ctypes.c_int]
     lib.slm_generate.restype = ctypes.c_int
     lib.slm_generate.argtypes = [
         _i32p, _f32p, _i8p, ctypes.c_float, _f32p, _f32p, ctypes.c_int, ctypes.c_int,  # net, N
         _i64p, ctypes.c_int, _i64p, ctypes.c_int, _f32p,  # prefix, history, allowed
         ctypes.c_int, ctypes.c_float, ctypes.c_int, ctypes.c_float, ctypes.c_float,
         ctypes.c_int, ctypes.c_int, ctypes.c_uint64,  # window, eos id, seed
-        _i64p, _f32p, _i64p, _u8p]  # outputs
+        _i64p, _f32p, _i64p, _u8p, ctypes.c_int]  # outputs, threads
     return lib
 
 
@@ -193,8 +199,10 @@ class NativeLM:
         NativeUnavailable: the C decoder is not available here.
     """
 
-    def __init__(self, packed, quantize=None):
+    def __init__(self, packed, quantize=None, threads: int | None = None):
         int8 = quantize is not None
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
         if packed.weights != "fp32":
             raise ValueError(f"NativeLM takes a float32 PackedLM, got {packed.weights!r}")
         self.lib = library()
@@ -226,6 +234,17 @@ class NativeLM:
         self.floor = float(packed.norm_floor)
         self.weight_bytes = sum(w.numel() * (1 if int8 else 4) + (4 * w.shape[0] if int8 else 0)
                                 for w in mats)
+        self.step_macs = sum(w.numel() for w in mats)  # multiply-adds of a batch-1 step
+        self.threads = threads
+
+    def num_threads(self, batch: int = 1) -> int:
+        """The threads a call of ``batch`` samples runs on: ``threads`` if given, else torch's
+        thread count where a step has work enough to share (:data:`MIN_MACS_PER_THREAD` per
+        thread), else one."""
+        if self.threads is not None:
+            return self.threads
+        cap = max(1, (self.step_macs * batch) // MIN_MACS_PER_THREAD)
+        return int(max(1, min(torch.get_num_threads(), os.cpu_count() or 1, cap)))
 
     def _net(self) -> tuple:
         """The network arguments every kernel entry point starts with."""
@@ -257,7 +276,7 @@ class NativeLM:
             k, v = self._cache(1, T)
             rc = self.lib.slm_forward(*self._net(), self.floor,
                                       _ptr(k, _f32p), _ptr(v, _f32p), T, 0, _ptr(tok, _i64p), T,
-                                      _ptr(out[n], _f32p))
+                                      _ptr(out[n], _f32p), self.num_threads(T))
             if rc:
                 raise MemoryError(f"the C decoder failed ({rc})")
         return out, None
@@ -296,24 +315,28 @@ class NativeLM:
             float(options.repetition_penalty), int(options.penalty_window),
             eos, seed & (2**64 - 1),
             _ptr(tokens, _i64p), _ptr(logprobs, _f32p), _ptr(lengths, _i64p),
-            _ptr(ended, _u8p))
+            _ptr(ended, _u8p), self.num_threads(N))
         if rc:
             raise MemoryError(f"the C decoder failed ({rc})")
         return tokens, lengths, logprobs, ended.bool()
 
-    def bare_matmul_seconds(self, batch: int = 1, steps: int = 200, repeats: int = 3) -> float:
+    def bare_matmul_seconds(self, batch: int = 1, steps: int = 200, repeats: int = 3,
+                            threads: int | None = None) -> float:
         """The floor of one step of ``batch`` samples in this kernel: its matrix products
-        alone, the best mean over ``repeats`` runs of ``steps`` steps, in seconds per step."""
+        alone (split over ``threads``, default :meth:`num_threads`, with the barrier each
+        product needs), the best mean over ``repeats`` runs of ``steps`` steps, in seconds per
+        step."""
         import time
 
+        threads = threads or self.num_threads(batch)
         n = batch * max(5 * self.cfg.n_embd, self.ffn, self.cfg.vocab_size)
         x, y = torch.randn(n), torch.zeros(n)
         args = (*self._net(), batch)
-        self.lib.slm_bare_matmuls(*args, 5, _ptr(x, _f32p), _ptr(y, _f32p))
+        self.lib.slm_bare_matmuls(*args, 5, _ptr(x, _f32p), _ptr(y, _f32p), threads)
         best = float("inf")
         for _ in range(repeats):
             t = time.perf_counter()
-            self.lib.slm_bare_matmuls(*args, steps, _ptr(x, _f32p), _ptr(y, _f32p))
+            self.lib.slm_bare_matmuls(*args, steps, _ptr(x, _f32p), _ptr(y, _f32p), threads)
             best = min(best, (time.perf_counter() - t) / steps)
         return best
 

@@ -276,16 +276,18 @@ class PackedLM:
         return self.head(norm(x if every else x[:, -1:])).float(), None
 
 
-def native_decoder(model: UnitLM, int8: bool = False) -> NativeLM:
+def native_decoder(model: UnitLM, int8: bool = False, threads: int | None = None) -> NativeLM:
     """The :class:`speechlm.cdecode.NativeLM` of ``model``: this module's float32 packing,
-    decoded by the C loop, its matrices in float32 or (``int8``) int8.
+    decoded by the C loop, its matrices in float32 or (``int8``) int8, on ``threads`` threads
+    (default: :meth:`~speechlm.cdecode.NativeLM.num_threads`'s choice per call).
 
     Raises:
         speechlm.cdecode.NativeUnavailable: no C compiler builds it here.
     """
     from speechlm.cdecode import NativeLM
 
-    return NativeLM(PackedLM(model, "fp32"), quantize=quantize_int8 if int8 else None)
+    return NativeLM(PackedLM(model, "fp32"), quantize=quantize_int8 if int8 else None,
+                    threads=threads)
 
 
 def decoder_for(lm, weights: str | None = None) -> PackedLM | NativeLM:

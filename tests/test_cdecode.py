@@ -237,3 +237,56 @@ def test_a_build_is_cached_by_source_and_cpu(fresh):
     a = cdecode.build()
     assert a.exists() and a.parent == fresh / "cache" and cdecode.build() == a
     assert cdecode.library().slm_abi_version() == cdecode.ABI_VERSION
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("int8", [False, True])
+def test_the_thread_count_does_not_change_a_bit(model, int8):
+    # every output column and head is computed by the same instructions whichever thread owns
+    # it: 2 and 3 threads (uneven shares of columns and heads) give 1 thread's numbers exactly
+    torch.manual_seed(2)
+    idx = torch.randint(0, model.cfg.vocab_size, (2, 29))
+    prompt = torch.tensor([3, 1, 4, 1, 5, 9, 2])
+    opts = SamplingOptions(max_new_tokens=40, temperature=1.1, top_k=9, top_p=0.9,
+                           num_samples=5, seed=11, stop_at_eos=True, repetition_penalty=1.2)
+    runs = []
+    for threads in (1, 2, 3):
+        nat = native_decoder(model, int8=int8, threads=threads)
+        assert nat.num_threads(5) == threads
+        out = generate(nat, prompt, opts)
+        runs.append((nat(idx)[0], out.tokens, out.logprobs, out.lengths))
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            assert torch.equal(a, b)
+
+
+def test_threads_are_chosen_by_the_work_of_a_step(small, monkeypatch):
+    nat = native_decoder(small)
+    assert nat.num_threads(1) == 1  # a few thousand multiply-adds: not worth a barrier
+    monkeypatch.setattr(cdecode, "MIN_MACS_PER_THREAD", 1)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    monkeypatch.setattr(cdecode.os, "cpu_count", lambda: 2)
+    assert nat.num_threads(1) == 2  # torch's threads, at most the cores
+    assert native_decoder(small, threads=3).num_threads(1) == 3  # asked for: as asked
+    with pytest.raises(ValueError, match="threads"):
+        native_decoder(small, threads=0)
+
+
+@torch.inference_mode()
+def test_a_wide_ffn_prefills_through_a_heap_panel():
+    # an FFN input of 1,088 (> the 1,024 rows of the stack panel): the prefill's int8 panel
+    # comes from the heap. Its logits are what the one-row step (int8 converted in registers)
+    # gives the same units, on one thread or two
+    cfg = LMConfig(n_units=20, block_size=32, n_layer=1, n_head=4, n_embd=272)
+    m = _model(cfg)
+    prompt = torch.tensor([3, 1, 4, 1, 5])
+    opts = SamplingOptions(max_new_tokens=12, temperature=0.0, seed=0, stop_at_eos=False)
+    one, two = (native_decoder(m, int8=True, threads=t) for t in (1, 2))
+    out = generate(one, prompt, opts)  # every step after the prompt: one row
+    seq = torch.cat([torch.tensor([special_id("<bos>", cfg.n_units)]), prompt,
+                     out.tokens[0, :-1]])[None]
+    logits = one(seq)[0]  # all positions at once: several rows, the panel
+    assert torch.equal(logits, two(seq)[0])
+    lp = torch.log_softmax(logits[0, len(prompt):], -1)
+    drawn = lp.gather(1, out.tokens[0][:, None])[:, 0]
+    assert torch.allclose(drawn, out.logprobs[0], atol=1e-4)

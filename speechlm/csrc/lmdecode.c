@@ -13,13 +13,23 @@
  *              scale folded in), proj [C, C], fc [C, F] (norm folded in), out [F, C]
  *   head [C, V] (final norm folded in), cos [block, hd], sin [block, hd]
  * KV cache, per sample, layer and head: keys transposed [hd, maxlen], values [maxlen, hd].
+ *
+ * Threads: every entry point takes a thread count. The threads run the same code in lock step
+ * (SPMD): each computes its own share of the output columns of every matrix product and its
+ * own heads of attention, and they meet at a barrier between dependent phases; sampling runs on
+ * thread 0. Every output is computed by the same instructions in the same order whatever the
+ * split, so the results do not depend on the thread count (the tests check it bit for bit).
  */
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define ABI_VERSION 4
+#define ABI_VERSION 5
+#define MAX_THREADS 64
 
 /* A matrix Wt [I, O]: float32, or int8 with one float scale per output (w = q * scale[o]) */
 typedef struct {
@@ -71,9 +81,11 @@ static int net_init(Net *m, const int32_t *dims, const float *w, const int8_t *w
   return 0;
 }
 
-/* y[R, O] (+)= (x[R, I] @ Wt[I, O]) * scale, for float32 or int8 weights (converted to float in
- * registers). One row: blocks of 64 outputs held in registers across the whole input. Several
- * rows: a block of 16 outputs of W (I x 16, in L1 / L2) against blocks of 4 rows. */
+/* y[R, O] (+)= (x[R, I] @ Wt[I, O]) * scale over the output columns [lo, hi), for float32 or
+ * int8 weights (converted to float in registers). One row: blocks of 64 outputs held in
+ * registers across the whole input. Several rows: a block of 16 outputs of W (I x 16, in L1 /
+ * L2) against blocks of 4 rows. Each output is a sum over the input in order, whichever block
+ * holds it. */
 /* the store of a block: y (+)= acc * scale */
 #define STORE_BLOCK(yr, accr, ob, o0)                                                         \
   for (int o = 0; o < (ob); o++) {                                                            \
@@ -81,12 +93,62 @@ static int net_init(Net *m, const int32_t *dims, const float *w, const int8_t *w
     (yr)[o] = accumulate ? (yr)[o] + v : v;                                                   \
   }
 
-#define DEFINE_MATMUL(NAME, WT)                                                                \
+/* Several rows, a full block of 16 outputs: blocks of 4 rows x 16 outputs held in eight
+ * 8-float vectors (GCC/Clang vector extensions: AVX2 registers, or SSE / NEON pairs), against
+ * float weights w with row stride ws (the matrix itself, or a converted int8 panel). */
+typedef float v8 __attribute__((vector_size(32)));
+
+static inline v8 v8_load(const float *p) {
+  v8 v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static inline v8 v8_splat(float a) { return (v8){a, a, a, a, a, a, a, a}; }
+
+static void rows16(const float *restrict x, int R, int I, const float *restrict w, size_t ws,
+                   int O, int o0, const float *restrict scale, float *restrict y,
+                   int accumulate) {
+  for (int r0 = 0; r0 < R; r0 += 4) {
+    const int rb = R - r0 < 4 ? R - r0 : 4;
+    const float *xr = x + (size_t)r0 * I;
+    v8 a0[4], a1[4];
+    for (int rr = 0; rr < 4; rr++) a0[rr] = a1[rr] = v8_splat(0.0f);
+    if (rb == 4) {
+      for (int i = 0; i < I; i++) {
+        const v8 w0 = v8_load(w + (size_t)i * ws), w1 = v8_load(w + (size_t)i * ws + 8);
+        for (int rr = 0; rr < 4; rr++) {
+          const v8 b = v8_splat(xr[(size_t)rr * I + i]);
+          a0[rr] += b * w0;
+          a1[rr] += b * w1;
+        }
+      }
+    } else {
+      for (int rr = 0; rr < rb; rr++)
+        for (int i = 0; i < I; i++) {
+          const v8 b = v8_splat(xr[(size_t)rr * I + i]);
+          a0[rr] += b * v8_load(w + (size_t)i * ws);
+          a1[rr] += b * v8_load(w + (size_t)i * ws + 8);
+        }
+    }
+    for (int rr = 0; rr < rb; rr++) {
+      float acc[16];
+      memcpy(acc, &a0[rr], sizeof a0[rr]);
+      memcpy(acc + 8, &a1[rr], sizeof a1[rr]);
+      STORE_BLOCK(y + (size_t)(r0 + rr) * O + o0, acc, 16, o0)
+    }
+  }
+}
+
+/* panel: I x 16 floats of scratch for int8 weights with several rows: each block of 16 outputs
+ * is converted to float there once, not once per block of rows (NULL: the scalar loop). */
+#define DEFINE_MATMUL(NAME, WT, PANEL)                                                         \
   static void NAME(const float *restrict x, int R, int I, const WT *restrict Wt, int O,      \
-                   const float *restrict scale, float *restrict y, int accumulate) {         \
+                   int lo, int hi, const float *restrict scale, float *restrict y,           \
+                   int accumulate, float *restrict panel) {                                  \
     if (R == 1) {                                                                            \
-      int o0 = 0;                                                                            \
-      for (; o0 + 64 <= O; o0 += 64) {                                                       \
+      int o0 = lo;                                                                           \
+      for (; o0 + 64 <= hi; o0 += 64) {                                                      \
         float acc[64] = {0};                                                                 \
         for (int i = 0; i < I; i++) {                                                        \
           const float a = x[i];                                                              \
@@ -95,8 +157,8 @@ static int net_init(Net *m, const int32_t *dims, const float *w, const int8_t *w
         }                                                                                    \
         STORE_BLOCK(y + o0, acc, 64, o0)                                                     \
       }                                                                                      \
-      for (; o0 < O; o0 += 16) {                                                             \
-        const int ob = O - o0 < 16 ? O - o0 : 16;                                            \
+      for (; o0 < hi; o0 += 16) {                                                            \
+        const int ob = hi - o0 < 16 ? hi - o0 : 16;                                          \
         float acc[16] = {0};                                                                 \
         for (int i = 0; i < I; i++) {                                                        \
           const float a = x[i];                                                              \
@@ -107,46 +169,134 @@ static int net_init(Net *m, const int32_t *dims, const float *w, const int8_t *w
       }                                                                                      \
       return;                                                                                \
     }                                                                                        \
-    for (int o0 = 0; o0 < O; o0 += 16) {                                                     \
-      const int ob = O - o0 < 16 ? O - o0 : 16;                                              \
-      for (int r0 = 0; r0 < R; r0 += 4) {                                                    \
-        const int rb = R - r0 < 4 ? R - r0 : 4;                                              \
-        float acc[4][16] = {{0}};                                                            \
-        if (rb == 4 && ob == 16) {                                                           \
-          const float *x0 = x + (size_t)r0 * I, *x1 = x0 + I, *x2 = x1 + I, *x3 = x2 + I;   \
-          for (int i = 0; i < I; i++) {                                                      \
-            const WT *restrict wi = Wt + (size_t)i * O + o0;                                 \
-            const float a0 = x0[i], a1 = x1[i], a2 = x2[i], a3 = x3[i];                      \
-            for (int o = 0; o < 16; o++) {                                                   \
-              const float wv = (float)wi[o];                                                 \
-              acc[0][o] += a0 * wv;                                                          \
-              acc[1][o] += a1 * wv;                                                          \
-              acc[2][o] += a2 * wv;                                                          \
-              acc[3][o] += a3 * wv;                                                          \
-            }                                                                                \
-          }                                                                                  \
+    for (int o0 = lo; o0 < hi; o0 += 16) {                                                   \
+      const int ob = hi - o0 < 16 ? hi - o0 : 16;                                            \
+      const WT *restrict wp = Wt + o0;                                                       \
+      if (ob == 16 && (!(PANEL) || panel)) {                                                 \
+        if (PANEL) {                                                                         \
+          for (int i = 0; i < I; i++)                                                        \
+            for (int o = 0; o < 16; o++) panel[(size_t)i * 16 + o] = (float)wp[(size_t)i * O + o]; \
+          rows16(x, R, I, panel, 16, O, o0, scale, y, accumulate);                           \
         } else {                                                                             \
-          for (int i = 0; i < I; i++) {                                                      \
-            const WT *restrict wi = Wt + (size_t)i * O + o0;                                 \
-            for (int rr = 0; rr < rb; rr++) {                                                \
-              const float a = x[(size_t)(r0 + rr) * I + i];                                  \
-              for (int o = 0; o < ob; o++) acc[rr][o] += a * (float)wi[o];                   \
-            }                                                                                \
-          }                                                                                  \
+          rows16(x, R, I, (const float *)wp, O, O, o0, scale, y, accumulate);                \
         }                                                                                    \
-        for (int rr = 0; rr < rb; rr++) {                                                    \
-          STORE_BLOCK(y + (size_t)(r0 + rr) * O + o0, acc[rr], ob, o0)                       \
+        continue;                                                                            \
+      }                                                                                      \
+      for (int r = 0; r < R; r++) { /* a last block of fewer than 16 outputs */              \
+        float acc[16] = {0};                                                                 \
+        for (int i = 0; i < I; i++) {                                                        \
+          const float a = x[(size_t)r * I + i];                                              \
+          for (int o = 0; o < ob; o++) acc[o] += a * (float)wp[(size_t)i * O + o];           \
         }                                                                                    \
+        STORE_BLOCK(y + (size_t)r * O + o0, acc, ob, o0)                                     \
       }                                                                                      \
     }                                                                                        \
   }
 
-DEFINE_MATMUL(matmul_f32, float)
-DEFINE_MATMUL(matmul_i8, int8_t)
+DEFINE_MATMUL(matmul_f32, float, 0)
+DEFINE_MATMUL(matmul_i8, int8_t, 1)
 
-static void matmul(const float *x, int R, int I, const Mat *W, int O, float *y, int accumulate) {
-  if (W->q) matmul_i8(x, R, I, W->q, O, W->scale, y, accumulate);
-  else matmul_f32(x, R, I, W->f, O, NULL, y, accumulate);
+/* A thread of a team: its index and the team's barrier */
+typedef struct {
+  atomic_int count, phase;
+  int n;
+} Barrier;
+
+typedef struct {
+  int id, n;
+  Barrier *b;
+} Thread;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__ __volatile__("pause");
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* Every thread of the team waits here until all have arrived: spins a while (a phase of a step
+ * lasts microseconds), then yields the core (a busy machine, or a thread descheduled). */
+static void barrier(const Thread *t) {
+  Barrier *b = t->b;
+  if (b->n == 1) return;
+  const int ph = atomic_load_explicit(&b->phase, memory_order_acquire);
+  if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) == b->n - 1) {
+    atomic_store_explicit(&b->count, 0, memory_order_relaxed);
+    atomic_store_explicit(&b->phase, ph + 1, memory_order_release);
+    return;
+  }
+  for (long k = 0; atomic_load_explicit(&b->phase, memory_order_acquire) == ph; k++) {
+    if (k < 2000) cpu_relax();
+    else sched_yield();
+  }
+}
+
+/* This thread's share [lo, hi) of O columns, on 16-column boundaries */
+static void share(const Thread *t, int O, int *lo, int *hi) {
+  const int blocks = (O + 15) / 16;
+  *lo = (int)((long)blocks * t->id / t->n) * 16;
+  *hi = (int)((long)blocks * (t->id + 1) / t->n) * 16;
+  if (*hi > O) *hi = O;
+  if (*lo > O) *lo = O;
+}
+
+/* This thread's columns of y = x @ W (one float32 or int8 matrix) */
+static void matmul(const Thread *t, const float *x, int R, int I, const Mat *W, int O, float *y,
+                   int accumulate) {
+  int lo, hi;
+  share(t, O, &lo, &hi);
+  if (lo >= hi) return;
+  if (!W->q) {
+    matmul_f32(x, R, I, W->f, O, lo, hi, NULL, y, accumulate, NULL);
+    return;
+  }
+  /* several rows: a panel on the stack (I <= 1024) or the heap (NULL if refused: the scalar
+   * loop converts in place) */
+  float stack_panel[16 * 1024], *panel = NULL;
+  if (R > 1) panel = I <= 1024 ? stack_panel : malloc(sizeof(float) * 16 * (size_t)I);
+  matmul_i8(x, R, I, W->q, O, lo, hi, W->scale, y, accumulate, panel);
+  if (panel != stack_panel) free(panel);
+}
+
+/* Run fn(arg, thread) on `threads` threads (this one is thread 0); fewer if the system refuses
+ * some. Thread 0 returns after every thread has finished. */
+typedef struct {
+  void (*fn)(void *, const Thread *);
+  void *arg;
+  Barrier *b;
+  atomic_int *go;
+  int id;
+} Start;
+
+static void *thread_main(void *p) {
+  Start *s = p;
+  while (!atomic_load_explicit(s->go, memory_order_acquire)) cpu_relax();
+  Thread t = {s->id, s->b->n, s->b};
+  s->fn(s->arg, &t);
+  return NULL;
+}
+
+static void run_team(int threads, void (*fn)(void *, const Thread *), void *arg) {
+  Barrier b;
+  atomic_init(&b.count, 0);
+  atomic_init(&b.phase, 0);
+  atomic_int go;
+  atomic_init(&go, 0);
+  pthread_t tid[MAX_THREADS];
+  Start st[MAX_THREADS];
+  if (threads < 1) threads = 1;
+  if (threads > MAX_THREADS) threads = MAX_THREADS;
+  int n = 1;
+  for (; n < threads; n++) {
+    st[n] = (Start){fn, arg, &b, &go, n};
+    if (pthread_create(&tid[n], NULL, thread_main, &st[n])) break;
+  }
+  b.n = n; /* the team is the threads that started */
+  atomic_store_explicit(&go, 1, memory_order_release);
+  Thread self = {0, n, &b};
+  fn(arg, &self);
+  for (int k = 1; k < n; k++) pthread_join(tid[k], NULL);
 }
 
 /* e^x to ~1e-7 relative, vectorisable: 2^n e^f with |f| <= ln2 / 2 (no fminf, rintf or
@@ -190,104 +340,147 @@ static void gelu_tanh(float *restrict u, size_t n) {
   }
 }
 
+/* Shared buffers of a forward pass of up to R rows, and each thread's own (h: the normalised
+ * rows, which every thread computes whole; s: attention scores) */
 typedef struct {
-  float *h, *y, *q, *a, *u, *s, *x;
+  float *y, *q, *a, *u, *x;
+  float *h[MAX_THREADS], *s[MAX_THREADS];
+  int threads;
 } Scratch;
 
-static int scratch_alloc(Scratch *sc, const Net *m, int R, int maxlen) {
+static void scratch_free(Scratch *sc) {
+  free(sc->x); free(sc->y); free(sc->q); free(sc->a); free(sc->u);
+  for (int t = 0; t < sc->threads; t++) { free(sc->h[t]); free(sc->s[t]); }
+}
+
+static int scratch_alloc(Scratch *sc, const Net *m, int R, int maxlen, int threads) {
   size_t C = m->C;
+  memset(sc, 0, sizeof *sc);
+  sc->threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
   sc->x = malloc(sizeof(float) * R * C);
-  sc->h = malloc(sizeof(float) * R * C);
   sc->y = malloc(sizeof(float) * R * 5 * C);
   sc->q = malloc(sizeof(float) * R * C);
   sc->a = malloc(sizeof(float) * R * C);
   sc->u = malloc(sizeof(float) * R * (size_t)m->F);
-  sc->s = malloc(sizeof(float) * (size_t)maxlen);
-  return (sc->x && sc->h && sc->y && sc->q && sc->a && sc->u && sc->s) ? 0 : -1;
-}
-
-static void scratch_free(Scratch *sc) {
-  free(sc->x); free(sc->h); free(sc->y); free(sc->q); free(sc->a); free(sc->u); free(sc->s);
-}
-
-/* Feed R rows: row r is token tok[r] of sample sample[r] at position pos[r] (rows of one sample
- * in increasing position). Writes their keys and values into the cache, then leaves the final
- * normalised hidden state of each row in sc->h. */
-static void forward_rows(const Net *m, Scratch *sc, int R, const int64_t *tok, const int *sample,
-                         const int *pos, float *kc, float *vc, int maxlen) {
-  const int C = m->C, H = m->H, hd = m->hd, F = m->F;
-  const size_t per_head = (size_t)hd * maxlen;
-  float *x = sc->x;
-  for (int r = 0; r < R; r++) memcpy(x + (size_t)r * C, m->embed + (size_t)tok[r] * C,
-                                     sizeof(float) * C);
-  for (int l = 0; l < m->L; l++) {
-    rms_norm(x, R, C, m->floor_, sc->h);
-    matmul(sc->h, R, C, &m->qkv[l], 5 * C, sc->y, 0);
-    for (int r = 0; r < R; r++) { /* rotary on q and k; k and v into the cache */
-      const float *y = sc->y + (size_t)r * 5 * C;
-      const float *cs = m->cos + (size_t)pos[r] * hd, *sn = m->sin + (size_t)pos[r] * hd;
-      float *q = sc->q + (size_t)r * C;
-      for (int h = 0; h < H; h++) {
-        const size_t base = (((size_t)sample[r] * m->L + l) * H + h) * per_head;
-        float *kt = kc + base, *v = vc + base + (size_t)pos[r] * hd;
-        for (int d = 0; d < hd; d++) {
-          const int j = h * hd + d;
-          q[j] = y[j] * cs[d] + y[3 * C + j] * sn[d];
-          kt[(size_t)d * maxlen + pos[r]] = y[C + j] * cs[d] + y[4 * C + j] * sn[d];
-          v[d] = y[2 * C + j];
-        }
-      }
-    }
-    for (int r = 0; r < R; r++) { /* attention over positions 0..pos[r] */
-      const int n = pos[r] + 1;
-      const float *q = sc->q + (size_t)r * C;
-      float *a = sc->a + (size_t)r * C, *s = sc->s;
-      for (int h = 0; h < H; h++) {
-        const size_t base = (((size_t)sample[r] * m->L + l) * H + h) * per_head;
-        const float *kt = kc + base, *v = vc + base;
-        for (int j = 0; j < n; j++) s[j] = 0.0f;
-        for (int d = 0; d < hd; d++) {
-          const float qd = q[h * hd + d];
-          const float *kd = kt + (size_t)d * maxlen;
-          for (int j = 0; j < n; j++) s[j] += qd * kd[j];
-        }
-        float mx = s[0];
-        for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
-        for (int j = 0; j < n; j++) s[j] = fast_exp(s[j] - mx);
-        float sum = 0.0f;
-        for (int j = 0; j < n; j++) sum += s[j];
-        const float inv = 1.0f / sum;
-        float *ah = a + h * hd;
-        for (int d = 0; d < hd; d++) ah[d] = 0.0f;
-        for (int j = 0; j < n; j++) {
-          const float p = s[j] * inv;
-          const float *vj = v + (size_t)j * hd;
-          for (int d = 0; d < hd; d++) ah[d] += p * vj[d];
-        }
-      }
-    }
-    matmul(sc->a, R, C, &m->proj[l], C, x, 1);
-    rms_norm(x, R, C, m->floor_, sc->h);
-    matmul(sc->h, R, C, &m->fc[l], F, sc->u, 0);
-    gelu_tanh(sc->u, (size_t)R * F);
-    matmul(sc->u, R, F, &m->out[l], C, x, 1);
+  int ok = sc->x && sc->y && sc->q && sc->a && sc->u;
+  for (int t = 0; t < sc->threads; t++) {
+    sc->h[t] = malloc(sizeof(float) * R * C);
+    sc->s[t] = malloc(sizeof(float) * (size_t)maxlen);
+    ok = ok && sc->h[t] && sc->s[t];
   }
-  rms_norm(x, R, C, m->floor_, sc->h);
+  if (!ok) scratch_free(sc);
+  return ok ? 0 : -1;
+}
+
+/* Rotary on q and k of head h for rows [0, R), k and v into the cache, then attention of those
+ * rows over positions 0..pos[r] of their sample: head h's columns of sc->q and sc->a. */
+static void attend_head(const Net *m, Scratch *sc, float *s, int l, int h, int R,
+                        const int *sample, const int *pos, float *kc, float *vc, int maxlen) {
+  const int C = m->C, H = m->H, hd = m->hd;
+  const size_t per_head = (size_t)hd * maxlen;
+  for (int r = 0; r < R; r++) {
+    const float *y = sc->y + (size_t)r * 5 * C;
+    const float *cs = m->cos + (size_t)pos[r] * hd, *sn = m->sin + (size_t)pos[r] * hd;
+    float *q = sc->q + (size_t)r * C;
+    const size_t base = (((size_t)sample[r] * m->L + l) * H + h) * per_head;
+    float *kt = kc + base, *v = vc + base + (size_t)pos[r] * hd;
+    for (int d = 0; d < hd; d++) {
+      const int j = h * hd + d;
+      q[j] = y[j] * cs[d] + y[3 * C + j] * sn[d];
+      kt[(size_t)d * maxlen + pos[r]] = y[C + j] * cs[d] + y[4 * C + j] * sn[d];
+      v[d] = y[2 * C + j];
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    const int n = pos[r] + 1;
+    const float *q = sc->q + (size_t)r * C;
+    float *a = sc->a + (size_t)r * C;
+    const size_t base = (((size_t)sample[r] * m->L + l) * H + h) * per_head;
+    const float *kt = kc + base, *v = vc + base;
+    for (int j = 0; j < n; j++) s[j] = 0.0f;
+    for (int d = 0; d < hd; d++) {
+      const float qd = q[h * hd + d];
+      const float *kd = kt + (size_t)d * maxlen;
+      for (int j = 0; j < n; j++) s[j] += qd * kd[j];
+    }
+    float mx = s[0];
+    for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+    for (int j = 0; j < n; j++) s[j] = fast_exp(s[j] - mx);
+    float sum = 0.0f;
+    for (int j = 0; j < n; j++) sum += s[j];
+    const float inv = 1.0f / sum;
+    float *ah = a + h * hd;
+    for (int d = 0; d < hd; d++) ah[d] = 0.0f;
+    for (int j = 0; j < n; j++) {
+      const float p = s[j] * inv;
+      const float *vj = v + (size_t)j * hd;
+      for (int d = 0; d < hd; d++) ah[d] += p * vj[d];
+    }
+  }
+}
+
+/* Feed R rows (every thread of the team calls this): row r is token tok[r] of sample sample[r]
+ * at position pos[r] (rows of one sample in increasing position). Writes their keys and values
+ * into the cache, then leaves the final normalised hidden state of each row in sc->h[thread]. */
+static void forward_rows(const Thread *t, const Net *m, Scratch *sc, int R, const int64_t *tok,
+                         const int *sample, const int *pos, float *kc, float *vc, int maxlen) {
+  const int C = m->C, F = m->F;
+  float *x = sc->x, *h = sc->h[t->id];
+  if (t->id == 0)
+    for (int r = 0; r < R; r++)
+      memcpy(x + (size_t)r * C, m->embed + (size_t)tok[r] * C, sizeof(float) * C);
+  barrier(t);
+  for (int l = 0; l < m->L; l++) {
+    rms_norm(x, R, C, m->floor_, h);
+    matmul(t, h, R, C, &m->qkv[l], 5 * C, sc->y, 0);
+    barrier(t);
+    for (int hh = t->id; hh < m->H; hh += t->n)
+      attend_head(m, sc, sc->s[t->id], l, hh, R, sample, pos, kc, vc, maxlen);
+    barrier(t);
+    matmul(t, sc->a, R, C, &m->proj[l], C, x, 1);
+    barrier(t);
+    rms_norm(x, R, C, m->floor_, h);
+    int lo, hi;
+    share(t, F, &lo, &hi);
+    matmul(t, h, R, C, &m->fc[l], F, sc->u, 0);
+    for (int r = 0; r < R; r++) gelu_tanh(sc->u + (size_t)r * F + lo, (size_t)(hi > lo ? hi - lo : 0));
+    barrier(t);
+    matmul(t, sc->u, R, F, &m->out[l], C, x, 1);
+    barrier(t);
+  }
+  rms_norm(x, R, C, m->floor_, h);
+}
+
+typedef struct {
+  const Net *m;
+  Scratch *sc;
+  float *kc, *vc, *logits;
+  const int64_t *tok;
+  const int *sample, *pos;
+  int T, maxlen;
+} ForwardJob;
+
+static void forward_job(void *p, const Thread *t) {
+  ForwardJob *j = p;
+  forward_rows(t, j->m, j->sc, j->T, j->tok, j->sample, j->pos, j->kc, j->vc, j->maxlen);
+  matmul(t, j->sc->h[t->id], j->T, j->m->C, &j->m->head, j->m->V, j->logits, 0);
 }
 
 /* Logits of every position of one sequence fed from position pos0 (the sample-0 cache):
  * logits [T, V]. Returns 0, or -1 when memory runs out. */
-int slm_forward(const int32_t *dims, const float *w, const int8_t *wq, float floor_, float *kc, float *vc,
-                int maxlen, int pos0, const int64_t *tok, int T, float *logits) {
+int slm_forward(const int32_t *dims, const float *w, const int8_t *wq, float floor_, float *kc,
+                float *vc, int maxlen, int pos0, const int64_t *tok, int T, float *logits,
+                int threads) {
   Net m;
   Scratch sc;
   if (net_init(&m, dims, w, wq, floor_)) return -2;
-  int rc = scratch_alloc(&sc, &m, T, maxlen);
+  int rc = scratch_alloc(&sc, &m, T, maxlen, threads);
+  if (rc) return -1;
   int *sample = calloc((size_t)T, sizeof(int)), *pos = malloc(sizeof(int) * (size_t)T);
-  if (!rc && sample && pos) {
-    for (int t = 0; t < T; t++) pos[t] = pos0 + t;
-    forward_rows(&m, &sc, T, tok, sample, pos, kc, vc, maxlen);
-    matmul(sc.h, T, m.C, &m.head, m.V, logits, 0);
+  if (sample && pos) {
+    for (int k = 0; k < T; k++) pos[k] = pos0 + k;
+    ForwardJob job = {&m, &sc, kc, vc, logits, tok, sample, pos, T, maxlen};
+    run_team(sc.threads, forward_job, &job);
   } else {
     rc = -1;
   }
@@ -296,21 +489,43 @@ int slm_forward(const int32_t *dims, const float *w, const int8_t *wq, float flo
   return rc;
 }
 
-/* The floor of a step of R rows (R samples, one token each): its matrix products alone.
+typedef struct {
+  const Net *m;
+  int R, steps;
+  float *x, *y;
+} BareJob;
+
+static void bare_job(void *p, const Thread *t) {
+  BareJob *j = p;
+  const Net *m = j->m;
+  float *x = j->x, *y = j->y;
+  for (int s = 0; s < j->steps; s++) {
+    for (int l = 0; l < m->L; l++) {
+      matmul(t, x, j->R, m->C, &m->qkv[l], 5 * m->C, y, 0);
+      barrier(t);
+      matmul(t, x, j->R, m->C, &m->proj[l], m->C, y, 0);
+      barrier(t);
+      matmul(t, x, j->R, m->C, &m->fc[l], m->F, y, 0);
+      barrier(t);
+      matmul(t, x, j->R, m->F, &m->out[l], m->C, y, 0);
+      barrier(t);
+    }
+    for (int r = 0; r < j->R; r++) matmul(t, x, 1, m->C, &m->head, m->V, y, 0); /* as slm_generate */
+    barrier(t);
+    if (t->id == 0) x[0] = y[0] * 1e-30f; /* a dependency between steps */
+    barrier(t);
+  }
+}
+
+/* The floor of a step of R rows (R samples, one token each) on `threads` threads: its matrix
+ * products alone, with the barrier each needs before the next can read its output.
  * x and y: R * max(5C, F, V) floats of scratch. */
-void slm_bare_matmuls(const int32_t *dims, const float *w, const int8_t *wq, int R, int steps, float *x, float *y) {
+void slm_bare_matmuls(const int32_t *dims, const float *w, const int8_t *wq, int R, int steps,
+                      float *x, float *y, int threads) {
   Net m;
   if (net_init(&m, dims, w, wq, 0.0f)) return;
-  for (int s = 0; s < steps; s++) {
-    for (int l = 0; l < m.L; l++) {
-      matmul(x, R, m.C, &m.qkv[l], 5 * m.C, y, 0);
-      matmul(x, R, m.C, &m.proj[l], m.C, y, 0);
-      matmul(x, R, m.C, &m.fc[l], m.F, y, 0);
-      matmul(x, R, m.F, &m.out[l], m.C, y, 0);
-    }
-    for (int r = 0; r < R; r++) matmul(x, 1, m.C, &m.head, m.V, y, 0); /* as slm_generate */
-    x[0] = y[0] * 1e-30f; /* a dependency between steps */
-  }
+  BareJob job = {&m, R, steps, x, y};
+  run_team(threads, bare_job, &job);
 }
 
 /* xoshiro256+: uniform doubles in (0, 1) */
@@ -405,21 +620,111 @@ static int draw(const float *logits, int V, const float *allowed, const int64_t 
   return pick;
 }
 
+typedef struct {
+  const Net *m;
+  Scratch *sc;
+  float *kc, *vc;
+  int maxlen, N, P, nh0, max_new;
+  const int64_t *prefix, *hist0;
+  const float *allowed;
+  const Sampling *o;
+  Rng *g;
+  /* loop state (written by thread 0 between barriers) */
+  int *sample, *pos, *active, na, stop;
+  int64_t *tok, *hist;
+  float *logits, *work;
+  Scored *sorted;
+  char *seen, *done;
+  /* outputs */
+  int64_t *tokens, *lengths;
+  float *logprobs;
+  uint8_t *ended;
+} GenerateJob;
+
+static void generate_job(void *p, const Thread *t) {
+  GenerateJob *j = p;
+  const Net *m = j->m;
+  const int V = m->V, P = j->P, N = j->N, max_new = j->max_new;
+  const float *h = j->sc->h[t->id];
+  if (t->id == 0)
+    for (int k = 0; k < P; k++) j->pos[k] = k;
+  barrier(t);
+  forward_rows(t, m, j->sc, P, j->prefix, j->sample, j->pos, j->kc, j->vc, j->maxlen);
+  matmul(t, h + (size_t)(P - 1) * m->C, 1, m->C, &m->head, V, j->logits, 0);
+  barrier(t);
+  const int hcap = j->nh0 + max_new + 1;
+  int nh = j->nh0 > 0 ? j->nh0 : 1;
+  if (t->id == 0) {
+    const size_t per_sample = (size_t)m->L * m->H * m->hd * j->maxlen;
+    for (int n = 1; n < N; n++) {
+      memcpy(j->kc + n * per_sample, j->kc, sizeof(float) * per_sample);
+      memcpy(j->vc + n * per_sample, j->vc, sizeof(float) * per_sample);
+      memcpy(j->logits + (size_t)n * V, j->logits, sizeof(float) * V);
+    }
+    for (int n = 0; n < N; n++) {
+      if (j->nh0 > 0) memcpy(j->hist + (size_t)n * hcap, j->hist0, sizeof(int64_t) * j->nh0);
+      else j->hist[(size_t)n * hcap] = -1;
+      j->lengths[n] = max_new;
+      j->ended[n] = 0;
+    }
+    for (size_t k = 0; k < (size_t)N * max_new; k++) { j->tokens[k] = -1; j->logprobs[k] = 0.0f; }
+  }
+  for (int step = 0; step < max_new; step++) {
+    if (t->id == 0) { /* draw the next unit of every live sample */
+      int na = 0;
+      for (int n = 0; n < N; n++) {
+        if (j->done[n]) continue;
+        float raw;
+        const int64_t nxt = draw(j->logits + (size_t)n * V, V, j->allowed,
+                                 j->hist + (size_t)n * hcap, nh, j->o, j->g, j->work, j->sorted,
+                                 j->seen, &raw);
+        j->hist[(size_t)n * hcap + nh] = nxt;
+        if (nxt == j->o->eos) {
+          j->lengths[n] = step;
+          j->ended[n] = 1;
+          j->done[n] = 1;
+        } else {
+          j->tokens[(size_t)n * max_new + step] = nxt;
+          j->logprobs[(size_t)n * max_new + step] = raw;
+          j->active[na] = n;
+          j->tok[na] = nxt;
+          j->sample[na] = n;
+          j->pos[na] = P + step;
+          na++;
+        }
+      }
+      j->na = na;
+      j->stop = na == 0 || step == max_new - 1;
+    }
+    nh++;
+    barrier(t);
+    if (j->stop) break;
+    const int na = j->na;
+    forward_rows(t, m, j->sc, na, j->tok, j->sample, j->pos, j->kc, j->vc, j->maxlen);
+    for (int r = 0; r < na; r++)
+      matmul(t, h + (size_t)r * m->C, 1, m->C, &m->head, V, j->logits + (size_t)j->active[r] * V, 0);
+    barrier(t);
+  }
+}
+
 /* Prefill prefix [P] (<bos>, prompt, then-tokens) once, copy its cache to every sample, then
- * sample up to max_new units per sample. hist0 [nh0]: the prompt's units (the repetition
- * penalty's first history). Outputs: tokens [N, max_new] (-1 past the end), logprobs
- * [N, max_new], lengths [N], ended [N]. Returns 0, -1 out of memory, -2 bad dimensions. */
-int slm_generate(const int32_t *dims, const float *w, const int8_t *wq, float floor_, float *kc, float *vc,
-                 int maxlen, int N, const int64_t *prefix, int P, const int64_t *hist0, int nh0,
-                 const float *allowed, int max_new, float temperature, int top_k, float top_p,
-                 float penalty, int window, int eos, uint64_t seed,
-                 int64_t *tokens, float *logprobs, int64_t *lengths, uint8_t *ended) {
+ * sample up to max_new units per sample, on `threads` threads. hist0 [nh0]: the prompt's units
+ * (the repetition penalty's first history). Outputs: tokens [N, max_new] (-1 past the end),
+ * logprobs [N, max_new], lengths [N], ended [N]. Returns 0, -1 out of memory, -2 bad
+ * dimensions. */
+int slm_generate(const int32_t *dims, const float *w, const int8_t *wq, float floor_, float *kc,
+                 float *vc, int maxlen, int N, const int64_t *prefix, int P, const int64_t *hist0,
+                 int nh0, const float *allowed, int max_new, float temperature, int top_k,
+                 float top_p, float penalty, int window, int eos, uint64_t seed,
+                 int64_t *tokens, float *logprobs, int64_t *lengths, uint8_t *ended,
+                 int threads) {
   Net m;
   if (net_init(&m, dims, w, wq, floor_)) return -2;
   if (P < 1 || P + max_new - 1 > maxlen || maxlen > m.block) return -2;
   const int V = m.V, R = P > N ? P : N;
   Scratch sc;
-  int rc = scratch_alloc(&sc, &m, R, maxlen) ? -1 : 0;
+  if (scratch_alloc(&sc, &m, R, maxlen, threads)) return -1;
+  int rc = 0;
   int *sample = calloc((size_t)R, sizeof(int)), *pos = malloc(sizeof(int) * (size_t)R);
   int *active = malloc(sizeof(int) * (size_t)N);
   int64_t *tok = malloc(sizeof(int64_t) * (size_t)R);
@@ -427,64 +732,19 @@ int slm_generate(const int32_t *dims, const float *w, const int8_t *wq, float fl
   float *logits = malloc(sizeof(float) * (size_t)N * V), *work = malloc(sizeof(float) * 2 * V);
   Scored *sorted = malloc(sizeof(Scored) * (size_t)V);
   char *seen = malloc((size_t)V), *done = calloc((size_t)N, 1);
-  if (rc || !sample || !pos || !active || !tok || !hist || !logits || !work || !sorted || !seen
+  if (!sample || !pos || !active || !tok || !hist || !logits || !work || !sorted || !seen
       || !done) {
     rc = -1;
-    goto out;
+  } else {
+    Rng g;
+    uint64_t z = seed;
+    for (int k = 0; k < 4; k++) g.s[k] = splitmix(&z);
+    Sampling o = {temperature, top_p, penalty, top_k, window, eos};
+    GenerateJob job = {&m, &sc, kc, vc, maxlen, N, P, nh0, max_new, prefix, hist0, allowed, &o,
+                       &g, sample, pos, active, 0, 0, tok, hist, logits, work, sorted, seen,
+                       done, tokens, lengths, logprobs, ended};
+    run_team(sc.threads, generate_job, &job);
   }
-  Rng g;
-  uint64_t z = seed;
-  for (int k = 0; k < 4; k++) g.s[k] = splitmix(&z);
-  Sampling o = {temperature, top_p, penalty, top_k, window, eos};
-
-  for (int t = 0; t < P; t++) pos[t] = t;
-  forward_rows(&m, &sc, P, prefix, sample, pos, kc, vc, maxlen);
-  matmul(sc.h + (size_t)(P - 1) * m.C, 1, m.C, &m.head, V, logits, 0);
-  const size_t per_sample = (size_t)m.L * m.H * m.hd * maxlen;
-  for (int n = 1; n < N; n++) {
-    memcpy(kc + n * per_sample, kc, sizeof(float) * per_sample);
-    memcpy(vc + n * per_sample, vc, sizeof(float) * per_sample);
-    memcpy(logits + (size_t)n * V, logits, sizeof(float) * V);
-  }
-  const int hcap = nh0 + max_new + 1;
-  int nh = nh0 > 0 ? nh0 : 1;
-  for (int n = 0; n < N; n++) {
-    if (nh0 > 0) memcpy(hist + (size_t)n * hcap, hist0, sizeof(int64_t) * nh0);
-    else hist[(size_t)n * hcap] = -1;
-    lengths[n] = max_new;
-    ended[n] = 0;
-  }
-  for (size_t k = 0; k < (size_t)N * max_new; k++) { tokens[k] = -1; logprobs[k] = 0.0f; }
-
-  for (int t = 0; t < max_new; t++) {
-    int na = 0;
-    for (int n = 0; n < N; n++) {
-      if (done[n]) continue;
-      float raw;
-      const int64_t nxt = draw(logits + (size_t)n * V, V, allowed, hist + (size_t)n * hcap, nh,
-                               &o, &g, work, sorted, seen, &raw);
-      hist[(size_t)n * hcap + nh] = nxt;
-      if (nxt == eos) {
-        lengths[n] = t;
-        ended[n] = 1;
-        done[n] = 1;
-      } else {
-        tokens[(size_t)n * max_new + t] = nxt;
-        logprobs[(size_t)n * max_new + t] = raw;
-        active[na] = n;
-        tok[na] = nxt;
-        sample[na] = n;
-        pos[na] = P + t;
-        na++;
-      }
-    }
-    nh++;
-    if (na == 0 || t == max_new - 1) break;
-    forward_rows(&m, &sc, na, tok, sample, pos, kc, vc, maxlen);
-    for (int r = 0; r < na; r++)
-      matmul(sc.h + (size_t)r * m.C, 1, m.C, &m.head, V, logits + (size_t)active[r] * V, 0);
-  }
-out:
   scratch_free(&sc);
   free(sample); free(pos); free(active); free(tok); free(hist); free(logits); free(work);
   free(sorted); free(seen); free(done);
