@@ -327,3 +327,30 @@ def test_content_position_and_its_bootstrap_interval():
     flat = [_content_row(0.45, 0.5, 0.5) for _ in range(4)]
     assert content_table(flat)["position"]["mean_word_prob"] is None
     assert position_intervals(flat, boot=50)["mean_word_prob"] is None
+
+
+def test_the_halfway_margin_decides_where_the_position_cannot():
+    from speechlm.eval.continue_report import (
+        content_table,
+        halfway_intervals,
+        halfway_verdict,
+        position_intervals,
+    )
+
+    # the LM 0.02 past the midpoint in every prompt, the ceiling barely above the floor in some:
+    # the position's ratio swings widely, the margin's difference does not
+    rows = [_content_row(0.47, 0.40, 0.50), _content_row(0.42, 0.40, 0.40 + 1e-3)] * 8
+    t = content_table(rows)
+    assert t["halfway_margin"]["mean_word_prob"] == pytest.approx(0.02, abs=5e-4)
+    ci = halfway_intervals(rows, boot=500)["mean_word_prob"]
+    assert 0.015 < ci[0] <= ci[1] < 0.025
+    assert halfway_verdict(ci) == "met"
+    short = [_content_row(0.41, 0.40, 0.50)] * 6  # 0.04 short of the midpoint
+    assert halfway_verdict(halfway_intervals(short, boot=100)["mean_word_prob"]) == "missed"
+    mixed = [_content_row(0.5, 0.4, 0.5), _content_row(0.4, 0.4, 0.5)] * 5  # halfway on average
+    assert halfway_verdict(halfway_intervals(mixed, boot=500)["mean_word_prob"]) == "undecided"
+    assert position_intervals(mixed, boot=50)["mean_word_prob"] is not None
+    assert halfway_verdict(None) == "undecided"
+    # a ceiling at the floor: no position, but the margin is still a number
+    flat = [_content_row(0.45, 0.5, 0.5) for _ in range(4)]
+    assert content_table(flat)["halfway_margin"]["mean_word_prob"] == pytest.approx(-0.05)

@@ -82,8 +82,9 @@ def test_eval_continue_report_and_figures(small_corpus, tmp_path, capsys):
     assert set(p["baselines"]) == {"floor_unigram", "floor_bigram", "ceiling"}
     c = r["groups"]["training voices"]["content"]
     assert set(c) == {"lm", "floor_unigram", "floor_bigram", "ceiling", "position",
-                      "position_ci95"}
-    assert set(c["position"]) == set(c["position_ci95"]) == {
+                      "position_ci95", "halfway_margin", "halfway_margin_ci95"}
+    assert set(c["position"]) == set(c["position_ci95"]) == set(c["halfway_margin"]) == set(
+        c["halfway_margin_ci95"]) == {
         "mean_word_prob", "confident_share", "dictionary_words_per_second"}
     assert r["floors_fitted_on"]
     assert s["calibration"] is None or s["calibration"]["n_others"] == 3

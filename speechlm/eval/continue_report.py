@@ -85,13 +85,36 @@ def content_table(rows: list[dict]) -> dict[str, Any]:
     for name in (*(f"floor_{f}" for f in FLOORS), "ceiling"):
         content[name] = _pooled([r["baselines"][name]["content"] for r in rows
                                  if r["baselines"][name]["content"]])
-    content["position"] = {}
+    content["position"], content["halfway_margin"] = {}, {}
     for k in CONTENT_KEYS:  # against the higher of the two floors
         floors = [content[f"floor_{f}"][k] for f in FLOORS
                   if content[f"floor_{f}"][k] is not None]
         vals = (content["lm"][k], max(floors) if floors else None, content["ceiling"][k])
         content["position"][k] = None if None in vals else mean([position(*vals)])
+        # the issue's "at least halfway from floor to ceiling" as a difference, not a ratio:
+        # LM - (floor + ceiling) / 2 >= 0; its interval does not blow up when the ceiling is
+        # barely above the floor
+        content["halfway_margin"][k] = (None if None in vals
+                                        else round(vals[0] - (vals[1] + vals[2]) / 2, 4))
     return content
+
+
+def _content_intervals(rows: list[dict], field: str, boot: int, seed: int
+                       ) -> dict[str, list[float] | None]:
+    """95 % percentile-bootstrap interval of ``content_table(rows)[field]`` per measure,
+    resampling the prompts. None where fewer than 2 prompts or most resamples leave it
+    undefined."""
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {k: [] for k in CONTENT_KEYS}
+    if len(rows) < 2:
+        return {k: None for k in CONTENT_KEYS}
+    for _ in range(boot):
+        pick = [rows[i] for i in rng.integers(0, len(rows), len(rows))]
+        for k, v in content_table(pick)[field].items():
+            if v is not None:
+                draws[k].append(v)
+    return {k: ([round(float(np.percentile(d, 2.5)), 3), round(float(np.percentile(d, 97.5)), 3)]
+                if len(d) >= boot / 2 else None) for k, d in draws.items()}
 
 
 def position_intervals(rows: list[dict], boot: int = BOOTSTRAP, seed: int = 0
@@ -99,17 +122,22 @@ def position_intervals(rows: list[dict], boot: int = BOOTSTRAP, seed: int = 0
     """95 % percentile-bootstrap interval of each content position, resampling the prompts
     (each with its continuations, floors and ceiling, all of which are sampled or heard
     anew per prompt). None where fewer than 2 prompts or most resamples leave it undefined."""
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {k: [] for k in CONTENT_KEYS}
-    if len(rows) < 2:
-        return {k: None for k in CONTENT_KEYS}
-    for _ in range(boot):
-        pick = [rows[i] for i in rng.integers(0, len(rows), len(rows))]
-        for k, v in content_table(pick)["position"].items():
-            if v is not None:
-                draws[k].append(v)
-    return {k: ([round(float(np.percentile(d, 2.5)), 3), round(float(np.percentile(d, 97.5)), 3)]
-                if len(d) >= boot / 2 else None) for k, d in draws.items()}
+    return _content_intervals(rows, "position", boot, seed)
+
+
+def halfway_intervals(rows: list[dict], boot: int = BOOTSTRAP, seed: int = 0
+                      ) -> dict[str, list[float] | None]:
+    """95 % bootstrap interval (over prompts) of each measure's halfway margin, LM minus the
+    midpoint of the higher floor and the ceiling: above 0, the LM is past halfway; below, short
+    of it; across 0, these prompts cannot tell."""
+    return _content_intervals(rows, "halfway_margin", boot, seed)
+
+
+def halfway_verdict(ci: list[float] | None) -> str:
+    """``"met"`` (the interval above 0), ``"missed"`` (below), else ``"undecided"``."""
+    if not ci:
+        return "undecided"
+    return "met" if ci[0] > 0 else "missed" if ci[1] < 0 else "undecided"
 
 
 @dataclasses.dataclass
@@ -271,6 +299,7 @@ class ContinuationHarness:
                 for s in ss])), 4)}
         content = content_table(sel)
         content["position_ci95"] = position_intervals(sel)
+        content["halfway_margin_ci95"] = halfway_intervals(sel)
         agg["content"] = content
         agg["dnsmos_drop"] = (round(agg["prompt_dnsmos"] - agg["dnsmos"], 4)
                               if agg["dnsmos"] is not None and agg["prompt_dnsmos"] is not None
@@ -362,17 +391,26 @@ def continuation_markdown(report: dict[str, Any]) -> str:
         f"training units; {report.get('floors_fitted_on', '')}) and a ceiling (the true rest of "
         "the utterance), all spoken by the same vocoder in the prompt's voice; position 0 = the "
         "higher floor, 1 = the ceiling; its 95 % interval resamples the prompts (floors and "
-        "ceiling are sampled and heard anew per prompt, so they move too):", "",
+        "ceiling are sampled and heard anew per prompt, so they move too). The halfway margin "
+        "is LM minus the midpoint of the higher floor and the ceiling: the target (at least "
+        "halfway) is met where its interval lies above 0, missed where below, undecided where "
+        "it spans 0:", "",
         "| voices | measure | unigram floor | bigram floor | LM | ceiling | position | "
-        "95 % interval |", "|---|---|---|---|---|---|---|---|"]
+        "95 % interval | halfway margin | 95 % interval | halfway |",
+        "|---|---|---|---|---|---|---|---|---|---|---|"]
     for g, a in groups:
         c = a["content"]
         for k in CONTENT_KEYS:
             ci = (c.get("position_ci95") or {}).get(k)
+            hm = (c.get("halfway_margin") or {}).get(k)
+            hci = (c.get("halfway_margin_ci95") or {}).get(k)
             lines.append(f"| {g} | {k.replace('_', ' ')} | {f(c['floor_unigram'][k])} | "
                          f"{f(c['floor_bigram'][k])} | {f(c['lm'][k])} | {f(c['ceiling'][k])} | "
                          f"{f(c['position'][k], '.2f')} | "
-                         f"{f'[{ci[0]:.2f}, {ci[1]:.2f}]' if ci else '-'} |")
+                         f"{f'[{ci[0]:.2f}, {ci[1]:.2f}]' if ci else '-'} | "
+                         f"{f(hm, '+.3f')} | "
+                         f"{f'[{hci[0]:+.3f}, {hci[1]:+.3f}]' if hci else '-'} | "
+                         f"{halfway_verdict(hci) if 'halfway_margin_ci95' in c else '-'} |")
     lines += ["", "Speaker similarity, calibrated (continuation to its prompt; to the other "
               "voices of the set, mean and closest; two utterances of the prompt's voice; share "
               "of continuations whose voice is kept):", "",
