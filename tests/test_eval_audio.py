@@ -7,6 +7,7 @@ import json
 import pytest
 
 from speechlm.cli import main
+from speechlm.eval.continue_report import continuation_markdown
 
 pytestmark = pytest.mark.slow
 
@@ -89,3 +90,9 @@ def test_eval_continue_report_and_figures(small_corpus, tmp_path, capsys):
     assert r["floors_fitted_on"]
     assert s["calibration"] is None or s["calibration"]["n_others"] == 3
     assert "between a floor" in md
+    # a targets line per voice group present, and none for a group the report lacks
+    assert "Targets (training voices): similarity" in md
+    held_only = dict(r, groups={"held-out voices": r["groups"]["training voices"]})
+    md_held = continuation_markdown(held_only)
+    assert "Targets (held-out voices): similarity" in md_held
+    assert "training voices" not in md_held

@@ -384,9 +384,11 @@ def continuation_markdown(report: dict[str, Any]) -> str:
               if report["groups"].get(g, {}).get("prompts")]
     for g, a in groups:
         add(g, a)
-    lines += ["", "Targets (training voices): " + ", ".join(
-        f"{k} {'met' if v else 'missed'}" for k, v in
-        report["groups"].get(SEEN, {}).get("targets", {}).items()), "",
+    lines.append("")
+    for g, a in groups:  # one line per group present (a held-out-only report has no seen line)
+        lines.append(f"Targets ({g}): " + ", ".join(
+            f"{k} {'met' if v else 'missed'}" for k, v in a.get("targets", {}).items()))
+    lines += ["",
         "Content heard by Whisper, between a floor (units from a unigram / bigram model of the "
         f"training units; {report.get('floors_fitted_on', '')}) and a ceiling (the true rest of "
         "the utterance), all spoken by the same vocoder in the prompt's voice; position 0 = the "
