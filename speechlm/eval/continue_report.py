@@ -99,22 +99,25 @@ def content_table(rows: list[dict]) -> dict[str, Any]:
     return content
 
 
-def _content_intervals(rows: list[dict], field: str, boot: int, seed: int
-                       ) -> dict[str, list[float] | None]:
-    """95 % percentile-bootstrap interval of ``content_table(rows)[field]`` per measure,
-    resampling the prompts. None where fewer than 2 prompts or most resamples leave it
-    undefined."""
+def content_intervals(rows: list[dict], fields: tuple[str, ...] = ("position", "halfway_margin"),
+                      boot: int = BOOTSTRAP, seed: int = 0
+                      ) -> dict[str, dict[str, list[float] | None]]:
+    """95 % percentile-bootstrap interval of ``content_table(rows)[field]`` per measure, for
+    each of ``fields``, from one set of resamples of the prompts. None where fewer than 2
+    prompts or most resamples leave it undefined."""
     rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {k: [] for k in CONTENT_KEYS}
+    draws = {fd: {k: [] for k in CONTENT_KEYS} for fd in fields}
     if len(rows) < 2:
-        return {k: None for k in CONTENT_KEYS}
+        return {fd: {k: None for k in CONTENT_KEYS} for fd in fields}
     for _ in range(boot):
-        pick = [rows[i] for i in rng.integers(0, len(rows), len(rows))]
-        for k, v in content_table(pick)[field].items():
-            if v is not None:
-                draws[k].append(v)
-    return {k: ([round(float(np.percentile(d, 2.5)), 3), round(float(np.percentile(d, 97.5)), 3)]
-                if len(d) >= boot / 2 else None) for k, d in draws.items()}
+        table = content_table([rows[i] for i in rng.integers(0, len(rows), len(rows))])
+        for fd in fields:
+            for k, v in table[fd].items():
+                if v is not None:
+                    draws[fd][k].append(v)
+    return {fd: {k: ([round(float(np.percentile(d, 2.5)), 3),
+                      round(float(np.percentile(d, 97.5)), 3)] if len(d) >= boot / 2 else None)
+                 for k, d in per.items()} for fd, per in draws.items()}
 
 
 def position_intervals(rows: list[dict], boot: int = BOOTSTRAP, seed: int = 0
@@ -122,7 +125,7 @@ def position_intervals(rows: list[dict], boot: int = BOOTSTRAP, seed: int = 0
     """95 % percentile-bootstrap interval of each content position, resampling the prompts
     (each with its continuations, floors and ceiling, all of which are sampled or heard
     anew per prompt). None where fewer than 2 prompts or most resamples leave it undefined."""
-    return _content_intervals(rows, "position", boot, seed)
+    return content_intervals(rows, ("position",), boot, seed)["position"]
 
 
 def halfway_intervals(rows: list[dict], boot: int = BOOTSTRAP, seed: int = 0
@@ -130,7 +133,7 @@ def halfway_intervals(rows: list[dict], boot: int = BOOTSTRAP, seed: int = 0
     """95 % bootstrap interval (over prompts) of each measure's halfway margin, LM minus the
     midpoint of the higher floor and the ceiling: above 0, the LM is past halfway; below, short
     of it; across 0, these prompts cannot tell."""
-    return _content_intervals(rows, "halfway_margin", boot, seed)
+    return content_intervals(rows, ("halfway_margin",), boot, seed)["halfway_margin"]
 
 
 def halfway_verdict(ci: list[float] | None) -> str:
@@ -298,8 +301,9 @@ class ContinuationHarness:
                 s["rate_ratio"] is not None and abs(s["rate_ratio"] - 1) <= 0.2
                 for s in ss])), 4)}
         content = content_table(sel)
-        content["position_ci95"] = position_intervals(sel)
-        content["halfway_margin_ci95"] = halfway_intervals(sel)
+        ci = content_intervals(sel)  # one set of resamples for both
+        content["position_ci95"], content["halfway_margin_ci95"] = (
+            ci["position"], ci["halfway_margin"])
         agg["content"] = content
         agg["dnsmos_drop"] = (round(agg["prompt_dnsmos"] - agg["dnsmos"], 4)
                               if agg["dnsmos"] is not None and agg["prompt_dnsmos"] is not None
