@@ -40,7 +40,7 @@ from speechlm.lm import LMConfig
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("csrc") / "lmdecode.c"
-ABI_VERSION = 5  # lmdecode.c's ABI_VERSION
+ABI_VERSION = 6  # lmdecode.c's ABI_VERSION
 CFLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
           "-shared", "-fPIC", "-pthread")
 # tuned for this CPU, tried in order until one compiles (512-bit vectors halved the prefill on
@@ -152,6 +152,8 @@ def library() -> ctypes.CDLL:
         raise NativeUnavailable(f"cannot load {path}: {e}") from e
     if lib.slm_abi_version() != ABI_VERSION:
         raise NativeUnavailable(f"{path}: ABI {lib.slm_abi_version()}, expected {ABI_VERSION}")
+    lib.slm_cache_len.restype = ctypes.c_int
+    lib.slm_cache_len.argtypes = [ctypes.c_int]
     lib.slm_forward.restype = ctypes.c_int
     lib.slm_forward.argtypes = [_i32p, _f32p, _i8p, ctypes.c_float, _f32p, _f32p, ctypes.c_int,
                                 ctypes.c_int, _i64p, ctypes.c_int, _f32p, ctypes.c_int]
@@ -257,8 +259,10 @@ class NativeLM:
         return self
 
     def _cache(self, samples: int, maxlen: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values, uninitialised: a position is written before any query reads it."""
-        n = samples * self.cfg.n_layer * self.cfg.n_embd * maxlen  # L * H * hd * maxlen each
+        """Keys and values, uninitialised: the C code zeroes a tile of keys when it starts one and
+        writes a position before any query reads it. Room for ``maxlen`` rounded up to the C
+        code's tile of keys (``slm_cache_len``) per sample, layer and head."""
+        n = samples * self.cfg.n_layer * self.cfg.n_embd * self.lib.slm_cache_len(maxlen)
         return torch.empty(n), torch.empty(n)
 
     def __call__(self, idx: torch.Tensor, targets=None, cache=None) -> tuple[torch.Tensor, None]:

@@ -19,9 +19,11 @@ from speechlm.units import special_id
 
 pytestmark = pytest.mark.skipif(not cdecode.available(), reason="no C compiler here")
 
-CONFIGS = {  # head dims 16 and 10: the C kernel's blocks of 64 and 16 outputs, and their tails
+CONFIGS = {  # the C kernel's blocks of 64 and 16 outputs and their tails; head dims 16, 10 and
+    # 48: attention's blocks of 32 and 8 dimensions and its plain loop (10 is not a multiple of 8)
     "2x32": LMConfig(n_units=20, block_size=64, n_layer=2, n_head=2, n_embd=32),
     "3x40": LMConfig(n_units=37, block_size=80, n_layer=3, n_head=4, n_embd=40),
+    "1x96": LMConfig(n_units=23, block_size=100, n_layer=1, n_head=2, n_embd=96),
 }
 
 
@@ -61,6 +63,21 @@ def test_logits_are_the_networks(model, int8, tol):
         assert not torch.allclose(got, ref, atol=2e-4 * float(ref.abs().max()))
         # the same int8 numbers as the torch int8 decoder's weights, dequantized
         assert nat.weight_bytes < native_decoder(model).weight_bytes / 3
+
+
+@torch.inference_mode()
+def test_whole_contexts_cross_tiles_of_keys(model):
+    # keys live in tiles of 32 positions: every length up to the context, tails included
+    torch.manual_seed(2)
+    T = model.cfg.block_size
+    idx = torch.randint(0, model.cfg.vocab_size, (1, T))
+    ref = model(idx)[0]
+    got = native_decoder(model)(idx)[0]
+    assert torch.allclose(got, ref, atol=2e-4 * float(ref.abs().max()))
+    prompt = torch.randint(0, model.cfg.n_units, (33,))
+    opts = SamplingOptions(max_new_tokens=T - 35, temperature=0.0, seed=0, stop_at_eos=False)
+    assert torch.equal(generate(native_decoder(model), prompt, opts).tokens,
+                       generate(model, prompt, opts).tokens)
 
 
 def test_greedy_decoding_is_the_networks(model):

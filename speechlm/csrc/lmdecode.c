@@ -12,7 +12,9 @@
  *   per layer: qkv [C, 5C] (q, k, v, rot(q), rot(k); RMSNorm gain, sqrt(C) and the attention
  *              scale folded in), proj [C, C], fc [C, F] (norm folded in), out [F, C]
  *   head [C, V] (final norm folded in), cos [block, hd], sin [block, hd]
- * KV cache, per sample, layer and head: keys transposed [hd, maxlen], values [maxlen, hd].
+ * KV cache, per sample, layer and head, room for cache_len(maxlen) positions (maxlen rounded up
+ * to a multiple of KT = 32): keys transposed in tiles of KT positions [cache_len / KT][hd][KT]
+ * (a tile is 4 KB at hd = 32, read front to back by the scores), values [cache_len, hd].
  *
  * Threads: every entry point takes a thread count. The threads run the same code in lock step
  * (SPMD): each computes its own share of the output columns of every matrix product and its
@@ -28,7 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ABI_VERSION 5
+#define ABI_VERSION 6
+#define KT 32 /* positions per tile of transposed keys */
 #define MAX_THREADS 64
 
 /* A matrix Wt [I, O]: float32, or int8 with one float scale per output (w = q * scale[o]) */
@@ -46,6 +49,11 @@ typedef struct {
 } Net;
 
 int slm_abi_version(void) { return ABI_VERSION; }
+
+/* Positions a cache of maxlen holds per sample, layer and head: maxlen rounded up to KT */
+static inline size_t cache_len(int maxlen) { return ((size_t)maxlen + KT - 1) / KT * KT; }
+
+int slm_cache_len(int maxlen) { return (int)cache_len(maxlen); }
 
 /* dims: L, H, hd, C, V, block, n_units, F, int8. float32: w holds embed, per layer qkv, proj,
  * fc, out, then head, cos, sin. int8: w holds embed, per layer the scales of qkv, proj, fc, out,
@@ -84,7 +92,7 @@ static int net_init(Net *m, const int32_t *dims, const float *w, const int8_t *w
 /* y[R, O] (+)= (x[R, I] @ Wt[I, O]) * scale over the output columns [lo, hi), for float32 or
  * int8 weights (converted to float in registers). One row: blocks of 64 outputs held in
  * registers across the whole input. Several rows: a block of 16 outputs of W (I x 16, in L1 /
- * L2) against blocks of 4 rows. Each output is a sum over the input in order, whichever block
+ * L2) against blocks of RB rows. Each output is a sum over the input in order, whichever block
  * holds it. */
 /* the store of a block: y (+)= acc * scale */
 #define STORE_BLOCK(yr, accr, ob, o0)                                                         \
@@ -93,7 +101,7 @@ static int net_init(Net *m, const int32_t *dims, const float *w, const int8_t *w
     (yr)[o] = accumulate ? (yr)[o] + v : v;                                                   \
   }
 
-/* Several rows, a full block of 16 outputs: blocks of 4 rows x 16 outputs held in eight
+/* Several rows, a full block of 16 outputs: blocks of RB rows x 16 outputs held in 2 RB
  * 8-float vectors (GCC/Clang vector extensions: AVX2 registers, or SSE / NEON pairs), against
  * float weights w with row stride ws (the matrix itself, or a converted int8 panel). */
 typedef float v8 __attribute__((vector_size(32)));
@@ -106,30 +114,27 @@ static inline v8 v8_load(const float *p) {
 
 static inline v8 v8_splat(float a) { return (v8){a, a, a, a, a, a, a, a}; }
 
+#ifndef RB
+#define RB 6 /* rows per block: 2 x RB accumulators, 2 weight vectors, a broadcast */
+#endif
 static void rows16(const float *restrict x, int R, int I, const float *restrict w, size_t ws,
                    int O, int o0, const float *restrict scale, float *restrict y,
                    int accumulate) {
-  for (int r0 = 0; r0 < R; r0 += 4) {
-    const int rb = R - r0 < 4 ? R - r0 : 4;
-    const float *xr = x + (size_t)r0 * I;
-    v8 a0[4], a1[4];
-    for (int rr = 0; rr < 4; rr++) a0[rr] = a1[rr] = v8_splat(0.0f);
-    if (rb == 4) {
-      for (int i = 0; i < I; i++) {
-        const v8 w0 = v8_load(w + (size_t)i * ws), w1 = v8_load(w + (size_t)i * ws + 8);
-        for (int rr = 0; rr < 4; rr++) {
-          const v8 b = v8_splat(xr[(size_t)rr * I + i]);
-          a0[rr] += b * w0;
-          a1[rr] += b * w1;
-        }
+  for (int r0 = 0; r0 < R; r0 += RB) {
+    const int rb = R - r0 < RB ? R - r0 : RB;
+    /* a last block of fewer rows repeats its last row (computed, not stored): each row's sums
+     * are the same instructions in the same order wherever it falls */
+    const float *xr[RB];
+    for (int rr = 0; rr < RB; rr++) xr[rr] = x + (size_t)(r0 + (rr < rb ? rr : rb - 1)) * I;
+    v8 a0[RB], a1[RB];
+    for (int rr = 0; rr < RB; rr++) a0[rr] = a1[rr] = v8_splat(0.0f);
+    for (int i = 0; i < I; i++) {
+      const v8 w0 = v8_load(w + (size_t)i * ws), w1 = v8_load(w + (size_t)i * ws + 8);
+      for (int rr = 0; rr < RB; rr++) {
+        const v8 b = v8_splat(xr[rr][i]);
+        a0[rr] += b * w0;
+        a1[rr] += b * w1;
       }
-    } else {
-      for (int rr = 0; rr < rb; rr++)
-        for (int i = 0; i < I; i++) {
-          const v8 b = v8_splat(xr[(size_t)rr * I + i]);
-          a0[rr] += b * v8_load(w + (size_t)i * ws);
-          a1[rr] += b * v8_load(w + (size_t)i * ws + 8);
-        }
     }
     for (int rr = 0; rr < rb; rr++) {
       float acc[16];
@@ -372,22 +377,109 @@ static int scratch_alloc(Scratch *sc, const Net *m, int R, int maxlen, int threa
   return ok ? 0 : -1;
 }
 
+/* Attention scores s[j] = sum over d of q[d] * k_j[d] for j < n, from keys in tiles of KT
+ * positions [hd][KT]: a tile's 32 scores are held in vector registers while the tile is read front
+ * to back. Each score is summed over d in order, one multiply-add at a time. A last tile's
+ * positions from n on hold zeros or earlier keys: computed, never stored. */
+static void scores(const float *restrict q, const float *restrict kt, int hd, int n,
+                   float *restrict s) {
+  for (int j0 = 0; j0 < n; j0 += KT) {
+    const float *tile = kt + (size_t)j0 * hd;
+    v8 a0 = v8_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    for (int d = 0; d < hd; d++) {
+      const v8 b = v8_splat(q[d]);
+      const float *kd = tile + (size_t)d * KT;
+      a0 += b * v8_load(kd);
+      a1 += b * v8_load(kd + 8);
+      a2 += b * v8_load(kd + 16);
+      a3 += b * v8_load(kd + 24);
+    }
+    float out[KT];
+    memcpy(out, &a0, sizeof a0);
+    memcpy(out + 8, &a1, sizeof a1);
+    memcpy(out + 16, &a2, sizeof a2);
+    memcpy(out + 24, &a3, sizeof a3);
+    memcpy(s + j0, out, sizeof(float) * (size_t)(n - j0 < KT ? n - j0 : KT));
+  }
+}
+
+/* out[d] = sum over j < n of (s[j] * inv) * v[j * hd + d]: 32 dimensions at a time in vector
+ * registers (8 where fewer are left; a plain loop when hd is not a multiple of 8). Summed over j
+ * in order, one multiply-add at a time, as a plain loop would. */
+static void mix_values(const float *restrict s, float inv, const float *restrict v, int hd,
+                       int n, float *restrict out) {
+  if (hd % 8) {
+    for (int d = 0; d < hd; d++) out[d] = 0.0f;
+    for (int j = 0; j < n; j++) {
+      const float p = s[j] * inv;
+      const float *vj = v + (size_t)j * hd;
+      for (int d = 0; d < hd; d++) out[d] += p * vj[d];
+    }
+    return;
+  }
+  int d0 = 0;
+  for (; d0 + 32 <= hd; d0 += 32) {
+    v8 a0 = v8_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    for (int j = 0; j < n; j++) {
+      const v8 p = v8_splat(s[j] * inv);
+      const float *vj = v + (size_t)j * hd + d0;
+      a0 += p * v8_load(vj);
+      a1 += p * v8_load(vj + 8);
+      a2 += p * v8_load(vj + 16);
+      a3 += p * v8_load(vj + 24);
+    }
+    memcpy(out + d0, &a0, sizeof a0);
+    memcpy(out + d0 + 8, &a1, sizeof a1);
+    memcpy(out + d0 + 16, &a2, sizeof a2);
+    memcpy(out + d0 + 24, &a3, sizeof a3);
+  }
+  for (; d0 < hd; d0 += 8) {
+    v8 a = v8_splat(0.0f);
+    for (int j = 0; j < n; j++) a += v8_splat(s[j] * inv) * v8_load(v + (size_t)j * hd + d0);
+    memcpy(out + d0, &a, sizeof a);
+  }
+}
+
+/* The largest of s[0..n), n >= 1: eight running maxima side by side in a vector (a compare and
+ * a select per 8 positions), then the largest of those */
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+static float max_of(const float *restrict s, int n) {
+  v8 m = v8_splat(s[0]);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const v8 x = v8_load(s + j);
+    const v8i gt = x > m;
+    m = (v8)(((v8i)x & gt) | ((v8i)m & ~gt));
+  }
+  float lanes[8];
+  memcpy(lanes, &m, sizeof lanes);
+  float mx = lanes[0];
+  for (int k = 1; k < 8; k++) mx = lanes[k] > mx ? lanes[k] : mx;
+  for (; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+  return mx;
+}
+
 /* Rotary on q and k of head h for rows [0, R), k and v into the cache, then attention of those
  * rows over positions 0..pos[r] of their sample: head h's columns of sc->q and sc->a. */
 static void attend_head(const Net *m, Scratch *sc, float *s, int l, int h, int R,
                         const int *sample, const int *pos, float *kc, float *vc, int maxlen) {
   const int C = m->C, H = m->H, hd = m->hd;
-  const size_t per_head = (size_t)hd * maxlen;
+  const size_t per_head = (size_t)hd * cache_len(maxlen);
   for (int r = 0; r < R; r++) {
     const float *y = sc->y + (size_t)r * 5 * C;
     const float *cs = m->cos + (size_t)pos[r] * hd, *sn = m->sin + (size_t)pos[r] * hd;
     float *q = sc->q + (size_t)r * C;
     const size_t base = (((size_t)sample[r] * m->L + l) * H + h) * per_head;
     float *kt = kc + base, *v = vc + base + (size_t)pos[r] * hd;
+    float *tile = kt + (size_t)(pos[r] / KT) * KT * hd;
+    if (pos[r] % KT == 0) /* a new tile: its positions past this one read as zeros until written */
+      memset(tile, 0, sizeof(float) * KT * (size_t)hd);
     for (int d = 0; d < hd; d++) {
       const int j = h * hd + d;
       q[j] = y[j] * cs[d] + y[3 * C + j] * sn[d];
-      kt[(size_t)d * maxlen + pos[r]] = y[C + j] * cs[d] + y[4 * C + j] * sn[d];
+      tile[(size_t)d * KT + pos[r] % KT] =
+          y[C + j] * cs[d] + y[4 * C + j] * sn[d];
       v[d] = y[2 * C + j];
     }
   }
@@ -397,25 +489,13 @@ static void attend_head(const Net *m, Scratch *sc, float *s, int l, int h, int R
     float *a = sc->a + (size_t)r * C;
     const size_t base = (((size_t)sample[r] * m->L + l) * H + h) * per_head;
     const float *kt = kc + base, *v = vc + base;
-    for (int j = 0; j < n; j++) s[j] = 0.0f;
-    for (int d = 0; d < hd; d++) {
-      const float qd = q[h * hd + d];
-      const float *kd = kt + (size_t)d * maxlen;
-      for (int j = 0; j < n; j++) s[j] += qd * kd[j];
-    }
-    float mx = s[0];
-    for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+    scores(q + h * hd, kt, hd, n, s);
+    const float mx = max_of(s, n);
     for (int j = 0; j < n; j++) s[j] = fast_exp(s[j] - mx);
     float sum = 0.0f;
     for (int j = 0; j < n; j++) sum += s[j];
     const float inv = 1.0f / sum;
-    float *ah = a + h * hd;
-    for (int d = 0; d < hd; d++) ah[d] = 0.0f;
-    for (int j = 0; j < n; j++) {
-      const float p = s[j] * inv;
-      const float *vj = v + (size_t)j * hd;
-      for (int d = 0; d < hd; d++) ah[d] += p * vj[d];
-    }
+    mix_values(s, inv, v, hd, n, a + h * hd);
   }
 }
 
@@ -655,7 +735,7 @@ static void generate_job(void *p, const Thread *t) {
   const int hcap = j->nh0 + max_new + 1;
   int nh = j->nh0 > 0 ? j->nh0 : 1;
   if (t->id == 0) {
-    const size_t per_sample = (size_t)m->L * m->H * m->hd * j->maxlen;
+    const size_t per_sample = (size_t)m->L * m->H * m->hd * cache_len(j->maxlen);
     for (int n = 1; n < N; n++) {
       memcpy(j->kc + n * per_sample, j->kc, sizeof(float) * per_sample);
       memcpy(j->vc + n * per_sample, j->vc, sizeof(float) * per_sample);
