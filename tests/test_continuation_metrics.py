@@ -354,3 +354,35 @@ def test_the_halfway_margin_decides_where_the_position_cannot():
     # a ceiling at the floor: no position, but the margin is still a number
     flat = [_content_row(0.45, 0.5, 0.5) for _ in range(4)]
     assert content_table(flat)["halfway_margin"]["mean_word_prob"] == pytest.approx(-0.05)
+
+
+def test_whole_voices_resampled_widen_the_interval_of_correlated_prompts():
+    from speechlm.eval.continue_report import content_intervals
+
+    # 6 voices of 4 prompts each, alike within a voice, half the voices past halfway and half
+    # short of it: 24 prompts look like more evidence than 6 voices are
+    rows = [dict(_content_row(0.5 if v % 2 else 0.4, 0.4, 0.5), voice=f"v{v}")
+            for v in range(6) for _ in range(4)]
+    by_prompt = content_intervals(rows, ("halfway_margin",), boot=400)["halfway_margin"]
+    by_voice = content_intervals(rows, ("halfway_margin",), boot=400,
+                                 by="voice")["halfway_margin"]
+    w = {k: ci[1] - ci[0] for k, ci in (("prompts", by_prompt["mean_word_prob"]),
+                                        ("voices", by_voice["mean_word_prob"]))}
+    assert w["voices"] > 1.5 * w["prompts"] > 0
+    # one voice: nothing to resample
+    one = content_intervals(rows[:4], ("halfway_margin",), boot=50, by="voice")
+    assert one["halfway_margin"]["mean_word_prob"] is None
+    # one prompt per voice: the same draws as resampling prompts
+    single = [dict(r, voice=f"u{i}") for i, r in enumerate(rows[::4])]
+    assert (content_intervals(single, boot=100, by="voice")
+            == content_intervals(single, boot=100))
+
+
+def test_rescore_refuses_what_is_not_a_continuation_report():
+    from speechlm.eval.continue_report import rescore_report
+
+    for bad in ({}, [], {"format": "speechlm.eval-resynth"},
+                {"format": "speechlm.eval-continue", "prompts": []},
+                {"format": "speechlm.eval-continue", "prompts": [{"voice": "x"}]}):
+        with pytest.raises(ValueError):
+            rescore_report(bad)

@@ -83,7 +83,8 @@ def test_eval_continue_report_and_figures(small_corpus, tmp_path, capsys):
     assert set(p["baselines"]) == {"floor_unigram", "floor_bigram", "ceiling"}
     c = r["groups"]["training voices"]["content"]
     assert set(c) == {"lm", "floor_unigram", "floor_bigram", "ceiling", "position",
-                      "position_ci95", "halfway_margin", "halfway_margin_ci95"}
+                      "position_ci95", "halfway_margin", "halfway_margin_ci95",
+                      "position_ci95_voices", "halfway_margin_ci95_voices"}
     assert set(c["position"]) == set(c["position_ci95"]) == set(c["halfway_margin"]) == set(
         c["halfway_margin_ci95"]) == {
         "mean_word_prob", "confident_share", "dictionary_words_per_second"}
@@ -96,3 +97,13 @@ def test_eval_continue_report_and_figures(small_corpus, tmp_path, capsys):
     md_held = continuation_markdown(held_only)
     assert "Targets (held-out voices): similarity" in md_held
     assert "training voices" not in md_held
+    # --rescore: the same summary again from the saved records, nothing run
+    assert main(["-q", "eval", "continue", "--rescore", str(tmp_path / "c.json"),
+                 "--json", str(tmp_path / "again.json")]) == 0
+    capsys.readouterr()
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["groups"] == r["groups"] and again["voices"] == r["voices"]
+    (tmp_path / "bad.json").write_text('{"format": "something else"}')
+    for bad in ("bad.json", "missing.json"):
+        assert main(["-q", "eval", "continue", "--rescore", str(tmp_path / bad)]) == 2
+        assert "error" in capsys.readouterr().err

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from speechlm.cli.common import Parser, add_report_args, emit_report, number
+from speechlm.cli.common import Parser, add_report_args, emit_report, need_input, number
+from speechlm.errors import SpeechLMError
 from speechlm.tokenizer import DEFAULT_TOKENIZER
 
 
@@ -136,8 +137,21 @@ def cmd_eval_speaker(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_continue(args: argparse.Namespace) -> int:
-    from speechlm.eval.continue_report import continuation_markdown, evaluate_continuation
+    from speechlm.eval.continue_report import (
+        continuation_markdown,
+        evaluate_continuation,
+        rescore_report,
+    )
 
+    if args.rescore:
+        path = need_input(args.rescore, "report")
+        try:
+            report = rescore_report(json.loads(path.read_text(encoding="utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise SpeechLMError(f"{path} is not a JSON report ({e})") from e
+        except ValueError as e:
+            raise SpeechLMError(f"{path}: {e}") from e
+        return emit_report(args, report, continuation_markdown(report))
     report = evaluate_continuation(args.model, _data(args), corpus=args.corpus,
                                    per_voice=args.per_voice, num_samples=args.num_samples,
                                    prompt_seconds=args.prompt_seconds, seconds=args.seconds,
@@ -299,5 +313,8 @@ def register(sub, add_parser) -> None:
     ec.add_argument("--figures", help="write a PNG per voice here (its first prompt)")
     ec.add_argument("--max-figures", type=int, default=0, help="at most this many (0: all)")
     ec.add_argument("--audio-out", help="also write the continuations here")
+    ec.add_argument("--rescore", metavar="REPORT.json", help="run nothing: summarise a saved "
+                    "report (--json of an earlier run) again from its per-prompt records, "
+                    "with this version's intervals")
     add_report_args(ec)
     ec.set_defaults(func=cmd_eval_continue)

@@ -42,6 +42,7 @@ from speechlm.eval.harness import (
     cal_dict,
     calibration_summary,
     fmt,
+    group_by,
     mark_held_out,
     mean,
     safe,
@@ -56,6 +57,7 @@ FLOORS = ("unigram", "bigram")
 CONTENT_KEYS = ("mean_word_prob", "confident_share", "dictionary_words_per_second")
 CEILING_MIN_SECONDS = 1.0  # the true rest of an utterance must be this long to be a ceiling
 BOOTSTRAP = 1000  # resamples of the prompts for the content positions' intervals
+REPORT_VERSION = 3  # 3: intervals over whole voices beside those over prompts
 
 
 def _content(transcript: Any, seconds: float) -> dict[str, Any]:
@@ -100,17 +102,22 @@ def content_table(rows: list[dict]) -> dict[str, Any]:
 
 
 def content_intervals(rows: list[dict], fields: tuple[str, ...] = ("position", "halfway_margin"),
-                      boot: int = BOOTSTRAP, seed: int = 0
+                      boot: int = BOOTSTRAP, seed: int = 0, by: str | None = None
                       ) -> dict[str, dict[str, list[float] | None]]:
     """95 % percentile-bootstrap interval of ``content_table(rows)[field]`` per measure, for
-    each of ``fields``, from one set of resamples of the prompts. None where fewer than 2
-    prompts or most resamples leave it undefined."""
+    each of ``fields``, from one set of resamples of the prompts, or with ``by`` (a row key,
+    e.g. ``"voice"``) of the clusters of rows sharing its value, each drawn whole: prompts of
+    one voice are not independent, and resampling them as if they were makes the interval too
+    narrow. None where fewer than 2 prompts (clusters) or most resamples leave it undefined."""
     rng = np.random.default_rng(seed)
     draws = {fd: {k: [] for k in CONTENT_KEYS} for fd in fields}
-    if len(rows) < 2:
+    clusters = (list(group_by(rows, lambda r: r[by]).values()) if by
+                else [[r] for r in rows])
+    if len(clusters) < 2:
         return {fd: {k: None for k in CONTENT_KEYS} for fd in fields}
     for _ in range(boot):
-        table = content_table([rows[i] for i in rng.integers(0, len(rows), len(rows))])
+        table = content_table([r for i in rng.integers(0, len(clusters), len(clusters))
+                               for r in clusters[i]])
         for fd in fields:
             for k, v in table[fd].items():
                 if v is not None:
@@ -141,6 +148,50 @@ def halfway_verdict(ci: list[float] | None) -> str:
     if not ci:
         return "undecided"
     return "met" if ci[0] > 0 else "missed" if ci[1] < 0 else "undecided"
+
+
+def aggregate_prompts(sel: list[dict]) -> dict[str, Any]:
+    """The summary of the prompt records ``sel`` (one group, or one voice)."""
+    ss = [s for r in sel for s in r["samples"]]
+    if not ss:
+        return {"prompts": 0}
+    agg: dict[str, Any] = {
+        "prompts": len(sel), "continuations": len(ss),
+        "similarity": mean(s["similarity"] for s in ss),
+        "calibration": calibration_summary([s["calibration"] for s in ss]),
+        "dnsmos": mean(s["dnsmos"] for s in ss),
+        "prompt_dnsmos": mean(r["prompt_dnsmos"] for r in sel),
+        "nonempty_share": round(float(np.mean([s["nonempty"] for s in ss])), 4),
+        "auto_bleu2": mean(s["auto_bleu2"] for s in ss),
+        "self_bleu4": mean(r["self_bleu4"] for r in sel),
+        "longest_repeat": mean(s["longest_repeat"] for s in ss),
+        "loops": int(sum(s["loop"] for s in ss)),
+        "silent": int(sum(s["silent"] for s in ss)),
+        "silence_ratio": mean(s["silence_ratio"] for s in ss),
+        "rate_ratio": mean(s["rate_ratio"] for s in ss),
+        "rate_within_20pct": round(float(np.mean([
+            s["rate_ratio"] is not None and abs(s["rate_ratio"] - 1) <= 0.2
+            for s in ss])), 4)}
+    content = content_table(sel)
+    ci = content_intervals(sel)  # one set of resamples for both
+    content["position_ci95"], content["halfway_margin_ci95"] = (
+        ci["position"], ci["halfway_margin"])
+    civ = content_intervals(sel, by="voice")  # whole voices drawn: the wider, honest interval
+    content["position_ci95_voices"], content["halfway_margin_ci95_voices"] = (
+        civ["position"], civ["halfway_margin"])
+    agg["content"] = content
+    agg["dnsmos_drop"] = (round(agg["prompt_dnsmos"] - agg["dnsmos"], 4)
+                          if agg["dnsmos"] is not None and agg["prompt_dnsmos"] is not None
+                          else None)
+    agg["targets"] = {
+        "similarity": (agg["similarity"] or 0) >= TARGETS["similarity_min"],
+        "dnsmos": agg["dnsmos_drop"] is not None
+        and agg["dnsmos_drop"] <= TARGETS["dnsmos_drop_max"],
+        "speaking_rate": agg["rate_ratio"] is not None
+        and abs(agg["rate_ratio"] - 1) <= TARGETS["rate_ratio_within"],
+        "no_loops": agg["loops"] <= TARGETS["loops_max"],
+        "no_silence": agg["silent"] <= TARGETS["silent_max"]}
+    return agg
 
 
 @dataclasses.dataclass
@@ -280,43 +331,7 @@ class ContinuationHarness:
 
     # --- aggregate
     def aggregate(self, sel: list[dict]) -> dict[str, Any]:
-        ss = [s for r in sel for s in r["samples"]]
-        if not ss:
-            return {"prompts": 0}
-        agg: dict[str, Any] = {
-            "prompts": len(sel), "continuations": len(ss),
-            "similarity": mean(s["similarity"] for s in ss),
-            "calibration": calibration_summary([s["calibration"] for s in ss]),
-            "dnsmos": mean(s["dnsmos"] for s in ss),
-            "prompt_dnsmos": mean(r["prompt_dnsmos"] for r in sel),
-            "nonempty_share": round(float(np.mean([s["nonempty"] for s in ss])), 4),
-            "auto_bleu2": mean(s["auto_bleu2"] for s in ss),
-            "self_bleu4": mean(r["self_bleu4"] for r in sel),
-            "longest_repeat": mean(s["longest_repeat"] for s in ss),
-            "loops": int(sum(s["loop"] for s in ss)),
-            "silent": int(sum(s["silent"] for s in ss)),
-            "silence_ratio": mean(s["silence_ratio"] for s in ss),
-            "rate_ratio": mean(s["rate_ratio"] for s in ss),
-            "rate_within_20pct": round(float(np.mean([
-                s["rate_ratio"] is not None and abs(s["rate_ratio"] - 1) <= 0.2
-                for s in ss])), 4)}
-        content = content_table(sel)
-        ci = content_intervals(sel)  # one set of resamples for both
-        content["position_ci95"], content["halfway_margin_ci95"] = (
-            ci["position"], ci["halfway_margin"])
-        agg["content"] = content
-        agg["dnsmos_drop"] = (round(agg["prompt_dnsmos"] - agg["dnsmos"], 4)
-                              if agg["dnsmos"] is not None and agg["prompt_dnsmos"] is not None
-                              else None)
-        agg["targets"] = {
-            "similarity": (agg["similarity"] or 0) >= TARGETS["similarity_min"],
-            "dnsmos": agg["dnsmos_drop"] is not None
-            and agg["dnsmos_drop"] <= TARGETS["dnsmos_drop_max"],
-            "speaking_rate": agg["rate_ratio"] is not None
-            and abs(agg["rate_ratio"] - 1) <= TARGETS["rate_ratio_within"],
-            "no_loops": agg["loops"] <= TARGETS["loops_max"],
-            "no_silence": agg["silent"] <= TARGETS["silent_max"]}
-        return agg
+        return aggregate_prompts(sel)
 
     # --- figures and audio
     def draw(self, path: Path, item: Item, run: Run) -> None:
@@ -358,7 +373,7 @@ def evaluate_continuation(model: str = "default", data: str = "test",
             drawn.add(it.voice)
             h.draw(Path(figures) / f"{it.name.replace('/', '_')}.png", it, run)
     groups, voices = by_group(rows, h.aggregate)
-    return {"format": "speechlm.eval-continue", "version": 2, "model": str(model),
+    return {"format": "speechlm.eval-continue", "version": REPORT_VERSION, "model": str(model),
             "vocoder": str(vocoder or "model's"),
             "unit_space": h.m.unit_space, "data": str(data), "per_voice": per_voice,
             "num_samples": num_samples, "prompt_seconds": prompt_seconds, "seconds": seconds,
@@ -366,6 +381,25 @@ def evaluate_continuation(model: str = "default", data: str = "test",
             "asr": "Whisper tiny.en (int8, faster-whisper)", "floors_fitted_on": h.floor_source,
             "held_out_voices": sorted({r["voice"] for r in rows if r["held_out"]}),
             "groups": groups, "voices": voices, "prompts": rows}
+
+
+def rescore_report(report: dict[str, Any]) -> dict[str, Any]:
+    """A saved report (``--json`` of :func:`evaluate_continuation`) summarised again from its
+    per-prompt records by this version's :func:`aggregate_prompts`: new intervals without
+    sampling, speaking or hearing anything again. The records are kept as they are.
+
+    Raises:
+        ValueError: not a continuation report with per-prompt records.
+    """
+    if not isinstance(report, dict) or report.get("format") != "speechlm.eval-continue":
+        raise ValueError("not a continuation report (format speechlm.eval-continue)")
+    rows = report.get("prompts")
+    if not isinstance(rows, list) or not rows or not all(
+            isinstance(r, dict) and {"voice", "held_out", "samples", "baselines"} <= r.keys()
+            for r in rows):
+        raise ValueError("the report has no per-prompt records to summarise")
+    groups, voices = by_group(rows, aggregate_prompts)
+    return {**report, "version": REPORT_VERSION, "groups": groups, "voices": voices}
 
 
 def continuation_markdown(report: dict[str, Any]) -> str:
@@ -398,25 +432,29 @@ def continuation_markdown(report: dict[str, Any]) -> str:
         "the utterance), all spoken by the same vocoder in the prompt's voice; position 0 = the "
         "higher floor, 1 = the ceiling; its 95 % interval resamples the prompts (floors and "
         "ceiling are sampled and heard anew per prompt, so they move too). The halfway margin "
-        "is LM minus the midpoint of the higher floor and the ceiling: the target (at least "
-        "halfway) is met where its interval lies above 0, missed where below, undecided where "
-        "it spans 0:", "",
+        "is LM minus the midpoint of the higher floor and the ceiling, with two 95 % "
+        "intervals: resampling the prompts, and resampling whole voices (prompts of one voice "
+        "are not independent: the wider, and the one the verdict reads where there are 2+ "
+        "voices). The target (at least halfway) is met where the interval lies above 0, "
+        "missed where below, undecided where it spans 0:", "",
         "| voices | measure | unigram floor | bigram floor | LM | ceiling | position | "
-        "95 % interval | halfway margin | 95 % interval | halfway |",
-        "|---|---|---|---|---|---|---|---|---|---|---|"]
+        "95 % interval | halfway margin | 95 % (prompts) | 95 % (voices) | halfway |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for g, a in groups:
         c = a["content"]
         for k in CONTENT_KEYS:
             ci = (c.get("position_ci95") or {}).get(k)
             hm = (c.get("halfway_margin") or {}).get(k)
             hci = (c.get("halfway_margin_ci95") or {}).get(k)
+            vci = (c.get("halfway_margin_ci95_voices") or {}).get(k)
             lines.append(f"| {g} | {k.replace('_', ' ')} | {f(c['floor_unigram'][k])} | "
                          f"{f(c['floor_bigram'][k])} | {f(c['lm'][k])} | {f(c['ceiling'][k])} | "
                          f"{f(c['position'][k], '.2f')} | "
                          f"{f'[{ci[0]:.2f}, {ci[1]:.2f}]' if ci else '-'} | "
                          f"{f(hm, '+.3f')} | "
                          f"{f'[{hci[0]:+.3f}, {hci[1]:+.3f}]' if hci else '-'} | "
-                         f"{halfway_verdict(hci) if 'halfway_margin_ci95' in c else '-'} |")
+                         f"{f'[{vci[0]:+.3f}, {vci[1]:+.3f}]' if vci else '-'} | "
+                         f"{halfway_verdict(vci or hci) if 'halfway_margin_ci95' in c else '-'} |")
     lines += ["", "Speaker similarity, calibrated (continuation to its prompt; to the other "
               "voices of the set, mean and closest; two utterances of the prompt's voice; share "
               "of continuations whose voice is kept):", "",
@@ -445,5 +483,5 @@ def continuation_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ContinuationHarness", "FLOORS", "TARGETS", "continuation_markdown",
-           "evaluate_continuation"]
+__all__ = ["ContinuationHarness", "FLOORS", "TARGETS", "aggregate_prompts", "content_intervals",
+           "continuation_markdown", "evaluate_continuation", "rescore_report"]
