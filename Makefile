@@ -73,7 +73,7 @@ eval-lm: $(STAMP)  ## perplexity and probe accuracies of the bundled LM (world c
 	  --voices pico_us,piper_joe,mbrola_us3
 	$(VENV)/bin/speechlm eval lm --probes data/probes-v2
 
-vocoder: $(STAMP)  ## retrain the bundled unit vocoder (phone-vocoder) with the CPU recipe (~1.5 h; needs corpus-world, waveform, speaker), judge and bench it
+vocoder: $(STAMP)  ## retrain the bundled unit vocoder (phone-vocoder) with the CPU recipe (~1.5 h, ~3 h from nothing: it trains the speaker encoder and waveform stage first; needs corpus-world), judge and bench it
 	bash scripts/build_default_vocoder.sh
 
 eval-resynth: $(STAMP)  ## resynthesis WER / speaker similarity / DNSMOS / F0 of the bundled vocoder on held-out engines

@@ -8,10 +8,12 @@
 # next to the former default (the WORLD unit-vocoder on mfcc-k100 units, restored from git
 # history), into docs/vocoder-phone-vocoder.{json,md}, and measure its speed into
 # docs/bench-vocoder.json.
-# Needs: the world corpus (make corpus-world, or HOURS=12 bash scripts/build_corpus.sh), the
-# waveform stage (make waveform) and the speaker encoder (speechlm train speaker --config
-# configs/speaker/cpu.toml). Env: CORPUS (data/corpus-v2), PER_VOICE (2: held-out engines),
-# PER_VOICE_TEST (1: known identities).
+# Needs the world corpus (make corpus-world, or HOURS=12 bash scripts/build_corpus.sh). The two
+# parts the recipe is built on, the speaker encoder (outputs/speaker-cpu, configs/speaker/cpu.toml)
+# and the waveform stage (outputs/waveform-hn-cpu, configs/vocoder/hn-cpu.toml; `make waveform`
+# also judges it), are trained first (~30-45 and ~50 min on 2 cores; a finished run returns at once,
+# a killed one resumes). Env: CORPUS (data/corpus-v2), PER_VOICE (2:
+# held-out engines), PER_VOICE_TEST (1: known identities).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SL=.venv/bin/speechlm
@@ -19,6 +21,9 @@ CORPUS=${CORPUS:-data/corpus-v2}
 PER_VOICE=${PER_VOICE:-2}
 PER_VOICE_TEST=${PER_VOICE_TEST:-1}
 export OMP_WAIT_POLICY=PASSIVE
+# the parts first: a run that has finished returns at once, an interrupted one resumes
+$SL train speaker --config configs/speaker/cpu.toml --data.corpus="$CORPUS"
+$SL train vocoder --config configs/vocoder/hn-cpu.toml --data.corpus="$CORPUS"
 $SL train vocoder --config configs/vocoder/phone-cpu.toml --data.corpus="$CORPUS"
 # ship the best-on-valid weights in float16, the frozen speaker encoder's in int8 with a float32
 # scale per row (inference computes in float32): 13.4 MB instead of 15.6 in float16, within issue
