@@ -6,8 +6,8 @@ the threads ``NativeLM.num_threads`` picks, and on one thread where that is more
 ``decoder_for``'s default where a C compiler builds it), on :class:`speechlm.decode.PackedLM` in
 int8 and fp32 (torch), and on the plain :class:`speechlm.lm.UnitLM` network for reference; beside
 each, the floor of its weights: the step's bare matrix products alone in that decoder's own
-kernel (``NativeLM.bare_matmul_seconds``, :func:`speechlm.decode.bare_matmul_seconds`), and how
-far the step is above it. And a training
+kernel (``NativeLM.bare_matmul_seconds``, :func:`speechlm.decode.bare_matmul_seconds`; the best
+of ``--floor-repeats`` runs of 100 steps), and how far the step is above it. And a training
 step of that model as the training loop takes it
 (``batch_offsets`` + ``get_batch`` windows, forward, backward, grad clipping, AdamW).
 Peer: transformers' ``GPT2LMHeadModel`` randomly initialised with the SAME dimensions (n_layer,
@@ -195,15 +195,18 @@ def bench_sampling(model, peer, args) -> dict:
            else f"PackedLM {names[0]}",
            "floors": "bare matrix products of a step in the decoder's own kernel (native: the C "
                      "kernel on the decoder's threads, with the barrier after each product; "
-                     "packed: torch, torch's threads)",
+                     "packed: torch, torch's threads); the best of "
+                     f"{args.floor_repeats} runs of 100 steps",
            "weights_mb": {label[n]: round(d.weight_bytes / 1e6, 2)
                           for n, d in zip(names, decoders)}}
     for b in args.batches:
         runners = sampling_runners(model, peer, prompt, args.new_tokens, b, decoders)
         times = best_of_interleaved(runners, args.repeats)
         t_net, t_peer, t_dec = times[0], times[1], times[2:]
-        floors = [d.bare_matmul_seconds(batch=b, steps=100) if n.startswith("native")
-                  else bare_matmul_seconds(d, batch=b, steps=100) for n, d in zip(names, decoders)]
+        fr = args.floor_repeats
+        floors = [d.bare_matmul_seconds(batch=b, steps=100, repeats=fr) if n.startswith("native")
+                  else bare_matmul_seconds(d, batch=b, steps=100, repeats=fr)
+                  for n, d in zip(names, decoders)]
         units = b * args.new_tokens
         row = {"peer_units_per_s": round(units / t_peer, 1),
                "peer_ms_per_unit_step": round(1000 * t_peer / args.new_tokens, 3),
@@ -326,6 +329,10 @@ def main() -> int:
     ap.add_argument("--train-block", type=int, default=256, help="training window in tokens")
     ap.add_argument("--train-steps", type=int, help="timed training steps per side after one "
                     "warm-up step (default 3; --quick: 1)")
+    ap.add_argument("--floor-repeats", type=int,
+                    help="runs of 100 bare steps per floor, the best kept (default 15: a run is "
+                         "a few ms, and one slowed by the machine would flatter the ratio; "
+                         "--quick: 3)")
     ap.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--no-sampling", action="store_true", help="skip the sampling part")
     ap.add_argument("--no-training", action="store_true", help="skip the training part")
@@ -337,6 +344,7 @@ def main() -> int:
     explicit_new = args.new_tokens is not None
     args.new_tokens = args.new_tokens or (50 if q else 250)
     args.repeats = args.repeats or (1 if q else 3)
+    args.floor_repeats = args.floor_repeats or (3 if q else 15)
     args.train_batch = args.train_batch or (4 if q else 32)
     args.train_steps = args.train_steps or (1 if q else 3)
     args.batches = [int(b) for b in (args.batches or "1,8").split(",") if b.strip()]

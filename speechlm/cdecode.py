@@ -40,7 +40,7 @@ from speechlm.lm import LMConfig
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("csrc") / "lmdecode.c"
-ABI_VERSION = 6  # lmdecode.c's ABI_VERSION
+ABI_VERSION = 7  # lmdecode.c's ABI_VERSION
 CFLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
           "-shared", "-fPIC", "-pthread")
 # tuned for this CPU, tried in order until one compiles (512-bit vectors halved the prefill on
@@ -58,6 +58,7 @@ _i64p = ctypes.POINTER(ctypes.c_int64)
 _i32p = ctypes.POINTER(ctypes.c_int32)
 _u8p = ctypes.POINTER(ctypes.c_uint8)
 _i8p = ctypes.POINTER(ctypes.c_int8)
+_vp = ctypes.c_void_p
 
 
 class NativeUnavailable(SpeechLMError, RuntimeError):
@@ -155,14 +156,16 @@ def library() -> ctypes.CDLL:
     lib.slm_cache_len.restype = ctypes.c_int
     lib.slm_cache_len.argtypes = [ctypes.c_int]
     lib.slm_forward.restype = ctypes.c_int
-    lib.slm_forward.argtypes = [_i32p, _f32p, _i8p, ctypes.c_float, _f32p, _f32p, ctypes.c_int,
+    lib.slm_kv_bytes.restype = ctypes.c_int
+    lib.slm_kv_bytes.argtypes = [ctypes.c_int]
+    lib.slm_forward.argtypes = [_i32p, _f32p, _i8p, ctypes.c_float, _vp, _vp, ctypes.c_int,
                                 ctypes.c_int, _i64p, ctypes.c_int, _f32p, ctypes.c_int]
     lib.slm_bare_matmuls.restype = None
     lib.slm_bare_matmuls.argtypes = [_i32p, _f32p, _i8p, ctypes.c_int, ctypes.c_int, _f32p,
                                      _f32p, ctypes.c_int]
     lib.slm_generate.restype = ctypes.c_int
     lib.slm_generate.argtypes = [
-        _i32p, _f32p, _i8p, ctypes.c_float, _f32p, _f32p, ctypes.c_int, ctypes.c_int,  # net, N
+        _i32p, _f32p, _i8p, ctypes.c_float, _vp, _vp, ctypes.c_int, ctypes.c_int,  # net, N
         _i64p, ctypes.c_int, _i64p, ctypes.c_int, _f32p,  # prefix, history, allowed
         ctypes.c_int, ctypes.c_float, ctypes.c_int, ctypes.c_float, ctypes.c_float,
         ctypes.c_int, ctypes.c_int, ctypes.c_uint64,  # window, eos id, seed
@@ -237,6 +240,9 @@ class NativeLM:
         self.weight_bytes = sum(w.numel() * (1 if int8 else 4) + (4 * w.shape[0] if int8 else 0)
                                 for w in mats)
         self.step_macs = sum(w.numel() for w in mats)  # multiply-adds of a batch-1 step
+        # bytes per cached key or value: 2 (half floats) with int8 weights where the C build
+        # has them, else 4 (float32: the network's numbers)
+        self.kv_bytes = int(self.lib.slm_kv_bytes(int(int8)))
         self.threads = threads
 
     def num_threads(self, batch: int = 1) -> int:
@@ -261,9 +267,11 @@ class NativeLM:
     def _cache(self, samples: int, maxlen: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values, uninitialised: the C code zeroes a tile of keys when it starts one and
         writes a position before any query reads it. Room for ``maxlen`` rounded up to the C
-        code's tile of keys (``slm_cache_len``) per sample, layer and head."""
+        code's tile of keys (``slm_cache_len``) per sample, layer and head, in float32 or (int8
+        weights, where the C build has half floats: :attr:`kv_bytes` 2) IEEE half floats."""
         n = samples * self.cfg.n_layer * self.cfg.n_embd * self.lib.slm_cache_len(maxlen)
-        return torch.empty(n), torch.empty(n)
+        dtype = torch.float16 if self.kv_bytes == 2 else torch.float32
+        return torch.empty(n, dtype=dtype), torch.empty(n, dtype=dtype)
 
     def __call__(self, idx: torch.Tensor, targets=None, cache=None) -> tuple[torch.Tensor, None]:
         """Float32 logits of every position of ``idx`` ``[N, T]`` (scoring; no cache)."""
@@ -279,7 +287,7 @@ class NativeLM:
                 raise ValueError(f"token ids must lie in [0, {self.cfg.vocab_size})")
             k, v = self._cache(1, T)
             rc = self.lib.slm_forward(*self._net(), self.floor,
-                                      _ptr(k, _f32p), _ptr(v, _f32p), T, 0, _ptr(tok, _i64p), T,
+                                      _ptr(k, _vp), _ptr(v, _vp), T, 0, _ptr(tok, _i64p), T,
                                       _ptr(out[n], _f32p), self.num_threads(T))
             if rc:
                 raise MemoryError(f"the C decoder failed ({rc})")
@@ -311,8 +319,8 @@ class NativeLM:
         ended = torch.empty(N, dtype=torch.uint8)
         eos = special_id("<eos>", self.cfg.n_units)
         rc = self.lib.slm_generate(
-            *self._net(), self.floor, _ptr(k, _f32p),
-            _ptr(v, _f32p), maxlen, N, _ptr(prefix, _i64p), prefix.numel(),
+            *self._net(), self.floor, _ptr(k, _vp),
+            _ptr(v, _vp), maxlen, N, _ptr(prefix, _i64p), prefix.numel(),
             _ptr(history, _i64p), history.numel(), _ptr(allowed, _f32p), L,
             float(options.temperature), int(options.top_k or 0),
             float(options.top_p if options.top_p is not None else 1.0),

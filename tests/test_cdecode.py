@@ -12,6 +12,7 @@ from speechlm.decode import (
     decoder_for,
     default_weights,
     native_decoder,
+    quantize_int8,
 )
 from speechlm.generate import SamplingOptions, _filter_top_k_top_p, generate
 from speechlm.lm import LanguageModel, LMConfig, UnitLM
@@ -307,3 +308,22 @@ def test_a_wide_ffn_prefills_through_a_heap_panel():
     lp = torch.log_softmax(logits[0, len(prompt):], -1)
     drawn = lp.gather(1, out.tokens[0][:, None])[:, 0]
     assert torch.allclose(drawn, out.logprobs[0], atol=1e-4)
+
+
+@torch.inference_mode()
+def test_the_int8_path_caches_keys_and_values_in_half_floats(model):
+    int8 = native_decoder(model, int8=True)
+    if int8.kv_bytes != 2:
+        pytest.skip("this C build has no half floats: the int8 path keeps a float32 cache")
+    assert native_decoder(model).kv_bytes == 4  # float32 weights: the network's numbers
+    assert int8._cache(1, 40)[0].dtype == torch.float16
+    # the same int8 weights, dequantized, through the float32 cache: what the half cache changes
+    packed = PackedLM(model, "fp32")
+    for lin in packed.linears():
+        q, scale = quantize_int8(lin.w)
+        lin.w = (q.float() * scale[:, None]).contiguous()
+    torch.manual_seed(3)
+    idx = torch.randint(0, model.cfg.vocab_size, (2, model.cfg.block_size))
+    ref = cdecode.NativeLM(packed)(idx)[0]
+    err = float((int8(idx)[0] - ref).abs().max() / ref.abs().max())
+    assert 1e-6 < err < 4e-3, err

@@ -15,6 +15,9 @@
  * KV cache, per sample, layer and head, room for cache_len(maxlen) positions (maxlen rounded up
  * to a multiple of KT = 32): keys transposed in tiles of KT positions [cache_len / KT][hd][KT]
  * (a tile is 4 KB at hd = 32, read front to back by the scores), values [cache_len, hd].
+ * With int8 weights the cache holds IEEE half floats where the compiler has them
+ * (slm_kv_bytes): a step's attention reads half the bytes, and the int8 path's numbers are
+ * approximate anyway; float32 weights keep a float32 cache and the network's numbers.
  *
  * Threads: every entry point takes a thread count. The threads run the same code in lock step
  * (SPMD): each computes its own share of the output columns of every matrix product and its
@@ -29,8 +32,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
 
-#define ABI_VERSION 6
+#define ABI_VERSION 7
 #define KT 32 /* positions per tile of transposed keys */
 #define MAX_THREADS 64
 
@@ -43,12 +49,26 @@ typedef struct {
 
 typedef struct {
   int L, H, hd, C, V, block, n_units, F, int8;
+  int kv16; /* the KV cache holds half floats (int8 weights where KV16) */
   float floor_; /* sqrt(C eps): RMSNorm(x) / sqrt(C) = x / hypot(|x|, floor) */
   const float *embed, *cos, *sin;
   Mat qkv[64], proj[64], fc[64], out[64], head;
 } Net;
 
 int slm_abi_version(void) { return ABI_VERSION; }
+
+/* Half floats for the int8 path's KV cache: F16C's conversions, or the compiler's _Float16
+ * (element by element), or none (a float32 cache) */
+#ifndef KV16 /* (-DKV16=0 builds without them, to compare) */
+#if defined(__F16C__) || defined(__FLT16_MAX__)
+#define KV16 1
+#else
+#define KV16 0
+#endif
+#endif
+
+/* Bytes per value of the KV cache of a net with int8 (1) or float32 (0) weights */
+int slm_kv_bytes(int int8) { return int8 && KV16 ? 2 : 4; }
 
 /* Positions a cache of maxlen holds per sample, layer and head: maxlen rounded up to KT */
 static inline size_t cache_len(int maxlen) { return ((size_t)maxlen + KT - 1) / KT * KT; }
@@ -63,6 +83,7 @@ static int net_init(Net *m, const int32_t *dims, const float *w, const int8_t *w
   m->L = dims[0]; m->H = dims[1]; m->hd = dims[2]; m->C = dims[3]; m->V = dims[4];
   m->block = dims[5]; m->n_units = dims[6]; m->F = dims[7]; m->int8 = dims[8];
   m->floor_ = floor_;
+  m->kv16 = m->int8 && KV16;
   if (m->L < 1 || m->L > 64 || m->H * m->hd != m->C || (m->int8 && !wq)) return -1;
   const size_t C = m->C, F = m->F, V = m->V;
   m->embed = w; w += V * C;
@@ -113,6 +134,44 @@ static inline v8 v8_load(const float *p) {
 }
 
 static inline v8 v8_splat(float a) { return (v8){a, a, a, a, a, a, a, a}; }
+
+/* Half floats (uint16_t bit patterns) <-> float; a value beyond the half range saturates */
+#if defined(__F16C__)
+static inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+static inline uint16_t float_to_half(float x) {
+  x = x > 65504.0f ? 65504.0f : x < -65504.0f ? -65504.0f : x;
+  return (uint16_t)_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT);
+}
+static inline v8 h8_load(const uint16_t *p) {
+  const __m256 r = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+  v8 v;
+  memcpy(&v, &r, sizeof v);
+  return v;
+}
+#elif KV16
+static inline float half_to_float(uint16_t h) {
+  _Float16 f;
+  memcpy(&f, &h, sizeof f);
+  return (float)f;
+}
+static inline uint16_t float_to_half(float x) {
+  x = x > 65504.0f ? 65504.0f : x < -65504.0f ? -65504.0f : x;
+  const _Float16 f = (_Float16)x;
+  uint16_t h;
+  memcpy(&h, &f, sizeof h);
+  return h;
+}
+static inline v8 h8_load(const uint16_t *p) {
+  float f[8];
+  for (int k = 0; k < 8; k++) f[k] = half_to_float(p[k]);
+  return v8_load(f);
+}
+#else /* never called: no half cache in this build */
+static inline float half_to_float(uint16_t h) { return (float)h; }
+static inline uint16_t float_to_half(float x) { return (uint16_t)x; }
+static inline v8 h8_load(const uint16_t *p) { return v8_splat((float)p[0]); }
+#endif
+static inline float f32_to_float(float x) { return x; }
 
 #ifndef RB
 #define RB 6 /* rows per block: 2 x RB accumulators, 2 weight vectors, a broadcast */
@@ -380,65 +439,73 @@ static int scratch_alloc(Scratch *sc, const Net *m, int R, int maxlen, int threa
 /* Attention scores s[j] = sum over d of q[d] * k_j[d] for j < n, from keys in tiles of KT
  * positions [hd][KT]: a tile's 32 scores are held in vector registers while the tile is read front
  * to back. Each score is summed over d in order, one multiply-add at a time. A last tile's
- * positions from n on hold zeros or earlier keys: computed, never stored. */
-static void scores(const float *restrict q, const float *restrict kt, int hd, int n,
-                   float *restrict s) {
-  for (int j0 = 0; j0 < n; j0 += KT) {
-    const float *tile = kt + (size_t)j0 * hd;
-    v8 a0 = v8_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
-    for (int d = 0; d < hd; d++) {
-      const v8 b = v8_splat(q[d]);
-      const float *kd = tile + (size_t)d * KT;
-      a0 += b * v8_load(kd);
-      a1 += b * v8_load(kd + 8);
-      a2 += b * v8_load(kd + 16);
-      a3 += b * v8_load(kd + 24);
-    }
-    float out[KT];
-    memcpy(out, &a0, sizeof a0);
-    memcpy(out + 8, &a1, sizeof a1);
-    memcpy(out + 16, &a2, sizeof a2);
-    memcpy(out + 24, &a3, sizeof a3);
-    memcpy(s + j0, out, sizeof(float) * (size_t)(n - j0 < KT ? n - j0 : KT));
+ * positions from n on hold zeros or earlier keys: computed, never stored. Defined for a float32
+ * cache (LOAD v8_load) and a half one (h8_load). */
+#define DEFINE_SCORES(NAME, T, LOAD)                                                          \
+  static void NAME(const float *restrict q, const T *restrict kt, int hd, int n,             \
+                   float *restrict s) {                                                      \
+    for (int j0 = 0; j0 < n; j0 += KT) {                                                     \
+      const T *tile = kt + (size_t)j0 * hd;                                                  \
+      v8 a0 = v8_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;                                     \
+      for (int d = 0; d < hd; d++) {                                                         \
+        const v8 b = v8_splat(q[d]);                                                         \
+        const T *kd = tile + (size_t)d * KT;                                                 \
+        a0 += b * LOAD(kd);                                                                  \
+        a1 += b * LOAD(kd + 8);                                                              \
+        a2 += b * LOAD(kd + 16);                                                             \
+        a3 += b * LOAD(kd + 24);                                                             \
+      }                                                                                      \
+      float out[KT];                                                                         \
+      memcpy(out, &a0, sizeof a0);                                                           \
+      memcpy(out + 8, &a1, sizeof a1);                                                       \
+      memcpy(out + 16, &a2, sizeof a2);                                                      \
+      memcpy(out + 24, &a3, sizeof a3);                                                      \
+      memcpy(s + j0, out, sizeof(float) * (size_t)(n - j0 < KT ? n - j0 : KT));              \
+    }                                                                                        \
   }
-}
 
 /* out[d] = sum over j < n of (s[j] * inv) * v[j * hd + d]: 32 dimensions at a time in vector
  * registers (8 where fewer are left; a plain loop when hd is not a multiple of 8). Summed over j
- * in order, one multiply-add at a time, as a plain loop would. */
-static void mix_values(const float *restrict s, float inv, const float *restrict v, int hd,
-                       int n, float *restrict out) {
-  if (hd % 8) {
-    for (int d = 0; d < hd; d++) out[d] = 0.0f;
-    for (int j = 0; j < n; j++) {
-      const float p = s[j] * inv;
-      const float *vj = v + (size_t)j * hd;
-      for (int d = 0; d < hd; d++) out[d] += p * vj[d];
-    }
-    return;
+ * in order, one multiply-add at a time, as a plain loop would. ONE: a cache value as a float. */
+#define DEFINE_MIX_VALUES(NAME, T, LOAD, ONE)                                                 \
+  static void NAME(const float *restrict s, float inv, const T *restrict v, int hd, int n,   \
+                   float *restrict out) {                                                    \
+    if (hd % 8) {                                                                            \
+      for (int d = 0; d < hd; d++) out[d] = 0.0f;                                            \
+      for (int j = 0; j < n; j++) {                                                          \
+        const float p = s[j] * inv;                                                          \
+        const T *vj = v + (size_t)j * hd;                                                    \
+        for (int d = 0; d < hd; d++) out[d] += p * ONE(vj[d]);                               \
+      }                                                                                      \
+      return;                                                                                \
+    }                                                                                        \
+    int d0 = 0;                                                                              \
+    for (; d0 + 32 <= hd; d0 += 32) {                                                        \
+      v8 a0 = v8_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;                                     \
+      for (int j = 0; j < n; j++) {                                                          \
+        const v8 p = v8_splat(s[j] * inv);                                                   \
+        const T *vj = v + (size_t)j * hd + d0;                                               \
+        a0 += p * LOAD(vj);                                                                  \
+        a1 += p * LOAD(vj + 8);                                                              \
+        a2 += p * LOAD(vj + 16);                                                             \
+        a3 += p * LOAD(vj + 24);                                                             \
+      }                                                                                      \
+      memcpy(out + d0, &a0, sizeof a0);                                                      \
+      memcpy(out + d0 + 8, &a1, sizeof a1);                                                  \
+      memcpy(out + d0 + 16, &a2, sizeof a2);                                                 \
+      memcpy(out + d0 + 24, &a3, sizeof a3);                                                 \
+    }                                                                                        \
+    for (; d0 < hd; d0 += 8) {                                                               \
+      v8 a = v8_splat(0.0f);                                                                 \
+      for (int j = 0; j < n; j++) a += v8_splat(s[j] * inv) * LOAD(v + (size_t)j * hd + d0); \
+      memcpy(out + d0, &a, sizeof a);                                                        \
+    }                                                                                        \
   }
-  int d0 = 0;
-  for (; d0 + 32 <= hd; d0 += 32) {
-    v8 a0 = v8_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
-    for (int j = 0; j < n; j++) {
-      const v8 p = v8_splat(s[j] * inv);
-      const float *vj = v + (size_t)j * hd + d0;
-      a0 += p * v8_load(vj);
-      a1 += p * v8_load(vj + 8);
-      a2 += p * v8_load(vj + 16);
-      a3 += p * v8_load(vj + 24);
-    }
-    memcpy(out + d0, &a0, sizeof a0);
-    memcpy(out + d0 + 8, &a1, sizeof a1);
-    memcpy(out + d0 + 16, &a2, sizeof a2);
-    memcpy(out + d0 + 24, &a3, sizeof a3);
-  }
-  for (; d0 < hd; d0 += 8) {
-    v8 a = v8_splat(0.0f);
-    for (int j = 0; j < n; j++) a += v8_splat(s[j] * inv) * v8_load(v + (size_t)j * hd + d0);
-    memcpy(out + d0, &a, sizeof a);
-  }
-}
+
+DEFINE_SCORES(scores_f32, float, v8_load)
+DEFINE_SCORES(scores_f16, uint16_t, h8_load)
+DEFINE_MIX_VALUES(mix_values_f32, float, v8_load, f32_to_float)
+DEFINE_MIX_VALUES(mix_values_f16, uint16_t, h8_load, half_to_float)
 
 /* The largest of s[0..n), n >= 1: eight running maxima side by side in a vector (a compare and
  * a select per 8 positions), then the largest of those */
@@ -460,42 +527,54 @@ static float max_of(const float *restrict s, int n) {
   return mx;
 }
 
-/* Rotary on q and k of head h for rows [0, R), k and v into the cache, then attention of those
- * rows over positions 0..pos[r] of their sample: head h's columns of sc->q and sc->a. */
+/* Rotary on q and k of head h for rows [0, R), k and v into the cache (float32, or half floats
+ * when m->kv16), then attention of those rows over positions 0..pos[r] of their sample: head h's
+ * columns of sc->q and sc->a. */
 static void attend_head(const Net *m, Scratch *sc, float *s, int l, int h, int R,
-                        const int *sample, const int *pos, float *kc, float *vc, int maxlen) {
+                        const int *sample, const int *pos, void *kc, void *vc, int maxlen) {
   const int C = m->C, H = m->H, hd = m->hd;
   const size_t per_head = (size_t)hd * cache_len(maxlen);
+  float *kf = kc, *vf = vc;
+  uint16_t *kh = kc, *vh = vc;
   for (int r = 0; r < R; r++) {
     const float *y = sc->y + (size_t)r * 5 * C;
     const float *cs = m->cos + (size_t)pos[r] * hd, *sn = m->sin + (size_t)pos[r] * hd;
     float *q = sc->q + (size_t)r * C;
     const size_t base = (((size_t)sample[r] * m->L + l) * H + h) * per_head;
-    float *kt = kc + base, *v = vc + base + (size_t)pos[r] * hd;
-    float *tile = kt + (size_t)(pos[r] / KT) * KT * hd;
-    if (pos[r] % KT == 0) /* a new tile: its positions past this one read as zeros until written */
-      memset(tile, 0, sizeof(float) * KT * (size_t)hd);
+    /* the key's tile, its first element, and the value's first element */
+    const size_t tile = base + (size_t)(pos[r] / KT) * KT * hd, slot = tile + pos[r] % KT;
+    const size_t v0 = base + (size_t)pos[r] * hd;
+    if (pos[r] % KT == 0) { /* a new tile: its positions past this one read as zeros until written */
+      if (m->kv16) memset(kh + tile, 0, sizeof(uint16_t) * KT * (size_t)hd);
+      else memset(kf + tile, 0, sizeof(float) * KT * (size_t)hd);
+    }
     for (int d = 0; d < hd; d++) {
       const int j = h * hd + d;
       q[j] = y[j] * cs[d] + y[3 * C + j] * sn[d];
-      tile[(size_t)d * KT + pos[r] % KT] =
-          y[C + j] * cs[d] + y[4 * C + j] * sn[d];
-      v[d] = y[2 * C + j];
+      const float k = y[C + j] * cs[d] + y[4 * C + j] * sn[d], v = y[2 * C + j];
+      if (m->kv16) {
+        kh[slot + (size_t)d * KT] = float_to_half(k);
+        vh[v0 + d] = float_to_half(v);
+      } else {
+        kf[slot + (size_t)d * KT] = k;
+        vf[v0 + d] = v;
+      }
     }
   }
   for (int r = 0; r < R; r++) {
     const int n = pos[r] + 1;
-    const float *q = sc->q + (size_t)r * C;
-    float *a = sc->a + (size_t)r * C;
+    const float *q = sc->q + (size_t)r * C + h * hd;
+    float *a = sc->a + (size_t)r * C + h * hd;
     const size_t base = (((size_t)sample[r] * m->L + l) * H + h) * per_head;
-    const float *kt = kc + base, *v = vc + base;
-    scores(q + h * hd, kt, hd, n, s);
+    if (m->kv16) scores_f16(q, kh + base, hd, n, s);
+    else scores_f32(q, kf + base, hd, n, s);
     const float mx = max_of(s, n);
     for (int j = 0; j < n; j++) s[j] = fast_exp(s[j] - mx);
     float sum = 0.0f;
     for (int j = 0; j < n; j++) sum += s[j];
     const float inv = 1.0f / sum;
-    mix_values(s, inv, v, hd, n, a + h * hd);
+    if (m->kv16) mix_values_f16(s, inv, vh + base, hd, n, a);
+    else mix_values_f32(s, inv, vf + base, hd, n, a);
   }
 }
 
@@ -503,7 +582,7 @@ static void attend_head(const Net *m, Scratch *sc, float *s, int l, int h, int R
  * at position pos[r] (rows of one sample in increasing position). Writes their keys and values
  * into the cache, then leaves the final normalised hidden state of each row in sc->h[thread]. */
 static void forward_rows(const Thread *t, const Net *m, Scratch *sc, int R, const int64_t *tok,
-                         const int *sample, const int *pos, float *kc, float *vc, int maxlen) {
+                         const int *sample, const int *pos, void *kc, void *vc, int maxlen) {
   const int C = m->C, F = m->F;
   float *x = sc->x, *h = sc->h[t->id];
   if (t->id == 0)
@@ -534,7 +613,8 @@ static void forward_rows(const Thread *t, const Net *m, Scratch *sc, int R, cons
 typedef struct {
   const Net *m;
   Scratch *sc;
-  float *kc, *vc, *logits;
+  void *kc, *vc;
+  float *logits;
   const int64_t *tok;
   const int *sample, *pos;
   int T, maxlen;
@@ -548,8 +628,8 @@ static void forward_job(void *p, const Thread *t) {
 
 /* Logits of every position of one sequence fed from position pos0 (the sample-0 cache):
  * logits [T, V]. Returns 0, or -1 when memory runs out. */
-int slm_forward(const int32_t *dims, const float *w, const int8_t *wq, float floor_, float *kc,
-                float *vc, int maxlen, int pos0, const int64_t *tok, int T, float *logits,
+int slm_forward(const int32_t *dims, const float *w, const int8_t *wq, float floor_, void *kc,
+                void *vc, int maxlen, int pos0, const int64_t *tok, int T, float *logits,
                 int threads) {
   Net m;
   Scratch sc;
@@ -652,10 +732,12 @@ static int draw(const float *logits, int V, const float *allowed, const int64_t 
                 const Sampling *o, Rng *g, float *work, Scored *sorted, char *seen,
                 float *raw) {
   float *s = work, *tmp = work + V;
-  float mx = -INFINITY;
-  for (int v = 0; v < V; v++) mx = fmaxf(mx, logits[v]);
+  const float mx = max_of(logits, V); /* (fmaxf is a library call per unit here) */
+  /* the exponentials in a loop the compiler vectorises (fast_exp), summed in double: 8x faster
+   * than exp() per unit, to ~1e-7 relative */
+  for (int v = 0; v < V; v++) tmp[v] = fast_exp(logits[v] - mx);
   double z = 0.0;
-  for (int v = 0; v < V; v++) z += exp((double)(logits[v] - mx));
+  for (int v = 0; v < V; v++) z += tmp[v];
   const double lse = mx + log(z);
   for (int v = 0; v < V; v++) s[v] = logits[v] + allowed[v];
   if (o->penalty != 1.0f) {
@@ -676,8 +758,7 @@ static int draw(const float *logits, int V, const float *allowed, const int64_t 
       const float kth = tmp[o->top_k - 1];
       for (int v = 0; v < V; v++) if (s[v] < kth) s[v] = -INFINITY;
     }
-    float smx = -INFINITY;
-    for (int v = 0; v < V; v++) smx = fmaxf(smx, s[v]);
+    const float smx = max_of(s, V);
     if (o->top_p > 0.0f && o->top_p < 1.0f) {
       for (int v = 0; v < V; v++) { sorted[v].v = s[v]; sorted[v].i = v; }
       qsort(sorted, (size_t)V, sizeof(Scored), by_score_desc);
@@ -690,8 +771,9 @@ static int draw(const float *logits, int V, const float *allowed, const int64_t 
         before += p;
       }
     }
+    for (int v = 0; v < V; v++) tmp[v] = s[v] > -INFINITY ? fast_exp(s[v] - smx) : 0.0f;
     double cdf = 0.0;
-    for (int v = 0; v < V; v++) { tmp[v] = (float)(cdf += exp((double)(s[v] - smx))); }
+    for (int v = 0; v < V; v++) { tmp[v] = (float)(cdf += tmp[v]); }
     const double u = rng_uniform(g) * cdf;
     pick = V - 1;
     for (int v = 0; v < V; v++) if (tmp[v] >= u && s[v] > -INFINITY) { pick = v; break; }
@@ -703,7 +785,7 @@ static int draw(const float *logits, int V, const float *allowed, const int64_t 
 typedef struct {
   const Net *m;
   Scratch *sc;
-  float *kc, *vc;
+  void *kc, *vc;
   int maxlen, N, P, nh0, max_new;
   const int64_t *prefix, *hist0;
   const float *allowed;
@@ -735,10 +817,11 @@ static void generate_job(void *p, const Thread *t) {
   const int hcap = j->nh0 + max_new + 1;
   int nh = j->nh0 > 0 ? j->nh0 : 1;
   if (t->id == 0) {
-    const size_t per_sample = (size_t)m->L * m->H * m->hd * cache_len(j->maxlen);
+    const size_t per_sample = (size_t)m->L * m->H * m->hd * cache_len(j->maxlen)
+                              * (m->kv16 ? sizeof(uint16_t) : sizeof(float)); /* bytes */
     for (int n = 1; n < N; n++) {
-      memcpy(j->kc + n * per_sample, j->kc, sizeof(float) * per_sample);
-      memcpy(j->vc + n * per_sample, j->vc, sizeof(float) * per_sample);
+      memcpy((char *)j->kc + n * per_sample, j->kc, per_sample);
+      memcpy((char *)j->vc + n * per_sample, j->vc, per_sample);
       memcpy(j->logits + (size_t)n * V, j->logits, sizeof(float) * V);
     }
     for (int n = 0; n < N; n++) {
@@ -792,8 +875,8 @@ static void generate_job(void *p, const Thread *t) {
  * (the repetition penalty's first history). Outputs: tokens [N, max_new] (-1 past the end),
  * logprobs [N, max_new], lengths [N], ended [N]. Returns 0, -1 out of memory, -2 bad
  * dimensions. */
-int slm_generate(const int32_t *dims, const float *w, const int8_t *wq, float floor_, float *kc,
-                 float *vc, int maxlen, int N, const int64_t *prefix, int P, const int64_t *hist0,
+int slm_generate(const int32_t *dims, const float *w, const int8_t *wq, float floor_, void *kc,
+                 void *vc, int maxlen, int N, const int64_t *prefix, int P, const int64_t *hist0,
                  int nh0, const float *allowed, int max_new, float temperature, int top_k,
                  float top_p, float penalty, int window, int eos, uint64_t seed,
                  int64_t *tokens, float *logprobs, int64_t *lengths, uint8_t *ended,
