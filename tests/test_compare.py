@@ -1,4 +1,4 @@
-"""eval compare-resynth: paired differences between two resynthesis reports."""
+"""eval compare-resynth and compare-continue: paired differences between two reports."""
 
 from __future__ import annotations
 
@@ -58,3 +58,53 @@ def test_reports_of_other_utterances_are_refused(tmp_path, capsys):
     assert main(["eval", "compare-resynth", str(tmp_path / "a.json"),
                  str(tmp_path / "b.json")]) == 2
     assert "not a JSON report" in capsys.readouterr().err
+
+
+def _continue_report(name, prompts):
+    """A minimal 'eval continue' report: prompts of (held_out, [(seed, similarity, margin,
+    dnsmos, dictionary words, seconds)])."""
+    out = []
+    for i, (held, samples) in enumerate(prompts):
+        out.append({"name": f"p{i}", "held_out": held, "samples": [
+            {"seed": seed, "similarity": sim, "dnsmos": mos,
+             "calibration": {"margin": margin,
+                             "verdict": "voice kept" if margin > 0 else "voice lost"},
+             "content": {"n_confident_in_dictionary": words, "seconds": secs}}
+            for seed, sim, margin, mos, words, secs in samples]})
+    return {"vocoder": name, "prompts": out}
+
+
+def test_continuation_reports_pair_by_prompt_and_seed(tmp_path, capsys):
+    from speechlm.cli import main
+    from speechlm.eval.compare import compare_continue, compare_continue_markdown
+
+    base = [(True, [(s, 0.6 + 0.01 * p, -0.05, 2.5, 6, 4.0) for s in (0, 1)])
+            for p in range(20)] + [(False, [(0, 0.8, 0.1, 2.7, 8, 4.0)])]
+    better = [(h, [(s, sim + 0.05, m + 0.1, mos, w - 2, sec) for s, sim, m, mos, w, sec in ss])
+              for h, ss in base]
+    rep = compare_continue(_continue_report("a", base), _continue_report("b", better))
+    held, seen = rep["rows"]
+    assert (held["group"], held["prompts"], held["samples"]) == ("held-out voices", 20, 40)
+    assert seen["prompts"] == 1 and rep["samples_paired"] == 41
+    assert held["similarity"]["delta"] == pytest.approx(0.05) and held["similarity"]["distinct"]
+    assert held["margin"]["delta"] == pytest.approx(0.1)
+    assert held["voice_kept"] == {"base": 0.0, "other": 1.0, "delta": 1.0, "ci95": [1.0, 1.0],
+                                  "distinct": True}
+    assert held["dict_words_per_s"]["delta"] == pytest.approx(-0.5)
+    assert held["dnsmos"]["delta"] == 0 and not held["dnsmos"]["distinct"]
+    assert "| held-out voices | 20 x 2 | speaker sim to prompt | 0.695 | 0.745 | +0.0500" in \
+        compare_continue_markdown(rep)
+    # a sample only one report drew is left out; none shared is refused
+    extra = _continue_report("b", better)
+    extra["prompts"][0]["samples"].append({"seed": 9, "similarity": 0.0})
+    assert compare_continue(_continue_report("a", base), extra)["samples_paired"] == 41
+    other = _continue_report("b", better)
+    for p in other["prompts"]:
+        p["name"] += "x"
+    with pytest.raises(DataError, match="share no sample"):
+        compare_continue(_continue_report("a", base), other)
+    (tmp_path / "a.json").write_text(json.dumps(_continue_report("a", base)))
+    (tmp_path / "r.json").write_text(json.dumps(_report("r", [("x", "x", 0.7, 3.0)])))
+    assert main(["eval", "compare-continue", str(tmp_path / "a.json"),
+                 str(tmp_path / "r.json")]) == 2
+    assert "not a report of 'speechlm eval continue'" in capsys.readouterr().err

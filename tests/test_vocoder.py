@@ -435,3 +435,47 @@ def test_int8_weights_at_rest_round_trip(tmp_path):
         ya, yb = a.model(ids, spk), b.model(ids, spk)
     assert not torch.equal(ya, yb)
     assert float((ya - yb).pow(2).mean().sqrt()) < 0.05 * float(ya.std())
+
+
+def test_long_term_spectrum_averages_speech_not_silence():
+    from speechlm.vocoder import long_term_log_mel
+
+    speech = torch.tensor([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]])
+    silence = torch.full((6, 3), -11.5)  # the log floor: digital silence
+    assert torch.allclose(long_term_log_mel(torch.cat([silence[:3], speech, silence[3:]])),
+                          torch.tensor([1.0, 1.0, 1.0]))
+
+
+def test_timbre_matching_moves_the_outputs_spectrum_to_the_references(tiny_vocoder, wav_file,
+                                                                       tmp_path):
+    from speechlm.audio import load_audio
+    from speechlm.vocoder import long_term_log_mel
+
+    voc = tiny_vocoder
+    voice = voc.voice(load_audio(wav_file(1.5)))
+    assert voice.log_mel_mean.shape == (voc.cfg.n_mels,)
+    u = _units(voc, [3, 3, 7, 9, 9, 9, 1] * 5)
+    assert voc.timbre_match == 0.0  # a vocoder whose config does not ask for it
+    plain = voc.parameters_for(u, voice)["mel"]
+    try:
+        full = voc.set_timbre_match(1.0).parameters_for(u, voice)["mel"]
+        half = voc.set_timbre_match(0.5).parameters_for(u, voice)["mel"]
+        voc.save(tmp_path / "v")
+        assert Vocoder.load(tmp_path / "v").timbre_match == 0.5
+    finally:
+        voc.set_timbre_match(0.0)
+    gap = voice.log_mel_mean - long_term_log_mel(plain)
+    assert float(gap.abs().max()) > 0.1  # there is something to match
+    # one gain per mel band over the whole output, the same at every frame
+    assert torch.allclose(long_term_log_mel(full), voice.log_mel_mean, atol=1e-4)
+    assert torch.allclose(full - plain, gap.expand_as(plain), atol=1e-4)
+    assert torch.allclose(half - plain, 0.5 * gap.expand_as(plain), atol=1e-4)
+    assert torch.equal(voc.parameters_for(u, voice)["mel"], plain)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="timbre_match"):
+            voc.set_timbre_match(bad)
+    cfg = json.loads((tmp_path / "v" / "config.json").read_text())
+    cfg["timbre_match"] = 3
+    (tmp_path / "v" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="timbre_match"):
+        Vocoder.load(tmp_path / "v")

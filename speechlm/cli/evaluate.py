@@ -1,4 +1,5 @@
-"""``speechlm eval tokenizer|lm|scaling|build-probes|resynth|compare-resynth|continue``."""
+"""``speechlm eval tokenizer|lm|scaling|build-probes|resynth|compare-resynth|continue|
+compare-continue``."""
 
 from __future__ import annotations
 
@@ -99,10 +100,10 @@ def cmd_eval_resynth(args: argparse.Namespace) -> int:
     return emit_report(args, report, resynth_markdown(report))
 
 
-def cmd_eval_compare_resynth(args: argparse.Namespace) -> int:
+def _two_reports(args: argparse.Namespace, command: str, key: str) -> list[dict]:
+    """BASE and OTHER of a compare command: JSON reports of ``eval COMMAND`` holding ``key``."""
     from speechlm.cli.common import need_input
     from speechlm.errors import DataError
-    from speechlm.eval.compare import compare_markdown, compare_resynth
 
     reports = []
     for flag, path in (("BASE", args.base), ("OTHER", args.other)):
@@ -110,12 +111,27 @@ def cmd_eval_compare_resynth(args: argparse.Namespace) -> int:
         try:
             reports.append(json.loads(p.read_text(encoding="utf-8")))
         except (ValueError, UnicodeDecodeError) as err:
-            raise DataError(f"{p} is not a JSON report of 'speechlm eval resynth' ({err})") \
+            raise DataError(f"{p} is not a JSON report of 'speechlm eval {command}' ({err})") \
                 from None
-        if not isinstance(reports[-1], dict) or "utterances" not in reports[-1]:
-            raise DataError(f"{p} is not a report of 'speechlm eval resynth' (no utterances)")
+        if not isinstance(reports[-1], dict) or key not in reports[-1]:
+            raise DataError(f"{p} is not a report of 'speechlm eval {command}' (no {key})")
+    return reports
+
+
+def cmd_eval_compare_resynth(args: argparse.Namespace) -> int:
+    from speechlm.eval.compare import compare_markdown, compare_resynth
+
+    reports = _two_reports(args, "resynth", "utterances")
     report = compare_resynth(*reports, samples=args.samples, seed=args.seed)
     return emit_report(args, report, compare_markdown(report))
+
+
+def cmd_eval_compare_continue(args: argparse.Namespace) -> int:
+    from speechlm.eval.compare import compare_continue, compare_continue_markdown
+
+    reports = _two_reports(args, "continue", "prompts")
+    report = compare_continue(*reports, samples=args.samples, seed=args.seed)
+    return emit_report(args, report, compare_continue_markdown(report))
 
 
 def cmd_eval_speaker(args: argparse.Namespace) -> int:
@@ -265,18 +281,27 @@ def register(sub, add_parser) -> None:
     add_report_args(er)
     er.set_defaults(func=cmd_eval_resynth)
 
-    ec = add_parser(evsub, "compare-resynth", help="paired differences between two resynthesis "
-                    "reports", description="Two 'eval resynth' JSON reports of the same "
-                    "utterances (two vocoders, or two exports of one): OTHER - BASE of WER, "
-                    "speaker similarity and DNSMOS per method and voice group, with 95%% paired "
-                    "bootstrap intervals.")
-    ec.add_argument("base", help="the reference report (eval resynth --json)")
-    ec.add_argument("other", help="the report compared with it")
-    ec.add_argument("--samples", type=number(int, 100, 100_000), default=2000,
-                    help="bootstrap resamples")
-    ec.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    add_report_args(ec)
-    ec.set_defaults(func=cmd_eval_compare_resynth)
+    def compare_parser(name: str, what: str, help_: str, description: str, func) -> None:
+        c = add_parser(evsub, name, help=help_, description=description)
+        c.add_argument("base", help=f"the reference report (eval {what} --json)")
+        c.add_argument("other", help="the report compared with it")
+        c.add_argument("--samples", type=number(int, 100, 100_000), default=2000,
+                       help="bootstrap resamples")
+        c.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+        add_report_args(c)
+        c.set_defaults(func=func)
+
+    compare_parser("compare-resynth", "resynth", "paired differences between two resynthesis "
+                   "reports", "Two 'eval resynth' JSON reports of the same utterances (two "
+                   "vocoders, or two exports of one): OTHER - BASE of WER, speaker similarity "
+                   "and DNSMOS per method and voice group, with 95%% paired bootstrap intervals.",
+                   cmd_eval_compare_resynth)
+    compare_parser("compare-continue", "continue", "paired differences between two "
+                   "continuation reports", "Two 'eval continue' JSON reports of the same prompts "
+                   "and seeds (two vocoders, LMs or settings): OTHER - BASE of speaker "
+                   "similarity, its margin over the closest other voice, the share of voices "
+                   "kept, DNSMOS and dictionary words per second, with 95%% bootstrap intervals "
+                   "over prompts.", cmd_eval_compare_continue)
 
     es = add_parser(evsub, "speaker", help="equal error rate of a speaker encoder on held-out "
                     "voices", description="Verification trials (same voice vs different voices, "

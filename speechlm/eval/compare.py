@@ -1,5 +1,6 @@
 """``speechlm eval compare-resynth BASE.json OTHER.json``: two resynthesis reports of the same
-utterances, paired.
+utterances, paired; ``speechlm eval compare-continue``: two continuation reports of the same
+prompts and seeds (:func:`compare_continue`).
 
 Two vocoders judged on the same utterances differ by less than either report's spread across
 utterances; pairing removes that spread. For each method both reports ran and each group
@@ -103,4 +104,92 @@ def compare_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["compare_markdown", "compare_resynth", "paired_delta"]
+# continuation measures compared: name -> (label, value of one sample of an 'eval continue'
+# report, or None where it has none)
+def _word_rate(s: dict) -> float | None:
+    c = s.get("content") or {}
+    return c["n_confident_in_dictionary"] / c["seconds"] if c.get("seconds") else None
+
+
+CONTINUE_MEASURES: dict[str, tuple[str, Any]] = {
+    "similarity": ("speaker sim to prompt", lambda s: s.get("similarity")),
+    "margin": ("margin over the closest other voice",
+               lambda s: (s.get("calibration") or {}).get("margin")),
+    "voice_kept": ("voice kept (share)",
+                   lambda s: None if not s.get("calibration")
+                   else float(s["calibration"]["verdict"] == "voice kept")),
+    "dnsmos": ("DNSMOS", lambda s: s.get("dnsmos")),
+    "dict_words_per_s": ("dictionary words/s", _word_rate),
+}
+
+
+def compare_continue(base: dict, other: dict, samples: int = 2000, seed: int = 0) -> dict:
+    """Paired differences OTHER - BASE of two ``eval continue`` reports (two vocoders, LMs or
+    settings) over the samples both drew (same prompt, same seed): per measure of
+    :data:`CONTINUE_MEASURES` the mean difference, with a 95 % bootstrap interval that resamples
+    whole prompts (a prompt's samples share its voice and words), per voice group.
+
+    Raises:
+        DataError: the reports share no sample.
+    """
+    def samples_of(rep: dict) -> dict[tuple[str, int], tuple[dict, bool]]:
+        return {(p["name"], s["seed"]): (s, bool(p.get("held_out")))
+                for p in rep.get("prompts", []) for s in p.get("samples", [])}
+
+    a, b = samples_of(base), samples_of(other)
+    keys = sorted(set(a) & set(b))
+    if not keys:
+        raise DataError("the two continuation reports share no sample: run 'eval continue' with "
+                        "the same --data / --per-voice / --seed for both")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for group, held in GROUPS.items():
+        pick = [k for k in keys if a[k][1] == held]
+        if not pick:
+            continue
+        prompts = sorted({k[0] for k in pick})
+        row = {"group": group, "prompts": len(prompts), "samples": len(pick)}
+        for name, (_, value) in CONTINUE_MEASURES.items():
+            per_prompt, base_vals, other_vals = [], [], []
+            for p in prompts:
+                d = [(value(a[k][0]), value(b[k][0])) for k in pick if k[0] == p]
+                d = [(x, y) for x, y in d if x is not None and y is not None]
+                if d:
+                    per_prompt.append(np.mean([y - x for x, y in d]))
+                    base_vals += [x for x, _ in d]
+                    other_vals += [y for _, y in d]
+            if not per_prompt:
+                row[name] = None
+                continue
+            v = np.array(per_prompt)
+            boot = v[rng.integers(0, len(v), size=(samples, len(v)))].mean(1)
+            lo, hi = np.percentile(boot, [2.5, 97.5])
+            row[name] = {"base": round(float(np.mean(base_vals)), 4),
+                         "other": round(float(np.mean(other_vals)), 4),
+                         "delta": round(float(v.mean()), 4),
+                         "ci95": [round(float(lo), 4), round(float(hi), 4)],
+                         "distinct": bool(lo > 0 or hi < 0)}
+        rows.append(row)
+    return {"base": base.get("vocoder"), "other": other.get("vocoder"),
+            "samples_paired": len(keys), "bootstrap_samples": samples, "rows": rows}
+
+
+def compare_continue_markdown(report: dict) -> str:
+    lines = [f"{report['other']} - {report['base']}, paired over the samples both drew (same "
+             "prompt and seed; 95 % bootstrap intervals over prompts; * the interval excludes "
+             "0):", "", "| voices | prompts x samples | measure | base | other | difference |",
+             "|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        for name, (label, _) in CONTINUE_MEASURES.items():
+            d = r.get(name)
+            if d is None:
+                continue
+            lo, hi = d["ci95"]
+            lines.append(f"| {r['group']} | {r['prompts']} x {r['samples'] // r['prompts']} | "
+                         f"{label} | {d['base']:.3f} | {d['other']:.3f} | {d['delta']:+.4f} "
+                         f"[{lo:+.4f}, {hi:+.4f}]{' *' if d['distinct'] else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["CONTINUE_MEASURES", "compare_continue", "compare_continue_markdown",
+           "compare_markdown", "compare_resynth", "paired_delta"]
