@@ -32,6 +32,7 @@ $SL train vocoder --config configs/vocoder/phone-cpu.toml --data.corpus="$CORPUS
 from speechlm.vocoder import Vocoder
 
 v = Vocoder.load("outputs/vocoder-phone-cpu/model")
+v.set_timbre_match(0.5)  # the bundled setting: scripts/timbre_reports.sh judges it against 0
 v.save("speechlm/pretrained/phone-vocoder", half=True, int8=("speaker.",))
 print(v.training)
 PY

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Judge the bundled vocoder's timbre matching (timbre_match in its config.json) against the same
+# vocoder with it off, on voices no model here heard: resynthesis of the world corpus's held-out
+# engines (eval resynth --data heldout --per-voice 2, source F0 and drawn F0) and continuations
+# of their prompts (eval continue --data heldout --per-voice 1), then the paired differences
+# (eval compare-resynth / compare-continue). Writes docs/vocoder-timbre-{off,05,compare}.* and
+# docs/continue-timbre-{off,05,compare}.* (~30 min on 2 cores). Needs the world corpus.
+# Env: CORPUS (data/corpus-v2), ON (the setting judged, default 0.5: the "05" files).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SL=.venv/bin/speechlm
+CORPUS=${CORPUS:-data/corpus-v2}
+ON=${ON:-0.5}
+export OMP_WAIT_POLICY=PASSIVE
+E=outputs/timbre-eval
+mkdir -p "$E" docs
+# two copies of the bundled vocoder that differ only in the setting
+.venv/bin/python - "$E" "$ON" <<'PY'
+import sys
+from speechlm.vocoder import Vocoder
+
+e, on = sys.argv[1], float(sys.argv[2])
+for name, strength in (("off", 0.0), ("05", on)):
+    v = Vocoder.load("phone-vocoder").set_timbre_match(strength)
+    v.save(f"{e}/vocoder-{name}", half=True, int8=("speaker.",))
+PY
+for name in off 05; do
+  [ -f "docs/vocoder-timbre-$name.json" ] || $SL eval resynth --quiet --vocoder "$E/vocoder-$name" \
+    --corpus "$CORPUS" --data heldout --per-voice 2 --methods hn-f0,hn --asr whisper \
+    --json "docs/vocoder-timbre-$name.json" --markdown "docs/vocoder-timbre-$name.md"
+  [ -f "docs/continue-timbre-$name.json" ] || $SL eval continue --quiet \
+    --vocoder "$E/vocoder-$name" --corpus "$CORPUS" --data heldout --per-voice 1 \
+    --json "docs/continue-timbre-$name.json" --markdown "docs/continue-timbre-$name.md"
+done
+$SL eval compare-resynth docs/vocoder-timbre-off.json docs/vocoder-timbre-05.json \
+  --json docs/vocoder-timbre-compare.json --markdown docs/vocoder-timbre-compare.md
+$SL eval compare-continue docs/continue-timbre-off.json docs/continue-timbre-05.json \
+  --json docs/continue-timbre-compare.json --markdown docs/continue-timbre-compare.md
