@@ -514,9 +514,13 @@ class Vocoder(Stage):
         reference's long-term average log-mel and the output's that :meth:`parameters_for`
         closes (a per-mel-band gain, the same over the whole output; the log-mel methods, hn and
         griffinlim, hear it, WORLD does not)."""
-        strength = float(strength)
-        if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"timbre_match must be in [0, 1], got {strength}")
+        try:
+            value = float(strength)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"timbre_match must be a number in [0, 1], got {strength!r}")
+        strength = value
         self.timbre_match = strength
         return self
 

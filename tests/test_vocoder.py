@@ -475,7 +475,8 @@ def test_timbre_matching_moves_the_outputs_spectrum_to_the_references(tiny_vocod
         with pytest.raises(ValueError, match="timbre_match"):
             voc.set_timbre_match(bad)
     cfg = json.loads((tmp_path / "v" / "config.json").read_text())
-    cfg["timbre_match"] = 3
-    (tmp_path / "v" / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ModelError, match="timbre_match"):
-        Vocoder.load(tmp_path / "v")
+    for bad in (3, None, "loud"):
+        cfg["timbre_match"] = bad
+        (tmp_path / "v" / "config.json").write_text(json.dumps(cfg))
+        with pytest.raises(ModelError, match="timbre_match must be a number"):
+            Vocoder.load(tmp_path / "v")
