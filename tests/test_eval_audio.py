@@ -64,6 +64,33 @@ def test_eval_resynth_on_a_folder_of_recordings(tiny_vocoder_run, small_corpus, 
     assert main(["-q", "eval", "resynth", "--wav-dir", str(tmp_path / "none")]) == 2
 
 
+def test_eval_resynth_with_a_perturbed_voice_reference(tiny_vocoder_run, small_corpus, tmp_path,
+                                                       capsys):
+    """--reference-perturb: only the voice comes from the noisy copy; the units, the source F0
+    and the judges keep the clean original, so the outputs keep their length and change."""
+    import numpy as np
+    import soundfile as sf
+
+    voc = str(tiny_vocoder_run[0] / "model")
+    common = ["-q", "eval", "resynth", "--corpus", str(small_corpus), "--vocoder", voc,
+              "--per-voice", "1", "--methods", "world-f0", "--asr", "whisper"]
+    assert main([*common, "--audio-out", str(tmp_path / "clean")]) == 0
+    assert main([*common, "--reference-perturb", "noise0dB", "--audio-out",
+                 str(tmp_path / "noisy"), "--json", str(tmp_path / "r.json")]) == 0
+    md = capsys.readouterr().out
+    assert "Voice references perturbed (noise0dB)" in md
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["reference_perturb"] == "noise0dB"
+    clean = sorted((tmp_path / "clean" / "world-f0").glob("*.wav"))
+    noisy = sorted((tmp_path / "noisy" / "world-f0").glob("*.wav"))
+    assert [p.name for p in clean] == [p.name for p in noisy] and len(clean) == 4
+    for a, b in zip(clean, noisy):
+        x, y = sf.read(a)[0], sf.read(b)[0]
+        assert len(x) == len(y) and not np.allclose(x, y, atol=1e-4)
+    assert main([*common, "--reference-perturb", "chorus"]) == 2
+    assert "noise<SNR>dB" in capsys.readouterr().err
+
+
 def test_eval_continue_report_and_figures(small_corpus, tmp_path, capsys):
     code = main(["-q", "eval", "continue", "--corpus", str(small_corpus), "--data", "train",
                  "--per-voice", "1", "--num-samples", "2",

@@ -13,6 +13,7 @@ from speechlm.eval.robustness import (
     NOISE_SNR_DB,
     PERTURBATIONS,
     add_noise,
+    check_perturbation,
     dedup_ids,
     levenshtein,
     measure_ued,
@@ -138,9 +139,25 @@ def test_noise_is_at_exactly_20_db_snr(seed):
     assert not np.array_equal(y, perturb(x, SR, "noise20dB", seed=seed + 10))
 
 
+@pytest.mark.parametrize("name,snr", [("noise10dB", 10.0), ("noise-5dB", -5.0),
+                                      ("noise12.5dB", 12.5)])
+def test_noise_at_any_snr_by_name(name, snr):
+    """noise<SNR>dB: white noise at that SNR (what eval resynth --reference-perturb takes)."""
+    x = harmonic()
+    assert check_perturbation(name) == name
+    noise = perturb(x, SR, name, seed=3).astype(np.float64) - x
+    assert 10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean(noise**2)) == \
+        pytest.approx(snr, abs=0.01)
+    # noise20dB spelled either way is the same draw
+    np.testing.assert_array_equal(perturb(x, SR, "noise20dB", seed=3), add_noise(x, 20.0, 3))
+
+
 def test_bad_perturbation_input(monkeypatch):
     with pytest.raises(ValueError, match="unknown perturbation 'chorus'"):
         perturb(harmonic(0.2), SR, "chorus")
+    for bad in ("noise", "noisedB", "noise10", "noise1e3dB", "noise 10dB", "noise10db"):
+        with pytest.raises(ValueError, match=r"noise<SNR>dB"):
+            check_perturbation(bad)
     with pytest.raises(AudioError, match="silent"):
         add_noise(np.zeros(100, np.float32))
     with pytest.raises(AudioError, match="mono waveform"):

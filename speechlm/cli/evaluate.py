@@ -96,7 +96,7 @@ def cmd_eval_resynth(args: argparse.Namespace) -> int:
                               per_voice=args.per_voice, methods=tuple(args.methods.split(",")),
                               seed=args.seed, progress=not args.quiet,
                               audio_out=args.audio_out, asrs=tuple(args.asr.split(",")),
-                              waveform=args.waveform)
+                              waveform=args.waveform, reference_perturb=args.reference_perturb)
     return emit_report(args, report, resynth_markdown(report))
 
 
@@ -278,6 +278,10 @@ def register(sub, add_parser) -> None:
                     help="ASR judges, comma-separated; the first is the main WER column")
     er.add_argument("--seed", type=int, default=0, help="utterance sampling seed")
     er.add_argument("--audio-out", help="also write the resynthesized audio here")
+    er.add_argument("--reference-perturb", metavar="NAME",
+                    help="compute each voice from a perturbed copy of the utterance (units, "
+                    "source F0 and judges keep the clean one): noise<SNR>dB (white noise, e.g. "
+                    "noise10dB), reverb, pitch+300, ... (speechlm.eval.robustness)")
     add_report_args(er)
     er.set_defaults(func=cmd_eval_resynth)
 

@@ -29,6 +29,13 @@ ceiling the unit decoder can reach with it; the log-mel and F0 of the original):
     copy-hn     the waveform stage on the original's log-mel + F0 (``--waveform``)
     copy-world  WORLD analysis of the original, then WORLD synthesis
     copy-gl     torchaudio Griffin-Lim (32 iterations) of the original's log-mel
+
+A voice reference that is not clean (``reference_perturb``, ``--reference-perturb``): the voice
+is computed from a perturbed copy of the utterance (:func:`speechlm.eval.robustness.perturb`:
+``noise20dB``, ``noise10dB``, ``reverb``, ...; the noise seeded per utterance), while the units
+and the source F0 still come from the clean original and every judge compares with the clean
+original. This isolates the voice path: how much of the voice survives a recording that is
+not studio-clean.
 """
 
 from __future__ import annotations
@@ -75,8 +82,9 @@ class ResynthHarness:
 
     def __init__(self, vocoder: str, methods: tuple[str, ...] = DEFAULT_METHODS,
                  asrs: tuple[str, ...] = ASRS, seed: int = 0, audio_out: str | None = None,
-                 waveform: str | None = None):
+                 waveform: str | None = None, reference_perturb: str | None = None):
         from speechlm.eval.judges import Judges
+        from speechlm.eval.robustness import check_perturbation
         from speechlm.tokenizer import Tokenizer
         from speechlm.vocoder import Vocoder
 
@@ -84,6 +92,12 @@ class ResynthHarness:
         if bad or not asrs or asrs[0] not in ASRS:
             raise DataError(f"unknown methods or ASRs {bad}; methods: {', '.join(METHODS)}; "
                             f"ASRs: {', '.join(ASRS)}")
+        if reference_perturb:
+            try:
+                check_perturbation(reference_perturb)
+            except ValueError as err:
+                raise DataError(f"--reference-perturb: {err}") from None
+        self.reference_perturb = reference_perturb or None
         self.voc = Vocoder.load(vocoder)
         if waveform:
             self.voc.use_waveform(waveform)
@@ -121,7 +135,7 @@ class ResynthHarness:
                                y, self.sr)
                 continue
             units = self.tok.tokenize_wave(wav)
-            voice = self.voc.voice(wav)
+            voice = self.voc.voice(self.reference(wav, index))
             if m == "floor":
                 d = units.dedup()
                 ids = d.ids[torch.from_numpy(np.random.default_rng([self.seed, index])
@@ -137,6 +151,15 @@ class ResynthHarness:
                 save_audio(Path(self.audio_out) / m / f"{item.name.replace('/', '_')}.wav", y,
                            self.sr)
         return wav, outs
+
+    def reference(self, wav: torch.Tensor, index: int) -> torch.Tensor:
+        """The voice reference of utterance ``index``: ``wav``, or its perturbed copy."""
+        if not self.reference_perturb:
+            return wav
+        from speechlm.eval.robustness import perturb
+
+        return torch.from_numpy(perturb(wav.numpy(), self.sr, self.reference_perturb,
+                                        seed=self.seed * 1_000_003 + index))
 
     def copy_synthesis(self, method: str, wav: torch.Tensor) -> torch.Tensor:
         """The original's own features through one waveform method (no units)."""
@@ -246,9 +269,10 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
                      corpus: str | None = "data/corpus", per_voice: int = 10,
                      methods: tuple[str, ...] = DEFAULT_METHODS, seed: int = 0,
                      progress: bool = True, audio_out: str | None = None,
-                     asrs: tuple[str, ...] = ASRS, waveform: str | None = None) -> dict[str, Any]:
+                     asrs: tuple[str, ...] = ASRS, waveform: str | None = None,
+                     reference_perturb: str | None = None) -> dict[str, Any]:
     """Run the harness; returns the JSON report (per utterance, per voice and per group)."""
-    h = ResynthHarness(vocoder, methods, asrs, seed, audio_out, waveform)
+    h = ResynthHarness(vocoder, methods, asrs, seed, audio_out, waveform, reference_perturb)
     items = h.select(data, corpus, per_voice)
     rows = [h.score(it, *h.run(it, i))
             for i, it in enumerate(tqdm(items, desc="eval resynth", disable=not progress))]
@@ -257,6 +281,7 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
         "format": "speechlm.eval-resynth", "version": 2, "vocoder": str(vocoder),
         "unit_space": h.voc.unit_space, "data": str(data), "per_voice": per_voice, "seed": seed,
         "methods": list(methods), "targets": TARGETS, "waveform": waveform,
+        "reference_perturb": h.reference_perturb,
         "held_out_voices": sorted({r["voice"] for r in rows if r["held_out"]}),
         "asr": list(asrs), "asr_models": {"whisper": "Whisper tiny.en (int8, faster-whisper)",
                                           "pocketsphinx": "pocketsphinx en-us (bundled)"},
@@ -274,6 +299,9 @@ def resynth_markdown(report: dict[str, Any]) -> str:
              (f"{asrs[1]} WER orig / out | " if second else "") +
              "speaker sim | DNSMOS orig | DNSMOS out | F0 corr | F0 RMSE Hz | x real time | "
              "targets |", "|---" * (12 + bool(second)) + "|"]
+    if report.get("reference_perturb"):
+        lines[:0] = [f"Voice references perturbed ({report['reference_perturb']}); the units, the "
+                     "source F0 and every judge use the clean originals.", ""]
 
     def add(label: str, agg: dict[str, Any]) -> None:
         for m in report["methods"]:

@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ __all__ = [
     "dedup_ids",
     "levenshtein",
     "measure_ued",
+    "check_perturbation",
     "perturb",
     "sox_effect",
     "unit_edit_distance",
@@ -171,8 +173,24 @@ def add_noise(wav: np.ndarray, snr_db: float = NOISE_SNR_DB, seed: int = 0) -> n
     return (x + noise).astype(np.float32)
 
 
+_NOISE_NAME = re.compile(r"noise(-?\d+(?:\.\d+)?)dB")
+
+
+def check_perturbation(name: str) -> str:
+    """``name`` if :func:`perturb` knows it: one of :data:`PERTURBATIONS`, or ``noise<SNR>dB``
+    for white noise at any SNR (``noise10dB``, ``noise-5dB``, ``noise12.5dB``).
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+    """
+    if name in _SOX_EFFECTS or _NOISE_NAME.fullmatch(name):
+        return name
+    raise ValueError(f"unknown perturbation {name!r}; choose from {', '.join(PERTURBATIONS)} "
+                     "or noise<SNR>dB (white noise at that SNR, e.g. noise10dB)")
+
+
 def perturb(wav: np.ndarray, sr: int, name: str, seed: int = 0) -> np.ndarray:
-    """The perturbation ``name`` (one of :data:`PERTURBATIONS`) of ``wav`` ``[T]`` at ``sr``.
+    """The perturbation ``name`` (see :func:`check_perturbation`) of ``wav`` ``[T]`` at ``sr``.
 
     ``seed`` only matters for the noise. The reverberated copy is cut to the input length, so
     its tail does not add units the clip never had.
@@ -181,8 +199,10 @@ def perturb(wav: np.ndarray, sr: int, name: str, seed: int = 0) -> np.ndarray:
         ValueError: an unknown name.
         ModelError / AudioError: see :func:`sox_effect` and :func:`add_noise`.
     """
-    if name not in _SOX_EFFECTS:
-        raise ValueError(f"unknown perturbation {name!r}; choose from {', '.join(PERTURBATIONS)}")
+    check_perturbation(name)
+    noise = _NOISE_NAME.fullmatch(name)
+    if noise:
+        return add_noise(wav, float(noise.group(1)), seed)
     effect = _SOX_EFFECTS[name]
     if effect is None:
         return add_noise(wav, NOISE_SNR_DB, seed)
