@@ -91,6 +91,28 @@ def test_eval_resynth_with_a_perturbed_voice_reference(tiny_vocoder_run, small_c
     assert "noise<SNR>dB" in capsys.readouterr().err
 
 
+def test_eval_continue_with_perturbed_prompts(small_corpus, tmp_path, capsys):
+    """--prompt-perturb: the model hears the noisy copy (its units change), the judges the
+    clean prompt (the prompt's DNSMOS is the clean run's)."""
+    common = ["-q", "eval", "continue", "--corpus", str(small_corpus), "--data", "train",
+              "--per-voice", "1", "--num-samples", "1", "--prompt-seconds", "2", "--seconds",
+              "1"]
+    assert main([*common, "--json", str(tmp_path / "clean.json")]) == 0
+    assert main([*common, "--prompt-perturb", "noise0dB", "--json",
+                 str(tmp_path / "noisy.json")]) == 0
+    md = capsys.readouterr().out
+    assert "Prompts perturbed (noise0dB)" in md
+    clean, noisy = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("clean", "noisy"))
+    assert noisy["prompt_perturb"] == "noise0dB" and clean["prompt_perturb"] is None
+    assert [p["name"] for p in clean["prompts"]] == [p["name"] for p in noisy["prompts"]]
+    for c, n in zip(clean["prompts"], noisy["prompts"]):
+        assert c["prompt_dnsmos"] == n["prompt_dnsmos"]
+    assert any(c["samples"][0]["units"] != n["samples"][0]["units"]
+               for c, n in zip(clean["prompts"], noisy["prompts"]))
+    assert main([*common, "--prompt-perturb", "noise"]) == 2
+    assert "noise<SNR>dB" in capsys.readouterr().err
+
+
 def test_eval_continue_report_and_figures(small_corpus, tmp_path, capsys):
     code = main(["-q", "eval", "continue", "--corpus", str(small_corpus), "--data", "train",
                  "--per-voice", "1", "--num-samples", "2",

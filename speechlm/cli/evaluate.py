@@ -174,7 +174,8 @@ def cmd_eval_continue(args: argparse.Namespace) -> int:
                                    temperature=args.temperature, seed=args.seed,
                                    figures=args.figures, audio_out=args.audio_out,
                                    progress=not args.quiet, vocoder=args.vocoder,
-                                   max_figures=args.max_figures)
+                                   max_figures=args.max_figures,
+                                   prompt_perturb=args.prompt_perturb)
     return emit_report(args, report, continuation_markdown(report))
 
 
@@ -342,6 +343,10 @@ def register(sub, add_parser) -> None:
     ec.add_argument("--figures", help="write a PNG per voice here (its first prompt)")
     ec.add_argument("--max-figures", type=int, default=0, help="at most this many (0: all)")
     ec.add_argument("--audio-out", help="also write the continuations here")
+    ec.add_argument("--prompt-perturb", metavar="NAME",
+                    help="the model hears a perturbed copy of each prompt (its units and voice); "
+                    "the judges compare with the clean one: noise<SNR>dB (white noise, e.g. "
+                    "noise20dB), reverb, ... (speechlm.eval.robustness)")
     ec.add_argument("--rescore", metavar="REPORT.json", help="run nothing: summarise a saved "
                     "report (--json of an earlier run) again from its per-prompt records, "
                     "with this version's intervals")

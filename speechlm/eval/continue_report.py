@@ -18,6 +18,12 @@ For each prompt (the first ``prompt_seconds`` of a held-out utterance) the model
   continuation both re-tokenized from audio by the same tokenizer, as a ratio.
 
 The report has the seen and held-out voices as groups and one row per voice.
+
+A prompt that is not clean (``prompt_perturb``, ``--prompt-perturb``): the model hears a
+perturbed copy of each prompt (:func:`speechlm.eval.robustness.perturb`: ``noise20dB``,
+``reverb``, ...; the noise seeded per prompt), so its units and its voice come from the
+perturbed audio, while every judge compares with the clean prompt: what a user's recording in a
+room costs the whole pipeline.
 """
 
 from __future__ import annotations
@@ -209,9 +215,18 @@ class ContinuationHarness:
 
     def __init__(self, model: str = "default", vocoder: str | None = None, num_samples: int = 3,
                  prompt_seconds: float = 3.0, seconds: float = 5.0, temperature: float = 0.8,
-                 seed: int = 0):
+                 seed: int = 0, prompt_perturb: str | None = None):
+        from speechlm.errors import DataError
         from speechlm.eval.judges import Judges
+        from speechlm.eval.robustness import check_perturbation
         from speechlm.pipeline import SpeechLM
+
+        if prompt_perturb:
+            try:
+                check_perturbation(prompt_perturb)
+            except ValueError as err:
+                raise DataError(f"--prompt-perturb: {err}") from None
+        self.prompt_perturb = prompt_perturb or None
 
         self.m = SpeechLM.load(model, vocoder=vocoder)
         self.sr = self.m.sample_rate
@@ -266,7 +281,13 @@ class ContinuationHarness:
     def run(self, item: Item, k: int) -> Run:
         full = load_audio(item.path)
         n_prompt = int(self.prompt_seconds * self.sr)
-        wav = full[:n_prompt]
+        clean = full[:n_prompt]
+        wav = clean  # what the model hears
+        if self.prompt_perturb:
+            from speechlm.eval.robustness import perturb
+
+            wav = torch.from_numpy(perturb(clean.numpy(), self.sr, self.prompt_perturb,
+                                           seed=self.seed * 1_000_003 + k))
         t0 = time.perf_counter()
         outs = self.m.continue_audio(wav, seconds=self.seconds, temperature=self.temperature,
                                      num_samples=self.num_samples, seed=self.seed * 1000 + 10 * k)
@@ -284,7 +305,7 @@ class ContinuationHarness:
                           ("ceiling", rest)]:
             y, new, start = self.m.speak_continuation(p_units, ids, spk)
             baselines[name] = (y[int(round(start * self.sr)):].numpy(), new)
-        return Run(wav.numpy(), outs, elapsed, baselines)
+        return Run(clean.numpy(), outs, elapsed, baselines)
 
     # --- score
     def score(self, item: Item, run: Run) -> dict[str, Any]:
@@ -355,13 +376,14 @@ def evaluate_continuation(model: str = "default", data: str = "test",
                           seconds: float = 5.0, temperature: float = 0.8, seed: int = 0,
                           figures: str | None = None, audio_out: str | None = None,
                           progress: bool = True, vocoder: str | None = None,
-                          max_figures: int = 0) -> dict[str, Any]:
+                          max_figures: int = 0,
+                          prompt_perturb: str | None = None) -> dict[str, Any]:
     """Run the continuation report; returns the JSON report.
 
     With ``figures``, one PNG is drawn for the first sample of the first prompt of each voice
     (at most ``max_figures``; 0: no limit)."""
     h = ContinuationHarness(model, vocoder, num_samples, prompt_seconds, seconds, temperature,
-                            seed)
+                            seed, prompt_perturb)
     items = h.select(data, corpus, per_voice)
     rows, drawn = [], set()
     for k, it in enumerate(tqdm(items, desc="eval continue", disable=not progress)):
@@ -378,6 +400,7 @@ def evaluate_continuation(model: str = "default", data: str = "test",
             "unit_space": h.m.unit_space, "data": str(data), "per_voice": per_voice,
             "num_samples": num_samples, "prompt_seconds": prompt_seconds, "seconds": seconds,
             "temperature": temperature, "seed": seed, "targets": TARGETS,
+            "prompt_perturb": h.prompt_perturb,
             "asr": "Whisper tiny.en (int8, faster-whisper)", "floors_fitted_on": h.floor_source,
             "held_out_voices": sorted({r["voice"] for r in rows if r["held_out"]}),
             "groups": groups, "voices": voices, "prompts": rows}
@@ -408,6 +431,9 @@ def continuation_markdown(report: dict[str, Any]) -> str:
             "ASR non-empty | auto-BLEU-2 | self-BLEU-4 | longest repeat | loops | silent | "
             "silence ratio | rate ratio | rate within 20% |")
     lines = [head, "|" + "---|" * 14]
+    if report.get("prompt_perturb"):
+        lines[:0] = [f"Prompts perturbed ({report['prompt_perturb']}): the model heard the "
+                     "perturbed copy; every judge compares with the clean prompt.", ""]
 
     def add(label, a):
         lines.append(f"| {label} | {a['prompts']} x {report['num_samples']} | "
