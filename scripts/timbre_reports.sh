@@ -4,16 +4,22 @@
 # engines (eval resynth --data heldout --per-voice 2, source F0 and drawn F0) and continuations
 # of their prompts (eval continue --data heldout --per-voice 1), then the paired differences
 # (eval compare-resynth / compare-continue). Writes docs/vocoder-timbre-{off,05,compare}.* and
-# docs/continue-timbre-{off,05,compare}.* (~30 min on 2 cores). Needs the world corpus.
-# Env: CORPUS (data/corpus-v2), ON (the setting judged, default 0.5: the "05" files).
+# docs/continue-timbre-{off,05,compare}.*. Then the same resynthesis (drawn F0, the LM path)
+# with noisy voice references (eval resynth --reference-perturb: white noise at 20 and 10 dB
+# SNR in the reference only), into docs/timbre-noise/resynth-{off,05,compare}-NOISE.*
+# (~50 min on 2 cores in all). Needs the world corpus.
+# Env: CORPUS (data/corpus-v2), ON (the setting judged, default 0.5: the "05" files),
+# NOISES ("noise20dB noise10dB").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SL=.venv/bin/speechlm
 CORPUS=${CORPUS:-data/corpus-v2}
 ON=${ON:-0.5}
+NOISES=${NOISES:-noise20dB noise10dB}
 export OMP_WAIT_POLICY=PASSIVE
 E=outputs/timbre-eval
-mkdir -p "$E" docs
+N=docs/timbre-noise
+mkdir -p "$E" docs "$N"
 # two copies of the bundled vocoder that differ only in the setting
 .venv/bin/python - "$E" "$ON" <<'PY'
 import sys
@@ -21,7 +27,7 @@ from speechlm.vocoder import Vocoder
 
 e, on = sys.argv[1], float(sys.argv[2])
 for name, strength in (("off", 0.0), ("05", on)):
-    v = Vocoder.load("phone-vocoder").set_timbre_match(strength)
+    v = Vocoder.load("phone-vocoder").set_timbre_match(strength).set_mel_contrast(1.0)
     v.save(f"{e}/vocoder-{name}", half=True, int8=("speaker.",))
 PY
 for name in off 05; do
@@ -36,3 +42,13 @@ $SL eval compare-resynth docs/vocoder-timbre-off.json docs/vocoder-timbre-05.jso
   --json docs/vocoder-timbre-compare.json --markdown docs/vocoder-timbre-compare.md
 $SL eval compare-continue docs/continue-timbre-off.json docs/continue-timbre-05.json \
   --json docs/continue-timbre-compare.json --markdown docs/continue-timbre-compare.md
+for noise in $NOISES; do
+  for name in off 05; do
+    [ -f "$N/resynth-$name-$noise.json" ] || $SL eval resynth --quiet \
+      --vocoder "$E/vocoder-$name" --corpus "$CORPUS" --data heldout --per-voice 2 --methods hn \
+      --asr whisper --reference-perturb "$noise" --json "$N/resynth-$name-$noise.json" \
+      --markdown "$N/resynth-$name-$noise.md"
+  done
+  $SL eval compare-resynth "$N/resynth-off-$noise.json" "$N/resynth-05-$noise.json" \
+    --json "$N/resynth-compare-$noise.json" --markdown "$N/resynth-compare-$noise.md"
+done

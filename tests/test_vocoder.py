@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -444,6 +445,70 @@ def test_long_term_spectrum_averages_speech_not_silence():
     silence = torch.full((6, 3), -11.5)  # the log floor: digital silence
     assert torch.allclose(long_term_log_mel(torch.cat([silence[:3], speech, silence[3:]])),
                           torch.tensor([1.0, 1.0, 1.0]))
+
+
+def test_mel_contrast_scales_deviations_from_the_long_term_spectrum(tiny_vocoder, wav_file,
+                                                                    tmp_path):
+    from speechlm.audio import load_audio
+    from speechlm.mel import LOG_FLOOR
+    from speechlm.vocoder import long_term_log_mel
+
+    voc = tiny_vocoder
+    voice = voc.voice(load_audio(wav_file(1.5)))
+    u = _units(voc, [3, 3, 7, 9, 9, 9, 1] * 5)
+    assert voc.mel_contrast == 1.0  # a vocoder whose config does not ask for it
+    plain = voc.parameters_for(u, voice)["mel"]
+    try:
+        sharp = voc.set_mel_contrast(1.5).parameters_for(u, voice)["mel"]
+        voc.save(tmp_path / "v")
+        assert Vocoder.load(tmp_path / "v").mel_contrast == 1.5
+    finally:
+        voc.set_mel_contrast(1.0)
+    mean = long_term_log_mel(plain)
+    want = (mean + 1.5 * (plain - mean)).clamp(min=math.log(LOG_FLOOR))
+    assert float((sharp - plain).abs().max()) > 0.05
+    assert torch.allclose(sharp, want, atol=1e-5)
+    assert float(sharp.min()) >= math.log(LOG_FLOOR) - 1e-6  # never below the mel's floor
+    assert torch.equal(voc.parameters_for(u, voice)["mel"], plain)
+    for bad in (0.9, 2.5, float("nan"), None, "x"):
+        with pytest.raises(ValueError, match="mel_contrast must be a number in \\[1, 2\\]"):
+            voc.set_mel_contrast(bad)
+    cfg = json.loads((tmp_path / "v" / "config.json").read_text())
+    cfg["mel_contrast"] = "sharp"
+    (tmp_path / "v" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="mel_contrast must be a number"):
+        Vocoder.load(tmp_path / "v")
+
+
+def test_denoised_long_term_spectrum_takes_a_noise_floor_out():
+    """A voice reference's LTAS (denoise=True): a clean recording keeps its spectrum; white
+    noise that fills the weak bands of a tilted spectrum is taken out again."""
+    from speechlm.vocoder import long_term_log_mel
+
+    speech = torch.tensor([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]])
+    silence = torch.full((6, 3), -11.5)
+    clean = torch.cat([silence[:3], speech, silence[3:]])
+    assert torch.allclose(long_term_log_mel(clean, denoise=True), torch.tensor([1.0, 1.0, 1.0]),
+                          atol=1e-6)
+    g = torch.Generator().manual_seed(0)
+    bands = torch.arange(24.0)
+    # 80 speech frames whose power falls 40 dB across the bands, then 20 frames of pause
+    s_power = torch.exp(-0.4 * bands) * torch.exp(0.5 * torch.randn(80, 24, generator=g))
+    s_power = torch.cat([s_power, torch.zeros(20, 24)])
+    truth = (0.5 * torch.log(s_power[:80])).mean(0)
+    n_power = 1e-3 * torch.randn(100, 24, 16, generator=g).pow(2).mean(-1)  # white noise
+    noisy = 0.5 * torch.log(s_power + n_power)
+    plain_err = (long_term_log_mel(noisy) - truth).abs()
+    err = (long_term_log_mel(noisy, denoise=True) - truth).abs()
+    # the noise fills the weakest bands, and its pauses pull the strongest down
+    assert float(plain_err[-6:].mean()) > 0.5 and float(plain_err[:6].mean()) > 0.3
+    assert float(err[-6:].mean()) < 0.3 * float(plain_err[-6:].mean())
+    assert float(err[:6].mean()) < 0.02
+    # nothing above the noise: the plain average, finite
+    flat = 0.5 * torch.log(n_power)
+    assert torch.equal(long_term_log_mel(flat, denoise=True), long_term_log_mel(flat))
+    one = torch.tensor([[0.5, -1.0, 2.0]])
+    assert torch.equal(long_term_log_mel(one, denoise=True), one[0])
 
 
 def test_timbre_matching_moves_the_outputs_spectrum_to_the_references(tiny_vocoder, wav_file,

@@ -40,8 +40,7 @@ def cmd_continue(args: argparse.Namespace) -> int:
     guard_outputs(outputs, {"the prompt": prompt, "the voice reference": voice}, args.force)
     m = SpeechLM.load(args.model, tokenizer=args.tokenizer, lm=args.lm, vocoder=args.vocoder)
     m.lm_weights = args.lm_weights
-    if args.timbre_match is not None:
-        m.vocoder.set_timbre_match(args.timbre_match)
+    _vocoder_settings(m.vocoder, args)
     # one sample at a time (sample i is drawn with seed + i either way): each file is written
     # as soon as it is ready, so a long run shows its progress and a crash loses one sample
     pipeline_log = logging.getLogger("speechlm.pipeline")
@@ -100,8 +99,7 @@ def cmd_resynth(args: argparse.Namespace) -> int:
     out = out_path(args.output, Path(f"{src.stem}.resynth.wav"), args.force)
     guard_outputs({"-o": out}, {"the input": src, "the voice reference": voice}, args.force)
     voc = Vocoder.load(args.vocoder)
-    if args.timbre_match is not None:
-        voc.set_timbre_match(args.timbre_match)
+    _vocoder_settings(voc, args)
     if args.waveform:
         voc.use_waveform(args.waveform)
     elif args.method == "hn" and voc.waveform is None:
@@ -145,8 +143,7 @@ def cmd_vocode(args: argparse.Namespace) -> int:
     guard_outputs({"-o": out}, {"the units file": src, "the voice reference": voice},
                   args.force)
     voc = Vocoder.load(args.vocoder)
-    if args.timbre_match is not None:
-        voc.set_timbre_match(args.timbre_match)
+    _vocoder_settings(voc, args)
     if args.waveform:
         voc.use_waveform(args.waveform)
     elif args.method == "hn" and voc.waveform is None:
@@ -161,11 +158,22 @@ def cmd_vocode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _timbre_match_arg(p: argparse.ArgumentParser) -> None:
+def _vocoder_setting_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timbre-match", type=number(float, 0.0, 1.0), metavar="X",
                    help="move the output's long-term average spectrum this share of the way to "
                    "the voice reference's, 0 (off) to 1 (default: the vocoder's own, 0.5 for "
                    "the bundled phone-vocoder; log-mel methods only)")
+    p.add_argument("--mel-contrast", type=number(float, 1.0, 2.0), metavar="X",
+                   help="scale the output log-mel's deviations from its long-term average by X, "
+                   "1 (off) to 2 (default: the vocoder's own; log-mel methods only)")
+
+
+def _vocoder_settings(voc, args: argparse.Namespace) -> None:
+    """--timbre-match / --mel-contrast, where given, over the vocoder's own settings."""
+    if args.timbre_match is not None:
+        voc.set_timbre_match(args.timbre_match)
+    if args.mel_contrast is not None:
+        voc.set_mel_contrast(args.mel_contrast)
 
 
 def register(sub, add_parser) -> None:
@@ -187,7 +195,7 @@ def register(sub, add_parser) -> None:
     c.add_argument("--lm", help="replace the model's LM (name or directory)")
     c.add_argument("--vocoder", help="replace the model's vocoder (name or directory)")
     c.add_argument("--voice", help="speak the continuation in the voice of this recording")
-    _timbre_match_arg(c)
+    _vocoder_setting_args(c)
     c.add_argument("--text", help="words the LM reads after the prompt; it goes on speaking "
                    "after them in the prompt's voice (an LM trained with text only)")
     c.add_argument("--units-out", help="write prompt and generated units here (JSON lines)")
@@ -209,7 +217,7 @@ def register(sub, add_parser) -> None:
     r.add_argument("--waveform", help="harmonic-plus-noise waveform stage directory for "
                    "--method hn (a mel-only vocoder carries its own)")
     r.add_argument("--vocoder", default="phone-vocoder", help="vocoder name or directory")
-    _timbre_match_arg(r)
+    _vocoder_setting_args(r)
     r.add_argument("--tokenizer", help="tokenizer (default: the one the vocoder was trained on)")
     r.add_argument("--force", action="store_true", help="overwrite an existing output")
     r.set_defaults(func=cmd_resynth)
@@ -230,6 +238,6 @@ def register(sub, add_parser) -> None:
     v.add_argument("--waveform", help="harmonic-plus-noise waveform stage directory for "
                    "--method hn (a mel-only vocoder carries its own)")
     v.add_argument("--vocoder", default="phone-vocoder", help="vocoder name or directory")
-    _timbre_match_arg(v)
+    _vocoder_setting_args(v)
     v.add_argument("--force", action="store_true", help="overwrite an existing output")
     v.set_defaults(func=cmd_vocode)
