@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from speechlm.errors import AudioError, ModelError
+from speechlm.errors import AudioError, DataError, ModelError
 from speechlm.eval.robustness import (
     NOISE_SNR_DB,
     PERTURBATIONS,
@@ -18,6 +18,7 @@ from speechlm.eval.robustness import (
     levenshtein,
     measure_ued,
     perturb,
+    perturbation_option,
     unit_edit_distance,
 )
 
@@ -158,6 +159,10 @@ def test_bad_perturbation_input(monkeypatch):
     for bad in ("noise", "noisedB", "noise10", "noise1e3dB", "noise 10dB", "noise10db"):
         with pytest.raises(ValueError, match=r"noise<SNR>dB"):
             check_perturbation(bad)
+    assert perturbation_option(None, "--x") is None and perturbation_option("", "--x") is None
+    assert perturbation_option("reverb", "--x") == "reverb"
+    with pytest.raises(DataError, match=r"^--x: unknown perturbation 'chorus'"):
+        perturbation_option("chorus", "--x")
     with pytest.raises(AudioError, match="silent"):
         add_noise(np.zeros(100, np.float32))
     with pytest.raises(AudioError, match="mono waveform"):

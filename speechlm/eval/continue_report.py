@@ -216,17 +216,11 @@ class ContinuationHarness:
     def __init__(self, model: str = "default", vocoder: str | None = None, num_samples: int = 3,
                  prompt_seconds: float = 3.0, seconds: float = 5.0, temperature: float = 0.8,
                  seed: int = 0, prompt_perturb: str | None = None):
-        from speechlm.errors import DataError
         from speechlm.eval.judges import Judges
-        from speechlm.eval.robustness import check_perturbation
+        from speechlm.eval.robustness import perturbation_option
         from speechlm.pipeline import SpeechLM
 
-        if prompt_perturb:
-            try:
-                check_perturbation(prompt_perturb)
-            except ValueError as err:
-                raise DataError(f"--prompt-perturb: {err}") from None
-        self.prompt_perturb = prompt_perturb or None
+        self.prompt_perturb = perturbation_option(prompt_perturb, "--prompt-perturb")
 
         self.m = SpeechLM.load(model, vocoder=vocoder)
         self.sr = self.m.sample_rate

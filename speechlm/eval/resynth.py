@@ -84,7 +84,7 @@ class ResynthHarness:
                  asrs: tuple[str, ...] = ASRS, seed: int = 0, audio_out: str | None = None,
                  waveform: str | None = None, reference_perturb: str | None = None):
         from speechlm.eval.judges import Judges
-        from speechlm.eval.robustness import check_perturbation
+        from speechlm.eval.robustness import perturbation_option
         from speechlm.tokenizer import Tokenizer
         from speechlm.vocoder import Vocoder
 
@@ -92,12 +92,7 @@ class ResynthHarness:
         if bad or not asrs or asrs[0] not in ASRS:
             raise DataError(f"unknown methods or ASRs {bad}; methods: {', '.join(METHODS)}; "
                             f"ASRs: {', '.join(ASRS)}")
-        if reference_perturb:
-            try:
-                check_perturbation(reference_perturb)
-            except ValueError as err:
-                raise DataError(f"--reference-perturb: {err}") from None
-        self.reference_perturb = reference_perturb or None
+        self.reference_perturb = perturbation_option(reference_perturb, "--reference-perturb")
         self.voc = Vocoder.load(vocoder)
         if waveform:
             self.voc.use_waveform(waveform)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speechlm.errors import AudioError, ModelError
+from speechlm.errors import AudioError, DataError, ModelError
 
 __all__ = [
     "NOISE_SNR_DB",
@@ -48,6 +48,7 @@ __all__ = [
     "measure_ued",
     "check_perturbation",
     "perturb",
+    "perturbation_option",
     "sox_effect",
     "unit_edit_distance",
 ]
@@ -187,6 +188,21 @@ def check_perturbation(name: str) -> str:
         return name
     raise ValueError(f"unknown perturbation {name!r}; choose from {', '.join(PERTURBATIONS)} "
                      "or noise<SNR>dB (white noise at that SNR, e.g. noise10dB)")
+
+
+def perturbation_option(name: str | None, flag: str) -> str | None:
+    """A command-line perturbation (``flag`` names it in the error): None when not given,
+    else the checked name.
+
+    Raises:
+        DataError: an unknown name (one line: the CLI exits 2).
+    """
+    if not name:
+        return None
+    try:
+        return check_perturbation(name)
+    except ValueError as err:
+        raise DataError(f"{flag}: {err}") from None
 
 
 def perturb(wav: np.ndarray, sr: int, name: str, seed: int = 0) -> np.ndarray:
