@@ -6,18 +6,19 @@
 # (eval compare-resynth / compare-continue). Writes docs/vocoder-timbre-{off,05,compare}.* and
 # docs/continue-timbre-{off,05,compare}.*. Then the same resynthesis (drawn F0, the LM path)
 # with noisy voice references (eval resynth --reference-perturb: white noise at 20 and 10 dB
-# SNR in the reference only), into docs/timbre-noise/resynth-{off,05,compare}-NOISE.*, and the
-# continuations of noisy prompts (eval continue --prompt-perturb: the units and the voice from
-# the noisy prompt) into docs/timbre-noise/continue-{off,05,compare}-NOISE.* (~65 min on 2
-# cores in all). Both settings keep mel_contrast at 1. Needs the world corpus.
+# SNR, and sox reverb, in the reference only) into
+# docs/timbre-noise/resynth-{off,05,compare}-NOISE.*, and continuations of noisy prompts
+# (eval continue --prompt-perturb: the units and the voice from the noisy prompt) into
+# docs/timbre-noise/continue-{off,05,compare}-NOISE.* (~75 min on 2 cores in all). Both
+# settings keep mel_contrast at 1. Needs the world corpus.
 # Env: CORPUS (data/corpus-v2), ON (the setting judged, default 0.5: the "05" files),
-# NOISES ("noise20dB noise10dB"), PROMPT_NOISES ("noise20dB").
+# NOISES ("noise20dB noise10dB reverb"), PROMPT_NOISES ("noise20dB").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SL=.venv/bin/speechlm
 CORPUS=${CORPUS:-data/corpus-v2}
 ON=${ON:-0.5}
-NOISES=${NOISES:-noise20dB noise10dB}
+NOISES=${NOISES:-noise20dB noise10dB reverb}
 PROMPT_NOISES=${PROMPT_NOISES:-noise20dB}
 export OMP_WAIT_POLICY=PASSIVE
 E=outputs/timbre-eval
