@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from speechlm.errors import AudioError, DataError, ModelError
 from speechlm.eval.robustness import (
@@ -19,6 +20,7 @@ from speechlm.eval.robustness import (
     measure_ued,
     perturb,
     perturbation_option,
+    perturbed_copy,
     unit_edit_distance,
 )
 
@@ -159,6 +161,10 @@ def test_bad_perturbation_input(monkeypatch):
     for bad in ("noise", "noisedB", "noise10", "noise1e3dB", "noise 10dB", "noise10db"):
         with pytest.raises(ValueError, match=r"noise<SNR>dB"):
             check_perturbation(bad)
+    wav = torch.from_numpy(harmonic(0.2))
+    assert perturbed_copy(wav, SR, None, 0) is wav
+    np.testing.assert_array_equal(perturbed_copy(wav, SR, "noise5dB", 7).numpy(),
+                                  perturb(wav.numpy(), SR, "noise5dB", seed=7))
     assert perturbation_option(None, "--x") is None and perturbation_option("", "--x") is None
     assert perturbation_option("reverb", "--x") == "reverb"
     with pytest.raises(DataError, match=r"^--x: unknown perturbation 'chorus'"):

@@ -273,15 +273,13 @@ class ContinuationHarness:
 
     # --- run
     def run(self, item: Item, k: int) -> Run:
+        from speechlm.eval.robustness import perturbed_copy
+
         full = load_audio(item.path)
         n_prompt = int(self.prompt_seconds * self.sr)
         clean = full[:n_prompt]
-        wav = clean  # what the model hears
-        if self.prompt_perturb:
-            from speechlm.eval.robustness import perturb
-
-            wav = torch.from_numpy(perturb(clean.numpy(), self.sr, self.prompt_perturb,
-                                           seed=self.seed * 1_000_003 + k))
+        wav = perturbed_copy(clean, self.sr, self.prompt_perturb,  # what the model hears
+                             self.seed * 1_000_003 + k)
         t0 = time.perf_counter()
         outs = self.m.continue_audio(wav, seconds=self.seconds, temperature=self.temperature,
                                      num_samples=self.num_samples, seed=self.seed * 1000 + 10 * k)

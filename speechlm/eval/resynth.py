@@ -117,6 +117,7 @@ class ResynthHarness:
     def run(self, item: Item, index: int) -> tuple[torch.Tensor, dict[str, tuple]]:
         """The original waveform and ``{method: (output waveform, seconds of compute)}``."""
         from speechlm.audio import f0_track
+        from speechlm.eval.robustness import perturbed_copy
 
         wav = load_audio(item.path)
         outs = {}
@@ -130,7 +131,8 @@ class ResynthHarness:
                                y, self.sr)
                 continue
             units = self.tok.tokenize_wave(wav)
-            voice = self.voc.voice(self.reference(wav, index))
+            voice = self.voc.voice(perturbed_copy(wav, self.sr, self.reference_perturb,
+                                                  self.seed * 1_000_003 + index))
             if m == "floor":
                 d = units.dedup()
                 ids = d.ids[torch.from_numpy(np.random.default_rng([self.seed, index])
@@ -146,15 +148,6 @@ class ResynthHarness:
                 save_audio(Path(self.audio_out) / m / f"{item.name.replace('/', '_')}.wav", y,
                            self.sr)
         return wav, outs
-
-    def reference(self, wav: torch.Tensor, index: int) -> torch.Tensor:
-        """The voice reference of utterance ``index``: ``wav``, or its perturbed copy."""
-        if not self.reference_perturb:
-            return wav
-        from speechlm.eval.robustness import perturb
-
-        return torch.from_numpy(perturb(wav.numpy(), self.sr, self.reference_perturb,
-                                        seed=self.seed * 1_000_003 + index))
 
     def copy_synthesis(self, method: str, wav: torch.Tensor) -> torch.Tensor:
         """The original's own features through one waveform method (no units)."""

@@ -33,10 +33,14 @@ import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from speechlm.errors import AudioError, DataError, ModelError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "NOISE_SNR_DB",
@@ -49,6 +53,7 @@ __all__ = [
     "check_perturbation",
     "perturb",
     "perturbation_option",
+    "perturbed_copy",
     "sox_effect",
     "unit_edit_distance",
 ]
@@ -190,6 +195,16 @@ def check_perturbation(name: str) -> str:
                      "or noise<SNR>dB (white noise at that SNR, e.g. noise10dB)")
 
 
+def perturbed_copy(wav: torch.Tensor, sr: int, name: str | None, seed: int) -> torch.Tensor:
+    """``wav`` ``[T]`` itself when ``name`` is None, else its perturbation ``name`` (what the
+    eval harnesses' ``--reference-perturb`` / ``--prompt-perturb`` hand the model)."""
+    if not name:
+        return wav
+    import torch
+
+    return torch.from_numpy(perturb(wav.numpy(), sr, name, seed=seed))
+
+
 def perturbation_option(name: str | None, flag: str) -> str | None:
     """A command-line perturbation (``flag`` names it in the error): None when not given,
     else the checked name.
@@ -215,14 +230,10 @@ def perturb(wav: np.ndarray, sr: int, name: str, seed: int = 0) -> np.ndarray:
         ValueError: an unknown name.
         ModelError / AudioError: see :func:`sox_effect` and :func:`add_noise`.
     """
-    check_perturbation(name)
-    noise = _NOISE_NAME.fullmatch(name)
+    noise = _NOISE_NAME.fullmatch(check_perturbation(name))  # noise20dB among them
     if noise:
         return add_noise(wav, float(noise.group(1)), seed)
-    effect = _SOX_EFFECTS[name]
-    if effect is None:
-        return add_noise(wav, NOISE_SNR_DB, seed)
-    y = sox_effect(wav, sr, effect)
+    y = sox_effect(wav, sr, _SOX_EFFECTS[name])
     return y[: len(wav)] if name == "reverb" else y
 
 
