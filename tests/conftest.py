@@ -88,3 +88,42 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+# What a failure of the launcher or of gloo's loopback connections prints (the rendezvous store,
+# a worker's socket to its peer), as opposed to an error of the training code under test.
+TORCHRUN_NETWORK_ERRORS = ("DistNetworkError", "DistStoreError", "RendezvousConnectionError",
+                           "RendezvousTimeoutError", "Connection closed by peer",
+                           "Connection reset by peer", "Connection refused",
+                           "Address already in use", "Socket Timeout")
+
+
+def run_torchrun(module: str, args: list[str], out, nproc: int = 2) -> None:
+    """Run ``python -m module args`` under ``torchrun --standalone`` on one thread per process.
+
+    A failure is reported with the tail of the workers' output: a bare CalledProcessError hides
+    why a rank failed (CI once failed here with nothing else to go on). A failure that printed
+    one of :data:`TORCHRUN_NETWORK_ERRORS` is a property of the machine's loopback under load,
+    not of the code under test: it is retried once, from an empty ``out``, with a warning that
+    carries the first attempt's output; any other failure, or a second one, fails the test.
+    """
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import warnings
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--standalone", f"--nproc_per_node={nproc}", "-m", module, *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for attempt in (1, 2):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode == 0:
+            return
+        printed = proc.stdout + proc.stderr
+        tail = "\n".join(printed.strip().splitlines()[-40:])
+        if attempt == 2 or not any(m in printed for m in TORCHRUN_NETWORK_ERRORS):
+            raise AssertionError(f"torchrun exited {proc.returncode} (attempt {attempt}):\n{tail}")
+        warnings.warn(f"torchrun's process group failed, retrying once:\n{tail}", stacklevel=2)
+        shutil.rmtree(out, ignore_errors=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_torchrun
 from safetensors.torch import load_file
 
 from speechlm.train.lm import load_config, train_lm
@@ -97,12 +98,9 @@ def test_two_processes_match_one(small_corpus, units_dir, tmp_path):
                    eval_interval=20)
     subprocess.run([sys.executable, "-m", "speechlm.train.lm", "--config", str(TINY), "-q",
                     *ov], check=True, env=env)
-    torchrun = Path(sys.executable).with_name("torchrun")
     ov = overrides(small_corpus, units_dir, tmp_path / "two", max_steps=20, ckpt_interval=20,
                    eval_interval=20)
-    subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m",
-                    "speechlm.train.lm", "--config", str(TINY), "-q", *ov], check=True,
-                   env=env, capture_output=True)
+    run_torchrun("speechlm.train.lm", ["--config", str(TINY), "-q", *ov], tmp_path / "two")
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-4, rtol=1e-3), k
@@ -124,3 +122,10 @@ def test_bad_config(tmp_path):
         load_config(TINY, ["--max_steps=1"])
     with pytest.raises(DataError, match="config not found"):
         load_config(tmp_path / "none.toml")
+
+
+def test_torchrun_failure_shows_why(small_corpus, units_dir, tmp_path):
+    """A rank's error reaches the test report (not a bare exit status), and is not retried."""
+    ov = overrides(small_corpus, units_dir, tmp_path / "bad", batch_size=3)
+    with pytest.raises(AssertionError, match=r"(?s)attempt 1\).*batch_size 3 must divide"):
+        run_torchrun("speechlm.train.lm", ["--config", str(TINY), "-q", *ov], tmp_path / "bad")
