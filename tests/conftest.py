@@ -101,29 +101,38 @@ TORCHRUN_NETWORK_ERRORS = ("DistNetworkError", "DistStoreError", "RendezvousConn
 def run_torchrun(module: str, args: list[str], out, nproc: int = 2) -> None:
     """Run ``python -m module args`` under ``torchrun --standalone`` on one thread per process.
 
-    A failure is reported with the tail of the workers' output: a bare CalledProcessError hides
-    why a rank failed (CI once failed here with nothing else to go on). A failure that printed
-    one of :data:`TORCHRUN_NETWORK_ERRORS` is a property of the machine's loopback under load,
-    not of the code under test: it is retried once, from an empty ``out``, with a warning that
-    carries the first attempt's output; any other failure, or a second one, fails the test.
+    A failure is reported with each rank's own stderr (torchrun's ``--log-dir``; a bare
+    CalledProcessError, or the launcher's summary, hides why a rank failed: CI once failed here
+    with nothing else to go on). A failure whose output names one of
+    :data:`TORCHRUN_NETWORK_ERRORS` is a property of the machine's loopback under load, not of
+    the code under test: it is retried once, from an empty ``out``, with a warning that carries
+    the first attempt's output; any other failure, or a second one, fails the test.
     """
     import os
     import shutil
     import subprocess
     import sys
+    import tempfile
     import warnings
     from pathlib import Path
 
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--standalone", f"--nproc_per_node={nproc}", "-m", module, *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for attempt in (1, 2):
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if proc.returncode == 0:
-            return
-        printed = proc.stdout + proc.stderr
-        tail = "\n".join(printed.strip().splitlines()[-40:])
-        if attempt == 2 or not any(m in printed for m in TORCHRUN_NETWORK_ERRORS):
-            raise AssertionError(f"torchrun exited {proc.returncode} (attempt {attempt}):\n{tail}")
-        warnings.warn(f"torchrun's process group failed, retrying once:\n{tail}", stacklevel=2)
+        with tempfile.TemporaryDirectory() as logs:
+            cmd = [str(torchrun), "--standalone", f"--nproc_per_node={nproc}",
+                   f"--log-dir={logs}", "--redirects=3", "-m", module, *args]
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if proc.returncode == 0:
+                return
+            ranks = [f"rank {p.parent.name} stderr:\n" + "\n".join(
+                p.read_text(errors="replace").strip().splitlines()[-30:])
+                for p in sorted(Path(logs).rglob("stderr.log"))]
+        launcher = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        report = "\n".join([*ranks, f"torchrun:\n{launcher}"])
+        if attempt == 2 or not any(m in report for m in TORCHRUN_NETWORK_ERRORS):
+            raise AssertionError(f"torchrun exited {proc.returncode} (attempt {attempt}):\n"
+                                 f"{report}")
+        warnings.warn(f"torchrun's process group failed, retrying once:\n{report}",
+                      stacklevel=2)
         shutil.rmtree(out, ignore_errors=True)
