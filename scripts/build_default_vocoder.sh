@@ -34,6 +34,7 @@ from speechlm.vocoder import Vocoder
 v = Vocoder.load("outputs/vocoder-phone-cpu/model")
 v.set_timbre_match(0.5)  # the bundled setting: scripts/timbre_reports.sh judges it against 0
 v.set_mel_contrast(1.2)  # the bundled setting: scripts/contrast_reports.sh judges it against 1
+v.set_voiced_noise_cut(1000)  # the bundled setting: scripts/voiced_noise_reports.sh judges it
 v.save("speechlm/pretrained/phone-vocoder", half=True, int8=("speaker.",))
 print(v.training)
 PY

@@ -10,7 +10,7 @@
 # docs/timbre-noise/resynth-{off,05,compare}-NOISE.*, and continuations of noisy prompts
 # (eval continue --prompt-perturb: the units and the voice from the noisy prompt) into
 # docs/timbre-noise/continue-{off,05,compare}-NOISE.* (~75 min on 2 cores in all). Both
-# settings keep mel_contrast at 1. Needs the world corpus.
+# settings keep mel_contrast at 1 and no voiced-noise cut. Needs the world corpus.
 # Env: CORPUS (data/corpus-v2), ON (the setting judged, default 0.5: the "05" files),
 # NOISES ("noise20dB noise10dB reverb"), PROMPT_NOISES ("noise20dB").
 set -euo pipefail
@@ -32,6 +32,7 @@ from speechlm.vocoder import Vocoder
 e, on = sys.argv[1], float(sys.argv[2])
 for name, strength in (("off", 0.0), ("05", on)):
     v = Vocoder.load("phone-vocoder").set_timbre_match(strength).set_mel_contrast(1.0)
+    v.set_voiced_noise_cut(0)  # the settings of their time: no voiced-noise cut
     v.save(f"{e}/vocoder-{name}", half=True, int8=("speaker.",))
 PY
 for name in off 05; do

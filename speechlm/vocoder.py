@@ -446,6 +446,9 @@ class Vocoder(Stage):
         # contrast (parameters_for): the output log-mel's deviations from its long-term average
         # are scaled by this, 1 (off) to 2; config.json's "mel_contrast"
         self.mel_contrast = 1.0
+        # the waveform stage (method hn) mutes its noise below this many Hz in voiced frames,
+        # 0 (off) to 4000; config.json's "voiced_noise_cut_hz"
+        self.voiced_noise_cut = 0.0
 
     def use_waveform(self, name_or_path: str | os.PathLike) -> Vocoder:
         """Load the harmonic-plus-noise waveform stage that ``method="hn"`` synthesizes with
@@ -499,6 +502,7 @@ class Vocoder(Stage):
         try:
             voc.set_timbre_match(cfg.get("timbre_match", 0.0))
             voc.set_mel_contrast(cfg.get("mel_contrast", 1.0))
+            voc.set_voiced_noise_cut(cfg.get("voiced_noise_cut_hz", 0.0))
         except ValueError as err:
             raise ModelError(f"{path}: {err}") from None
         if (path / WAVEFORM_DIR).is_dir():
@@ -528,7 +532,7 @@ class Vocoder(Stage):
         cfg = {"model": self.cfg.to_dict(), "unit_space": self.unit_space,
                "training": self.training, "stored_dtype": stored,
                "default_method": self.default_method, "timbre_match": self.timbre_match,
-               "mel_contrast": self.mel_contrast}
+               "mel_contrast": self.mel_contrast, "voiced_noise_cut_hz": self.voiced_noise_cut}
         if self.cfg.mel_only and self.waveform is None:
             raise ModelError("a mel-only vocoder is saved with its waveform stage "
                              "(Vocoder.use_waveform first)")
@@ -555,6 +559,13 @@ class Vocoder(Stage):
         predicted spectrum -- a global-variance post-filter with one factor. 1 leaves the log-mel
         alone; the log-mel methods hear it, WORLD does not."""
         self.mel_contrast = _setting("mel_contrast", factor, 1.0, 2.0)
+        return self
+
+    def set_voiced_noise_cut(self, hz: float) -> Vocoder:
+        """Set :attr:`voiced_noise_cut`, in [0, 4000] Hz: the waveform stage (method hn) mutes
+        its noise filter below it in voiced frames
+        (:meth:`speechlm.waveform.WaveformModel.synthesize`); 0 leaves the noise alone."""
+        self.voiced_noise_cut = _setting("voiced_noise_cut_hz", hz, 0.0, 4000.0)
         return self
 
     @property
@@ -709,7 +720,8 @@ class Vocoder(Stage):
                 raise ModelError("method 'hn' needs a waveform stage: Vocoder.use_waveform(PATH) "
                                  "(speechlm train vocoder --config configs/vocoder/hn-cpu.toml)")
             f0 = torch.where(params["vuv"] > 0.5, torch.exp(params["lf0"]), 0.0)
-            y = self.waveform.synthesize(params["mel"], f0)
+            y = self.waveform.synthesize(params["mel"], f0,
+                                         voiced_noise_cut=self.voiced_noise_cut)
         else:
             raise ValueError(f"unknown vocoder method {method!r} (world, griffinlim, hn)")
         return _limit(y)

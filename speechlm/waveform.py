@@ -177,9 +177,20 @@ class HarmonicNoise(nn.Module):
         return torch.istft(spec * resp, nfft, HOP, window=self.noise_window, center=True,
                            length=n_samples)
 
+    def band_hz(self) -> torch.Tensor:
+        """The centre frequency of each noise-filter band, ``[n_noise]`` Hz (0 to Nyquist)."""
+        return torch.linspace(0, self.cfg.sample_rate / 2, self.cfg.n_noise)
+
     def forward(self, log_mel: torch.Tensor, f0: torch.Tensor,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None,
+                voiced_noise_cut: float = 0.0) -> torch.Tensor:
+        """Samples ``[B, N * 160]``; ``voiced_noise_cut`` (Hz, 0 off): in voiced frames the
+        noise bands below it are muted (inference only; see :meth:`WaveformModel.synthesize`)."""
         amps, mags = self.controls(log_mel, f0)
+        if voiced_noise_cut > 0:
+            low = (self.band_hz().to(mags.device) < voiced_noise_cut).to(mags.dtype)
+            voiced = (f0 > 0).to(mags.dtype)
+            mags = mags * (1 - low[None, :, None] * voiced[:, None, :])
         n = f0.shape[-1] * HOP
         return self.harmonic(amps, f0) + self.noise(mags, n, generator)
 
@@ -223,9 +234,15 @@ class WaveformModel:
 
     @torch.inference_mode()
     def synthesize(self, log_mel: torch.Tensor | np.ndarray, f0: torch.Tensor | np.ndarray,
-                   seed: int = 0) -> torch.Tensor:
+                   seed: int = 0, voiced_noise_cut: float = 0.0) -> torch.Tensor:
         """log-mel ``[N, M]`` + F0 ``[N]`` (Hz, 0 unvoiced) -> ``[N * 160]`` float32 samples.
-        ``seed`` fixes the noise (the output is then the same bit for bit)."""
+        ``seed`` fixes the noise (the output is then the same bit for bit).
+
+        ``voiced_noise_cut`` (Hz, 0: off): the noise filter's bands below it are muted in
+        voiced frames, where the harmonics carry those frequencies. On voices the stage never
+        heard the noise it puts there is heard as hoarseness: with 1000 Hz, DNSMOS rose by
+        0.13 at the same similarity and WER on 30 stand-in voices (valid voices pitched down
+        3 semitones; ``docs/vocoder-voiced-noise-*``, ``Vocoder.voiced_noise_cut``)."""
         mel = torch.as_tensor(log_mel, dtype=torch.float32)
         f0 = torch.as_tensor(np.asarray(f0, dtype=np.float32))
         if mel.ndim != 2 or mel.shape[1] != self.model.cfg.n_mels:
@@ -237,7 +254,8 @@ class WaveformModel:
         if not (torch.isfinite(mel[:n]).all() and torch.isfinite(f0[:n]).all()):
             raise ModelError("log-mel and F0 must be finite")
         g = torch.Generator().manual_seed(seed)
-        return self.model(mel[None, :n], f0[None, :n].clamp(min=0), g)[0]
+        return self.model(mel[None, :n], f0[None, :n].clamp(min=0), g,
+                          voiced_noise_cut=float(voiced_noise_cut))[0]
 
 
 __all__ = ["HOP", "SINE_CHUNK", "HarmonicNoise", "WaveformConfig", "WaveformModel", "upsample"]

@@ -480,6 +480,46 @@ def test_mel_contrast_scales_deviations_from_the_long_term_spectrum(tiny_vocoder
         Vocoder.load(tmp_path / "v")
 
 
+def test_voiced_noise_cut_reaches_the_waveform_stage_and_the_config(tiny_vocoder, wav_file,
+                                                                     tmp_path):
+    from speechlm.audio import load_audio
+    from speechlm.vocoder import _limit
+    from speechlm.waveform import HarmonicNoise, WaveformConfig, WaveformModel
+
+    voc = tiny_vocoder
+    assert voc.voiced_noise_cut == 0.0  # a vocoder whose config does not ask for it
+    torch.manual_seed(0)
+    stage = WaveformModel(HarmonicNoise(WaveformConfig(n_mels=voc.cfg.n_mels, channels=16,
+                                                       blocks=2, n_harmonics=8, n_noise=8)))
+    before = voc.waveform
+    voc.waveform = stage
+    try:
+        voice = voc.voice(load_audio(wav_file(1.5)))
+        params = voc.parameters_for(_units(voc, [3, 3, 7, 9, 9, 9, 1] * 5), voice,
+                                    f0=np.full(70, 150.0))
+        plain = voc.synthesize(params, "hn")
+        voc.set_voiced_noise_cut(1500)
+        cut = voc.synthesize(params, "hn")
+        f0 = torch.where(params["vuv"] > 0.5, torch.exp(params["lf0"]), 0.0)
+        want = _limit(stage.synthesize(params["mel"], f0, voiced_noise_cut=1500))
+        assert torch.allclose(cut, want, atol=1e-6)
+        assert float((cut - plain).abs().max()) > 1e-4
+        voc.save(tmp_path / "v")
+        assert Vocoder.load(tmp_path / "v").voiced_noise_cut == 1500.0
+    finally:
+        voc.waveform = before
+        voc.set_voiced_noise_cut(0)
+    for bad in (-1, 4001, float("nan"), None, "x"):
+        with pytest.raises(ValueError, match="voiced_noise_cut_hz must be a number in "
+                                             "\\[0, 4000\\]"):
+            voc.set_voiced_noise_cut(bad)
+    cfg = json.loads((tmp_path / "v" / "config.json").read_text())
+    cfg["voiced_noise_cut_hz"] = -5
+    (tmp_path / "v" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="voiced_noise_cut_hz must be a number"):
+        Vocoder.load(tmp_path / "v")
+
+
 def test_denoised_long_term_spectrum_takes_a_noise_floor_out():
     """A voice reference's LTAS (denoise=True): a clean recording keeps its spectrum; white
     noise that fills the weak bands of a tilted spectrum is taken out again."""

@@ -85,6 +85,28 @@ def test_stage_round_trip_and_seeded_output(tmp_path):
         (tmp_path / "w" / "model.safetensors").stat().st_size
 
 
+def test_voiced_noise_cut_mutes_low_noise_in_voiced_frames_only():
+    torch.manual_seed(0)
+    stage = WaveformModel(HarmonicNoise(SMALL))
+    n = 60
+    mel = torch.randn(n, SMALL.n_mels)
+    f0 = np.r_[np.zeros(20), np.full(40, 140.0)]
+    plain = stage.synthesize(mel, f0, seed=3)
+    assert torch.equal(stage.synthesize(mel, f0, seed=3, voiced_noise_cut=0.0), plain)
+    # SMALL's 8 bands sit at 0, 1143, 2286, ... Hz: 1500 Hz mutes the first two
+    assert int((stage.model.band_hz() < 1500).sum()) == 2
+    cut = stage.synthesize(mel, f0, seed=3, voiced_noise_cut=1500.0)
+    # unvoiced frames keep their noise (up to the noise STFT's reach of 512 samples)
+    edge = 20 * HOP - 512
+    assert torch.allclose(cut[:edge], plain[:edge], atol=1e-6)
+    # what was taken away from the voiced frames is low noise: the harmonics are untouched
+    gone = (plain - cut)[22 * HOP:].numpy()
+    assert float(np.abs(gone).max()) > 1e-4
+    spec = np.abs(np.fft.rfft(gone)) ** 2
+    hz = np.fft.rfftfreq(len(gone), 1 / 16000)
+    assert spec[hz < 2286].sum() > 20 * spec[hz > 3000].sum()
+
+
 def test_synthesize_refuses_bad_input():
     stage = WaveformModel(HarmonicNoise(SMALL))
     with pytest.raises(ModelError, match="log-mel must be"):

@@ -166,14 +166,20 @@ def _vocoder_setting_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mel-contrast", type=number(float, 1.0, 2.0), metavar="X",
                    help="scale the output log-mel's deviations from its long-term average by X, "
                    "1 (off) to 2 (default: the vocoder's own; log-mel methods only)")
+    p.add_argument("--voiced-noise-cut", type=number(float, 0.0, 4000.0), metavar="HZ",
+                   help="mute the waveform stage's noise below HZ in voiced frames, 0 (off) to "
+                   "4000 (default: the vocoder's own; method hn only)")
 
 
 def _vocoder_settings(voc, args: argparse.Namespace) -> None:
-    """--timbre-match / --mel-contrast, where given, over the vocoder's own settings."""
+    """--timbre-match / --mel-contrast / --voiced-noise-cut, where given, over the vocoder's
+    own settings."""
     if args.timbre_match is not None:
         voc.set_timbre_match(args.timbre_match)
     if args.mel_contrast is not None:
         voc.set_mel_contrast(args.mel_contrast)
+    if args.voiced_noise_cut is not None:
+        voc.set_voiced_noise_cut(args.voiced_noise_cut)
 
 
 def register(sub, add_parser) -> None:

@@ -26,7 +26,8 @@ Methods:
 Copy synthesis (no units: what each waveform method makes of the original's own features, the
 ceiling the unit decoder can reach with it; the log-mel and F0 of the original):
 
-    copy-hn     the waveform stage on the original's log-mel + F0 (``--waveform``)
+    copy-hn     the waveform stage on the original's log-mel + F0 (``--waveform``; with the
+                vocoder's ``voiced_noise_cut``)
     copy-world  WORLD analysis of the original, then WORLD synthesis
     copy-gl     torchaudio Griffin-Lim (32 iterations) of the original's log-mel
 
@@ -164,7 +165,8 @@ class ResynthHarness:
             return griffin_lim(mel, self.voc.mel.fb)
         f0 = f0_track(x)
         n = min(len(mel), len(f0))
-        return self.voc.waveform.synthesize(mel[:n], f0[:n]).clamp(-1, 1)
+        return self.voc.waveform.synthesize(
+            mel[:n], f0[:n], voiced_noise_cut=self.voc.voiced_noise_cut).clamp(-1, 1)
 
     # --- score
     def hear(self, wav: np.ndarray, text: str | None) -> dict[str, Any]:
