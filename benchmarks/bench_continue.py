@@ -39,6 +39,8 @@ def main() -> int:
     ap.add_argument("--prompts", type=int, default=10, help="test prompts (3 s each)")
     ap.add_argument("--prompt-seconds", type=float, default=3.0)
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--voice-adapt-steps", type=int,
+                    help="the vocoder's voice adaptation steps (default: its own setting)")
     ap.add_argument("--json", help="write the result here")
     args = ap.parse_args()
 
@@ -48,6 +50,8 @@ def main() -> int:
     from speechlm.pipeline import SpeechLM
 
     m = SpeechLM.load(args.model, vocoder=args.vocoder)
+    if args.voice_adapt_steps is not None:
+        m.vocoder.set_voice_adapt_steps(args.voice_adapt_steps)
     sr = m.sample_rate
     need = int(args.prompt_seconds * sr)
     prompts = []
@@ -65,7 +69,7 @@ def main() -> int:
         t = [time.perf_counter()]
         units = m.tokenize(wav)
         t.append(time.perf_counter())
-        voice = m.vocoder.voice(wav)
+        voice = m.vocoder.voice(wav, tokenizer=m.tokenizer)
         t.append(time.perf_counter())
         gen = generate(decoder_for(m.lm, m.lm_weights), units.ids,
                        SamplingOptions(max_new_tokens=n_new, seed=k, stop_at_eos=False)).sample(0)
@@ -81,6 +85,7 @@ def main() -> int:
     n = len(walls)
     result = {
         "benchmark": "continue", "model": args.model, "vocoder": args.vocoder or "model's",
+        "voice_adapt_steps": m.vocoder.voice_adapt_steps,
         "prompts": n, "prompt_seconds": args.prompt_seconds, "requested_seconds": args.seconds,
         "units_sampled": n_new, "mean_continuation_seconds": round(out_seconds / n, 2),
         "threads": torch.get_num_threads(),

@@ -25,7 +25,7 @@ from speechlm.vocoder import Vocoder
 
 e, on = sys.argv[1], float(sys.argv[2])
 v = Vocoder.load("phone-vocoder").set_timbre_match(0.5).set_mel_contrast(on)
-v.set_voiced_noise_cut(0)  # the settings of their time: no voiced-noise cut
+v.set_voiced_noise_cut(0).set_voice_adapt_steps(0)  # the settings of their time: no cut, no adaptation
 v.save(f"{e}/vocoder-12", half=True, int8=("speaker.",))
 PY
 [ -f docs/vocoder-contrast-12.json ] || $SL eval resynth --quiet --vocoder "$E/vocoder-12" \

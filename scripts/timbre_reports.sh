@@ -32,7 +32,7 @@ from speechlm.vocoder import Vocoder
 e, on = sys.argv[1], float(sys.argv[2])
 for name, strength in (("off", 0.0), ("05", on)):
     v = Vocoder.load("phone-vocoder").set_timbre_match(strength).set_mel_contrast(1.0)
-    v.set_voiced_noise_cut(0)  # the settings of their time: no voiced-noise cut
+    v.set_voiced_noise_cut(0).set_voice_adapt_steps(0)  # their time's: no cut, no adaptation
     v.save(f"{e}/vocoder-{name}", half=True, int8=("speaker.",))
 PY
 for name in off 05; do

@@ -27,6 +27,7 @@ from speechlm.vocoder import Vocoder
 
 e, cut = sys.argv[1], float(sys.argv[2])
 v = Vocoder.load("phone-vocoder").set_timbre_match(0.5).set_mel_contrast(1.2)
+v.set_voice_adapt_steps(0)  # the settings of their time: no voice adaptation
 v.set_voiced_noise_cut(cut).save(f"{e}/vocoder-{int(cut)}", half=True, int8=("speaker.",))
 PY
 V="$E/vocoder-$CUT"

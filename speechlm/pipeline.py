@@ -151,7 +151,8 @@ class SpeechLM(Stage):
         Deduplicated units keep their durations; pass units without durations (or
         ``Units(ids, ..., durations=None)`` from the LM) for the duration model to decide.
         """
-        return self.vocoder.decode(units, self.vocoder.voice(_as_wave(voice, "the voice")),
+        return self.vocoder.decode(units, self.vocoder.voice(_as_wave(voice, "the voice"),
+                                                             tokenizer=self.tokenizer),
                                    f0=f0, method=method)
 
     # --- the job
@@ -208,9 +209,11 @@ class SpeechLM(Stage):
         if float(wav.abs().max()) < SILENCE_PEAK:
             raise AudioError("the prompt is silent (peak below -60 dBFS); give speech")
         if voice is None:
-            spk = self.vocoder.voice(wav, what="the prompt (the voice to continue in)")
+            spk = self.vocoder.voice(wav, what="the prompt (the voice to continue in)",
+                                     tokenizer=self.tokenizer)
         else:
-            spk = self.vocoder.voice(_as_wave(voice, "the voice"), what="the voice")
+            spk = self.vocoder.voice(_as_wave(voice, "the voice"), what="the voice",
+                                     tokenizer=self.tokenizer)
         units = self.tokenizer.tokenize_wave(wav, dedup=True)
         n_new = max(1, round(seconds * self.units_per_second))
         room = self.lm.block_size - 1 - n_new - len(then)

@@ -55,7 +55,8 @@ def test_resynth_writes_same_length_audio(voc_dir, tmp_path, capsys):
 def test_bundled_vocoder_settings_are_the_default_and_flags_override_them(default_voc,
                                                                           tmp_path, capsys):
     """resynth with the bundled vocoder as shipped equals giving its config's settings by flag;
-    turning the voiced-noise cut off changes the audio but not its length."""
+    turning the voiced-noise cut off, or voice adaptation on, changes the audio but not its
+    length."""
     def resynth(name, *flags):
         out = tmp_path / f"{name}.wav"
         code, _, err = _run(capsys, "-q", "resynth", SAMPLE, "-o", str(out), "--vocoder",
@@ -67,9 +68,12 @@ def test_bundled_vocoder_settings_are_the_default_and_flags_override_them(defaul
     same = resynth("flags", "--timbre-match", "0.5", "--mel-contrast", "1.2",
                    "--voiced-noise-cut", "1000")
     off = resynth("off", "--voiced-noise-cut", "0")
-    assert _md5(shipped) == _md5(same)
-    a, b = sf.read(shipped)[0], sf.read(off)[0]
-    assert len(a) == len(b) and float(np.abs(a - b).max()) > 1e-3
+    adapted = resynth("adapted", "--voice-adapt-steps", "3")
+    assert _md5(shipped) == _md5(same) == _md5(resynth("no-adapt", "--voice-adapt-steps", "0"))
+    a = sf.read(shipped)[0]
+    for other in (off, adapted):
+        b = sf.read(other)[0]
+        assert len(a) == len(b) and float(np.abs(a - b).max()) > 1e-3
 
 
 def test_resynth_bad_input(voc_dir, tmp_path, capsys):

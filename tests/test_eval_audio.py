@@ -91,6 +91,49 @@ def test_eval_resynth_with_a_perturbed_voice_reference(tiny_vocoder_run, small_c
     assert "noise<SNR>dB" in capsys.readouterr().err
 
 
+def test_eval_resynth_with_another_utterance_as_the_voice_reference(tiny_vocoder_run,
+                                                                    small_corpus, tmp_path,
+                                                                    capsys):
+    """--voice-from other: each voice comes from another utterance of the same voice, named in
+    the report; the units, the source F0 and the judges keep the utterance itself."""
+    import numpy as np
+    import soundfile as sf
+
+    voc = str(tiny_vocoder_run[0] / "model")
+    common = ["-q", "eval", "resynth", "--corpus", str(small_corpus), "--vocoder", voc,
+              "--per-voice", "1", "--methods", "world-f0", "--asr", "whisper"]
+    assert main([*common, "--audio-out", str(tmp_path / "self"), "--json",
+                 str(tmp_path / "s.json")]) == 0
+    assert main([*common, "--voice-from", "other", "--audio-out", str(tmp_path / "other"),
+                 "--json", str(tmp_path / "o.json")]) == 0
+    md = capsys.readouterr().out
+    assert "another utterance of the same voice" in md
+    own, other = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("s", "o"))
+    assert own["voice_from"] == "self" and other["voice_from"] == "other"
+    names = [u["name"] for u in other["utterances"]]
+    assert names and set(names) <= {u["name"] for u in own["utterances"]}
+    # a voice with a single utterance has no other to take the voice from: left out, and said
+    assert sorted({u["voice"] for u in own["utterances"]} - {u["voice"] for u in
+                                                             other["utterances"]}) == \
+        other["voices_left_out"]
+    for u in own["utterances"]:
+        assert u["reference"] == u["name"]
+    from speechlm.data.manifest import read_manifest
+
+    voice_of = {u.name: u.speaker or u.name.split("/")[0]
+                for u in read_manifest(small_corpus / "test.tsv")}
+    for u in other["utterances"]:
+        assert u["reference"] != u["name"] and voice_of[u["reference"]] == u["voice"]
+    for n in names:
+        f = n.replace("/", "_") + ".wav"
+        x, y = sf.read(tmp_path / "self" / "world-f0" / f)[0], \
+            sf.read(tmp_path / "other" / "world-f0" / f)[0]
+        assert len(x) == len(y) and not np.allclose(x, y, atol=1e-4)
+    with pytest.raises(SystemExit) as bad:
+        main([*common, "--voice-from", "nobody"])
+    assert bad.value.code == 2 and "--voice-from" in capsys.readouterr().err
+
+
 def test_eval_continue_with_perturbed_prompts(small_corpus, tmp_path, capsys):
     """--prompt-perturb: the model hears the noisy copy (its units change), the judges the
     clean prompt (the prompt's DNSMOS is the clean run's)."""

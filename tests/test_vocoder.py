@@ -585,3 +585,66 @@ def test_timbre_matching_moves_the_outputs_spectrum_to_the_references(tiny_vocod
         (tmp_path / "v" / "config.json").write_text(json.dumps(cfg))
         with pytest.raises(ModelError, match="timbre_match must be a number"):
             Vocoder.load(tmp_path / "v")
+
+
+def test_voice_adaptation_fits_the_reference_and_leaves_the_network_alone(tiny_vocoder,
+                                                                           wav_file, tmp_path):
+    from speechlm.audio import f0_track, load_audio
+    from speechlm.tokenizer import Tokenizer
+
+    voc = tiny_vocoder
+    assert voc.voice_adapt_steps == 0  # a vocoder whose config does not ask for it
+    wav = load_audio(wav_file(1.5))
+    tok = Tokenizer.load(voc.training["tokenizer"])
+    units = tok.tokenize_wave(wav)
+    plain = voc.voice(wav)
+    assert plain.adapted_vector is None and plain.film_offsets is None
+    weights = {k: v.clone() for k, v in voc.model.state_dict().items()}
+    trainable = [p.requires_grad for p in voc.model.parameters()]
+
+    def ref_loss(voice):  # what adaptation minimizes, through the public decode path
+        p = voc.parameters_for(units, voice, f0=f0_track(wav.numpy()))
+        target = voc.mel(wav[None])[0]
+        n = min(len(p["mel"]), len(target))
+        return float((p["mel"][:n] - target[:n]).abs().mean())
+
+    fitted = voc.adapt_voice(plain, wav, units, steps=10)
+    assert ref_loss(fitted) < ref_loss(plain) - 1e-3
+    assert len(fitted.film_offsets) == len(voc.model.pre) + len(voc.model.post)
+    assert all(float(o.abs().max()) > 0 for o in fitted.film_offsets)
+    # the network is untouched; the duration model keeps the encoder's vector
+    assert all(torch.equal(v, voc.model.state_dict()[k]) for k, v in weights.items())
+    assert [p.requires_grad for p in voc.model.parameters()] == trainable
+    assert torch.equal(fitted.vector, plain.vector)
+    ids = torch.tensor([3, 7, 9, 1, 4])
+    assert torch.equal(voc.predict_durations(ids, fitted), voc.predict_durations(ids, plain))
+    # deterministic, and what voice() gives with the setting on (its own tokenizer)
+    again = voc.adapt_voice(plain, wav, units, steps=10)
+    assert torch.equal(again.adapted_vector, fitted.adapted_vector)
+    try:
+        voc.set_voice_adapt_steps(10)
+        via_voice = voc.voice(wav)
+        assert torch.equal(via_voice.adapted_vector, fitted.adapted_vector)
+        assert all(torch.equal(a, b) for a, b in zip(via_voice.film_offsets,
+                                                      fitted.film_offsets))
+        voc.save(tmp_path / "v")
+        assert Vocoder.load(tmp_path / "v").voice_adapt_steps == 10
+    finally:
+        voc.set_voice_adapt_steps(0)
+    y0, y1 = voc.decode(units, plain), voc.decode(units, fitted)
+    assert len(y0) == len(y1) and float((y0 - y1).abs().max()) > 1e-4
+    assert voc.adapt_voice(plain, wav, units, steps=0) is plain
+    with pytest.raises(ModelError, match="frame-rate units"):
+        voc.adapt_voice(plain, wav, units.dedup(), steps=2)
+    import dataclasses
+
+    with pytest.raises(ModelError, match="another vocoder"):
+        voc.decode(units, dataclasses.replace(fitted, film_offsets=fitted.film_offsets[:-1]))
+    for bad in (-1, 201, 2.5, float("nan"), None, "x", True):
+        with pytest.raises(ValueError, match="voice_adapt_steps must be a "):
+            voc.set_voice_adapt_steps(bad)
+    cfg = json.loads((tmp_path / "v" / "config.json").read_text())
+    cfg["voice_adapt_steps"] = 1.5
+    (tmp_path / "v" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="voice_adapt_steps must be a whole number"):
+        Vocoder.load(tmp_path / "v")

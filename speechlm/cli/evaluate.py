@@ -96,7 +96,8 @@ def cmd_eval_resynth(args: argparse.Namespace) -> int:
                               per_voice=args.per_voice, methods=tuple(args.methods.split(",")),
                               seed=args.seed, progress=not args.quiet,
                               audio_out=args.audio_out, asrs=tuple(args.asr.split(",")),
-                              waveform=args.waveform, reference_perturb=args.reference_perturb)
+                              waveform=args.waveform, reference_perturb=args.reference_perturb,
+                              voice_from=args.voice_from)
     return emit_report(args, report, resynth_markdown(report))
 
 
@@ -283,6 +284,9 @@ def register(sub, add_parser) -> None:
                     help="compute each voice from a perturbed copy of the utterance (units, "
                     "source F0 and judges keep the clean one): noise<SNR>dB (white noise, e.g. "
                     "noise10dB), reverb, pitch+300, ... (speechlm.eval.robustness)")
+    er.add_argument("--voice-from", choices=("self", "other"), default="self",
+                    help="the voice reference: the utterance itself (default), or another "
+                    "utterance of the same voice (the fair test of --voice-adapt-steps)")
     add_report_args(er)
     er.set_defaults(func=cmd_eval_resynth)
 

@@ -114,9 +114,10 @@ def cmd_resynth(args: argparse.Namespace) -> int:
         if float(wav.abs().max()) < NO_SIGNAL_PEAK:
             raise SpeechLMError(f"{src} is silent (peak below -80 dBFS): there is no voice to "
                                 "resynthesize; give speech, or a --voice to speak in")
-        spk = voc.voice(wav, what=f"the input {src}")
+        spk = voc.voice(wav, what=f"the input {src}", tokenizer=tok)
     else:
-        spk = voc.voice(load_audio(voice, min_samples=FRAME_SIZE), what=f"--voice {voice}")
+        spk = voc.voice(load_audio(voice, min_samples=FRAME_SIZE), what=f"--voice {voice}",
+                        tokenizer=tok)
     units = tok.tokenize_wave(wav)
     f0 = None if args.no_f0 else f0_track(wav.numpy())
     y = voc.decode(units, spk, f0=f0, method=args.method)
@@ -169,17 +170,23 @@ def _vocoder_setting_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--voiced-noise-cut", type=number(float, 0.0, 4000.0), metavar="HZ",
                    help="mute the waveform stage's noise below HZ in voiced frames, 0 (off) to "
                    "4000 (default: the vocoder's own; method hn only)")
+    p.add_argument("--voice-adapt-steps", type=number(int, 0, 200), metavar="N",
+                   help="fit the voice to its reference in N steps (the speaker vector and the "
+                   "decoder's FiLM offsets against the reference's own log-mel; ~0.04 s a step "
+                   "for a 4 s reference on 2 cores), 0 (off) to 200 (default: the vocoder's own)")
 
 
 def _vocoder_settings(voc, args: argparse.Namespace) -> None:
-    """--timbre-match / --mel-contrast / --voiced-noise-cut, where given, over the vocoder's
-    own settings."""
+    """--timbre-match / --mel-contrast / --voiced-noise-cut / --voice-adapt-steps, where given,
+    over the vocoder's own settings."""
     if args.timbre_match is not None:
         voc.set_timbre_match(args.timbre_match)
     if args.mel_contrast is not None:
         voc.set_mel_contrast(args.mel_contrast)
     if args.voiced_noise_cut is not None:
         voc.set_voiced_noise_cut(args.voiced_noise_cut)
+    if args.voice_adapt_steps is not None:
+        voc.set_voice_adapt_steps(args.voice_adapt_steps)
 
 
 def register(sub, add_parser) -> None:

@@ -287,7 +287,7 @@ class ContinuationHarness:
         outs = outs if isinstance(outs, list) else [outs]
         p_units = outs[0].prompt_units
         n_new = len(outs[0].generated_units.ids) or 1
-        spk = self.m.vocoder.voice(wav)
+        spk = self.m.vocoder.voice(wav, tokenizer=self.m.tokenizer)
         rest = self.m.tokenize(full[n_prompt:]).ids[:n_new]
         draws = {"unigram": self.floors["unigram"].sample(n_new, seed=self.seed * 1000 + k),
                  "bigram": self.floors["bigram"].sample(n_new, seed=self.seed * 1000 + k,

@@ -37,6 +37,12 @@ is computed from a perturbed copy of the utterance (:func:`speechlm.eval.robustn
 and the source F0 still come from the clean original and every judge compares with the clean
 original. This isolates the voice path: how much of the voice survives a recording that is
 not studio-clean.
+
+The voice reference is the utterance itself by default (``voice_from="self"``). With
+``voice_from="other"`` (``--voice-from other``) it is another utterance of the same voice in the
+evaluated split, drawn with the seed: what a user's voice sample is, and the fair test of a method
+that fits the voice to its reference (``--voice-adapt-steps``), which with the utterance itself
+sees the very log-mel it then re-creates.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ from speechlm.eval.harness import (
     calibration_summary,
     finite,
     fmt,
+    group_by,
     mark_held_out,
     mean,
     safe,
@@ -74,6 +81,7 @@ METHODS = ("world-f0", "world", "griffinlim", "floor", "hn-f0", "hn", "copy-hn",
            "copy-gl")
 NEEDS_WAVEFORM = ("hn-f0", "hn", "copy-hn")
 DEFAULT_METHODS = ("world-f0", "world", "griffinlim")
+VOICE_FROM = ("self", "other")  # the voice reference: the utterance, or another of its voice
 ASRS = ("whisper", "pocketsphinx")
 TARGETS = {"wer_ratio_max": 2.0, "similarity_min": 0.80, "dnsmos_drop_max": 0.3}
 
@@ -83,7 +91,8 @@ class ResynthHarness:
 
     def __init__(self, vocoder: str, methods: tuple[str, ...] = DEFAULT_METHODS,
                  asrs: tuple[str, ...] = ASRS, seed: int = 0, audio_out: str | None = None,
-                 waveform: str | None = None, reference_perturb: str | None = None):
+                 waveform: str | None = None, reference_perturb: str | None = None,
+                 voice_from: str = "self"):
         from speechlm.eval.judges import Judges
         from speechlm.eval.robustness import perturbation_option
         from speechlm.tokenizer import Tokenizer
@@ -94,6 +103,13 @@ class ResynthHarness:
             raise DataError(f"unknown methods or ASRs {bad}; methods: {', '.join(METHODS)}; "
                             f"ASRs: {', '.join(ASRS)}")
         self.reference_perturb = perturbation_option(reference_perturb, "--reference-perturb")
+        if voice_from not in VOICE_FROM:
+            raise DataError(f"--voice-from must be one of {', '.join(VOICE_FROM)}, got "
+                            f"{voice_from!r}")
+        self.voice_from = voice_from
+        self.pool: dict[str, list[Item]] = {}
+        self.reference_of: dict[str, str] = {}  # utterance -> its voice reference's name
+        self.skipped_alone: list[str] = []  # voices left out by voice_from="other"
         self.voc = Vocoder.load(vocoder)
         if waveform:
             self.voc.use_waveform(waveform)
@@ -109,10 +125,30 @@ class ResynthHarness:
     # --- select
     def select(self, data: str, corpus: str | None, per_voice: int) -> list[Item]:
         items = mark_held_out(select_items(data, corpus, 0, self.seed), self.voc.training)
+        self.pool = group_by(items, lambda it: it.voice)
         self.refs = SpeakerReferences(self.judges.speaker, items, load_audio, self.sr,
                                       seed=self.seed)
         chosen = {it.name for it in select_items(data, corpus, per_voice, self.seed)}
-        return [it for it in items if it.name in chosen]
+        out = [it for it in items if it.name in chosen]
+        if self.voice_from == "other":
+            alone = sorted({it.voice for it in out if len(self.pool[it.voice]) < 2})
+            out = [it for it in out if it.voice not in alone]
+            self.skipped_alone = alone
+            if not out:
+                raise DataError("--voice-from other needs two utterances of a voice; every "
+                                "voice here has one")
+            if alone:
+                log.warning("--voice-from other: %d voices with a single utterance are left "
+                            "out (%s)", len(alone), ", ".join(alone))
+        return out
+
+    def reference(self, item: Item, index: int) -> tuple[str, torch.Tensor]:
+        """The name and waveform of ``item``'s voice reference (see ``voice_from``)."""
+        if self.voice_from == "self":
+            return item.name, load_audio(item.path)
+        others = [it for it in self.pool[item.voice] if it.name != item.name]
+        pick = others[int(np.random.default_rng([self.seed, index]).integers(len(others)))]
+        return pick.name, load_audio(pick.path)
 
     # --- run
     def run(self, item: Item, index: int) -> tuple[torch.Tensor, dict[str, tuple]]:
@@ -121,6 +157,9 @@ class ResynthHarness:
         from speechlm.eval.robustness import perturbed_copy
 
         wav = load_audio(item.path)
+        ref_name, ref = (item.name, wav) if self.voice_from == "self" else \
+            self.reference(item, index)
+        self.reference_of[item.name] = ref_name
         outs = {}
         for m in self.methods:
             t0 = time.perf_counter()
@@ -132,8 +171,9 @@ class ResynthHarness:
                                y, self.sr)
                 continue
             units = self.tok.tokenize_wave(wav)
-            voice = self.voc.voice(perturbed_copy(wav, self.sr, self.reference_perturb,
-                                                  self.seed * 1_000_003 + index))
+            voice = self.voc.voice(perturbed_copy(ref, self.sr, self.reference_perturb,
+                                                  self.seed * 1_000_003 + index),
+                                   tokenizer=self.tok)
             if m == "floor":
                 d = units.dedup()
                 ids = d.ids[torch.from_numpy(np.random.default_rng([self.seed, index])
@@ -193,6 +233,7 @@ class ResynthHarness:
         x = wav.numpy()
         row: dict[str, Any] = {"name": item.name, "voice": item.voice, "text": item.text,
                                "held_out": item.held_out, "seconds": round(len(x) / self.sr, 3),
+                               "reference": self.reference_of.get(item.name, item.name),
                                "orig": {**self.hear(x, item.text),
                                         "dnsmos": self.judges.quality.score(x, self.sr)["ovrl"]}}
         for m, (y, elapsed) in outs.items():
@@ -260,9 +301,11 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
                      methods: tuple[str, ...] = DEFAULT_METHODS, seed: int = 0,
                      progress: bool = True, audio_out: str | None = None,
                      asrs: tuple[str, ...] = ASRS, waveform: str | None = None,
-                     reference_perturb: str | None = None) -> dict[str, Any]:
+                     reference_perturb: str | None = None,
+                     voice_from: str = "self") -> dict[str, Any]:
     """Run the harness; returns the JSON report (per utterance, per voice and per group)."""
-    h = ResynthHarness(vocoder, methods, asrs, seed, audio_out, waveform, reference_perturb)
+    h = ResynthHarness(vocoder, methods, asrs, seed, audio_out, waveform, reference_perturb,
+                       voice_from)
     items = h.select(data, corpus, per_voice)
     rows = [h.score(it, *h.run(it, i))
             for i, it in enumerate(tqdm(items, desc="eval resynth", disable=not progress))]
@@ -271,7 +314,8 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
         "format": "speechlm.eval-resynth", "version": 2, "vocoder": str(vocoder),
         "unit_space": h.voc.unit_space, "data": str(data), "per_voice": per_voice, "seed": seed,
         "methods": list(methods), "targets": TARGETS, "waveform": waveform,
-        "reference_perturb": h.reference_perturb,
+        "reference_perturb": h.reference_perturb, "voice_from": h.voice_from,
+        "voices_left_out": h.skipped_alone,
         "held_out_voices": sorted({r["voice"] for r in rows if r["held_out"]}),
         "asr": list(asrs), "asr_models": {"whisper": "Whisper tiny.en (int8, faster-whisper)",
                                           "pocketsphinx": "pocketsphinx en-us (bundled)"},
@@ -289,6 +333,11 @@ def resynth_markdown(report: dict[str, Any]) -> str:
              (f"{asrs[1]} WER orig / out | " if second else "") +
              "speaker sim | DNSMOS orig | DNSMOS out | F0 corr | F0 RMSE Hz | x real time | "
              "targets |", "|---" * (12 + bool(second)) + "|"]
+    if report.get("voice_from", "self") == "other":
+        left = report.get("voices_left_out") or []
+        lines[:0] = ["Voice references: another utterance of the same voice (--voice-from "
+                     "other)" + (f"; {len(left)} voices with one utterance left out "
+                                 f"({', '.join(left)})" if left else "") + ".", ""]
     if report.get("reference_perturb"):
         lines[:0] = [f"Voice references perturbed ({report['reference_perturb']}); the units, the "
                      "source F0 and every judge use the clean originals.", ""]

@@ -260,9 +260,9 @@ class Engine:
             if float(wav.abs().max()) < NO_SIGNAL_PEAK:
                 raise AudioError("the audio is silent (peak below -80 dBFS): there is no voice "
                                  "to resynthesize; give speech, or a voice to speak in")
-            spk = voc.voice(wav, what="the audio")
+            spk = voc.voice(wav, what="the audio", tokenizer=tok)
         else:
-            spk = voc.voice(voice, what="the voice")
+            spk = voc.voice(voice, what="the voice", tokenizer=tok)
         job.step("tokenizing", 1, 3)
         units = tok.tokenize_wave(wav)
         f0 = None if no_f0 else f0_track(wav.numpy())
