@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder \
+.PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units waveform
 
 $(STAMP): pyproject.toml scripts/setup.sh
@@ -75,6 +75,10 @@ eval-lm: $(STAMP)  ## perplexity and probe accuracies of the bundled LM (world c
 
 vocoder: $(STAMP)  ## retrain the bundled unit vocoder (phone-vocoder) with the CPU recipe (~1.5 h, ~3 h from nothing: it trains the speaker encoder and waveform stage first; needs corpus-world), judge and bench it
 	bash scripts/build_default_vocoder.sh
+
+vocoder-warm: $(STAMP)  ## the bundled vocoder trained 3,000 steps more, on its units and on K = 500 units (warm starts), each judged against it, paired (~3 h; needs corpus-world): docs/vocoder-warm-*
+	bash scripts/vocoder_warm_start.sh more configs/vocoder/phone-cpu-more.toml
+	K=500 bash scripts/vocoder_warm_start.sh k500 configs/vocoder/phone-k500-cpu.toml
 
 eval-resynth: $(STAMP)  ## resynthesis WER / speaker similarity / DNSMOS / F0 of the bundled vocoder on held-out engines
 	$(VENV)/bin/speechlm eval resynth --data heldout --per-voice 2

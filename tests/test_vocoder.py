@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -277,6 +278,90 @@ def test_mel_only_vocoder_speaks_through_its_waveform_stage(small_corpus, tmp_pa
     shutil.rmtree(run / "model" / "waveform")
     with pytest.raises(ModelError, match="waveform stage"):
         Vocoder.load(run / "model")
+
+
+def test_warm_start_continues_from_a_trained_vocoder(small_corpus, tmp_path):
+    """model.init: the run starts from another vocoder's weights, statistics, frozen speaker
+    network and waveform stage (with no learning rate it exports them unchanged); a different
+    architecture or a data.speaker / data.waveform beside it is refused."""
+    from speechlm.speaker import SpeakerConfig, SpeakerModel, SpeakerNet
+    from speechlm.train.vocoder import load_config, train_vocoder
+    from speechlm.waveform import HarmonicNoise, WaveformConfig, WaveformModel
+
+    torch.manual_seed(0)
+    WaveformModel(HarmonicNoise(WaveformConfig(channels=16, blocks=1, n_harmonics=8,
+                                               n_noise=8))).save(tmp_path / "hn")
+    SpeakerModel(SpeakerNet(SpeakerConfig(channels=16, blocks=2, dim=8)),
+                 {"steps": 1}).save(tmp_path / "spk")
+    base = [f"--data.corpus={small_corpus}", f"--data.cache={tmp_path / 'cache'}",
+            "--model.sp_dim=0", "--model.ap_dim=0", "--train.max_steps=4",
+            "--train.eval_interval=2", "--train.ckpt_interval=2"]
+    first = train_vocoder(load_config(TINY, base + [
+        f"--train.out={tmp_path / 'a'}", f"--data.waveform={tmp_path / 'hn'}",
+        f"--data.speaker={tmp_path / 'spk'}"]), progress=False) / "model"
+    init = Vocoder.load(first)
+    frozen = load_config(TINY, base + [f"--train.out={tmp_path / 'b'}", f"--model.init={first}",
+                                       "--train.lr=0", "--train.min_lr=0"])
+    got = Vocoder.load(train_vocoder(frozen, progress=False) / "model")
+    want = init.model.state_dict()
+    assert set(got.model.state_dict()) == set(want)
+    for k, v in got.model.state_dict().items():
+        assert torch.equal(v, want[k]), k
+    assert got.cfg == init.cfg and got.waveform is not None
+    assert got.training["init"] == str(first)
+    assert got.training["speaker"] == str(tmp_path / "spk")
+    wave = init.waveform.model.state_dict()
+    for k, v in got.waveform.model.state_dict().items():
+        assert torch.equal(v, wave[k]), k
+    # with a learning rate it trains on from there, not from scratch
+    moved = Vocoder.load(train_vocoder(load_config(
+        TINY, base + [f"--train.out={tmp_path / 'c'}", f"--model.init={first}"]),
+        progress=False) / "model")
+    delta = (moved.model.state_dict()["out.weight"] - want["out.weight"]).abs().max()
+    assert 0 < float(delta) < 0.05 * float(want["out.weight"].abs().max())
+    with pytest.raises(DataError, match="leave data.speaker and data.waveform empty"):
+        load_config(TINY, base + [f"--model.init={first}", f"--data.waveform={tmp_path / 'hn'}"])
+    wider = load_config(TINY, base + [f"--train.out={tmp_path / 'd'}", f"--model.init={first}",
+                                      "--model.channels=48"])
+    with pytest.raises(DataError, match="model.channels"):
+        train_vocoder(wider, progress=False)
+    with pytest.raises(ModelError):
+        train_vocoder(load_config(TINY, base + [f"--train.out={tmp_path / 'e'}",
+                                                f"--model.init={tmp_path / 'nowhere'}"]),
+                      progress=False)
+
+
+def test_warm_start_carries_unit_embeddings_to_finer_units_of_the_same_features(small_corpus,
+                                                                                  tmp_path):
+    """model.init on other k-means units of the same features: each new unit's embedding rows
+    start from those of the old unit nearest its centroid; units of other features are refused."""
+    from speechlm.quantizer import KMeansQuantizer
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.train.vocoder import UNIT_EMBEDDINGS, load_config, train_vocoder, unit_transfer
+
+    old = Tokenizer.load("mfcc-k100")
+    pick = torch.randperm(old.n_units, generator=torch.Generator().manual_seed(0))[:30]
+    q = old.quantizer
+    Tokenizer(old.encoder, KMeansQuantizer(q.centroids[pick], q.mean, q.std),
+              training={"note": "a subset"}).save(tmp_path / "k30")
+    assert torch.equal(unit_transfer("mfcc-k100", str(tmp_path / "k30")), pick)
+    over = [f"--data.corpus={small_corpus}", "--train.max_steps=2", "--train.eval_interval=2",
+            "--train.ckpt_interval=2"]
+    first = train_vocoder(load_config(TINY, over + [f"--data.cache={tmp_path / 'c100'}",
+                                                    f"--train.out={tmp_path / 'a'}"]),
+                          progress=False) / "model"
+    run = train_vocoder(load_config(TINY, over + [
+        f"--data.cache={tmp_path / 'c30'}", f"--train.out={tmp_path / 'b'}",
+        f"--data.tokenizer={tmp_path / 'k30'}", f"--model.init={first}", "--train.lr=0",
+        "--train.min_lr=0"]), progress=False) / "model"
+    got, base = Vocoder.load(run), Vocoder.load(first)
+    assert got.n_units == 30 and got.unit_space != base.unit_space
+    assert got.training["init_units"] == base.unit_space
+    want, have = base.model.state_dict(), got.model.state_dict()
+    for k, v in have.items():
+        assert torch.equal(v, want[k][pick] if k in UNIT_EMBEDDINGS else want[k]), k
+    with pytest.raises(DataError, match="same features"):
+        unit_transfer("mfcc-k100", "phone-k100")
 
 
 def test_sampled_f0_contours_follow_their_distributions_smoothly():
@@ -648,3 +733,12 @@ def test_voice_adaptation_fits_the_reference_and_leaves_the_network_alone(tiny_v
     (tmp_path / "v" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelError, match="voice_adapt_steps must be a whole number"):
         Vocoder.load(tmp_path / "v")
+
+
+@pytest.mark.parametrize("recipe", sorted(str(p) for p in Path("configs/vocoder").glob("*.toml")))
+def test_every_vocoder_recipe_reads(recipe):
+    """Each shipped recipe parses and passes its checks (keys, model.init beside data.speaker)."""
+    from speechlm.train.vocoder import load_config
+
+    cfg = load_config(recipe)
+    assert cfg["train"]["out"] and cfg["data"]["corpus"]

@@ -91,7 +91,7 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     if waveform.is_waveform_recipe(path, overrides):
         return waveform.load_config(path, overrides)
     model_keys = set(VocoderConfig.__dataclass_fields__) - {
-        "n_units", "unit_space", "frame_rate", "sample_rate", "spk_net"} | {"kind"}
+        "n_units", "unit_space", "frame_rate", "sample_rate", "spk_net"} | {"kind", "init"}
     cfg = load_recipe(path, list(overrides), {"data": DATA_DEFAULTS, "model": {},
                                               "train": {**TRAIN_DEFAULTS, **BATCH_DEFAULTS}},
                       model_keys)
@@ -101,7 +101,13 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     if (sp == 0) != (ap == 0):
         raise DataError("model.sp_dim and model.ap_dim must both be 0 (a mel-only vocoder) or "
                         "both positive")
-    if sp == 0 and not cfg["data"]["waveform"]:
+    if m.get("init"):
+        if not isinstance(m["init"], str):
+            raise DataError("model.init must be a vocoder directory or bundled name")
+        if cfg["data"]["speaker"] or cfg["data"]["waveform"]:
+            raise DataError("model.init brings its own speaker encoder and waveform stage: leave "
+                            "data.speaker and data.waveform empty")
+    elif sp == 0 and not cfg["data"]["waveform"]:
         raise DataError("a mel-only vocoder (model.sp_dim = 0) needs data.waveform: a waveform "
                         "stage directory (speechlm train vocoder --config "
                         "configs/vocoder/hn-cpu.toml)")
@@ -421,6 +427,54 @@ def _write_samples(out: Path, model: UnitVocoder, valid: CacheSplit, corpus: str
         save_audio(d / f"{stem}-nof0.wav", voc.decode(units, voice))
 
 
+def warm_start_source(name_or_path: str, cfg: VocoderConfig) -> Vocoder:
+    """The vocoder a run starts from (``model.init``): it must have the recipe's architecture;
+    its speaker network (if any) comes with it. Its units may differ from the recipe's when
+    both are k-means units of one encoder's features (see :func:`unit_transfer`).
+
+    Raises:
+        ModelError: not a vocoder.
+        DataError: its architecture differs from the recipe's.
+    """
+    base = Vocoder.load(name_or_path)
+    same = {"spk_net": None, "n_units": 0, "unit_space": ""}  # units: see unit_transfer
+    mine = dataclasses.replace(cfg, **same).to_dict()
+    theirs = dataclasses.replace(base.cfg, **same).to_dict()
+    diff = sorted(k for k in mine if mine[k] != theirs[k])
+    if diff:
+        raise DataError(f"model.init {name_or_path}: its architecture differs from the "
+                        f"recipe's in {', '.join(f'model.{k}' for k in diff)}")
+    return base
+
+
+def unit_transfer(old: str, new: str) -> torch.Tensor:
+    """For each unit of tokenizer ``new``, the unit of tokenizer ``old`` nearest to it: its
+    centroid mapped back to the features and quantized by ``old`` (``[K_new]`` ids). A vocoder
+    warm-started across the two unit spaces starts each new unit's embeddings from that unit's.
+
+    Raises:
+        DataError: the two tokenizers quantize different features (another encoder, layer or
+            weights), where nothing maps one's units onto the other's.
+    """
+    from speechlm.tokenizer import Tokenizer
+
+    a, b = Tokenizer.load(old), Tokenizer.load(new)
+
+    def identity(t) -> tuple:  # what the features depend on (weights, not where or named)
+        fp = getattr(t.encoder, "weights_fingerprint", None)
+        skip = {"path", "name"} if fp else {"path"}
+        c = {k: v for k, v in t.encoder.config().items() if k not in skip}
+        return json.dumps(c, sort_keys=True), fp() if fp else "", t.quantizer.dim
+
+    if identity(a) != identity(b) or a.blank is not None or b.blank is not None:
+        raise DataError(f"model.init: its units ({old}) and the recipe's ({new}) are not k-means "
+                        "units of the same features, so its unit embeddings cannot be carried over")
+    return a.quantizer.encode(b.quantizer.decode(torch.arange(b.n_units)))
+
+
+UNIT_EMBEDDINGS = ("embed.weight", "duration.embed.weight")  # the rows indexed by unit id
+
+
 class VocoderTask(TrainTask):
     """Units + voice reference (+ F0) -> WORLD parameters and log-mel, and log durations."""
 
@@ -438,13 +492,15 @@ class VocoderTask(TrainTask):
 
     @property
     def waveform(self):
-        """The waveform stage exported with the vocoder (``data.waveform``), loaded once."""
+        """The waveform stage exported with the vocoder (``data.waveform``, or the one of
+        ``model.init``), loaded once."""
+        if getattr(self, "_waveform", None) is not None:
+            return self._waveform
         if not self.data.get("waveform"):
             return None
-        if getattr(self, "_waveform", None) is None:
-            from speechlm.waveform import WaveformModel
+        from speechlm.waveform import WaveformModel
 
-            self._waveform = WaveformModel.load(self.data["waveform"])
+        self._waveform = WaveformModel.load(self.data["waveform"])
         return self._waveform
 
     def build(self, device: torch.device, rank: int, world: int) -> UnitVocoder:
@@ -453,7 +509,9 @@ class VocoderTask(TrainTask):
         cache, d = Path(self.data["cache"]), self.data
         self.splits = {s: CacheSplit(cache, s) for s in ("train", "valid")}
         meta = self.splits["train"].meta
-        self.mcfg = VocoderConfig(**{**self.cfg["model"], "n_units": meta["n_units"],
+        init = self.cfg["model"].get("init") or ""
+        arch = {k: v for k, v in self.cfg["model"].items() if k != "init"}
+        self.mcfg = VocoderConfig(**{**arch, "n_units": meta["n_units"],
                                      "unit_space": meta["unit_space"],
                                      "frame_rate": meta["frame_rate"]})
         if self.mcfg.sp_dim != meta["sp_dim"] or self.mcfg.n_mels != meta["n_mels"]:
@@ -464,6 +522,14 @@ class VocoderTask(TrainTask):
                          "holdout_voices": list(d["holdout_voices"]), "recipe": self.recipe,
                          "seed": self.t["seed"],
                          "train_voices": sorted(self.splits["train"].by_speaker)}
+        base = None
+        if init:  # its weights, statistics, frozen speaker network and waveform stage
+            base = warm_start_source(init, self.mcfg)
+            self.mcfg = dataclasses.replace(self.mcfg, spk_net=base.cfg.spk_net)
+            self.training["init"] = str(init)
+            if base.training.get("speaker"):
+                self.training["speaker"] = base.training["speaker"]
+            self._waveform = base.waveform
         spk = None
         if d.get("speaker"):
             from speechlm.speaker import SpeakerModel
@@ -477,6 +543,18 @@ class VocoderTask(TrainTask):
         for k, v in compute_stats(self.splits["train"], self.mcfg.sp_dim,
                                   self.mcfg.ap_dim).items():
             getattr(model, k).copy_(v)
+        if base is not None:
+            sd = base.model.state_dict()
+            if base.cfg.unit_space != self.mcfg.unit_space:
+                if not base.training.get("tokenizer"):
+                    raise DataError(f"model.init {init}: its units are {base.cfg.unit_space}, "
+                                    f"the recipe's {self.mcfg.unit_space}, and it does not "
+                                    "name its tokenizer")
+                nearest = unit_transfer(base.training["tokenizer"], d["tokenizer"])
+                for k in UNIT_EMBEDDINGS:
+                    sd[k] = sd[k][nearest]
+                self.training["init_units"] = base.cfg.unit_space
+            model.load_state_dict(sd)
         return model
 
     def batch(self, split: str, seed: int, index: int) -> dict[str, torch.Tensor]:
