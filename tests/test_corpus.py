@@ -171,6 +171,34 @@ def test_world_deterministic_and_resumable(world_small, tmp_path):
     assert _manifests(out) == _manifests(ref)
 
 
+def test_piper_labels_come_with_its_audio_and_an_old_build_gains_them(world_small, tmp_path):
+    """Piper's held-out utterances carry .phn labels (its predicted durations) that tile the
+    audio; a corpus built without them gains them on the next run, its audio unchanged."""
+    import importlib.util
+
+    from speechlm.data.build import synth_world
+    from speechlm.data.engines import engine
+
+    if engine("piper").missing() or importlib.util.find_spec("onnx") is None:
+        pytest.skip("piper or onnx not installed: run scripts/setup.sh")
+    _, pool, _ = world_small
+    out = tmp_path / "corpus"
+    synth_world(out, small=True, voices=("flite_slt", "piper_joe"), jobs=1,
+                text_pool_file=pool, progress=False)
+    piper = [u for u in read_manifest(out / "heldout.tsv") if u.speaker.startswith("piper")]
+    assert piper
+    for u in piper:
+        phn = read_phn(u.phn_path)
+        assert phn[0][0] == 0 and phn[-1][1] == u.num_samples
+        assert all(a[1] == b[0] for a, b in zip(phn, phn[1:]))
+        assert sum(p not in ("SIL", "SPN") for _, _, p in phn) >= 5
+    before = _tree(out)
+    piper[0].phn_path.unlink()  # as built before Piper's durations were read
+    synth_world(out, small=True, voices=("flite_slt", "piper_joe"), jobs=1,
+                text_pool_file=pool, progress=False)
+    assert _tree(out) == before
+
+
 @pytest.mark.slow
 def test_world_killed_build_resumes_to_the_same_bytes(world_small, tmp_path):
     """A real build process (and its workers) killed with SIGKILL mid-way, then run again,

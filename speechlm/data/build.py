@@ -32,6 +32,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import logging
 import math
@@ -166,7 +167,11 @@ def synth_chunk(args: tuple[Identity, list[tuple[str, str]], str]) -> dict:
     """Synthesize ``[(sentence id, text)]`` in one identity into ``audio_dir``."""
     ident, items, audio_dir = args
     d = Path(audio_dir) / ident.name
-    todo = [(sid, t) for sid, t in items if not (d / f"{sid}.flac").exists()]
+    # a Piper utterance built before its durations were read (or without onnx) is made again
+    # when they can be had now: the audio comes out the same, and the .phn beside it
+    redo_phn = ident.base.alignment == "predicted" and importlib.util.find_spec("onnx") is not None
+    todo = [(sid, t) for sid, t in items if not (d / f"{sid}.flac").exists()
+            or (redo_phn and not (d / f"{sid}.phn").exists())]
     stat = {"identity": ident.name, "engine": ident.base.engine, "utts": len(todo),
             "audio_s": 0.0, "wall_s": 0.0}
     if not todo:

@@ -59,7 +59,8 @@ def card_markdown(s: dict) -> str:
 
 def voices_markdown() -> str:
     """The static table of base voices, engines and licences."""
-    rows = [[b.name, b.engine, b.voice, b.sex, "yes" if b.aligned else "no",
+    said = {"engine": "yes", "predicted": "predicted durations"}
+    rows = [[b.name, b.engine, b.voice, b.sex, said.get(b.alignment, "no"),
              "**held out**" if b.name in HELD_OUT else "", ENGINES[b.engine].licence]
             for b in BASE_VOICES]
     return "\n".join(_table(["base voice", "engine", "engine voice", "sex", "aligned",

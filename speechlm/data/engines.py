@@ -16,7 +16,7 @@ mbrola     espeak-ng + mbrola, mbrola-*      phone durations (espeak-ng ``--pho`
 espeak     espeak-ng                         none
 pico       pico2wave (libttspico-utils)      none
 rhvoice    RHVoice-test (rhvoice-english)    none
-piper      Python piper-tts + voice wheel    none (held out)
+piper      Python piper-tts + voice wheel    predicted phoneme durations (with onnx)
 =========  ===============================  ========================================
 
 An engine whose programs are missing says so through :meth:`Engine.missing` (a one-line
@@ -39,7 +39,7 @@ import numpy as np
 import soundfile as sf
 
 from speechlm.audio import SAMPLE_RATE
-from speechlm.data.phones import merge_segments, to_arpabet
+from speechlm.data.phones import ipa_segments, merge_segments, to_arpabet
 
 Segments = tuple[tuple[float, float, str], ...]  # (start_s, end_s, label)
 MBROLA_DIR = Path("/usr/share/mbrola")
@@ -316,7 +316,10 @@ def _piper_voice(name: str):
     from piper import PiperVoice
 
     pkg = importlib.import_module(f"{name}_us_piper_voice")
-    return PiperVoice.load(pkg.model_path(), pkg.config_path())
+    # with the onnx package the model is patched in memory to also output each phoneme's
+    # duration (the audio is the same, sample for sample); without it there are no alignments
+    aligned = importlib.util.find_spec("onnx") is not None
+    return PiperVoice.load(pkg.model_path(), pkg.config_path(), include_alignments=aligned)
 
 
 class Piper(Engine):
@@ -337,8 +340,23 @@ class Piper(Engine):
 
         v = _piper_voice(voice)
         cfg = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)  # deterministic
-        x = np.concatenate([c.audio_float_array for c in v.synthesize(text, syn_config=cfg)])
-        return Synthesis(x.astype(np.float32), v.config.sample_rate)
+        chunks = list(v.synthesize(text, syn_config=cfg, include_alignments=True))
+        x = np.concatenate([c.audio_float_array for c in chunks])
+        sr = v.config.sample_rate
+        segs: list[tuple[float, float, str]] | None = []
+        start = 0
+        symbol = {i: p for p, ids in v.config.phoneme_id_map.items() for i in ids}
+        for c in chunks:  # one chunk per sentence, each with its own edges (^ ... $)
+            n = c.phoneme_id_samples
+            if n is None or len(n) != len(c.phoneme_ids) or int(n.sum()) != len(
+                    c.audio_float_array):
+                segs = None  # a voice without durations, or ones that do not add up
+                break
+            segs += [(a + start / sr, b + start / sr, p) for a, b, p in ipa_segments(
+                [(symbol.get(i, "?"), int(k)) for i, k in zip(c.phoneme_ids, n)], sr)]
+            start += len(c.audio_float_array)
+        return Synthesis(x.astype(np.float32), sr, None if segs is None else
+                         tuple(merge_segments(segs)))
 
 
 ENGINES: dict[str, Engine] = {e.name: e for e in

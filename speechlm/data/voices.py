@@ -50,7 +50,17 @@ class BaseVoice:
 
     @property
     def aligned(self) -> bool:
+        """Whether the engine reports the times of the phones it synthesized. The share of text
+        a voice reads follows this (Piper's predicted durations, read since 2026-12-04, do not
+        change which identity reads which sentence)."""
         return self.engine in ("flite", "festival", "mbrola")
+
+    @property
+    def alignment(self) -> str:
+        """Where the voice's ``.phn`` comes from: ``"engine"`` (segment times or durations the
+        synthesizer used), ``"predicted"`` (Piper: its duration model's phoneme lengths, with
+        the ``onnx`` package) or ``"none"``."""
+        return "engine" if self.aligned else "predicted" if self.engine == "piper" else "none"
 
     @property
     def weight(self) -> float:
