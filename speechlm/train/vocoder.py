@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from speechlm.audio import load_audio, save_audio
 from speechlm.data.manifest import read_manifest, resolve_manifest
-from speechlm.errors import DataError, SpeechLMError
+from speechlm.errors import DataError, ModelError, SpeechLMError
 from speechlm.io import atomic_path, write_json_atomic
 from speechlm.train.loop import TrainConfig, TrainTask, fit
 from speechlm.train.recipe import load_recipe
@@ -107,6 +107,12 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
         if cfg["data"]["speaker"] or cfg["data"]["waveform"]:
             raise DataError("model.init brings its own speaker encoder and waveform stage: leave "
                             "data.speaker and data.waveform empty")
+        # checked now, not after the corpus analysis (minutes): it loads, with this architecture
+        base = load_init(m["init"])
+        arch = {k: v for k, v in m.items() if k != "init"}
+        check_init_arch(base, m["init"], VocoderConfig(**{
+            **arch, "n_units": base.cfg.n_units, "unit_space": base.cfg.unit_space,
+            "frame_rate": base.cfg.frame_rate}))
     elif sp == 0 and not cfg["data"]["waveform"]:
         raise DataError("a mel-only vocoder (model.sp_dim = 0) needs data.waveform: a waveform "
                         "stage directory (speechlm train vocoder --config "
@@ -427,23 +433,44 @@ def _write_samples(out: Path, model: UnitVocoder, valid: CacheSplit, corpus: str
         save_audio(d / f"{stem}-nof0.wav", voc.decode(units, voice))
 
 
+def load_init(name_or_path: str) -> Vocoder:
+    """The vocoder ``model.init`` names.
+
+    Raises:
+        DataError: it is not a vocoder (missing, unreadable, another kind of model).
+    """
+    try:
+        return Vocoder.load(name_or_path)
+    except ModelError as err:
+        raise DataError(f"model.init {name_or_path}: {err}") from None
+
+
+def check_init_arch(base: Vocoder, name: str, cfg: VocoderConfig) -> None:
+    """Refuse a ``model.init`` vocoder whose architecture differs from the recipe's ``cfg``
+    (its speaker network and units aside).
+
+    Raises:
+        DataError: naming the differing ``model.*`` keys.
+    """
+    same = {"spk_net": None, "n_units": 0, "unit_space": ""}  # units: see unit_transfer
+    mine = dataclasses.replace(cfg, **same).to_dict()
+    theirs = dataclasses.replace(base.cfg, **same).to_dict()
+    diff = sorted(k for k in mine if mine[k] != theirs[k])
+    if diff:
+        raise DataError(f"model.init {name}: its architecture differs from the "
+                        f"recipe's in {', '.join(f'model.{k}' for k in diff)}")
+
+
 def warm_start_source(name_or_path: str, cfg: VocoderConfig) -> Vocoder:
     """The vocoder a run starts from (``model.init``): it must have the recipe's architecture;
     its speaker network (if any) comes with it. Its units may differ from the recipe's when
     both are k-means units of one encoder's features (see :func:`unit_transfer`).
 
     Raises:
-        ModelError: not a vocoder.
-        DataError: its architecture differs from the recipe's.
+        DataError: not a vocoder, or its architecture differs from the recipe's.
     """
-    base = Vocoder.load(name_or_path)
-    same = {"spk_net": None, "n_units": 0, "unit_space": ""}  # units: see unit_transfer
-    mine = dataclasses.replace(cfg, **same).to_dict()
-    theirs = dataclasses.replace(base.cfg, **same).to_dict()
-    diff = sorted(k for k in mine if mine[k] != theirs[k])
-    if diff:
-        raise DataError(f"model.init {name_or_path}: its architecture differs from the "
-                        f"recipe's in {', '.join(f'model.{k}' for k in diff)}")
+    base = load_init(name_or_path)
+    check_init_arch(base, name_or_path, cfg)
     return base
 
 
