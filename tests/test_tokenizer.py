@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from speechlm.audio import load_audio
+from speechlm.data.manifest import read_manifest
 from speechlm.errors import AudioError, ModelError
 from speechlm.tokenizer import Tokenizer
 
@@ -195,6 +196,29 @@ def test_phone_tokenizer_report_has_per_voice_errors(small_corpus):
     assert by_voice and all(0 <= v["error"] <= 1 and v["frames"] > 0 for v in by_voice.values())
     assert "best shift" in markdown_table([r])
     assert 0 < r["phone_error_rate"] < 1.5 and "phone error rate" in markdown_table([r])
+    assert set(r["pnmi_by_voice"]) == set(by_voice) and "PNMI of the units" in markdown_table([r])
+
+
+def test_pnmi_by_voice_does_not_depend_on_the_other_voices(small_corpus, tmp_path):
+    """A voice's PNMI in a pooled report is its own: the same when another voice is left out."""
+    from speechlm.eval.tokenizer import base_voice, evaluate_tokenizer
+
+    lines = (small_corpus / "test.tsv").read_text().splitlines()
+    items = read_manifest(small_corpus / "test.tsv")
+    voices = sorted({base_voice(u.speaker) for u in items if u.phn_path.exists()})
+    assert len(voices) >= 3
+    pooled = evaluate_tokenizer("mfcc-k100", small_corpus / "test.tsv", progress=False,
+                                ued_utterances=0)
+    assert set(pooled["pnmi_by_voice"]) == set(voices)
+    part = tmp_path / "part.tsv"  # without the last voice (a manifest's first line: its root)
+    keep = [k for k, u in enumerate(items) if base_voice(u.speaker) != voices[-1]]
+    part.write_text("\n".join([lines[0], *(lines[k + 1] for k in keep)]) + "\n")
+    (tmp_path / "part.spk").write_text("".join(items[k].speaker + "\n" for k in keep))
+    fewer = evaluate_tokenizer("mfcc-k100", part, progress=False, ued_utterances=0)
+    assert set(fewer["pnmi_by_voice"]) == set(voices[:-1])
+    for v in voices[:-1]:
+        assert fewer["pnmi_by_voice"][v] == pooled["pnmi_by_voice"][v]
+    assert fewer["pnmi"] != pooled["pnmi"]
 
 
 def test_phone_error_rate_compares_phone_strings_not_frames():

@@ -15,6 +15,7 @@ Measures, per tokenizer:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -84,7 +85,7 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
                         "metrics need them (festival and flite voices have them)")
 
     phone_ids: dict[str, int] = {}
-    all_units, all_phones = [], []
+    all_units, all_phones, all_voices = [], [], []
     seqs, secs = [], []
     # ABX candidates: (speaker, phone) -> list of (unit-centroid frames, feature frames)
     segs: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
@@ -132,6 +133,7 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
                 phone_ids[lab] = len(phone_ids)
         all_units.append(ids.numpy())
         all_phones.append(np.array([phone_ids[lab] if lab is not None else -1 for lab in labels]))
+        all_voices.append(base_voice(u.speaker or "?"))
         # phone segments for ABX: runs of frames with the same label
         normed = q.normalize(feats).numpy()
         cents = q.centroids[ids].numpy()
@@ -149,6 +151,14 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
     units = np.concatenate(all_units)
     phones = np.concatenate(all_phones)
     stats = phone_unit_stats(units, phones, tok.n_units, len(phone_ids))
+    pnmi_by_voice = {}  # the same, per base voice (pooled figures mix the voices' shares)
+    for v in sorted(set(all_voices)):
+        mine = [k for k, w in enumerate(all_voices) if w == v]
+        vp = np.concatenate([all_phones[k] for k in mine])
+        vs = phone_unit_stats(np.concatenate([all_units[k] for k in mine]), vp, tok.n_units,
+                              len(phone_ids))
+        pnmi_by_voice[v] = {"frames": int((vp >= 0).sum()),
+                            "pnmi": None if math.isnan(vs.pnmi) else round(vs.pnmi, 4)}
 
     # ABX: a bounded, seeded sample of occurrences per (speaker, phone)
     abx_units, abx_feats, abx_phone, abx_spk = [], [], [], []
@@ -185,6 +195,7 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
         "speakers": len({u.speaker for u in items}),
         "hours": round(hours, 3),
         "pnmi": round(stats.pnmi, 4),
+        "pnmi_by_voice": pnmi_by_voice,
         "phone_purity": round(stats.phone_purity, 4),
         "cluster_purity": round(stats.cluster_purity, 4),
         "units_used": stats.units_used,
@@ -297,13 +308,14 @@ def markdown_table(reports: list[dict]) -> str:
     if voices:  # the phone encoder's argmax per base voice, and the labels' best shift
         lines += ["", "Frame phone error of the phone encoder per base voice (non-silence "
                   "frames; best shift: the label shift in frames with the fewest errors):", "",
-                  "| tokenizer | data | voice | frames | error | best shift | error there |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| tokenizer | data | voice | frames | error | best shift | error there | "
+                  "PNMI of the units |", "|---|---|---|---|---|---|---|---|"]
         for r in voices:
             for v, e in r["frame_phone_error_by_voice"].items():
+                pnmi = r.get("pnmi_by_voice", {}).get(v, {}).get("pnmi", "")
                 lines.append(f"| {r.get('tokenizer', '')} | {r.get('data', '')} | {v} | "
                              f"{e['frames']} | {e['error']} | {e['best_shift']:+d} | "
-                             f"{e['error_at_best_shift']} |")
+                             f"{e['error_at_best_shift']} | {pnmi} |")
     names = [n for n in PERTURBATIONS if any(n in r.get("ued", {}) for r in reports)]
     if names:  # robustness: a second table, one UED column per perturbation
         lines += ["", "Unit edit distance (UED, lower = more robust) under perturbation:", "",
