@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
 .PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
-	eval-resynth eval-continue encoder-units phone-units waveform
+	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug waveform
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -95,3 +95,9 @@ waveform: $(STAMP)  ## harmonic-plus-noise waveform stage, judged by copy synthe
 phone-units: $(STAMP)  ## phone-supervised encoder + its units at K=50..500, judged (needs corpus-world; ~1.5 h)
 	bash scripts/build_phone_tokenizer.sh
 	$(PY) benchmarks/bench_phone_tokenize.py --tokenizer outputs/tokenizers/phone-k100
+
+phone-more: $(STAMP)  ## the bundled phone encoder trained 3,600 steps more, its units judged and an LM scored on them (~75 min; needs corpus-world): docs/*phone-more*
+	bash scripts/build_phone_encoder_more.sh
+
+phone-specaug: $(STAMP)  ## the same 3,600 steps with SpecAugment on the log-mel input, its units judged against phone-k100 (~1 h; needs corpus-world): docs/tokenizer-phone-specaug*
+	NAME=specaug LM=0 EXTRA="--data.spec_freq_masks=2 --data.spec_freq_width=15 --data.spec_time_masks=2 --data.spec_time_width=10" bash scripts/build_phone_encoder_more.sh

@@ -4,12 +4,16 @@
 # (speechlm/pretrained/phone-k100/encoder, 2,400 steps) and trains STEPS more steps of the same
 # recipe (configs/encoder/phone-cpu.toml, model.init; a fresh warm-up and cosine schedule at
 # half the peak rate), then:
-#   1. k-means K = 100 over its posteriors (as phone-k100 was made) -> outputs/tokenizers/phone-more-k100
+#   1. k-means K = 100 over its posteriors (as phone-k100 was made) -> outputs/tokenizers/phone-NAME-k100
 #   2. speechlm eval tokenizer: it against phone-k100, seen (test) and held-out voices
-#      -> docs/tokenizer-phone-more.{md,json}
-#   3. the bundled LM's recipe (configs/lm/phone-cpu.toml) on its units of the 12.5 h sample,
-#      scored on the aligned probe set of scripts/build_lm_phone_oracle.sh
-#      -> docs/lm-phone-more-aligned-probes.{md,json}
+#      -> docs/tokenizer-phone-NAME.{md,json}
+#   3. (LM=1, the default) the bundled LM's recipe (configs/lm/phone-cpu.toml) on its units of
+#      the 12.5 h sample, scored on the aligned probe set of scripts/build_lm_phone_oracle.sh
+#      -> docs/lm-phone-NAME-aligned-probes.{md,json}
+# NAME=more (default) is the plain recipe. Variants name themselves and add recipe overrides:
+#   NAME=specaug EXTRA="--data.spec_freq_masks=2 --data.spec_freq_width=15 \
+#     --data.spec_time_masks=2 --data.spec_time_width=10" LM=0 bash scripts/build_phone_encoder_more.sh
+# (`make phone-specaug`): the same run with SpecAugment on the log-mel input.
 # ~75 min on 2 idle cores (encoder ~36 min at 1.65 steps/s, LM ~18 min); every step resumes or
 # is skipped when its output exists. Nothing bundled changes: the default units switch only
 # together with a vocoder and an LM trained on them.
@@ -17,29 +21,34 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SL=.venv/bin/speechlm
 CORPUS=${CORPUS:-data/corpus-v2}
-RUN=${RUN:-outputs/encoder-phone-cont}
+NAME=${NAME:-more}
+if [ "$NAME" = more ]; then RUN=${RUN:-outputs/encoder-phone-cont}; else RUN=${RUN:-outputs/encoder-phone-$NAME}; fi
 STEPS=${STEPS:-3600}
+EXTRA=${EXTRA:-}
+LM=${LM:-1}
 PROBES=${PROBES:-data/probes-aligned}
-TOK=outputs/tokenizers/phone-more-k100
+TOK=outputs/tokenizers/phone-$NAME-k100
 export OMP_WAIT_POLICY=PASSIVE
 
+# shellcheck disable=SC2086  # EXTRA is a list of overrides
 $SL train encoder --config configs/encoder/phone-cpu.toml --data.corpus="$CORPUS" \
   --model.init=speechlm/pretrained/phone-k100/encoder --train.max_steps="$STEPS" \
-  --train.warmup_steps=100 --train.lr=5e-4 --train.eval_interval=400 --train.out="$RUN"
+  --train.warmup_steps=100 --train.lr=5e-4 --train.eval_interval=400 --train.out="$RUN" $EXTRA
 
 [ -f "$TOK/config.json" ] || $SL train tokenizer --corpus "$CORPUS" --manifest train \
   --features "$RUN/model" --layer posteriors --k 100 --max-utterances 2000 \
   --max-frames 300000 --out "$TOK" --force
 
-[ -f docs/tokenizer-phone-more.json ] || $SL eval tokenizer --corpus "$CORPUS" --manifest test \
+[ -f "docs/tokenizer-phone-$NAME.json" ] || $SL eval tokenizer --corpus "$CORPUS" --manifest test \
   --manifest heldout --tokenizer phone-k100 --tokenizer "$TOK" --max-utterances 200 \
-  --json docs/tokenizer-phone-more.json --markdown docs/tokenizer-phone-more.md
+  --json "docs/tokenizer-phone-$NAME.json" --markdown "docs/tokenizer-phone-$NAME.md"
 
+[ "$LM" = 1 ] || exit 0
 [ -f "$PROBES/syntactic/pairs.tsv" ] || $SL eval build-probes --out "$PROBES" --corpus "$CORPUS" \
   --voices mbrola_us3,mbrola_us1,fest_slt_hts,flite_awb
 $SL train lm --config configs/lm/phone-cpu.toml --data.corpus="$CORPUS" --data.tokenizer="$TOK" \
-  --data.units_dir=data/units/v2-phone-more-k100-dedup \
-  --data.frames_dir=data/units/v2-phone-more-k100-frames --train.out=outputs/lm-phone-more \
-  > outputs/lm-phone-more.log 2>&1
-$SL eval lm --model outputs/lm-phone-more/model --corpus "$CORPUS" --probes "$PROBES" --quiet \
-  --json docs/lm-phone-more-aligned-probes.json --markdown docs/lm-phone-more-aligned-probes.md
+  --data.units_dir="data/units/v2-phone-$NAME-k100-dedup" \
+  --data.frames_dir="data/units/v2-phone-$NAME-k100-frames" --train.out="outputs/lm-phone-$NAME" \
+  > "outputs/lm-phone-$NAME.log" 2>&1
+$SL eval lm --model "outputs/lm-phone-$NAME/model" --corpus "$CORPUS" --probes "$PROBES" --quiet \
+  --json "docs/lm-phone-$NAME-aligned-probes.json" --markdown "docs/lm-phone-$NAME-aligned-probes.md"

@@ -111,7 +111,8 @@ def test_labels_follow_the_speed_factor(small_corpus, tmp_path):
     cfg = load_config(TINY, overrides(small_corpus, tmp_path / "r") + ["--data.augment=false"])
     task = PhoneTask(cfg)
     task.build(torch.device("cpu"), 0, 1)
-    wav, y = task.batch("train", 0, 0)
+    wav, y, mask = task.batch("train", 0, 0)
+    assert mask is None  # SpecAugment is off unless the recipe asks for it
     n = num_frames(wav.shape[1])
     assert wav.shape == (4, crop_samples(n)) and y.shape == (4, n)
     p = plan_batch(0, 0, task.sets["train"].samples, 4, task.crop_frames, 0.8, (0.78, 1.28))
@@ -123,6 +124,53 @@ def test_labels_follow_the_speed_factor(small_corpus, tmp_path):
         want[pos >= s.samples[i]] = PHONE_ID["SIL"]
         assert np.array_equal(y[b].numpy(), want)
     assert (y != IGNORE).float().mean() > 0.9
+
+
+def test_spec_masks_are_seeded_bounded_and_off_by_default():
+    from speechlm.train.phone import spec_masks
+
+    assert spec_masks(1, 4, 150, 80, (0, 10), (0, 5)) is None
+    assert spec_masks(1, 4, 150, 80, (2, 0), (2, 0)) is None
+    a = spec_masks(1, 64, 150, 80, (2, 10), (0, 0))
+    assert torch.equal(a, spec_masks(1, 64, 150, 80, (2, 10), (0, 0)))
+    assert not torch.equal(a, spec_masks(2, 64, 150, 80, (2, 10), (0, 0)))
+    # frequency masks only: whole bands, the same bins in every frame, at most 2 x 10 of 80
+    assert torch.equal(a, a[:, :1].expand_as(a))
+    per_row = a[:, 0].sum(-1)
+    assert per_row.max() <= 20 and per_row.float().mean() > 3
+    t = spec_masks(3, 64, 150, 80, (0, 0), (3, 8))
+    assert torch.equal(t, t[:, :, :1].expand_as(t))  # whole frames
+    assert t[:, :, 0].sum(-1).max() <= 24
+
+
+def test_spec_augment_masks_train_batches_and_fills_with_the_crop_mean(small_corpus, tmp_path):
+    from speechlm.train.phone import PhoneTask
+
+    spec = ["--data.spec_freq_masks=2", "--data.spec_freq_width=12", "--data.spec_time_masks=2",
+            "--data.spec_time_width=6"]
+    cfg = load_config(TINY, overrides(small_corpus, tmp_path / "r") + spec)
+    task = PhoneTask(cfg)
+    model = task.build(torch.device("cpu"), 0, 1).eval()
+    wav, y, mask = task.batch("train", 0, 0)
+    assert mask is not None and mask.shape == (*y.shape, 80) and mask.any()
+    assert torch.equal(mask, task.batch("train", 0, 0)[2])  # a pure function of (seed, step)
+    assert task.batch("valid", 1, 0)[2] is None  # validation sees the plain input
+    plain, _ = model(wav)
+    assert torch.equal(plain, model(wav, torch.zeros_like(mask))[0])
+    masked, _ = model(wav, mask)
+    assert not torch.allclose(plain, masked)
+    # what the transformer is given: masked entries hold the crop's mean, the rest the log-mel
+    seen = []
+    hook = model.encoder.encoder.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    model(wav, mask)
+    hook.remove()
+    feats, _ = model.encoder.feature_extractor(wav, None)
+    mean = feats.mean(dim=(1, 2), keepdim=True).expand_as(feats)
+    assert torch.equal(seen[0][mask], mean[mask]) and torch.equal(seen[0][~mask], feats[~mask])
+    with pytest.raises(DataError, match="spec_freq_width"):
+        load_config(TINY, ["--data.spec_freq_masks=1", "--data.spec_freq_width=80"])
+    with pytest.raises(DataError, match="spec_time_masks"):
+        load_config(TINY, ["--data.spec_time_masks=-1"])
 
 
 def test_training_exports_a_phone_encoder_that_tokenizes(phone_run, small_corpus, tmp_path):

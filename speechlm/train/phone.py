@@ -19,7 +19,12 @@ Every training crop is perturbed so that the units learn to ignore the speaker a
   are read at the matching source positions;
 * **conditions** (:class:`speechlm.data.augment.Augmenter`): rooms, coloured noise and babble at
   5-30 dB SNR, microphone EQ, band-limit and telephone band, gain and clipping, and lossy codecs
-  with probability ``data.p_codec``.
+  with probability ``data.p_codec``;
+* **SpecAugment** (Park et al., 2019; off unless ``data.spec_freq_masks`` or
+  ``data.spec_time_masks`` > 0): bands of up to ``data.spec_freq_width`` mel bins and spans of
+  up to ``data.spec_time_width`` frames of the log-mel input are set to the crop's mean, so the
+  encoder cannot lean on one voice's formant detail. Training only: the exported encoder is the
+  plain one.
 
 The corpus's voices already vary vocal-tract length, F0 level and range and speaking rate per
 identity (:mod:`speechlm.data.voices`). Batches are a pure function of (seed, step), so a
@@ -76,6 +81,10 @@ DATA_DEFAULTS: dict[str, Any] = {
     "p_codec": 0.0,  # share of crops through ogg/mp3 (slow on a CPU: per item)
     "workers": 1,  # threads reading audio
     "max_utterances": 0,  # 0: every aligned utterance; else a seeded subset (for tests)
+    "spec_freq_masks": 0,  # SpecAugment: mel bands masked per crop (0: none)
+    "spec_freq_width": 0,  # ... each up to this many bins wide
+    "spec_time_masks": 0,  # SpecAugment: spans of frames masked per crop (0: none)
+    "spec_time_width": 0,  # ... each up to this many frames long
 }
 MODEL_DEFAULTS: dict[str, Any] = {
     "objective": "phone",
@@ -115,6 +124,12 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
                         "<= 2")
     if d["crop_seconds"] * SAMPLE_RATE < FRAME_SIZE:
         raise DataError(f"data.crop_seconds {d['crop_seconds']} is shorter than one frame")
+    for key in ("spec_freq_masks", "spec_freq_width", "spec_time_masks", "spec_time_width"):
+        if not isinstance(d[key], int) or isinstance(d[key], bool) or d[key] < 0:
+            raise DataError(f"data.{key} {d[key]!r}: expected a whole number >= 0")
+    if d["spec_freq_width"] >= m["conv_layers"][0][0] and d["spec_freq_masks"]:
+        raise DataError(f"data.spec_freq_width {d['spec_freq_width']} must be narrower than the "
+                        f"{m['conv_layers'][0][0]} mel bands")
     build_arch(m)
     return cfg
 
@@ -200,6 +215,29 @@ def plan_batch(seed: int, index: int, samples: np.ndarray, batch: int, crop_fram
     return {"utt": utt, "num": num, "den": den, "start": start, "need": need, "frames": n}
 
 
+def spec_masks(seed: int, rows: int, frames: int, bands: int, freq: tuple[int, int],
+               time: tuple[int, int]) -> torch.Tensor | None:
+    """SpecAugment masks ``[rows, frames, bands]`` (True: masked), a pure function of ``seed``:
+    per row ``freq[0]`` bands of 0..``freq[1]`` bins and ``time[0]`` spans of 0..``time[1]``
+    frames (each width uniform, each start uniform where it fits); ``None`` when both counts
+    or widths are 0."""
+    (nf, wf), (nt, wt) = freq, time
+    if not (nf and wf) and not (nt and wt):
+        return None
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((rows, frames, bands), dtype=bool)
+    for r in range(rows):
+        for _ in range(nf if wf else 0):
+            w = int(rng.integers(0, min(wf, bands - 1) + 1))
+            a = int(rng.integers(0, bands - w + 1))
+            mask[r, :, a:a + w] = True
+        for _ in range(nt if wt else 0):
+            w = int(rng.integers(0, min(wt, frames) + 1))
+            a = int(rng.integers(0, frames - w + 1))
+            mask[r, a:a + w, :] = True
+    return torch.from_numpy(mask)
+
+
 def resample_to(wav: torch.Tensor, num: int, den: int, length: int) -> torch.Tensor:
     """``wav`` resampled by ``den / num`` (``num`` samples in, ``den`` out), cut or zero-padded
     to ``length``."""
@@ -228,9 +266,19 @@ class PhoneModel(torch.nn.Module):
         self.head = torch.nn.Linear(dim, n_phones)
         self.ctc = torch.nn.Linear(dim, n_phones + 1)
 
-    def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frame logits ``[B, F, P]`` and CTC logits ``[B, F, P + 1]``."""
-        x, _ = self.encoder(wav)
+    def forward(self, wav: torch.Tensor, mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame logits ``[B, F, P]`` and CTC logits ``[B, F, P + 1]``; ``mask`` ``[B, F, bands]``
+        (SpecAugment, :func:`spec_masks`) sets those input features to each crop's mean."""
+        if mask is None:
+            x, _ = self.encoder(wav)
+        else:
+            feats, _ = self.encoder.feature_extractor(wav, None)
+            if feats.shape != mask.shape:
+                raise ValueError(f"mask {list(mask.shape)} does not match the features "
+                                 f"{list(feats.shape)}")
+            fill = feats.mean(dim=(1, 2), keepdim=True)
+            x = self.encoder.encoder(torch.where(mask, fill, feats), None)
         return self.head(x), self.ctc(x)
 
 
@@ -320,7 +368,8 @@ class PhoneTask(TrainTask):
         return model
 
     def batch(self, split: str, seed: int, index: int):
-        """Rank-local (waveforms [b, T], frame labels [b, F])."""
+        """Rank-local (waveforms [b, T], frame labels [b, F], SpecAugment masks [b, F, bands]
+        or None: training batches only)."""
         s, d = self.sets[split], self.data
         p = plan_batch(seed, index, s.samples, self.train.batch_size, self.crop_frames,
                        float(d["p_speed"]), tuple(d["speed"]))
@@ -346,11 +395,19 @@ class PhoneTask(TrainTask):
         if self.augmenter is not None:
             aug_seed = int(np.random.SeedSequence([seed, index, 5]).generate_state(1)[0])
             wav = self.augmenter(wav, seed=aug_seed)
-        return wav, y
+        mask = None
+        if split == "train":
+            mask_seed = int(np.random.SeedSequence([seed, index, 11]).generate_state(1)[0])
+            mask = spec_masks(mask_seed, self.train.batch_size, n,
+                              int(self.m["conv_layers"][0][0]),
+                              (int(d["spec_freq_masks"]), int(d["spec_freq_width"])),
+                              (int(d["spec_time_masks"]), int(d["spec_time_width"])))
+            mask = None if mask is None else mask[self.mine]
+        return wav, y, mask
 
     def loss(self, model, batch):
-        wav, y = batch
-        logits, ctc_logits = model(wav)
+        wav, y, mask = batch
+        logits, ctc_logits = model(wav, mask)
         logits = logits.float()
         labelled = y != IGNORE
         n_lab = labelled.sum().clamp(min=1)
