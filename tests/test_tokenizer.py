@@ -221,6 +221,35 @@ def test_pnmi_by_voice_does_not_depend_on_the_other_voices(small_corpus, tmp_pat
     assert fewer["pnmi"] != pooled["pnmi"]
 
 
+def test_paired_frame_errors_pair_utterances_per_voice():
+    from speechlm.eval.tokenizer import paired_frame_errors
+
+    base = {"frame_phone_errors_by_utterance": [["a", "v1", 5, 10], ["b", "v2", 2, 10],
+                                                ["c", "v1", 4, 10]]}
+    other = {"frame_phone_errors_by_utterance": [["c", "v1", 4, 10], ["a", "v1", 3, 10],
+                                                 ["b", "v2", 2, 10], ["z", "v2", 0, 10]]}
+    p = paired_frame_errors(base, other)
+    assert set(p) == {"all", "v1", "v2"} and p["all"]["utterances"] == 3  # "z" is unpaired
+    assert p["all"]["delta"] == round(-2 / 30, 4) and p["v1"]["delta"] == -0.1
+    assert p["v2"] == {"utterances": 1, "delta": 0.0, "ci95": [0.0, 0.0], "distinct": False}
+    lo, hi = p["v1"]["ci95"]
+    assert lo <= -0.1 <= hi <= 0
+    assert paired_frame_errors({}, other) == {}
+
+
+def test_eval_tokenizer_pairs_phone_encoders_on_the_same_utterances(capsys, small_corpus):
+    from speechlm.cli import main
+
+    code = main(["eval", "tokenizer", "--tokenizer", "phone-k100", "--tokenizer", "phone-k100",
+                 "--corpus", str(small_corpus), "--manifest", "test", "--max-utterances", "4",
+                 "--no-ued", "--quiet", "--format", "json"])
+    reps = json.loads(capsys.readouterr().out)["reports"]
+    assert code == 0 and "frame_phone_error_vs_first" not in reps[0]
+    pair = reps[1]["frame_phone_error_vs_first"]
+    assert pair["base"] == "phone-k100" and pair["voices"]["all"]["utterances"] >= 1
+    assert all(d["delta"] == 0 and not d["distinct"] for d in pair["voices"].values())
+
+
 def test_phone_error_rate_compares_phone_strings_not_frames():
     from speechlm.eval.robustness import levenshtein
     from speechlm.eval.tokenizer import phone_string

@@ -22,7 +22,7 @@ def rates(text: str) -> list[float]:
 
 def cmd_eval_tokenizer(args: argparse.Namespace) -> int:
     from speechlm.data.manifest import resolve_manifest
-    from speechlm.eval.tokenizer import evaluate_tokenizer, markdown_table
+    from speechlm.eval.tokenizer import evaluate_tokenizer, markdown_table, paired_frame_errors
 
     tokenizers = args.tokenizer or [DEFAULT_TOKENIZER]
     manifests = [(m, resolve_manifest(m, args.corpus)) for m in (args.manifest or ["test"])]
@@ -42,6 +42,15 @@ def cmd_eval_tokenizer(args: argparse.Namespace) -> int:
                                ued_utterances=0 if args.no_ued else args.ued_utterances)
         out.append({**r, "tokenizer": str(tok), "data": name,
                     **({"smoothing": args.smoothing} if args.smoothing is not None else {})})
+    first: dict[str, dict] = {}  # per manifest: the first tokenizer with a phone encoder
+    for r in out:
+        if not r.get("frame_phone_errors_by_utterance"):
+            continue
+        base = first.setdefault(r["data"], r)
+        if base is not r:
+            pairs = paired_frame_errors(base, r, seed=args.seed)
+            if pairs:
+                r["frame_phone_error_vs_first"] = {"base": base["tokenizer"], "voices": pairs}
     if len(out) == 1:
         return emit_report(args, out[0], markdown_table(out))
     return emit_report(args, {"reports": out}, markdown_table(out))

@@ -50,6 +50,14 @@ def paired_delta(base_rows: list[dict], other_rows: list[dict], method: str, mea
         if any(v is None for v in va + vb):
             return None
         num, den = np.array(vb, float) - np.array(va, float), np.ones(len(va))
+    return ratio_bootstrap(num, den, samples, seed)
+
+
+def ratio_bootstrap(num: np.ndarray, den: np.ndarray, samples: int = 2000, seed: int = 0
+                    ) -> dict[str, Any]:
+    """``sum(num) / sum(den)`` over paired items (``num``: OTHER - BASE per item), with a 95 %
+    bootstrap interval from resampling the items; ``distinct``: the interval excludes 0."""
+    num, den = np.asarray(num, float), np.asarray(den, float)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(num), size=(samples, len(num)))
     boot = num[idx].sum(1) / np.maximum(den[idx].sum(1), 1e-12)

@@ -95,6 +95,7 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
     ued_wavs: list[np.ndarray] = []
     phone_enc = _phone_encoder(tok)
     fper = [0, 0]  # frames the phone encoder's argmax got wrong, frames with a phone label
+    per_utt: list[list] = []  # [name, base voice, wrong, labelled] (non-silence), for pairing
     per = [0, 0]  # edits from its phone string to the reference's, reference phones
     from speechlm.eval.probes import unit_phones
 
@@ -119,6 +120,9 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
             known = [(lab, p) for lab, p in zip(arpa, pred) if lab in phone_enc.phones]
             fper[0] += sum(lab != p for lab, p in known)
             fper[1] += len(known)
+            nonsil = [(lab, p) for lab, p in known if lab != "SIL"]  # as the per-voice table
+            per_utt.append([u.name, base_voice(u.speaker or "?"),
+                            sum(lab != p for lab, p in nonsil), len(nonsil)])
             ref = phone_string(arpa)
             per[0] += levenshtein(phone_string(pred), ref)
             per[1] += len(ref)
@@ -208,7 +212,8 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
         "ued_utterances": len(ued_wavs) if ued else 0,
         **({"frame_phone_error": round(fper[0] / max(fper[1], 1), 4),
             "phone_error_rate": round(per[0] / max(per[1], 1), 4),
-            "frame_phone_error_by_voice": voice_errors(by_voice)}
+            "frame_phone_error_by_voice": voice_errors(by_voice),
+            "frame_phone_errors_by_utterance": per_utt}
            if phone_enc is not None else {}),
         **({"unit_phone_error_rate": round(uper[0] / max(uper[1], 1), 4)}
            if names is not None else {}),
@@ -284,6 +289,25 @@ def _argmax_phones(enc, wav: torch.Tensor, feats: torch.Tensor) -> list[str]:
     return [enc.phones[i] for i in scores.argmax(-1).tolist()]
 
 
+def paired_frame_errors(base: dict, other: dict, samples: int = 2000, seed: int = 0
+                        ) -> dict[str, dict[str, Any]]:
+    """OTHER - BASE frame phone error (non-silence frames) of two phone-encoder reports on the
+    same utterances, per base voice and over all (``"all"``), each with a 95 % paired bootstrap
+    interval over utterances; {} when either report has no per-utterance errors."""
+    from speechlm.eval.compare import ratio_bootstrap
+
+    a = {r[0]: r for r in base.get("frame_phone_errors_by_utterance", [])}
+    b = {r[0]: r for r in other.get("frame_phone_errors_by_utterance", [])}
+    names = sorted(n for n in set(a) & set(b) if a[n][3] and a[n][3] == b[n][3])
+    out = {}
+    for voice in ["all", *sorted({a[n][1] for n in names})]:
+        pick = [n for n in names if voice in ("all", a[n][1])]
+        num = np.array([b[n][2] - a[n][2] for n in pick], float)
+        den = np.array([a[n][3] for n in pick], float)
+        out[voice] = {"utterances": len(pick), **ratio_bootstrap(num, den, samples, seed)}
+    return out if names else {}
+
+
 def markdown_table(reports: list[dict]) -> str:
     """A short markdown table of one or more reports."""
     cols = [("tokenizer", "tokenizer")]
@@ -316,6 +340,19 @@ def markdown_table(reports: list[dict]) -> str:
                 lines.append(f"| {r.get('tokenizer', '')} | {r.get('data', '')} | {v} | "
                              f"{e['frames']} | {e['error']} | {e['best_shift']:+d} | "
                              f"{e['error_at_best_shift']} | {pnmi} |")
+    paired = [r for r in reports if r.get("frame_phone_error_vs_first")]
+    if paired:  # the same utterances, each tokenizer's phone encoder against the first one's
+        lines += ["", "Frame phone error against the first tokenizer's encoder, paired over the "
+                  "same utterances (95 % bootstrap interval; * = the interval excludes 0):", "",
+                  "| tokenizer | data | against | voice | utterances | change | 95 % interval |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in paired:
+            for v, d in r["frame_phone_error_vs_first"]["voices"].items():
+                lo, hi = d["ci95"]
+                lines.append(f"| {r.get('tokenizer', '')} | {r.get('data', '')} | "
+                             f"{r['frame_phone_error_vs_first']['base']} | {v} | "
+                             f"{d['utterances']} | {d['delta']:+.4f}{'*' if d['distinct'] else ''}"
+                             f" | [{lo:+.4f}, {hi:+.4f}] |")
     names = [n for n in PERTURBATIONS if any(n in r.get("ued", {}) for r in reports)]
     if names:  # robustness: a second table, one UED column per perturbation
         lines += ["", "Unit edit distance (UED, lower = more robust) under perturbation:", "",
