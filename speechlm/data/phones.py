@@ -10,6 +10,8 @@ counts. Piper speaks espeak-ng's IPA one code point at a time, each with its pre
 
 from __future__ import annotations
 
+import unicodedata
+
 ARPABET = frozenset(
     "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW "
     "V W Y Z ZH".split()
@@ -86,8 +88,6 @@ def ipa_segments(tokens: list[tuple[str, int]], sample_rate: int
     read as the longest sequences :data:`IPA` knows ("aɪ" is one phone). A code point no table
     knows becomes ``SPN``.
     """
-    import unicodedata
-
     # 1. units of sound, each ending where its own symbols (and length marks) end
     units: list[list] = []  # [symbol, start, end] in samples
     t = 0  # where this token starts
