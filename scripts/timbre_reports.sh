@@ -15,55 +15,32 @@
 # NOISES ("noise20dB noise10dB reverb"), PROMPT_NOISES ("noise20dB").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SL=.venv/bin/speechlm
-CORPUS=${CORPUS:-data/corpus-v2}
+. scripts/lib/heldout_reports.sh
 ON=${ON:-0.5}
 NOISES=${NOISES:-noise20dB noise10dB reverb}
 PROMPT_NOISES=${PROMPT_NOISES:-noise20dB}
-export OMP_WAIT_POLICY=PASSIVE
 E=outputs/timbre-eval
 N=docs/timbre-noise
 mkdir -p "$E" docs "$N"
-# two copies of the bundled vocoder that differ only in the setting
-.venv/bin/python - "$E" "$ON" <<'PY'
-import sys
-from speechlm.vocoder import Vocoder
-
-e, on = sys.argv[1], float(sys.argv[2])
-for name, strength in (("off", 0.0), ("05", on)):
-    v = Vocoder.load("phone-vocoder").set_timbre_match(strength).set_mel_contrast(1.0)
-    v.set_voiced_noise_cut(0).set_voice_adapt_steps(0)  # their time's: no cut, no adaptation
-    v.save(f"{e}/vocoder-{name}", half=True, int8=("speaker.",))
-PY
+# two copies of the bundled vocoder that differ only in the setting; mel_contrast 1, no cut, no
+# adaptation: the settings of their time
+vocoder_copy "$E/vocoder-off" 0 1 0 0
+vocoder_copy "$E/vocoder-05" "$ON" 1 0 0
 for name in off 05; do
-  [ -f "docs/vocoder-timbre-$name.json" ] || $SL eval resynth --quiet --vocoder "$E/vocoder-$name" \
-    --corpus "$CORPUS" --data heldout --per-voice 2 --methods hn-f0,hn --asr whisper \
-    --json "docs/vocoder-timbre-$name.json" --markdown "docs/vocoder-timbre-$name.md"
-  [ -f "docs/continue-timbre-$name.json" ] || $SL eval continue --quiet \
-    --vocoder "$E/vocoder-$name" --corpus "$CORPUS" --data heldout --per-voice 1 \
-    --json "docs/continue-timbre-$name.json" --markdown "docs/continue-timbre-$name.md"
+  resynth_heldout "docs/vocoder-timbre-$name" "$E/vocoder-$name" hn-f0,hn
+  continue_heldout "docs/continue-timbre-$name" "$E/vocoder-$name"
 done
-$SL eval compare-resynth docs/vocoder-timbre-off.json docs/vocoder-timbre-05.json \
-  --json docs/vocoder-timbre-compare.json --markdown docs/vocoder-timbre-compare.md
-$SL eval compare-continue docs/continue-timbre-off.json docs/continue-timbre-05.json \
-  --json docs/continue-timbre-compare.json --markdown docs/continue-timbre-compare.md
+compare resynth docs/vocoder-timbre-off docs/vocoder-timbre-05 docs/vocoder-timbre-compare
+compare continue docs/continue-timbre-off docs/continue-timbre-05 docs/continue-timbre-compare
 for noise in $NOISES; do
   for name in off 05; do
-    [ -f "$N/resynth-$name-$noise.json" ] || $SL eval resynth --quiet \
-      --vocoder "$E/vocoder-$name" --corpus "$CORPUS" --data heldout --per-voice 2 --methods hn \
-      --asr whisper --reference-perturb "$noise" --json "$N/resynth-$name-$noise.json" \
-      --markdown "$N/resynth-$name-$noise.md"
+    resynth_heldout "$N/resynth-$name-$noise" "$E/vocoder-$name" hn --reference-perturb "$noise"
   done
-  $SL eval compare-resynth "$N/resynth-off-$noise.json" "$N/resynth-05-$noise.json" \
-    --json "$N/resynth-compare-$noise.json" --markdown "$N/resynth-compare-$noise.md"
+  compare resynth "$N/resynth-off-$noise" "$N/resynth-05-$noise" "$N/resynth-compare-$noise"
 done
 for noise in $PROMPT_NOISES; do
   for name in off 05; do
-    [ -f "$N/continue-$name-$noise.json" ] || $SL eval continue --quiet \
-      --vocoder "$E/vocoder-$name" --corpus "$CORPUS" --data heldout --per-voice 1 \
-      --prompt-perturb "$noise" --json "$N/continue-$name-$noise.json" \
-      --markdown "$N/continue-$name-$noise.md"
+    continue_heldout "$N/continue-$name-$noise" "$E/vocoder-$name" --prompt-perturb "$noise"
   done
-  $SL eval compare-continue "$N/continue-off-$noise.json" "$N/continue-05-$noise.json" \
-    --json "$N/continue-compare-$noise.json" --markdown "$N/continue-compare-$noise.md"
+  compare continue "$N/continue-off-$noise" "$N/continue-05-$noise" "$N/continue-compare-$noise"
 done

@@ -14,40 +14,22 @@
 # Needs the world corpus. Env: CORPUS (data/corpus-v2), STEPS (default 20: the "20" files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SL=.venv/bin/speechlm
-CORPUS=${CORPUS:-data/corpus-v2}
+. scripts/lib/heldout_reports.sh
 STEPS=${STEPS:-20}
-export OMP_WAIT_POLICY=PASSIVE
 E=outputs/voice-adapt-eval
 mkdir -p "$E"
-.venv/bin/python - "$E" "$STEPS" <<'PY'
-import sys
-from speechlm.vocoder import Vocoder
-
-e = sys.argv[1]
-for steps in (0, int(sys.argv[2])):
-    v = Vocoder.load("phone-vocoder").set_timbre_match(0.5).set_mel_contrast(1.2)
-    v = v.set_voiced_noise_cut(1000).set_voice_adapt_steps(steps)
-    v.save(f"{e}/vocoder-{steps}", half=True, int8=("speaker.",))
-PY
+for steps in 0 "$STEPS"; do
+  vocoder_copy "$E/vocoder-$steps" 0.5 1.2 1000 "$steps"
+done
 for side in "$STEPS" 0; do
   V="$E/vocoder-$side"
-  [ -f "docs/vocoder-voice-adapt-$side.json" ] || $SL eval resynth --quiet --vocoder "$V" \
-    --corpus "$CORPUS" --data heldout --per-voice 2 --methods hn-f0,hn --asr whisper \
-    --json "docs/vocoder-voice-adapt-$side.json" --markdown "docs/vocoder-voice-adapt-$side.md"
-  [ -f "docs/continue-voice-adapt-$side.json" ] || $SL eval continue --quiet --vocoder "$V" \
-    --corpus "$CORPUS" --data heldout --per-voice 1 \
-    --json "docs/continue-voice-adapt-$side.json" --markdown "docs/continue-voice-adapt-$side.md"
-  [ -f "docs/vocoder-voice-adapt-other-$side.json" ] || $SL eval resynth --quiet --vocoder "$V" \
-    --corpus "$CORPUS" --data heldout --per-voice 2 --methods hn-f0,hn --asr whisper \
-    --voice-from other --json "docs/vocoder-voice-adapt-other-$side.json" \
-    --markdown "docs/vocoder-voice-adapt-other-$side.md"
+  resynth_heldout "docs/vocoder-voice-adapt-$side" "$V" hn-f0,hn
+  continue_heldout "docs/continue-voice-adapt-$side" "$V"
+  resynth_heldout "docs/vocoder-voice-adapt-other-$side" "$V" hn-f0,hn --voice-from other
 done
-$SL eval compare-resynth docs/vocoder-voice-adapt-other-0.json \
-  "docs/vocoder-voice-adapt-other-$STEPS.json" --json docs/vocoder-voice-adapt-other-compare.json \
-  --markdown docs/vocoder-voice-adapt-other-compare.md
-$SL eval compare-resynth docs/vocoder-voice-adapt-0.json "docs/vocoder-voice-adapt-$STEPS.json" \
-  --json docs/vocoder-voice-adapt-compare.json --markdown docs/vocoder-voice-adapt-compare.md
-$SL eval compare-continue docs/continue-voice-adapt-0.json \
-  "docs/continue-voice-adapt-$STEPS.json" \
-  --json docs/continue-voice-adapt-compare.json --markdown docs/continue-voice-adapt-compare.md
+compare resynth docs/vocoder-voice-adapt-other-0 "docs/vocoder-voice-adapt-other-$STEPS" \
+  docs/vocoder-voice-adapt-other-compare
+compare resynth docs/vocoder-voice-adapt-0 "docs/vocoder-voice-adapt-$STEPS" \
+  docs/vocoder-voice-adapt-compare
+compare continue docs/continue-voice-adapt-0 "docs/continue-voice-adapt-$STEPS" \
+  docs/continue-voice-adapt-compare

@@ -13,38 +13,21 @@
 # Env: CORPUS (data/corpus-v2), CUT (Hz, default 1000: the "1000" files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SL=.venv/bin/speechlm
-CORPUS=${CORPUS:-data/corpus-v2}
+. scripts/lib/heldout_reports.sh
 CUT=${CUT:-1000}
-export OMP_WAIT_POLICY=PASSIVE
 [ -f docs/vocoder-contrast-12.json ] && [ -f docs/continue-contrast-12.json ] || \
   CORPUS="$CORPUS" bash scripts/contrast_reports.sh
 E=outputs/voiced-noise-eval
 mkdir -p "$E"
-.venv/bin/python - "$E" "$CUT" <<'PY'
-import sys
-from speechlm.vocoder import Vocoder
-
-e, cut = sys.argv[1], float(sys.argv[2])
-v = Vocoder.load("phone-vocoder").set_timbre_match(0.5).set_mel_contrast(1.2)
-v.set_voice_adapt_steps(0)  # the settings of their time: no voice adaptation
-v.set_voiced_noise_cut(cut).save(f"{e}/vocoder-{int(cut)}", half=True, int8=("speaker.",))
-PY
 V="$E/vocoder-$CUT"
-[ -f "docs/vocoder-voiced-noise-$CUT.json" ] || $SL eval resynth --quiet --vocoder "$V" \
-  --corpus "$CORPUS" --data heldout --per-voice 2 --methods hn-f0,hn --asr whisper \
-  --json "docs/vocoder-voiced-noise-$CUT.json" --markdown "docs/vocoder-voiced-noise-$CUT.md"
-[ -f "docs/continue-voiced-noise-$CUT.json" ] || $SL eval continue --quiet --vocoder "$V" \
-  --corpus "$CORPUS" --data heldout --per-voice 1 \
-  --json "docs/continue-voiced-noise-$CUT.json" --markdown "docs/continue-voiced-noise-$CUT.md"
+vocoder_copy "$V" 0.5 1.2 "$CUT" 0  # the settings of their time: no voice adaptation
+resynth_heldout "docs/vocoder-voiced-noise-$CUT" "$V" hn-f0,hn
+continue_heldout "docs/continue-voiced-noise-$CUT" "$V"
 for side in 0 "$CUT"; do
   [ "$side" = 0 ] && V0=outputs/contrast-eval/vocoder-12 || V0="$V"
-  [ -f "docs/vocoder-voiced-noise-copy-$side.json" ] || $SL eval resynth --quiet --vocoder "$V0" \
-    --corpus "$CORPUS" --data heldout --per-voice 2 --methods copy-hn --asr whisper \
-    --json "docs/vocoder-voiced-noise-copy-$side.json" \
-    --markdown "docs/vocoder-voiced-noise-copy-$side.md"
+  resynth_heldout "docs/vocoder-voiced-noise-copy-$side" "$V0" copy-hn
 done
-$SL eval compare-resynth docs/vocoder-contrast-12.json "docs/vocoder-voiced-noise-$CUT.json" \
-  --json docs/vocoder-voiced-noise-compare.json --markdown docs/vocoder-voiced-noise-compare.md
-$SL eval compare-continue docs/continue-contrast-12.json "docs/continue-voiced-noise-$CUT.json" \
-  --json docs/continue-voiced-noise-compare.json --markdown docs/continue-voiced-noise-compare.md
+compare resynth docs/vocoder-contrast-12 "docs/vocoder-voiced-noise-$CUT" \
+  docs/vocoder-voiced-noise-compare
+compare continue docs/continue-contrast-12 "docs/continue-voiced-noise-$CUT" \
+  docs/continue-voiced-noise-compare

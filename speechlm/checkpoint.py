@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -23,6 +23,19 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+C = TypeVar("C")
+
+
+def config_from_dict(cls: type[C], d: dict[str, Any], what: str) -> C:
+    """The config dataclass ``cls`` from a ``config.json`` section ``d``; a key the dataclass
+    does not have is a ValueError naming ``what`` (e.g. "LM config") and every such key."""
+    import dataclasses
+
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} keys: {', '.join(sorted(unknown))}")
+    return cls(**d)
 
 
 def pretrained_names() -> list[str]:

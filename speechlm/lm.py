@@ -52,11 +52,9 @@ class LMConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LMConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown LM config keys: {', '.join(sorted(unknown))}")
-        return cls(**d)
+        from speechlm.checkpoint import config_from_dict
+
+        return config_from_dict(cls, d, "LM config")
 
 
 class RMSNorm(nn.Module):

@@ -45,11 +45,7 @@ class SpeakerConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SpeakerConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown speaker config keys: {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return checkpoint.config_from_dict(cls, d, "speaker config")
 
 
 class _Block(nn.Module):

@@ -54,11 +54,7 @@ class WaveformConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WaveformConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown waveform config keys: {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return checkpoint.config_from_dict(cls, d, "waveform config")
 
 
 def _amplitude(x: torch.Tensor) -> torch.Tensor:

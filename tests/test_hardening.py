@@ -647,3 +647,19 @@ def test_resynth_of_silence_does_not_blame_a_voice_reference(capsys, tmp_path):
     code, _, err = run(capsys, "resynth", silent, "-o", tmp_path / "o.wav")
     one_line_error(code, err, "silent")
     assert "voice reference" not in err
+
+
+@pytest.mark.parametrize("cls, what", [("speechlm.lm:LMConfig", "LM config"),
+                                       ("speechlm.speaker:SpeakerConfig", "speaker config"),
+                                       ("speechlm.waveform:WaveformConfig", "waveform config")])
+def test_stage_configs_round_trip_and_name_unknown_keys(cls, what):
+    """A stage's config.json section comes back as the dataclass; keys it does not know (a
+    newer file, a typo) are refused by name rather than dropped."""
+    import importlib
+
+    module, name = cls.split(":")
+    cfg_cls = getattr(importlib.import_module(module), name)
+    d = cfg_cls().to_dict() if name != "LMConfig" else cfg_cls(n_units=10).to_dict()
+    assert cfg_cls.from_dict(d) == cfg_cls(**d)
+    with pytest.raises(ValueError, match=f"unknown {what} keys: bogus, zeta"):
+        cfg_cls.from_dict({**d, "zeta": 1, "bogus": 2})

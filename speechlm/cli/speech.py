@@ -159,6 +159,18 @@ def cmd_vocode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vocoder_args(p: argparse.ArgumentParser) -> None:
+    """--method, --waveform, --vocoder and the vocoder's settings (resynth, vocode)."""
+    p.add_argument("--method", choices=("world", "griffinlim", "hn"),
+                   help="waveform generation: WORLD, the Griffin-Lim baseline, or the harmonic-"
+                   "plus-noise stage (default: the vocoder's own: hn for a mel-only vocoder "
+                   "such as the bundled phone-vocoder, else WORLD)")
+    p.add_argument("--waveform", help="harmonic-plus-noise waveform stage directory for "
+                   "--method hn (a mel-only vocoder carries its own)")
+    p.add_argument("--vocoder", default="phone-vocoder", help="vocoder name or directory")
+    _vocoder_setting_args(p)
+
+
 def _vocoder_setting_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timbre-match", type=number(float, 0.0, 1.0), metavar="X",
                    help="move the output's long-term average spectrum this share of the way to "
@@ -223,14 +235,7 @@ def register(sub, add_parser) -> None:
     r.add_argument("--voice", help="decode in the voice of this recording (voice conversion)")
     r.add_argument("--no-f0", action="store_true",
                    help="ignore the input's F0 contour and let the vocoder predict one")
-    r.add_argument("--method", choices=("world", "griffinlim", "hn"),
-                   help="waveform generation: WORLD, the Griffin-Lim baseline, or the harmonic-"
-                   "plus-noise stage (default: the vocoder's own: hn for a mel-only vocoder "
-                   "such as the bundled phone-vocoder, else WORLD)")
-    r.add_argument("--waveform", help="harmonic-plus-noise waveform stage directory for "
-                   "--method hn (a mel-only vocoder carries its own)")
-    r.add_argument("--vocoder", default="phone-vocoder", help="vocoder name or directory")
-    _vocoder_setting_args(r)
+    _vocoder_args(r)
     r.add_argument("--tokenizer", help="tokenizer (default: the one the vocoder was trained on)")
     r.add_argument("--force", action="store_true", help="overwrite an existing output")
     r.set_defaults(func=cmd_resynth)
@@ -244,13 +249,6 @@ def register(sub, add_parser) -> None:
     v.add_argument("--name", help="record name to decode in a multi-record file")
     v.add_argument("--predict-durations", action="store_true",
                    help="ignore the durations in the file and use the duration model")
-    v.add_argument("--method", choices=("world", "griffinlim", "hn"),
-                   help="waveform generation: WORLD, the Griffin-Lim baseline, or the harmonic-"
-                   "plus-noise stage (default: the vocoder's own: hn for a mel-only vocoder "
-                   "such as the bundled phone-vocoder, else WORLD)")
-    v.add_argument("--waveform", help="harmonic-plus-noise waveform stage directory for "
-                   "--method hn (a mel-only vocoder carries its own)")
-    v.add_argument("--vocoder", default="phone-vocoder", help="vocoder name or directory")
-    _vocoder_setting_args(v)
+    _vocoder_args(v)
     v.add_argument("--force", action="store_true", help="overwrite an existing output")
     v.set_defaults(func=cmd_vocode)

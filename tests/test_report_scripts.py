@@ -1,0 +1,100 @@
+"""The vocoder judging scripts (``scripts/*_reports.sh`` over ``scripts/lib/heldout_reports.sh``)
+run against a stand-in ``speechlm`` that logs its arguments and writes the reports it is asked
+for: each script judges the vocoder copies it makes, every paired comparison reads reports that
+exist by then, a rerun judges nothing again, and ``vocoder_copy`` really saves the bundled
+vocoder with the settings it is given."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = ("timbre", "contrast", "voiced_noise", "voice_adapt")
+
+FAKE_SL = """#!/usr/bin/env bash
+# stand-in for speechlm: log the call; a comparison needs its two reports; a report is written
+echo "SL $*" >> "$FAKE_LOG"
+args=("$@")
+if [[ "$2" == compare-* ]]; then
+  for f in "$3" "$4"; do [ -f "$f" ] || { echo "missing $f" >&2; exit 2; }; done
+fi
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[$i]}" in --json|--markdown) mkdir -p "$(dirname "${args[$((i + 1))]}")"
+    echo '{}' > "${args[$((i + 1))]}";; esac
+done
+"""
+
+FAKE_PY = """#!/usr/bin/env bash
+echo "PY $*" >> "$FAKE_LOG"
+cat > /dev/null
+"""
+
+
+def _tree(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    root = tmp_path / "repo"
+    shutil.copytree(REPO / "scripts", root / "scripts")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("speechlm", FAKE_SL), ("python", FAKE_PY)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "SL": str(bin_dir / "speechlm"), "PY": str(bin_dir / "python"),
+           "FAKE_LOG": str(tmp_path / "log")}
+    return root, env
+
+
+def _run(root: Path, env: dict[str, str], script: str) -> list[list[str]]:
+    log = Path(env["FAKE_LOG"])
+    log.write_text("")
+    proc = subprocess.run(["bash", str(root / "scripts" / f"{script}_reports.sh")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return [shlex.split(line) for line in log.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_report_script_judges_its_copies_then_pairs_them_and_resumes(tmp_path, script):
+    root, env = _tree(tmp_path)
+    calls = _run(root, env, script)
+    copies = [c[2] for c in calls if c[0] == "PY"]
+    evals = [c for c in calls if c[:2] == ["SL", "eval"]]
+    judged = {c[c.index("--vocoder") + 1] for c in evals if c[2] in ("resynth", "continue")}
+    assert copies and set(copies) <= judged  # every copy made is judged
+    assert all(c[c.index("--data") + 1] == "heldout" for c in evals
+               if c[2] in ("resynth", "continue"))  # on voices no model heard
+    compares = [c for c in evals if c[2].startswith("compare-")]
+    assert compares and all((root / c[3]).is_file() and (root / c[4]).is_file()
+                            for c in compares)
+    assert {c[c.index("--json") + 1] for c in evals} <= \
+        {str(p.relative_to(root)) for p in root.glob("docs/**/*.json")}
+    # every report exists: only the script's own comparisons rerun (not a prerequisite script)
+    again = [c for c in _run(root, env, script) if c[:2] == ["SL", "eval"]]
+    assert again and again == compares[-len(again):]
+
+
+def test_voice_adapt_copies_carry_the_settings_of_their_time(tmp_path):
+    root, env = _tree(tmp_path)
+    calls = _run(root, env, "voice_adapt")
+    assert [c[2:] for c in calls if c[0] == "PY"] == [
+        ["outputs/voice-adapt-eval/vocoder-0", "0.5", "1.2", "1000", "0"],
+        ["outputs/voice-adapt-eval/vocoder-20", "0.5", "1.2", "1000", "20"]]
+
+
+@pytest.mark.slow
+def test_vocoder_copy_saves_the_bundled_vocoder_with_its_settings(tmp_path):
+    from speechlm.vocoder import Vocoder
+
+    out = tmp_path / "v"
+    cmd = f". scripts/lib/heldout_reports.sh && vocoder_copy {shlex.quote(str(out))} 0.25 1.3 800 7"
+    env = {**os.environ, "PY": sys.executable}
+    subprocess.run(["bash", "-c", cmd], cwd=REPO, env=env, check=True, timeout=300)
+    v = Vocoder.load(str(out))
+    assert (v.timbre_match, v.mel_contrast, v.voiced_noise_cut, v.voice_adapt_steps) == \
+        (0.25, 1.3, 800.0, 7)
