@@ -22,7 +22,9 @@ units) and generate exactly the same number of units (speechlm ``stop_at_eos=Fal
 ``min_new_tokens = max_new_tokens``), plain sampling at temperature 1 on both sides. Each side
 gets a warm-up pass, then the repeats of the two are interleaved (ours, peer, ours, peer, ...)
 so that a drifting background load hits both alike; the best pass of each is reported. A
-sampling pass is timed whole: prefill of the prompt + the decode steps.
+sampling pass is timed whole: prefill of the prompt + the decode steps; each decoder's call is
+also timed for one unit (the prefill and a draw), so that the decode steps' own cost over the
+floor shows apart from the prefill's (``*_decode_step_over_floor``).
 
 Model: the bundled default LM (``phone-lm``) when it is in ``speechlm/pretrained/``, else a random
 ``LMConfig(n_units=100, block_size=512, n_layer=6, n_head=6, n_embd=384)``; any of
@@ -190,7 +192,9 @@ def bench_sampling(model, peer, args) -> dict:
     label = {n: (n.replace("-", "_").replace("@1", "_1thread") if n.startswith("native")
                  else f"packed_{n}") for n in names}
     out = {"prompt_units": args.prompt_units, "new_units": args.new_tokens,
-           "repeats": args.repeats, "timed": "whole generate call: prefill + decode",
+           "repeats": args.repeats, "timed": "whole generate call: prefill + decode "
+           "(*_step_over_floor: that over the new units); *_decode_*: the call less the same "
+           "call for one unit (the prefill and a draw), over the new units less one",
            "shipped_decoder": f"NativeLM {names[0]} (C loop)" if names[0].startswith("native")
            else f"PackedLM {names[0]}",
            "floors": "bare matrix products of a step in the decoder's own kernel (native: the C "
@@ -203,6 +207,10 @@ def bench_sampling(model, peer, args) -> dict:
         runners = sampling_runners(model, peer, prompt, args.new_tokens, b, decoders)
         times = best_of_interleaved(runners, args.repeats)
         t_net, t_peer, t_dec = times[0], times[1], times[2:]
+        # the same calls for one unit: the prefill and one draw, no decode step; what the
+        # whole call takes beyond it is the N - 1 decode steps alone
+        t_one = best_of_interleaved(sampling_runners(model, peer, prompt, 1, b, decoders)[2:],
+                                    args.repeats) if args.new_tokens > 1 else []
         fr = args.floor_repeats
         floors = [d.bare_matmul_seconds(batch=b, steps=100, repeats=fr) if n.startswith("native")
                   else bare_matmul_seconds(d, batch=b, steps=100, repeats=fr)
@@ -219,6 +227,12 @@ def bench_sampling(model, peer, args) -> dict:
             row[f"ratio_{w}_over_peer"] = round(t_peer / t, 2)
             row[f"floor_{w}_ms_bare_matmuls"] = round(1000 * floor, 3)
             row[f"{w}_step_over_floor"] = round(step / floor, 2)
+            if t_one:
+                one = t_one[names.index(n)]
+                decode = max(t - one, 0.0) / (args.new_tokens - 1)
+                row[f"{w}_prefill_ms"] = round(1000 * one, 3)
+                row[f"{w}_decode_ms_per_step"] = round(1000 * decode, 3)
+                row[f"{w}_decode_step_over_floor"] = round(decode / floor, 2)
             if n.startswith("native"):
                 row[f"{w}_threads"] = decoders[names.index(n)].num_threads(b)
         out[f"batch_{b}"] = row
