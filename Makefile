@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
 .PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
-	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug waveform
+	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn waveform
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -101,3 +101,6 @@ phone-more: $(STAMP)  ## the bundled phone encoder trained 3,600 steps more, its
 
 phone-specaug: $(STAMP)  ## the same 3,600 steps with SpecAugment on the log-mel input, its units judged against phone-k100 (~1 h; needs corpus-world): docs/tokenizer-phone-specaug*
 	NAME=specaug LM=0 EXTRA="--data.spec_freq_masks=2 --data.spec_freq_width=15 --data.spec_time_masks=2 --data.spec_time_width=10" bash scripts/build_phone_encoder_more.sh
+
+phone-cmn: $(STAMP)  ## the same 3,600 steps with per-input mean normalisation of the log-mel bands (model.extractor_mode=logmel_cmn), its units judged against phone-k100 (~1 h; needs corpus-world): docs/tokenizer-phone-cmn*
+	NAME=cmn LM=0 EXTRA="--model.extractor_mode=logmel_cmn" bash scripts/build_phone_encoder_more.sh

@@ -14,6 +14,8 @@
 #   NAME=specaug EXTRA="--data.spec_freq_masks=2 --data.spec_freq_width=15 \
 #     --data.spec_time_masks=2 --data.spec_time_width=10" LM=0 bash scripts/build_phone_encoder_more.sh
 # (`make phone-specaug`): the same run with SpecAugment on the log-mel input.
+#   NAME=cmn EXTRA="--model.extractor_mode=logmel_cmn" LM=0 bash scripts/build_phone_encoder_more.sh
+# (`make phone-cmn`): the same run with each log-mel band less its mean over the input.
 # ~75 min on 2 idle cores (encoder ~36 min at 1.65 steps/s, LM ~18 min); every step resumes or
 # is skipped when its output exists. Nothing bundled changes: the default units switch only
 # together with a vocoder and an LM trained on them.

@@ -16,7 +16,7 @@ from speechlm.ssl import extract_layer, load_ssl_model, save_ssl_model
 from speechlm.ssl.common import build_model, check_arch
 from speechlm.ssl.fairseq import fairseq_config_from_arch
 from speechlm.ssl.huggingface import hf_config_from_arch
-from speechlm.ssl.logmel import FLOOR, LogMelFrontEnd
+from speechlm.ssl.logmel import FLOOR, LogMelFrontEnd, mean_normalise
 
 ARCH = {
     "extractor_mode": "logmel",
@@ -95,6 +95,55 @@ def test_batched_equals_single_items():
     for i in range(3):
         single, _ = extract_layer(model, wav[i : i + 1], 2)
         assert torch.allclose(batched[i], single[0], atol=1e-5)
+
+
+def test_cmn_removes_a_fixed_spectral_envelope():
+    """``logmel_cmn``: a fixed per-band gain (an EQ, a channel, a speaker's average envelope)
+    added to every frame leaves the features as they were; the mean comes from the louder half
+    of frames, so silence added to a crop barely moves it; padding beyond ``lengths`` is not
+    counted; an input without a valid frame stays finite."""
+    torch.manual_seed(0)
+    wav = torch.randn(1, 16000) * torch.linspace(0.02, 0.3, 16000)
+    plain, _ = LogMelFrontEnd(20)(wav)
+    cmn, _ = LogMelFrontEnd(20, cmn=True)(wav)
+    chosen = plain.mean(-1) >= plain.mean(-1).median()
+    assert torch.allclose(cmn, plain - plain[chosen].mean(0), atol=1e-5)
+    tilt = torch.linspace(-3, 3, 20)
+    assert torch.allclose(mean_normalise(plain + tilt), cmn, atol=1e-5)
+    assert not torch.allclose(plain + tilt - (plain + tilt).mean(), cmn, atol=1e-2)
+    # a third of the frames made silent (FLOOR): the speech frames' mean hardly moves
+    quiet = plain.clone()
+    quiet[:, : plain.shape[1] // 3] = math.log(FLOOR)
+    speech = slice(plain.shape[1] // 3, None)
+    shift = (mean_normalise(quiet)[:, speech] - quiet[:, speech]).mean((0, 1))
+    naive = -quiet.mean(1)[0]
+    robust_err = (shift + plain[:, speech].mean(1)[0]).abs().max()
+    naive_err = (naive + plain[:, speech].mean(1)[0]).abs().max()  # a plain mean: 3.9
+    assert robust_err < 1.0 and robust_err < naive_err / 4
+    # padding is not counted when the lengths say so
+    padded = torch.cat([wav, torch.zeros(1, 8000)], 1)
+    feats, frames = LogMelFrontEnd(20, cmn=True)(padded, torch.tensor([16000]))
+    assert torch.allclose(feats[0, : frames[0]], cmn[0], atol=1e-5)
+    assert torch.isfinite(mean_normalise(plain, torch.tensor([0]))).all()
+
+
+def test_a_cmn_encoder_round_trips_and_differs_from_plain(tmp_path):
+    arch = check_arch({**ARCH, "extractor_mode": "logmel_cmn"}, "test")
+    torch.manual_seed(3)
+    model = build_model(arch).eval()
+    assert model.feature_extractor.cmn
+    save_ssl_model(model, arch, tmp_path / "enc")
+    loaded, _ = load_ssl_model(tmp_path / "enc")
+    assert loaded.feature_extractor.cmn
+    wav = torch.randn(1, 9000) * 0.1
+    a, _ = extract_layer(model, wav, 2)
+    b, _ = extract_layer(loaded, wav, 2)
+    assert torch.equal(a, b)
+    plain = _model(seed=3)
+    plain.load_state_dict(model.state_dict())
+    assert not torch.allclose(extract_layer(plain, wav, 2)[0], a, atol=1e-3)
+    with pytest.raises(ModelError, match="extractor_mode must be"):
+        check_arch({**ARCH, "extractor_mode": "logmel_cms"}, "enc")
 
 
 @pytest.mark.parametrize("conv", [[[20, 400, 160]], [[20, 512, 320]], [[20, 400, 320]] * 2])

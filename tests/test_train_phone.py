@@ -291,6 +291,15 @@ def test_warm_start_loads_an_exported_encoder_and_refuses_another_shape(phone_ru
         warm_start(PhoneModel(arch_of(wider["model"])), arch_of(wider["model"]), model)
     with pytest.raises(ModelError, match="not a phone encoder"):
         warm_start(net, arch, tmp_path)
+    # a logmel encoder may start a logmel_cmn run: the same weights, other input features
+    cmn = load_config(TINY, overrides(small_corpus, tmp_path / "c")
+                      + ["--model.extractor_mode=logmel_cmn"])
+    cmn_net = PhoneModel(arch_of(cmn["model"])).eval()
+    warm_start(cmn_net, arch_of(cmn["model"]), model)
+    for k, v in net.state_dict().items():
+        assert torch.equal(cmn_net.state_dict()[k], v), k
+    with torch.no_grad():  # ... and sees mean-normalised input
+        assert not torch.allclose(cmn_net(wav)[0], net(wav)[0], atol=1e-3)
 
 
 def test_ctc_head_is_exported_and_gives_phone_rate_units(phone_run, small_corpus, tmp_path):

@@ -16,7 +16,7 @@ import torch
 from torchaudio.models import Wav2Vec2Model, wav2vec2_model
 
 from speechlm.errors import ModelError
-from speechlm.ssl.logmel import LOGMEL, LogMelFrontEnd
+from speechlm.ssl.logmel import LOGMEL, LOGMEL_CMN, LOGMEL_MODES, LogMelFrontEnd
 
 KIND = "ssl_encoder"
 FORMAT_VERSION = 1
@@ -108,9 +108,9 @@ def check_arch(arch: Any, where: str) -> dict[str, Any]:
     if missing:
         raise ModelError(f"{where}: architecture fields missing: {brief(missing)}")
     out = {k: arch.get(k) for k in ARCH_KEYS}
-    if out["extractor_mode"] not in ("group_norm", "layer_norm", LOGMEL):
-        raise ModelError(f"{where}: extractor_mode must be 'group_norm', 'layer_norm' or "
-                         f"'{LOGMEL}', got {out['extractor_mode']!r}")
+    if out["extractor_mode"] not in ("group_norm", "layer_norm", *LOGMEL_MODES):
+        raise ModelError(f"{where}: extractor_mode must be 'group_norm', 'layer_norm', "
+                         f"'{LOGMEL}' or '{LOGMEL_CMN}', got {out['extractor_mode']!r}")
     conv = out["extractor_conv_layer_config"]
     if conv is None:
         conv = _DEFAULT_CONV
@@ -121,9 +121,10 @@ def check_arch(arch: Any, where: str) -> dict[str, Any]:
     if not conv or any(len(layer) != 3 or min(layer) < 1 for layer in conv):
         raise ModelError(f"{where}: extractor_conv_layer_config must be a non-empty list of "
                          f"(channels, kernel, stride) triples of positive integers")
-    if out["extractor_mode"] == LOGMEL and (len(conv) != 1 or conv[0][1:] != (400, 320)):
-        raise ModelError(f"{where}: a '{LOGMEL}' front end needs extractor_conv_layer_config "
-                         f"[[n_mels, 400, 320]], got {[list(c) for c in conv]}")
+    if out["extractor_mode"] in LOGMEL_MODES and (len(conv) != 1 or conv[0][1:] != (400, 320)):
+        raise ModelError(f"{where}: a '{out['extractor_mode']}' front end needs "
+                         f"extractor_conv_layer_config [[n_mels, 400, 320]], got "
+                         f"{[list(c) for c in conv]}")
     out["extractor_conv_layer_config"] = conv
     for key in ("extractor_conv_bias", "encoder_layer_norm_first"):
         out[key] = bool(out[key])
@@ -152,16 +153,17 @@ def arch_to_json(arch: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_model(arch: Mapping[str, Any]) -> Wav2Vec2Model:
-    """``wav2vec2_model(**arch)``; with ``extractor_mode="logmel"`` the CNN is replaced by a
-    :class:`~speechlm.ssl.logmel.LogMelFrontEnd` of ``extractor_conv_layer_config[0][0]`` bands
+    """``wav2vec2_model(**arch)``; with ``extractor_mode="logmel"`` (or ``"logmel_cmn"``) the CNN
+    is replaced by a :class:`~speechlm.ssl.logmel.LogMelFrontEnd` of
+    ``extractor_conv_layer_config[0][0]`` bands (with mean normalisation for ``logmel_cmn``)
     (the feature projection then takes that many inputs)."""
-    if arch["extractor_mode"] != LOGMEL:
+    if arch["extractor_mode"] not in LOGMEL_MODES:
         return wav2vec2_model(**arch)
     (n_mels, window, hop), = arch["extractor_conv_layer_config"]
     model = wav2vec2_model(**{**arch, "extractor_mode": "group_norm",
                               "extractor_conv_layer_config": [(n_mels, 1, 1)]})
     with torch.device("cpu"):  # buffers computed from the config, even under a meta device
-        front = LogMelFrontEnd(n_mels, window, hop)
+        front = LogMelFrontEnd(n_mels, window, hop, cmn=arch["extractor_mode"] == LOGMEL_CMN)
     model.feature_extractor = front
     return model
 
@@ -202,7 +204,8 @@ def _empty_model(arch: Mapping[str, Any], where: str) -> Wav2Vec2Model:
     model = _meta_model(arch, where).to_empty(device="cpu")
     if isinstance(model.feature_extractor, LogMelFrontEnd):  # to_empty wiped its buffers
         front = model.feature_extractor
-        model.feature_extractor = LogMelFrontEnd(front.n_mels, front.window, front.hop)
+        model.feature_extractor = LogMelFrontEnd(front.n_mels, front.window, front.hop,
+                                                 cmn=front.cmn)
     return model
 
 

@@ -36,7 +36,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
     #                             logmel: [[n_mels, 400, 320]]
     "conv_bias": False,  # bias in the CNN layers
     "extractor_mode": "group_norm",  # group_norm (HuBERT Base) | layer_norm (Large) |
-    #                                  logmel (MelHuBERT-style filterbank input, no CNN)
+    #                                  logmel (MelHuBERT-style filterbank input, no CNN) |
+    #                                  logmel_cmn (the same, each band less its input's mean)
     "dim": 768,  # transformer width D
     "layers": 12,  # transformer blocks
     "heads": 12,  # attention heads

@@ -282,6 +282,20 @@ class PhoneModel(torch.nn.Module):
         return self.head(x), self.ctc(x)
 
 
+def _same_weights_layout(theirs: Any, ours: dict[str, Any]) -> bool:
+    """Whether an init's architecture is this recipe's, but for the log-mel front end's mean
+    normalisation (``logmel`` vs ``logmel_cmn``: the same weights, different input features)."""
+    from speechlm.ssl.logmel import LOGMEL, LOGMEL_MODES
+
+    if not isinstance(theirs, dict):
+        return False
+
+    def plain(a: dict[str, Any]) -> dict[str, Any]:
+        return {**a, "extractor_mode": LOGMEL} if a.get("extractor_mode") in LOGMEL_MODES else a
+
+    return plain(theirs) == plain(ours)
+
+
 def warm_start(model: PhoneModel, arch: dict[str, Any], path: str | os.PathLike) -> None:
     """Load a phone encoder directory (:func:`speechlm.ssl.phone.save_phone_encoder`) into
     ``model``: the encoder and the frame head, in float32 (a float16 copy, as bundled,
@@ -289,7 +303,8 @@ def warm_start(model: PhoneModel, arch: dict[str, Any], path: str | os.PathLike)
     initialisation).
 
     Raises:
-        ModelError: ``path`` is not a phone encoder, or its architecture or phone list differs.
+        ModelError: ``path`` is not a phone encoder, or its architecture or phone list differs
+            (a ``logmel`` encoder may start a ``logmel_cmn`` run and the reverse).
     """
     from speechlm.ssl.common import CONFIG_NAME, WEIGHTS_NAME, arch_to_json
     from speechlm.ssl.files import load_safetensors, read_json
@@ -303,7 +318,7 @@ def warm_start(model: PhoneModel, arch: dict[str, Any], path: str | os.PathLike)
     head_cfg = cfg.get(HEAD_KEY)
     if not isinstance(head_cfg, dict) or head_cfg.get("phones") != list(PHONES):
         raise ModelError(f"model.init {path}: not a phone encoder over this phone set")
-    if cfg.get("arch") != arch_to_json(arch):
+    if not _same_weights_layout(cfg.get("arch"), arch_to_json(arch)):
         raise ModelError(f"model.init {path}: its architecture differs from this recipe's "
                          "[model] section")
     model.encoder.load_state_dict({k: v.float() for k, v in
