@@ -5,8 +5,9 @@
 # recipe (configs/encoder/phone-cpu.toml, model.init; a fresh warm-up and cosine schedule at
 # half the peak rate), then:
 #   1. k-means K = 100 over its posteriors (as phone-k100 was made) -> outputs/tokenizers/phone-NAME-k100
-#   2. speechlm eval tokenizer: it against phone-k100, seen (test) and held-out voices
-#      -> docs/tokenizer-phone-NAME.{md,json}
+#   2. speechlm eval tokenizer: it against BASE (default phone-k100; a run's tokenizer, e.g.
+#      outputs/tokenizers/phone-control-k100, pairs it with that run), seen (test) and
+#      held-out voices -> docs/tokenizer-phone-NAME.{md,json}
 #   3. (LM=1, the default) the bundled LM's recipe (configs/lm/phone-cpu.toml) on its units of
 #      the 12.5 h sample, scored on the aligned probe set of scripts/build_lm_phone_oracle.sh
 #      -> docs/lm-phone-NAME-aligned-probes.{md,json}
@@ -16,6 +17,10 @@
 # (`make phone-specaug`): the same run with SpecAugment on the log-mel input.
 #   NAME=cmn EXTRA="--model.extractor_mode=logmel_cmn" LM=0 bash scripts/build_phone_encoder_more.sh
 # (`make phone-cmn`): the same run with each log-mel band less its mean over the input.
+#   NAME=control LM=0 (`make phone-control`): the plain recipe again, the control of the
+# variants on today's corpus draw; NAME=forced (`make phone-forced`: the force-aligned
+# espeak-ng and RHVoice voices added) and NAME=adv (`make phone-adv`: a speaker adversary)
+# are judged against it with BASE=outputs/tokenizers/phone-control-k100.
 # ~75 min on 2 idle cores (encoder ~36 min at 1.65 steps/s, LM ~18 min); every step resumes or
 # is skipped when its output exists. Nothing bundled changes: the default units switch only
 # together with a vocoder and an LM trained on them.
@@ -28,6 +33,7 @@ if [ "$NAME" = more ]; then RUN=${RUN:-outputs/encoder-phone-cont}; else RUN=${R
 STEPS=${STEPS:-3600}
 EXTRA=${EXTRA:-}
 LM=${LM:-1}
+BASE=${BASE:-phone-k100}
 PROBES=${PROBES:-data/probes-aligned}
 TOK=outputs/tokenizers/phone-$NAME-k100
 export OMP_WAIT_POLICY=PASSIVE
@@ -42,7 +48,7 @@ $SL train encoder --config configs/encoder/phone-cpu.toml --data.corpus="$CORPUS
   --max-frames 300000 --out "$TOK" --force
 
 [ -f "docs/tokenizer-phone-$NAME.json" ] || $SL eval tokenizer --corpus "$CORPUS" --manifest test \
-  --manifest heldout --tokenizer phone-k100 --tokenizer "$TOK" --max-utterances 200 \
+  --manifest heldout --tokenizer "$BASE" --tokenizer "$TOK" --max-utterances 200 \
   --json "docs/tokenizer-phone-$NAME.json" --markdown "docs/tokenizer-phone-$NAME.md"
 
 [ "$LM" = 1 ] || exit 0

@@ -111,7 +111,8 @@ def test_labels_follow_the_speed_factor(small_corpus, tmp_path):
     cfg = load_config(TINY, overrides(small_corpus, tmp_path / "r") + ["--data.augment=false"])
     task = PhoneTask(cfg)
     task.build(torch.device("cpu"), 0, 1)
-    wav, y, mask = task.batch("train", 0, 0)
+    wav, y, mask, spk, scale = task.batch("train", 0, 0)
+    assert (spk == IGNORE).all() and scale == 0.0  # no speaker adversary unless asked for
     assert mask is None  # SpecAugment is off unless the recipe asks for it
     n = num_frames(wav.shape[1])
     assert wav.shape == (4, crop_samples(n)) and y.shape == (4, n)
@@ -151,13 +152,14 @@ def test_spec_augment_masks_train_batches_and_fills_with_the_crop_mean(small_cor
     cfg = load_config(TINY, overrides(small_corpus, tmp_path / "r") + spec)
     task = PhoneTask(cfg)
     model = task.build(torch.device("cpu"), 0, 1).eval()
-    wav, y, mask = task.batch("train", 0, 0)
+    wav, y, mask, _, _ = task.batch("train", 0, 0)
     assert mask is not None and mask.shape == (*y.shape, 80) and mask.any()
     assert torch.equal(mask, task.batch("train", 0, 0)[2])  # a pure function of (seed, step)
     assert task.batch("valid", 1, 0)[2] is None  # validation sees the plain input
-    plain, _ = model(wav)
+    plain, _, adv = model(wav)
+    assert adv is None
     assert torch.equal(plain, model(wav, torch.zeros_like(mask))[0])
-    masked, _ = model(wav, mask)
+    masked = model(wav, mask)[0]
     assert not torch.allclose(plain, masked)
     # what the transformer is given: masked entries hold the crop's mean, the rest the log-mel
     seen = []
@@ -240,6 +242,80 @@ def _cmd(corpus, out, steps):
 
 
 @pytest.mark.slow
+def test_reverse_grad_negates_and_scales_only_the_gradient():
+    from speechlm.train.phone import adversary_scale, reverse_grad
+
+    x = torch.randn(3, 5, requires_grad=True)
+    y = reverse_grad(x, 0.25)
+    assert torch.equal(y, x)
+    (y * torch.arange(5.0)).sum().backward()
+    assert torch.equal(x.grad, -0.25 * torch.arange(5.0).expand(3, 5))
+    ramp = [adversary_scale(0.5, s, 100) for s in (0, 10, 50, 100, 200)]
+    assert ramp[0] == 0.0 and ramp == sorted(ramp) and ramp[-1] == ramp[-2]
+    assert 0.49 < ramp[3] <= 0.5 and 0.22 < ramp[1] < 0.24  # (2 / (1 + e^-1) - 1) x 0.5 = 0.231
+
+
+def test_speaker_adversary_trains_beside_the_encoder_and_is_not_exported(small_corpus,
+                                                                         tmp_path):
+    """adv_weight > 0: every crop carries its training speaker, the adversary's loss joins the
+    backward pass but not the reported (model-selecting) loss, its gradient reaches the
+    encoder reversed, and the exported encoder is the plain one; a run cannot resume with
+    another adversary."""
+    from speechlm.data.voices import base_name_of
+    from speechlm.errors import SpeechLMError
+    from speechlm.ssl.files import read_json
+    from speechlm.train.phone import PhoneTask, reverse_grad, speaker_of
+
+    out = tmp_path / "adv"
+    args = overrides(small_corpus, out, max_steps=4, eval_interval=2, ckpt_interval=2)
+    cfg = load_config(TINY, args + ["--model.adv_weight=0.5", "--model.adv_hidden=16"])
+    task = PhoneTask(cfg)
+    model = task.build(torch.device("cpu"), 0, 1)
+    speakers = task.sets["train"].speakers()
+    assert len(speakers) >= 2 and model.adv[-1].out_features == len(speakers)
+    b = task.batch("train", 0, 2)
+    p = plan_batch(0, 2, task.sets["train"].samples, 4, task.crop_frames, 0.8, (0.78, 1.28))
+    want = [speakers.index(speaker_of(task.sets["train"].items[int(i)])) for i in p["utt"]]
+    assert b.spk.tolist() == want and 0 < b.adv_scale < 0.5
+    total, metrics = task.loss(model, b)
+    assert 0 <= float(metrics["spk_acc"]) <= 1
+    assert torch.isclose(total, metrics["loss"] + metrics["spk_ce"])
+    # the encoder's gradient from the adversary's loss alone is the reversed one
+    model.zero_grad()
+    x = model.encoder(b.wav)[0].detach().requires_grad_(True)
+    speech = (b.y != IGNORE) & (b.y != PHONE_ID["SIL"])
+    spk = b.spk[:, None].expand_as(b.y)
+    ce = torch.nn.functional.cross_entropy(model.adv(reverse_grad(x, 0.3))[speech], spk[speech])
+    ce.backward()
+    g_rev = x.grad.clone()
+    x.grad = None
+    torch.nn.functional.cross_entropy(model.adv(x)[speech], spk[speech]).backward()
+    assert torch.allclose(g_rev, -0.3 * x.grad, atol=1e-7) and g_rev.abs().sum() > 0
+    task.close()
+
+    run = train_encoder(cfg, progress=False)
+    state = load_file(run / "state.safetensors")
+    assert any(k.startswith("model.adv.") for k in state)
+    history = json.loads((run / "state.json").read_text())
+    assert history["adv_speakers"] == speakers and history["valid_spk_acc"]
+    exported = load_file(run / "model" / "model.safetensors")
+    assert not any("adv" in k for k in exported)
+    training = read_json(run / "model" / "config.json")["training"]
+    assert training["adv_weight"] == 0.5 and training["adv_speakers"] == len(speakers)
+    enc = encoder_from_name(str(run / "model"))
+    assert enc(torch.randn(1, 16000)).shape[-1] == len(PHONES)
+    with pytest.raises(SpeechLMError, match="speaker adversary|does not fit"):
+        train_encoder(load_config(TINY, args + ["--train.max_steps=6"]), progress=False)
+    voices = PhoneTask(load_config(TINY, args + ["--model.adv_weight=0.5",
+                                                 "--model.adv_target=voice"]))
+    voices.build(torch.device("cpu"), 0, 1)
+    assert voices.speakers == sorted({base_name_of(s) for s in speakers})
+    for bad in ("--model.adv_weight=-1", "--model.adv_hidden=0", "--model.adv_weight=true",
+                "--model.adv_target=engine"):
+        with pytest.raises(DataError, match="adv_"):
+            load_config(TINY, [bad])
+
+
 def test_kill_9_and_resume_matches_uninterrupted(small_corpus, tmp_path):
     """Augmentation, speed factors and dropout are functions of (seed, step) too."""
     from speechlm.train.encoder import main

@@ -1,4 +1,5 @@
-"""``speechlm corpus synth``: build a synthetic training corpus (``world`` or ``arctic15``)."""
+"""``speechlm corpus synth``: build a synthetic training corpus (``world`` or ``arctic15``);
+``speechlm corpus align``: phone labels by forced alignment for the voices without any."""
 
 from __future__ import annotations
 
@@ -38,8 +39,49 @@ def cmd_corpus_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _phone_encoder(name: str) -> Path:
+    """A phone encoder directory, or a tokenizer (a bundled name or a path) holding one."""
+    from speechlm.checkpoint import resolve
+    from speechlm.errors import DataError, ModelError
+    from speechlm.ssl.phone import is_phone_encoder
+
+    path = Path(name)
+    if not is_phone_encoder(path):
+        try:
+            path = resolve(name) / "encoder"
+        except ModelError:
+            pass
+    if not is_phone_encoder(path):
+        raise DataError(f"--encoder {name}: not a phone encoder, nor a tokenizer with one")
+    return path
+
+
+def cmd_corpus_align(args: argparse.Namespace) -> int:
+    from speechlm.data.align import MIN_SCORE, align_corpus
+    from speechlm.data.manifest import read_manifest, resolve_manifest
+
+    items = []
+    for m in args.manifest or ["train"]:
+        items += read_manifest(resolve_manifest(m, args.corpus))
+    if args.max_utterances:
+        items = items[: args.max_utterances]
+    encoder = _phone_encoder(args.encoder)
+    min_score = MIN_SCORE if args.min_score is None else args.min_score
+    summary = align_corpus(items, encoder, args.out, min_score=min_score,
+                           include_aligned=args.all, progress=not args.quiet,
+                           name=args.encoder)
+    if args.markdown:
+        from speechlm.data.align import markdown
+        from speechlm.io import write_text_atomic
+
+        write_text_atomic(args.markdown, markdown(summary, f"Forced alignment: "
+                                                  f"{', '.join(args.manifest or ['train'])}"))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
 def register(sub, add_parser) -> None:
-    """``corpus synth``."""
+    """``corpus synth``, ``corpus align``."""
     c = add_parser(sub, "corpus", help="build a training corpus")
     csub = c.add_subparsers(dest="corpus_command", metavar="ACTION", parser_class=Parser)
     csub.required = True
@@ -65,3 +107,26 @@ def register(sub, add_parser) -> None:
     cs.add_argument("--card", help="world: write the corpus card (markdown) here")
     cs.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
     cs.set_defaults(func=cmd_corpus_synth)
+
+    ca = add_parser(csub, "align", help="phone labels by forced alignment",
+                    description="Label the utterances whose engine reports no phone times "
+                    "(espeak-ng, RHVoice): the text read by espeak-ng in the voice's dialect, "
+                    "Viterbi-aligned to a phone encoder's frames. Writes OUT/<utterance>.phn, "
+                    "OUT/align.tsv (a row per utterance) and OUT/align.json (per voice: kept, "
+                    "mean score, and with --all the frame agreement of the forced and the "
+                    "argmax labels with the engine's). Resumable. The phone trainer reads "
+                    "OUT with data.forced_alignments=OUT.")
+    ca.add_argument("--corpus", default="data/corpus-v2", help="corpus directory")
+    ca.add_argument("--manifest", action="append", default=None,
+                    help="split name or manifest path (repeatable; none: train)")
+    ca.add_argument("--encoder", default="phone-k100",
+                    help="phone encoder directory, or a tokenizer holding one")
+    ca.add_argument("--out", required=True, help="output directory")
+    ca.add_argument("--min-score", type=float,
+                    help="mean log-probability per frame below which an alignment is dropped "
+                    "(none: -2.5)")
+    ca.add_argument("--all", action="store_true",
+                    help="align utterances with engine labels too (to measure the labels)")
+    ca.add_argument("--max-utterances", type=int, default=0, help="only the first N")
+    ca.add_argument("--markdown", help="also write the summary as a markdown table here")
+    ca.set_defaults(func=cmd_corpus_align)

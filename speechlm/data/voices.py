@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 
 import numpy as np
 
@@ -178,6 +179,12 @@ def all_identities(bases: tuple[BaseVoice, ...] = BASE_VOICES,
                    n: int = IDENTITIES_PER_VOICE) -> list[Identity]:
     """Every identity of every base voice."""
     return [i for b in bases for i in identities_of(b, n)]
+
+
+def base_name_of(speaker: str) -> str:
+    """The base voice's name in an identity's name (``espeak_us-nyc_f5-f96p88g60r115`` ->
+    ``espeak_us-nyc_f5``): the name less its perturbation code; other names unchanged."""
+    return re.sub(r"-f\d+p\d+g\d+r\d+$", "", speaker)
 
 
 def base_voice(name: str) -> BaseVoice:

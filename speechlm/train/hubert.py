@@ -157,6 +157,12 @@ class _ScaleGrad(torch.autograd.Function):
         return grad * ctx.scale, None
 
 
+def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """``x`` unchanged, its gradient multiplied by ``scale`` on the way back (a negative scale
+    reverses it: the phone trainer's speaker adversary)."""
+    return _ScaleGrad.apply(x, scale)
+
+
 class HubertPretrainer(torch.nn.Module):
     """A :class:`Wav2Vec2Model` (``self.encoder``) plus HuBERT's masked-prediction head.
 
@@ -200,7 +206,7 @@ class HubertPretrainer(torch.nn.Module):
         penalty = (x.float().pow(2).mean() if x.requires_grad
                    else x.new_zeros((), dtype=torch.float32))
         if self.feature_grad_mult != 1.0:
-            x = _ScaleGrad.apply(x, self.feature_grad_mult)
+            x = scale_grad(x, self.feature_grad_mult)
         x, _ = self.encoder.encoder._preprocess(x, None)  # [B, F, D]
         x = torch.where(mask[..., None], self.mask_emb.to(x.dtype), x)
         x = self.encoder.encoder.transformer(x)  # [B, F, D]

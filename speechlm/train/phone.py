@@ -26,6 +26,22 @@ Every training crop is perturbed so that the units learn to ignore the speaker a
   encoder cannot lean on one voice's formant detail. Training only: the exported encoder is the
   plain one.
 
+Optionally (``model.adv_weight`` > 0; off by default) a **speaker adversary** (Ganin and
+Lempitsky's gradient reversal, as in speaker-invariant ASR training: Meng et al., 2018) reads
+the encoder's output frames through a gradient-reversal layer and learns to name the training
+speaker (with ``model.adv_target = "voice"``: the base voice) of every speech frame; the
+encoder gets the negated gradient, scaled by ``adv_weight`` times a ramp from 0 to 1 over the
+run (``2 / (1 + exp(-10 p)) - 1`` at the share ``p`` of ``train.max_steps`` done), so it is
+pushed to drop what tells the voices apart. The adversary is training-only: the exported
+encoder is the plain one, and the reported ``loss`` (which picks the best model) is the phone
+objective alone; ``spk_acc`` logs how often the adversary names the speaker (chance: one over
+the speakers).
+
+Only festival, flite and MBROLA report their phones' times, so by default 12 of the world
+corpus's 28 training voices teach the encoder. ``data.forced_alignments`` adds the others'
+training utterances with labels from forced alignment (:mod:`speechlm.data.align`: their text
+read by espeak-ng, Viterbi-aligned to a phone encoder's frames); validation stays engine-labelled.
+
 The corpus's voices already vary vocal-tract length, F0 level and range and speaking rate per
 identity (:mod:`speechlm.data.voices`). Batches are a pure function of (seed, step), so a
 resumed run computes what it would have (the loop's contract). The run directory holds::
@@ -44,7 +60,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -52,6 +68,7 @@ import torch.nn.functional as F
 import torchaudio
 
 from speechlm.audio import FRAME_SIZE, HOP_SIZE, SAMPLE_RATE, AudioReader
+from speechlm.data.align import forced_phn_path
 from speechlm.data.manifest import Utterance, read_manifest, read_phn, resolve_manifest
 from speechlm.data.phones import CLASSES, SILENCE, arpabet_of
 from speechlm.errors import DataError, ModelError
@@ -81,6 +98,8 @@ DATA_DEFAULTS: dict[str, Any] = {
     "p_codec": 0.0,  # share of crops through ogg/mp3 (slow on a CPU: per item)
     "workers": 1,  # threads reading audio
     "max_utterances": 0,  # 0: every aligned utterance; else a seeded subset (for tests)
+    "forced_alignments": "",  # a directory of forced .phn labels (speechlm corpus align) for
+    # the utterances whose engine gave none (espeak-ng, RHVoice): training crops only; "": none
     "spec_freq_masks": 0,  # SpecAugment: mel bands masked per crop (0: none)
     "spec_freq_width": 0,  # ... each up to this many bins wide
     "spec_time_masks": 0,  # SpecAugment: spans of frames masked per crop (0: none)
@@ -104,6 +123,10 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "projection_dropout": 0.1,
     "layer_drop": 0.0,
     "ctc_weight": 0.3,  # weight of the CTC loss (frame cross-entropy: 1)
+    "adv_weight": 0.0,  # speaker adversary's gradient-reversal scale (0: no adversary)
+    "adv_hidden": 256,  # its hidden width (one ReLU layer before the speaker logits)
+    "adv_target": "speaker",  # what it names: "speaker" (the corpus's speaker) or "voice" (its
+    # base voice: the world corpus's voice with all its pitch and vocal-tract variants as one)
     "init": "",  # a phone encoder directory to start from (its encoder and frame head; the
     # CTC head starts afresh); "" trains from scratch. A resumed run continues its checkpoint.
 }
@@ -130,6 +153,18 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     if d["spec_freq_width"] >= m["conv_layers"][0][0] and d["spec_freq_masks"]:
         raise DataError(f"data.spec_freq_width {d['spec_freq_width']} must be narrower than the "
                         f"{m['conv_layers'][0][0]} mel bands")
+    fa = d["forced_alignments"]
+    if fa and not (Path(fa) / "align.json").is_file():
+        raise DataError(f"data.forced_alignments {fa}: not a directory of forced alignments "
+                        "(make one with 'speechlm corpus align')")
+    w = m["adv_weight"]
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 10:
+        raise DataError(f"model.adv_weight {w!r}: expected a number in [0, 10]")
+    if m["adv_target"] not in ADV_TARGETS:
+        raise DataError(f"model.adv_target {m['adv_target']!r}: expected one of {ADV_TARGETS}")
+    h = m["adv_hidden"]
+    if isinstance(h, bool) or not isinstance(h, int) or h < 1:
+        raise DataError(f"model.adv_hidden {h!r}: expected a whole number >= 1")
     build_arch(m)
     return cfg
 
@@ -147,7 +182,7 @@ class AlignedSet:
     """The aligned utterances of one split, their phone segments in memory."""
 
     def __init__(self, corpus: str | os.PathLike, split: str, min_seconds: float,
-                 max_utterances: int = 0, seed: int = 0):
+                 max_utterances: int = 0, seed: int = 0, forced: str | os.PathLike = ""):
         items = read_manifest(resolve_manifest(split, corpus))
         items = [u for u in items if u.num_samples >= max(min_seconds * SAMPLE_RATE,
                                                           FRAME_SIZE + HOP_SIZE)]
@@ -157,10 +192,17 @@ class AlignedSet:
             items = [items[i] for i in keep]
         self.items: list[Utterance] = []
         self.segments: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.forced = 0  # utterances labelled by forced alignment
         for u in items:
-            if not u.phn_path.exists():
+            path = u.phn_path
+            if not path.exists() and forced:
+                path = forced_phn_path(forced, u)
+                if not path.exists():
+                    continue
+                self.forced += 1
+            elif not path.exists():
                 continue
-            phn = read_phn(u.phn_path)
+            phn = read_phn(path)
             if not phn:
                 continue
             starts = np.array([s for s, _, _ in phn], dtype=np.int64)
@@ -183,9 +225,40 @@ class AlignedSet:
         ok = (idx >= 0) & (positions < ends[np.clip(idx, 0, None)])
         return np.where(ok, ids[np.clip(idx, 0, None)], IGNORE)
 
+    def speakers(self, target: str = "speaker") -> list[str]:
+        """The speakers (or voices: :func:`speaker_of`) of the set, sorted."""
+        return sorted({speaker_of(u, target) for u in self.items})
+
     @property
     def hours(self) -> float:
         return float(self.samples.sum()) / SAMPLE_RATE / 3600
+
+
+ADV_TARGETS = ("speaker", "voice")
+
+
+def speaker_of(u: Utterance, target: str = "speaker") -> str:
+    """An utterance's speaker: its manifest's ``.spk`` entry, else its audio file's folder;
+    for ``target="voice"`` its base voice (the world corpus names a speaker
+    ``<voice>-<pitch and vocal-tract variant>``: :func:`speechlm.data.voices.base_name_of`)."""
+    from speechlm.data.voices import base_name_of
+
+    name = u.speaker or u.path.parent.name
+    return base_name_of(name) if target == "voice" else name
+
+
+def adversary_scale(weight: float, step: int, max_steps: int) -> float:
+    """Gradient-reversal scale at ``step``: ``weight`` times the ramp ``2 / (1 + exp(-10 p))
+    - 1`` (0 at the start, 0.987 half-way, 1.0 at the end) of the run's share ``p`` done."""
+    p = min(max(step / max(max_steps, 1), 0.0), 1.0)
+    return float(weight) * (2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0)
+
+
+def reverse_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """``x`` unchanged, its gradient multiplied by ``-scale`` on the way back."""
+    from speechlm.train.hubert import scale_grad
+
+    return scale_grad(x, -scale)
 
 
 def crop_samples(frames: int) -> int:
@@ -252,10 +325,22 @@ def resample_to(wav: torch.Tensor, num: int, den: int, length: int) -> torch.Ten
 # --------------------------------------------------------------------------- model
 
 
-class PhoneModel(torch.nn.Module):
-    """``Wav2Vec2Model`` + frame phone head + CTC head (blank = the last class)."""
+class PhoneBatch(NamedTuple):
+    """One rank's training or validation batch."""
 
-    def __init__(self, arch: dict[str, Any], n_phones: int = len(PHONES)):
+    wav: torch.Tensor  # [b, T] waveforms
+    y: torch.Tensor  # [b, F] frame phone ids (IGNORE: no label)
+    mask: torch.Tensor | None  # [b, F, bands] SpecAugment (training batches only) or None
+    spk: torch.Tensor  # [b] speaker index of each crop (IGNORE: not a training speaker)
+    adv_scale: float  # gradient-reversal scale of the speaker adversary at this step
+
+
+class PhoneModel(torch.nn.Module):
+    """``Wav2Vec2Model`` + frame phone head + CTC head (blank = the last class), and with
+    ``n_speakers`` > 0 a speaker adversary behind a gradient-reversal layer (training only)."""
+
+    def __init__(self, arch: dict[str, Any], n_phones: int = len(PHONES), n_speakers: int = 0,
+                 adv_hidden: int = 256):
         super().__init__()
         from speechlm.ssl.common import build_model
         from speechlm.train.hubert import _init_weights
@@ -265,11 +350,18 @@ class PhoneModel(torch.nn.Module):
         dim = arch["encoder_embed_dim"]
         self.head = torch.nn.Linear(dim, n_phones)
         self.ctc = torch.nn.Linear(dim, n_phones + 1)
+        self.adv = None
+        if n_speakers:
+            self.adv = torch.nn.Sequential(torch.nn.Linear(dim, adv_hidden), torch.nn.ReLU(),
+                                           torch.nn.Linear(adv_hidden, n_speakers))
 
-    def forward(self, wav: torch.Tensor, mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frame logits ``[B, F, P]`` and CTC logits ``[B, F, P + 1]``; ``mask`` ``[B, F, bands]``
-        (SpecAugment, :func:`spec_masks`) sets those input features to each crop's mean."""
+    def forward(self, wav: torch.Tensor, mask: torch.Tensor | None = None,
+                adv_scale: float = 0.0
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Frame logits ``[B, F, P]``, CTC logits ``[B, F, P + 1]`` and the adversary's speaker
+        logits ``[B, F, S]`` (``None`` without one), whose gradient reaches the encoder
+        negated and scaled by ``adv_scale``; ``mask`` ``[B, F, bands]`` (SpecAugment,
+        :func:`spec_masks`) sets those input features to each crop's mean."""
         if mask is None:
             x, _ = self.encoder(wav)
         else:
@@ -279,7 +371,8 @@ class PhoneModel(torch.nn.Module):
                                  f"{list(feats.shape)}")
             fill = feats.mean(dim=(1, 2), keepdim=True)
             x = self.encoder.encoder(torch.where(mask, fill, feats), None)
-        return self.head(x), self.ctc(x)
+        adv = None if self.adv is None else self.adv(reverse_grad(x, adv_scale))
+        return self.head(x), self.ctc(x), adv
 
 
 def _same_weights_layout(theirs: Any, ours: dict[str, Any]) -> bool:
@@ -371,20 +464,27 @@ class PhoneTask(TrainTask):
         per_rank = self.train.batch_size // world
         self.mine = slice(rank * per_rank, (rank + 1) * per_rank)
         self.sets = {s: AlignedSet(d["corpus"], s, d["min_seconds"], d["max_utterances"],
-                                   self.train.seed) for s in ("train", "valid")}
+                                   self.train.seed,
+                                   d["forced_alignments"] if s == "train" else "")
+                     for s in ("train", "valid")}
         self.crop_frames = num_frames(int(d["crop_seconds"] * SAMPLE_RATE))
         self.readers = ThreadPoolExecutor(d["workers"]) if d["workers"] > 1 else None
         if d["augment"]:
             self.augmenter = Augmenter(AugmentConfig(p_codec=float(d["p_codec"])))
         self.arch = arch_of(self.m)
-        model = PhoneModel(self.arch)
+        self.adv_target = self.m["adv_target"]
+        self.speakers = (self.sets["train"].speakers(self.adv_target) if self.m["adv_weight"]
+                         else [])
+        self.speaker_id = {name: i for i, name in enumerate(self.speakers)}
+        model = PhoneModel(self.arch, n_speakers=len(self.speakers),
+                           adv_hidden=int(self.m["adv_hidden"]))
         if self.m["init"]:
             warm_start(model, self.arch, self.m["init"])
         return model
 
-    def batch(self, split: str, seed: int, index: int):
-        """Rank-local (waveforms [b, T], frame labels [b, F], SpecAugment masks [b, F, bands]
-        or None: training batches only)."""
+    def batch(self, split: str, seed: int, index: int) -> PhoneBatch:
+        """Rank-local batch ``index`` of ``split`` (a pure function of ``seed`` and ``index``,
+        which is the step for training batches)."""
         s, d = self.sets[split], self.data
         p = plan_batch(seed, index, s.samples, self.train.batch_size, self.crop_frames,
                        float(d["p_speed"]), tuple(d["speed"]))
@@ -418,11 +518,17 @@ class PhoneTask(TrainTask):
                               (int(d["spec_freq_masks"]), int(d["spec_freq_width"])),
                               (int(d["spec_time_masks"]), int(d["spec_time_width"])))
             mask = None if mask is None else mask[self.mine]
-        return wav, y, mask
+        spk = torch.tensor([self.speaker_id.get(speaker_of(s.items[int(p["utt"][b])],
+                                                           self.adv_target), IGNORE)
+                            for b in idx], dtype=torch.long)
+        scale = 0.0
+        if split == "train" and self.speakers:
+            scale = adversary_scale(float(self.m["adv_weight"]), index, self.train.max_steps)
+        return PhoneBatch(wav, y, mask, spk, scale)
 
-    def loss(self, model, batch):
-        wav, y, mask = batch
-        logits, ctc_logits = model(wav, mask)
+    def loss(self, model, batch: PhoneBatch):
+        wav, y, mask = batch.wav, batch.y, batch.mask
+        logits, ctc_logits, adv_logits = model(wav, mask, batch.adv_scale)
         logits = logits.float()
         labelled = y != IGNORE
         n_lab = labelled.sum().clamp(min=1)
@@ -441,19 +547,33 @@ class PhoneTask(TrainTask):
             total = total + w * ctc
             metrics["ctc"] = ctc / self.world
         metrics = {"loss": total / self.world, **metrics}
+        if adv_logits is not None:  # speech frames of training speakers; gradient reversed
+            spk = batch.spk.to(y.device)[:, None].expand_as(y)
+            speech = labelled & (y != PHONE_ID[SILENCE]) & (spk != IGNORE)
+            n_sp = speech.sum().clamp(min=1)
+            spk_ce = F.cross_entropy(adv_logits.float()[speech], spk[speech],
+                                     reduction="sum") / n_sp
+            spk_acc = (adv_logits.argmax(-1)[speech] == spk[speech]).sum() / n_sp
+            total = total + spk_ce  # the phone loss above stays the reported (selection) loss
+            metrics["spk_ce"] = spk_ce / self.world
+            metrics["spk_acc"] = spk_acc / self.world
         return total, metrics
 
-    def count(self, batch) -> int:
-        return batch[1].numel()
+    def count(self, batch: PhoneBatch) -> int:
+        return batch.y.numel()
 
     def describe(self, model) -> str:
         s = self.sets
+        forced = f", {s['train'].forced} of them force-aligned" if s["train"].forced else ""
         return (f"{sum(p.numel() for p in model.encoder.parameters()) / 1e6:.2f}M parameters "
-                f"(+ heads), {len(s['train'])} aligned train utterances ({s['train'].hours:.1f} h),"
-                f" {len(s['valid'])} valid")
+                f"(+ heads), {len(s['train'])} aligned train utterances ({s['train'].hours:.1f} h"
+                f"{forced}), {len(s['valid'])} valid")
 
     def history(self) -> dict[str, Any]:
-        return {"objective": "phone", "phones": list(PHONES), "valid_acc": []}
+        h = {"objective": "phone", "phones": list(PHONES), "valid_acc": []}
+        if self.speakers:
+            h.update(adv_speakers=list(self.speakers), valid_spk_acc=[])
+        return h
 
     def check_resume(self, history: dict[str, Any]) -> None:
         from speechlm.errors import SpeechLMError
@@ -461,6 +581,10 @@ class PhoneTask(TrainTask):
         if history.get("phones") != list(PHONES):
             raise SpeechLMError(f"{self.train.out} was trained on another phone set or "
                                 "objective; choose another train.out")
+        if history.get("adv_speakers", []) != list(self.speakers):
+            raise SpeechLMError(f"{self.train.out} was trained with another speaker adversary "
+                                "(model.adv_weight or the corpus's speakers differ); choose "
+                                "another train.out")
 
     def export(self, out: Path, model, step: int, valid: dict[str, float], rate: float) -> None:
         from speechlm.ssl.phone import save_phone_encoder
@@ -472,6 +596,13 @@ class PhoneTask(TrainTask):
                     "valid_frame_acc": round(valid["acc"], 4), "frames_per_s": round(rate)}
         if self.m["init"]:
             training["init"] = str(self.m["init"])
+        if d["forced_alignments"]:
+            training["forced_alignments"] = str(d["forced_alignments"])
+            training["forced_utterances"] = self.sets["train"].forced
+        if self.speakers:
+            training["adv_weight"] = float(self.m["adv_weight"])
+            training["adv_speakers"] = len(self.speakers)
+            training["adv_target"] = self.adv_target
         save_phone_encoder(out, model.encoder, self.arch, model.head.state_dict(), PHONES,
                            training, ctc=model.ctc.state_dict() if self.m["ctc_weight"] else None)
 
@@ -503,7 +634,7 @@ def export_state(run: str | os.PathLike, out: str | os.PathLike) -> Path:
     model = PhoneModel(arch)
     try:
         model.load_state_dict({k[len("model."):]: v.float() for k, v in tensors.items()
-                               if k.startswith("model.")})
+                               if k.startswith("model.") and not k.startswith("model.adv.")})
     except RuntimeError as err:
         raise SpeechLMError(f"{run}: its checkpoint does not fit its run.toml "
                             f"({str(err).strip().splitlines()[0]})") from None
