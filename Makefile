@@ -106,14 +106,14 @@ phone-specaug: $(STAMP)  ## the same 3,600 steps with SpecAugment on the log-mel
 phone-cmn: $(STAMP)  ## the same 3,600 steps with per-input mean normalisation of the log-mel bands (model.extractor_mode=logmel_cmn), its units judged against phone-k100 (~1 h; needs corpus-world): docs/tokenizer-phone-cmn*
 	NAME=cmn LM=0 EXTRA="--model.extractor_mode=logmel_cmn" bash scripts/build_phone_encoder_more.sh
 
-phone-control: $(STAMP)  ## the control of phone-cmn, phone-forced and phone-adv: the same 3,600 steps, recipe unchanged, on today's corpus draw (~1 h; needs corpus-world): docs/tokenizer-phone-control*
+phone-control: $(STAMP)  ## the control of phone-cmn: the same 3,600 steps, recipe unchanged, on today's corpus draw (~1 h; needs corpus-world): docs/tokenizer-phone-control*
 	NAME=control LM=0 bash scripts/build_phone_encoder_more.sh
 
 forced-align: $(STAMP)  ## phone labels by forced alignment for the train voices without engine labels (espeak-ng, RHVoice), and their agreement with engine labels where known (~4 min; needs corpus-world): data/align-v2, docs/forced-alignment-*
 	bash scripts/build_forced_alignments.sh
 
-phone-forced: forced-align  ## the same 3,600 steps with the force-aligned espeak-ng and RHVoice utterances added to training (16 more voices), judged against phone-control (~1 h): docs/tokenizer-phone-forced*
-	NAME=forced LM=0 BASE=outputs/tokenizers/phone-control-k100 EXTRA="--data.forced_alignments=data/align-v2" bash scripts/build_phone_encoder_more.sh
+phone-forced: forced-align  ## phone-cmn's run with the force-aligned espeak-ng and RHVoice utterances added to training (16 more voices), judged against phone-cmn (~1 h; run make phone-cmn first): docs/tokenizer-phone-cmn-forced*
+	NAME=cmn-forced LM=0 BASE=outputs/tokenizers/phone-cmn-k100 EXTRA="--model.extractor_mode=logmel_cmn --data.forced_alignments=data/align-v2" bash scripts/build_phone_encoder_more.sh
 
-phone-adv: $(STAMP)  ## the same 3,600 steps with a speaker adversary (gradient reversal, base-voice targets, weight 0.3), judged against phone-control (~1 h; needs corpus-world): docs/tokenizer-phone-adv*
-	NAME=adv LM=0 BASE=outputs/tokenizers/phone-control-k100 EXTRA="--model.adv_weight=0.3 --model.adv_target=voice" bash scripts/build_phone_encoder_more.sh
+phone-adv: $(STAMP)  ## phone-cmn's run with a speaker adversary (gradient reversal, base-voice targets, weight 0.3), judged against phone-cmn (~1 h; run make phone-cmn first): docs/tokenizer-phone-cmn-adv*
+	NAME=cmn-adv LM=0 BASE=outputs/tokenizers/phone-cmn-k100 EXTRA="--model.extractor_mode=logmel_cmn --model.adv_weight=0.3 --model.adv_target=voice" bash scripts/build_phone_encoder_more.sh

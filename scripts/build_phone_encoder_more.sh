@@ -6,7 +6,7 @@
 # half the peak rate), then:
 #   1. k-means K = 100 over its posteriors (as phone-k100 was made) -> outputs/tokenizers/phone-NAME-k100
 #   2. speechlm eval tokenizer: it against BASE (default phone-k100; a run's tokenizer, e.g.
-#      outputs/tokenizers/phone-control-k100, pairs it with that run), seen (test) and
+#      outputs/tokenizers/phone-cmn-k100, pairs it with that run), seen (test) and
 #      held-out voices -> docs/tokenizer-phone-NAME.{md,json}
 #   3. (LM=1, the default) the bundled LM's recipe (configs/lm/phone-cpu.toml) on its units of
 #      the 12.5 h sample, scored on the aligned probe set of scripts/build_lm_phone_oracle.sh
@@ -17,10 +17,10 @@
 # (`make phone-specaug`): the same run with SpecAugment on the log-mel input.
 #   NAME=cmn EXTRA="--model.extractor_mode=logmel_cmn" LM=0 bash scripts/build_phone_encoder_more.sh
 # (`make phone-cmn`): the same run with each log-mel band less its mean over the input.
-#   NAME=control LM=0 (`make phone-control`): the plain recipe again, the control of the
-# variants on today's corpus draw; NAME=forced (`make phone-forced`: the force-aligned
-# espeak-ng and RHVoice voices added) and NAME=adv (`make phone-adv`: a speaker adversary)
-# are judged against it with BASE=outputs/tokenizers/phone-control-k100.
+#   NAME=control LM=0 (`make phone-control`): the plain recipe again, phone-cmn's control on
+# today's corpus draw. NAME=cmn-forced (`make phone-forced`: the force-aligned espeak-ng and
+# RHVoice voices added) and NAME=cmn-adv (`make phone-adv`: a speaker adversary) build on
+# phone-cmn and are judged against it with BASE=outputs/tokenizers/phone-cmn-k100.
 # ~75 min on 2 idle cores (encoder ~36 min at 1.65 steps/s, LM ~18 min); every step resumes or
 # is skipped when its output exists. Nothing bundled changes: the default units switch only
 # together with a vocoder and an LM trained on them.
