@@ -22,6 +22,9 @@ from speechlm.data.manifest import Utterance, read_manifest
 from speechlm.data.phones import CLASSES
 from speechlm.errors import DataError
 
+REPO = Path(__file__).resolve().parents[1]
+ENCODER = REPO / "speechlm" / "pretrained" / "phone-k100" / "encoder"
+TINY = REPO / "configs" / "encoder" / "phone-tiny.toml"
 HAVE_ESPEAK = shutil.which("espeak-ng") is not None
 needs_espeak = pytest.mark.skipif(not HAVE_ESPEAK, reason="espeak-ng missing")
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -98,7 +101,7 @@ def test_align_corpus_labels_resumes_and_feeds_the_trainer(small_corpus, tmp_pat
     bare = [u for u in items if not u.phn_path.exists()]
     assert bare and {u.speaker for u in bare} == {"espeak_us_m3"}
     labelled = [u for u in items if u.speaker == "fest_kal"]
-    encoder = "speechlm/pretrained/phone-k100/encoder"
+    encoder = ENCODER
 
     check = align_corpus(labelled, encoder, tmp_path / "check", include_aligned=True,
                          progress=False)
@@ -135,7 +138,7 @@ def test_align_corpus_labels_resumes_and_feeds_the_trainer(small_corpus, tmp_pat
     from speechlm.train.encoder import load_config
     from speechlm.train.phone import PhoneTask
 
-    cfg = load_config("configs/encoder/phone-tiny.toml", [
+    cfg = load_config(TINY, [
         f"--data.corpus={small_corpus}", "--data.max_utterances=0",
         f"--data.forced_alignments={out}", f"--train.out={tmp_path / 'run'}"])
     task = PhoneTask(cfg)
@@ -147,9 +150,8 @@ def test_align_corpus_labels_resumes_and_feeds_the_trainer(small_corpus, tmp_pat
 def test_trainer_refuses_a_missing_alignment_directory(tmp_path):
     from speechlm.train.encoder import load_config
 
-    tiny = "configs/encoder/phone-tiny.toml"
     with pytest.raises(DataError, match="forced_alignments"):
-        load_config(tiny, [f"--data.forced_alignments={tmp_path}"])
+        load_config(TINY, [f"--data.forced_alignments={tmp_path}"])
 
 
 def test_align_cli_bad_encoder_exits_2(tmp_path, capsys):

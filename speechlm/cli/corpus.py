@@ -60,12 +60,12 @@ def cmd_corpus_align(args: argparse.Namespace) -> int:
     from speechlm.data.align import MIN_SCORE, align_corpus
     from speechlm.data.manifest import read_manifest, resolve_manifest
 
+    encoder = _phone_encoder(args.encoder)
     items = []
     for m in args.manifest or ["train"]:
         items += read_manifest(resolve_manifest(m, args.corpus))
     if args.max_utterances:
         items = items[: args.max_utterances]
-    encoder = _phone_encoder(args.encoder)
     min_score = MIN_SCORE if args.min_score is None else args.min_score
     summary = align_corpus(items, encoder, args.out, min_score=min_score,
                            include_aligned=args.all, progress=not args.quiet,
