@@ -112,7 +112,7 @@ phone-control: $(STAMP)  ## the control of phone-cmn: the same 3,600 steps, reci
 forced-align: $(STAMP)  ## phone labels by forced alignment for the train voices without engine labels (espeak-ng, RHVoice), and their agreement with engine labels where known (~4 min; needs corpus-world): data/align-v2, docs/forced-alignment-*
 	bash scripts/build_forced_alignments.sh
 
-phone-forced: forced-align  ## phone-cmn's run with the force-aligned espeak-ng and RHVoice utterances added to training (16 more voices), judged against phone-cmn (~1 h; run make phone-cmn first): docs/tokenizer-phone-cmn-forced*
+phone-forced: forced-align  ## phone-cmn's run with the force-aligned espeak-ng and RHVoice utterances added to training (15 more voices), judged against phone-cmn (~1 h; run make phone-cmn first): docs/tokenizer-phone-cmn-forced*
 	NAME=cmn-forced LM=0 BASE=outputs/tokenizers/phone-cmn-k100 EXTRA="--model.extractor_mode=logmel_cmn --data.forced_alignments=data/align-v2" bash scripts/build_phone_encoder_more.sh
 
 phone-adv: $(STAMP)  ## phone-cmn's run with a speaker adversary (gradient reversal, base-voice targets, weight 0.3), judged against phone-cmn (~1 h; run make phone-cmn first): docs/tokenizer-phone-cmn-adv*

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Phone labels for the world corpus's voices whose engine reports none (espeak-ng, RHVoice: 16
-# of the 28 training voices), by forced alignment with the bundled phone encoder
+# Phone labels for the world corpus's voices whose engine reports none (espeak-ng, RHVoice: 15
+# of the 27 training voices), by forced alignment with the bundled phone encoder
 # (speechlm corpus align; speechlm/data/align.py), and how good such labels are where the
 # engine's are known:
 #   data/align-v2/                     the train split's labels (data.forced_alignments=...)

@@ -1,8 +1,8 @@
 """Forced alignment: phone labels for the corpus voices whose engine reports none.
 
 Only festival, flite and MBROLA (and Piper, held out) say where their phones are, so a phone
-encoder learns from 12 of the world corpus's 28 training voices; the espeak-ng and RHVoice
-utterances (16 voices, all with their text) have no labels. This module gives them labels:
+encoder learns from 12 of the world corpus's 27 training voices; the espeak-ng and RHVoice
+utterances (15 voices, all with their text) have no labels. This module gives them labels:
 
 1. the text is read into phones by ``espeak-ng --ipa`` in the voice's own dialect (for an
    espeak-ng voice exactly what it said; for RHVoice American English rules, an approximation),

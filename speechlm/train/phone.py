@@ -38,7 +38,7 @@ objective alone; ``spk_acc`` logs how often the adversary names the speaker (cha
 the speakers).
 
 Only festival, flite and MBROLA report their phones' times, so by default 12 of the world
-corpus's 28 training voices teach the encoder. ``data.forced_alignments`` adds the others'
+corpus's 27 training voices teach the encoder. ``data.forced_alignments`` adds the others'
 training utterances with labels from forced alignment (:mod:`speechlm.data.align`: their text
 read by espeak-ng, Viterbi-aligned to a phone encoder's frames); validation stays engine-labelled.
 
