@@ -160,3 +160,20 @@ def test_align_cli_bad_encoder_exits_2(tmp_path, capsys):
     assert main(["corpus", "align", "--out", str(tmp_path / "o"), "--encoder",
                  str(tmp_path)]) == 2
     assert "not a phone encoder" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["corpus", "align", "--out", str(blocker / "o"), "--encoder", str(ENCODER),
+                 "--manifest", str(blocker), "-q"]) == 2  # an empty manifest
+    assert "empty" in capsys.readouterr().err
+
+
+def test_align_cli_unwritable_out_exits_2_and_writes_nothing(small_corpus, tmp_path, capsys):
+    from speechlm.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["corpus", "align", "--corpus", str(small_corpus), "--out",
+                 str(blocker / "o"), "--encoder", str(ENCODER), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write forced alignments" in err and len(err.strip().splitlines()) == 1
+    assert blocker.read_text() == ""

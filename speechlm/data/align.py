@@ -284,7 +284,10 @@ def align_corpus(items: Iterable[Utterance], encoder: str | os.PathLike, out: st
     if enc.phones != list(CLASSES):
         raise DataError(f"{encoder}: its phones are not this corpus's classes")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot write forced alignments to {out}: {err.strerror}") from None
     done = read_records(out)
     todo = [u for u in items if (include_aligned or not u.phn_path.exists())]
     with open(out / RECORDS, "a", encoding="utf-8") as log:
