@@ -5,7 +5,7 @@ STAMP := $(VENV)/.speechlm-setup
 
 .PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
-	phone-forced phone-adv waveform
+	phone-forced phone-adv phone-cmn-long switch-units waveform
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -117,3 +117,9 @@ phone-forced: forced-align  ## phone-cmn's run with the force-aligned espeak-ng 
 
 phone-adv: $(STAMP)  ## phone-cmn's run with a speaker adversary (gradient reversal, base-voice targets, weight 0.3), judged against phone-cmn (~1 h; run make phone-cmn first): docs/tokenizer-phone-cmn-adv*
 	NAME=cmn-adv LM=0 BASE=outputs/tokenizers/phone-cmn-k100 EXTRA="--model.extractor_mode=logmel_cmn --model.adv_weight=0.3 --model.adv_target=voice" bash scripts/build_phone_encoder_more.sh
+
+phone-cmn-long: $(STAMP)  ## phone-cmn's encoder trained 3,600 more steps of its own recipe, judged against phone-cmn (~1 h; run make phone-cmn first): docs/tokenizer-phone-cmn-long*
+	NAME=cmn-long LM=0 BASE=outputs/tokenizers/phone-cmn-k100 INIT=outputs/encoder-phone-cmn/model EXTRA="--model.extractor_mode=logmel_cmn" bash scripts/build_phone_encoder_more.sh
+
+switch-units: $(STAMP)  ## switch the bundled tokenizer, vocoder and LM together to the units of TOK=<tokenizer directory>, judged against the ones replaced (~1.5 h): scripts/switch_default_units.sh
+	TOK="$(TOK)" bash scripts/switch_default_units.sh

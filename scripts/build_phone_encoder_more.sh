@@ -21,6 +21,9 @@
 # today's corpus draw. NAME=cmn-forced (`make phone-forced`: the force-aligned espeak-ng and
 # RHVoice voices added) and NAME=cmn-adv (`make phone-adv`: a speaker adversary) build on
 # phone-cmn and are judged against it with BASE=outputs/tokenizers/phone-cmn-k100.
+# INIT (default: the bundled encoder) is where the run starts: NAME=cmn-long
+# INIT=outputs/encoder-phone-cmn/model (`make phone-cmn-long`) trains phone-cmn's encoder
+# STEPS more steps of its own recipe, the test of "more steps" on top of phone-cmn.
 # ~75 min on 2 idle cores (encoder ~36 min at 1.65 steps/s, LM ~18 min); every step resumes or
 # is skipped when its output exists. Nothing bundled changes: the default units switch only
 # together with a vocoder and an LM trained on them.
@@ -34,13 +37,14 @@ STEPS=${STEPS:-3600}
 EXTRA=${EXTRA:-}
 LM=${LM:-1}
 BASE=${BASE:-phone-k100}
+INIT=${INIT:-speechlm/pretrained/phone-k100/encoder}
 PROBES=${PROBES:-data/probes-aligned}
 TOK=outputs/tokenizers/phone-$NAME-k100
 export OMP_WAIT_POLICY=PASSIVE
 
 # shellcheck disable=SC2086  # EXTRA is a list of overrides
 $SL train encoder --config configs/encoder/phone-cpu.toml --data.corpus="$CORPUS" \
-  --model.init=speechlm/pretrained/phone-k100/encoder --train.max_steps="$STEPS" \
+  --model.init="$INIT" --train.max_steps="$STEPS" \
   --train.warmup_steps=100 --train.lr=5e-4 --train.eval_interval=400 --train.out="$RUN" $EXTRA
 
 [ -f "$TOK/config.json" ] || $SL train tokenizer --corpus "$CORPUS" --manifest train \

@@ -22,19 +22,13 @@ cd "$(dirname "$0")/.."
 [ $# -eq 2 ] || { echo "usage: $0 NAME CONFIG" >&2; exit 2; }
 NAME=$1
 CONFIG=$2
-SL=.venv/bin/speechlm
 CORPUS=${CORPUS:-data/corpus-v2}
 PHASE=${PHASE:-all}
 E=outputs/vocoder-warm-eval
-export OMP_WAIT_POLICY=PASSIVE
+. scripts/lib/heldout_reports.sh  # SL, PY, judge_vocoder, export_last_vocoder
 mkdir -p "$E" docs
 judge() {  # name vocoder
-  for split in heldout test; do
-    if [ "$split" = heldout ]; then pv=2; else pv=1; fi
-    [ -f "docs/vocoder-warm-$1-$split.json" ] || $SL eval resynth --quiet --vocoder "$2" \
-      --corpus "$CORPUS" --data "$split" --per-voice "$pv" --methods hn-f0,hn --asr whisper \
-      --json "docs/vocoder-warm-$1-$split.json" --markdown "docs/vocoder-warm-$1-$split.md"
-  done
+  judge_vocoder "docs/vocoder-warm-$1" "$2"
 }
 if [ "$PHASE" != train ]; then judge bundled phone-vocoder; fi
 if [ "$PHASE" = judge ]; then exit 0; fi
@@ -44,26 +38,7 @@ if [ -n "${K:-}" ] && [ ! -f "outputs/tokenizers/phone-k$K/config.json" ]; then
     --max-utterances 2000 --max-frames 300000 --smoothing 0 --out "outputs/tokenizers/phone-k$K"
 fi
 $SL train vocoder --config "$CONFIG" --data.corpus="$CORPUS"
-.venv/bin/python - "$CONFIG" "$E/$NAME" <<'PY'
-import sys
-from speechlm.train.vocoder import load_config
-from speechlm.vocoder import Vocoder
-
-import json
-from safetensors.torch import load_file
-
-config, out = sys.argv[1:]
-run = load_config(config)["train"]["out"]
-v = Vocoder.load(f"{run}/model")  # its architecture, training record and waveform stage
-state = load_file(f"{run}/state.safetensors")  # the last weights
-v.model.load_state_dict({k[6:]: t for k, t in state.items() if k.startswith("model.")})
-last = [json.loads(x) for x in open(f"{run}/log.jsonl") if '"valid"' in x][-1]
-v.training.update(steps=last["step"], valid_loss={k: round(x, 5) for k, x in last["valid"].items()},
-                  weights="last")
-v.set_timbre_match(0.5).set_mel_contrast(1.2).set_voiced_noise_cut(1000)
-v.save(out, half=True, int8=("speaker.",))
-print(v.training["steps"], v.training["valid_loss"])
-PY
+export_last_vocoder "$("$PY" -c 'import sys; from speechlm.train.vocoder import load_config; print(load_config(sys.argv[1])["train"]["out"])' "$CONFIG")" "$E/$NAME"
 if [ "$PHASE" = train ]; then exit 0; fi
 judge "$NAME" "$E/$NAME"
 for split in heldout test; do

@@ -363,6 +363,67 @@ def test_warm_start_carries_unit_embeddings_to_finer_units_of_the_same_features(
         unit_transfer("mfcc-k100", "phone-k100")
 
 
+def test_frame_transfer_picks_the_old_unit_each_new_unit_shares_most_frames_with():
+    from speechlm.train.vocoder import frame_transfer
+
+    old = np.array([0, 0, 1, 1, 1, 2, 2, 0, 3])
+    new = np.array([1, 1, 0, 0, 1, 2, 2, 2, 2])
+    pick, agree = frame_transfer(old, new, 4, 4)
+    # new 0 -> old 1 (2 frames); new 1 -> old 0 (2 of 3); new 2 -> old 2 (2 of 4);
+    # new 3 is on no frame: the most frequent old unit (0 and 1 tie at 3: the first)
+    assert pick.tolist() == [1, 0, 2, 0]
+    assert agree == pytest.approx(6 / 9)
+    with pytest.raises(DataError, match="same frames"):
+        frame_transfer(old, new[:-1], 4, 4)
+    with pytest.raises(DataError, match="out of range"):
+        frame_transfer(old, new, 3, 4)
+
+
+def test_warm_start_maps_units_frame_by_frame_through_a_relabelled_cache(small_corpus, tmp_path):
+    """model.init on units of a tokenizer whose name now means other units (a bundled name
+    after a default switch): refused by centroid, mapped frame by frame when the recipe's cache
+    was relabelled (data.feats_from) from a cache of the init's units."""
+    from speechlm.quantizer import KMeansQuantizer
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.train.vocoder import (
+        UNIT_EMBEDDINGS,
+        frame_transfer,
+        load_config,
+        train_vocoder,
+    )
+
+    old = Tokenizer.load("mfcc-k100")
+    old.save(tmp_path / "tok")  # "the default", as the init names it
+    over = [f"--data.corpus={small_corpus}", "--train.max_steps=2", "--train.eval_interval=2",
+            "--train.ckpt_interval=2"]
+    first = train_vocoder(load_config(TINY, over + [
+        f"--data.cache={tmp_path / 'c100'}", f"--train.out={tmp_path / 'a'}",
+        f"--data.tokenizer={tmp_path / 'tok'}"]), progress=False) / "model"
+    # the name now holds 40 other units (a "switch"; here a subset of the same features)
+    pick = torch.randperm(old.n_units, generator=torch.Generator().manual_seed(1))[:40]
+    q = old.quantizer
+    Tokenizer(old.encoder, KMeansQuantizer(q.centroids[pick], q.mean, q.std),
+              training={"note": "the switched default"}).save(tmp_path / "tok")
+    run_over = over + [f"--data.tokenizer={tmp_path / 'tok'}", f"--model.init={first}",
+                       "--train.lr=0", "--train.min_lr=0"]
+    with pytest.raises(DataError, match="now makes .*data.feats_from"):
+        train_vocoder(load_config(TINY, run_over + [f"--data.cache={tmp_path / 'c40'}",
+                                                    f"--train.out={tmp_path / 'b'}"]),
+                      progress=False)
+    run = train_vocoder(load_config(TINY, run_over + [
+        f"--data.cache={tmp_path / 'c40f'}", f"--data.feats_from={tmp_path / 'c100'}",
+        f"--train.out={tmp_path / 'c'}"]), progress=False) / "model"
+    got, base = Vocoder.load(run), Vocoder.load(first)
+    assert got.n_units == 40 and got.training["init_units"] == base.unit_space
+    assert got.training["init_units_map"] == "frames"
+    want_pick, agree = frame_transfer(np.load(tmp_path / "c100" / "train.units.npy"),
+                                      np.load(tmp_path / "c40f" / "train.units.npy"), 100, 40)
+    assert got.training["init_units_agreement"] == round(agree, 4) and 0 < agree <= 1
+    want, have = base.model.state_dict(), got.model.state_dict()
+    for k, v in have.items():
+        assert torch.equal(v, want[k][want_pick] if k in UNIT_EMBEDDINGS else want[k]), k
+
+
 def test_sampled_f0_contours_follow_their_distributions_smoothly():
     from speechlm.vocoder import f0_bin_centres, f0_bin_of, sample_f0_contour
 

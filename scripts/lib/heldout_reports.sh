@@ -53,3 +53,40 @@ continue_heldout() {
 compare() {
   $SL eval "compare-$1" "$2.json" "$3.json" --json "$4.json" --markdown "$4.md"
 }
+
+# judge_vocoder STEM VOCODER: resynthesis (source F0 and drawn F0) judged with Whisper, on the
+# held-out engines (2 utterances per voice) and on known identities' held-out sentences (1 per
+# voice) -> STEM-heldout.{json,md} and STEM-test.{json,md}; each skipped when its JSON exists.
+judge_vocoder() {
+  local stem=$1 vocoder=$2
+  report "$stem-heldout" resynth --quiet --vocoder "$vocoder" --corpus "$CORPUS" \
+    --data heldout --per-voice 2 --methods hn-f0,hn --asr whisper
+  report "$stem-test" resynth --quiet --vocoder "$vocoder" --corpus "$CORPUS" \
+    --data test --per-voice 1 --methods hn-f0,hn --asr whisper
+}
+
+# export_last_vocoder RUN OUT: a vocoder run's *last* weights (its model/ keeps those of the best
+# total validation loss, where the F0 head's overfitting outweighs the log-mel's gains) with the
+# bundled settings (timbre 0.5, contrast 1.2, voiced-noise cut 1000 Hz), float16 with the speaker
+# encoder in int8, into OUT.
+export_last_vocoder() {
+  "$PY" - "$1" "$2" <<'PY'
+import json
+import sys
+
+from safetensors.torch import load_file
+
+from speechlm.vocoder import Vocoder
+
+run, out = sys.argv[1:]
+v = Vocoder.load(f"{run}/model")  # its architecture, training record and waveform stage
+state = load_file(f"{run}/state.safetensors")  # the last weights
+v.model.load_state_dict({k[6:]: t for k, t in state.items() if k.startswith("model.")})
+last = [json.loads(x) for x in open(f"{run}/log.jsonl") if '"valid"' in x][-1]
+v.training.update(steps=last["step"], weights="last",
+                  valid_loss={k: round(x, 5) for k, x in last["valid"].items()})
+v.set_timbre_match(0.5).set_mel_contrast(1.2).set_voiced_noise_cut(1000)
+v.save(out, half=True, int8=("speaker.",))
+print(v.training["steps"], v.training["valid_loss"])
+PY
+}

@@ -499,6 +499,76 @@ def unit_transfer(old: str, new: str) -> torch.Tensor:
     return a.quantizer.encode(b.quantizer.decode(torch.arange(b.n_units)))
 
 
+def frame_transfer(old: np.ndarray, new: np.ndarray, n_old: int, n_new: int
+                   ) -> tuple[torch.Tensor, float]:
+    """For each of ``n_new`` units, the one of ``n_old`` it shares the most frames with, given
+    the same frames labelled by two tokenizers (``old[i]`` and ``new[i]`` label frame ``i``);
+    a new unit on no frame gets the most frequent old unit. Any two unit spaces at one frame
+    rate map this way, whatever their features: how a vocoder warm-starts on units of another
+    encoder (``data.feats_from`` gives the frames of both).
+
+    Returns:
+        ``([n_new]`` old unit ids, the share of frames whose old unit is its new unit's pick).
+
+    Raises:
+        DataError: the two label sequences differ in length or hold ids out of range.
+    """
+    old, new = np.asarray(old).astype(np.int64), np.asarray(new).astype(np.int64)
+    if old.shape != new.shape or old.ndim != 1 or not len(old):
+        raise DataError(f"unit transfer: {old.shape} and {new.shape} frames; both must label "
+                        "the same frames")
+    if old.min() < 0 or old.max() >= n_old or new.min() < 0 or new.max() >= n_new:
+        raise DataError("unit transfer: unit ids out of range")
+    counts = np.bincount(new * n_old + old, minlength=n_new * n_old).reshape(n_new, n_old)
+    pick = counts.argmax(1)
+    pick[counts.sum(1) == 0] = np.bincount(old, minlength=n_old).argmax()
+    agree = float(counts[np.arange(n_new), pick].sum() / len(old))
+    return torch.from_numpy(pick), agree
+
+
+def init_unit_map(base: Vocoder, init: str, cache: Path, tokenizer: str
+                  ) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Which of ``base``'s (the ``model.init`` vocoder's) units each unit of the recipe's
+    starts from. Frame by frame (:func:`frame_transfer`) when ``cache`` was relabelled
+    (``data.feats_from``) from a cache of ``base``'s units; else by centroid
+    (:func:`unit_transfer`) through the tokenizer ``base`` names, when that still makes its
+    units (a bundled name may since name a newer tokenizer).
+
+    Returns:
+        (the ``[K]`` old unit ids, what the training record says of the mapping)
+
+    Raises:
+        DataError: no way to map the units.
+    """
+    from speechlm.tokenizer import Tokenizer
+
+    meta = json.loads((cache / "train.json").read_text())
+    src = Path(meta["feats_from"]) if meta.get("feats_from") else None
+    if src is not None and (src / "train.json").is_file():
+        src_meta = json.loads((src / "train.json").read_text())
+        if src_meta.get("unit_space") == base.cfg.unit_space:
+            pick, agree = frame_transfer(np.load(src / "train.units.npy", mmap_mode="r"),
+                                         np.load(cache / "train.units.npy", mmap_mode="r"),
+                                         base.cfg.n_units, int(meta["n_units"]))
+            return pick, {"init_units_map": "frames", "init_units_from": str(src),
+                          "init_units_agreement": round(agree, 4)}
+    name = base.training.get("tokenizer")
+    if not name:
+        raise DataError(f"model.init {init}: its units are {base.cfg.unit_space}, the recipe's "
+                        f"{meta['unit_space']}, and it does not name its tokenizer; give "
+                        "data.feats_from a cache of its units")
+    try:
+        space = Tokenizer.load(name).unit_space
+    except (ModelError, OSError) as err:
+        raise DataError(f"model.init {init}: its tokenizer {name}: {err}") from None
+    if space != base.cfg.unit_space:
+        raise DataError(f"model.init {init}: the tokenizer it names ({name}) now makes "
+                        f"{space}, not its units {base.cfg.unit_space}; give data.feats_from a "
+                        "cache of its units (e.g. the one it was trained on) to map them frame "
+                        "by frame")
+    return unit_transfer(name, tokenizer), {"init_units_map": "centroids"}
+
+
 UNIT_EMBEDDINGS = ("embed.weight", "duration.embed.weight")  # the rows indexed by unit id
 
 
@@ -573,14 +643,13 @@ class VocoderTask(TrainTask):
         if base is not None:
             sd = base.model.state_dict()
             if base.cfg.unit_space != self.mcfg.unit_space:
-                if not base.training.get("tokenizer"):
-                    raise DataError(f"model.init {init}: its units are {base.cfg.unit_space}, "
-                                    f"the recipe's {self.mcfg.unit_space}, and it does not "
-                                    "name its tokenizer")
-                nearest = unit_transfer(base.training["tokenizer"], d["tokenizer"])
+                nearest, how = init_unit_map(base, init, cache, d["tokenizer"])
                 for k in UNIT_EMBEDDINGS:
                     sd[k] = sd[k][nearest]
-                self.training["init_units"] = base.cfg.unit_space
+                self.training.update(init_units=base.cfg.unit_space, **how)
+                log.info("vocoder: units of %s start from those of %s (%s)",
+                         self.mcfg.unit_space, base.cfg.unit_space,
+                         ", ".join(f"{k} {v}" for k, v in how.items()))
             model.load_state_dict(sd)
         return model
 
