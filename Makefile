@@ -5,7 +5,7 @@ STAMP := $(VENV)/.speechlm-setup
 
 .PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
-	phone-forced phone-adv phone-cmn-long switch-units waveform
+	phone-forced phone-forced-ctc phone-adv phone-cmn-long switch-units waveform
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -114,6 +114,9 @@ forced-align: $(STAMP)  ## phone labels by forced alignment for the train voices
 
 phone-forced: forced-align  ## phone-cmn's run with the force-aligned espeak-ng and RHVoice utterances added to training (15 more voices), judged against phone-cmn (~1 h; run make phone-cmn first): docs/tokenizer-phone-cmn-forced*
 	NAME=cmn-forced LM=0 BASE=outputs/tokenizers/phone-cmn-k100 EXTRA="--model.extractor_mode=logmel_cmn --data.forced_alignments=data/align-v2" bash scripts/build_phone_encoder_more.sh
+
+phone-forced-ctc: forced-align  ## phone-forced with the force-aligned crops training CTC only (their phone sequence, not their guessed boundaries), judged against phone-cmn (~1 h; run make phone-cmn first): docs/tokenizer-phone-cmn-forced-ctc*
+	NAME=cmn-forced-ctc LM=0 BASE=outputs/tokenizers/phone-cmn-k100 EXTRA="--model.extractor_mode=logmel_cmn --data.forced_alignments=data/align-v2 --data.forced_loss=ctc" bash scripts/build_phone_encoder_more.sh
 
 phone-adv: $(STAMP)  ## phone-cmn's run with a speaker adversary (gradient reversal, base-voice targets, weight 0.3), judged against phone-cmn (~1 h; run make phone-cmn first): docs/tokenizer-phone-cmn-adv*
 	NAME=cmn-adv LM=0 BASE=outputs/tokenizers/phone-cmn-k100 EXTRA="--model.extractor_mode=logmel_cmn --model.adv_weight=0.3 --model.adv_target=voice" bash scripts/build_phone_encoder_more.sh

@@ -111,7 +111,9 @@ def test_labels_follow_the_speed_factor(small_corpus, tmp_path):
     cfg = load_config(TINY, overrides(small_corpus, tmp_path / "r") + ["--data.augment=false"])
     task = PhoneTask(cfg)
     task.build(torch.device("cpu"), 0, 1)
-    wav, y, mask, spk, scale = task.batch("train", 0, 0)
+    batch = task.batch("train", 0, 0)
+    wav, y, mask, spk, scale = batch.wav, batch.y, batch.mask, batch.spk, batch.adv_scale
+    assert batch.frame_loss is None  # no forced labels: every crop trains both losses
     assert (spk == IGNORE).all() and scale == 0.0  # no speaker adversary unless asked for
     assert mask is None  # SpecAugment is off unless the recipe asks for it
     n = num_frames(wav.shape[1])
@@ -152,7 +154,8 @@ def test_spec_augment_masks_train_batches_and_fills_with_the_crop_mean(small_cor
     cfg = load_config(TINY, overrides(small_corpus, tmp_path / "r") + spec)
     task = PhoneTask(cfg)
     model = task.build(torch.device("cpu"), 0, 1).eval()
-    wav, y, mask, _, _ = task.batch("train", 0, 0)
+    batch = task.batch("train", 0, 0)
+    wav, y, mask = batch.wav, batch.y, batch.mask
     assert mask is not None and mask.shape == (*y.shape, 80) and mask.any()
     assert torch.equal(mask, task.batch("train", 0, 0)[2])  # a pure function of (seed, step)
     assert task.batch("valid", 1, 0)[2] is None  # validation sees the plain input
@@ -476,3 +479,64 @@ def test_eval_tokenizer_reports_the_phone_error_rate_of_ctc_units(phone_run, sma
     plain = evaluate_tokenizer("phone-k100", small_corpus / "test.tsv", max_utterances=4,
                                progress=False, ued_utterances=0)
     assert "unit_phone_error_rate" not in plain  # k-means units are not phones
+
+
+def test_to_device_keeps_a_phone_batch_a_phone_batch():
+    """The GPU path of the loop moves each tensor of a NamedTuple batch and keeps its type
+    (the "meta" device stands in for a GPU here)."""
+    from speechlm.train.loop import to_device
+    from speechlm.train.phone import PhoneBatch
+
+    b = PhoneBatch(torch.zeros(2, 400), torch.zeros(2, 3, dtype=torch.long), None,
+                   torch.zeros(2, dtype=torch.long), 0.25, torch.tensor([True, False]))
+    moved = to_device(b, torch.device("meta"))
+    assert isinstance(moved, PhoneBatch) and moved.adv_scale == 0.25 and moved.mask is None
+    assert moved.wav.device.type == "meta" and moved.frame_loss.device.type == "meta"
+
+
+def test_forced_ctc_only_crops_train_their_phone_sequence_not_their_frames(small_corpus,
+                                                                           tmp_path):
+    """data.forced_loss = "ctc": a crop of a force-aligned utterance gets no frame loss (its
+    boundaries are guesses) but keeps CTC over its phone sequence; engine-labelled crops train
+    both, and validation is untouched."""
+    from speechlm.data.align import forced_phn_path
+    from speechlm.data.manifest import read_manifest
+    from speechlm.train.phone import PhoneTask
+
+    forced = tmp_path / "align"
+    bare = [u for u in read_manifest(small_corpus / "train.tsv") if not u.phn_path.exists()]
+    assert bare
+    for u in bare:  # stand-in labels: a silence, one vowel, a silence
+        n = u.num_samples
+        path = forced_phn_path(forced, u)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"0 {n // 4} SIL\n{n // 4} {3 * n // 4} AA\n{3 * n // 4} {n} SIL\n")
+    (forced / "align.json").write_text("{}")
+    over = overrides(small_corpus, tmp_path / "r") + [f"--data.forced_alignments={forced}",
+                                                      "--data.forced_loss=ctc"]
+    task = PhoneTask(load_config(TINY, over))
+    model = task.build(torch.device("cpu"), 0, 1).eval()
+    s = task.sets["train"]
+    assert s.forced == len(bare) and s.is_forced.sum() == len(bare)
+    assert task.batch("valid", 1, 0).frame_loss is None
+    mixed = None
+    for step in range(40):
+        b = task.batch("train", 0, step)
+        p = plan_batch(0, step, s.samples, 4, task.crop_frames, 0.8, (0.78, 1.28))
+        assert torch.equal(b.frame_loss, torch.from_numpy(~s.is_forced[p["utt"]]))
+        if b.frame_loss.any() and not b.frame_loss.all():
+            mixed = b
+            break
+    assert mixed is not None
+    with torch.no_grad():
+        _, both = task.loss(model, mixed._replace(frame_loss=None))
+        _, ctc_only = task.loss(model, mixed)
+        _, none = task.loss(model, mixed._replace(frame_loss=torch.zeros(4, dtype=torch.bool)))
+    assert torch.equal(ctc_only["ctc"], both["ctc"]) and torch.equal(none["ctc"], both["ctc"])
+    assert not torch.equal(ctc_only["ce"], both["ce"])
+    assert float(none["ce"]) == 0.0 and float(none["loss"]) == pytest.approx(
+        float(task.m["ctc_weight"] * both["ctc"]))
+    with pytest.raises(DataError, match="forced_loss"):
+        load_config(TINY, ["--data.forced_loss=boundaries"])
+    with pytest.raises(DataError, match="ctc_weight"):
+        load_config(TINY, over + ["--model.ctc_weight=0"])

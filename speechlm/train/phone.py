@@ -100,11 +100,14 @@ DATA_DEFAULTS: dict[str, Any] = {
     "max_utterances": 0,  # 0: every aligned utterance; else a seeded subset (for tests)
     "forced_alignments": "",  # a directory of forced .phn labels (speechlm corpus align) for
     # the utterances whose engine gave none (espeak-ng, RHVoice): training crops only; "": none
+    "forced_loss": "frame",  # what force-aligned crops train: "frame" (the frame loss and CTC,
+    # boundaries and all) or "ctc" (their phone sequence only: CTC, no frame loss)
     "spec_freq_masks": 0,  # SpecAugment: mel bands masked per crop (0: none)
     "spec_freq_width": 0,  # ... each up to this many bins wide
     "spec_time_masks": 0,  # SpecAugment: spans of frames masked per crop (0: none)
     "spec_time_width": 0,  # ... each up to this many frames long
 }
+FORCED_LOSSES = ("frame", "ctc")
 MODEL_DEFAULTS: dict[str, Any] = {
     "objective": "phone",
     "extractor_mode": "logmel",
@@ -157,6 +160,10 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     if fa and not (Path(fa) / "align.json").is_file():
         raise DataError(f"data.forced_alignments {fa}: not a directory of forced alignments "
                         "(make one with 'speechlm corpus align')")
+    if d["forced_loss"] not in FORCED_LOSSES:
+        raise DataError(f"data.forced_loss {d['forced_loss']!r}: expected one of {FORCED_LOSSES}")
+    if d["forced_loss"] == "ctc" and not m["ctc_weight"]:
+        raise DataError("data.forced_loss = 'ctc' needs model.ctc_weight > 0")
     w = m["adv_weight"]
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 10:
         raise DataError(f"model.adv_weight {w!r}: expected a number in [0, 10]")
@@ -192,15 +199,12 @@ class AlignedSet:
             items = [items[i] for i in keep]
         self.items: list[Utterance] = []
         self.segments: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.forced = 0  # utterances labelled by forced alignment
+        forced_flags: list[bool] = []  # labelled by forced alignment, not by the engine
         for u in items:
-            path = u.phn_path
+            path, is_forced = u.phn_path, False
             if not path.exists() and forced:
-                path = forced_phn_path(forced, u)
-                if not path.exists():
-                    continue
-                self.forced += 1
-            elif not path.exists():
+                path, is_forced = forced_phn_path(forced, u), True
+            if not path.exists():
                 continue
             phn = read_phn(path)
             if not phn:
@@ -210,10 +214,13 @@ class AlignedSet:
             ids = np.array([phone_id(p) for _, _, p in phn], dtype=np.int64)
             self.items.append(u)
             self.segments.append((starts, ends, ids))
+            forced_flags.append(is_forced)
         if not self.items:
             raise DataError(f"no {split} utterance of {corpus} has a phone alignment (.phn) and "
                             f"lasts {min_seconds} s or more")
         self.samples = np.array([u.num_samples for u in self.items], dtype=np.int64)
+        self.is_forced = np.array(forced_flags, dtype=bool)
+        self.forced = int(self.is_forced.sum())  # utterances labelled by forced alignment
 
     def __len__(self) -> int:
         return len(self.items)
@@ -333,6 +340,8 @@ class PhoneBatch(NamedTuple):
     mask: torch.Tensor | None  # [b, F, bands] SpecAugment (training batches only) or None
     spk: torch.Tensor  # [b] speaker index of each crop (IGNORE: not a training speaker)
     adv_scale: float  # gradient-reversal scale of the speaker adversary at this step
+    frame_loss: torch.Tensor | None = None  # [b] False: the crop trains CTC only (its labels
+    # are forced and data.forced_loss = "ctc"); None: every crop trains both losses
 
 
 class PhoneModel(torch.nn.Module):
@@ -524,17 +533,24 @@ class PhoneTask(TrainTask):
         scale = 0.0
         if split == "train" and self.speakers:
             scale = adversary_scale(float(self.m["adv_weight"]), index, self.train.max_steps)
-        return PhoneBatch(wav, y, mask, spk, scale)
+        frame_loss = None
+        if split == "train" and d["forced_loss"] == "ctc" and s.forced:
+            frame_loss = torch.from_numpy(~s.is_forced[p["utt"][idx]])
+        return PhoneBatch(wav, y, mask, spk, scale, frame_loss)
 
     def loss(self, model, batch: PhoneBatch):
         wav, y, mask = batch.wav, batch.y, batch.mask
         logits, ctc_logits, adv_logits = model(wav, mask, batch.adv_scale)
         logits = logits.float()
         labelled = y != IGNORE
-        n_lab = labelled.sum().clamp(min=1)
-        ce = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE,
+        y_frame = y  # the frame loss's labels: a CTC-only crop's are all ignored
+        if batch.frame_loss is not None:
+            y_frame = y.masked_fill(~batch.frame_loss.to(y.device)[:, None], IGNORE)
+        framed = y_frame != IGNORE
+        n_lab = framed.sum().clamp(min=1)
+        ce = F.cross_entropy(logits.flatten(0, 1), y_frame.flatten(), ignore_index=IGNORE,
                              reduction="sum") / n_lab
-        acc = ((logits.argmax(-1) == y) & labelled).sum() / n_lab
+        acc = ((logits.argmax(-1) == y_frame) & framed).sum() / n_lab
         total = ce
         metrics = {"ce": ce / self.world, "acc": acc / self.world}
         w = float(self.m["ctc_weight"])
@@ -599,6 +615,7 @@ class PhoneTask(TrainTask):
         if d["forced_alignments"]:
             training["forced_alignments"] = str(d["forced_alignments"])
             training["forced_utterances"] = self.sets["train"].forced
+            training["forced_loss"] = d["forced_loss"]
         if self.speakers:
             training["adv_weight"] = float(self.m["adv_weight"])
             training["adv_speakers"] = len(self.speakers)
