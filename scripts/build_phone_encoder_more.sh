@@ -19,8 +19,9 @@
 # (`make phone-cmn`): the same run with each log-mel band less its mean over the input.
 #   NAME=control LM=0 (`make phone-control`): the plain recipe again, phone-cmn's control on
 # today's corpus draw. NAME=cmn-forced (`make phone-forced`: the force-aligned espeak-ng and
-# RHVoice voices added) and NAME=cmn-adv (`make phone-adv`: a speaker adversary) build on
-# phone-cmn and are judged against it with BASE=outputs/tokenizers/phone-cmn-k100.
+# RHVoice voices added), NAME=cmn-forced-ctc (`make phone-forced-ctc`: the same voices on CTC
+# only) and NAME=cmn-adv (`make phone-adv`: a speaker adversary) build on phone-cmn and are
+# judged against it with BASE=outputs/tokenizers/phone-cmn-k100.
 # INIT (default: the bundled encoder) is where the run starts: NAME=cmn-long
 # INIT=outputs/encoder-phone-cmn/model (`make phone-cmn-long`) trains phone-cmn's encoder
 # STEPS more steps of its own recipe, the test of "more steps" on top of phone-cmn.
