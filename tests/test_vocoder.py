@@ -406,6 +406,10 @@ def test_warm_start_maps_units_frame_by_frame_through_a_relabelled_cache(small_c
               training={"note": "the switched default"}).save(tmp_path / "tok")
     run_over = over + [f"--data.tokenizer={tmp_path / 'tok'}", f"--model.init={first}",
                        "--train.lr=0", "--train.min_lr=0"]
+    with pytest.raises(DataError, match="holds units of .*choose another data.cache"):
+        train_vocoder(load_config(TINY, run_over + [f"--data.cache={tmp_path / 'c100'}",
+                                                    f"--train.out={tmp_path / 'stale'}"]),
+                      progress=False)
     with pytest.raises(DataError, match="now makes .*data.feats_from"):
         train_vocoder(load_config(TINY, run_over + [f"--data.cache={tmp_path / 'c40'}",
                                                     f"--train.out={tmp_path / 'b'}"]),

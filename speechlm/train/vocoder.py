@@ -220,8 +220,18 @@ def build_cache(d: dict[str, Any], sp_dim: int, n_mels: int, splits=("train", "v
     cache = Path(d["cache"])
     cache.mkdir(parents=True, exist_ok=True)
     hold = set(d["holdout_voices"])
+    space = None
     for split in splits:
         if (cache / f"{split}.json").exists():
+            if space is None:
+                from speechlm.tokenizer import Tokenizer
+
+                space = Tokenizer.load(d["tokenizer"]).unit_space
+            have = json.loads((cache / f"{split}.json").read_text()).get("unit_space")
+            if have != space:  # e.g. a bundled name that now holds another tokenizer
+                raise DataError(f"{cache} holds units of {have}, but data.tokenizer "
+                                f"{d['tokenizer']} makes {space}: choose another data.cache "
+                                "(data.feats_from can reuse its analysis)")
             continue
         if d["feats_from"]:
             _relabel_split(d, cache, split, sp_dim, n_mels, progress)
