@@ -8,24 +8,10 @@
 # HOURS=12 bash scripts/build_corpus.sh) and the bundled phone-k100 tokenizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SL=.venv/bin/speechlm
 CORPUS=${CORPUS:-data/corpus-v2}
-export OMP_WAIT_POLICY=PASSIVE
+. scripts/lib/heldout_reports.sh  # SL, PY, OMP_WAIT_POLICY=PASSIVE, export_lm_half
 $SL train lm --config configs/lm/phone-cpu.toml --data.corpus="$CORPUS"
-# ship the best-on-valid weights in float16 (half the size in git; LanguageModel.load computes in
-# float32)
-.venv/bin/python - <<'PY'
-import json
-
-from speechlm import checkpoint
-
-cfg, tensors, _ = checkpoint.load_stage("outputs/lm-phone-cpu/model", "lm")
-cfg.pop("kind"), cfg.pop("format_version")
-cfg["stored_dtype"] = "float16"
-checkpoint.save_stage("speechlm/pretrained/phone-lm", "lm", cfg,
-                      {k: v.half() for k, v in tensors.items()})
-print(json.dumps(cfg["training"]))
-PY
+export_lm_half outputs/lm-phone-cpu speechlm/pretrained/phone-lm  # float16, best on valid
 $SL eval build-probes --out data/probes-v2 --corpus "$CORPUS" --voices pico_us,piper_joe,mbrola_us3
 mkdir -p docs
 $SL eval lm --model phone-lm --corpus "$CORPUS" --probes data/probes-v2 \

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Issue 14's lever for issue 16 (see "The phone oracle" in the README): does more training of
-# the phone encoder make units an LM can spell words with? Starts from the bundled encoder
-# (speechlm/pretrained/phone-k100/encoder, 2,400 steps) and trains STEPS more steps of the same
-# recipe (configs/encoder/phone-cpu.toml, model.init; a fresh warm-up and cosine schedule at
+# the phone encoder make units an LM can spell words with? Starts from the first default's
+# encoder (phone-v1's, 2,400 steps; restored from git history into outputs/baselines/phone-v1
+# by scripts/restore_baselines.sh, so that a switch of the bundled phone-k100 does not move it)
+# and trains STEPS more steps of the same recipe (configs/encoder/phone-cpu.toml, model.init; a fresh warm-up and cosine schedule at
 # half the peak rate), then:
 #   1. k-means K = 100 over its posteriors (as phone-k100 was made) -> outputs/tokenizers/phone-NAME-k100
-#   2. speechlm eval tokenizer: it against BASE (default phone-k100; a run's tokenizer, e.g.
+#   2. speechlm eval tokenizer: it against BASE (default phone-v1's tokenizer; a run's, e.g.
 #      outputs/tokenizers/phone-cmn-k100, pairs it with that run), seen (test) and
 #      held-out voices -> docs/tokenizer-phone-NAME.{md,json}
 #   3. (LM=1, the default) the bundled LM's recipe (configs/lm/phone-cpu.toml) on its units of
@@ -22,7 +23,7 @@
 # RHVoice voices added), NAME=cmn-forced-ctc (`make phone-forced-ctc`: the same voices on CTC
 # only) and NAME=cmn-adv (`make phone-adv`: a speaker adversary) build on phone-cmn and are
 # judged against it with BASE=outputs/tokenizers/phone-cmn-k100.
-# INIT (default: the bundled encoder) is where the run starts: NAME=cmn-long
+# INIT (default: phone-v1's encoder) is where the run starts: NAME=cmn-long
 # INIT=outputs/encoder-phone-cmn/model (`make phone-cmn-long`) trains phone-cmn's encoder
 # STEPS more steps of its own recipe, the test of "more steps" on top of phone-cmn.
 # ~75 min on 2 idle cores (encoder ~36 min at 1.65 steps/s, LM ~18 min); every step resumes or
@@ -37,8 +38,12 @@ if [ "$NAME" = more ]; then RUN=${RUN:-outputs/encoder-phone-cont}; else RUN=${R
 STEPS=${STEPS:-3600}
 EXTRA=${EXTRA:-}
 LM=${LM:-1}
-BASE=${BASE:-phone-k100}
-INIT=${INIT:-speechlm/pretrained/phone-k100/encoder}
+V1=outputs/baselines/phone-v1/tokenizer  # the first phone-unit default (its docs' "phone-k100")
+BASE=${BASE:-$V1}
+INIT=${INIT:-$V1/encoder}
+if [ "$BASE" = "$V1" ] || [ "$INIT" = "$V1/encoder" ]; then
+  [ -f "$V1/config.json" ] || bash scripts/restore_baselines.sh > /dev/null
+fi
 PROBES=${PROBES:-data/probes-aligned}
 TOK=outputs/tokenizers/phone-$NAME-k100
 export OMP_WAIT_POLICY=PASSIVE

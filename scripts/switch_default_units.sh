@@ -24,8 +24,11 @@
 #
 # Every step resumes or is skipped when its output exists. Needs the world corpus (make
 # corpus-world). VOC_STEPS=4 LM_STEPS=4 CORPUS=<a --small world corpus> in a scratch clone is
-# the smoke test. After it: update the unit space pinned in tests (the script prints it and the
-# files) and README, and commit the three bundles together. PHASE=judge redoes only step 5.
+# the smoke test. After it: update the README lines that name the old unit space (the script
+# prints them; the tests read the bundle's), and commit the three bundles together.
+# PHASE=judge redoes only step 5. PREV (default speechlm/pretrained) is where the three bundles
+# it replaces come from: PREV=outputs/baselines/phone-v1 (scripts/restore_baselines.sh) switches
+# from the first phone default whatever the bundle holds by then.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CORPUS=${CORPUS:-data/corpus-v2}
@@ -36,8 +39,9 @@ PROBES=${PROBES:-data/probes-v2}  # built if missing, as scripts/build_default_l
 PHASE=${PHASE:-all}
 S=outputs/switch
 P=speechlm/pretrained
+PREV=${PREV:-$P}
 OLD_CACHE=data/vocoder/v2-phone-k100
-. scripts/lib/heldout_reports.sh  # SL, PY, judge_vocoder, export_last_vocoder
+. scripts/lib/heldout_reports.sh  # SL, PY, judge_vocoder, export_last_vocoder, export_lm_half
 [ -n "$TOK" ] || { echo "switch: set TOK to the tokenizer to bundle (e.g. outputs/tokenizers/phone-cmn-k100)" >&2; exit 2; }
 [ -f "$TOK/config.json" ] || { echo "switch: $TOK is not a tokenizer directory" >&2; exit 2; }
 mkdir -p "$S" docs
@@ -51,8 +55,12 @@ space() { $PY -c "import json,sys; print(json.load(open(sys.argv[1] + '/config.j
 
 if [ "$PHASE" != judge ]; then
   # 1. what it replaces, kept once
-  for b in phone-k100 phone-vocoder phone-lm; do
-    [ -d "$S/prev-$b" ] || { rm -rf "$S/prev-$b.tmp"; cp -r "$P/$b" "$S/prev-$b.tmp"; mv "$S/prev-$b.tmp" "$S/prev-$b"; }
+  for b in phone-k100:tokenizer phone-vocoder:vocoder phone-lm:lm; do
+    src=$PREV/${b%%:*}
+    [ "$PREV" = "$P" ] || src=$PREV/${b#*:}  # a --model directory: tokenizer/, vocoder/, lm/
+    b=${b%%:*}
+    [ -f "$src/config.json" ] || { echo "switch: $src holds no model" >&2; exit 2; }
+    [ -d "$S/prev-$b" ] || { rm -rf "$S/prev-$b.tmp"; cp -rL "$src" "$S/prev-$b.tmp"; mv "$S/prev-$b.tmp" "$S/prev-$b"; }
   done
   OLD_SPACE=$(space "$S/prev-phone-vocoder")
   if [ ! -f "$OLD_CACHE/train.json" ] || [ ! -f "$OLD_CACHE/valid.json" ]; then
@@ -113,15 +121,7 @@ PYCODE
 
   # exports: the vocoder's last weights with the bundled settings, the LM's best in float16
   export_last_vocoder outputs/vocoder-switch "$P/phone-vocoder"
-  $PY - <<'PYCODE'
-from speechlm import checkpoint
-
-cfg, tensors, _ = checkpoint.load_stage("outputs/lm-switch/model", "lm")
-cfg.pop("kind"), cfg.pop("format_version")
-cfg["stored_dtype"] = "float16"
-checkpoint.save_stage("speechlm/pretrained/phone-lm", "lm", cfg,
-                      {k: t.half() for k, t in tensors.items()})
-PYCODE
+  export_lm_half outputs/lm-switch "$P/phone-lm"
 fi
 
 # 5. judge the new bundle on the utterances the old one was judged on
@@ -134,4 +134,4 @@ done
 judge_lm new phone-lm
 $SL continue samples/flite_slt_arctic_a0004.wav -o "$S/continue-new.wav" --seed 0 --force
 echo "switch: the bundles now speak $(space "$P/phone-k100")"
-echo "update the unit space pinned in: $(grep -rl "$(space "$S/prev-phone-k100")" tests README.md | tr '\n' ' ')"
+echo "the old unit space is still named in: $(grep -rl "$(space "$S/prev-phone-k100")" tests README.md | tr '\n' ' ')"

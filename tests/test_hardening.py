@@ -22,7 +22,9 @@ from speechlm.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = str(REPO / "samples/flite_slt_arctic_a0004.wav")
-DEFAULT_SPACE = "phone-encoder-phone-cpu-posteriors-k100-343791db"  # the bundled default's units
+# the bundled default's units (a switch of the default renames them)
+DEFAULT_SPACE = json.loads(
+    (REPO / "speechlm/pretrained/phone-k100/config.json").read_text())["unit_space"]
 
 
 def run(capsys, *argv):

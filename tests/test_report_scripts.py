@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = ("timbre", "contrast", "voiced_noise", "voice_adapt")
@@ -98,3 +99,29 @@ def test_vocoder_copy_saves_the_bundled_vocoder_with_its_settings(tmp_path):
     v = Vocoder.load(str(out))
     assert (v.timbre_match, v.mel_contrast, v.voiced_noise_cut, v.voice_adapt_steps) == \
         (0.25, 1.3, 800.0, 7)
+
+
+def test_export_lm_half_ships_the_runs_weights_in_float16(tmp_path):
+    """``export_lm_half`` (the default LM's and the switch's export): the run's model/ weights,
+    stored in float16, loading to the same float32 model."""
+    from safetensors.torch import load_file
+
+    from speechlm import checkpoint
+    from speechlm.lm import LanguageModel
+
+    cfg, tensors, _ = checkpoint.load_stage(str(REPO / "speechlm/pretrained/phone-lm"), "lm")
+    cfg.pop("kind"), cfg.pop("format_version"), cfg.pop("stored_dtype", None)
+    checkpoint.save_stage(str(tmp_path / "run/model"), "lm", cfg,
+                          {k: t.float() for k, t in tensors.items()})
+    out = tmp_path / "lm"
+    cmd = (". scripts/lib/heldout_reports.sh && export_lm_half "
+           f"{shlex.quote(str(tmp_path / 'run'))} {shlex.quote(str(out))}")
+    env = {**os.environ, "PY": sys.executable}
+    subprocess.run(["bash", "-c", cmd], cwd=REPO, env=env, check=True, timeout=120,
+                   capture_output=True)
+    stored = load_file(str(out / "model.safetensors"))
+    assert stored and {t.dtype for t in stored.values()} == {torch.float16}
+    a = LanguageModel.load(str(REPO / "speechlm/pretrained/phone-lm"))
+    b = LanguageModel.load(str(out))
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

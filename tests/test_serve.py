@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import speechlm
+
 pytest.importorskip("starlette", reason="the serve extra is not installed")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 
@@ -117,7 +119,9 @@ def test_info_names_the_model_limits_and_queue(server):
     status, _, data = request(base + "/api/info")
     info = json.loads(data)
     assert status == 200
-    assert info["model"]["unit_space"] == "phone-encoder-phone-cpu-posteriors-k100-343791db"
+    bundled = json.loads((Path(speechlm.__file__).parent / "pretrained/phone-k100/config.json")
+                         .read_text())["unit_space"]
+    assert info["model"]["unit_space"] == bundled and bundled.startswith("phone-encoder-")
     assert info["model"]["sample_rate"] == 16000 and info["model"]["lm_context_units"] == 255
     assert info["model"]["judges"]["available"] is False
     assert info["limits"]["max_upload_bytes"] == 2**20 and info["limits"]["max_pending"] == 2

@@ -129,3 +129,18 @@ def test_torchrun_failure_shows_why(small_corpus, units_dir, tmp_path):
     ov = overrides(small_corpus, units_dir, tmp_path / "bad", batch_size=3)
     with pytest.raises(AssertionError, match=r"(?s)attempt 1\).*batch_size 3 must divide"):
         run_torchrun("speechlm.train.lm", ["--config", str(TINY), "-q", *ov], tmp_path / "bad")
+
+
+def test_shards_of_other_units_are_refused(small_corpus, units_dir, tmp_path):
+    """Shards made by another tokenizer than data.tokenizer (a bundled name that now holds other
+    units, after a default switch) are refused before training, naming both unit spaces; the
+    tokenizer that made them trains."""
+    from speechlm.errors import DataError
+
+    ov = overrides(small_corpus, units_dir, tmp_path / "run", max_steps=2, eval_interval=2)
+    with pytest.raises(DataError,
+                       match=r"holds units of mfcc-k100-.*makes phone-.*data\.units_dir"):
+        train_lm(load_config(TINY, ov + ["--data.tokenizer=phone-k100"]), progress=False)
+    assert not (tmp_path / "run" / "state.json").exists()
+    out = train_lm(load_config(TINY, ov), progress=False)
+    assert (out / "model" / "model.safetensors").exists()

@@ -90,3 +90,21 @@ v.save(out, half=True, int8=("speaker.",))
 print(v.training["steps"], v.training["valid_loss"])
 PY
 }
+
+# export_lm_half RUN OUT: an LM run's best-on-valid weights in float16 into OUT (half the size in
+# git; LanguageModel.load computes in float32). Prints its training record.
+export_lm_half() {
+  "$PY" - "$1" "$2" <<'PY'
+import json
+import sys
+
+from speechlm import checkpoint
+
+run, out = sys.argv[1:]
+cfg, tensors, _ = checkpoint.load_stage(f"{run}/model", "lm")
+cfg.pop("kind"), cfg.pop("format_version")
+cfg["stored_dtype"] = "float16"
+checkpoint.save_stage(out, "lm", cfg, {k: t.half() for k, t in tensors.items()})
+print(json.dumps(cfg["training"]))
+PY
+}

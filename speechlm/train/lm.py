@@ -19,6 +19,7 @@ batches it would have seen. The run directory holds::
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -118,6 +119,7 @@ class LMTask(TrainTask):
         if d["interleave"] and not (d["frames_dir"] and d["dedup"]):
             raise DataError("data.interleave needs data.frames_dir (frame-rate units, for the "
                             "word times) and data.dedup = true")
+        self._check_shard_space(d)
         if d["frames_dir"] and not (Path(d["frames_dir"]) / "valid.json").exists():
             from speechlm.tokenizer import Tokenizer
 
@@ -136,6 +138,26 @@ class LMTask(TrainTask):
                       d["text_vocab"], text_ratio=float(d["text_ratio"]),
                       max_span=int(d["max_span"]), copies=int(d["interleave_copies"]),
                       seed=self.train.seed, progress=progress)
+
+    @staticmethod
+    def _check_shard_space(d: dict[str, Any]) -> None:
+        """Refuse unit shards made by another tokenizer than ``data.tokenizer`` (e.g. a bundled
+        name that now holds other units): the LM would learn, and name, the stale units."""
+        have = {}
+        for key in ("frames_dir", "units_dir"):
+            for split in ("train", "valid"):
+                meta = Path(d[key]) / f"{split}.json" if d[key] else None
+                if meta is not None and meta.exists():
+                    have[key] = json.loads(meta.read_text()).get("unit_space")
+        if not have:
+            return
+        from speechlm.tokenizer import Tokenizer
+
+        space = Tokenizer.load(d["tokenizer"]).unit_space
+        for key, got in have.items():
+            if got != space:
+                raise DataError(f"{d[key]} holds units of {got}, but data.tokenizer "
+                                f"{d['tokenizer']} makes {space}: choose another data.{key}")
 
     def build(self, device: torch.device, rank: int, world: int) -> UnitLM:
         from speechlm.data.shards import open_shard
