@@ -173,7 +173,7 @@ def test_train_an_interleaved_lm_then_sample_units_after_a_text_prompt(toy, tmp_
 
     corpus, fr, _ = toy
     cfg = load_config(None, [
-        f"--data.corpus={corpus}", f"--data.frames_dir={fr}",
+        f"--data.corpus={corpus}", f"--data.frames_dir={fr}", "--data.tokenizer=",
         f"--data.units_dir={tmp_path / 'dedup'}", f"--data.mix_dir={tmp_path / 'mix'}",
         "--data.interleave=true", "--data.text_ratio=1.0", "--model.block_size=32",
         "--model.n_layer=1", "--model.n_head=2", "--model.n_embd=16", "--train.batch_size=4",
@@ -251,7 +251,7 @@ def test_scaling_table_reads_runs_and_refuses_what_is_not_one(toy, tmp_path):
     runs = []
     for name, width, steps in (("a", 16, 4), ("b", 32, 2)):
         cfg = load_config(None, [
-            f"--data.corpus={corpus}", f"--data.frames_dir={fr}",
+            f"--data.corpus={corpus}", f"--data.frames_dir={fr}", "--data.tokenizer=",
             f"--data.units_dir={tmp_path / 'dedup'}", "--model.block_size=16",
             "--model.n_layer=1", "--model.n_head=2", f"--model.n_embd={width}",
             "--train.batch_size=2", f"--train.max_steps={steps}", "--train.eval_interval=2",

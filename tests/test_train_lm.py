@@ -144,3 +144,14 @@ def test_shards_of_other_units_are_refused(small_corpus, units_dir, tmp_path):
     assert not (tmp_path / "run" / "state.json").exists()
     out = train_lm(load_config(TINY, ov), progress=False)
     assert (out / "model" / "model.safetensors").exists()
+
+
+def test_an_empty_tokenizer_trusts_given_shards_and_needs_them(small_corpus, units_dir, tmp_path):
+    from speechlm.errors import DataError
+
+    ov = overrides(small_corpus, units_dir, tmp_path / "run", max_steps=2, eval_interval=2)
+    out = train_lm(load_config(TINY, ov + ["--data.tokenizer="]), progress=False)
+    assert (out / "model" / "model.safetensors").exists()
+    ov = overrides(small_corpus, tmp_path / "none", tmp_path / "run2", max_steps=2)
+    with pytest.raises(DataError, match="data.tokenizer is empty and data.units_dir .* no shards"):
+        train_lm(load_config(TINY, ov + ["--data.tokenizer="]), progress=False)

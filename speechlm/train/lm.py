@@ -120,6 +120,11 @@ class LMTask(TrainTask):
             raise DataError("data.interleave needs data.frames_dir (frame-rate units, for the "
                             "word times) and data.dedup = true")
         self._check_shard_space(d)
+        if not d["tokenizer"]:
+            for key in ("frames_dir",) if d["frames_dir"] else ("units_dir",):
+                if not (Path(d[key]) / "valid.json").exists():
+                    raise DataError(f"data.tokenizer is empty and data.{key} {d[key]} holds no "
+                                    "shards: name the tokenizer that makes them")
         if d["frames_dir"] and not (Path(d["frames_dir"]) / "valid.json").exists():
             from speechlm.tokenizer import Tokenizer
 
@@ -142,7 +147,10 @@ class LMTask(TrainTask):
     @staticmethod
     def _check_shard_space(d: dict[str, Any]) -> None:
         """Refuse unit shards made by another tokenizer than ``data.tokenizer`` (e.g. a bundled
-        name that now holds other units): the LM would learn, and name, the stale units."""
+        name that now holds other units): the LM would learn, and name, the stale units. An
+        empty ``data.tokenizer`` trusts shards made elsewhere (they then must exist)."""
+        if not d["tokenizer"]:
+            return
         have = {}
         for key in ("frames_dir", "units_dir"):
             for split in ("train", "valid"):
