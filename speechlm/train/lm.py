@@ -120,11 +120,10 @@ class LMTask(TrainTask):
             raise DataError("data.interleave needs data.frames_dir (frame-rate units, for the "
                             "word times) and data.dedup = true")
         self._check_shard_space(d)
-        if not d["tokenizer"]:
-            for key in ("frames_dir",) if d["frames_dir"] else ("units_dir",):
-                if not (Path(d[key]) / "valid.json").exists():
-                    raise DataError(f"data.tokenizer is empty and data.{key} {d[key]} holds no "
-                                    "shards: name the tokenizer that makes them")
+        key = "frames_dir" if d["frames_dir"] else "units_dir"  # the shards the run reads first
+        if not d["tokenizer"] and not (Path(d[key]) / "valid.json").exists():
+            raise DataError(f"data.tokenizer is empty and data.{key} {d[key]} holds no shards: "
+                            "name the tokenizer that makes them")
         if d["frames_dir"] and not (Path(d["frames_dir"]) / "valid.json").exists():
             from speechlm.tokenizer import Tokenizer
 
