@@ -7,7 +7,8 @@
 # Both are judged on what the 12.5 h runs were judged on (docs/lm-scaling-*.md): the sample's
 # test units (held-out sentences; data/units/v2-phone-k100-dedup) and the probes of
 # data/probes-v2 (held-out engines), so the rows compare. Writes docs/lm-data-scale.{json,md}
-# and each run's report docs/lm-data-scale-<run>.{json,md}. About 25 min to tokenize the corpus
+# and each run's report docs/lm-data-scale-<run>.{json,md}. The units are those of TOK (default: the
+# first phone-unit default, outputs/baselines/phone-v1, whose units these reports were made on). About 25 min to tokenize the corpus
 # (2 cores) and ~45 min of training; every step resumes if killed.
 #   HOURS=106 OUT=data/corpus-106 bash scripts/build_corpus.sh   (first; ~75 min on 2 idle cores)
 #   bash scripts/build_lm_data_scale.sh
@@ -19,8 +20,12 @@ UNITS=${UNITS:-data/units/106-phone-k100}
 OUT=${OUT:-outputs/lm-data-scale}
 SMALL=${SMALL:-outputs/lm-scaling}  # the 12.5 h runs of scripts/build_lm_scaling.sh
 export OMP_WAIT_POLICY=PASSIVE
+V1=outputs/baselines/phone-v1  # the phone-unit default these reports were made with (restored from git)
+TOK=${TOK:-$V1/tokenizer}  # pinned, so that a switch of the bundled phone-k100 leaves the rebuild as it was
+[ "$TOK" != "$V1/tokenizer" ] || [ -f "$V1/tokenizer/config.json" ] || bash scripts/restore_baselines.sh > /dev/null
 mkdir -p "$OUT" docs
-DATA=(--data.corpus="$CORPUS" --data.units_dir="$UNITS-dedup" --data.frames_dir="$UNITS-frames")
+DATA=(--data.corpus="$CORPUS" --data.tokenizer="$TOK" --data.units_dir="$UNITS-dedup"
+  --data.frames_dir="$UNITS-frames")
 
 # tokenize once (frame-rate shards, then the deduplicated shard derived from them)
 .venv/bin/python - "${DATA[@]}" <<'PY'

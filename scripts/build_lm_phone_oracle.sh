@@ -2,7 +2,8 @@
 # The phone oracle (issue 16 / issue 14): is it the units or the LM that keeps the probes at
 # chance? One probe set spoken by four voices whose engines report phone alignments (MBROLA
 # us3, held out; MBROLA us1, festival's slt HTS and flite's awb, heard in training), scored by
-#   - the bundled phone-lm (phone-k100 units of the 12.5 h sample): seen against unseen voices;
+#   - PHONE_LM (default: phone-lm as first bundled, outputs/baselines/phone-v1/lm; phone-k100 units of
+#     the 12.5 h sample): seen against unseen voices;
 #   - the same recipe trained on the reference phones of the same corpus
 #     (configs/lm/oracle-phones-cpu.toml): a tokenizer that spelled every word as its phones;
 #     also with random phone errors on the probe items (--phone-noise): the phone error rate a
@@ -17,13 +18,16 @@ CORPUS=${CORPUS:-data/corpus-v2}
 PROBES=${PROBES:-data/probes-aligned}
 RUN=${RUN:-outputs/lm-oracle-phones}
 export OMP_WAIT_POLICY=PASSIVE
+V1=outputs/baselines/phone-v1  # the phone-unit default these reports were made with (restored from git)
+PHONE_LM=${PHONE_LM:-$V1/lm}  # pinned, so that a switch of the bundled phone-lm leaves the rebuild as it was
+[ "$PHONE_LM" != "$V1/lm" ] || [ -f "$V1/lm/config.json" ] || bash scripts/restore_baselines.sh > /dev/null
 mkdir -p docs outputs
 
 [ -f "$PROBES/syntactic/pairs.tsv" ] || $SL eval build-probes --out "$PROBES" --corpus "$CORPUS" \
   --voices mbrola_us3,mbrola_us1,fest_slt_hts,flite_awb
 EVAL=
 if [ ! -f docs/lm-phone-lm-aligned-probes.json ]; then  # beside the training, on the other core
-  $SL eval lm --model phone-lm --corpus "$CORPUS" --units-dir data/units/v2-phone-k100-dedup \
+  $SL eval lm --model "$PHONE_LM" --corpus "$CORPUS" --units-dir data/units/v2-phone-k100-dedup \
     --probes "$PROBES" --quiet --json docs/lm-phone-lm-aligned-probes.json \
     --markdown docs/lm-phone-lm-aligned-probes.md & EVAL=$!
 fi

@@ -5,7 +5,8 @@
 # middle size twice more with the interleaved text + speech recipe (configs/lm/phone-mix-cpu.toml)
 # at exactly its units-only budget (same steps, batch and context: the same tokens and compute).
 # Writes docs/lm-scaling.{json,md}, docs/figures/lm-scaling.png and each run's probe report
-# docs/lm-scaling-<run>.{json,md}. About 1.5 hours in all; every run resumes if killed.
+# docs/lm-scaling-<run>.{json,md}. The units are those of TOK (default: the first phone-unit default,
+# outputs/baselines/phone-v1, whose units these reports were made on). About 1.5 hours in all; every run resumes if killed.
 #   bash scripts/build_lm_scaling.sh        (needs data/corpus-v2: HOURS=12 bash scripts/build_corpus.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,22 +16,26 @@ OUT=${OUT:-outputs/lm-scaling}
 UNITS=configs/lm/phone-cpu.toml
 MIX=configs/lm/phone-mix-cpu.toml
 export OMP_WAIT_POLICY=PASSIVE
+V1=outputs/baselines/phone-v1  # the phone-unit default these reports were made with (restored from git)
+TOK=${TOK:-$V1/tokenizer}  # pinned, so that a switch of the bundled phone-k100 leaves the rebuild as it was
+[ "$TOK" != "$V1/tokenizer" ] || [ -f "$V1/tokenizer/config.json" ] || bash scripts/restore_baselines.sh > /dev/null
 mkdir -p "$OUT" docs/figures
 
 # tokenize once (frame-rate units, the deduplicated shard and the mix) before runs share them
-.venv/bin/python - "$MIX" "$CORPUS" <<'PY'
+.venv/bin/python - "$MIX" "$CORPUS" "$TOK" <<'PY'
 import sys
 
 from speechlm.train.lm import LMTask, load_config
 
-LMTask(load_config(sys.argv[1], [f"--data.corpus={sys.argv[2]}"])).prepare(progress=True)
+LMTask(load_config(sys.argv[1], [f"--data.corpus={sys.argv[2]}", f"--data.tokenizer={sys.argv[3]}"])).prepare(
+    progress=True)
 PY
 
 # run NAME RECIPE LAYERS WIDTH HEADS STEPS LR EVAL_INTERVAL [OVERRIDE...]
 run() {
   $SL train lm --config "$2" --data.corpus="$CORPUS" --model.n_layer="$3" --model.n_embd="$4" \
     --model.n_head="$5" --train.max_steps="$6" --train.lr="$7" --train.warmup_steps=$(( $6 / 10 )) \
-    --train.eval_interval="$8" --train.ckpt_interval="$8" --train.out="$OUT/$1" "${@:9}" \
+    --train.eval_interval="$8" --train.ckpt_interval="$8" --train.out="$OUT/$1" --data.tokenizer="$TOK" "${@:9}" \
     > "$OUT/$1.log" 2>&1
 }
 run m "$UNITS" 6 256 4 700 2e-3 70 & run m-mix "$MIX" 6 256 4 700 2e-3 70 & wait

@@ -98,6 +98,41 @@ def test_eval_lm(capsys, tiny_lm, small_corpus, tmp_path):
     assert b["unigram_perplexity"] > b["bigram_perplexity"] > 1
 
 
+def _with_recorded_tokenizer(src, dst, tokenizer):
+    """A copy of the LM directory ``src`` at ``dst`` whose training record names ``tokenizer``."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg["training"]["tokenizer"] = str(tokenizer)
+    (dst / "config.json").write_text(json.dumps(cfg))
+    return dst
+
+
+def test_eval_lm_tokenizer_after_a_switch(capsys, tiny_lm, small_corpus, small_tokenizer,
+                                          tmp_path):
+    # the LM's recorded tokenizer now holds other units (as "phone-k100" after a default switch)
+    moved = _with_recorded_tokenizer(tiny_lm, tmp_path / "alone" / "lm", small_tokenizer)
+    args = ["--corpus", small_corpus, "--units-dir", tmp_path / "u", "--probes", tmp_path / "no"]
+    code, out, err = run(capsys, "eval", "lm", "--model", moved, *args)
+    assert code == 2 and out == "" and "give --tokenizer" in err
+    assert len(err.strip().splitlines()) == 1
+    # --tokenizer names the right one; a wrong one is refused the same way
+    code, out, _ = run(capsys, "eval", "lm", "--model", moved, "--tokenizer", "mfcc-k100", *args,
+                       "--format", "json")
+    assert code == 0 and json.loads(out)["perplexity"]["utterances"] == 16
+    code, _, err = run(capsys, "eval", "lm", "--model", tiny_lm, "--tokenizer", small_tokenizer,
+                       *args)
+    assert code == 2 and "give --tokenizer" in err
+    # in a stage bundle (tokenizer/ beside lm/, as outputs/baselines/phone-v1) the sibling serves
+    import shutil
+
+    shutil.copytree(REPO / "speechlm/pretrained/mfcc-k100", tmp_path / "bundle" / "tokenizer")
+    bundled = _with_recorded_tokenizer(tiny_lm, tmp_path / "bundle" / "lm", small_tokenizer)
+    code, out, _ = run(capsys, "eval", "lm", "--model", bundled, *args, "--format", "json")
+    assert code == 0 and json.loads(out)["perplexity"]["utterances"] == 16
+
+
 def test_train_lm_rejects_unknown_override(capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "lm", "--config", str(REPO / "configs/lm/tiny.toml"), "--bogus"])

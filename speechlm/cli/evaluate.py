@@ -62,7 +62,7 @@ def cmd_eval_lm(args: argparse.Namespace) -> int:
     report = evaluate_lm(args.model, units_dir=args.units_dir, corpus=args.corpus,
                          split=args.split, probes=args.probes, progress=not args.quiet,
                          decode_weights=args.lm_weights, frames_dir=args.frames_dir,
-                         phone_noise=tuple(args.phone_noise or ()))
+                         phone_noise=tuple(args.phone_noise or ()), tokenizer=args.tokenizer)
     return emit_report(args, report, lm_markdown(report))
 
 
@@ -225,6 +225,9 @@ def register(sub, add_parser) -> None:
                     "syntactic accuracies with 95% confidence intervals.")
     el.add_argument("--model", default="phone-lm", help="bundled LM name or LM directory")
     el.add_argument("--split", default="test", help="split to score")
+    el.add_argument("--tokenizer", help="tokenizer for missing shards and the probes' units "
+                    "(default: the LM's own; where that name now holds other units, the "
+                    "tokenizer/ beside the LM in a stage bundle); must have the LM's unit space")
     el.add_argument("--lm-weights", choices=("native", "native-int8", "int8", "fp32"),
                     help="also score the split with this decoder (the perplexity cost of what "
                     "sampling runs on; default: the one sampling uses, when it is not the "

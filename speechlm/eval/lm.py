@@ -213,7 +213,8 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
                 probes: str | os.PathLike | None = "data/probes",
                 progress: bool = True, decode_weights: str | None = None,
                 frames_dir: str | os.PathLike | None = None,
-                phone_noise: tuple[float, ...] = ()) -> dict:
+                phone_noise: tuple[float, ...] = (),
+                tokenizer: str | os.PathLike | None = None) -> dict:
     """``speechlm eval lm``: perplexity on ``split`` and the probe accuracies when available;
     for an LM trained with text, :func:`text_context` on the frame-rate units in
     ``frames_dir`` (default: the training's ``frames_dir``).
@@ -221,6 +222,10 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
     The unit shards of ``split`` are made from ``corpus`` with the LM's tokenizer if missing.
     ``phone_noise``: for an LM trained on the phone oracle's units, also score the probes with
     random phone errors at these rates (:func:`speechlm.eval.probes.phone_noise_curve`).
+    ``tokenizer`` makes the missing shards and the probes' units (default: the one the LM was
+    trained with, or, where that name now loads other units, e.g. after a switch of the bundled
+    ``phone-k100``, the ``tokenizer/`` beside the LM's directory in a stage bundle such as
+    ``outputs/baselines/phone-v1``); it must have the LM's unit space.
     """
     from pathlib import Path
 
@@ -235,13 +240,26 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
     default_dir = f"data/units/{Path(tok_name).name}-{'dedup' if model.cfg.dedup else 'frames'}"
     units_dir = Path(units_dir or training.get("units_dir") or default_dir)
     oracle = model.cfg.unit_space == ORACLE_SPACE  # reference phones (speechlm.data.oracle)
-    tok = PhoneLabels() if oracle else Tokenizer.load(tok_name)
+    if oracle:
+        tok = PhoneLabels()
+    else:
+        beside = Path(model_name).parent / "tokenizer"
+        fallback = tokenizer is None and (beside / "config.json").exists()
+        try:
+            tok = Tokenizer.load(tokenizer or tok_name)
+        except ModelError:
+            if not fallback:
+                raise
+            tok = None
+        if fallback and (tok is None or tok.unit_space != model.cfg.unit_space):
+            tok_name = str(beside)
+            tok = Tokenizer.load(beside)
     if phone_noise and not oracle:
         raise ModelError("phone noise needs an LM trained on the phone oracle's units "
                          f"({ORACLE_SPACE}); {model_name} is trained on {model.cfg.unit_space}")
     if tok.unit_space != model.cfg.unit_space:
-        raise ModelError(f"tokenizer {training.get('tokenizer')} has unit space {tok.unit_space} "
-                         f"but the LM was trained on {model.cfg.unit_space}")
+        raise ModelError(f"tokenizer {tokenizer or tok_name} has unit space {tok.unit_space} "
+                         f"but the LM was trained on {model.cfg.unit_space} (give --tokenizer)")
     frames_dir = frames_dir or training.get("frames_dir")
     missing = tuple(x for x in dict.fromkeys(("train", split))
                     if not (units_dir / f"{x}.json").exists())
