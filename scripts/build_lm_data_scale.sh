@@ -20,9 +20,9 @@ UNITS=${UNITS:-data/units/106-phone-k100}
 OUT=${OUT:-outputs/lm-data-scale}
 SMALL=${SMALL:-outputs/lm-scaling}  # the 12.5 h runs of scripts/build_lm_scaling.sh
 export OMP_WAIT_POLICY=PASSIVE
-V1=outputs/baselines/phone-v1  # the phone-unit default these reports were made with (restored from git)
-TOK=${TOK:-$V1/tokenizer}  # pinned, so that a switch of the bundled phone-k100 leaves the rebuild as it was
-[ "$TOK" != "$V1/tokenizer" ] || [ -f "$V1/tokenizer/config.json" ] || bash scripts/restore_baselines.sh > /dev/null
+. scripts/lib/phone_v1.sh  # V1, need_v1
+TOK=${TOK:-$V1/tokenizer}
+need_v1 "$TOK"
 mkdir -p "$OUT" docs
 DATA=(--data.corpus="$CORPUS" --data.tokenizer="$TOK" --data.units_dir="$UNITS-dedup"
   --data.frames_dir="$UNITS-frames")

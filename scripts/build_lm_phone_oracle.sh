@@ -18,9 +18,9 @@ CORPUS=${CORPUS:-data/corpus-v2}
 PROBES=${PROBES:-data/probes-aligned}
 RUN=${RUN:-outputs/lm-oracle-phones}
 export OMP_WAIT_POLICY=PASSIVE
-V1=outputs/baselines/phone-v1  # the phone-unit default these reports were made with (restored from git)
-PHONE_LM=${PHONE_LM:-$V1/lm}  # pinned, so that a switch of the bundled phone-lm leaves the rebuild as it was
-[ "$PHONE_LM" != "$V1/lm" ] || [ -f "$V1/lm/config.json" ] || bash scripts/restore_baselines.sh > /dev/null
+. scripts/lib/phone_v1.sh  # V1, need_v1
+PHONE_LM=${PHONE_LM:-$V1/lm}
+need_v1 "$PHONE_LM"
 mkdir -p docs outputs
 
 [ -f "$PROBES/syntactic/pairs.tsv" ] || $SL eval build-probes --out "$PROBES" --corpus "$CORPUS" \

@@ -16,9 +16,9 @@ OUT=${OUT:-outputs/lm-scaling}
 UNITS=configs/lm/phone-cpu.toml
 MIX=configs/lm/phone-mix-cpu.toml
 export OMP_WAIT_POLICY=PASSIVE
-V1=outputs/baselines/phone-v1  # the phone-unit default these reports were made with (restored from git)
-TOK=${TOK:-$V1/tokenizer}  # pinned, so that a switch of the bundled phone-k100 leaves the rebuild as it was
-[ "$TOK" != "$V1/tokenizer" ] || [ -f "$V1/tokenizer/config.json" ] || bash scripts/restore_baselines.sh > /dev/null
+. scripts/lib/phone_v1.sh  # V1, need_v1
+TOK=${TOK:-$V1/tokenizer}
+need_v1 "$TOK"
 mkdir -p "$OUT" docs/figures
 
 # tokenize once (frame-rate units, the deduplicated shard and the mix) before runs share them
@@ -27,8 +27,8 @@ import sys
 
 from speechlm.train.lm import LMTask, load_config
 
-LMTask(load_config(sys.argv[1], [f"--data.corpus={sys.argv[2]}", f"--data.tokenizer={sys.argv[3]}"])).prepare(
-    progress=True)
+overrides = [f"--data.corpus={sys.argv[2]}", f"--data.tokenizer={sys.argv[3]}"]
+LMTask(load_config(sys.argv[1], overrides)).prepare(progress=True)
 PY
 
 # run NAME RECIPE LAYERS WIDTH HEADS STEPS LR EVAL_INTERVAL [OVERRIDE...]

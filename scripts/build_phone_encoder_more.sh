@@ -38,12 +38,10 @@ if [ "$NAME" = more ]; then RUN=${RUN:-outputs/encoder-phone-cont}; else RUN=${R
 STEPS=${STEPS:-3600}
 EXTRA=${EXTRA:-}
 LM=${LM:-1}
-V1=outputs/baselines/phone-v1/tokenizer  # the first phone-unit default (its docs' "phone-k100")
-BASE=${BASE:-$V1}
-INIT=${INIT:-$V1/encoder}
-if [ "$BASE" = "$V1" ] || [ "$INIT" = "$V1/encoder" ]; then
-  [ -f "$V1/config.json" ] || bash scripts/restore_baselines.sh > /dev/null
-fi
+. scripts/lib/phone_v1.sh  # V1, need_v1: the first phone-unit default (its docs' "phone-k100")
+BASE=${BASE:-$V1/tokenizer}
+INIT=${INIT:-$V1/tokenizer/encoder}
+need_v1 "$BASE" "$INIT"
 PROBES=${PROBES:-data/probes-aligned}
 TOK=outputs/tokenizers/phone-$NAME-k100
 export OMP_WAIT_POLICY=PASSIVE
