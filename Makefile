@@ -5,7 +5,8 @@ STAMP := $(VENV)/.speechlm-setup
 
 .PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
-	phone-forced phone-forced-ctc phone-adv phone-cmn-long switch-units waveform
+	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons \
+	switch-units waveform
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -123,6 +124,12 @@ phone-adv: $(STAMP)  ## phone-cmn's run with a speaker adversary (gradient rever
 
 phone-cmn-long: $(STAMP)  ## phone-cmn's encoder trained 3,600 more steps of its own recipe, judged against phone-cmn (~1 h; run make phone-cmn first): docs/tokenizer-phone-cmn-long*
 	NAME=cmn-long LM=0 BASE=outputs/tokenizers/phone-cmn-k100 INIT=outputs/encoder-phone-cmn/model EXTRA="--model.extractor_mode=logmel_cmn" bash scripts/build_phone_encoder_more.sh
+
+phone-cmn-long2: $(STAMP)  ## phone-cmn-long's encoder trained 3,600 more steps of its own recipe, judged against phone-cmn-long (~1 h; run make phone-cmn-long first): docs/tokenizer-phone-cmn-long2*
+	NAME=cmn-long2 LM=0 BASE=outputs/tokenizers/phone-cmn-long-k100 INIT=outputs/encoder-phone-cmn-long/model EXTRA="--model.extractor_mode=logmel_cmn" bash scripts/build_phone_encoder_more.sh
+
+phone-cons: $(STAMP)  ## phone-cmn-long2's run with a two-view posterior consistency loss (weight 1), judged against phone-cmn-long2 (~1.2 h; run make phone-cmn-long2 first): docs/tokenizer-phone-cons*
+	NAME=cons LM=0 BASE=outputs/tokenizers/phone-cmn-long2-k100 INIT=outputs/encoder-phone-cmn-long/model EXTRA="--model.extractor_mode=logmel_cmn --model.consistency_weight=1" bash scripts/build_phone_encoder_more.sh
 
 switch-units: $(STAMP)  ## switch the bundled tokenizer, vocoder and LM together to the units of TOK=<tokenizer directory>, judged against the ones replaced (~1.5 h): scripts/switch_default_units.sh
 	TOK="$(TOK)" bash scripts/switch_default_units.sh

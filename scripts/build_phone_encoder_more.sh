@@ -26,6 +26,9 @@
 # INIT (default: phone-v1's encoder) is where the run starts: NAME=cmn-long
 # INIT=outputs/encoder-phone-cmn/model (`make phone-cmn-long`) trains phone-cmn's encoder
 # STEPS more steps of its own recipe, the test of "more steps" on top of phone-cmn.
+# NAME=cmn-long2 INIT=outputs/encoder-phone-cmn-long/model (`make phone-cmn-long2`) does it
+# again from phone-cmn-long; NAME=cons (`make phone-cons`) is that run with a two-view
+# posterior consistency loss (--model.consistency_weight=1), judged against phone-cmn-long2.
 # ~75 min on 2 idle cores (encoder ~36 min at 1.65 steps/s, LM ~18 min); every step resumes or
 # is skipped when its output exists. Nothing bundled changes: the default units switch only
 # together with a vocoder and an LM trained on them.

@@ -540,3 +540,95 @@ def test_forced_ctc_only_crops_train_their_phone_sequence_not_their_frames(small
         load_config(TINY, ["--data.forced_loss=boundaries"])
     with pytest.raises(DataError, match="ctc_weight"):
         load_config(TINY, over + ["--model.ctc_weight=0"])
+
+
+def test_paired_plans_read_one_stretch_twice_and_match_frames():
+    """consistency_weight > 0: rows 2i and 2i + 1 are two views of the same stretch (utterance
+    and start shared, speed factors apart), every read stays inside its utterance, and
+    pair_frames matches frames that read the same source sample (the identity at equal
+    speeds; none past the utterance's end)."""
+    from speechlm.train.phone import pair_frames
+
+    samples = np.array([16000, 48000, 9000, 64000])
+    a = plan_batch(3, 7, samples, 8, 100, 0.8, (0.78, 1.28), pairs=True)
+    b = plan_batch(3, 7, samples, 8, 100, 0.8, (0.78, 1.28), pairs=True)
+    for k in ("utt", "num", "start", "need"):
+        assert np.array_equal(a[k], b[k])
+    assert np.array_equal(a["utt"][0::2], a["utt"][1::2])
+    assert np.array_equal(a["start"][0::2], a["start"][1::2])
+    assert not np.array_equal(a["num"][0::2], a["num"][1::2])
+    assert (a["start"] >= 0).all() and (a["start"] + a["need"] <= samples[a["utt"]]).all()
+    with pytest.raises(ValueError, match="even"):
+        plan_batch(3, 7, samples, 7, 100, 0.8, (0.78, 1.28), pairs=True)
+
+    long = np.array([10 ** 6])
+    same = pair_frames(np.array([100, 100]), 100, 50, long)
+    assert np.array_equal(same[0], np.arange(50))
+    # the second view twice as fast (num 200): the first view's frame j reads source sample
+    # c_j, the second view's frame k reads 2 c_k, so k follows j at half its index
+    half = pair_frames(np.array([100, 200]), 100, 50, long)[0]
+    centres = np.arange(50) * HOP_SIZE + FRAME_SIZE // 2
+    for j in (10, 20, 40):
+        k = half[j]
+        assert abs(2 * centres[k] - centres[j]) <= HOP_SIZE * 2
+    slow = pair_frames(np.array([200, 100]), 100, 50, long)[0]
+    assert (slow[30:] == -1).all() and (slow[:20] >= 0).all()  # past the second view's end
+    short = pair_frames(np.array([100, 100]), 100, 50, np.array([10 * HOP_SIZE]))[0]
+    assert (short[:9] >= 0).all() and (short[12:] == -1).all()  # the padding matches nothing
+
+
+def test_consistency_loss_is_zero_for_equal_views_and_pulls_each_toward_the_other():
+    from speechlm.train.phone import consistency_loss
+
+    torch.manual_seed(0)
+    one = torch.randn(1, 6, 5)
+    logits = torch.cat([one, one])  # a pair of identical views
+    ident = torch.arange(6)[None]
+    assert float(consistency_loss(logits, ident)) == pytest.approx(0.0, abs=1e-7)
+    assert float(consistency_loss(logits, torch.full((1, 6), -1))) == 0.0
+    x = torch.randn(2, 6, 5, requires_grad=True)
+    loss = consistency_loss(x, ident)
+    assert float(loss.detach()) > 0
+    loss.backward()
+    assert x.grad[0].abs().sum() > 0 and x.grad[1].abs().sum() > 0
+    # shifted matching: frame j of the first view against frame j + 1 of the second
+    shifted = torch.cat([one, torch.cat([one[:, :1], one[:, :-1]], 1)])
+    match = torch.tensor([[1, 2, 3, 4, 5, -1]])
+    assert float(consistency_loss(shifted, match)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_consistency_training_pairs_train_batches_only_and_records_its_weight(small_corpus,
+                                                                              tmp_path):
+    """A run with model.consistency_weight trains paired views (the term joins the backward
+    pass, not the reported loss), validation stays unpaired, the export records the weight,
+    and the run refuses to resume under another weight."""
+    from speechlm.errors import SpeechLMError
+    from speechlm.ssl.files import read_json
+    from speechlm.train.phone import PhoneTask
+
+    args = overrides(small_corpus, tmp_path / "cons", max_steps=4, eval_interval=2,
+                     ckpt_interval=2)
+    cfg = load_config(TINY, args + ["--model.consistency_weight=2"])
+    task = PhoneTask(cfg)
+    model = task.build(torch.device("cpu"), 0, 1)
+    b = task.batch("train", 0, 1)
+    assert b.pairs is not None and b.pairs.shape == (b.wav.shape[0] // 2, b.y.shape[1])
+    assert (b.pairs >= 0).float().mean() > 0.5
+    # matched frames of two views carry the same phone label (up to a boundary's frame)
+    ok = b.pairs >= 0
+    second = torch.gather(b.y[1::2], 1, b.pairs.clamp(min=0))
+    assert (b.y[0::2][ok] == second[ok]).float().mean() > 0.85
+    assert task.batch("valid", 1, 0).pairs is None
+    total, metrics = task.loss(model, b)
+    assert float(metrics["cons"].detach()) > 0
+    assert torch.isclose(total, metrics["loss"] + 2 * metrics["cons"])
+    task.close()
+    run = train_encoder(cfg, progress=False)
+    assert read_json(run / "model" / "config.json")["training"]["consistency_weight"] == 2.0
+    with pytest.raises(SpeechLMError, match="consistency_weight"):
+        train_encoder(load_config(TINY, args + ["--train.max_steps=6"]), progress=False)
+    for bad in ("--model.consistency_weight=-1", "--model.consistency_weight=true"):
+        with pytest.raises(DataError, match="consistency_weight"):
+            load_config(TINY, [bad])
+    with pytest.raises(DataError, match="even"):
+        load_config(TINY, ["--model.consistency_weight=1", "--train.batch_size=3"])

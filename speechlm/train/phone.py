@@ -37,6 +37,17 @@ encoder is the plain one, and the reported ``loss`` (which picks the best model)
 objective alone; ``spk_acc`` logs how often the adversary names the speaker (chance: one over
 the speakers).
 
+Optionally (``model.consistency_weight`` > 0; off by default) a **two-view consistency**
+loss (the invariance the issue asks for, trained where the units are made: on the frame phone
+posteriors that k-means clusters): training crops come in pairs that read the same stretch of
+one utterance under independent speed factors, augmentations and SpecAugment masks; each
+frame of the first view is matched to the frame of the second that covers the same source
+sample, and the loss is the symmetric KL divergence between their posteriors, each side
+pulled toward the other's detached distribution (as in Gat et al. 2023's augmentation-
+invariant units, here on the posteriors rather than on cluster ids). A batch then holds half
+as many distinct crops at the same cost. Validation batches stay unpaired, and the reported
+``loss`` (which picks the best model) is the phone objective alone; ``cons`` logs the term.
+
 Only festival, flite and MBROLA report their phones' times, so by default 12 of the world
 corpus's 27 training voices teach the encoder. ``data.forced_alignments`` adds the others'
 training utterances with labels from forced alignment (:mod:`speechlm.data.align`: their text
@@ -130,6 +141,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "adv_hidden": 256,  # its hidden width (one ReLU layer before the speaker logits)
     "adv_target": "speaker",  # what it names: "speaker" (the corpus's speaker) or "voice" (its
     # base voice: the world corpus's voice with all its pitch and vocal-tract variants as one)
+    "consistency_weight": 0.0,  # two-view posterior consistency (0: none; pairs the crops)
     "init": "",  # a phone encoder directory to start from (its encoder and frame head; the
     # CTC head starts afresh); "" trains from scratch. A resumed run continues its checkpoint.
 }
@@ -172,6 +184,12 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     h = m["adv_hidden"]
     if isinstance(h, bool) or not isinstance(h, int) or h < 1:
         raise DataError(f"model.adv_hidden {h!r}: expected a whole number >= 1")
+    c = m["consistency_weight"]
+    if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 <= c <= 100:
+        raise DataError(f"model.consistency_weight {c!r}: expected a number in [0, 100]")
+    if c and cfg["train"]["batch_size"] % 2:
+        raise DataError(f"model.consistency_weight > 0 pairs the crops: train.batch_size "
+                        f"{cfg['train']['batch_size']} must be even")
     build_arch(m)
     return cfg
 
@@ -274,14 +292,19 @@ def crop_samples(frames: int) -> int:
 
 
 def plan_batch(seed: int, index: int, samples: np.ndarray, batch: int, crop_frames: int,
-               p_speed: float, speed: tuple[float, float]) -> dict[str, np.ndarray | int]:
+               p_speed: float, speed: tuple[float, float], pairs: bool = False
+               ) -> dict[str, np.ndarray | int]:
     """The crops of global batch ``index``: a pure function of (seed, index).
 
     Returns ``utt [B]``, ``num [B]`` / ``den`` (the speed factor ``num / den``: ``num`` source
     samples become ``den`` output samples), ``start [B]`` and ``need [B]`` (the source samples
     to read) and ``frames`` (per crop, the same for all). An utterance shorter than a crop is
-    read whole and padded with silence (labelled ``SIL``).
+    read whole and padded with silence (labelled ``SIL``). With ``pairs`` (an even ``batch``)
+    rows ``2i`` and ``2i + 1`` are two views of one stretch: the same utterance and start,
+    speed factors drawn apart (:func:`pair_frames` matches their frames).
     """
+    if pairs:
+        return _plan_pairs(seed, index, samples, batch, crop_frames, p_speed, speed)
     rng = np.random.default_rng([seed, index])
     utt = rng.integers(0, len(samples), size=batch)
     den = 100
@@ -293,6 +316,58 @@ def plan_batch(seed: int, index: int, samples: np.ndarray, batch: int, crop_fram
     need = np.minimum(need, samples[utt])  # a shorter utterance is read whole, then padded
     start = (rng.random(batch) * (samples[utt] - need + 1)).astype(np.int64)
     return {"utt": utt, "num": num, "den": den, "start": start, "need": need, "frames": n}
+
+
+def _plan_pairs(seed: int, index: int, samples: np.ndarray, batch: int, crop_frames: int,
+                p_speed: float, speed: tuple[float, float]) -> dict[str, np.ndarray | int]:
+    if batch % 2:
+        raise ValueError(f"paired crops need an even batch, not {batch}")
+    rng = np.random.default_rng([seed, index, 2])
+    half = batch // 2
+    utt = np.repeat(rng.integers(0, len(samples), size=half), 2)
+    den = 100
+    factor = np.exp(rng.uniform(math.log(speed[0]), math.log(speed[1]), size=batch))
+    num = np.where(rng.random(batch) < p_speed, np.round(factor * den), den).astype(np.int64)
+    need = -(-crop_samples(crop_frames) * num // den) + 1
+    need = np.minimum(need, samples[utt])
+    span = np.maximum(need[0::2], need[1::2])  # the stretch both views fit in
+    start = np.repeat((rng.random(half) * (samples[utt[0::2]] - span + 1)).astype(np.int64), 2)
+    return {"utt": utt, "num": num, "den": den, "start": start, "need": need,
+            "frames": crop_frames}
+
+
+def pair_frames(num: np.ndarray, den: int, frames: int, length: np.ndarray) -> np.ndarray:
+    """For each pair of views (rows ``2i``, ``2i + 1`` of a paired plan), the frame of the
+    second view whose centre reads the source sample nearest the centre of each frame of the
+    first: ``[B / 2, frames]``, -1 where there is none (past the second view's end, or either
+    centre in the padding past the utterance: ``length`` [B / 2] source samples from the
+    crop's start)."""
+    centres = np.arange(frames) * HOP_SIZE + FRAME_SIZE // 2
+    a, b = num[0::2, None], num[1::2, None]
+    src = centres[None, :] * a / den  # the first view's frame centres, in source samples
+    k = np.rint((src * den / b - FRAME_SIZE // 2) / HOP_SIZE).astype(np.int64)
+    inside = (k >= 0) & (k < frames)
+    kc = np.clip(k, 0, frames - 1)
+    src_b = centres[kc] * b / den
+    ok = inside & (src < length[:, None]) & (src_b < length[:, None])
+    return np.where(ok, k, -1)
+
+
+def consistency_loss(logits: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+    """Symmetric KL divergence between the frame posteriors of paired views (``logits``
+    ``[B, F, P]``, rows ``2i`` and ``2i + 1`` a pair; ``pairs`` ``[B / 2, F]`` from
+    :func:`pair_frames`), each side pulled toward the other's detached distribution; the mean
+    over matched frames (0 when none match)."""
+    lp = logits.float().log_softmax(-1)
+    first, second = lp[0::2], lp[1::2]
+    ok = pairs >= 0
+    idx = pairs.clamp(min=0)[..., None].expand(-1, -1, lp.shape[-1])
+    la, lb = first[ok], torch.gather(second, 1, idx)[ok]
+    if not la.numel():
+        return logits.sum() * 0.0
+    kl_ab = (la.detach().exp() * (la.detach() - lb)).sum(-1)  # KL(sg p_a || p_b)
+    kl_ba = (lb.detach().exp() * (lb.detach() - la)).sum(-1)  # KL(sg p_b || p_a)
+    return 0.5 * (kl_ab + kl_ba).mean()
 
 
 def spec_masks(seed: int, rows: int, frames: int, bands: int, freq: tuple[int, int],
@@ -342,6 +417,8 @@ class PhoneBatch(NamedTuple):
     adv_scale: float  # gradient-reversal scale of the speaker adversary at this step
     frame_loss: torch.Tensor | None = None  # [b] False: the crop trains CTC only (its labels
     # are forced and data.forced_loss = "ctc"); None: every crop trains both losses
+    pairs: torch.Tensor | None = None  # [b / 2, F] paired views' matched frames (pair_frames)
+    # when model.consistency_weight > 0 (training batches); None: unpaired
 
 
 class PhoneModel(torch.nn.Module):
@@ -472,6 +549,11 @@ class PhoneTask(TrainTask):
         self.rank, self.world = rank, world
         per_rank = self.train.batch_size // world
         self.mine = slice(rank * per_rank, (rank + 1) * per_rank)
+        self.paired = float(self.m["consistency_weight"]) > 0
+        if self.paired and per_rank % 2:
+            raise DataError(f"model.consistency_weight > 0 pairs the crops: each of the {world} "
+                            f"ranks needs an even share of train.batch_size "
+                            f"{self.train.batch_size}")
         self.sets = {s: AlignedSet(d["corpus"], s, d["min_seconds"], d["max_utterances"],
                                    self.train.seed,
                                    d["forced_alignments"] if s == "train" else "")
@@ -495,8 +577,9 @@ class PhoneTask(TrainTask):
         """Rank-local batch ``index`` of ``split`` (a pure function of ``seed`` and ``index``,
         which is the step for training batches)."""
         s, d = self.sets[split], self.data
+        paired = self.paired and split == "train"
         p = plan_batch(seed, index, s.samples, self.train.batch_size, self.crop_frames,
-                       float(d["p_speed"]), tuple(d["speed"]))
+                       float(d["p_speed"]), tuple(d["speed"]), pairs=paired)
         n, den = int(p["frames"]), int(p["den"])
         length = crop_samples(n)
         centres = np.arange(n) * HOP_SIZE + FRAME_SIZE // 2
@@ -536,7 +619,11 @@ class PhoneTask(TrainTask):
         frame_loss = None
         if split == "train" and d["forced_loss"] == "ctc" and s.forced:
             frame_loss = torch.from_numpy(~s.is_forced[p["utt"][idx]])
-        return PhoneBatch(wav, y, mask, spk, scale, frame_loss)
+        pairs = None
+        if paired:
+            utt, start = p["utt"][idx][0::2], p["start"][idx][0::2]
+            pairs = torch.from_numpy(pair_frames(p["num"][idx], den, n, s.samples[utt] - start))
+        return PhoneBatch(wav, y, mask, spk, scale, frame_loss, pairs)
 
     def loss(self, model, batch: PhoneBatch):
         wav, y, mask = batch.wav, batch.y, batch.mask
@@ -563,6 +650,10 @@ class PhoneTask(TrainTask):
             total = total + w * ctc
             metrics["ctc"] = ctc / self.world
         metrics = {"loss": total / self.world, **metrics}
+        if batch.pairs is not None:  # after "loss": the phone objective stays the reported one
+            cons = consistency_loss(logits, batch.pairs.to(logits.device))
+            total = total + float(self.m["consistency_weight"]) * cons
+            metrics["cons"] = cons / self.world
         if adv_logits is not None:  # speech frames of training speakers; gradient reversed
             spk = batch.spk.to(y.device)[:, None].expand_as(y)
             speech = labelled & (y != PHONE_ID[SILENCE]) & (spk != IGNORE)
@@ -589,6 +680,8 @@ class PhoneTask(TrainTask):
         h = {"objective": "phone", "phones": list(PHONES), "valid_acc": []}
         if self.speakers:
             h.update(adv_speakers=list(self.speakers), valid_spk_acc=[])
+        if self.paired:
+            h["consistency_weight"] = float(self.m["consistency_weight"])
         return h
 
     def check_resume(self, history: dict[str, Any]) -> None:
@@ -601,6 +694,10 @@ class PhoneTask(TrainTask):
             raise SpeechLMError(f"{self.train.out} was trained with another speaker adversary "
                                 "(model.adv_weight or the corpus's speakers differ); choose "
                                 "another train.out")
+        if float(history.get("consistency_weight", 0.0)) != (
+                float(self.m["consistency_weight"]) if self.paired else 0.0):
+            raise SpeechLMError(f"{self.train.out} was trained with another "
+                                "model.consistency_weight; choose another train.out")
 
     def export(self, out: Path, model, step: int, valid: dict[str, float], rate: float) -> None:
         from speechlm.ssl.phone import save_phone_encoder
@@ -616,6 +713,8 @@ class PhoneTask(TrainTask):
             training["forced_alignments"] = str(d["forced_alignments"])
             training["forced_utterances"] = self.sets["train"].forced
             training["forced_loss"] = d["forced_loss"]
+        if self.paired:
+            training["consistency_weight"] = float(self.m["consistency_weight"])
         if self.speakers:
             training["adv_weight"] = float(self.m["adv_weight"])
             training["adv_speakers"] = len(self.speakers)
