@@ -6,7 +6,7 @@ STAMP := $(VENV)/.speechlm-setup
 .PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons \
-	switch-units waveform
+	tokenizer-input band-limit-reports switch-units waveform
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -130,6 +130,12 @@ phone-cmn-long2: $(STAMP)  ## phone-cmn-long's encoder trained 3,600 more steps 
 
 phone-cons: $(STAMP)  ## phone-cmn-long2's run with a two-view posterior consistency loss (weight 1), judged against phone-cmn-long2 (~1.2 h; run make phone-cmn-long2 first): docs/tokenizer-phone-cons*
 	NAME=cons LM=0 BASE=outputs/tokenizers/phone-cmn-long2-k100 INIT=outputs/encoder-phone-cmn-long/model EXTRA="--model.extractor_mode=logmel_cmn --model.consistency_weight=1" bash scripts/build_phone_encoder_more.sh
+
+tokenizer-input: $(STAMP)  ## the tokenizer's test-time input options judged: the band limit chosen on valid, then against the full band on seen and unheard voices; --warp auto (~45 min; needs make phone-cmn-long): docs/tokenizer-band-*, docs/tokenizer-warp-*
+	bash scripts/eval_tokenizer_input.sh
+
+band-limit-reports: $(STAMP)  ## the bundled pipeline's resynthesis with the tokenizer's input band-limited (CUT=7200) against the full band, held-out engines, Whisper (~25 min): docs/band-vocoder-*
+	bash scripts/band_limit_reports.sh
 
 switch-units: $(STAMP)  ## switch the bundled tokenizer, vocoder and LM together to the units of TOK=<tokenizer directory>, judged against the ones replaced (~1.5 h): scripts/switch_default_units.sh
 	TOK="$(TOK)" bash scripts/switch_default_units.sh

@@ -43,6 +43,7 @@ from speechlm.units import Units
 
 DEFAULT_TOKENIZER = "phone-k100"  # bundled in speechlm/pretrained/
 CHUNK_FRAMES = 3000  # frames per chunk when reading files (60 s)
+BAND_LIMIT_RANGE = (1000.0, None)  # with_band_limit: the lowest cut-off (Hz); the top: Nyquist
 PRECISIONS = ("fp32", "bf16")  # what the encoder may compute in (Tokenizer.with_precision)
 
 
@@ -85,11 +86,15 @@ class Tokenizer(Stage):
             get another unit; faster only on a CPU with bfloat16 units and with OpenMP workers
             that spin (1.26x on an AMX Xeon; 0.91x there under ``OMP_WAIT_POLICY=PASSIVE``):
             ``benchmarks/bench_phone_tokenize.py`` measures both on your machine.
+        band_limit: remove everything above this frequency (Hz) from the input before the
+            encoder (the brick-wall low-pass of the training augmentation's channel
+            band-limit, :func:`speechlm.data.augment.lowpass`); None keeps the full band. A
+            test-time option: the same unit space.
     """
 
     def __init__(self, encoder: FeatureEncoder, quantizer: KMeansQuantizer,
                  training: dict[str, Any] | None = None, smoothing: float = 0.0,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", band_limit: float | None = None):
         if encoder.dim != quantizer.dim:
             raise ModelError(f"encoder dim {encoder.dim} != quantizer dim {quantizer.dim}")
         self.encoder = encoder
@@ -113,14 +118,55 @@ class Tokenizer(Stage):
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got "
                              f"{precision!r}")
         self.precision = precision
+        lo, hi = BAND_LIMIT_RANGE[0], self.sample_rate / 2
+        if band_limit is not None and not lo <= float(band_limit) < hi:
+            raise ModelError(f"band limit {band_limit!r} Hz: expected {lo:g} <= Hz < {hi:g} "
+                             "(half the sample rate)")
+        self.band_limit = None if band_limit is None else float(band_limit)
 
     def with_smoothing(self, smoothing: float) -> Tokenizer:
         """The same encoder and centroids with another ``smoothing`` (another unit space)."""
-        return Tokenizer(self.encoder, self.quantizer, self.training, smoothing, self.precision)
+        return Tokenizer(self.encoder, self.quantizer, self.training, smoothing, self.precision,
+                         self.band_limit)
 
     def with_precision(self, precision: str) -> Tokenizer:
         """The same tokenizer computing its encoder in ``precision`` (``"fp32"``/``"bf16"``)."""
-        return Tokenizer(self.encoder, self.quantizer, self.training, self.smoothing, precision)
+        return Tokenizer(self.encoder, self.quantizer, self.training, self.smoothing, precision,
+                         self.band_limit)
+
+    def with_warp(self, warp: str | float | None) -> Tokenizer:
+        """The same tokenizer with its phone encoder reading a frequency-warped input
+        (vocal-tract length normalisation: :meth:`speechlm.ssl.phone.PhoneEncoder.with_warp`;
+        ``"auto"`` picks the warp per input, ``None``/``"none"`` is off). The same unit space:
+        the encoder and centroids are unchanged, only the input is normalised.
+
+        Raises:
+            ModelError: a bad ``warp``, or a warp asked of a tokenizer without a log-mel phone
+                encoder.
+        """
+        from speechlm.ssl.phone import PhoneEncoder, parse_warp
+
+        if not isinstance(self.encoder, PhoneEncoder):
+            if parse_warp(warp) is None:
+                return self
+            raise ModelError(f"--warp needs a phone-encoder tokenizer; {self.unit_space} is not")
+        return Tokenizer(self.encoder.with_warp(warp), self.quantizer, self.training,
+                         self.smoothing, self.precision, self.band_limit)
+
+    def with_band_limit(self, hz: float | None) -> Tokenizer:
+        """The same tokenizer with everything above ``hz`` removed from its input before the
+        encoder (None: the full band); the same unit space. See the ``band_limit`` argument.
+
+        Raises:
+            ModelError: ``hz`` outside [1000, half the sample rate).
+        """
+        return Tokenizer(self.encoder, self.quantizer, self.training, self.smoothing,
+                         self.precision, hz)
+
+    @property
+    def warp(self) -> float | str | None:
+        """The phone encoder's input warp (None: off; see :meth:`with_warp`)."""
+        return getattr(self.encoder, "warp", None)
 
     # --- the contract every stage exposes
     @property
@@ -191,6 +237,11 @@ class Tokenizer(Stage):
     # --- tokenizing
     def features(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, T]`` waveforms -> ``[B, F, D]`` features (float32)."""
+        if self.band_limit is not None:
+            from speechlm.data.augment import lowpass
+
+            wav = lowpass(wav.float(), torch.full((wav.shape[0],), self.band_limit),
+                          self.sample_rate)
         if self.precision == "bf16":
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return self.encoder(wav, lengths).float()

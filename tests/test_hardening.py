@@ -150,6 +150,10 @@ def test_row2_short_voice_and_resynth(capsys, tmp_path, short_wavs):
     (["train", "tokenizer", "--out", "t", "--smoothing", "inf"], "--smoothing"),
     (["train", "tokenizer", "--out", "t", "--max-utterances", "0"], "--max-utterances"),
     (["eval", "tokenizer", "--smoothing", "nan"], "--smoothing"),
+    (["eval", "tokenizer", "--warp", "2"], "--warp"),
+    (["tokenize", "--warp", "fast", "x.wav"], "--warp"),
+    (["tokenize", "--band-limit", "9000", "x.wav"], "--band-limit"),
+    (["eval", "tokenizer", "--band-limit", "nan"], "--band-limit"),
     (["eval", "lm", "--phone-noise", "0.1,2"], "--phone-noise"),
     (["eval", "lm", "--phone-noise", "nan"], "--phone-noise"),
 ])

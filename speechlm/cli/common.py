@@ -216,3 +216,46 @@ def check_seed_range(seed: int | None, num_samples: int) -> None:
     if seed is not None and seed + num_samples - 1 > SEED_MAX:
         raise SpeechLMError(f"--seed {seed} + --num-samples {num_samples} runs past the largest "
                             f"seed ({SEED_MAX}); give a smaller --seed")
+
+
+def warp_value(text: str):
+    """``--warp``: ``auto``, ``none`` or a factor (:func:`speechlm.ssl.phone.parse_warp`)."""
+    from speechlm.ssl.phone import parse_warp
+
+    try:
+        return parse_warp(text)
+    except SpeechLMError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def band_limit_value(text: str) -> float | None:
+    """``--band-limit``: ``none`` or a cut-off in Hz in [1000, 8000)."""
+    if text == "none":
+        return None
+    return number(float, 1000, 8000, hi_open=True, extra=" (or none)")(text)
+
+
+WARP_HELP = ("vocal-tract length normalisation of a phone encoder's input: 'auto' picks for "
+             "each file (each minute of a long one) the frequency warp (0.80-1.20) under which "
+             "the encoder is most certain (9 encoder passes over its first 9 s); A: a fixed "
+             "factor (< 1 for voices with high formants); default none. The unit space stays "
+             "the same")
+BAND_LIMIT_HELP = ("remove everything above HZ from the input before the tokenizer's encoder "
+                   "(the brick-wall low-pass its training augmentation applies to some crops); "
+                   "default none (the full band). The unit space stays the same")
+
+
+def add_input_args(parser: argparse.ArgumentParser, repeat: bool = False) -> None:
+    """``--warp`` and ``--band-limit``: the tokenizer's test-time input options (with
+    ``repeat``, each may be given several times: every combination is evaluated)."""
+    more = {"action": "append"} if repeat else {}
+    again = " Repeat it to compare (the first setting is the paired base)." if repeat else ""
+    parser.add_argument("--warp", type=warp_value, metavar="auto|none|A",
+                        help=WARP_HELP + "." + again, **more)
+    parser.add_argument("--band-limit", type=band_limit_value, metavar="HZ|none",
+                        help=BAND_LIMIT_HELP + "." + again, **more)
+
+
+def apply_input_args(tok, warp=None, band_limit=None):
+    """``tok`` with the test-time input options of :func:`add_input_args`."""
+    return tok.with_warp(warp).with_band_limit(band_limit)

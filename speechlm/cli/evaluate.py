@@ -6,7 +6,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from speechlm.cli.common import Parser, add_report_args, emit_report, need_input, number
+from speechlm.cli.common import (
+    Parser,
+    add_input_args,
+    add_report_args,
+    apply_input_args,
+    emit_report,
+    need_input,
+    number,
+)
 from speechlm.errors import SpeechLMError
 from speechlm.tokenizer import DEFAULT_TOKENIZER
 
@@ -26,22 +34,35 @@ def cmd_eval_tokenizer(args: argparse.Namespace) -> int:
 
     tokenizers = args.tokenizer or [DEFAULT_TOKENIZER]
     manifests = [(m, resolve_manifest(m, args.corpus)) for m in (args.manifest or ["test"])]
+    # the test-time input settings (--warp x --band-limit), each named in the row's label
+    inputs = [(w, b) for w in (args.warp or [None]) for b in (args.band_limit or [None])]
     reports = []
     for name, manifest in manifests:  # check every input before the first long evaluation
         for tok in tokenizers:
-            reports.append((name, tok, manifest))
+            for warp, band in inputs:
+                reports.append((name, tok, manifest, warp, band))
     out = []
-    for name, tok, manifest in reports:
+    for name, tok, manifest, warp, band in reports:
         t = tok
-        if args.smoothing is not None:
+        if args.smoothing is not None or warp is not None or band is not None:
             from speechlm.tokenizer import Tokenizer
 
-            t = Tokenizer.load(tok).with_smoothing(args.smoothing)
+            t = Tokenizer.load(tok)
+            if args.smoothing is not None:
+                t = t.with_smoothing(args.smoothing)
+            t = apply_input_args(t, warp, band)
         r = evaluate_tokenizer(t, manifest, max_utterances=args.max_utterances,
                                seed=args.seed, progress=not args.quiet,
                                ued_utterances=0 if args.no_ued else args.ued_utterances)
-        out.append({**r, "tokenizer": str(tok), "data": name,
-                    **({"smoothing": args.smoothing} if args.smoothing is not None else {})})
+        shown = [f"warp {warp or 'none'}" if args.warp else "",
+                 f"band limit {band:g} Hz" if band is not None else
+                 "full band" if args.band_limit else ""]
+        shown = [x for x in shown if x]
+        label = f"{tok} ({', '.join(shown)})" if shown else str(tok)
+        out.append({**r, "tokenizer": label, "data": name,
+                    **({"smoothing": args.smoothing} if args.smoothing is not None else {}),
+                    **({"warp": warp} if warp is not None else {}),
+                    **({"band_limit": band} if band is not None else {})})
     first: dict[str, dict] = {}  # per manifest: the first tokenizer with a phone encoder
     for r in out:
         if not r.get("frame_phone_errors_by_utterance"):
@@ -106,7 +127,8 @@ def cmd_eval_resynth(args: argparse.Namespace) -> int:
                               seed=args.seed, progress=not args.quiet,
                               audio_out=args.audio_out, asrs=tuple(args.asr.split(",")),
                               waveform=args.waveform, reference_perturb=args.reference_perturb,
-                              voice_from=args.voice_from)
+                              voice_from=args.voice_from, warp=args.warp,
+                              band_limit=args.band_limit)
     return emit_report(args, report, resynth_markdown(report))
 
 
@@ -213,6 +235,7 @@ def register(sub, add_parser) -> None:
     et.add_argument("--ued-utterances", type=int, default=50,
                     help="utterances (a seeded subset) perturbed for the UED columns")
     et.add_argument("--no-ued", action="store_true", help="skip the UED robustness measurement")
+    add_input_args(et, repeat=True)
     et.add_argument("--smoothing", type=number(float, 0, 1000),
                     help="evaluate with this unit-change cost instead of the tokenizer's own "
                     "(see 'train tokenizer --smoothing')")
@@ -299,6 +322,7 @@ def register(sub, add_parser) -> None:
     er.add_argument("--voice-from", choices=("self", "other"), default="self",
                     help="the voice reference: the utterance itself (default), or another "
                     "utterance of the same voice (the fair test of --voice-adapt-steps)")
+    add_input_args(er)
     add_report_args(er)
     er.set_defaults(func=cmd_eval_resynth)
 

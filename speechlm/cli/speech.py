@@ -9,6 +9,8 @@ from pathlib import Path
 
 from speechlm.cli.common import (
     MAX_SAMPLES,
+    add_input_args,
+    apply_input_args,
     check_seed_range,
     guard_outputs,
     need_input,
@@ -39,6 +41,7 @@ def cmd_continue(args: argparse.Namespace) -> int:
         outputs["--units-out"] = Path(args.units_out)
     guard_outputs(outputs, {"the prompt": prompt, "the voice reference": voice}, args.force)
     m = SpeechLM.load(args.model, tokenizer=args.tokenizer, lm=args.lm, vocoder=args.vocoder)
+    m.tokenizer = apply_input_args(m.tokenizer, args.warp, args.band_limit)
     m.lm_weights = args.lm_weights
     _vocoder_settings(m.vocoder, args)
     # one sample at a time (sample i is drawn with seed + i either way): each file is written
@@ -109,6 +112,7 @@ def cmd_resynth(args: argparse.Namespace) -> int:
     if tok.unit_space != voc.unit_space:
         raise SpeechLMError(f"the tokenizer's unit space is {tok.unit_space!r} but the "
                             f"vocoder's is {voc.unit_space!r}")
+    tok = apply_input_args(tok, args.warp, args.band_limit)
     wav = load_audio(src, min_samples=FRAME_SIZE)
     if voice is None:
         if float(wav.abs().max()) < NO_SIGNAL_PEAK:
@@ -217,6 +221,7 @@ def register(sub, add_parser) -> None:
     c.add_argument("--model", default="default",
                    help="'default' (bundled) or a directory with tokenizer/, lm/, vocoder/")
     c.add_argument("--tokenizer", help="replace the model's tokenizer (name or directory)")
+    add_input_args(c)
     c.add_argument("--lm", help="replace the model's LM (name or directory)")
     c.add_argument("--vocoder", help="replace the model's vocoder (name or directory)")
     c.add_argument("--voice", help="speak the continuation in the voice of this recording")
@@ -237,6 +242,7 @@ def register(sub, add_parser) -> None:
                    help="ignore the input's F0 contour and let the vocoder predict one")
     _vocoder_args(r)
     r.add_argument("--tokenizer", help="tokenizer (default: the one the vocoder was trained on)")
+    add_input_args(r)
     r.add_argument("--force", action="store_true", help="overwrite an existing output")
     r.set_defaults(func=cmd_resynth)
 

@@ -8,7 +8,7 @@ import logging
 import os
 from pathlib import Path
 
-from speechlm.cli.common import number
+from speechlm.cli.common import add_input_args, apply_input_args, number
 from speechlm.errors import SpeechLMError
 from speechlm.tokenizer import DEFAULT_TOKENIZER, PRECISIONS
 
@@ -18,7 +18,8 @@ log = logging.getLogger("speechlm")
 def cmd_tokenize(args: argparse.Namespace) -> int:
     from speechlm.tokenizer import Tokenizer
 
-    tok = Tokenizer.load(args.tokenizer).with_precision(args.precision)
+    tok = apply_input_args(Tokenizer.load(args.tokenizer).with_precision(args.precision),
+                           args.warp, args.band_limit)
     if args.manifest:
         return _tokenize_manifest(args, tok)
     if not args.files:
@@ -48,7 +49,9 @@ def _settings(args: argparse.Namespace, tok, manifest: Path) -> dict:
     return {"partial_format": PARTIAL_FORMAT, "manifest": os.path.realpath(manifest),
             "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
             "shard": args.shard, "unit_space": tok.unit_space, "dedup": bool(args.dedup),
-            **({"precision": tok.precision} if tok.precision != "fp32" else {})}
+            **({"precision": tok.precision} if tok.precision != "fp32" else {}),
+            **({"warp": tok.warp} if tok.warp is not None else {}),
+            **({"band_limit": tok.band_limit} if tok.band_limit is not None else {})}
 
 
 def _resume(partial: Path, meta: Path, settings: dict, names: list[str], force: bool) -> int:
@@ -148,6 +151,7 @@ def register(sub, add_parser) -> None:
     t.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="run the encoder under bfloat16 autocast (1-2%% of frames get another "
                    "unit; measure the speed on your CPU with benchmarks/bench_phone_tokenize.py)")
+    add_input_args(t)
     t.add_argument("--workers", type=number(int, 1, 1024), default=None,
                    help="files (and chunks of long files) encoded at once, each on one core "
                    "(default: the torch thread count, --threads); 1: one at a time, every "

@@ -92,7 +92,8 @@ class ResynthHarness:
     def __init__(self, vocoder: str, methods: tuple[str, ...] = DEFAULT_METHODS,
                  asrs: tuple[str, ...] = ASRS, seed: int = 0, audio_out: str | None = None,
                  waveform: str | None = None, reference_perturb: str | None = None,
-                 voice_from: str = "self"):
+                 voice_from: str = "self", warp: str | float | None = None,
+                 band_limit: float | None = None):
         from speechlm.eval.judges import Judges
         from speechlm.eval.robustness import perturbation_option
         from speechlm.tokenizer import Tokenizer
@@ -116,7 +117,8 @@ class ResynthHarness:
         elif self.voc.waveform is None and any(m in NEEDS_WAVEFORM for m in methods):
             raise DataError(f"methods {', '.join(m for m in methods if m in NEEDS_WAVEFORM)} "
                             "need a waveform stage: give --waveform DIR")
-        self.tok = Tokenizer.load(self.voc.training.get("tokenizer") or "mfcc-k100")
+        self.tok = Tokenizer.load(self.voc.training.get("tokenizer") or "mfcc-k100").with_warp(
+            warp).with_band_limit(band_limit)
         self.methods, self.asrs, self.seed, self.audio_out = methods, asrs, seed, audio_out
         self.judges = Judges()
         self.sr = self.voc.sample_rate
@@ -302,10 +304,13 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
                      progress: bool = True, audio_out: str | None = None,
                      asrs: tuple[str, ...] = ASRS, waveform: str | None = None,
                      reference_perturb: str | None = None,
-                     voice_from: str = "self") -> dict[str, Any]:
-    """Run the harness; returns the JSON report (per utterance, per voice and per group)."""
+                     voice_from: str = "self", warp: str | float | None = None,
+                     band_limit: float | None = None) -> dict[str, Any]:
+    """Run the harness; returns the JSON report (per utterance, per voice and per group).
+    ``warp`` and ``band_limit``: the tokenizer's test-time input options
+    (:meth:`speechlm.tokenizer.Tokenizer.with_warp`, ``with_band_limit``)."""
     h = ResynthHarness(vocoder, methods, asrs, seed, audio_out, waveform, reference_perturb,
-                       voice_from)
+                       voice_from, warp, band_limit)
     items = h.select(data, corpus, per_voice)
     rows = [h.score(it, *h.run(it, i))
             for i, it in enumerate(tqdm(items, desc="eval resynth", disable=not progress))]
@@ -315,7 +320,8 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
         "unit_space": h.voc.unit_space, "data": str(data), "per_voice": per_voice, "seed": seed,
         "methods": list(methods), "targets": TARGETS, "waveform": waveform,
         "reference_perturb": h.reference_perturb, "voice_from": h.voice_from,
-        "voices_left_out": h.skipped_alone,
+        "voices_left_out": h.skipped_alone, **({"warp": warp} if warp is not None else {}),
+        **({"band_limit": band_limit} if band_limit is not None else {}),
         "held_out_voices": sorted({r["voice"] for r in rows if r["held_out"]}),
         "asr": list(asrs), "asr_models": {"whisper": "Whisper tiny.en (int8, faster-whisper)",
                                           "pocketsphinx": "pocketsphinx en-us (bundled)"},

@@ -94,6 +94,8 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
     ued_pick = set(np.random.default_rng(seed).permutation(len(items))[:max(0, ued_utterances)])
     ued_wavs: list[np.ndarray] = []
     phone_enc = _phone_encoder(tok)
+    auto = phone_enc is not None and phone_enc.warp == "auto"
+    warps: dict[str, list[float]] = {}  # warp="auto": per base voice, the warps chosen
     fper = [0, 0]  # frames the phone encoder's argmax got wrong, frames with a phone label
     per_utt: list[list] = []  # [name, base voice, wrong, labelled] (non-silence), for pairing
     per = [0, 0]  # edits from its phone string to the reference's, reference phones
@@ -108,6 +110,8 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
         if k in ued_pick:
             ued_wavs.append(wav.numpy())
         feats = tok.features(wav[None])[0]
+        if auto:  # the warp the encoder chose for this utterance
+            warps.setdefault(base_voice(u.speaker or "?"), []).append(phone_enc.last_warp)
         ids = tok.quantize(feats)
         seqs.append(dedup(ids)[0].numpy())
         secs.append(wav.numel() / tok.sample_rate)
@@ -217,6 +221,11 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
            if phone_enc is not None else {}),
         **({"unit_phone_error_rate": round(uper[0] / max(uper[1], 1), 4)}
            if names is not None else {}),
+        **({"warp": tok.warp} if tok.warp is not None else {}),
+        **({"warps_chosen_by_voice": {
+            v: {"mean": round(float(np.mean(w)), 3),
+                "counts": {f"{a:.2f}": w.count(a) for a in sorted(set(w))}}
+            for v, w in sorted(warps.items())}} if auto else {}),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     return report
@@ -363,4 +372,14 @@ def markdown_table(reports: list[dict]) -> str:
             lines.append(f"| {r.get('tokenizer', '')} | {r.get('data', '')} | "
                          f"{r.get('ued_utterances', '')} | "
                          + " | ".join(str(ued.get(n, "")) for n in names) + " |")
+    warped = [r for r in reports if r.get("warps_chosen_by_voice")]
+    if warped:  # --warp auto: which frequency warps the encoder chose
+        lines += ["", "Warps chosen by `--warp auto` (per base voice: mean, and utterances per "
+                  "warp):", "", "| tokenizer | data | voice | mean warp | utterances per warp |",
+                  "|---|---|---|---|---|"]
+        for r in warped:
+            for v, w in r["warps_chosen_by_voice"].items():
+                counts = ", ".join(f"{a}: {n}" for a, n in w["counts"].items())
+                lines.append(f"| {r.get('tokenizer', '')} | {r.get('data', '')} | {v} | "
+                             f"{w['mean']} | {counts} |")
     return "\n".join(lines)

@@ -17,12 +17,23 @@ The encoder's output is the last block's output after the final layer norm (what
 ``Wav2Vec2Model.forward`` returns), each head is one linear layer. :class:`PhoneEncoder` is the
 feature encoder the tokenizer runs: phone posteriors, log-posteriors, the CTC head's posteriors
 (``"ctc"``: the phone-rate units of :mod:`speechlm.tokenizer`) or one hidden layer.
+
+**Vocal-tract length normalisation at test time** (:meth:`PhoneEncoder.with_warp`; off by
+default): a log-mel phone encoder can read its input through a frequency-warped filterbank
+(:func:`speechlm.ssl.logmel.warp_frequencies`). ``warp="auto"`` picks, per input, the warp of
+:data:`WARPS` under which the encoder is most certain: the lowest mean entropy of its frame
+phone posteriors (over the input's first window), the blind choice of the classic VTLN
+search, which needs no labels and no speaker enrolment. It costs one encoder pass per grid
+point on the first window. The units keep their unit space: the encoder, head and centroids are
+the same, only the input is normalised.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +51,30 @@ CTC_FILE = "ctc.safetensors"
 OUTPUTS = ("posteriors", "logprobs", "ctc")  # besides an integer layer
 WINDOW_FRAMES = 400  # frames per window on long inputs (8 s)
 CONTEXT_FRAMES = 50  # context each side of a window (1 s)
+WARPS = (0.80, 0.85, 0.90, 0.95, 1.00, 1.05, 1.10, 1.15, 1.20)  # warp="auto": the VTLN grid
+WARP_RANGE = (0.7, 1.4)  # a fixed warp must lie in this range
+
+
+def parse_warp(value: str | float | None) -> float | str | None:
+    """A warp setting: ``None``/``"none"``/1 (off), ``"auto"`` or a factor in
+    :data:`WARP_RANGE`.
+
+    Raises:
+        ModelError: anything else.
+    """
+    if value is None or value == "none":
+        return None
+    if value == "auto":
+        return "auto"
+    try:
+        a = float(value)
+    except (TypeError, ValueError):
+        raise ModelError(f"warp {value!r}: expected 'auto', 'none' or a factor in "
+                         f"[{WARP_RANGE[0]}, {WARP_RANGE[1]}]") from None
+    if not WARP_RANGE[0] <= a <= WARP_RANGE[1]:
+        raise ModelError(f"warp {value!r}: expected a factor in [{WARP_RANGE[0]}, "
+                         f"{WARP_RANGE[1]}], 'auto' or 'none'")
+    return None if a == 1.0 else a
 
 
 def save_phone_encoder(path: str | os.PathLike, encoder: Wav2Vec2Model, arch: Mapping[str, Any],
@@ -169,41 +204,145 @@ class PhoneEncoder:
         self.output = output
         # the CTC blank's feature index: the tokenizer fills blank frames (phone-rate units)
         self.blank: int | None = len(self.phones) if output == "ctc" else None
+        self.warp: float | str | None = None  # with_warp: None (off), a factor or "auto"
+        self._local = threading.local()
+
+    def with_warp(self, warp: str | float | None) -> PhoneEncoder:
+        """The same encoder (weights shared) reading its input through a warped filterbank:
+        ``warp`` as :func:`parse_warp` takes it (``"auto"``: per input, the warp of
+        :data:`WARPS` with the least posterior entropy).
+
+        Raises:
+            ModelError: a bad ``warp``, or an encoder without a log-mel front end or with a
+                hidden-layer output.
+        """
+        from speechlm.ssl.logmel import LogMelFrontEnd
+
+        warp = parse_warp(warp)
+        if warp is not None:
+            if not isinstance(self.model.feature_extractor, LogMelFrontEnd):
+                raise ModelError(f"{self.path}: --warp needs a log-mel front end; this encoder "
+                                 "reads the waveform with a CNN")
+            if isinstance(self.output, int):
+                raise ModelError("--warp applies to the posteriors, logprobs and ctc outputs, "
+                                 "not to a hidden layer")
+        other = copy.copy(self)
+        other.warp = warp
+        other._local = threading.local()
+        return other
+
+    @property
+    def last_warp(self) -> float | None:
+        """The warp ``"auto"`` chose for this thread's last input (None before any)."""
+        return getattr(self._local, "warp", None)
+
+    def _encode(self, wav: torch.Tensor, lengths: torch.Tensor | None, warp: float | None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The encoder's output ``[B, F, D]`` (and valid frames) with the front end's
+        filterbank warped by ``warp`` (None: the plain model)."""
+        if warp is None or warp == 1.0:
+            return self.model(wav.float(), lengths)
+        feats, frames = self.model.feature_extractor(wav.float(), lengths, warp=warp)
+        return self.model.encoder(feats, frames), frames
+
+    def choose_warp(self, wav: torch.Tensor) -> float:
+        """The warp of :data:`WARPS` under which the frame posteriors of ``wav`` ``[1, T]``
+        (its first window) have the least mean entropy; kept as :attr:`last_warp`."""
+        return self._choose(wav)[0]
+
+    def _choose(self, wav: torch.Tensor) -> tuple[float, torch.Tensor, bool]:
+        """(warp, its encoder output for the probed samples, whether they are all of ``wav``)."""
+        total = (wav.shape[-1] - FRAME_SIZE) // HOP_SIZE + 1
+        n = min(total, WINDOW_FRAMES + self.context_frames)
+        whole = total <= WINDOW_FRAMES + 2 * self.context_frames
+        if whole:
+            n = total
+        x = wav[:, : (n - 1) * HOP_SIZE + FRAME_SIZE].float()
+        with torch.inference_mode():
+            fe = self.model.feature_extractor
+            feats = torch.cat([fe(x, None, warp=a)[0] for a in WARPS])  # [G, F, n_mels]
+            hidden = self.model.encoder(feats, None)  # [G, F, D]
+            logp = self.head(hidden).float().log_softmax(-1)
+            entropy = -(logp.exp() * logp).sum(-1).mean(-1)  # [G]
+        best = int(entropy.argmin())
+        self._local.warp = WARPS[best]
+        return WARPS[best], hidden[best : best + 1], whole
 
     def logits(self, wav: torch.Tensor, lengths: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Frame phone logits ``[B, F, P]`` and valid frames per item."""
+        """Frame phone logits ``[B, F, P]`` and valid frames per item (under a fixed warp;
+        ``"auto"`` chooses per item)."""
+        if self.warp == "auto":
+            x = self._per_item(wav, lengths, lambda h: h)
+            frames = None if lengths is None else torch.div(
+                lengths - FRAME_SIZE, HOP_SIZE, rounding_mode="floor").clamp(min=0) + 1
+            with torch.inference_mode():
+                return self.head(x), frames
         with torch.inference_mode():
-            x, frames = self.model(wav.float(), lengths)
+            x, frames = self._encode(wav, lengths, self.warp)
             return self.head(x), frames
 
     def __call__(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if self.warp == "auto":
+            return self._per_item(wav, lengths, self._output)
+        return self._windowed(wav, lengths, self.warp)
+
+    def _per_item(self, wav: torch.Tensor, lengths: torch.Tensor | None, out) -> torch.Tensor:
+        """``warp="auto"``: each item under its own warp (:meth:`choose_warp`), ``out``
+        applied to its encoder output; items padded back to the batch's frames with zeros."""
+        total = (wav.shape[-1] - FRAME_SIZE) // HOP_SIZE + 1 if wav.shape[-1] >= FRAME_SIZE else 0
+        rows = []
+        for b in range(wav.shape[0]):
+            n = int(lengths[b]) if lengths is not None else wav.shape[-1]
+            w = wav[b : b + 1, :n]
+            if n < FRAME_SIZE:
+                rows.append(None)
+                continue
+            warp, hidden, whole = self._choose(w)
+            if whole:
+                with torch.inference_mode():
+                    rows.append(out(hidden)[0])
+            else:
+                rows.append(self._windowed(w, None, warp, out)[0])
+        dim = next((r.shape[-1] for r in rows if r is not None), self.dim)
+        res = torch.zeros(wav.shape[0], total, dim)
+        for b, r in enumerate(rows):
+            if r is not None:
+                res[b, : r.shape[0]] = r
+        return res
+
+    def _windowed(self, wav: torch.Tensor, lengths: torch.Tensor | None, warp: float | None,
+                  out=None) -> torch.Tensor:
         total = (wav.shape[-1] - FRAME_SIZE) // HOP_SIZE + 1 if wav.shape[-1] >= FRAME_SIZE else 0
         ctx = self.context_frames
         if lengths is not None or total <= WINDOW_FRAMES + 2 * ctx:
-            return self._features(wav, lengths)
+            return self._features(wav, lengths, warp, out)
         parts = []  # windows: attention cost grows with the square of the window
         for a in range(0, total, WINDOW_FRAMES):
             b = min(total, a + WINDOW_FRAMES)
             lo, hi = max(0, a - ctx), min(total, b + ctx)
             x = wav[:, lo * HOP_SIZE : (hi - 1) * HOP_SIZE + FRAME_SIZE]
-            parts.append(self._features(x, None)[:, a - lo : b - lo])
+            parts.append(self._features(x, None, warp, out)[:, a - lo : b - lo])
         return torch.cat(parts, dim=1)
 
-    def _features(self, wav: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    def _output(self, x: torch.Tensor) -> torch.Tensor:
+        """The chosen output (posteriors, logprobs or the CTC head's posteriors) of encoder
+        output ``x``."""
+        if self.output == "ctc":
+            return self.ctc(x).softmax(-1)
+        logits = self.head(x)
+        return logits.softmax(-1) if self.output == "posteriors" else logits.log_softmax(-1)
+
+    def _features(self, wav: torch.Tensor, lengths: torch.Tensor | None,
+                  warp: float | None = None, out=None) -> torch.Tensor:
         from speechlm import ssl
 
         if isinstance(self.output, int):
             feats, _ = ssl.extract_layer(self.model, wav, self.output, lengths)
             return feats
-        if self.output == "ctc":
-            with torch.inference_mode():
-                x, frames = self.model(wav.float(), lengths)
-                out = self.ctc(x).softmax(-1)
-        else:
-            logits, frames = self.logits(wav, lengths)
-            out = (logits.softmax(-1) if self.output == "posteriors"
-                   else logits.log_softmax(-1))
+        with torch.inference_mode():
+            x, frames = self._encode(wav, lengths, warp)
+            out = (out or self._output)(x)
         if frames is not None:
             valid = torch.arange(out.shape[1])[None, :] < frames[:, None]
             out = out.masked_fill(~valid[..., None], 0.0)

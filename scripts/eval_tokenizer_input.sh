@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The tokenizer's test-time input options (speechlm/tokenizer.py: with_band_limit, with_warp),
+# judged on seen and unheard voices. Each step is skipped when its report exists.
+#   1. the band limit chosen on the valid split (seen voices): `eval tokenizer --manifest valid`
+#      over TOKS at each cut-off of CUTS and the full band (200 utterances, no UED)
+#      -> docs/tokenizer-band-valid.{md,json}
+#   2. per tokenizer of TOKS: the full band against each cut-off of EVAL_CUTS, on 200 test
+#      utterances (seen voices, held-out sentences) and 200 heldout ones (voices never trained
+#      on), paired frame by frame, with UED -> docs/tokenizer-band-NAME.{md,json}
+#   3. (WARP_TOK) vocal-tract length normalisation: --warp none against --warp auto, the same
+#      utterances -> docs/tokenizer-warp-NAME.{md,json}
+# NAME is the tokenizer's directory name less its -k100 (phone-k100: the bundled one). ~45 min
+# on 2 cores: bash scripts/eval_tokenizer_input.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SL=.venv/bin/speechlm
+CORPUS=${CORPUS:-data/corpus-v2}
+TOKS=${TOKS:-outputs/tokenizers/phone-cmn-long-k100 phone-k100}
+CUTS=${CUTS:-4800 5600 6400 7200}
+EVAL_CUTS=${EVAL_CUTS:-6400 7200}
+WARP_TOK=${WARP_TOK:-outputs/tokenizers/phone-cmn-long-k100}
+export OMP_WAIT_POLICY=PASSIVE
+
+report() {  # STEM EVAL_TOKENIZER_ARGS...
+  local stem=$1
+  shift
+  [ -f "$stem.json" ] || $SL eval tokenizer --corpus "$CORPUS" --max-utterances 200 --quiet \
+    "$@" --json "$stem.json" --markdown "$stem.md"
+}
+name() { local b; b=$(basename "$1"); echo "${b%-k100}"; }
+flags() {  # FLAG VALUES...: FLAG V for each value
+  local f=$1 v
+  shift
+  for v in "$@"; do printf '%s\n%s\n' "$f" "$v"; done
+}
+
+# shellcheck disable=SC2046  # word lists
+report docs/tokenizer-band-valid --manifest valid --no-ued $(flags --tokenizer $TOKS) \
+  --band-limit none $(flags --band-limit $CUTS)
+for tok in $TOKS; do
+  # shellcheck disable=SC2046
+  report "docs/tokenizer-band-$(name "$tok")" --manifest test --manifest heldout \
+    --tokenizer "$tok" --band-limit none $(flags --band-limit $EVAL_CUTS)
+done
+[ -z "$WARP_TOK" ] || report "docs/tokenizer-warp-$(name "$WARP_TOK")" --manifest test \
+  --manifest heldout --tokenizer "$WARP_TOK" --warp none --warp auto

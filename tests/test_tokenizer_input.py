@@ -1,0 +1,189 @@
+"""The tokenizer's test-time input options: vocal-tract length normalisation (the warped
+filterbank, a phone encoder's ``warp``, fixed or chosen per input by the least posterior
+entropy) and the band limit; the tokenizer and CLI options, and ``eval tokenizer`` over them."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torchaudio
+
+from speechlm.audio import FRAME_SIZE, HOP_SIZE, SAMPLE_RATE
+from speechlm.errors import ModelError
+from speechlm.ssl.logmel import F_MAX, F_MIN, LogMelFrontEnd, warp_frequencies, warped_fbank
+from speechlm.ssl.phone import WARPS, parse_warp
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_unwarped_filterbank_is_torchaudios_and_warped_ones_keep_every_band():
+    plain = torchaudio.functional.melscale_fbanks(201, F_MIN, F_MAX, 80, SAMPLE_RATE,
+                                                  norm="slaney", mel_scale="slaney")
+    assert torch.allclose(warped_fbank(201, 80, 1.0), plain, atol=1e-6)
+    f = torch.linspace(0, 8000, 801, dtype=torch.float64)
+    for a in (0.8, 0.9, 1.1, 1.2):
+        w = warp_frequencies(f, a, 8000.0)
+        assert w[0] == 0 and abs(float(w[-1]) - 8000) < 1e-6 and (w.diff() > 0).all()
+        assert torch.allclose(w[:300], a * f[:300])  # linear below the cut-off
+        assert (warped_fbank(201, 80, a).sum(0) > 0).all()  # no band left without input
+
+
+def test_a_warp_below_one_shows_a_tone_where_the_plain_bank_shows_a_lower_one():
+    fe = LogMelFrontEnd(80)
+    t = torch.arange(SAMPLE_RATE) / SAMPLE_RATE
+
+    def band(freq: float, warp: float = 1.0) -> int:
+        feats, _ = fe(torch.sin(2 * math.pi * freq * t)[None], warp=warp)
+        return int(feats[0].mean(0).argmax())
+
+    assert band(2000, 0.9) == band(1800)
+    assert band(1000, 1.1) == band(1100)
+    assert band(2000, 1.0) == band(2000)
+
+
+def test_parse_warp():
+    assert parse_warp(None) is None and parse_warp("none") is None and parse_warp("1") is None
+    assert parse_warp("auto") == "auto" and parse_warp("0.9") == 0.9 and parse_warp(1.2) == 1.2
+    for bad in ("fast", "0.5", "2", "nan"):
+        with pytest.raises(ModelError, match="warp"):
+            parse_warp(bad)
+
+
+@pytest.fixture(scope="module")
+def phone_tok():
+    from speechlm.tokenizer import Tokenizer
+
+    return Tokenizer.load("phone-k100")
+
+
+def _clip(seconds: float, seed: int = 0) -> torch.Tensor:
+    """A vowel-like buzz with moving formants (deterministic)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    f0 = 120 + 20 * np.sin(2 * np.pi * 0.7 * t)
+    src = np.sign(np.sin(2 * np.pi * np.cumsum(f0) / SAMPLE_RATE))
+    out = np.zeros(n)
+    for fc in (500 + 200 * np.sin(2 * np.pi * 1.3 * t[::1]), 1500 + 400 * np.sin(t * 3)):
+        out += np.sin(2 * np.pi * np.cumsum(fc) / SAMPLE_RATE) * src
+    out += 0.05 * rng.standard_normal(n)
+    return torch.from_numpy(0.3 * out / np.abs(out).max()).float()
+
+
+def test_auto_warp_takes_the_least_uncertain_warp_and_is_that_warp(phone_tok):
+    auto = phone_tok.with_warp("auto")
+    assert phone_tok.warp is None and auto.warp == "auto"
+    assert auto.unit_space == phone_tok.unit_space  # the same units, a normalised input
+    wav = _clip(2.5)[None]
+    feats = auto.features(wav)
+    chosen = auto.encoder.last_warp
+    assert chosen in WARPS
+    entropies = []
+    for a in WARPS:
+        p = phone_tok.with_warp(a).features(wav)[0].clamp_min(1e-12)
+        entropies.append(float(-(p * p.log()).sum(-1).mean()))
+    assert WARPS[int(np.argmin(entropies))] == chosen
+    assert torch.allclose(feats, phone_tok.with_warp(chosen).features(wav), atol=1e-5)
+    # warp 1 is the plain encoder
+    assert torch.equal(phone_tok.with_warp(1.0).features(wav), phone_tok.features(wav))
+    assert not torch.allclose(phone_tok.with_warp(0.8).features(wav), phone_tok.features(wav))
+
+
+def test_auto_warp_per_item_in_a_padded_batch_and_on_long_inputs(phone_tok):
+    auto = phone_tok.with_warp("auto")
+    a, b = _clip(1.5, 1), _clip(2.5, 2)
+    batch = torch.zeros(2, b.numel())
+    batch[0, : a.numel()], batch[1] = a, b
+    lengths = torch.tensor([a.numel(), b.numel()])
+    out = auto.encoder(batch, lengths)
+    one = auto.encoder(a[None])
+    assert out.shape[1] == (b.numel() - FRAME_SIZE) // HOP_SIZE + 1
+    assert torch.allclose(out[0, : one.shape[1]], one[0], atol=1e-5)
+    assert (out[0, one.shape[1]:] == 0).all()
+    logits, frames = auto.encoder.logits(batch, lengths)
+    assert logits.shape[:2] == out.shape[:2] and frames.tolist() == [one.shape[1], out.shape[1]]
+    long = _clip(20.0, 3)[None]  # windowed: the warp is chosen on the first window
+    assert auto.features(long).shape == phone_tok.features(long).shape
+    assert auto.encoder.last_warp in WARPS
+    units = auto(long[0])
+    assert len(units.ids) > 0 and int(units.ids.max()) < auto.n_units
+
+
+def test_warp_needs_a_log_mel_phone_encoder():
+    from speechlm.tokenizer import Tokenizer
+
+    mfcc = Tokenizer.load("mfcc-k100")
+    assert mfcc.with_warp(None) is mfcc and mfcc.with_warp("none") is mfcc
+    with pytest.raises(ModelError, match="phone-encoder"):
+        mfcc.with_warp("auto")
+
+
+def test_tokenize_and_eval_tokenizer_take_warp(phone_tok, small_corpus, tmp_path, capsys):
+    from speechlm.cli import main
+    from speechlm.data.manifest import read_manifest
+    from speechlm.eval.tokenizer import markdown_table
+
+    f = read_manifest(small_corpus / "test.tsv")[0].path
+    assert main(["tokenize", "--warp", "auto", str(f)]) == 0
+    auto_line = capsys.readouterr().out.strip()
+    assert main(["tokenize", str(f)]) == 0
+    plain_line = capsys.readouterr().out.strip()
+    assert auto_line and plain_line and len(auto_line.split()) == len(plain_line.split())
+    code = main(["eval", "tokenizer", "--tokenizer", "phone-k100", "--warp", "none", "--warp",
+                 "auto", "--corpus", str(small_corpus), "--manifest", "test",
+                 "--max-utterances", "4", "--no-ued", "--quiet", "--format", "json"])
+    reps = json.loads(capsys.readouterr().out)["reports"]
+    assert code == 0 and [r["tokenizer"] for r in reps] == ["phone-k100 (warp none)",
+                                                            "phone-k100 (warp auto)"]
+    assert "warp" not in reps[0] and reps[1]["warp"] == "auto"
+    chosen = reps[1]["warps_chosen_by_voice"]
+    assert chosen and all(sum(v["counts"].values()) >= 1 for v in chosen.values())
+    assert reps[1]["frame_phone_error_vs_first"]["voices"]["all"]["utterances"] >= 1
+    assert "Warps chosen" in markdown_table(reps) and "Warps chosen" not in markdown_table(reps[:1])
+
+
+def test_resynth_and_continue_take_warp(small_corpus, tmp_path, capsys):
+    from speechlm.cli import main
+    from speechlm.data.manifest import read_manifest
+
+    f = read_manifest(small_corpus / "test.tsv")[0].path
+    out = tmp_path / "r.wav"
+    assert main(["resynth", "--warp", "auto", str(f), "-o", str(out)]) == 0 and out.exists()
+    cont = tmp_path / "c.wav"
+    assert main(["continue", "--warp", "0.9", "--band-limit", "6000", str(f), "-o", str(cont),
+                 "--seconds", "1", "--seed", "1"]) == 0 and cont.exists()
+    assert main(["resynth", "--band-limit", "6000", str(f), "-o", str(tmp_path / "b.wav")]) == 0
+
+
+def test_band_limit_removes_what_lies_above_it_and_keeps_the_unit_space(phone_tok):
+    clip = _clip(2.0, 4)
+    t = torch.arange(clip.numel()) / SAMPLE_RATE
+    whistle = clip + 0.3 * torch.sin(2 * math.pi * 7300 * t)
+    lim = phone_tok.with_band_limit(6400)
+    assert lim.band_limit == 6400 and lim.unit_space == phone_tok.unit_space
+    assert phone_tok.band_limit is None
+    near = (lim.features(whistle[None]) - lim.features(clip[None])).abs().max()
+    far = (phone_tok.features(whistle[None]) - phone_tok.features(clip[None])).abs().max()
+    assert near < 0.05 < far
+    # it survives the other with_* settings, and None gives the full band back
+    assert lim.with_smoothing(0).band_limit == lim.with_warp("auto").band_limit == 6400
+    assert torch.equal(lim.with_band_limit(None).features(clip[None]),
+                       phone_tok.features(clip[None]))
+    for bad in (500, 8000, 12000):
+        with pytest.raises(ModelError, match="band limit"):
+            phone_tok.with_band_limit(bad)
+
+
+def test_eval_tokenizer_rows_per_band_limit(small_corpus, capsys):
+    from speechlm.cli import main
+
+    code = main(["eval", "tokenizer", "--tokenizer", "phone-k100", "--band-limit", "none",
+                 "--band-limit", "6000", "--corpus", str(small_corpus), "--manifest", "test",
+                 "--max-utterances", "4", "--no-ued", "--quiet", "--format", "json"])
+    reps = json.loads(capsys.readouterr().out)["reports"]
+    assert code == 0 and [r["tokenizer"] for r in reps] == [
+        "phone-k100 (full band)", "phone-k100 (band limit 6000 Hz)"]
+    assert "band_limit" not in reps[0] and reps[1]["band_limit"] == 6000
+    assert reps[1]["frame_phone_error_vs_first"]["voices"]["all"]["utterances"] >= 1
