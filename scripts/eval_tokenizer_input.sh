@@ -9,7 +9,7 @@
 #      on), paired frame by frame, with UED -> docs/tokenizer-band-NAME.{md,json}
 #   3. (WARP_TOK) vocal-tract length normalisation: --warp none against --warp auto, the same
 #      utterances -> docs/tokenizer-warp-NAME.{md,json}
-# NAME is the tokenizer's directory name less its -k100 (phone-k100: the bundled one). ~45 min
+# NAME is the tokenizer's directory name (phone-k100: the bundled one). ~45 min
 # on 2 cores: bash scripts/eval_tokenizer_input.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +27,7 @@ report() {  # STEM EVAL_TOKENIZER_ARGS...
   [ -f "$stem.json" ] || $SL eval tokenizer --corpus "$CORPUS" --max-utterances 200 --quiet \
     "$@" --json "$stem.json" --markdown "$stem.md"
 }
-name() { local b; b=$(basename "$1"); echo "${b%-k100}"; }
+name() { basename "$1"; }
 flags() {  # FLAG VALUES...: FLAG V for each value
   local f=$1 v
   shift
