@@ -48,10 +48,13 @@ PRECISIONS = ("fp32", "bf16")  # what the encoder may compute in (Tokenizer.with
 
 
 def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer,
-                    smoothing: float = 0.0, weights: str = "") -> str:
-    """``<encoder>-k<K>[-s<smoothing>]-<hash>``: names the unit vocabulary; LMs and vocoders
-    check it. The hash is the quantizer's, joined with ``weights`` (a hash of the encoder's
-    weights) when given: CTC units, whose centroids are the same for every encoder."""
+                    smoothing: float = 0.0, weights: str = "",
+                    band_limit: float | None = None) -> str:
+    """``<encoder>-k<K>[-s<smoothing>][-b<band limit>]-<hash>``: names the unit vocabulary;
+    LMs and vocoders check it. The hash is the quantizer's, joined with ``weights`` (a hash of
+    the encoder's weights) when given: CTC units, whose centroids are the same for every
+    encoder. ``band_limit``: the cut-off (Hz) the tokenizer was fitted with and applies by
+    default (``train tokenizer --band-limit``)."""
     kind = encoder_cfg["type"]
     if kind == "ssl":
         name = encoder_cfg.get("name") or Path(encoder_cfg["path"]).name
@@ -61,6 +64,7 @@ def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer,
         out = encoder_cfg.get("output", "posteriors")
         kind = f"phone-{name}-{out if isinstance(out, str) else f'l{out}'}"
     smooth = f"-s{smoothing:g}" if smoothing > 0 else ""
+    smooth += f"-b{band_limit:g}" if band_limit else ""
     digest = quantizer.fingerprint()
     if weights:
         import hashlib
@@ -88,13 +92,15 @@ class Tokenizer(Stage):
             ``benchmarks/bench_phone_tokenize.py`` measures both on your machine.
         band_limit: remove everything above this frequency (Hz) from the input before the
             encoder (the brick-wall low-pass of the training augmentation's channel
-            band-limit, :func:`speechlm.data.augment.lowpass`); None keeps the full band. A
-            test-time option: the same unit space.
+            band-limit, :func:`speechlm.data.augment.lowpass`); None keeps the full band.
+            ``"fitted"`` (the default) takes the cut-off the k-means was fitted with
+            (``training["band_limit"]``, part of the unit space's name; none for most
+            tokenizers); any other value is a test-time option that leaves the name as it is.
     """
 
     def __init__(self, encoder: FeatureEncoder, quantizer: KMeansQuantizer,
                  training: dict[str, Any] | None = None, smoothing: float = 0.0,
-                 precision: str = "fp32", band_limit: float | None = None):
+                 precision: str = "fp32", band_limit: float | str | None = "fitted"):
         if encoder.dim != quantizer.dim:
             raise ModelError(f"encoder dim {encoder.dim} != quantizer dim {quantizer.dim}")
         self.encoder = encoder
@@ -111,14 +117,19 @@ class Tokenizer(Stage):
         self.blank: int | None = getattr(encoder, "blank", None)
         if self.blank is not None and self.smoothing:
             raise ModelError("smoothing does not apply to CTC units (their blanks are filled)")
+        fitted = self.training.get("band_limit")
         self._unit_space = make_unit_space(
             encoder.config(), quantizer, self.smoothing,
-            encoder.weights_fingerprint() if self.blank is not None else "")
+            encoder.weights_fingerprint() if self.blank is not None else "",
+            float(fitted) if fitted else None)
+        if band_limit == "fitted":
+            band_limit = float(fitted) if fitted else None
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got "
                              f"{precision!r}")
         self.precision = precision
         lo, hi = BAND_LIMIT_RANGE[0], self.sample_rate / 2
+        band_limit = band_limit or None  # 0: the full band
         if band_limit is not None and not lo <= float(band_limit) < hi:
             raise ModelError(f"band limit {band_limit!r} Hz: expected {lo:g} <= Hz < {hi:g} "
                              "(half the sample rate)")
@@ -155,7 +166,8 @@ class Tokenizer(Stage):
 
     def with_band_limit(self, hz: float | None) -> Tokenizer:
         """The same tokenizer with everything above ``hz`` removed from its input before the
-        encoder (None: the full band); the same unit space. See the ``band_limit`` argument.
+        encoder (None or 0: the full band); the same unit space. See the ``band_limit``
+        argument.
 
         Raises:
             ModelError: ``hz`` outside [1000, half the sample rate).

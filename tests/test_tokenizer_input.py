@@ -187,3 +187,34 @@ def test_eval_tokenizer_rows_per_band_limit(small_corpus, capsys):
         "phone-k100 (full band)", "phone-k100 (band limit 6000 Hz)"]
     assert "band_limit" not in reps[0] and reps[1]["band_limit"] == 6000
     assert reps[1]["frame_phone_error_vs_first"]["voices"]["all"]["utterances"] >= 1
+
+
+def test_a_tokenizer_fitted_band_limited_applies_it_and_names_it(small_corpus, tmp_path,
+                                                                   capsys):
+    from speechlm.cli import main
+    from speechlm.data.manifest import read_manifest
+    from speechlm.tokenizer import Tokenizer
+
+    enc = "speechlm/pretrained/phone-k100/encoder"
+    out = tmp_path / "tok"
+    assert main(["-q", "train", "tokenizer", "--corpus", str(small_corpus), "--features", enc,
+                 "--k", "8", "--max-utterances", "4", "--band-limit", "6000",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    tok = Tokenizer.load(out)
+    assert tok.band_limit == 6000 and tok.training["band_limit"] == 6000
+    assert "-k8-b6000-" in tok.unit_space
+    wav = _clip(1.5, 5)[None]
+    full = tok.with_band_limit(None)
+    assert full.band_limit is None and full.unit_space == tok.unit_space  # a test-time change
+    assert not torch.allclose(full.features(wav), tok.features(wav))
+    assert torch.equal(tok.with_smoothing(0).features(wav), tok.features(wav))
+    f = read_manifest(small_corpus / "test.tsv")[0].path
+    for flags in ([], ["--band-limit", "none"]):
+        assert main(["tokenize", "--tokenizer", str(out), *flags, str(f)]) == 0
+    own, none = capsys.readouterr().out.strip().splitlines()
+    assert own.split() == [str(int(i)) for i in tok(str(f)).ids]
+    assert none.split() == [str(int(i)) for i in full(str(f)).ids]
+    assert main(["train", "tokenizer", "--features", enc, "--layer", "ctc", "--band-limit",
+                 "6000", "--out", str(tmp_path / "ctc")]) == 2
+    assert "--band-limit is for k-means units" in capsys.readouterr().err

@@ -228,10 +228,11 @@ def warp_value(text: str):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def band_limit_value(text: str) -> float | None:
-    """``--band-limit``: ``none`` or a cut-off in Hz in [1000, 8000)."""
+def band_limit_value(text: str) -> float:
+    """``--band-limit``: a cut-off in Hz in [1000, 8000), or ``none`` (0.0: the full band, as
+    against an absent flag, which keeps the tokenizer's own)."""
     if text == "none":
-        return None
+        return 0.0
     return number(float, 1000, 8000, hi_open=True, extra=" (or none)")(text)
 
 
@@ -242,7 +243,9 @@ WARP_HELP = ("vocal-tract length normalisation of a phone encoder's input: 'auto
              "the same")
 BAND_LIMIT_HELP = ("remove everything above HZ from the input before the tokenizer's encoder "
                    "(the brick-wall low-pass its training augmentation applies to some crops); "
-                   "default none (the full band). The unit space stays the same")
+                   "none: the full band; default: the tokenizer's own (the cut-off it was "
+                   "fitted with, if any: 'train tokenizer --band-limit'). The unit space stays "
+                   "the same")
 
 
 def add_input_args(parser: argparse.ArgumentParser, repeat: bool = False) -> None:
@@ -257,5 +260,7 @@ def add_input_args(parser: argparse.ArgumentParser, repeat: bool = False) -> Non
 
 
 def apply_input_args(tok, warp=None, band_limit=None):
-    """``tok`` with the test-time input options of :func:`add_input_args`."""
-    return tok.with_warp(warp).with_band_limit(band_limit)
+    """``tok`` with the test-time input options of :func:`add_input_args` (``band_limit``
+    None: the tokenizer's own; 0: the full band)."""
+    tok = tok.with_warp(warp)
+    return tok if band_limit is None else tok.with_band_limit(band_limit or None)

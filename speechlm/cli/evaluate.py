@@ -55,14 +55,14 @@ def cmd_eval_tokenizer(args: argparse.Namespace) -> int:
                                seed=args.seed, progress=not args.quiet,
                                ued_utterances=0 if args.no_ued else args.ued_utterances)
         shown = [f"warp {warp or 'none'}" if args.warp else "",
-                 f"band limit {band:g} Hz" if band is not None else
+                 f"band limit {band:g} Hz" if band else
                  "full band" if args.band_limit else ""]
         shown = [x for x in shown if x]
         label = f"{tok} ({', '.join(shown)})" if shown else str(tok)
         out.append({**r, "tokenizer": label, "data": name,
                     **({"smoothing": args.smoothing} if args.smoothing is not None else {}),
                     **({"warp": warp} if warp is not None else {}),
-                    **({"band_limit": band} if band is not None else {})})
+                    **({"band_limit": band} if band else {})})
     first: dict[str, dict] = {}  # per manifest: the first tokenizer with a phone encoder
     for r in out:
         if not r.get("frame_phone_errors_by_utterance"):

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from speechlm.cli.common import Parser, number
+from speechlm.cli.common import Parser, band_limit_value, number
 from speechlm.errors import SpeechLMError
 
 
@@ -23,6 +23,9 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
 
         if args.smoothing:
             raise SpeechLMError("--smoothing does not apply to CTC units (--layer ctc)")
+        if args.band_limit:
+            raise SpeechLMError("--band-limit is for k-means units; CTC units fit nothing "
+                                "(give it at tokenize time)")
         tok = ctc_tokenizer(encoder_from_name(args.features, "ctc"))
         tok.save(out)
         print(json.dumps({"out": str(out), "unit_space": tok.unit_space, **tok.training},
@@ -37,7 +40,8 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
         items = [items[i] for i in sorted(keep)]
     encoder = encoder_from_name(args.features, args.layer)
     tok = train_tokenizer(items, encoder, k=args.k, max_frames=args.max_frames, seed=args.seed,
-                          progress=not args.quiet, source=manifest, smoothing=args.smoothing)
+                          progress=not args.quiet, source=manifest, smoothing=args.smoothing,
+                          band_limit=args.band_limit or None)
     tok.save(out)
     print(json.dumps({"out": str(out), "unit_space": tok.unit_space, **tok.training}, indent=2))
     return 0
@@ -102,6 +106,9 @@ def register(sub, add_parser) -> None:
     tt.add_argument("--max-utterances", type=number(int, 1),
                     help="encode a seeded random subset of the manifest (a large corpus)")
     tt.add_argument("--seed", type=int, default=0, help="random seed")
+    tt.add_argument("--band-limit", type=band_limit_value, metavar="HZ|none",
+                    help="fit the k-means on input low-passed at HZ: the tokenizer then applies "
+                    "it by default and its unit space names it (-bHZ); default none")
     tt.add_argument("--smoothing", type=number(float, 0, 1000), default=0.0,
                     help="cost of a unit change between frames, in k-means inertias per frame "
                     "(0: nearest centroid per frame; >0: the cheapest path, fewer flickers)")

@@ -41,16 +41,32 @@ def collect_features(items: list[Utterance], encoder: FeatureEncoder, max_frames
 def train_tokenizer(items: list[Utterance], encoder: FeatureEncoder, k: int = 100,
                     max_frames: int = 1_000_000, seed: int = 0, progress: bool = True,
                     source: str | os.PathLike | None = None,
-                    smoothing: float = 0.0) -> Tokenizer:
+                    smoothing: float = 0.0, band_limit: float | None = None) -> Tokenizer:
     """Fit a k-means tokenizer on the features of ``items`` (``smoothing``: see
-    :class:`~speechlm.tokenizer.Tokenizer`)."""
+    :class:`~speechlm.tokenizer.Tokenizer`; ``band_limit``: fit on input low-passed at this
+    many Hz, which the tokenizer then applies by default and names in its unit space)."""
     torch.manual_seed(seed)
-    feats = collect_features(items, encoder, max_frames, seed, progress)
+    feats = collect_features(items, _BandLimited(encoder, band_limit) if band_limit else encoder,
+                             max_frames, seed, progress)
     quantizer, stats = fit_kmeans(feats, k, seed=seed)
     training = {"manifest": str(source) if source else None, "utterances": len(items),
                 "hours": round(sum(u.num_samples for u in items) / encoder.sample_rate / 3600, 3),
-                **stats}
+                **stats, **({"band_limit": float(band_limit)} if band_limit else {})}
     return Tokenizer(encoder, quantizer, training, smoothing)
+
+
+class _BandLimited:
+    """``encoder`` with its input low-passed at ``hz`` (what the tokenizer will apply)."""
+
+    def __init__(self, encoder: FeatureEncoder, hz: float):
+        self.encoder, self.hz = encoder, float(hz)
+        self.sample_rate = encoder.sample_rate
+
+    def __call__(self, wav: torch.Tensor) -> torch.Tensor:
+        from speechlm.data.augment import lowpass
+
+        return self.encoder(lowpass(wav.float(), torch.full((wav.shape[0],), self.hz),
+                                    self.sample_rate))
 
 
 def ctc_tokenizer(encoder: FeatureEncoder, source: str | os.PathLike | None = None
