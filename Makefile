@@ -5,7 +5,7 @@ STAMP := $(VENV)/.speechlm-setup
 
 .PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
-	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons \
+	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band \
 	tokenizer-input band-limit-reports switch-units waveform
 
 $(STAMP): pyproject.toml scripts/setup.sh
@@ -130,6 +130,9 @@ phone-cmn-long2: $(STAMP)  ## phone-cmn-long's encoder trained 3,600 more steps 
 
 phone-cons: $(STAMP)  ## phone-cmn-long2's run with a two-view posterior consistency loss (weight 1), judged against phone-cmn-long2 (~1.2 h; run make phone-cmn-long2 first): docs/tokenizer-phone-cons*
 	NAME=cons LM=0 BASE=outputs/tokenizers/phone-cmn-long2-k100 INIT=outputs/encoder-phone-cmn-long/model EXTRA="--model.extractor_mode=logmel_cmn --model.consistency_weight=1" bash scripts/build_phone_encoder_more.sh
+
+phone-band: $(STAMP)  ## phone-cmn-long2's run on input low-passed at 6400 Hz (data.band_limit), its k-means fitted the same way, judged against phone-cmn-long2 read at 6400 Hz (~1.2 h; run make phone-cmn-long2 first): docs/tokenizer-phone-band*
+	NAME=band LM=0 BASE=outputs/tokenizers/phone-cmn-long2-k100 INIT=outputs/encoder-phone-cmn-long/model EXTRA="--model.extractor_mode=logmel_cmn --data.band_limit=6400" TOKFLAGS="--band-limit 6400" EVALFLAGS="--band-limit 6400" bash scripts/build_phone_encoder_more.sh
 
 tokenizer-input: $(STAMP)  ## the tokenizer's test-time input options judged: the band limit chosen on valid, then against the full band on seen and unheard voices; --warp auto (~45 min; needs make phone-cmn-long): docs/tokenizer-band-*, docs/tokenizer-warp-*
 	bash scripts/eval_tokenizer_input.sh

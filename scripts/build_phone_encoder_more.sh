@@ -29,6 +29,10 @@
 # NAME=cmn-long2 INIT=outputs/encoder-phone-cmn-long/model (`make phone-cmn-long2`) does it
 # again from phone-cmn-long; NAME=cons (`make phone-cons`) is that run with a two-view
 # posterior consistency loss (--model.consistency_weight=1), judged against phone-cmn-long2.
+# NAME=band (`make phone-band`) is phone-cmn-long2's run on input low-passed at 6400 Hz
+# (--data.band_limit=6400; TOKFLAGS="--band-limit 6400" fits its k-means the same way, so its
+# tokenizer applies the cut-off by default), judged against phone-cmn-long2 read at 6400 Hz
+# (EVALFLAGS="--band-limit 6400" applies to both rows; the band tokenizer's is its own).
 # ~75 min on 2 idle cores (encoder ~36 min at 1.65 steps/s, LM ~18 min); every step resumes or
 # is skipped when its output exists. Nothing bundled changes: the default units switch only
 # together with a vocoder and an LM trained on them.
@@ -40,6 +44,8 @@ NAME=${NAME:-more}
 if [ "$NAME" = more ]; then RUN=${RUN:-outputs/encoder-phone-cont}; else RUN=${RUN:-outputs/encoder-phone-$NAME}; fi
 STEPS=${STEPS:-3600}
 EXTRA=${EXTRA:-}
+TOKFLAGS=${TOKFLAGS:-}
+EVALFLAGS=${EVALFLAGS:-}
 LM=${LM:-1}
 . scripts/lib/phone_v1.sh  # V1, need_v1: the first phone-unit default (its docs' "phone-k100")
 BASE=${BASE:-$V1/tokenizer}
@@ -54,12 +60,14 @@ $SL train encoder --config configs/encoder/phone-cpu.toml --data.corpus="$CORPUS
   --model.init="$INIT" --train.max_steps="$STEPS" \
   --train.warmup_steps=100 --train.lr=5e-4 --train.eval_interval=400 --train.out="$RUN" $EXTRA
 
+# shellcheck disable=SC2086  # TOKFLAGS and EVALFLAGS are lists of options
 [ -f "$TOK/config.json" ] || $SL train tokenizer --corpus "$CORPUS" --manifest train \
   --features "$RUN/model" --layer posteriors --k 100 --max-utterances 2000 \
-  --max-frames 300000 --out "$TOK" --force
+  --max-frames 300000 --out "$TOK" --force $TOKFLAGS
 
+# shellcheck disable=SC2086
 [ -f "docs/tokenizer-phone-$NAME.json" ] || $SL eval tokenizer --corpus "$CORPUS" --manifest test \
-  --manifest heldout --tokenizer "$BASE" --tokenizer "$TOK" --max-utterances 200 \
+  --manifest heldout --tokenizer "$BASE" --tokenizer "$TOK" --max-utterances 200 $EVALFLAGS \
   --json "docs/tokenizer-phone-$NAME.json" --markdown "docs/tokenizer-phone-$NAME.md"
 
 [ "$LM" = 1 ] || exit 0

@@ -632,3 +632,26 @@ def test_consistency_training_pairs_train_batches_only_and_records_its_weight(sm
             load_config(TINY, [bad])
     with pytest.raises(DataError, match="even"):
         load_config(TINY, ["--model.consistency_weight=1", "--train.batch_size=3"])
+
+
+def test_band_limit_low_passes_every_crop(small_corpus, tmp_path):
+    """data.band_limit: crops (training and validation) lose everything above the cut-off,
+    after augmentation; bad values are refused."""
+    from speechlm.train.phone import PhoneTask
+
+    over = overrides(small_corpus, tmp_path / "b")
+    plain = PhoneTask(load_config(TINY, over))
+    plain.build(torch.device("cpu"), 0, 1)
+    lim = PhoneTask(load_config(TINY, over + ["--data.band_limit=4000"]))
+    lim.build(torch.device("cpu"), 0, 1)
+    for split in ("train", "valid"):
+        a, b = plain.batch(split, 0, 3).wav, lim.batch(split, 0, 3).wav
+        spec_a, spec_b = (torch.fft.rfft(x, dim=-1).abs().square() for x in (a, b))
+        f = torch.fft.rfftfreq(a.shape[-1], 1 / 16000)
+        assert spec_b[:, f > 4000].sum() < 1e-6 * spec_b.sum()
+        assert spec_a[:, f > 4000].sum() > 1e-3 * spec_a.sum()
+        low = f < 3800
+        assert torch.allclose(spec_a[:, low], spec_b[:, low], rtol=1e-3, atol=1e-3)
+    for bad in ("--data.band_limit=500", "--data.band_limit=8000", "--data.band_limit=true"):
+        with pytest.raises(DataError, match="band_limit"):
+            load_config(TINY, [bad])

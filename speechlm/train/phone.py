@@ -20,6 +20,9 @@ Every training crop is perturbed so that the units learn to ignore the speaker a
 * **conditions** (:class:`speechlm.data.augment.Augmenter`): rooms, coloured noise and babble at
   5-30 dB SNR, microphone EQ, band-limit and telephone band, gain and clipping, and lossy codecs
   with probability ``data.p_codec``;
+* **band limit** (``data.band_limit`` > 0; off by default): every crop, training and
+  validation, low-passed at that cut-off after the conditions, for an encoder that will only
+  hear band-limited input (``speechlm train tokenizer --band-limit``);
 * **SpecAugment** (Park et al., 2019; off unless ``data.spec_freq_masks`` or
   ``data.spec_time_masks`` > 0): bands of up to ``data.spec_freq_width`` mel bins and spans of
   up to ``data.spec_time_width`` frames of the log-mel input are set to the crop's mean, so the
@@ -117,6 +120,8 @@ DATA_DEFAULTS: dict[str, Any] = {
     "spec_freq_width": 0,  # ... each up to this many bins wide
     "spec_time_masks": 0,  # SpecAugment: spans of frames masked per crop (0: none)
     "spec_time_width": 0,  # ... each up to this many frames long
+    "band_limit": 0.0,  # > 0: every crop low-passed at this many Hz after augmentation (the
+    # tokenizer's --band-limit at training time); 0: the full band
 }
 FORCED_LOSSES = ("frame", "ctc")
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -172,6 +177,11 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     if fa and not (Path(fa) / "align.json").is_file():
         raise DataError(f"data.forced_alignments {fa}: not a directory of forced alignments "
                         "(make one with 'speechlm corpus align')")
+    b = d["band_limit"]
+    if isinstance(b, bool) or not isinstance(b, (int, float)) or not (
+            b == 0 or 1000 <= b < SAMPLE_RATE / 2):
+        raise DataError(f"data.band_limit {b!r}: expected 0 (the full band) or a cut-off in "
+                        f"[1000, {SAMPLE_RATE // 2}) Hz")
     if d["forced_loss"] not in FORCED_LOSSES:
         raise DataError(f"data.forced_loss {d['forced_loss']!r}: expected one of {FORCED_LOSSES}")
     if d["forced_loss"] == "ctc" and not m["ctc_weight"]:
@@ -602,6 +612,10 @@ class PhoneTask(TrainTask):
         if self.augmenter is not None:
             aug_seed = int(np.random.SeedSequence([seed, index, 5]).generate_state(1)[0])
             wav = self.augmenter(wav, seed=aug_seed)
+        if d["band_limit"]:  # after the channel: what a band-limited tokenizer will hear
+            from speechlm.data.augment import lowpass
+
+            wav = lowpass(wav, torch.full((wav.shape[0],), float(d["band_limit"])), SAMPLE_RATE)
         mask = None
         if split == "train":
             mask_seed = int(np.random.SeedSequence([seed, index, 11]).generate_state(1)[0])
@@ -715,6 +729,8 @@ class PhoneTask(TrainTask):
             training["forced_loss"] = d["forced_loss"]
         if self.paired:
             training["consistency_weight"] = float(self.m["consistency_weight"])
+        if d["band_limit"]:
+            training["band_limit"] = float(d["band_limit"])
         if self.speakers:
             training["adv_weight"] = float(self.m["adv_weight"])
             training["adv_speakers"] = len(self.speakers)
