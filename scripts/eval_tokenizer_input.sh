@@ -3,7 +3,7 @@
 # judged on seen and unheard voices. Each step is skipped when its report exists.
 #   1. the band limit chosen on the valid split (seen voices): `eval tokenizer --manifest valid`
 #      over TOKS at each cut-off of CUTS and the full band (200 utterances, no UED)
-#      -> docs/tokenizer-band-valid.{md,json}
+#      -> VALID (docs/tokenizer-band-valid).{md,json}
 #   2. per tokenizer of TOKS: the full band against each cut-off of EVAL_CUTS, on 200 test
 #      utterances (seen voices, held-out sentences) and 200 heldout ones (voices never trained
 #      on), paired frame by frame, with UED -> docs/tokenizer-band-NAME.{md,json}
@@ -14,13 +14,16 @@
 #      unit space names it) -> FIT_OUT, judged beside FIT_BASE (the full-band fit) read at the same
 #      cut-off -> docs/tokenizer-band-fitted-NAME.{md,json}
 # NAME is the tokenizer's directory name (phone-k100: the bundled one). ~45 min
-# on 2 cores: bash scripts/eval_tokenizer_input.sh
+# on 2 cores: bash scripts/eval_tokenizer_input.sh. Another tokenizer alone, e.g.
+#   TOKS=outputs/tokenizers/phone-cmn-long2-k100 VALID=docs/tokenizer-band-valid-phone-cmn-long2-k100 \
+#     WARP_TOK= FIT_ENCODER= bash scripts/eval_tokenizer_input.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SL=.venv/bin/speechlm
 CORPUS=${CORPUS:-data/corpus-v2}
 TOKS=${TOKS:-outputs/tokenizers/phone-cmn-long-k100 phone-k100}
 CUTS=${CUTS:-4800 5600 6400 7200}
+VALID=${VALID:-docs/tokenizer-band-valid}
 EVAL_CUTS=${EVAL_CUTS:-6400 7200}
 WARP_TOK=${WARP_TOK:-outputs/tokenizers/phone-cmn-long-k100}
 FIT_ENCODER=${FIT_ENCODER:-outputs/encoder-phone-cmn-long/model}
@@ -43,7 +46,7 @@ flags() {  # FLAG VALUES...: FLAG V for each value
 }
 
 # shellcheck disable=SC2046  # word lists
-report docs/tokenizer-band-valid --manifest valid --no-ued $(flags --tokenizer $TOKS) \
+report "$VALID" --manifest valid --no-ued $(flags --tokenizer $TOKS) \
   --band-limit none $(flags --band-limit $CUTS)
 for tok in $TOKS; do
   # shellcheck disable=SC2046
