@@ -218,3 +218,12 @@ def test_a_tokenizer_fitted_band_limited_applies_it_and_names_it(small_corpus, t
     assert main(["train", "tokenizer", "--features", enc, "--layer", "ctc", "--band-limit",
                  "6000", "--out", str(tmp_path / "ctc")]) == 2
     assert "--band-limit is for k-means units" in capsys.readouterr().err
+
+
+def test_eval_resynth_refuses_a_tokenizer_of_another_unit_space(capsys):
+    from speechlm.cli import main
+
+    code = main(["eval", "resynth", "--tokenizer", "mfcc-k100", "--vocoder", "phone-vocoder",
+                 "--data", "heldout", "--per-voice", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "unit space" in err and len(err.strip().splitlines()) == 1

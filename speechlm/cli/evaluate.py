@@ -128,7 +128,7 @@ def cmd_eval_resynth(args: argparse.Namespace) -> int:
                               audio_out=args.audio_out, asrs=tuple(args.asr.split(",")),
                               waveform=args.waveform, reference_perturb=args.reference_perturb,
                               voice_from=args.voice_from, warp=args.warp,
-                              band_limit=args.band_limit)
+                              band_limit=args.band_limit, tokenizer=args.tokenizer)
     return emit_report(args, report, resynth_markdown(report))
 
 
@@ -302,6 +302,8 @@ def register(sub, add_parser) -> None:
                     "files (DIR/*.wav for one speaker, DIR/SPEAKER/*.wav for several), with "
                     "transcripts in DIR/texts.tsv (file<TAB>text[<TAB>speaker]) or FILE.txt")
     er.add_argument("--vocoder", default="phone-vocoder", help="vocoder name or directory")
+    er.add_argument("--tokenizer", help="tokenizer to read the audio with (default: the one the "
+                    "vocoder was trained on, by name); must have the vocoder's unit space")
     er.add_argument("--per-voice", type=int, default=10,
                     help="utterances per voice (0: all; the ASR runs at ~0.25x real time)")
     er.add_argument("--methods", default="world-f0,world,griffinlim,floor",
