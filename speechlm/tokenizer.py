@@ -43,7 +43,7 @@ from speechlm.units import Units
 
 DEFAULT_TOKENIZER = "phone-k100"  # bundled in speechlm/pretrained/
 CHUNK_FRAMES = 3000  # frames per chunk when reading files (60 s)
-BAND_LIMIT_RANGE = (1000.0, None)  # with_band_limit: the lowest cut-off (Hz); the top: Nyquist
+BAND_LIMIT_MIN_HZ = 1000.0  # with_band_limit: the lowest cut-off (the highest: below Nyquist)
 PRECISIONS = ("fp32", "bf16")  # what the encoder may compute in (Tokenizer.with_precision)
 
 
@@ -128,7 +128,7 @@ class Tokenizer(Stage):
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got "
                              f"{precision!r}")
         self.precision = precision
-        lo, hi = BAND_LIMIT_RANGE[0], self.sample_rate / 2
+        lo, hi = BAND_LIMIT_MIN_HZ, self.sample_rate / 2
         band_limit = band_limit or None  # 0: the full band
         if band_limit is not None and not lo <= float(band_limit) < hi:
             raise ModelError(f"band limit {band_limit!r} Hz: expected {lo:g} <= Hz < {hi:g} "
@@ -250,10 +250,9 @@ class Tokenizer(Stage):
     def features(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, T]`` waveforms -> ``[B, F, D]`` features (float32)."""
         if self.band_limit is not None:
-            from speechlm.data.augment import lowpass
+            from speechlm.data.augment import lowpass_at
 
-            wav = lowpass(wav.float(), torch.full((wav.shape[0],), self.band_limit),
-                          self.sample_rate)
+            wav = lowpass_at(wav, self.band_limit, self.sample_rate)
         if self.precision == "bf16":
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return self.encoder(wav, lengths).float()

@@ -207,6 +207,13 @@ def lowpass(x: torch.Tensor, cutoff_hz: torch.Tensor, sample_rate: int = SAMPLE_
     return fft_filter(x, band_gain(x.shape[-1], sample_rate, None, cutoff_hz))
 
 
+def lowpass_at(x: torch.Tensor, cutoff_hz: float, sample_rate: int = SAMPLE_RATE
+               ) -> torch.Tensor:
+    """:func:`lowpass` with one cut-off for every row of ``x`` [B, T] (the band limit of a
+    tokenizer's input, ``speechlm tokenize --band-limit``)."""
+    return lowpass(x.float(), torch.full((x.shape[0],), float(cutoff_hz)), sample_rate)
+
+
 def telephone(x: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
     """The telephone band: keep 300-3400 Hz of ``x`` [B, T]."""
     b = x.shape[0]

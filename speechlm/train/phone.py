@@ -613,9 +613,9 @@ class PhoneTask(TrainTask):
             aug_seed = int(np.random.SeedSequence([seed, index, 5]).generate_state(1)[0])
             wav = self.augmenter(wav, seed=aug_seed)
         if d["band_limit"]:  # after the channel: what a band-limited tokenizer will hear
-            from speechlm.data.augment import lowpass
+            from speechlm.data.augment import lowpass_at
 
-            wav = lowpass(wav, torch.full((wav.shape[0],), float(d["band_limit"])), SAMPLE_RATE)
+            wav = lowpass_at(wav, d["band_limit"], SAMPLE_RATE)
         mask = None
         if split == "train":
             mask_seed = int(np.random.SeedSequence([seed, index, 11]).generate_state(1)[0])

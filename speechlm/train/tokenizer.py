@@ -63,10 +63,9 @@ class _BandLimited:
         self.sample_rate = encoder.sample_rate
 
     def __call__(self, wav: torch.Tensor) -> torch.Tensor:
-        from speechlm.data.augment import lowpass
+        from speechlm.data.augment import lowpass_at
 
-        return self.encoder(lowpass(wav.float(), torch.full((wav.shape[0],), self.hz),
-                                    self.sample_rate))
+        return self.encoder(lowpass_at(wav, self.hz, self.sample_rate))
 
 
 def ctc_tokenizer(encoder: FeatureEncoder, source: str | os.PathLike | None = None
