@@ -10,7 +10,8 @@
 # tokenizer, with a vocoder trained on its units) judges that bundle's resynthesis with its
 # tokenizer's input limited at SWITCH_CUT (6400 Hz: phone-cmn-long's valid choice) against
 # its full-band report of the switch, docs/switch-vocoder-new-heldout.json:
-#   docs/band-switch-SWITCH_CUT-heldout.*, docs/band-switch-compare-SWITCH_CUT-heldout.*
+#   docs/band-switch-SWITCH_CUT-heldout.*, docs/band-switch-compare-SWITCH_CUT-heldout.*, and
+# against the bundled pipeline's full-band report: docs/band-switch-vs-bundled-SWITCH_CUT-heldout.*
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, resynth_heldout, compare
@@ -33,4 +34,7 @@ if [ -n "${SWITCH:-}" ]; then
     --methods hn-f0,hn --asr whisper --band-limit "$SWITCH_CUT"
   compare resynth docs/switch-vocoder-new-heldout "docs/band-switch-$SWITCH_CUT-heldout" \
     "docs/band-switch-compare-$SWITCH_CUT-heldout"
+  # and against the bundled pipeline at its full band (the loop above, CUT's split heldout)
+  compare resynth docs/band-vocoder-full-heldout "docs/band-switch-$SWITCH_CUT-heldout" \
+    "docs/band-switch-vs-bundled-$SWITCH_CUT-heldout"
 fi
