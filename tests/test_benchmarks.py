@@ -59,4 +59,6 @@ def test_bench_phone_tokenize_runs(small_corpus, tmp_path):
                   "--no-memory", tmp_path=tmp_path)
     assert r["speechlm_x_realtime"] > 0 and r["ratio_over_naive"] > 0
     assert r["speechlm_bf16_x_realtime"] > 0 and 0 <= r["bf16_frame_agreement_with_fp32"] <= 1
+    assert r["band_limit_hz"] == 6400 and r["speechlm_workers_band_limit_x_realtime"] > 0
+    assert r["ratio_band_limit_over_full_band"] > 0
     assert r["tokenizer"].startswith("phone-run-posteriors-k8-s1-")
