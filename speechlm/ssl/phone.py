@@ -43,6 +43,7 @@ from torchaudio.models import Wav2Vec2Model
 
 from speechlm.audio import FRAME_SIZE, HOP_SIZE, SAMPLE_RATE
 from speechlm.errors import ModelError
+from speechlm.features import num_frames
 
 HEAD_KEY = "phone_head"
 HEAD_FILE = "head.safetensors"
@@ -252,7 +253,7 @@ class PhoneEncoder:
 
     def _choose(self, wav: torch.Tensor) -> tuple[float, torch.Tensor, bool]:
         """(warp, its encoder output for the probed samples, whether they are all of ``wav``)."""
-        total = (wav.shape[-1] - FRAME_SIZE) // HOP_SIZE + 1
+        total = num_frames(wav.shape[-1])
         n = min(total, WINDOW_FRAMES + self.context_frames)
         whole = total <= WINDOW_FRAMES + 2 * self.context_frames
         if whole:
@@ -274,8 +275,8 @@ class PhoneEncoder:
         ``"auto"`` chooses per item)."""
         if self.warp == "auto":
             x = self._per_item(wav, lengths, lambda h: h)
-            frames = None if lengths is None else torch.div(
-                lengths - FRAME_SIZE, HOP_SIZE, rounding_mode="floor").clamp(min=0) + 1
+            frames = None if lengths is None else torch.tensor(
+                [num_frames(int(n)) for n in lengths])
             with torch.inference_mode():
                 return self.head(x), frames
         with torch.inference_mode():
@@ -290,7 +291,7 @@ class PhoneEncoder:
     def _per_item(self, wav: torch.Tensor, lengths: torch.Tensor | None, out) -> torch.Tensor:
         """``warp="auto"``: each item under its own warp (:meth:`choose_warp`), ``out``
         applied to its encoder output; items padded back to the batch's frames with zeros."""
-        total = (wav.shape[-1] - FRAME_SIZE) // HOP_SIZE + 1 if wav.shape[-1] >= FRAME_SIZE else 0
+        total = num_frames(wav.shape[-1])
         rows = []
         for b in range(wav.shape[0]):
             n = int(lengths[b]) if lengths is not None else wav.shape[-1]
@@ -313,7 +314,7 @@ class PhoneEncoder:
 
     def _windowed(self, wav: torch.Tensor, lengths: torch.Tensor | None, warp: float | None,
                   out=None) -> torch.Tensor:
-        total = (wav.shape[-1] - FRAME_SIZE) // HOP_SIZE + 1 if wav.shape[-1] >= FRAME_SIZE else 0
+        total = num_frames(wav.shape[-1])
         ctx = self.context_frames
         if lengths is not None or total <= WINDOW_FRAMES + 2 * ctx:
             return self._features(wav, lengths, warp, out)
