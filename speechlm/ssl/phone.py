@@ -43,7 +43,6 @@ from torchaudio.models import Wav2Vec2Model
 
 from speechlm.audio import FRAME_SIZE, HOP_SIZE, SAMPLE_RATE
 from speechlm.errors import ModelError
-from speechlm.features import num_frames
 
 HEAD_KEY = "phone_head"
 HEAD_FILE = "head.safetensors"
@@ -52,6 +51,12 @@ CTC_FILE = "ctc.safetensors"
 OUTPUTS = ("posteriors", "logprobs", "ctc")  # besides an integer layer
 WINDOW_FRAMES = 400  # frames per window on long inputs (8 s)
 CONTEXT_FRAMES = 50  # context each side of a window (1 s)
+def _frames(num_samples: int) -> int:
+    """Frames the front end makes of ``num_samples`` (:func:`speechlm.features.num_frames`,
+    which imports this module)."""
+    return 0 if num_samples < FRAME_SIZE else (num_samples - FRAME_SIZE) // HOP_SIZE + 1
+
+
 WARPS = (0.80, 0.85, 0.90, 0.95, 1.00, 1.05, 1.10, 1.15, 1.20)  # warp="auto": the VTLN grid
 WARP_RANGE = (0.7, 1.4)  # a fixed warp must lie in this range
 
@@ -253,7 +258,7 @@ class PhoneEncoder:
 
     def _choose(self, wav: torch.Tensor) -> tuple[float, torch.Tensor, bool]:
         """(warp, its encoder output for the probed samples, whether they are all of ``wav``)."""
-        total = num_frames(wav.shape[-1])
+        total = _frames(wav.shape[-1])
         n = min(total, WINDOW_FRAMES + self.context_frames)
         whole = total <= WINDOW_FRAMES + 2 * self.context_frames
         if whole:
@@ -276,7 +281,7 @@ class PhoneEncoder:
         if self.warp == "auto":
             x = self._per_item(wav, lengths, lambda h: h)
             frames = None if lengths is None else torch.tensor(
-                [num_frames(int(n)) for n in lengths])
+                [_frames(int(n)) for n in lengths])
             with torch.inference_mode():
                 return self.head(x), frames
         with torch.inference_mode():
@@ -291,7 +296,7 @@ class PhoneEncoder:
     def _per_item(self, wav: torch.Tensor, lengths: torch.Tensor | None, out) -> torch.Tensor:
         """``warp="auto"``: each item under its own warp (:meth:`choose_warp`), ``out``
         applied to its encoder output; items padded back to the batch's frames with zeros."""
-        total = num_frames(wav.shape[-1])
+        total = _frames(wav.shape[-1])
         rows = []
         for b in range(wav.shape[0]):
             n = int(lengths[b]) if lengths is not None else wav.shape[-1]
@@ -314,7 +319,7 @@ class PhoneEncoder:
 
     def _windowed(self, wav: torch.Tensor, lengths: torch.Tensor | None, warp: float | None,
                   out=None) -> torch.Tensor:
-        total = num_frames(wav.shape[-1])
+        total = _frames(wav.shape[-1])
         ctx = self.context_frames
         if lengths is not None or total <= WINDOW_FRAMES + 2 * ctx:
             return self._features(wav, lengths, warp, out)
