@@ -141,4 +141,4 @@ band-limit-reports: $(STAMP)  ## the bundled pipeline's resynthesis with the tok
 	bash scripts/band_limit_reports.sh
 
 switch-units: $(STAMP)  ## switch the bundled tokenizer, vocoder and LM together to the units of TOK=<tokenizer directory>, judged against the ones replaced (~1.5 h): scripts/switch_default_units.sh
-	TOK="$(TOK)" bash scripts/switch_default_units.sh
+	TOK="$(TOK)" RUN="$(RUN)" bash scripts/switch_default_units.sh

@@ -28,7 +28,9 @@
 # prints them; the tests read the bundle's), and commit the three bundles together.
 # PHASE=judge redoes only step 5. PREV (default speechlm/pretrained) is where the three bundles
 # it replaces come from: PREV=outputs/baselines/phone-v1 (scripts/restore_baselines.sh) switches
-# from the first phone default whatever the bundle holds by then.
+# from the first phone default whatever the bundle holds by then. RUN (default empty) suffixes
+# the new side's names (outputs/{vocoder,lm}-switch$RUN, docs/switch-*-new$RUN*,
+# docs/switch-vocoder-compare$RUN-*) so a second candidate keeps the first one's reports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CORPUS=${CORPUS:-data/corpus-v2}
@@ -37,6 +39,7 @@ VOC_STEPS=${VOC_STEPS:-3000}
 LM_STEPS=${LM_STEPS:-}  # empty: the recipe's (2000)
 PROBES=${PROBES:-data/probes-v2}  # built if missing, as scripts/build_default_lm.sh does
 PHASE=${PHASE:-all}
+RUN=${RUN:-}
 S=outputs/switch
 P=speechlm/pretrained
 PREV=${PREV:-$P}
@@ -108,30 +111,30 @@ PYCODE
   $SL train vocoder --config configs/vocoder/phone-cpu-more.toml --data.corpus="$CORPUS" \
     --data.tokenizer=phone-k100 --data.cache="$NEW_CACHE" --data.feats_from="$OLD_CACHE" \
     --model.init="$S/prev-phone-vocoder" --train.max_steps="$VOC_STEPS" \
-    --train.out=outputs/vocoder-switch > outputs/vocoder-switch.log 2>&1 &
+    --train.out="outputs/vocoder-switch$RUN" > "outputs/vocoder-switch$RUN.log" 2>&1 &
   VOC=$!
   trap 'kill "$VOC" 2>/dev/null || true' EXIT  # the LM failed: stop the vocoder too
   $SL train lm --config configs/lm/phone-cpu.toml --data.corpus="$CORPUS" \
     --data.tokenizer=phone-k100 --data.units_dir="data/units/v2-phone-k100-$TAG-dedup" \
-    --data.frames_dir="data/units/v2-phone-k100-$TAG-frames" --train.out=outputs/lm-switch \
+    --data.frames_dir="data/units/v2-phone-k100-$TAG-frames" --train.out="outputs/lm-switch$RUN" \
     ${LM_STEPS:+--train.max_steps="$LM_STEPS"} \
-    > outputs/lm-switch.log 2>&1
+    > "outputs/lm-switch$RUN.log" 2>&1
   wait "$VOC"
   trap - EXIT
 
   # exports: the vocoder's last weights with the bundled settings, the LM's best in float16
-  export_last_vocoder outputs/vocoder-switch "$P/phone-vocoder"
-  export_lm_half outputs/lm-switch "$P/phone-lm"
+  export_last_vocoder "outputs/vocoder-switch$RUN" "$P/phone-vocoder"
+  export_lm_half "outputs/lm-switch$RUN" "$P/phone-lm"
 fi
 
 # 5. judge the new bundle on the utterances the old one was judged on
-judge_vocoder docs/switch-vocoder-new phone-vocoder
+judge_vocoder "docs/switch-vocoder-new$RUN" phone-vocoder
 for split in heldout test; do
   $SL eval compare-resynth "docs/switch-vocoder-prev-$split.json" \
-    "docs/switch-vocoder-new-$split.json" --json "docs/switch-vocoder-compare-$split.json" \
-    --markdown "docs/switch-vocoder-compare-$split.md"
+    "docs/switch-vocoder-new$RUN-$split.json" --json "docs/switch-vocoder-compare$RUN-$split.json" \
+    --markdown "docs/switch-vocoder-compare$RUN-$split.md"
 done
-judge_lm new phone-lm
-$SL continue samples/flite_slt_arctic_a0004.wav -o "$S/continue-new.wav" --seed 0 --force
+judge_lm "new$RUN" phone-lm
+$SL continue samples/flite_slt_arctic_a0004.wav -o "$S/continue-new$RUN.wav" --seed 0 --force
 echo "switch: the bundles now speak $(space "$P/phone-k100")"
 echo "the old unit space is still named in: $(grep -rl "$(space "$S/prev-phone-k100")" tests README.md | tr '\n' ' ')"
