@@ -6,7 +6,7 @@ STAMP := $(VENV)/.speechlm-setup
 .PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band \
-	tokenizer-input band-limit-reports switch-units waveform
+	tokenizer-input band-limit-reports switch-units default-units waveform
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -142,3 +142,6 @@ band-limit-reports: $(STAMP)  ## the bundled pipeline's resynthesis with the tok
 
 switch-units: $(STAMP)  ## switch the bundled tokenizer, vocoder and LM together to the units of TOK=<tokenizer directory>, judged against the ones replaced (~1.5 h): scripts/switch_default_units.sh
 	TOK="$(TOK)" RUN="$(RUN)" bash scripts/switch_default_units.sh
+
+default-units: $(STAMP)  ## the band-limited default units (staged as phone-k100-b6400), then the switch to them with their vocoder and LM, from nothing: corpus sample, phone-cmn and phone-cmn-long encoders, k-means below 6400 Hz (~3 h on 2 idle cores; UNITS_ONLY=1: the units alone, ~1.8 h): scripts/build_default_units.sh
+	UNITS_ONLY="$(UNITS_ONLY)" bash scripts/build_default_units.sh

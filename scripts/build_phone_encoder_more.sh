@@ -33,7 +33,7 @@
 # (--data.band_limit=6400; TOKFLAGS="--band-limit 6400" fits its k-means the same way, so its
 # tokenizer applies the cut-off by default), judged against phone-cmn-long2 read at 6400 Hz
 # (EVALFLAGS="--band-limit 6400" applies to both rows; the band tokenizer's is its own).
-# ~75 min on 2 idle cores (encoder ~36 min at 1.65 steps/s, LM ~18 min); every step resumes or
+# TRAIN_ONLY=1 stops after the encoder. ~75 min on 2 idle cores (encoder ~36 min at 1.65 steps/s, LM ~18 min); every step resumes or
 # is skipped when its output exists. Nothing bundled changes: the default units switch only
 # together with a vocoder and an LM trained on them.
 set -euo pipefail
@@ -59,6 +59,7 @@ export OMP_WAIT_POLICY=PASSIVE
 $SL train encoder --config configs/encoder/phone-cpu.toml --data.corpus="$CORPUS" \
   --model.init="$INIT" --train.max_steps="$STEPS" \
   --train.warmup_steps=100 --train.lr=5e-4 --train.eval_interval=400 --train.out="$RUN" $EXTRA
+[ "${TRAIN_ONLY:-0}" = 0 ] || exit 0  # the encoder alone (scripts/build_default_units.sh)
 
 # shellcheck disable=SC2086  # TOKFLAGS and EVALFLAGS are lists of options
 [ -f "$TOK/config.json" ] || $SL train tokenizer --corpus "$CORPUS" --manifest train \

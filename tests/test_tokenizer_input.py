@@ -227,3 +227,25 @@ def test_eval_resynth_refuses_a_tokenizer_of_another_unit_space(capsys):
                  "--data", "heldout", "--per-voice", "1"])
     err = capsys.readouterr().err
     assert code == 2 and "unit space" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_staged_band_limited_units_load_by_name_and_resave_to_the_same_bytes(tmp_path):
+    """``phone-k100-b6400`` (the next default's units, bundled ahead of their vocoder and LM)
+    applies its cut-off by default, no bundled LM speaks it yet, and the switch's
+    ``save(half=True)`` writes the very weights bundled, so moving it to ``phone-k100`` adds
+    nothing to git history."""
+    from speechlm.checkpoint import resolve
+    from speechlm.pipeline import SpeechLM
+    from speechlm.tokenizer import Tokenizer
+
+    tok = Tokenizer.load("phone-k100-b6400")
+    assert tok.band_limit == 6400 and "-k100-b6400-" in tok.unit_space
+    bundled = resolve("phone-k100-b6400")
+    out = tok.save(tmp_path / "phone-k100", half=True)
+    weights = sorted(p.relative_to(bundled) for p in bundled.rglob("*.safetensors"))
+    assert len(weights) >= 2  # the centroids and the encoder
+    for rel in weights:
+        assert (out / rel).read_bytes() == (bundled / rel).read_bytes(), rel
+    assert Tokenizer.load(out).unit_space == tok.unit_space
+    with pytest.raises(ModelError, match="unit space"):
+        SpeechLM.load(tokenizer="phone-k100-b6400")
