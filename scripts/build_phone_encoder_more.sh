@@ -33,8 +33,9 @@
 # (--data.band_limit=6400; TOKFLAGS="--band-limit 6400" fits its k-means the same way, so its
 # tokenizer applies the cut-off by default), judged against phone-cmn-long2 read at 6400 Hz
 # (EVALFLAGS="--band-limit 6400" applies to both rows; the band tokenizer's is its own).
-# TRAIN_ONLY=1 stops after the encoder. ~75 min on 2 idle cores (encoder ~36 min at 1.65 steps/s, LM ~18 min); every step resumes or
-# is skipped when its output exists. Nothing bundled changes: the default units switch only
+# TRAIN_ONLY=1 stops after the encoder. ~75-90 min on 2 idle cores (encoder 36-50 min at
+# 1.65-1.2 steps/s, measured on different days; LM ~18 min); every step resumes or is skipped
+# when its output exists. Nothing bundled changes: the default units switch only
 # together with a vocoder and an LM trained on them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
