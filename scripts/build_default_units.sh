@@ -14,7 +14,8 @@
 #      the switch after them fits in one session;
 #   4. the switch from phone-v1 (PREV=outputs/baselines/phone-v1): vocoder and LM trained on
 #      those units, the three bundled as phone-k100 / phone-vocoder / phone-lm, judged against
-#      phone-v1 -> docs/switch-*-b6400* (scripts/switch_default_units.sh, RUN=-b6400).
+#      phone-v1 -> docs/switch-*-b6400r* (scripts/switch_default_units.sh, RUN=-b6400r; a rebuild
+#      whose units differ from those reports' needs another RUN: the switch refuses to keep them).
 # Steps 1-3 are skipped while STAGED is bundled (FROM_SCRATCH=1 rebuilds them anyway). Each
 # step skips what exists and resumes a killed run. The unit space name hashes the k-means
 # centroids: the script prints the rebuilt one beside the one session 27 judged, so equal names
@@ -52,5 +53,5 @@ echo "default-units: $STAGED speaks $(space "$STAGED"); the judged units: $JUDGE
 [ "${UNITS_ONLY:-0}" = 0 ] || exit 0
 
 bash scripts/restore_baselines.sh > /dev/null
-PREV=outputs/baselines/phone-v1 TOK="$STAGED" RUN=-b6400 CORPUS="$CORPUS" \
+PREV=outputs/baselines/phone-v1 TOK="$STAGED" RUN=${RUN:--b6400r} CORPUS="$CORPUS" \
   bash scripts/switch_default_units.sh

@@ -55,6 +55,17 @@ judge_lm() {  # name LM
     --markdown "docs/switch-lm-$1.md"
 }
 space() { $PY -c "import json,sys; print(json.load(open(sys.argv[1] + '/config.json'))['unit_space'])" "$1"; }
+# same_units SPACE REPORT...: each report that exists judged SPACE. A report left by another
+# candidate (same RUN, other units) would otherwise be kept as if it judged this one.
+same_units() {
+  local want=$1 f got
+  shift
+  for f in "$@"; do
+    [ -f "$f" ] || continue
+    got=$($PY -c "import json,sys; print(json.load(open(sys.argv[1])).get('unit_space'))" "$f")
+    [ "$got" = "$want" ] || { echo "switch: $f judged $got, not $want: move it away or set another RUN" >&2; exit 2; }
+  done
+}
 
 if [ "$PHASE" != judge ]; then
   # 1. what it replaces, kept once
@@ -92,6 +103,8 @@ PYCODE
   for f in docs/switch-vocoder-prev-heldout.json docs/switch-vocoder-prev-test.json docs/switch-lm-prev.json; do
     [ -f "$f" ] || { echo "switch: $f is missing and the old tokenizer no longer holds the name" >&2; exit 2; }
   done
+  same_units "$OLD_SPACE" docs/switch-vocoder-prev-heldout.json docs/switch-vocoder-prev-test.json \
+    docs/switch-lm-prev.json
 
   # 2. the new units
   NEW_SPACE=$(space "$TOK")
@@ -128,6 +141,8 @@ PYCODE
 fi
 
 # 5. judge the new bundle on the utterances the old one was judged on
+same_units "$(space "$P/phone-k100")" "docs/switch-vocoder-new$RUN-heldout.json" \
+  "docs/switch-vocoder-new$RUN-test.json" "docs/switch-lm-new$RUN.json"
 judge_vocoder "docs/switch-vocoder-new$RUN" phone-vocoder
 for split in heldout test; do
   $SL eval compare-resynth "docs/switch-vocoder-prev-$split.json" \
