@@ -343,20 +343,22 @@ def f0_bin_of(z: torch.Tensor, bins: int) -> torch.Tensor:
 
 
 def sample_f0_contour(logits: torch.Tensor, generator: torch.Generator,
-                      smooth: int = F0_SAMPLE_SMOOTH) -> torch.Tensor:
+                      smooth: int = F0_SAMPLE_SMOOTH, spread: float = 1.0) -> torch.Tensor:
     """Draw a contour from per-frame log-F0 distributions ``[N, bins]`` -> bin values ``[N]``.
 
     Independent draws per frame would jitter. Here one Gaussian field, smoothed over
     ``smooth`` frames and rescaled to unit variance, gives each frame a quantile
     ``u = Phi(field)``; the frame takes the value at quantile ``u`` of its own distribution.
     Each frame is still a draw from its distribution, and neighbouring frames move together, so
-    the contour rises and falls as speech does instead of flickering."""
+    the contour rises and falls as speech does instead of flickering. ``spread`` in [0, 1]
+    scales the field before it becomes quantiles: 1 draws, 0 gives each frame its median, and
+    between them each frame keeps nearer its median (a narrower draw, not a different mean)."""
     n, bins = logits.shape
     noise = torch.randn(n + 2 * smooth, generator=generator)
     kernel = torch.hann_window(2 * smooth + 1, periodic=False)
     field = F.conv1d(noise[None, None], kernel[None, None])[0, 0][:n]
     field = field / kernel.square().sum().sqrt()
-    u = 0.5 * (1 + torch.erf(field / 2**0.5))  # [N] uniform quantiles
+    u = 0.5 * (1 + torch.erf(spread * field / 2**0.5))  # [N] quantiles, uniform at spread 1
     cdf = logits.float().softmax(-1).cumsum(-1)
     idx = (cdf < (u * cdf[:, -1])[:, None]).sum(-1).clamp(max=bins - 1)
     return f0_bin_centres(bins)[idx]
@@ -494,6 +496,9 @@ class Vocoder(Stage):
         # offsets to the reference's own log-mel, 0 (off) to 200; config.json's
         # "voice_adapt_steps"
         self.voice_adapt_steps = 0
+        # a drawn F0 contour (parameters_for without f0): how far each frame's quantile may
+        # stray from its median, 0 (the medians) to 1 (a draw); config.json's "f0_spread"
+        self.f0_spread = 1.0
         self._adapt_tokenizer: Any = None  # loaded on first use when voice() is given none
 
     def use_waveform(self, name_or_path: str | os.PathLike) -> Vocoder:
@@ -550,6 +555,7 @@ class Vocoder(Stage):
             voc.set_mel_contrast(cfg.get("mel_contrast", 1.0))
             voc.set_voiced_noise_cut(cfg.get("voiced_noise_cut_hz", 0.0))
             voc.set_voice_adapt_steps(cfg.get("voice_adapt_steps", 0))
+            voc.set_f0_spread(cfg.get("f0_spread", 1.0))
         except ValueError as err:
             raise ModelError(f"{path}: {err}") from None
         if (path / WAVEFORM_DIR).is_dir():
@@ -580,7 +586,7 @@ class Vocoder(Stage):
                "training": self.training, "stored_dtype": stored,
                "default_method": self.default_method, "timbre_match": self.timbre_match,
                "mel_contrast": self.mel_contrast, "voiced_noise_cut_hz": self.voiced_noise_cut,
-               "voice_adapt_steps": self.voice_adapt_steps}
+               "voice_adapt_steps": self.voice_adapt_steps, "f0_spread": self.f0_spread}
         if self.cfg.mel_only and self.waveform is None:
             raise ModelError("a mel-only vocoder is saved with its waveform stage "
                              "(Vocoder.use_waveform first)")
@@ -625,6 +631,13 @@ class Vocoder(Stage):
             raise ValueError(f"voice_adapt_steps must be a whole number in [0, 200], got "
                              f"{steps!r}")
         self.voice_adapt_steps = int(x)
+        return self
+
+    def set_f0_spread(self, spread: float) -> Vocoder:
+        """Set :attr:`f0_spread`, in [0, 1]: how widely :meth:`parameters_for` draws a log-F0
+        contour when given no F0 (:func:`sample_f0_contour`'s ``spread``): 1 draws from each
+        frame's distribution, 0 takes its median (the same contour for every seed)."""
+        self.f0_spread = _setting("f0_spread", spread, 0.0, 1.0)
         return self
 
     @property
@@ -814,7 +827,7 @@ class Vocoder(Stage):
             # 61 held-out-engine utterances: DNSMOS 1.93 in one pass, 2.66 in two; source F0 2.64).
             # The second pass reuses the first's blocks before the F0 enters.
             g = torch.Generator().manual_seed(0 if seed is None else int(seed))
-            z = sample_f0_contour(params["lf0_logits"], g)
+            z = sample_f0_contour(params["lf0_logits"], g, spread=self.f0_spread)
             lf0 = z * self.model.lf0_stats[1] + self.model.lf0_stats[0]
             voiced = median_filter(params["vuv"] > 0.5, VOICING_SMOOTH)
             contour = torch.where(voiced, torch.exp(lf0), 0.0).numpy()

@@ -100,6 +100,13 @@ def test_vocode_units_file(default_voc, tmp_path, capsys):
     y, _ = sf.read(out)
     rec = json.loads(stdout)
     assert len(y) == sum(rec["durations"]) * 320
+    # with no source F0 the contour is drawn; --f0-spread 0 takes each frame's median instead
+    med = tmp_path / "median.wav"
+    code, _, err = _run(capsys, "-q", "vocode", str(units), "-o", str(med), "--voice", SAMPLE,
+                        "--vocoder", default_voc, "--f0-spread", "0")
+    assert code == 0, err
+    z = sf.read(med)[0]
+    assert len(z) == len(y) and float(np.abs(z - y).max()) > 1e-3
     # a units file from another unit space is refused
     rec["unit_space"] = "mfcc-k100-deadbeef"
     units.write_text(json.dumps(rec))

@@ -137,6 +137,8 @@ def test_row2_short_voice_and_resynth(capsys, tmp_path, short_wavs):
     (["continue", SAMPLE, "--voice-adapt-steps", "-1"], "--voice-adapt-steps"),
     (["resynth", SAMPLE, "--voice-adapt-steps", "2.5"], "--voice-adapt-steps"),
     (["vocode", "u.json", "--voice", SAMPLE, "--voice-adapt-steps", "201"], "--voice-adapt-steps"),
+    (["continue", SAMPLE, "--f0-spread", "-0.5"], "--f0-spread"),
+    (["vocode", "u.json", "--voice", SAMPLE, "--f0-spread", "1.01"], "--f0-spread"),
     (["generate-units", "--prompt-units", "1 2", "--seconds", "nan"], "--seconds"),
     (["generate-units", "--prompt-units", "1 2", "--seconds", "inf"], "--seconds"),
     (["generate-units", "--prompt-units", "1 2", "--seconds", "0"], "--seconds"),
@@ -618,8 +620,19 @@ def test_long_prompt_vocodes_only_the_context_and_warns_once(capsys, tmp_path):
 
 
 def test_long_continuation_does_not_blame_the_prompt(capsys, tmp_path):
+    """A continuation long enough to crowd half of a short prompt out of the LM's context is
+    told to ask for fewer seconds, not that its prompt is too long (the length is taken from
+    the bundled models' own unit rate and context)."""
+    from speechlm.audio import load_audio
+    from speechlm.pipeline import SpeechLM
+
+    m = SpeechLM.load()
+    n_prompt = len(m.tokenizer.tokenize_wave(load_audio(SAMPLE), dedup=True))
+    n_new = m.lm.block_size - 1 - n_prompt // 2
+    assert n_prompt // 2 >= 2 and n_new >= 2
+    seconds = f"{n_new / m.units_per_second:.3f}"
     code, _, err = run(capsys, "-q", "continue", SAMPLE, "-o", tmp_path / "o.wav",
-                       "--seconds", "7", "--seed", "0", "--temperature", "0")
+                       "--seconds", seconds, "--seed", "0", "--temperature", "0")
     assert code == 0, err
     assert "longer than the LM's context" not in err and "fewer --seconds" in err
 

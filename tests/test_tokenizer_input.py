@@ -161,19 +161,20 @@ def test_band_limit_removes_what_lies_above_it_and_keeps_the_unit_space(phone_to
     clip = _clip(2.0, 4)
     t = torch.arange(clip.numel()) / SAMPLE_RATE
     whistle = clip + 0.3 * torch.sin(2 * math.pi * 7300 * t)
-    lim = phone_tok.with_band_limit(6400)
-    assert lim.band_limit == 6400 and lim.unit_space == phone_tok.unit_space
-    assert phone_tok.band_limit is None
+    full = phone_tok.with_band_limit(None)  # the bundled one carries 6400 Hz since the switch
+    lim = full.with_band_limit(6400)
+    assert lim.band_limit == 6400 and lim.unit_space == full.unit_space == phone_tok.unit_space
+    assert full.band_limit is None
     near = (lim.features(whistle[None]) - lim.features(clip[None])).abs().max()
-    far = (phone_tok.features(whistle[None]) - phone_tok.features(clip[None])).abs().max()
+    far = (full.features(whistle[None]) - full.features(clip[None])).abs().max()
     assert near < 0.05 < far
     # it survives the other with_* settings, and None gives the full band back
     assert lim.with_smoothing(0).band_limit == lim.with_warp("auto").band_limit == 6400
     assert torch.equal(lim.with_band_limit(None).features(clip[None]),
-                       phone_tok.features(clip[None]))
+                       full.features(clip[None]))
     for bad in (500, 8000, 12000):
         with pytest.raises(ModelError, match="band limit"):
-            phone_tok.with_band_limit(bad)
+            full.with_band_limit(bad)
 
 
 def test_eval_tokenizer_rows_per_band_limit(small_corpus, capsys):
@@ -229,23 +230,25 @@ def test_eval_resynth_refuses_a_tokenizer_of_another_unit_space(capsys):
     assert code == 2 and "unit space" in err and len(err.strip().splitlines()) == 1
 
 
-def test_the_staged_band_limited_units_load_by_name_and_resave_to_the_same_bytes(tmp_path):
-    """``phone-k100-b6400`` (the next default's units, bundled ahead of their vocoder and LM)
-    applies its cut-off by default, no bundled LM speaks it yet, and the switch's
-    ``save(half=True)`` writes the very weights bundled, so moving it to ``phone-k100`` adds
-    nothing to git history."""
+def test_the_default_band_limited_units_compose_and_resave_to_the_same_bytes(tmp_path):
+    """``phone-k100`` (since the band-limited switch) applies its 6400 Hz cut-off by default,
+    the bundled LM and vocoder speak its units, another tokenizer's units are refused beside
+    them, and ``save(half=True)`` (what the switch bundles with) writes the very weights
+    bundled, so a rebuilt bundle with equal centroids adds nothing to git history."""
     from speechlm.checkpoint import resolve
     from speechlm.pipeline import SpeechLM
     from speechlm.tokenizer import Tokenizer
 
-    tok = Tokenizer.load("phone-k100-b6400")
+    tok = Tokenizer.load("phone-k100")
     assert tok.band_limit == 6400 and "-k100-b6400-" in tok.unit_space
-    bundled = resolve("phone-k100-b6400")
+    bundled = resolve("phone-k100")
     out = tok.save(tmp_path / "phone-k100", half=True)
     weights = sorted(p.relative_to(bundled) for p in bundled.rglob("*.safetensors"))
     assert len(weights) >= 2  # the centroids and the encoder
     for rel in weights:
         assert (out / rel).read_bytes() == (bundled / rel).read_bytes(), rel
     assert Tokenizer.load(out).unit_space == tok.unit_space
+    m = SpeechLM.load()
+    assert m.lm.unit_space == m.vocoder.unit_space == tok.unit_space
     with pytest.raises(ModelError, match="unit space"):
-        SpeechLM.load(tokenizer="phone-k100-b6400")
+        SpeechLM.load(tokenizer="mfcc-k100")

@@ -447,6 +447,18 @@ def test_sampled_f0_contours_follow_their_distributions_smoothly():
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert float(a.std()) > 0.5  # it moves across the range ...
     assert float(a.diff().abs().mean()) < 0.25 * float(a.std())  # ... smoothly
+    # spread 0: each frame's median bin, whatever the seed; in between, nearer the medians
+    logits = torch.randn(400, bins, generator=torch.Generator().manual_seed(3))
+    cdf = logits.softmax(-1).cumsum(-1)
+    medians = centres[(cdf < 0.5 * cdf[:, -1:]).sum(-1)]
+    for seed in (1, 2):
+        got = sample_f0_contour(logits, torch.Generator().manual_seed(seed), spread=0.0)
+        assert torch.equal(got, medians)
+    draw = sample_f0_contour(logits, torch.Generator().manual_seed(1))
+    assert torch.equal(draw, sample_f0_contour(logits, torch.Generator().manual_seed(1),
+                                               spread=1.0))
+    half = sample_f0_contour(logits, torch.Generator().manual_seed(1), spread=0.5)
+    assert 0 < float((half - medians).abs().mean()) < float((draw - medians).abs().mean())
 
 
 def test_f0_bins_vocoder_samples_with_its_seed(small_corpus, tmp_path, wav_file):
@@ -471,6 +483,15 @@ def test_f0_bins_vocoder_samples_with_its_seed(small_corpus, tmp_path, wav_file)
                        voc.parameters_for(units, voice, f0=f0, seed=2)["lf0"])
     y = voc.decode(units, voice, seed=3)
     assert y.shape == (HOP * 2 * len(units),) and torch.isfinite(y).all()
+    voc.set_f0_spread(0)  # the medians: one contour for every seed, kept in config.json
+    assert torch.equal(voc.parameters_for(units, voice, seed=1)["lf0"],
+                       voc.parameters_for(units, voice, seed=2)["lf0"])
+    voc.save(tmp_path / "v0")
+    assert Vocoder.load(tmp_path / "v0").f0_spread == 0.0
+    for bad in (-0.1, 1.5, float("nan"), None):
+        with pytest.raises(ValueError, match="f0_spread must be a number in \\[0, 1\\]"):
+            voc.set_f0_spread(bad)
+    voc.set_f0_spread(1)
     # without F0: a contour is drawn from the first pass, then the decoder runs again
     # conditioned on it (as resynthesis is on the source's), its voicing smoothed
     from speechlm.vocoder import VOICING_SMOOTH, median_filter, sample_f0_contour

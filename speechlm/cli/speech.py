@@ -190,11 +190,15 @@ def _vocoder_setting_args(p: argparse.ArgumentParser) -> None:
                    help="fit the voice to its reference in N steps (the speaker vector and the "
                    "decoder's FiLM offsets against the reference's own log-mel; ~0.04 s a step "
                    "for a 4 s reference on 2 cores), 0 (off) to 200 (default: the vocoder's own)")
+    p.add_argument("--f0-spread", type=number(float, 0.0, 1.0), metavar="X",
+                   help="how widely a drawn F0 contour strays from each frame's median, 0 (the "
+                   "medians: the same intonation for every seed) to 1 (a draw from the "
+                   "vocoder's distribution; default: the vocoder's own)")
 
 
 def _vocoder_settings(voc, args: argparse.Namespace) -> None:
-    """--timbre-match / --mel-contrast / --voiced-noise-cut / --voice-adapt-steps, where given,
-    over the vocoder's own settings."""
+    """--timbre-match / --mel-contrast / --voiced-noise-cut / --voice-adapt-steps / --f0-spread,
+    where given, over the vocoder's own settings."""
     if args.timbre_match is not None:
         voc.set_timbre_match(args.timbre_match)
     if args.mel_contrast is not None:
@@ -203,6 +207,8 @@ def _vocoder_settings(voc, args: argparse.Namespace) -> None:
         voc.set_voiced_noise_cut(args.voiced_noise_cut)
     if args.voice_adapt_steps is not None:
         voc.set_voice_adapt_steps(args.voice_adapt_steps)
+    if args.f0_spread is not None:
+        voc.set_f0_spread(args.f0_spread)
 
 
 def register(sub, add_parser) -> None:
