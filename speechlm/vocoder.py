@@ -499,6 +499,9 @@ class Vocoder(Stage):
         # a drawn F0 contour (parameters_for without f0): how far each frame's quantile may
         # stray from its median, 0 (the medians) to 1 (a draw); config.json's "f0_spread"
         self.f0_spread = 1.0
+        # a drawn F0 contour's voicing: frames whose predicted voicing probability exceeds this
+        # are voiced, (0, 1); config.json's "drawn_voicing_threshold" (0.5 where absent)
+        self.drawn_voicing_threshold = 0.5
         self._adapt_tokenizer: Any = None  # loaded on first use when voice() is given none
 
     def use_waveform(self, name_or_path: str | os.PathLike) -> Vocoder:
@@ -556,6 +559,7 @@ class Vocoder(Stage):
             voc.set_voiced_noise_cut(cfg.get("voiced_noise_cut_hz", 0.0))
             voc.set_voice_adapt_steps(cfg.get("voice_adapt_steps", 0))
             voc.set_f0_spread(cfg.get("f0_spread", 1.0))
+            voc.set_drawn_voicing_threshold(cfg.get("drawn_voicing_threshold", 0.5))
         except ValueError as err:
             raise ModelError(f"{path}: {err}") from None
         if (path / WAVEFORM_DIR).is_dir():
@@ -586,7 +590,8 @@ class Vocoder(Stage):
                "training": self.training, "stored_dtype": stored,
                "default_method": self.default_method, "timbre_match": self.timbre_match,
                "mel_contrast": self.mel_contrast, "voiced_noise_cut_hz": self.voiced_noise_cut,
-               "voice_adapt_steps": self.voice_adapt_steps, "f0_spread": self.f0_spread}
+               "voice_adapt_steps": self.voice_adapt_steps, "f0_spread": self.f0_spread,
+               "drawn_voicing_threshold": self.drawn_voicing_threshold}
         if self.cfg.mel_only and self.waveform is None:
             raise ModelError("a mel-only vocoder is saved with its waveform stage "
                              "(Vocoder.use_waveform first)")
@@ -638,6 +643,14 @@ class Vocoder(Stage):
         contour when given no F0 (:func:`sample_f0_contour`'s ``spread``): 1 draws from each
         frame's distribution, 0 takes its median (the same contour for every seed)."""
         self.f0_spread = _setting("f0_spread", spread, 0.0, 1.0)
+        return self
+
+    def set_drawn_voicing_threshold(self, threshold: float) -> Vocoder:
+        """Set :attr:`drawn_voicing_threshold`, in [0.05, 0.95]: where :meth:`parameters_for`
+        draws the F0 (no source F0 given), a frame is voiced when its predicted voicing
+        probability exceeds it, in the contour drawn and in the output's voicing; 0.5 is the
+        plain decision. The source-F0 path is left alone."""
+        self.drawn_voicing_threshold = _setting("drawn_voicing_threshold", threshold, 0.05, 0.95)
         return self
 
     @property
@@ -829,10 +842,14 @@ class Vocoder(Stage):
             g = torch.Generator().manual_seed(0 if seed is None else int(seed))
             z = sample_f0_contour(params["lf0_logits"], g, spread=self.f0_spread)
             lf0 = z * self.model.lf0_stats[1] + self.model.lf0_stats[0]
-            voiced = median_filter(params["vuv"] > 0.5, VOICING_SMOOTH)
+            thr = self.drawn_voicing_threshold
+            voiced = median_filter(params["vuv"] > thr, VOICING_SMOOTH)
             contour = torch.where(voiced, torch.exp(lf0), 0.0).numpy()
             params = {k: v[0] for k, v in self.model.split(self.model.decode_upsampled(
                 h, spk, f0_conditioning(contour, n)[None], film)).items()}
+            if thr != 0.5:  # the output's voicing (vuv > 0.5 downstream) at the same threshold
+                params["vuv"] = torch.sigmoid(torch.logit(params["vuv"].clamp(1e-6, 1 - 1e-6))
+                                              - math.log(thr / (1 - thr)))
         if self.mel_contrast != 1.0:
             mean = long_term_log_mel(params["mel"])
             params["mel"] = (mean + self.mel_contrast * (params["mel"] - mean)).clamp(

@@ -492,6 +492,21 @@ def test_f0_bins_vocoder_samples_with_its_seed(small_corpus, tmp_path, wav_file)
         with pytest.raises(ValueError, match="f0_spread must be a number in \\[0, 1\\]"):
             voc.set_f0_spread(bad)
     voc.set_f0_spread(1)
+    # the drawn path's voicing threshold: the contour's voicing and the output's, not the
+    # source-F0 path's
+    plain = voc.parameters_for(units, voice, seed=1)
+    voc.set_drawn_voicing_threshold(0.3)
+    low = voc.parameters_for(units, voice, seed=1)
+    assert float((low["vuv"] > 0.5).float().mean()) >= float((plain["vuv"] > 0.5).float().mean())
+    assert not torch.equal(low["vuv"], plain["vuv"])
+    assert torch.equal(voc.parameters_for(units, voice, f0=f0)["vuv"],
+                       Vocoder.load(tmp_path / "v0").parameters_for(units, voice, f0=f0)["vuv"])
+    voc.save(tmp_path / "v1")
+    assert Vocoder.load(tmp_path / "v1").drawn_voicing_threshold == 0.3
+    for bad in (0.0, 0.99, float("nan"), "x"):
+        with pytest.raises(ValueError, match="drawn_voicing_threshold must be a number"):
+            voc.set_drawn_voicing_threshold(bad)
+    voc.set_drawn_voicing_threshold(0.5)
     # without F0: a contour is drawn from the first pass, then the decoder runs again
     # conditioned on it (as resynthesis is on the source's), its voicing smoothed
     from speechlm.vocoder import VOICING_SMOOTH, median_filter, sample_f0_contour

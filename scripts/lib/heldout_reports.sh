@@ -67,8 +67,8 @@ judge_vocoder() {
 
 # export_last_vocoder RUN OUT: a vocoder run's *last* weights (its model/ keeps those of the best
 # total validation loss, where the F0 head's overfitting outweighs the log-mel's gains) with the
-# bundled settings (timbre 0.5, contrast 1.2, voiced-noise cut 1000 Hz), float16 with the speaker
-# encoder in int8, into OUT.
+# bundled settings (timbre 0.5, contrast 1.2, voiced-noise cut 1000 Hz, drawn-F0 voicing threshold
+# 0.35), float16 with the speaker encoder in int8, into OUT.
 export_last_vocoder() {
   "$PY" - "$1" "$2" <<'PY'
 import json
@@ -86,6 +86,7 @@ last = [json.loads(x) for x in open(f"{run}/log.jsonl") if '"valid"' in x][-1]
 v.training.update(steps=last["step"], weights="last",
                   valid_loss={k: round(x, 5) for k, x in last["valid"].items()})
 v.set_timbre_match(0.5).set_mel_contrast(1.2).set_voiced_noise_cut(1000)
+v.set_drawn_voicing_threshold(0.35)
 v.save(out, half=True, int8=("speaker.",))
 print(v.training["steps"], v.training["valid_loss"])
 PY

@@ -194,11 +194,15 @@ def _vocoder_setting_args(p: argparse.ArgumentParser) -> None:
                    help="how widely a drawn F0 contour strays from each frame's median, 0 (the "
                    "medians: the same intonation for every seed) to 1 (a draw from the "
                    "vocoder's distribution; default: the vocoder's own)")
+    p.add_argument("--drawn-voicing-threshold", type=number(float, 0.05, 0.95), metavar="P",
+                   help="where the F0 is drawn (no source F0), voice the frames whose predicted "
+                   "voicing probability exceeds P, 0.05 to 0.95 (default: the vocoder's own, "
+                   "0.35 for the bundled phone-vocoder)")
 
 
 def _vocoder_settings(voc, args: argparse.Namespace) -> None:
-    """--timbre-match / --mel-contrast / --voiced-noise-cut / --voice-adapt-steps / --f0-spread,
-    where given, over the vocoder's own settings."""
+    """--timbre-match / --mel-contrast / --voiced-noise-cut / --voice-adapt-steps / --f0-spread /
+    --drawn-voicing-threshold, where given, over the vocoder's own settings."""
     if args.timbre_match is not None:
         voc.set_timbre_match(args.timbre_match)
     if args.mel_contrast is not None:
@@ -209,6 +213,8 @@ def _vocoder_settings(voc, args: argparse.Namespace) -> None:
         voc.set_voice_adapt_steps(args.voice_adapt_steps)
     if args.f0_spread is not None:
         voc.set_f0_spread(args.f0_spread)
+    if args.drawn_voicing_threshold is not None:
+        voc.set_drawn_voicing_threshold(args.drawn_voicing_threshold)
 
 
 def register(sub, add_parser) -> None:
