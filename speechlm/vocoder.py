@@ -391,6 +391,25 @@ def f0_conditioning(f0: np.ndarray | torch.Tensor, n: int) -> torch.Tensor:
     return torch.stack([z, voiced.float(), torch.ones_like(z)], dim=1)
 
 
+def mix_source_log_f0(lf0: torch.Tensor, f0: np.ndarray | torch.Tensor,
+                      lf0_mean_std: torch.Tensor, weight: float) -> torch.Tensor:
+    """A predicted log-F0 track ``[n]`` mixed with a source F0 track (Hz, 0 = unvoiced) in the
+    source's voiced frames: ``(1 - weight) * lf0 + weight * target``, the target being the
+    source's log F0 z-scored over its voiced frames, then scaled and shifted to ``lf0_mean_std``
+    (a voice's log-F0 mean and spread). Unvoiced frames, and a source with fewer than two voiced
+    frames, keep ``lf0``."""
+    n = len(lf0)
+    src = torch.from_numpy(np.array(f0, dtype=np.float32))
+    src = F.pad(src, (0, max(0, n - len(src))))[:n]
+    voiced = src > 0
+    if int(voiced.sum()) < 2:
+        return lf0
+    ls = torch.log(src.clamp(min=1.0))
+    mu, sd = ls[voiced].mean(), ls[voiced].std().clamp(min=0.02)
+    target = lf0_mean_std[0] + lf0_mean_std[1] * (ls - mu) / sd
+    return torch.where(voiced, (1 - weight) * lf0 + weight * target.to(lf0), lf0)
+
+
 def log_f0_stats(f0: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Mean and standard deviation of log F0 over voiced frames: ``[2]``."""
     f0 = torch.from_numpy(np.array(f0, dtype=np.float32))
@@ -502,6 +521,10 @@ class Vocoder(Stage):
         # a drawn F0 contour's voicing: frames whose predicted voicing probability exceeds this
         # are voiced, (0, 1); config.json's "drawn_voicing_threshold" (0.5 where absent)
         self.drawn_voicing_threshold = 0.5
+        # given a source F0 (resynthesis), the output's log F0 in voiced frames: 0 the decoder's
+        # estimate, 1 the source contour moved to the voice's level and range, between them a
+        # mix; config.json's "source_f0_weight" (0 where absent)
+        self.source_f0_weight = 0.0
         self._adapt_tokenizer: Any = None  # loaded on first use when voice() is given none
 
     def use_waveform(self, name_or_path: str | os.PathLike) -> Vocoder:
@@ -560,6 +583,7 @@ class Vocoder(Stage):
             voc.set_voice_adapt_steps(cfg.get("voice_adapt_steps", 0))
             voc.set_f0_spread(cfg.get("f0_spread", 1.0))
             voc.set_drawn_voicing_threshold(cfg.get("drawn_voicing_threshold", 0.5))
+            voc.set_source_f0_weight(cfg.get("source_f0_weight", 0.0))
         except ValueError as err:
             raise ModelError(f"{path}: {err}") from None
         if (path / WAVEFORM_DIR).is_dir():
@@ -591,7 +615,8 @@ class Vocoder(Stage):
                "default_method": self.default_method, "timbre_match": self.timbre_match,
                "mel_contrast": self.mel_contrast, "voiced_noise_cut_hz": self.voiced_noise_cut,
                "voice_adapt_steps": self.voice_adapt_steps, "f0_spread": self.f0_spread,
-               "drawn_voicing_threshold": self.drawn_voicing_threshold}
+               "drawn_voicing_threshold": self.drawn_voicing_threshold,
+               "source_f0_weight": self.source_f0_weight}
         if self.cfg.mel_only and self.waveform is None:
             raise ModelError("a mel-only vocoder is saved with its waveform stage "
                              "(Vocoder.use_waveform first)")
@@ -651,6 +676,15 @@ class Vocoder(Stage):
         probability exceeds it, in the contour drawn and in the output's voicing; 0.5 is the
         plain decision. The source-F0 path is left alone."""
         self.drawn_voicing_threshold = _setting("drawn_voicing_threshold", threshold, 0.05, 0.95)
+        return self
+
+    def set_source_f0_weight(self, weight: float) -> Vocoder:
+        """Set :attr:`source_f0_weight`, in [0, 1]: where :meth:`parameters_for` is given a
+        source F0, the output's log F0 in the source's voiced frames mixes the decoder's
+        estimate (0) with the source contour (1), z-scored over the source's voiced frames and
+        moved to the voice's log-F0 mean and spread (the source's own when the voice is the
+        source speaker's). The drawn-F0 path is left alone."""
+        self.source_f0_weight = _setting("source_f0_weight", weight, 0.0, 1.0)
         return self
 
     @property
@@ -850,6 +884,9 @@ class Vocoder(Stage):
             if thr != 0.5:  # the output's voicing (vuv > 0.5 downstream) at the same threshold
                 params["vuv"] = torch.sigmoid(torch.logit(params["vuv"].clamp(1e-6, 1 - 1e-6))
                                               - math.log(thr / (1 - thr)))
+        if f0 is not None and self.source_f0_weight > 0:
+            params["lf0"] = mix_source_log_f0(params["lf0"], f0, voice.lf0_mean_std,
+                                              self.source_f0_weight)
         if self.mel_contrast != 1.0:
             mean = long_term_log_mel(params["mel"])
             params["mel"] = (mean + self.mel_contrast * (params["mel"] - mean)).clamp(
@@ -990,5 +1027,5 @@ def num_parameters(model: nn.Module) -> int:
 __all__ = ["DEFAULT_VOCODER", "MelSpectrogram", "UnitVocoder", "Vocoder", "VocoderConfig",
            "Voice", "f0_bin_centres", "f0_bin_of", "f0_conditioning", "griffin_lim",
            "LTAS_FLOOR_NATS", "LTAS_NOISE_MARGIN", "LTAS_NOISE_SHARE", "LTAS_SUBTRACT_KEEP",
-           "log_f0_stats", "long_term_log_mel", "sample_f0_contour",
+           "log_f0_stats", "long_term_log_mel", "mix_source_log_f0", "sample_f0_contour",
            "world_analysis"]

@@ -88,6 +88,41 @@ def test_voice_adapt_copies_carry_the_settings_of_their_time(tmp_path):
         ["outputs/voice-adapt-eval/vocoder-20", "0.5", "1.2", "1000", "20"]]
 
 
+@pytest.mark.parametrize("script,setting,values,ref,method", [
+    ("f0_spread", "f0_spread", ["1", "0.5", "0"], "1", "hn"),
+    ("source_f0", "source_f0_weight", ["0", "0.5", "1"], "0", "hn-f0")])
+def test_a_setting_script_chooses_on_valid_then_judges_once_held_out(tmp_path, script, setting,
+                                                                      values, ref, method):
+    """scripts/vocoder_setting_reports.sh through its two wrappers: one copy per value, each
+    judged on the valid subset and paired with the reference value's report; the held-out
+    engines only for CHOSEN, paired with the bundle's own report."""
+    root, env = _tree(tmp_path)
+    sub = root / "outputs" / "f0-spread-eval"
+    sub.mkdir(parents=True)
+    (sub / "valid40.tsv").write_text("/corpus\n")
+    (sub / "valid40.wrd").write_text("")
+    (root / "docs").mkdir()
+    (root / "docs" / "switch-vocoder-new-b6400r-heldout.json").write_text("{}")
+    calls = _run(root, env, script)
+    assert [c[3:] for c in calls if c[0] == "PY"] == [[setting, v] for v in values]
+    evals = [c for c in calls if c[:2] == ["SL", "eval"]]
+    judged = [c for c in evals if c[2] == "resynth"]
+    assert len(judged) == len(values)
+    assert all(c[c.index("--data") + 1] == "outputs/f0-spread-eval/valid40.tsv" and
+               c[c.index("--methods") + 1] == method for c in judged)
+    stem = script.replace("_", "-")
+    assert [c[3:5] for c in evals if c[2] == "compare-resynth"] == [
+        [f"docs/vocoder-{stem}-valid-{ref}.json", f"docs/vocoder-{stem}-valid-{v}.json"]
+        for v in values if v != ref]
+    calls = _run(root, {**env, "CHOSEN": values[-1]}, script)
+    held = [c for c in calls if c[:3] == ["SL", "eval", "resynth"]]
+    assert len(held) == 1 and held[0][held[0].index("--data") + 1] == "heldout"
+    assert held[0][held[0].index("--methods") + 1] == method
+    assert [c[3:5] for c in calls if c[:3] == ["SL", "eval", "compare-resynth"]][-1] == [
+        "docs/switch-vocoder-new-b6400r-heldout.json",
+        f"docs/vocoder-{stem}-{values[-1]}-heldout.json"]
+
+
 @pytest.mark.slow
 def test_vocoder_copy_saves_the_bundled_vocoder_with_its_settings(tmp_path):
     from speechlm.vocoder import Vocoder
@@ -99,6 +134,11 @@ def test_vocoder_copy_saves_the_bundled_vocoder_with_its_settings(tmp_path):
     v = Vocoder.load(str(out))
     assert (v.timbre_match, v.mel_contrast, v.voiced_noise_cut, v.voice_adapt_steps) == \
         (0.25, 1.3, 800.0, 7)
+    cmd = (". scripts/lib/heldout_reports.sh && "
+           f"vocoder_with {shlex.quote(str(out))}-w f0_spread 0.25")
+    subprocess.run(["bash", "-c", cmd], cwd=REPO, env=env, check=True, timeout=300)
+    w = Vocoder.load(f"{out}-w")
+    assert w.f0_spread == 0.25 and w.timbre_match == Vocoder.load("phone-vocoder").timbre_match
 
 
 def test_export_lm_half_ships_the_runs_weights_in_float16(tmp_path):

@@ -507,6 +507,23 @@ def test_f0_bins_vocoder_samples_with_its_seed(small_corpus, tmp_path, wav_file)
         with pytest.raises(ValueError, match="drawn_voicing_threshold must be a number"):
             voc.set_drawn_voicing_threshold(bad)
     voc.set_drawn_voicing_threshold(0.5)
+    # the source-F0 path's output F0: 0 the decoder's estimate, 1 the source contour at the
+    # voice's level and range; the log-mel, the voicing and the drawn path are left alone
+    from speechlm.vocoder import mix_source_log_f0
+
+    est = voc.parameters_for(units, voice, f0=f0)
+    voc.set_source_f0_weight(1)
+    src = voc.parameters_for(units, voice, f0=f0)
+    assert torch.equal(src["mel"], est["mel"]) and torch.equal(src["vuv"], est["vuv"])
+    assert torch.equal(src["lf0"], mix_source_log_f0(est["lf0"], f0, voice.lf0_mean_std, 1.0))
+    assert not torch.equal(src["lf0"], est["lf0"])
+    assert torch.equal(voc.parameters_for(units, voice, seed=1)["lf0"], p1["lf0"])
+    voc.save(tmp_path / "v2")
+    assert Vocoder.load(tmp_path / "v2").source_f0_weight == 1.0
+    for bad in (-0.1, 1.5, float("nan"), "x"):
+        with pytest.raises(ValueError, match="source_f0_weight must be a number"):
+            voc.set_source_f0_weight(bad)
+    voc.set_source_f0_weight(0)
     # without F0: a contour is drawn from the first pass, then the decoder runs again
     # conditioned on it (as resynthesis is on the source's), its voicing smoothed
     from speechlm.vocoder import VOICING_SMOOTH, median_filter, sample_f0_contour
@@ -519,6 +536,24 @@ def test_f0_bins_vocoder_samples_with_its_seed(small_corpus, tmp_path, wav_file)
     voiced = median_filter(first["vuv"] > 0.5, VOICING_SMOOTH)
     want = voc.parameters_for(units, voice, f0=torch.where(voiced, lf0.exp(), 0.0).numpy())
     assert torch.equal(p1["mel"], want["mel"]) and torch.equal(p1["vuv"], want["vuv"])
+
+
+def test_mix_source_log_f0_moves_the_source_contour_to_the_voice():
+    from speechlm.vocoder import mix_source_log_f0
+
+    f0 = np.array([0, 100, 200, 100, 200, 0, 100, 200], dtype=np.float64)
+    lf0 = torch.full((10,), 5.0)  # two frames longer than the source: unvoiced there
+    stats = torch.tensor([math.log(150.0), 0.2])
+    out = mix_source_log_f0(lf0, f0, stats, 1.0)
+    voiced = torch.from_numpy(np.pad(f0, (0, 2)) > 0)
+    assert torch.equal(out[~voiced], lf0[~voiced])
+    assert out[voiced].mean().item() == pytest.approx(math.log(150.0), abs=1e-5)
+    assert out[voiced].std().item() == pytest.approx(0.2, abs=1e-5)
+    assert bool((out[[1, 3, 6]] < out[[2, 4, 7]]).all())  # the source's shape kept
+    half = mix_source_log_f0(lf0, f0, stats, 0.5)
+    assert torch.allclose(half[voiced], (lf0[voiced] + out[voiced]) / 2)
+    assert torch.equal(mix_source_log_f0(lf0, f0, stats, 0.0), lf0)
+    assert torch.equal(mix_source_log_f0(lf0, np.array([0, 120.0, 0]), stats, 1.0), lf0)
 
 
 def test_median_filter_votes_out_one_frame_flicker():

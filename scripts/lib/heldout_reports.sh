@@ -54,6 +54,53 @@ compare() {
   $SL eval "compare-$1" "$2.json" "$3.json" --json "$4.json" --markdown "$4.md"
 }
 
+# valid40 DIR: DIR/valid40.{tsv,wrd}, 40 utterances of the world corpus's valid split (held-out
+# sentences of known voices), one per identity, drawn with a fixed seed: the subset on which the
+# vocoder's settings are chosen before one held-out run (kept when it exists).
+valid40() {
+  mkdir -p "$1"
+  [ -f "$1/valid40.wrd" ] || "$PY" - "$CORPUS" "$1/valid40" <<'PY'
+import random
+import sys
+
+corpus, out = sys.argv[1:]
+lines = open(f"{corpus}/valid.tsv").read().splitlines()
+words = open(f"{corpus}/valid.wrd").read().splitlines()
+root, rows = lines[0], lines[1:]
+assert len(rows) == len(words), "valid.tsv and valid.wrd differ in length"
+order = list(range(len(rows)))
+random.Random(0).shuffle(order)
+seen, pick = set(), []
+for i in order:
+    ident = rows[i].split("/")[0]
+    if ident not in seen:
+        seen.add(ident)
+        pick.append(i)
+    if len(pick) == 40:
+        break
+pick.sort()
+with open(f"{out}.tsv.tmp", "w") as f:
+    f.write(root + "\n" + "".join(rows[i] + "\n" for i in pick))
+with open(f"{out}.wrd.tmp", "w") as f:
+    f.write("".join(words[i] + "\n" for i in pick))
+PY
+  [ -f "$1/valid40.wrd" ] || { mv "$1/valid40.tsv.tmp" "$1/valid40.tsv"; mv "$1/valid40.wrd.tmp" "$1/valid40.wrd"; }
+}
+
+# vocoder_with OUT NAME VALUE: the bundled phone-vocoder with one setting changed
+# (Vocoder.set_NAME(VALUE), e.g. f0_spread 0.5), saved into OUT as bundled (kept when it exists).
+vocoder_with() {
+  [ -d "$1" ] || "$PY" - "$@" <<'PY'
+import sys
+
+from speechlm.vocoder import Vocoder
+
+out, name, value = sys.argv[1:]
+v = Vocoder.load("phone-vocoder")
+getattr(v, f"set_{name}")(float(value)).save(out, half=True, int8=("speaker.",))
+PY
+}
+
 # judge_vocoder STEM VOCODER: resynthesis (source F0 and drawn F0) judged with Whisper, on the
 # held-out engines (2 utterances per voice) and on known identities' held-out sentences (1 per
 # voice) -> STEM-heldout.{json,md} and STEM-test.{json,md}; each skipped when its JSON exists.
@@ -68,7 +115,7 @@ judge_vocoder() {
 # export_last_vocoder RUN OUT: a vocoder run's *last* weights (its model/ keeps those of the best
 # total validation loss, where the F0 head's overfitting outweighs the log-mel's gains) with the
 # bundled settings (timbre 0.5, contrast 1.2, voiced-noise cut 1000 Hz, drawn-F0 voicing threshold
-# 0.35), float16 with the speaker encoder in int8, into OUT.
+# 0.35, source-F0 weight 1), float16 with the speaker encoder in int8, into OUT.
 export_last_vocoder() {
   "$PY" - "$1" "$2" <<'PY'
 import json
@@ -86,7 +133,7 @@ last = [json.loads(x) for x in open(f"{run}/log.jsonl") if '"valid"' in x][-1]
 v.training.update(steps=last["step"], weights="last",
                   valid_loss={k: round(x, 5) for k, x in last["valid"].items()})
 v.set_timbre_match(0.5).set_mel_contrast(1.2).set_voiced_noise_cut(1000)
-v.set_drawn_voicing_threshold(0.35)
+v.set_drawn_voicing_threshold(0.35).set_source_f0_weight(1)
 v.save(out, half=True, int8=("speaker.",))
 print(v.training["steps"], v.training["valid_loss"])
 PY
