@@ -131,8 +131,8 @@ phone-cmn-long2: $(STAMP)  ## phone-cmn-long's encoder trained 3,600 more steps 
 phone-cons: $(STAMP)  ## phone-cmn-long2's run with a two-view posterior consistency loss (weight 1), judged against phone-cmn-long2 (~1.2 h; run make phone-cmn-long2 first): docs/tokenizer-phone-cons*
 	NAME=cons LM=0 BASE=outputs/tokenizers/phone-cmn-long2-k100 INIT=outputs/encoder-phone-cmn-long/model EXTRA="--model.extractor_mode=logmel_cmn --model.consistency_weight=1" bash scripts/build_phone_encoder_more.sh
 
-phone-band: $(STAMP)  ## phone-cmn-long2's run on input low-passed at 6400 Hz (data.band_limit), its k-means fitted the same way, judged against phone-cmn-long2 read at 6400 Hz (~1.2 h; run make phone-cmn-long2 first): docs/tokenizer-phone-band*
-	NAME=band LM=0 BASE=outputs/tokenizers/phone-cmn-long2-k100 INIT=outputs/encoder-phone-cmn-long/model EXTRA="--model.extractor_mode=logmel_cmn --data.band_limit=6400" TOKFLAGS="--band-limit 6400" EVALFLAGS="--band-limit 6400" bash scripts/build_phone_encoder_more.sh
+phone-band: $(STAMP)  ## phone-cmn-long2's run on input low-passed at 6400 Hz (data.band_limit), its k-means fitted the same way, judged against the default units (phone-cmn-long read at 6400 Hz; ~1.2 h; run make default-units first): docs/tokenizer-phone-band*
+	NAME=band LM=0 BASE=outputs/tokenizers/phone-cmn-long-b6400-k100 INIT=outputs/encoder-phone-cmn-long/model EXTRA="--model.extractor_mode=logmel_cmn --data.band_limit=6400" TOKFLAGS="--band-limit 6400" EVALFLAGS="--band-limit 6400" bash scripts/build_phone_encoder_more.sh
 
 tokenizer-input: $(STAMP)  ## the tokenizer's test-time input options judged: the band limit chosen on valid, then against the full band on seen and unheard voices; --warp auto (~45 min; needs make phone-cmn-long): docs/tokenizer-band-*, docs/tokenizer-warp-*
 	bash scripts/eval_tokenizer_input.sh

@@ -31,8 +31,9 @@
 # posterior consistency loss (--model.consistency_weight=1), judged against phone-cmn-long2.
 # NAME=band (`make phone-band`) is phone-cmn-long2's run on input low-passed at 6400 Hz
 # (--data.band_limit=6400; TOKFLAGS="--band-limit 6400" fits its k-means the same way, so its
-# tokenizer applies the cut-off by default), judged against phone-cmn-long2 read at 6400 Hz
-# (EVALFLAGS="--band-limit 6400" applies to both rows; the band tokenizer's is its own).
+# tokenizer applies the cut-off by default), judged against the default units (phone-cmn-long
+# read at 6400 Hz: outputs/tokenizers/phone-cmn-long-b6400-k100; EVALFLAGS="--band-limit 6400"
+# applies to both rows; the band tokenizer's is its own).
 # TRAIN_ONLY=1 stops after the encoder. ~75-90 min on 2 idle cores (encoder 36-50 min at
 # 1.65-1.2 steps/s, measured on different days; LM ~18 min); every step resumes or is skipped
 # when its output exists. Nothing bundled changes: the default units switch only
