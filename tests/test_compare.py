@@ -34,6 +34,26 @@ def test_identical_reports_differ_by_zero_and_a_shift_is_found():
         compare_resynth(_report("a", base), _report("b", worse)))
 
 
+def test_f0_measures_pair_the_utterances_where_both_reports_have_one():
+    base = [("a b", "a b", 0.7, 3.0)] * 20
+    a, b = _report("a", base), _report("b", base)
+    for i, (ua, ub) in enumerate(zip(a["utterances"], b["utterances"])):
+        ua["hn"] = {**ua["hn"], "f0_rmse_cents": 100.0 + i, "vuv_error": 0.2}
+        ub["hn"] = {**ub["hn"], "f0_rmse_cents": 60.0 + i, "vuv_error": 0.1}
+    a["utterances"][0]["hn"]["f0_rmse_cents"] = None  # an unvoiced output: no F0 RMSE
+    row = compare_resynth(a, b)["rows"][0]
+    assert row["f0_rmse_cents"]["delta"] == pytest.approx(-40) and row["f0_rmse_cents"]["n"] == 19
+    assert row["f0_rmse_cents"]["distinct"]
+    assert row["vuv_error"]["delta"] == pytest.approx(-0.1) and row["vuv_error"]["n"] == 20
+    assert "-40.0000 [-40.0000, -40.0000] * (n = 19)" in compare_markdown(compare_resynth(a, b))
+    for u in a["utterances"]:
+        u["hn"]["vuv_error"] = None
+    assert compare_resynth(a, b)["rows"][0]["vuv_error"] is None
+    # reports without F0 measures (older ones) compare as before, the new columns empty
+    row = compare_resynth(_report("a", base), _report("b", base))["rows"][0]
+    assert row["f0_rmse_cents"] is None and row["wer"]["delta"] == 0
+
+
 def test_noise_without_a_shift_is_not_called_distinct():
     import numpy as np
 

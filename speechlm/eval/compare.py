@@ -8,6 +8,9 @@ utterances; pairing removes that spread. For each method both reports ran and ea
 
 * WER (the reports' first ASR judge): corpus WER, word errors over reference words;
 * speaker similarity to the original and DNSMOS: means over utterances;
+* the output's F0 against the source's (RMSE in cents over frames voiced in both) and its voicing
+  error (share of frames voiced in one and not the other): means over the utterances where both
+  reports have a value (a silent or unvoiced output has no F0 RMSE), their number beside them;
 
 each with a 95 % paired bootstrap interval (utterances resampled together in both reports).
 An interval that holds 0 says the two cannot be told apart on these utterances.
@@ -21,7 +24,8 @@ import numpy as np
 
 from speechlm.errors import DataError
 
-MEASURES = ("wer", "similarity", "dnsmos")
+MEASURES = ("wer", "similarity", "dnsmos", "f0_rmse_cents", "vuv_error")
+PARTIAL = ("f0_rmse_cents", "vuv_error")  # paired over the utterances where both have a value
 GROUPS = {"held-out voices": True, "seen voices": False}
 
 
@@ -37,7 +41,9 @@ def _word_errors(rows: list[dict], method: str) -> tuple[np.ndarray, np.ndarray]
 def paired_delta(base_rows: list[dict], other_rows: list[dict], method: str, measure: str,
                  samples: int = 2000, seed: int = 0) -> dict[str, Any] | None:
     """OTHER - BASE of ``measure`` (``wer``: corpus WER; else the mean) over utterances paired
-    row by row, with a 95 % bootstrap interval; None where a row lacks the value."""
+    row by row, with a 95 % bootstrap interval; None where a row lacks the value (for the
+    measures of :data:`PARTIAL`, the pairs with a value in both rows, counted in ``n``; None
+    where there is none)."""
     if measure == "wer":
         if any(r[method].get("asr") is None or not r.get("text") for r in base_rows + other_rows):
             return None
@@ -47,10 +53,18 @@ def paired_delta(base_rows: list[dict], other_rows: list[dict], method: str, mea
     else:
         va = [r[method].get(measure) for r in base_rows]
         vb = [r[method].get(measure) for r in other_rows]
-        if any(v is None for v in va + vb):
+        if measure in PARTIAL:
+            pairs = [(x, y) for x, y in zip(va, vb) if x is not None and y is not None]
+            if not pairs:
+                return None
+            va, vb = [x for x, _ in pairs], [y for _, y in pairs]
+        elif any(v is None for v in va + vb):
             return None
         num, den = np.array(vb, float) - np.array(va, float), np.ones(len(va))
-    return ratio_bootstrap(num, den, samples, seed)
+    out = ratio_bootstrap(num, den, samples, seed)
+    if measure in PARTIAL:
+        out["n"] = len(num)
+    return out
 
 
 def ratio_bootstrap(num: np.ndarray, den: np.ndarray, samples: int = 2000, seed: int = 0
@@ -101,14 +115,17 @@ def compare_markdown(report: dict) -> str:
         if d is None:
             return "-"
         lo, hi = d["ci95"]
-        return f"{d['delta']:+.4f} [{lo:+.4f}, {hi:+.4f}]" + (" *" if d["distinct"] else "")
+        n = f" (n = {d['n']})" if "n" in d else ""
+        return f"{d['delta']:+.4f} [{lo:+.4f}, {hi:+.4f}]" + (" *" if d["distinct"] else "") + n
 
     lines = [f"{report['other']} - {report['base']}, paired over the same utterances "
              "(95 % bootstrap intervals; * the interval excludes 0):", "",
-             "| method | voices | n | WER | speaker sim | DNSMOS |", "|---|---|---|---|---|---|"]
+             "| method | voices | n | WER | speaker sim | DNSMOS | F0 RMSE (cents) | "
+             "voicing error |", "|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
         lines.append(f"| {r['method']} | {r['group']} | {r['utterances']} | {cell(r['wer'])} | "
-                     f"{cell(r['similarity'])} | {cell(r['dnsmos'])} |")
+                     f"{cell(r['similarity'])} | {cell(r['dnsmos'])} | "
+                     f"{cell(r.get('f0_rmse_cents'))} | {cell(r.get('vuv_error'))} |")
     return "\n".join(lines) + "\n"
 
 
