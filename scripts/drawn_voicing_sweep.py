@@ -41,10 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="the drawn contour's seed")
     ap.add_argument("--json", help="write the table here too")
     args = ap.parse_args(argv)
-    if not os.path.isfile(args.data):
-        print(f"error: no manifest {args.data}", file=sys.stderr)
+    lines = open(args.data).read().splitlines() if os.path.isfile(args.data) else []
+    root, rows = (lines[0], [r for r in lines[1:] if r.strip()]) if lines else ("", [])
+    if not rows:
+        print(f"error: {args.data}: not a manifest with utterances (a root line, then "
+              "relpath<TAB>samples lines)", file=sys.stderr)
         return 2
-    root, *rows = open(args.data).read().splitlines()
     m = SpeechLM.load() if args.model == "default" else SpeechLM.load(args.model)
     voc, tok = m.vocoder, m.tokenizer
     settings = [(t, int(w)) for t in args.thresholds for w in args.widths]
@@ -52,7 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     src_frames = src_changes = 0.0
     for i, row in enumerate(rows):
         path = os.path.join(root, row.split("\t")[0])
-        wav, _ = sf.read(path, dtype="float32")
+        try:
+            wav, sr = sf.read(path, dtype="float32")
+        except (OSError, RuntimeError) as err:  # soundfile's LibsndfileError is a RuntimeError
+            print(f"error: {path}: not readable audio ({err})", file=sys.stderr)
+            return 2
+        if wav.ndim != 1 or sr != tok.sample_rate:
+            print(f"error: {path}: expected mono audio at {tok.sample_rate} Hz (the corpus's), "
+                  f"got {wav.shape[1] if wav.ndim > 1 else 1} channel(s) at {sr} Hz",
+                  file=sys.stderr)
+            return 2
         units, voice = tok(path, dedup=True), voc.voice(torch.from_numpy(wav))
         src = f0_track(wav) > 0
         src_frames += len(src)

@@ -165,3 +165,24 @@ def test_export_lm_half_ships_the_runs_weights_in_float16(tmp_path):
     b = LanguageModel.load(str(out))
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_drawn_voicing_sweep_refuses_bad_manifests_and_audio(tmp_path, capsys):
+    """scripts/drawn_voicing_sweep.py: a missing or empty manifest, or a file that is not audio,
+    is one line on stderr and exit 2, with no table written."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sweep", REPO / "scripts" /
+                                                  "drawn_voicing_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    out = tmp_path / "t.json"
+    (tmp_path / "empty.tsv").write_text(f"{tmp_path}\n")
+    for data in (tmp_path / "missing.tsv", tmp_path / "empty.tsv"):
+        assert sweep.main(["--data", str(data), "--json", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "not a manifest with utterances" in err and len(err.splitlines()) == 1
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    (tmp_path / "bad.tsv").write_text(f"{tmp_path}\nbad.wav\t16000\n")
+    assert sweep.main(["--data", str(tmp_path / "bad.tsv"), "--json", str(out)]) == 2
+    assert "not readable audio" in capsys.readouterr().err and not out.exists()
