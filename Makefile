@@ -5,8 +5,8 @@ STAMP := $(VENV)/.speechlm-setup
 
 .PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
-	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band \
-	tokenizer-input band-limit-reports switch-units default-units waveform
+	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
+	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -134,11 +134,17 @@ phone-cons: $(STAMP)  ## phone-cmn-long2's run with a two-view posterior consist
 phone-band: $(STAMP)  ## phone-cmn-long2's run on input low-passed at 6400 Hz (data.band_limit), its k-means fitted the same way, judged against the default units (phone-cmn-long read at 6400 Hz; ~1.2 h; run make default-units first): docs/tokenizer-phone-band*
 	NAME=band LM=0 BASE=outputs/tokenizers/phone-cmn-long-b6400-k100 INIT=outputs/encoder-phone-cmn-long/model EXTRA="--model.extractor_mode=logmel_cmn --data.band_limit=6400" TOKFLAGS="--band-limit 6400" EVALFLAGS="--band-limit 6400" bash scripts/build_phone_encoder_more.sh
 
+phone-band2: $(STAMP)  ## phone-band's encoder trained 3,600 more steps of its own recipe (input low-passed at 6400 Hz), judged against phone-band (~1.2 h; run make phone-band first): docs/tokenizer-phone-band2*
+	NAME=band2 LM=0 BASE=outputs/tokenizers/phone-band-k100 INIT=outputs/encoder-phone-band/model EXTRA="--model.extractor_mode=logmel_cmn --data.band_limit=6400" TOKFLAGS="--band-limit 6400" EVALFLAGS="--band-limit 6400" bash scripts/build_phone_encoder_more.sh
+
 tokenizer-input: $(STAMP)  ## the tokenizer's test-time input options judged: the band limit chosen on valid, then against the full band on seen and unheard voices; --warp auto (~45 min; needs make phone-cmn-long): docs/tokenizer-band-*, docs/tokenizer-warp-*
 	bash scripts/eval_tokenizer_input.sh
 
 band-limit-reports: $(STAMP)  ## the bundled pipeline's resynthesis with the tokenizer's input band-limited (CUT=7200) against the full band, held-out engines, Whisper (~25 min): docs/band-vocoder-*
 	bash scripts/band_limit_reports.sh
+
+speeds-reports: $(STAMP)  ## the tokenizer's speed ensemble (--speeds) chosen on valid, then on seen and unheard voices and through the bundled pipeline's resynthesis of the held-out engines (CHOSEN=0.85,1,1.15; ~35 min): docs/tokenizer-speeds-*, docs/vocoder-speeds-*
+	CHOSEN=$${CHOSEN:-0.85,1,1.15} bash scripts/speeds_reports.sh
 
 switch-units: $(STAMP)  ## switch the bundled tokenizer, vocoder and LM together to the units of TOK=<tokenizer directory>, judged against the ones replaced (~1.5 h): scripts/switch_default_units.sh
 	TOK="$(TOK)" RUN="$(RUN)" bash scripts/switch_default_units.sh

@@ -6,7 +6,8 @@ with ``with_precision("bf16")`` (the encoder under bfloat16 autocast), with the 
 whose unit it changes; and ``tokenize_files(paths)`` (what ``speechlm tokenize`` runs): one
 worker thread per torch thread, each encoding whole files or chunks on one core; and that
 path with the input band-limited (``with_band_limit``, ``--band-limit``: one FFT low-pass per
-chunk before the encoder), against the full band.
+chunk before the encoder), against the full band; and that path with the speed ensemble
+(``with_speeds``, ``--speeds``: one encoder pass per speed), against one pass.
 Peers, on the same files:
   * naive: what a user would write with the same model: one whole-file forward pass
     (``model(wav)``, attention over every frame), softmax, nearest centroid by ``torch.cdist``;
@@ -83,6 +84,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--band-limit", type=float, default=6400.0,
                     help="cut-off (Hz) of the band-limited workers row")
+    ap.add_argument("--speeds", default="0.85,1,1.15",
+                    help="speed factors of the speed-ensemble workers row")
     ap.add_argument("--no-memory", action="store_true", help="skip the one-hour memory test")
     ap.add_argument("--json", help="also write the result here")
     args = ap.parse_args()
@@ -99,6 +102,7 @@ def main() -> int:
 
     tok16 = tok.with_precision("bf16")
     tok_band = tok.with_band_limit(args.band_limit)
+    tok_speeds = tok.with_speeds(args.speeds)
 
     def ours(fs):
         return [tok.tokenize_file(f).ids.numpy() for f in fs]
@@ -115,11 +119,15 @@ def main() -> int:
     def ours_band(fs):
         return [u.ids.numpy() for u in tok_band.tokenize_files(fs)]
 
+    def ours_speeds(fs):
+        return [u.ids.numpy() for u in tok_speeds.tokenize_files(fs)]
+
     ours(files[:3]), ours_bf16(files[:3]), peer(files[:3]), default(files[:3])  # warm-up
-    ours_workers(files[:3]), ours_band(files[:3])
+    ours_workers(files[:3]), ours_band(files[:3]), ours_speeds(files[:3])
     t_ours = best_time(ours, files, args.repeats)
     t_workers = best_time(ours_workers, files, args.repeats)
     t_band = best_time(ours_band, files, args.repeats)
+    t_speeds = best_time(ours_speeds, files, args.repeats)
     same = all((x == y).all() for x, y in zip(ours_workers(files), ours(files)))
     t_bf16 = best_time(ours_bf16, files, args.repeats)
     a, b = ours(files), ours_bf16(files)
@@ -142,6 +150,9 @@ def main() -> int:
         "band_limit_hz": args.band_limit,
         "speechlm_workers_band_limit_x_realtime": round(audio_s / t_band, 1),
         "ratio_band_limit_over_full_band": round(t_workers / t_band, 3),
+        "speeds": list(tok_speeds.speeds or ()),
+        "speechlm_workers_speeds_x_realtime": round(audio_s / t_speeds, 1),
+        "ratio_speeds_over_one_pass": round(t_workers / t_speeds, 3),
         "bf16_frame_agreement_with_fp32": round(agreement, 4),
         "ratio_bf16_over_fp32": round(t_ours / t_bf16, 2),
         "naive_whole_file_x_realtime": round(audio_s / t_naive, 1),

@@ -34,6 +34,8 @@
 # tokenizer applies the cut-off by default), judged against the default units (phone-cmn-long
 # read at 6400 Hz: outputs/tokenizers/phone-cmn-long-b6400-k100; EVALFLAGS="--band-limit 6400"
 # applies to both rows; the band tokenizer's is its own).
+# NAME=band2 INIT=outputs/encoder-phone-band/model (`make phone-band2`) trains phone-band's
+# encoder STEPS more steps of its own recipe, judged against phone-band.
 # TRAIN_ONLY=1 stops after the encoder. ~75-90 min on 2 idle cores (encoder 36-50 min at
 # 1.65-1.2 steps/s, measured on different days; LM ~18 min); every step resumes or is skipped
 # when its output exists. Nothing bundled changes: the default units switch only

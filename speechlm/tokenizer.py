@@ -21,7 +21,7 @@ equals a whole-file pass, so an hour of audio needs no more memory than a minute
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,26 @@ class Tokenizer(Stage):
         return Tokenizer(self.encoder.with_warp(warp), self.quantizer, self.training,
                          self.smoothing, self.precision, self.band_limit)
 
+    def with_speeds(self, speeds: str | Sequence[float] | None) -> Tokenizer:
+        """The same tokenizer with its phone encoder's frame log-posteriors averaged over the
+        input read at each of ``speeds`` (:meth:`speechlm.ssl.phone.PhoneEncoder.with_speeds`;
+        e.g. ``"0.85,1,1.15"``; None/``"none"`` is off), one encoder pass per speed. The same
+        unit space: the encoder and centroids are unchanged.
+
+        Raises:
+            ModelError: bad ``speeds``, or speeds asked of a tokenizer without a phone
+                encoder's posteriors or log-posteriors.
+        """
+        from speechlm.ssl.phone import PhoneEncoder, parse_speeds
+
+        if not isinstance(self.encoder, PhoneEncoder):
+            if parse_speeds(speeds) is None:
+                return self
+            raise ModelError(f"--speeds needs a phone-encoder tokenizer; {self.unit_space} is "
+                             "not")
+        return Tokenizer(self.encoder.with_speeds(speeds), self.quantizer, self.training,
+                         self.smoothing, self.precision, self.band_limit)
+
     def with_band_limit(self, hz: float | None) -> Tokenizer:
         """The same tokenizer with everything above ``hz`` removed from its input before the
         encoder (None or 0: the full band); the same unit space. See the ``band_limit``
@@ -179,6 +199,11 @@ class Tokenizer(Stage):
     def warp(self) -> float | str | None:
         """The phone encoder's input warp (None: off; see :meth:`with_warp`)."""
         return getattr(self.encoder, "warp", None)
+
+    @property
+    def speeds(self) -> tuple[float, ...] | None:
+        """The phone encoder's speed ensemble (None: off; see :meth:`with_speeds`)."""
+        return getattr(self.encoder, "speeds", None)
 
     # --- the contract every stage exposes
     @property

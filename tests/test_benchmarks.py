@@ -61,4 +61,6 @@ def test_bench_phone_tokenize_runs(small_corpus, tmp_path):
     assert r["speechlm_bf16_x_realtime"] > 0 and 0 <= r["bf16_frame_agreement_with_fp32"] <= 1
     assert r["band_limit_hz"] == 6400 and r["speechlm_workers_band_limit_x_realtime"] > 0
     assert r["ratio_band_limit_over_full_band"] > 0
+    assert r["speeds"] == [0.85, 1.0, 1.15] and r["speechlm_workers_speeds_x_realtime"] > 0
+    assert r["ratio_speeds_over_one_pass"] > 0
     assert r["tokenizer"].startswith("phone-run-posteriors-k8-s1-")

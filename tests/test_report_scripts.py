@@ -123,6 +123,31 @@ def test_a_setting_script_chooses_on_valid_then_judges_once_held_out(tmp_path, s
         f"docs/vocoder-{stem}-{values[-1]}-heldout.json"]
 
 
+def test_speeds_script_chooses_on_valid_then_judges_once_on_both_voices_and_through_resynth(
+        tmp_path):
+    """scripts/speeds_reports.sh: one valid report over every set (paired with none); with
+    CHOSEN, the tokenizer judged on seen and held-out voices and the bundled pipeline's
+    resynthesis on the held-out engines, paired with the bundle's own report."""
+    root, env = _tree(tmp_path)
+    (root / "docs").mkdir()
+    (root / "docs" / "vocoder-source-f0-1-heldout.json").write_text("{}")
+    calls = [c for c in _run(root, env, "speeds") if c[:2] == ["SL", "eval"]]
+    assert len(calls) == 1 and calls[0][2] == "tokenizer"
+    sets = [calls[0][i + 1] for i, a in enumerate(calls[0]) if a == "--speeds"]
+    assert sets[0] == "none" and "0.85,1,1.15" in sets and len(sets) == 5
+    assert calls[0][calls[0].index("--manifest") + 1] == "valid"
+    calls = [c for c in _run(root, {**env, "CHOSEN": "0.85,1,1.15"}, "speeds")
+             if c[:2] == ["SL", "eval"]]
+    assert [c[2] for c in calls] == ["tokenizer", "resynth", "compare-resynth"]  # valid kept
+    tok, res, cmp = calls
+    assert [tok[i + 1] for i, a in enumerate(tok) if a == "--manifest"] == ["test", "heldout"]
+    assert [tok[i + 1] for i, a in enumerate(tok) if a == "--speeds"] == ["none", "0.85,1,1.15"]
+    assert res[res.index("--data") + 1] == "heldout" and res[res.index("--speeds") + 1] == \
+        "0.85,1,1.15" and res[res.index("--vocoder") + 1] == "phone-vocoder"
+    assert cmp[3:5] == ["docs/vocoder-source-f0-1-heldout.json",
+                        "docs/vocoder-speeds-heldout.json"]
+
+
 @pytest.mark.slow
 def test_vocoder_copy_saves_the_bundled_vocoder_with_its_settings(tmp_path):
     from speechlm.vocoder import Vocoder

@@ -228,6 +228,16 @@ def warp_value(text: str):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def speeds_value(text: str):
+    """``--speeds``: ``none`` or speed factors (:func:`speechlm.ssl.phone.parse_speeds`)."""
+    from speechlm.ssl.phone import parse_speeds
+
+    try:
+        return parse_speeds(text) or ()  # (): off, as against an absent flag
+    except SpeechLMError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def band_limit_value(text: str) -> float:
     """``--band-limit``: a cut-off in Hz in [1000, 8000), or ``none`` (0.0: the full band, as
     against an absent flag, which keeps the tokenizer's own)."""
@@ -241,6 +251,10 @@ WARP_HELP = ("vocal-tract length normalisation of a phone encoder's input: 'auto
              "the encoder is most certain (9 encoder passes over its first 9 s); A: a fixed "
              "factor (< 1 for voices with high formants); default none. The unit space stays "
              "the same")
+SPEEDS_HELP = ("a speed ensemble: the phone encoder reads the input at each of these speeds "
+               "(resampled: spectrum and tempo change together) and its frame log-posteriors "
+               "are averaged at the input's own frames, one encoder pass per speed "
+               "(e.g. 0.85,1,1.15); default none. The unit space stays the same")
 BAND_LIMIT_HELP = ("remove everything above HZ from the input before the tokenizer's encoder "
                    "(the brick-wall low-pass its training augmentation applies to some crops); "
                    "none: the full band; default: the tokenizer's own (the cut-off it was "
@@ -249,7 +263,7 @@ BAND_LIMIT_HELP = ("remove everything above HZ from the input before the tokeniz
 
 
 def add_input_args(parser: argparse.ArgumentParser, repeat: bool = False) -> None:
-    """``--warp`` and ``--band-limit``: the tokenizer's test-time input options (with
+    """``--warp``, ``--band-limit`` and ``--speeds``: the tokenizer's test-time input options (with
     ``repeat``, each may be given several times: every combination is evaluated)."""
     more = {"action": "append"} if repeat else {}
     again = " Repeat it to compare (the first setting is the paired base)." if repeat else ""
@@ -257,10 +271,12 @@ def add_input_args(parser: argparse.ArgumentParser, repeat: bool = False) -> Non
                         help=WARP_HELP + "." + again, **more)
     parser.add_argument("--band-limit", type=band_limit_value, metavar="HZ|none",
                         help=BAND_LIMIT_HELP + "." + again, **more)
+    parser.add_argument("--speeds", type=speeds_value, metavar="S1,S2,...|none",
+                        help=SPEEDS_HELP + "." + again, **more)
 
 
-def apply_input_args(tok, warp=None, band_limit=None):
+def apply_input_args(tok, warp=None, band_limit=None, speeds=None):
     """``tok`` with the test-time input options of :func:`add_input_args` (``band_limit``
-    None: the tokenizer's own; 0: the full band)."""
-    tok = tok.with_warp(warp)
+    None: the tokenizer's own; 0: the full band; ``speeds`` None or empty: off)."""
+    tok = tok.with_warp(warp).with_speeds(speeds or None)
     return tok if band_limit is None else tok.with_band_limit(band_limit or None)

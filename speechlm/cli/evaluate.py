@@ -34,35 +34,40 @@ def cmd_eval_tokenizer(args: argparse.Namespace) -> int:
 
     tokenizers = args.tokenizer or [DEFAULT_TOKENIZER]
     manifests = [(m, resolve_manifest(m, args.corpus)) for m in (args.manifest or ["test"])]
-    # the test-time input settings (--warp x --band-limit), each named in the row's label
-    inputs = [(w, b) for w in (args.warp or [None]) for b in (args.band_limit or [None])]
+    # the test-time input settings (--warp x --band-limit x --speeds), each named in the row's
+    # label
+    inputs = [(w, b, s) for w in (args.warp or [None]) for b in (args.band_limit or [None])
+              for s in (args.speeds or [None])]
     reports = []
     for name, manifest in manifests:  # check every input before the first long evaluation
         for tok in tokenizers:
-            for warp, band in inputs:
-                reports.append((name, tok, manifest, warp, band))
+            for warp, band, speeds in inputs:
+                reports.append((name, tok, manifest, warp, band, speeds))
     out = []
-    for name, tok, manifest, warp, band in reports:
+    for name, tok, manifest, warp, band, speeds in reports:
         t = tok
-        if args.smoothing is not None or warp is not None or band is not None:
+        if args.smoothing is not None or any(x is not None for x in (warp, band, speeds)):
             from speechlm.tokenizer import Tokenizer
 
             t = Tokenizer.load(tok)
             if args.smoothing is not None:
                 t = t.with_smoothing(args.smoothing)
-            t = apply_input_args(t, warp, band)
+            t = apply_input_args(t, warp, band, speeds)
         r = evaluate_tokenizer(t, manifest, max_utterances=args.max_utterances,
                                seed=args.seed, progress=not args.quiet,
                                ued_utterances=0 if args.no_ued else args.ued_utterances)
         shown = [f"warp {warp or 'none'}" if args.warp else "",
                  f"band limit {band:g} Hz" if band else
-                 "full band" if args.band_limit else ""]
+                 "full band" if args.band_limit else "",
+                 ("speeds " + ",".join(f"{x:g}" for x in speeds) if speeds else "no speed "
+                  "ensemble") if args.speeds else ""]
         shown = [x for x in shown if x]
         label = f"{tok} ({', '.join(shown)})" if shown else str(tok)
         out.append({**r, "tokenizer": label, "data": name,
                     **({"smoothing": args.smoothing} if args.smoothing is not None else {}),
                     **({"warp": warp} if warp is not None else {}),
-                    **({"band_limit": band} if band else {})})
+                    **({"band_limit": band} if band else {}),
+                    **({"speeds": list(speeds)} if speeds else {})})
     first: dict[str, dict] = {}  # per manifest: the first tokenizer with a phone encoder
     for r in out:
         if not r.get("frame_phone_errors_by_utterance"):
@@ -127,7 +132,7 @@ def cmd_eval_resynth(args: argparse.Namespace) -> int:
                               seed=args.seed, progress=not args.quiet,
                               audio_out=args.audio_out, asrs=tuple(args.asr.split(",")),
                               waveform=args.waveform, reference_perturb=args.reference_perturb,
-                              voice_from=args.voice_from, warp=args.warp,
+                              voice_from=args.voice_from, warp=args.warp, speeds=args.speeds,
                               band_limit=args.band_limit, tokenizer=args.tokenizer)
     return emit_report(args, report, resynth_markdown(report))
 

@@ -41,7 +41,7 @@ def cmd_continue(args: argparse.Namespace) -> int:
         outputs["--units-out"] = Path(args.units_out)
     guard_outputs(outputs, {"the prompt": prompt, "the voice reference": voice}, args.force)
     m = SpeechLM.load(args.model, tokenizer=args.tokenizer, lm=args.lm, vocoder=args.vocoder)
-    m.tokenizer = apply_input_args(m.tokenizer, args.warp, args.band_limit)
+    m.tokenizer = apply_input_args(m.tokenizer, args.warp, args.band_limit, args.speeds)
     m.lm_weights = args.lm_weights
     _vocoder_settings(m.vocoder, args)
     # one sample at a time (sample i is drawn with seed + i either way): each file is written
@@ -112,7 +112,7 @@ def cmd_resynth(args: argparse.Namespace) -> int:
     if tok.unit_space != voc.unit_space:
         raise SpeechLMError(f"the tokenizer's unit space is {tok.unit_space!r} but the "
                             f"vocoder's is {voc.unit_space!r}")
-    tok = apply_input_args(tok, args.warp, args.band_limit)
+    tok = apply_input_args(tok, args.warp, args.band_limit, args.speeds)
     wav = load_audio(src, min_samples=FRAME_SIZE)
     if voice is None:
         if float(wav.abs().max()) < NO_SIGNAL_PEAK:

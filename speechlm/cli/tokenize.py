@@ -19,7 +19,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     from speechlm.tokenizer import Tokenizer
 
     tok = apply_input_args(Tokenizer.load(args.tokenizer).with_precision(args.precision),
-                           args.warp, args.band_limit)
+                           args.warp, args.band_limit, args.speeds)
     if args.manifest:
         return _tokenize_manifest(args, tok)
     if not args.files:
@@ -51,6 +51,7 @@ def _settings(args: argparse.Namespace, tok, manifest: Path) -> dict:
             "shard": args.shard, "unit_space": tok.unit_space, "dedup": bool(args.dedup),
             **({"precision": tok.precision} if tok.precision != "fp32" else {}),
             **({"warp": tok.warp} if tok.warp is not None else {}),
+            **({"speeds": list(tok.speeds)} if tok.speeds is not None else {}),
             **({"band_limit": tok.band_limit} if tok.band_limit is not None else {})}
 
 

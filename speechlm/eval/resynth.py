@@ -93,7 +93,8 @@ class ResynthHarness:
                  asrs: tuple[str, ...] = ASRS, seed: int = 0, audio_out: str | None = None,
                  waveform: str | None = None, reference_perturb: str | None = None,
                  voice_from: str = "self", warp: str | float | None = None,
-                 band_limit: float | None = None, tokenizer: str | None = None):
+                 band_limit: float | None = None, tokenizer: str | None = None,
+                 speeds: tuple[float, ...] | None = None):
         from speechlm.eval.judges import Judges
         from speechlm.eval.robustness import perturbation_option
         from speechlm.tokenizer import Tokenizer
@@ -122,7 +123,7 @@ class ResynthHarness:
             raise DataError(f"the tokenizer's unit space is {self.tok.unit_space!r} but the "
                             f"vocoder's is {self.voc.unit_space!r}"
                             + ("" if tokenizer else "; give the vocoder's tokenizer (--tokenizer)"))
-        self.tok = self.tok.with_warp(warp)
+        self.tok = self.tok.with_warp(warp).with_speeds(speeds or None)
         if band_limit is not None:  # 0: the full band; None: the tokenizer's own
             self.tok = self.tok.with_band_limit(band_limit or None)
         self.methods, self.asrs, self.seed, self.audio_out = methods, asrs, seed, audio_out
@@ -312,14 +313,16 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
                      reference_perturb: str | None = None,
                      voice_from: str = "self", warp: str | float | None = None,
                      band_limit: float | None = None,
-                     tokenizer: str | None = None) -> dict[str, Any]:
+                     tokenizer: str | None = None,
+                     speeds: tuple[float, ...] | None = None) -> dict[str, Any]:
     """Run the harness; returns the JSON report (per utterance, per voice and per group).
     ``warp`` and ``band_limit``: the tokenizer's test-time input options
     (:meth:`speechlm.tokenizer.Tokenizer.with_warp`, ``with_band_limit``; ``band_limit`` None
     keeps the tokenizer's own, 0 is the full band); ``tokenizer``: the one to read the audio
-    with (default: the one the vocoder names), which must have the vocoder's unit space."""
+    with (default: the one the vocoder names), which must have the vocoder's unit space;
+    ``speeds``: the tokenizer's speed ensemble (``with_speeds``; None or empty: off)."""
     h = ResynthHarness(vocoder, methods, asrs, seed, audio_out, waveform, reference_perturb,
-                       voice_from, warp, band_limit, tokenizer)
+                       voice_from, warp, band_limit, tokenizer, speeds)
     items = h.select(data, corpus, per_voice)
     rows = [h.score(it, *h.run(it, i))
             for i, it in enumerate(tqdm(items, desc="eval resynth", disable=not progress))]
@@ -330,6 +333,7 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
         "methods": list(methods), "targets": TARGETS, "waveform": waveform,
         "reference_perturb": h.reference_perturb, "voice_from": h.voice_from,
         "voices_left_out": h.skipped_alone, **({"warp": warp} if warp is not None else {}),
+        **({"speeds": list(speeds)} if speeds else {}),
         **({"band_limit": band_limit} if band_limit else {}),
         **({"tokenizer": str(tokenizer)} if tokenizer else {}),
         "held_out_voices": sorted({r["voice"] for r in rows if r["held_out"]}),

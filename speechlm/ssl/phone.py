@@ -26,6 +26,14 @@ phone posteriors (over the input's first window), the blind choice of the classi
 search, which needs no labels and no speaker enrolment. It costs one encoder pass per grid
 point on the first window. The units keep their unit space: the encoder, head and centroids are
 the same, only the input is normalised.
+
+**A speed ensemble at test time** (:meth:`PhoneEncoder.with_speeds`; off by default): the
+encoder reads the input at each of several speeds (resampled, so the spectrum and the tempo
+both change, as the training's speed perturbation does), each pass's frame log-posteriors are
+read back at the original frames' times (linear interpolation) and averaged, and the output
+is the normalised average (a product of the passes' posteriors). The passes disagree where the
+encoder is unsure, so the average is a small ensemble at the cost of one encoder pass per
+speed. The units keep their unit space, as under a warp.
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ def _frames(num_samples: int) -> int:
 
 WARPS = (0.80, 0.85, 0.90, 0.95, 1.00, 1.05, 1.10, 1.15, 1.20)  # warp="auto": the VTLN grid
 WARP_RANGE = (0.7, 1.4)  # a fixed warp must lie in this range
+SPEED_RANGE = (0.7, 1.4)  # with_speeds: each speed factor must lie in this range
 
 
 def parse_warp(value: str | float | None) -> float | str | None:
@@ -81,6 +90,43 @@ def parse_warp(value: str | float | None) -> float | str | None:
         raise ModelError(f"warp {value!r}: expected a factor in [{WARP_RANGE[0]}, "
                          f"{WARP_RANGE[1]}], 'auto' or 'none'")
     return None if a == 1.0 else a
+
+
+def parse_speeds(value: str | Sequence[float] | None) -> tuple[float, ...] | None:
+    """A speed-ensemble setting: ``None``/``"none"``/``"1"`` (off), or speed factors in
+    :data:`SPEED_RANGE` (a comma-separated string or a sequence); returned sorted without
+    repeats (None when only 1 is left).
+
+    Raises:
+        ModelError: anything else.
+    """
+    if value is None or value == "none":
+        return None
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    expected = (f"expected 'none' or comma-separated speed factors in [{SPEED_RANGE[0]}, "
+                f"{SPEED_RANGE[1]}], e.g. 0.85,1,1.15")
+    try:
+        speeds = [float(x) for x in parts if str(x).strip()]
+    except (TypeError, ValueError):
+        raise ModelError(f"speeds {value!r}: {expected}") from None
+    if not speeds or not all(SPEED_RANGE[0] <= a <= SPEED_RANGE[1] for a in speeds):
+        raise ModelError(f"speeds {value!r}: {expected}")
+    out = tuple(sorted(set(speeds)))
+    return None if out == (1.0,) else out
+
+
+def at_original_frames(x: torch.Tensor, frames: int, speed: float) -> torch.Tensor:
+    """Rows ``x`` ``[F_s, D]`` of an input played ``speed`` times faster, read at the times of
+    the original input's ``frames`` frame centres (linear interpolation between the nearest
+    two rows; the ends held)."""
+    if x.shape[0] == 0:
+        return x.new_zeros(frames, x.shape[1])
+    centres = torch.arange(frames, dtype=torch.float64) * HOP_SIZE + FRAME_SIZE / 2
+    pos = ((centres / speed - FRAME_SIZE / 2) / HOP_SIZE).clamp(0, x.shape[0] - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=x.shape[0] - 1)
+    w = (pos - lo).to(x.dtype)[:, None]
+    return x[lo] * (1 - w) + x[hi] * w
 
 
 def save_phone_encoder(path: str | os.PathLike, encoder: Wav2Vec2Model, arch: Mapping[str, Any],
@@ -211,6 +257,7 @@ class PhoneEncoder:
         # the CTC blank's feature index: the tokenizer fills blank frames (phone-rate units)
         self.blank: int | None = len(self.phones) if output == "ctc" else None
         self.warp: float | str | None = None  # with_warp: None (off), a factor or "auto"
+        self.speeds: tuple[float, ...] | None = None  # with_speeds: None (off) or the factors
         self._local = threading.local()
 
     def with_warp(self, warp: str | float | None) -> PhoneEncoder:
@@ -232,10 +279,64 @@ class PhoneEncoder:
             if isinstance(self.output, int):
                 raise ModelError("--warp applies to the posteriors, logprobs and ctc outputs, "
                                  "not to a hidden layer")
+            if warp == "auto" and self.speeds is not None:
+                raise ModelError("--warp auto and --speeds do not combine; give a fixed warp")
         other = copy.copy(self)
         other.warp = warp
         other._local = threading.local()
         return other
+
+    def with_speeds(self, speeds: str | Sequence[float] | None) -> PhoneEncoder:
+        """The same encoder (weights shared) averaging its frame log-posteriors over the input
+        read at each of ``speeds`` (:func:`parse_speeds`; None/``"none"``: off): see the
+        module's docstring.
+
+        Raises:
+            ModelError: bad ``speeds``, an output other than the posteriors or log-posteriors,
+                or ``warp="auto"`` already set.
+        """
+        speeds = parse_speeds(speeds)
+        if speeds is not None:
+            if self.output not in ("posteriors", "logprobs"):
+                raise ModelError(f"--speeds applies to the posteriors and logprobs outputs, not "
+                                 f"to {self.output!r}")
+            if self.warp == "auto":
+                raise ModelError("--speeds and --warp auto do not combine; give a fixed warp")
+        other = copy.copy(self)
+        other.speeds = speeds
+        other._local = threading.local()
+        return other
+
+    def _speed_logprobs(self, wav: torch.Tensor) -> torch.Tensor:
+        """Mean frame log-posteriors ``[F, P]`` of ``wav`` ``[1, T]`` over :attr:`speeds`, at
+        ``wav``'s own frames (call it under ``torch.inference_mode``)."""
+        from speechlm.audio import resample
+
+        total = _frames(wav.shape[-1])
+        acc = torch.zeros(total, len(self.phones))
+        for speed in self.speeds or (1.0,):
+            x = wav if speed == 1.0 else resample(wav.float(), round(SAMPLE_RATE * speed),
+                                                  SAMPLE_RATE)
+            if x.shape[-1] < FRAME_SIZE:  # a short input read faster: one frame, padded
+                x = torch.nn.functional.pad(x, (0, FRAME_SIZE - x.shape[-1]))
+            lp = self._windowed(x, None, self.warp,
+                                lambda h: self.head(h).float().log_softmax(-1))[0]
+            acc += lp[:total] if speed == 1.0 else at_original_frames(lp, total, speed)
+        return acc / len(self.speeds or (1.0,))
+
+    def _ensembled(self, wav: torch.Tensor, lengths: torch.Tensor | None, log: bool
+                   ) -> torch.Tensor:
+        """Each item's :meth:`_speed_logprobs`, normalised (``log``: log-posteriors, else
+        posteriors), padded back to the batch's frames with zeros."""
+        res = torch.zeros(wav.shape[0], _frames(wav.shape[-1]), len(self.phones))
+        with torch.inference_mode():
+            for b in range(wav.shape[0]):
+                n = int(lengths[b]) if lengths is not None else wav.shape[-1]
+                if n < FRAME_SIZE:
+                    continue
+                lp = self._speed_logprobs(wav[b : b + 1, :n])
+                res[b, : lp.shape[0]] = lp.log_softmax(-1) if log else lp.softmax(-1)
+        return res
 
     @property
     def last_warp(self) -> float | None:
@@ -277,7 +378,11 @@ class PhoneEncoder:
     def logits(self, wav: torch.Tensor, lengths: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Frame phone logits ``[B, F, P]`` and valid frames per item (under a fixed warp;
-        ``"auto"`` chooses per item)."""
+        ``"auto"`` chooses per item; with :attr:`speeds`, the ensemble's log-posteriors)."""
+        if self.speeds is not None:
+            frames = None if lengths is None else torch.tensor(
+                [_frames(int(n)) for n in lengths])
+            return self._ensembled(wav, lengths, log=True), frames
         if self.warp == "auto":
             x = self._per_item(wav, lengths, lambda h: h)
             frames = None if lengths is None else torch.tensor(
@@ -289,6 +394,8 @@ class PhoneEncoder:
             return self.head(x), frames
 
     def __call__(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if self.speeds is not None:
+            return self._ensembled(wav, lengths, log=self.output == "logprobs")
         if self.warp == "auto":
             return self._per_item(wav, lengths, self._output)
         return self._windowed(wav, lengths, self.warp)
