@@ -125,6 +125,7 @@ def test_speeds_need_a_phone_encoders_posteriors_and_no_auto_warp(phone_tok):
     both = phone_tok.with_speeds("0.9,1.1").with_warp(0.95)  # a fixed warp combines
     assert both.speeds == (0.9, 1.1) and both.warp == 0.95
     assert both.with_band_limit(6000).speeds == both.with_smoothing(1).speeds == (0.9, 1.1)
+    assert both.with_precision("bf16").speeds == (0.9, 1.1)
 
 
 def test_tokenize_eval_and_resynth_take_speeds(small_corpus, tmp_path, capsys):

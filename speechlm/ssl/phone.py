@@ -315,8 +315,11 @@ class PhoneEncoder:
         total = _frames(wav.shape[-1])
         acc = torch.zeros(total, len(self.phones))
         for speed in self.speeds or (1.0,):
-            x = wav if speed == 1.0 else resample(wav.float(), round(SAMPLE_RATE * speed),
-                                                  SAMPLE_RATE)
+            if speed == 1.0:
+                x = wav
+            else:  # in float32 even under a bfloat16 autocast: it only prepares the input
+                with torch.autocast("cpu", enabled=False):
+                    x = resample(wav.float(), round(SAMPLE_RATE * speed), SAMPLE_RATE)
             if x.shape[-1] < FRAME_SIZE:  # a short input read faster: one frame, padded
                 x = torch.nn.functional.pad(x, (0, FRAME_SIZE - x.shape[-1]))
             lp = self._windowed(x, None, self.warp,
