@@ -49,12 +49,15 @@ PRECISIONS = ("fp32", "bf16")  # what the encoder may compute in (Tokenizer.with
 
 def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer,
                     smoothing: float = 0.0, weights: str = "",
-                    band_limit: float | None = None) -> str:
-    """``<encoder>-k<K>[-s<smoothing>][-b<band limit>]-<hash>``: names the unit vocabulary;
+                    band_limit: float | None = None,
+                    speeds: Sequence[float] | None = None) -> str:
+    """``<encoder>-k<K>[-s<smoothing>][-b<band limit>][-e<speeds>]-<hash>``: names the unit
+    vocabulary;
     LMs and vocoders check it. The hash is the quantizer's, joined with ``weights`` (a hash of
     the encoder's weights) when given: CTC units, whose centroids are the same for every
     encoder. ``band_limit``: the cut-off (Hz) the tokenizer was fitted with and applies by
-    default (``train tokenizer --band-limit``)."""
+    default (``train tokenizer --band-limit``); ``speeds``: the speed ensemble it was fitted
+    with and applies by default (``train tokenizer --speeds``), e.g. ``-e0.85_1_1.15``."""
     kind = encoder_cfg["type"]
     if kind == "ssl":
         name = encoder_cfg.get("name") or Path(encoder_cfg["path"]).name
@@ -65,6 +68,7 @@ def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer,
         kind = f"phone-{name}-{out if isinstance(out, str) else f'l{out}'}"
     smooth = f"-s{smoothing:g}" if smoothing > 0 else ""
     smooth += f"-b{band_limit:g}" if band_limit else ""
+    smooth += "-e" + "_".join(f"{s:g}" for s in speeds) if speeds else ""
     digest = quantizer.fingerprint()
     if weights:
         import hashlib
@@ -121,7 +125,7 @@ class Tokenizer(Stage):
         self._unit_space = make_unit_space(
             encoder.config(), quantizer, self.smoothing,
             encoder.weights_fingerprint() if self.blank is not None else "",
-            float(fitted) if fitted else None)
+            float(fitted) if fitted else None, self.training.get("speeds"))
         if band_limit == "fitted":
             band_limit = float(fitted) if fitted else None
         if precision not in PRECISIONS:
@@ -168,7 +172,8 @@ class Tokenizer(Stage):
         """The same tokenizer with its phone encoder's frame log-posteriors averaged over the
         input read at each of ``speeds`` (:meth:`speechlm.ssl.phone.PhoneEncoder.with_speeds`;
         e.g. ``"0.85,1,1.15"``; None/``"none"`` is off), one encoder pass per speed. The same
-        unit space: the encoder and centroids are unchanged.
+        unit space: the encoder and centroids are unchanged (a tokenizer fitted with
+        ``train tokenizer --speeds`` applies its own by default and names them).
 
         Raises:
             ModelError: bad ``speeds``, or speeds asked of a tokenizer without a phone
@@ -232,6 +237,8 @@ class Tokenizer(Stage):
             enc_cfg["path"] = str((path / enc_cfg["path"]).resolve())
         tok = cls(build_encoder(enc_cfg), KMeansQuantizer.from_state_dict(tensors),
                   cfg.get("training"), float(cfg.get("smoothing", 0.0)))
+        if tok.training.get("speeds"):  # fitted on a speed ensemble: read with it by default
+            tok = tok.with_speeds(tok.training["speeds"])
         if tok.unit_space != cfg.get("unit_space"):
             raise ModelError(f"{path}: unit_space in config.json ({cfg.get('unit_space')}) does "
                              f"not match the weights ({tok.unit_space}); the files were altered")

@@ -147,3 +147,15 @@ def test_tokenize_eval_and_resynth_take_speeds(small_corpus, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["tokenize", "--speeds", "0.9,2", str(f)])
     assert e.value.code == 2 and "speeds" in capsys.readouterr().err
+
+
+def test_train_tokenizer_refuses_speeds_without_a_phone_encoder(small_corpus, tmp_path,
+                                                                capsys):
+    """(Fitting on the ensemble: test_tokenizer_input's fitted-input-option test.)"""
+    from speechlm.cli import main
+
+    assert main(["train", "tokenizer", "--corpus", str(small_corpus), "--features", "mfcc",
+                 "--speeds", "0.9,1.1", "--out", str(tmp_path / "mfcc")]) == 2
+    err = capsys.readouterr().err
+    assert "--speeds" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "mfcc").exists()

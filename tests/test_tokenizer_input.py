@@ -201,8 +201,15 @@ def test_eval_tokenizer_rows_per_band_limit(small_corpus, capsys):
     assert "band_limit" not in reps[0] and reps[1]["band_limit"] == 6000
 
 
-def test_a_tokenizer_fitted_band_limited_applies_it_and_names_it(small_corpus, tmp_path,
-                                                                   capsys):
+@pytest.mark.parametrize("flag,value,name,key,fitted,attr,off", [
+    ("--band-limit", "6000", "-k8-b6000-", "band_limit", 6000, 6000,
+     lambda t: t.with_band_limit(None)),
+    ("--speeds", "1.1,0.9", "-k8-e0.9_1.1-", "speeds", [0.9, 1.1], (0.9, 1.1),
+     lambda t: t.with_speeds(None))])
+def test_a_tokenizer_fitted_with_an_input_option_applies_it_and_names_it(
+        small_corpus, tmp_path, capsys, flag, value, name, key, fitted, attr, off):
+    """``train tokenizer --band-limit`` / ``--speeds``: the k-means fitted on that input, which
+    the tokenizer then applies by default and names; off at test time keeps the name."""
     from speechlm.cli import main
     from speechlm.data.manifest import read_manifest
     from speechlm.tokenizer import Tokenizer
@@ -210,26 +217,24 @@ def test_a_tokenizer_fitted_band_limited_applies_it_and_names_it(small_corpus, t
     enc = "speechlm/pretrained/phone-k100/encoder"
     out = tmp_path / "tok"
     assert main(["-q", "train", "tokenizer", "--corpus", str(small_corpus), "--features", enc,
-                 "--k", "8", "--max-utterances", "4", "--band-limit", "6000",
-                 "--out", str(out)]) == 0
+                 "--k", "8", "--max-utterances", "4", flag, value, "--out", str(out)]) == 0
     capsys.readouterr()
     tok = Tokenizer.load(out)
-    assert tok.band_limit == 6000 and tok.training["band_limit"] == 6000
-    assert "-k8-b6000-" in tok.unit_space
+    assert getattr(tok, key) == attr and tok.training[key] == fitted and name in tok.unit_space
+    plain = off(tok)
+    assert getattr(plain, key) is None and plain.unit_space == tok.unit_space  # test-time
     wav = _clip(1.5, 5)[None]
-    full = tok.with_band_limit(None)
-    assert full.band_limit is None and full.unit_space == tok.unit_space  # a test-time change
-    assert not torch.allclose(full.features(wav), tok.features(wav))
+    assert not torch.allclose(plain.features(wav), tok.features(wav))
     assert torch.equal(tok.with_smoothing(0).features(wav), tok.features(wav))
     f = read_manifest(small_corpus / "test.tsv")[0].path
-    for flags in ([], ["--band-limit", "none"]):
+    for flags in ([], [flag, "none"]):  # absent: the tokenizer's own; none: off
         assert main(["tokenize", "--tokenizer", str(out), *flags, str(f)]) == 0
     own, none = capsys.readouterr().out.strip().splitlines()
     assert own.split() == [str(int(i)) for i in tok(str(f)).ids]
-    assert none.split() == [str(int(i)) for i in full(str(f)).ids]
-    assert main(["train", "tokenizer", "--features", enc, "--layer", "ctc", "--band-limit",
-                 "6000", "--out", str(tmp_path / "ctc")]) == 2
-    assert "--band-limit is for k-means units" in capsys.readouterr().err
+    assert none.split() == [str(int(i)) for i in plain(str(f)).ids]
+    assert main(["train", "tokenizer", "--features", enc, "--layer", "ctc", flag, value,
+                 "--out", str(tmp_path / "ctc")]) == 2
+    assert "for k-means units" in capsys.readouterr().err
 
 
 def test_eval_resynth_refuses_a_tokenizer_of_another_unit_space(capsys):

@@ -277,6 +277,9 @@ def add_input_args(parser: argparse.ArgumentParser, repeat: bool = False) -> Non
 
 def apply_input_args(tok, warp=None, band_limit=None, speeds=None):
     """``tok`` with the test-time input options of :func:`add_input_args` (``band_limit``
-    None: the tokenizer's own; 0: the full band; ``speeds`` None or empty: off)."""
-    tok = tok.with_warp(warp).with_speeds(speeds or None)
+    None: the tokenizer's own; 0: the full band; ``speeds`` None: the tokenizer's own, empty:
+    off)."""
+    tok = tok.with_warp(warp)
+    if speeds is not None:
+        tok = tok.with_speeds(speeds or None)
     return tok if band_limit is None else tok.with_band_limit(band_limit or None)

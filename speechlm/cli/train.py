@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from speechlm.cli.common import Parser, band_limit_value, number
+from speechlm.cli.common import Parser, band_limit_value, number, speeds_value
 from speechlm.errors import SpeechLMError
 
 
@@ -23,9 +23,9 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
 
         if args.smoothing:
             raise SpeechLMError("--smoothing does not apply to CTC units (--layer ctc)")
-        if args.band_limit:
-            raise SpeechLMError("--band-limit is for k-means units; CTC units fit nothing "
-                                "(give it at tokenize time)")
+        if args.band_limit or args.speeds:
+            raise SpeechLMError("--band-limit and --speeds are for k-means units; CTC units "
+                                "fit nothing (give --band-limit at tokenize time)")
         tok = ctc_tokenizer(encoder_from_name(args.features, "ctc"))
         tok.save(out)
         print(json.dumps({"out": str(out), "unit_space": tok.unit_space, **tok.training},
@@ -41,7 +41,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
     encoder = encoder_from_name(args.features, args.layer)
     tok = train_tokenizer(items, encoder, k=args.k, max_frames=args.max_frames, seed=args.seed,
                           progress=not args.quiet, source=manifest, smoothing=args.smoothing,
-                          band_limit=args.band_limit or None)
+                          band_limit=args.band_limit or None, speeds=args.speeds or None)
     tok.save(out)
     print(json.dumps({"out": str(out), "unit_space": tok.unit_space, **tok.training}, indent=2))
     return 0
@@ -109,6 +109,11 @@ def register(sub, add_parser) -> None:
     tt.add_argument("--band-limit", type=band_limit_value, metavar="HZ|none",
                     help="fit the k-means on input low-passed at HZ: the tokenizer then applies "
                     "it by default and its unit space names it (-bHZ); default none")
+    tt.add_argument("--speeds", type=speeds_value, metavar="S1,S2,...",
+                    help="fit the k-means on a phone encoder's speed ensemble (its frame "
+                    "log-posteriors averaged over the input read at these speeds, e.g. "
+                    "0.85,1,1.15): the tokenizer then applies it by default and its unit space "
+                    "names it (-e0.85_1_1.15); default none")
     tt.add_argument("--smoothing", type=number(float, 0, 1000), default=0.0,
                     help="cost of a unit change between frames, in k-means inertias per frame "
                     "(0: nearest centroid per frame; >0: the cheapest path, fewer flickers)")

@@ -123,7 +123,9 @@ class ResynthHarness:
             raise DataError(f"the tokenizer's unit space is {self.tok.unit_space!r} but the "
                             f"vocoder's is {self.voc.unit_space!r}"
                             + ("" if tokenizer else "; give the vocoder's tokenizer (--tokenizer)"))
-        self.tok = self.tok.with_warp(warp).with_speeds(speeds or None)
+        self.tok = self.tok.with_warp(warp)
+        if speeds is not None:  # empty: off; None: the tokenizer's own
+            self.tok = self.tok.with_speeds(speeds or None)
         if band_limit is not None:  # 0: the full band; None: the tokenizer's own
             self.tok = self.tok.with_band_limit(band_limit or None)
         self.methods, self.asrs, self.seed, self.audio_out = methods, asrs, seed, audio_out
@@ -320,7 +322,8 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
     (:meth:`speechlm.tokenizer.Tokenizer.with_warp`, ``with_band_limit``; ``band_limit`` None
     keeps the tokenizer's own, 0 is the full band); ``tokenizer``: the one to read the audio
     with (default: the one the vocoder names), which must have the vocoder's unit space;
-    ``speeds``: the tokenizer's speed ensemble (``with_speeds``; None or empty: off)."""
+    ``speeds``: the tokenizer's speed ensemble (``with_speeds``; None: the tokenizer's own,
+    empty: off)."""
     h = ResynthHarness(vocoder, methods, asrs, seed, audio_out, waveform, reference_perturb,
                        voice_from, warp, band_limit, tokenizer, speeds)
     items = h.select(data, corpus, per_voice)
