@@ -146,6 +146,20 @@ def test_speeds_script_chooses_on_valid_then_judges_once_on_both_voices_and_thro
         "0.85,1,1.15" and res[res.index("--vocoder") + 1] == "phone-vocoder"
     assert cmp[3:5] == ["docs/vocoder-source-f0-1-heldout.json",
                         "docs/vocoder-speeds-heldout.json"]
+    # with phone-band2's tokenizer: the ensemble on it, then k-means refitted on the ensemble
+    band2 = root / "outputs" / "tokenizers" / "phone-band2-k100"
+    band2.mkdir(parents=True)
+    (band2 / "config.json").write_text("{}")
+    calls = [c for c in _run(root, {**env, "CHOSEN": "0.85,1,1.15"}, "speeds")
+             if c[0] == "SL" and c[1] != "eval" or c[2] == "tokenizer"]
+    assert [c[1:3] for c in calls] == [["eval", "tokenizer"], ["train", "tokenizer"],
+                                      ["eval", "tokenizer"]]
+    on, fit, both = calls
+    assert on[on.index("--tokenizer") + 1] == "outputs/tokenizers/phone-band2-k100"
+    assert fit[fit.index("--speeds") + 1] == "0.85,1,1.15" and \
+        fit[fit.index("--out") + 1] == "outputs/tokenizers/phone-band2-e3-k100"
+    assert [both[i + 1] for i, a in enumerate(both) if a == "--tokenizer"] == [
+        "outputs/tokenizers/phone-band2-k100", "outputs/tokenizers/phone-band2-e3-k100"]
 
 
 @pytest.mark.slow

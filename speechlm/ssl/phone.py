@@ -382,14 +382,12 @@ class PhoneEncoder:
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Frame phone logits ``[B, F, P]`` and valid frames per item (under a fixed warp;
         ``"auto"`` chooses per item; with :attr:`speeds`, the ensemble's log-posteriors)."""
+        # per item (the ensemble, the auto warp): the valid frames follow from the lengths
+        frames = None if lengths is None else torch.tensor([_frames(int(n)) for n in lengths])
         if self.speeds is not None:
-            frames = None if lengths is None else torch.tensor(
-                [_frames(int(n)) for n in lengths])
             return self._ensembled(wav, lengths, log=True), frames
         if self.warp == "auto":
             x = self._per_item(wav, lengths, lambda h: h)
-            frames = None if lengths is None else torch.tensor(
-                [_frames(int(n)) for n in lengths])
             with torch.inference_mode():
                 return self.head(x), frames
         with torch.inference_mode():
