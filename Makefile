@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: mel-limit vocoder-grow setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -145,6 +145,12 @@ band-limit-reports: $(STAMP)  ## the bundled pipeline's resynthesis with the tok
 
 speeds-reports: $(STAMP)  ## the tokenizer's speed ensemble (--speeds) chosen on valid, then on seen and unheard voices and through the bundled pipeline's resynthesis of the held-out engines (CHOSEN=0.85,1,1.15; ~35 min): docs/tokenizer-speeds-*, docs/vocoder-speeds-*
 	CHOSEN=$${CHOSEN:-0.85,1,1.15} bash scripts/speeds_reports.sh
+
+mel-limit: $(STAMP)  ## where resynthesis loses the words: the bundled vocoder's predicted log-mel through its waveform stage and Griffin-Lim against the original's own log-mel through both (copy synthesis), held-out engines; and utterances the vocoder trained on (~20 min): docs/vocoder-mel-limit-*
+	bash scripts/mel_limit_reports.sh
+
+vocoder-grow: $(STAMP)  ## the bundled vocoder grown by 1 pre and 3 post blocks (each starting as the identity) and trained 2,000 steps, against the same 2,000 steps without growing, paired on the held-out engines (~1 h on 2 cores): docs/vocoder-grow-*
+	bash scripts/vocoder_grow.sh
 
 switch-units: $(STAMP)  ## switch the bundled tokenizer, vocoder and LM together to the units of TOK=<tokenizer directory>, judged against the ones replaced (~1.5 h): scripts/switch_default_units.sh
 	TOK="$(TOK)" RUN="$(RUN)" bash scripts/switch_default_units.sh

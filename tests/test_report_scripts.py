@@ -225,3 +225,66 @@ def test_drawn_voicing_sweep_refuses_bad_manifests_and_audio(tmp_path, capsys):
     (tmp_path / "bad.tsv").write_text(f"{tmp_path}\nbad.wav\t16000\n")
     assert sweep.main(["--data", str(tmp_path / "bad.tsv"), "--json", str(out)]) == 2
     assert "not readable audio" in capsys.readouterr().err and not out.exists()
+
+
+def _run_script(root: Path, env: dict[str, str], name: str) -> tuple[int, list[list[str]], str]:
+    log = Path(env["FAKE_LOG"])
+    log.write_text("")
+    proc = subprocess.run(["bash", str(root / "scripts" / name)], env=env, capture_output=True,
+                          text=True, timeout=60)
+    return proc.returncode, [shlex.split(x) for x in log.read_text().splitlines()], proc.stderr
+
+
+def test_vocoder_grow_trains_grown_and_control_then_pairs_them_and_resumes(tmp_path):
+    """scripts/vocoder_grow.sh: the grown recipe and its control (the bundled block counts),
+    each exported then judged on the held-out engines, grow paired with control and both with
+    the bundle's report; a rerun after the exports trains nothing again."""
+    root, env = _tree(tmp_path)
+    (root / "docs").mkdir()
+    (root / "docs" / "vocoder-source-f0-1-heldout.json").write_text("{}")
+    rc, calls, err = _run_script(root, env, "vocoder_grow.sh")
+    assert rc == 0, err
+    trains = sorted((c for c in calls if c[1:3] == ["train", "vocoder"]), key=len)
+    assert len(trains) == 2
+    grow, control = trains
+    assert grow[grow.index("--config") + 1] == "configs/vocoder/phone-cpu-grow.toml"
+    assert "--train.out=outputs/vocoder-grow" in grow
+    assert not any("blocks" in a for a in grow)
+    assert {"--model.pre_blocks=3", "--model.post_blocks=5",
+            "--train.out=outputs/vocoder-grow-control"} <= set(control)
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert [c[c.index("--vocoder") + 1] for c in judged] == [
+        "outputs/vocoder-grow-eval/grow", "outputs/vocoder-grow-eval/grow-control"]
+    assert all(c[c.index("--data") + 1] == "heldout" for c in judged)
+    pairs = [c[3:5] for c in calls if c[1:3] == ["eval", "compare-resynth"]]
+    assert pairs == [["docs/vocoder-grow-control-heldout.json", "docs/vocoder-grow-heldout.json"],
+                     ["docs/vocoder-source-f0-1-heldout.json", "docs/vocoder-grow-heldout.json"],
+                     ["docs/vocoder-source-f0-1-heldout.json",
+                      "docs/vocoder-grow-control-heldout.json"]]
+    for name in ("grow", "grow-control"):
+        d = root / "outputs" / "vocoder-grow-eval" / name
+        d.mkdir(parents=True)
+        (d / "config.json").write_text("{}")
+    rc, calls, err = _run_script(root, env, "vocoder_grow.sh")
+    assert rc == 0, err
+    assert [c[1:3] for c in calls if c[0] == "SL"] == [["eval", "compare-resynth"]] * 3
+
+
+def test_mel_limit_judges_held_out_then_refuses_without_the_vocoders_cache(tmp_path):
+    """scripts/mel_limit_reports.sh: the predicted and the original log-mel through both
+    waveform methods on the held-out engines; the fit report needs the bundled vocoder's
+    training cache (exit 2 and one line without it)."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "mel_limit_reports.sh")
+    assert rc == 2 and "training cache" in err and len(err.strip().splitlines()) == 1
+    (held,) = [c for c in calls if c[0] == "SL"]
+    assert held[held.index("--methods") + 1] == "hn-f0,griffinlim,copy-hn,copy-gl"
+    assert held[held.index("--data") + 1] == "heldout"
+    cache = root / "data" / "vocoder" / "v2-phone-k100-"  # the stand-in python prints no tag
+    cache.mkdir(parents=True)
+    (cache / "train.json").write_text("{}")
+    rc, calls, err = _run_script(root, env, "mel_limit_reports.sh")
+    assert rc == 0, err
+    (fit,) = [c for c in calls if c[0] == "SL"]  # the held-out report is kept
+    assert fit[fit.index("--data") + 1] == "outputs/mel-limit/fit.tsv"
+    assert fit[fit.index("--methods") + 1] == "hn-f0,copy-gl"

@@ -319,6 +319,22 @@ def test_warm_start_continues_from_a_trained_vocoder(small_corpus, tmp_path):
         progress=False) / "model")
     delta = (moved.model.state_dict()["out.weight"] - want["out.weight"]).abs().max()
     assert 0 < float(delta) < 0.05 * float(want["out.weight"].abs().max())
+    # grown: added blocks start as the identity, so with no learning rate it decodes as before
+    grown = Vocoder.load(train_vocoder(load_config(TINY, base + [
+        f"--train.out={tmp_path / 'g'}", f"--model.init={first}", "--model.pre_blocks=2",
+        "--model.post_blocks=3", "--train.lr=0", "--train.min_lr=0"]), progress=False) / "model")
+    assert grown.training["init_blocks_added"] == {"pre": 1, "post": 2}
+    assert (len(grown.model.pre), len(grown.model.post)) == (2, 3)
+    for k, v in want.items():
+        assert torch.equal(grown.model.state_dict()[k], v), k
+    assert not grown.model.state_dict()["post.2.proj.weight"].any()
+    units = torch.randint(0, init.n_units, (1, 30))
+    spk = torch.randn(1, init.cfg.spk_dim)
+    with torch.no_grad():
+        assert torch.allclose(grown.model(units, spk), init.model(units, spk), atol=1e-6)
+    with pytest.raises(DataError, match="model.post_blocks.*added to a warm start, not removed"):
+        load_config(TINY, base + [f"--model.init={tmp_path / 'g' / 'model'}",
+                                  "--model.post_blocks=2"])
     with pytest.raises(DataError, match="leave data.speaker and data.waveform empty"):
         load_config(TINY, base + [f"--model.init={first}", f"--data.waveform={tmp_path / 'hn'}"])
     # refused when the recipe is read, before the corpus analysis

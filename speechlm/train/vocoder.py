@@ -455,9 +455,13 @@ def load_init(name_or_path: str) -> Vocoder:
         raise DataError(f"model.init {name_or_path}: {err}") from None
 
 
+GROWABLE = ("pre_blocks", "post_blocks")  # a warm start may add blocks (see grow_state)
+
+
 def check_init_arch(base: Vocoder, name: str, cfg: VocoderConfig) -> None:
     """Refuse a ``model.init`` vocoder whose architecture differs from the recipe's ``cfg``
-    (its speaker network and units aside).
+    (its speaker network and units aside). The recipe may have more ``pre_blocks`` /
+    ``post_blocks`` than the vocoder it starts from (:func:`grow_state`), never fewer.
 
     Raises:
         DataError: naming the differing ``model.*`` keys.
@@ -465,10 +469,33 @@ def check_init_arch(base: Vocoder, name: str, cfg: VocoderConfig) -> None:
     same = {"spk_net": None, "n_units": 0, "unit_space": ""}  # units: see unit_transfer
     mine = dataclasses.replace(cfg, **same).to_dict()
     theirs = dataclasses.replace(base.cfg, **same).to_dict()
-    diff = sorted(k for k in mine if mine[k] != theirs[k])
+    diff = sorted(k for k in mine if mine[k] != theirs[k]
+                  and not (k in GROWABLE and mine[k] > theirs[k]))
     if diff:
         raise DataError(f"model.init {name}: its architecture differs from the "
-                        f"recipe's in {', '.join(f'model.{k}' for k in diff)}")
+                        f"recipe's in {', '.join(f'model.{k}' for k in diff)}"
+                        + (" (blocks can be added to a warm start, not removed)"
+                           if set(diff) & set(GROWABLE) else ""))
+
+
+def grow_state(sd: dict[str, torch.Tensor], model: UnitVocoder) -> tuple[dict, dict[str, int]]:
+    """``model``'s state dict with a smaller vocoder's weights ``sd`` in place: the blocks the
+    smaller one lacks (appended after its own pre and post blocks) keep their fresh weights,
+    except each new block's output projection, which starts at zero, so the block starts as
+    the identity (its residual adds nothing) and the grown vocoder starts as the one it grew
+    from. Returns the state dict and ``{part: blocks added}``."""
+    full = model.state_dict()
+    added = {}
+    for part in ("pre", "post"):
+        have = {int(k.split(".")[1]) for k in sd if k.startswith(part + ".")}
+        n = len(getattr(model, part))
+        added[part] = n - len(have)
+        for i in range(len(have), n):
+            for k in list(full):
+                if k.startswith(f"{part}.{i}."):
+                    sd[k] = (torch.zeros_like(full[k]) if k.startswith(f"{part}.{i}.proj.")
+                             else full[k])
+    return sd, added
 
 
 def warm_start_source(name_or_path: str, cfg: VocoderConfig) -> Vocoder:
@@ -660,6 +687,11 @@ class VocoderTask(TrainTask):
                 log.info("vocoder: units of %s start from those of %s (%s)",
                          self.mcfg.unit_space, base.cfg.unit_space,
                          ", ".join(f"{k} {v}" for k, v in how.items()))
+            sd, added = grow_state(sd, model)
+            if any(added.values()):
+                self.training["init_blocks_added"] = added
+                log.info("vocoder: %d pre and %d post blocks added to %s, each starting as the "
+                         "identity", added["pre"], added["post"], init)
             model.load_state_dict(sd)
         return model
 
