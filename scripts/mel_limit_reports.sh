@@ -29,23 +29,15 @@ import json
 import random
 import sys
 
+from speechlm.data.manifest import read_manifest, write_manifest
+
 corpus, cache, out = sys.argv[1:]
 names = {u[0] for u in json.load(open(cache))["utterances"]}
-lines = open(f"{corpus}/train.tsv").read().splitlines()
-root, rows = lines[0], lines[1:]
-words = open(f"{corpus}/train.wrd").read().splitlines()
-spk = open(f"{corpus}/train.spk").read().splitlines()
-assert len(rows) == len(words) == len(spk), "train.tsv, .wrd and .spk differ in length"
-seen = [i for i, r in enumerate(rows) if r.split("\t")[0].rsplit(".", 1)[0] in names]
+utts = read_manifest(f"{corpus}/train.tsv")
+seen = [i for i, u in enumerate(utts) if u.name in names]
 random.seed(0)
-pick = sorted(random.sample(seen, 62))
-for ext, body in (("tsv", root + "\n" + "".join(rows[i] + "\n" for i in pick)),
-                  ("spk", "".join(spk[i] + "\n" for i in pick)),
-                  ("wrd", "".join(words[i] + "\n" for i in pick))):  # .wrd last: the marker
-    with open(f"{out}.{ext}.tmp", "w") as f:
-        f.write(body)
-for ext in ("tsv", "spk", "wrd"):
-    __import__("os").replace(f"{out}.{ext}.tmp", f"{out}.{ext}")
+root = open(f"{corpus}/train.tsv").readline().strip()
+write_manifest(f"{out}.tsv", root, [utts[i] for i in sorted(random.sample(seen, 62))])
 PY
 report docs/vocoder-mel-limit-fit resynth --quiet --vocoder phone-vocoder --data "$E/fit.tsv" \
   --per-voice 0 --methods hn-f0,copy-gl --asr whisper

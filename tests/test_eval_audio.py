@@ -199,3 +199,32 @@ def test_eval_continue_report_and_figures(small_corpus, tmp_path, capsys):
     for bad in ("bad.json", "missing.json"):
         assert main(["-q", "eval", "continue", "--rescore", str(tmp_path / bad)]) == 2
         assert "error" in capsys.readouterr().err
+
+
+def test_eval_resynth_with_units_read_by_the_reference_phones(tiny_vocoder_run, small_corpus,
+                                                             tmp_path, capsys):
+    """--unit-oracle: the units corrected by each utterance's .phn before the vocoder speaks
+    them, the table fitted on the corpus's aligned train utterances, counted in the report;
+    recordings without reference phones are refused with one line."""
+    voc = str(tiny_vocoder_run[0] / "model")
+    args = ["-q", "eval", "resynth", "--corpus", str(small_corpus), "--vocoder", voc,
+            "--per-voice", "1", "--methods", "griffinlim", "--asr", "whisper"]
+    code = main(args + ["--unit-oracle", "phones", "--json", str(tmp_path / "r.json")])
+    md = capsys.readouterr().out
+    assert code == 0 and "--unit-oracle phones" in md
+    r = json.loads((tmp_path / "r.json").read_text())
+    o = r["unit_oracle"]
+    assert o["mode"] == "phones" and o["fit_utterances"] > 0 and o["fit_frames"] > 0
+    assert 0 < o["frames_changed"] <= o["frames"]
+    assert o["without_labels"] == 1  # espeak-ng reports no alignment
+    assert len(r["utterances"]) == 3 and "wer" in r["utterances"][0]["griffinlim"]
+    capsys.readouterr()
+    (tmp_path / "mine").mkdir()
+    u = next(iter(sorted((small_corpus / "wav").rglob("*.wav"))))
+    (tmp_path / "mine" / "one.wav").write_bytes(u.read_bytes())
+    (tmp_path / "mine" / "one.txt").write_text("hello\n")
+    code = main(["-q", "eval", "resynth", "--wav-dir", str(tmp_path / "mine"), "--vocoder", voc,
+                 "--methods", "griffinlim", "--asr", "whisper", "--unit-oracle", "corrected"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "needs utterances with reference phones" in err
+    assert len(err.splitlines()) == 1

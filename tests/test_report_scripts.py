@@ -288,3 +288,24 @@ def test_mel_limit_judges_held_out_then_refuses_without_the_vocoders_cache(tmp_p
     (fit,) = [c for c in calls if c[0] == "SL"]  # the held-out report is kept
     assert fit[fit.index("--data") + 1] == "outputs/mel-limit/fit.tsv"
     assert fit[fit.index("--methods") + 1] == "hn-f0,copy-gl"
+
+
+def test_unit_oracle_judges_the_units_as_read_then_each_reading_paired_with_them(tmp_path):
+    """scripts/unit_oracle_reports.sh: the same manifest and draw for all three reports (the
+    units as read first), each oracle reading paired with them; a rerun judges nothing again."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "unit_oracle_reports.sh")
+    assert rc == 0, err
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert len(judged) == 3
+    assert {c[c.index("--data") + 1] for c in judged} == {"outputs/unit-oracle/heldout-aligned.tsv"}
+    assert {c[c.index("--per-voice") + 1] for c in judged} == {"4"}
+    assert ["--unit-oracle" in c for c in judged] == [False, True, True]
+    assert [c[c.index("--unit-oracle") + 1] for c in judged[1:]] == ["corrected", "phones"]
+    pairs = [c[3:5] for c in calls if c[1:3] == ["eval", "compare-resynth"]]
+    assert pairs == [["docs/unit-oracle-units-heldout.json",
+                      "docs/unit-oracle-corrected-heldout.json"],
+                     ["docs/unit-oracle-units-heldout.json",
+                      "docs/unit-oracle-phones-heldout.json"]]
+    rc, calls, err = _run_script(root, env, "unit_oracle_reports.sh")
+    assert rc == 0 and not [c for c in calls if c[1:3] == ["eval", "resynth"]]

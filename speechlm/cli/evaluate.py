@@ -133,7 +133,8 @@ def cmd_eval_resynth(args: argparse.Namespace) -> int:
                               audio_out=args.audio_out, asrs=tuple(args.asr.split(",")),
                               waveform=args.waveform, reference_perturb=args.reference_perturb,
                               voice_from=args.voice_from, warp=args.warp, speeds=args.speeds,
-                              band_limit=args.band_limit, tokenizer=args.tokenizer)
+                              band_limit=args.band_limit, tokenizer=args.tokenizer,
+                              unit_oracle=args.unit_oracle)
     return emit_report(args, report, resynth_markdown(report))
 
 
@@ -329,6 +330,13 @@ def register(sub, add_parser) -> None:
     er.add_argument("--voice-from", choices=("self", "other"), default="self",
                     help="the voice reference: the utterance itself (default), or another "
                     "utterance of the same voice (the fair test of --voice-adapt-steps)")
+    er.add_argument("--unit-oracle", choices=("corrected", "phones"),
+                    help="a diagnostic: the units corrected by each utterance's reference phones "
+                    "(.phn; utterances without one are left out) before the vocoder speaks them: "
+                    "'corrected' replaces the frames whose unit belongs to another phone, "
+                    "'phones' gives every frame its phone's most frequent unit "
+                    "(speechlm.eval.unit_oracle; the table is fitted on 300 aligned train "
+                    "utterances of --corpus)")
     add_input_args(er)
     add_report_args(er)
     er.set_defaults(func=cmd_eval_resynth)

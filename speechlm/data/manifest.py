@@ -76,6 +76,33 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     return out
 
 
+def write_manifest(path: str | os.PathLike, root: str | os.PathLike,
+                   utterances: list[Utterance]) -> None:
+    """Write ``utterances`` (paths under ``root``) as a manifest at ``path`` with its ``.spk``
+    and ``.wrd`` side files when every utterance has a speaker / a text; each file atomically,
+    the ``.wrd`` (or else the ``.spk``, or the manifest) last, so its presence marks a finished
+    write.
+
+    Raises:
+        DataError: an utterance's audio is not under ``root``.
+    """
+    from speechlm.io import write_text_atomic
+
+    path, root = Path(path), Path(root)
+    rows = []
+    for u in utterances:
+        try:
+            rows.append(f"{Path(u.path).relative_to(root)}\t{u.num_samples}\n")
+        except ValueError:
+            raise DataError(f"{u.path} is not under the manifest root {root}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, f"{root}\n" + "".join(rows))
+    for ext, vals in ((".spk", [u.speaker for u in utterances]),
+                      (".wrd", [u.text for u in utterances])):
+        if utterances and all(v is not None for v in vals):
+            write_text_atomic(path.with_suffix(ext), "".join(f"{v}\n" for v in vals))
+
+
 def read_phn(path: str | os.PathLike) -> list[tuple[int, int, str]]:
     """Read a TIMIT-style ``.phn`` file: ``[(start, end, phone), ...]`` in samples."""
     out = []

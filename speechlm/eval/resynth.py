@@ -94,9 +94,10 @@ class ResynthHarness:
                  waveform: str | None = None, reference_perturb: str | None = None,
                  voice_from: str = "self", warp: str | float | None = None,
                  band_limit: float | None = None, tokenizer: str | None = None,
-                 speeds: tuple[float, ...] | None = None):
+                 speeds: tuple[float, ...] | None = None, unit_oracle: str | None = None):
         from speechlm.eval.judges import Judges
         from speechlm.eval.robustness import perturbation_option
+        from speechlm.eval.unit_oracle import MODES
         from speechlm.tokenizer import Tokenizer
         from speechlm.vocoder import Vocoder
 
@@ -109,6 +110,12 @@ class ResynthHarness:
             raise DataError(f"--voice-from must be one of {', '.join(VOICE_FROM)}, got "
                             f"{voice_from!r}")
         self.voice_from = voice_from
+        if unit_oracle is not None and unit_oracle not in MODES:
+            raise DataError(f"--unit-oracle must be one of {', '.join(MODES)}, got "
+                            f"{unit_oracle!r}")
+        self.unit_oracle = unit_oracle
+        self.oracle_table = None  # fitted in select (it needs the corpus)
+        self.oracle_info: dict[str, Any] = {}
         self.pool: dict[str, list[Item]] = {}
         self.reference_of: dict[str, str] = {}  # utterance -> its voice reference's name
         self.skipped_alone: list[str] = []  # voices left out by voice_from="other"
@@ -151,7 +158,49 @@ class ResynthHarness:
             if alone:
                 log.warning("--voice-from other: %d voices with a single utterance are left "
                             "out (%s)", len(alone), ", ".join(alone))
+        if self.unit_oracle:
+            out = self._oracle_items(out, corpus)
         return out
+
+    def _oracle_items(self, items: list[Item], corpus: str | None) -> list[Item]:
+        """--unit-oracle: the utterances with reference phones, and the unit-phone table fitted
+        on 300 aligned utterances (a seeded draw) of ``corpus``'s train split."""
+        from speechlm.data.manifest import read_manifest, resolve_manifest
+        from speechlm.eval.unit_oracle import UnitPhoneTable
+
+        labelled = [it for it in items if it.path.with_suffix(".phn").is_file()]
+        if not labelled:
+            raise DataError("--unit-oracle needs utterances with reference phones (.phn beside "
+                            "the audio); none here has one")
+        if corpus is None:
+            raise DataError("--unit-oracle fits its table on --corpus's train split: give it")
+        train = [u for u in read_manifest(resolve_manifest("train", corpus))
+                 if u.phn_path.is_file()]
+        if not train:
+            raise DataError(f"--unit-oracle: {corpus}'s train split has no aligned utterances")
+        pick = np.random.default_rng(self.seed).permutation(len(train))[:300]
+        fit = [(Path(train[i].path), train[i].phn_path) for i in sorted(pick.tolist())]
+        self.oracle_table = UnitPhoneTable.fit(self.tok, fit)
+        self.oracle_info = {"mode": self.unit_oracle, "fit_utterances": len(fit),
+                            "fit_frames": self.oracle_table.frames,
+                            "without_labels": len(items) - len(labelled),
+                            "frames": 0, "frames_changed": 0}
+        if len(labelled) < len(items):
+            log.warning("--unit-oracle: %d utterances without reference phones are left out",
+                        len(items) - len(labelled))
+        return labelled
+
+    def oracle_units(self, units, item: Item):
+        """``units`` with their ids read by the reference phones (see :mod:`unit_oracle`)."""
+        from speechlm.eval.unit_oracle import frame_phone_ids
+
+        ids = units.ids.numpy()
+        ref = frame_phone_ids(item.path.with_suffix(".phn"), len(ids))
+        new, changed = self.oracle_table.apply(ids, ref, self.unit_oracle)
+        self.oracle_info["frames"] += len(ids)
+        self.oracle_info["frames_changed"] += changed
+        return type(units)(torch.from_numpy(new).to(units.ids.dtype), units.frame_rate,
+                           units.n_units, units.unit_space)
 
     def reference(self, item: Item, index: int) -> tuple[str, torch.Tensor]:
         """The name and waveform of ``item``'s voice reference (see ``voice_from``)."""
@@ -182,6 +231,8 @@ class ResynthHarness:
                                y, self.sr)
                 continue
             units = self.tok.tokenize_wave(wav)
+            if self.unit_oracle:
+                units = self.oracle_units(units, item)
             voice = self.voc.voice(perturbed_copy(ref, self.sr, self.reference_perturb,
                                                   self.seed * 1_000_003 + index),
                                    tokenizer=self.tok)
@@ -316,16 +367,18 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
                      voice_from: str = "self", warp: str | float | None = None,
                      band_limit: float | None = None,
                      tokenizer: str | None = None,
-                     speeds: tuple[float, ...] | None = None) -> dict[str, Any]:
+                     speeds: tuple[float, ...] | None = None,
+                     unit_oracle: str | None = None) -> dict[str, Any]:
     """Run the harness; returns the JSON report (per utterance, per voice and per group).
     ``warp`` and ``band_limit``: the tokenizer's test-time input options
     (:meth:`speechlm.tokenizer.Tokenizer.with_warp`, ``with_band_limit``; ``band_limit`` None
     keeps the tokenizer's own, 0 is the full band); ``tokenizer``: the one to read the audio
     with (default: the one the vocoder names), which must have the vocoder's unit space;
     ``speeds``: the tokenizer's speed ensemble (``with_speeds``; None: the tokenizer's own,
-    empty: off)."""
+    empty: off); ``unit_oracle``: a diagnostic, the units corrected by the reference phones
+    (:mod:`speechlm.eval.unit_oracle`; utterances without them are left out)."""
     h = ResynthHarness(vocoder, methods, asrs, seed, audio_out, waveform, reference_perturb,
-                       voice_from, warp, band_limit, tokenizer, speeds)
+                       voice_from, warp, band_limit, tokenizer, speeds, unit_oracle)
     items = h.select(data, corpus, per_voice)
     rows = [h.score(it, *h.run(it, i))
             for i, it in enumerate(tqdm(items, desc="eval resynth", disable=not progress))]
@@ -339,6 +392,7 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
         **({"speeds": list(speeds)} if speeds else {}),
         **({"band_limit": band_limit} if band_limit else {}),
         **({"tokenizer": str(tokenizer)} if tokenizer else {}),
+        **({"unit_oracle": h.oracle_info} if unit_oracle else {}),
         "held_out_voices": sorted({r["voice"] for r in rows if r["held_out"]}),
         "asr": list(asrs), "asr_models": {"whisper": "Whisper tiny.en (int8, faster-whisper)",
                                           "pocketsphinx": "pocketsphinx en-us (bundled)"},
@@ -361,6 +415,14 @@ def resynth_markdown(report: dict[str, Any]) -> str:
         lines[:0] = ["Voice references: another utterance of the same voice (--voice-from "
                      "other)" + (f"; {len(left)} voices with one utterance left out "
                                  f"({', '.join(left)})" if left else "") + ".", ""]
+    if report.get("unit_oracle"):
+        o = report["unit_oracle"]
+        share = o["frames_changed"] / o["frames"] if o["frames"] else 0.0
+        lines[:0] = [f"A diagnostic, not resynthesis of the tokenizer's units: the units read by "
+                     f"each utterance's reference phones (--unit-oracle {o['mode']}; table fitted "
+                     f"on {o['fit_utterances']} aligned train utterances), {share:.1%} of "
+                     f"{o['frames']} frames changed; {o['without_labels']} utterances without "
+                     "reference phones left out.", ""]
     if report.get("reference_perturb"):
         lines[:0] = [f"Voice references perturbed ({report['reference_perturb']}); the units, the "
                      "source F0 and every judge use the clean originals.", ""]
