@@ -208,7 +208,7 @@ def test_eval_resynth_with_units_read_by_the_reference_phones(tiny_vocoder_run, 
     recordings without reference phones are refused with one line."""
     voc = str(tiny_vocoder_run[0] / "model")
     args = ["-q", "eval", "resynth", "--corpus", str(small_corpus), "--vocoder", voc,
-            "--per-voice", "1", "--methods", "griffinlim", "--asr", "whisper"]
+            "--per-voice", "1", "--methods", "griffinlim,floor", "--asr", "whisper"]
     code = main(args + ["--unit-oracle", "phones", "--json", str(tmp_path / "r.json")])
     md = capsys.readouterr().out
     assert code == 0 and "--unit-oracle phones" in md
@@ -216,6 +216,9 @@ def test_eval_resynth_with_units_read_by_the_reference_phones(tiny_vocoder_run, 
     o = r["unit_oracle"]
     assert o["mode"] == "phones" and o["fit_utterances"] > 0 and o["fit_frames"] > 0
     assert 0 < o["frames_changed"] <= o["frames"]
+    # each utterance's frames counted once, though two methods read its units
+    want = sum(u["seconds"] * 50 for u in r["utterances"])  # 20 ms unit frames
+    assert abs(o["frames"] - want) <= 2 * len(r["utterances"])
     assert o["without_labels"] == 1  # espeak-ng reports no alignment
     assert len(r["utterances"]) == 3 and "wer" in r["utterances"][0]["griffinlim"]
     capsys.readouterr()

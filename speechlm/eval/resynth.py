@@ -116,6 +116,7 @@ class ResynthHarness:
         self.unit_oracle = unit_oracle
         self.oracle_table = None  # fitted in select (it needs the corpus)
         self.oracle_info: dict[str, Any] = {}
+        self.oracle_counted: set[str] = set()
         self.pool: dict[str, list[Item]] = {}
         self.reference_of: dict[str, str] = {}  # utterance -> its voice reference's name
         self.skipped_alone: list[str] = []  # voices left out by voice_from="other"
@@ -197,8 +198,10 @@ class ResynthHarness:
         ids = units.ids.numpy()
         ref = frame_phone_ids(item.path.with_suffix(".phn"), len(ids))
         new, changed = self.oracle_table.apply(ids, ref, self.unit_oracle)
-        self.oracle_info["frames"] += len(ids)
-        self.oracle_info["frames_changed"] += changed
+        if item.name not in self.oracle_counted:  # once per utterance, whatever the methods
+            self.oracle_counted.add(item.name)
+            self.oracle_info["frames"] += len(ids)
+            self.oracle_info["frames_changed"] += changed
         return type(units)(torch.from_numpy(new).to(units.ids.dtype), units.frame_rate,
                            units.n_units, units.unit_space)
 
