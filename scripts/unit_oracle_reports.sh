@@ -9,33 +9,38 @@
 #   bash scripts/unit_oracle_reports.sh     (make unit-oracle; ~30 min on 2 cores)
 # -> docs/unit-oracle-{units,corrected,phones}-heldout.*,
 #    docs/unit-oracle-compare-{corrected,phones}-heldout.*
+# SPLIT=test PER_VOICE=1 MODES=phones asks the same of known identities' held-out sentences
+# (docs/unit-oracle-*-test.*); MODES (default "corrected phones") picks the oracle readings.
 # Each report is skipped when its JSON exists. Needs the world corpus (make corpus-world).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, compare
 E=outputs/unit-oracle
+SPLIT=${SPLIT:-heldout}
+PER_VOICE=${PER_VOICE:-4}
+MODES=${MODES:-corrected phones}
 mkdir -p "$E" docs
 # the held-out utterances with reference phones, as a manifest of their own
-[ -f "$E/heldout-aligned.wrd" ] || "$PY" - "$CORPUS" "$E/heldout-aligned" <<'PY'
+[ -f "$E/$SPLIT-aligned.wrd" ] || "$PY" - "$CORPUS/$SPLIT.tsv" "$E/$SPLIT-aligned" <<'PY'
 import sys
 
 from speechlm.data.manifest import read_manifest, write_manifest
 
-corpus, out = sys.argv[1:]
-keep = [u for u in read_manifest(f"{corpus}/heldout.tsv") if u.phn_path.is_file()]
-assert keep, "no held-out utterance has reference phones"
-write_manifest(f"{out}.tsv", open(f"{corpus}/heldout.tsv").readline().strip(), keep)
+manifest, out = sys.argv[1:]
+keep = [u for u in read_manifest(manifest) if u.phn_path.is_file()]
+assert keep, f"no utterance of {manifest} has reference phones"
+write_manifest(f"{out}.tsv", open(manifest).readline().strip(), keep)
 PY
 judge() {  # name [--unit-oracle MODE]
   local name=$1
   shift
-  report "docs/unit-oracle-$name-heldout" resynth --quiet --vocoder phone-vocoder \
-    --corpus "$CORPUS" --data "$E/heldout-aligned.tsv" --per-voice 4 --methods hn-f0 \
-    --asr whisper "$@"
+  report "docs/unit-oracle-$name-$SPLIT" resynth --quiet --vocoder phone-vocoder \
+    --corpus "$CORPUS" --data "$E/$SPLIT-aligned.tsv" --per-voice "$PER_VOICE" \
+    --methods hn-f0 --asr whisper "$@"
 }
 judge units
-for mode in corrected phones; do
+for mode in $MODES; do
   judge "$mode" --unit-oracle "$mode"
-  compare resynth docs/unit-oracle-units-heldout "docs/unit-oracle-$mode-heldout" \
-    "docs/unit-oracle-compare-$mode-heldout"
+  compare resynth "docs/unit-oracle-units-$SPLIT" "docs/unit-oracle-$mode-$SPLIT" \
+    "docs/unit-oracle-compare-$mode-$SPLIT"
 done

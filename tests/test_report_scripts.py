@@ -309,3 +309,19 @@ def test_unit_oracle_judges_the_units_as_read_then_each_reading_paired_with_them
                       "docs/unit-oracle-phones-heldout.json"]]
     rc, calls, err = _run_script(root, env, "unit_oracle_reports.sh")
     assert rc == 0 and not [c for c in calls if c[1:3] == ["eval", "resynth"]]
+
+
+def test_unit_oracle_on_known_identities_with_one_reading(tmp_path):
+    """SPLIT=test PER_VOICE=1 MODES=phones: the test split's aligned utterances, one per voice,
+    the units as read and the phones alone, paired; the held-out reports' names untouched."""
+    root, env = _tree(tmp_path)
+    env = {**env, "SPLIT": "test", "PER_VOICE": "1", "MODES": "phones"}
+    rc, calls, err = _run_script(root, env, "unit_oracle_reports.sh")
+    assert rc == 0, err
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert [c[c.index("--json") + 1] for c in judged] == ["docs/unit-oracle-units-test.json",
+                                                          "docs/unit-oracle-phones-test.json"]
+    assert {c[c.index("--data") + 1] for c in judged} == {"outputs/unit-oracle/test-aligned.tsv"}
+    assert {c[c.index("--per-voice") + 1] for c in judged} == {"1"}
+    (py,) = [c for c in calls if c[0] == "PY"]
+    assert py[2:] == ["data/corpus-v2/test.tsv", "outputs/unit-oracle/test-aligned"]
