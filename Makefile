@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: mel-limit unit-oracle vocoder-grow setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: mel-limit unit-oracle unit-runs vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -151,6 +151,12 @@ mel-limit: $(STAMP)  ## where resynthesis loses the words: the bundled vocoder's
 
 unit-oracle: $(STAMP)  ## would resynthesis keep the words if the encoder heard every phone right? The bundled pipeline on the held-out engines' aligned voices with the units as read and corrected by the reference phones (eval resynth --unit-oracle), paired (~30 min): docs/unit-oracle-*
 	bash scripts/unit_oracle_reports.sh
+
+unit-runs: $(STAMP)  ## copy synthesis of the original's log-mel averaged over each unit run and over each unit (also by the reference phones): can a static spectrum per run, or per unit, carry the words? (~20 min; needs make unit-oracle's manifest): docs/vocoder-{unit,phone}-runs-heldout.*
+	bash scripts/unit_runs_reports.sh
+
+vocoder-adversarial: $(STAMP)  ## the bundled vocoder trained 2,000 steps more with a patch critic on its log-mel (adversarial + feature matching, two weights), against the same steps without it, paired on the held-out engines (~1 h on 2 cores): docs/vocoder-adv*
+	bash scripts/vocoder_adversarial.sh
 
 vocoder-grow: $(STAMP)  ## the bundled vocoder grown by 1 pre and 3 post blocks (each starting as the identity) and trained 2,000 steps, against the same 2,000 steps without growing, paired on the held-out engines (~1 h on 2 cores): docs/vocoder-grow-*
 	bash scripts/vocoder_grow.sh

@@ -16,27 +16,20 @@
 # bundled vocoder's training cache (scripts/switch_default_units.sh made both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, resynth_heldout, compare, export_last_vocoder
+. scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, resynth_heldout, compare, train_exported
 CONFIG=configs/vocoder/phone-cpu-grow.toml
 E=outputs/vocoder-grow-eval
 BUNDLE=docs/vocoder-source-f0-1-heldout
 mkdir -p "$E" docs
 [ -f "$BUNDLE.json" ] || resynth_heldout "$BUNDLE" phone-vocoder hn-f0
 
-train() {  # name overrides...
-  local name=$1
-  shift
-  [ -f "$E/$name/config.json" ] && return 0
-  $SL train vocoder --config "$CONFIG" --data.corpus="$CORPUS" "$@" > "outputs/vocoder-$name.log" 2>&1
-}
-train grow --train.out=outputs/vocoder-grow &
+train_exported "$E" "$CONFIG" grow &
 GROW=$!
 trap 'kill "$GROW" 2>/dev/null || true' EXIT
-train grow-control --model.pre_blocks=3 --model.post_blocks=5 --train.out=outputs/vocoder-grow-control
+train_exported "$E" "$CONFIG" grow-control --model.pre_blocks=3 --model.post_blocks=5
 wait "$GROW"
 trap - EXIT
 for name in grow grow-control; do
-  [ -f "$E/$name/config.json" ] || export_last_vocoder "outputs/vocoder-$name" "$E/$name"
   resynth_heldout "docs/vocoder-$name-heldout" "$E/$name" hn-f0
 done
 compare resynth docs/vocoder-grow-control-heldout docs/vocoder-grow-heldout docs/vocoder-grow-compare-heldout

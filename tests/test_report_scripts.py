@@ -325,3 +325,75 @@ def test_unit_oracle_on_known_identities_with_one_reading(tmp_path):
     assert {c[c.index("--per-voice") + 1] for c in judged} == {"1"}
     (py,) = [c for c in calls if c[0] == "PY"]
     assert py[2:] == ["data/corpus-v2/test.tsv", "outputs/unit-oracle/test-aligned"]
+
+
+def test_vocoder_adversarial_trains_two_weights_chooses_on_valid_then_pairs_held_out(tmp_path):
+    """scripts/vocoder_adversarial.sh: two critic weights trained side by side on the
+    adversarial recipe, make vocoder-grow's control copied (not retrained), all three judged on
+    valid40 then the held-out engines, each weight paired with the control on both and with the
+    bundle held out; a rerun after the exports trains and judges nothing again."""
+    root, env = _tree(tmp_path)
+    (root / "docs").mkdir()
+    (root / "docs" / "vocoder-source-f0-1-heldout.json").write_text("{}")
+    sub = root / "outputs" / "f0-spread-eval"
+    sub.mkdir(parents=True)
+    (sub / "valid40.tsv").write_text("/corpus\n")
+    (sub / "valid40.wrd").write_text("")
+    control = root / "outputs" / "vocoder-grow-eval" / "grow-control"
+    control.mkdir(parents=True)
+    (control / "config.json").write_text("{}")
+    rc, calls, err = _run_script(root, env, "vocoder_adversarial.sh")
+    assert rc == 0, err
+    trains = sorted((c for c in calls if c[1:3] == ["train", "vocoder"]), key=lambda c: c[-1])
+    assert len(trains) == 2  # the control is make vocoder-grow's
+    assert all(c[c.index("--config") + 1] == "configs/vocoder/phone-cpu-adversarial.toml"
+               for c in trains)
+    assert {"--train.adversarial=0.1", "--train.feature_matching=1",
+            "--train.out=outputs/vocoder-adv"} <= set(trains[0])
+    assert {"--train.adversarial=0.5", "--train.feature_matching=5",
+            "--train.out=outputs/vocoder-adv-strong"} <= set(trains[1])
+    assert (root / "outputs" / "vocoder-adversarial-eval" / "grow-control" / "config.json").exists()
+    judged = [(c[c.index("--vocoder") + 1].rsplit("/", 1)[1], c[c.index("--data") + 1])
+              for c in calls if c[1:3] == ["eval", "resynth"]]
+    valid = "outputs/f0-spread-eval/valid40.tsv"
+    assert judged == [("grow-control", "heldout"), ("grow-control", valid), ("adv", valid),
+                      ("adv-strong", valid), ("adv", "heldout"), ("adv-strong", "heldout")]
+    pairs = [c[3:5] for c in calls if c[1:3] == ["eval", "compare-resynth"]]
+    assert pairs == [["docs/vocoder-grow-control-valid.json", "docs/vocoder-adv-valid.json"],
+                     ["docs/vocoder-grow-control-valid.json", "docs/vocoder-adv-strong-valid.json"],
+                     ["docs/vocoder-grow-control-heldout.json", "docs/vocoder-adv-heldout.json"],
+                     ["docs/vocoder-source-f0-1-heldout.json", "docs/vocoder-adv-heldout.json"],
+                     ["docs/vocoder-grow-control-heldout.json",
+                      "docs/vocoder-adv-strong-heldout.json"],
+                     ["docs/vocoder-source-f0-1-heldout.json",
+                      "docs/vocoder-adv-strong-heldout.json"]]
+    for name in ("adv", "adv-strong"):
+        d = root / "outputs" / "vocoder-adversarial-eval" / name
+        d.mkdir(parents=True)
+        (d / "config.json").write_text("{}")
+    rc, calls, err = _run_script(root, env, "vocoder_adversarial.sh")
+    assert rc == 0, err
+    assert [c[1:3] for c in calls if c[0] == "SL"] == [["eval", "compare-resynth"]] * 6
+
+
+def test_unit_runs_refuses_without_the_aligned_manifest_then_judges_both_readings(tmp_path):
+    """scripts/unit_runs_reports.sh: exit 2 naming make unit-oracle when its manifest is
+    missing; then copy-hn, copy-runs and copy-unit-means on the held-out engines, and on the
+    aligned subset with the reference phones' runs; a rerun judges nothing again."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "unit_runs_reports.sh")
+    assert rc == 2 and "make unit-oracle" in err and not calls
+    aligned = root / "outputs" / "unit-oracle"
+    aligned.mkdir(parents=True)
+    (aligned / "heldout-aligned.tsv").write_text("/corpus\n")
+    rc, calls, err = _run_script(root, env, "unit_runs_reports.sh")
+    assert rc == 0, err
+    held, phones = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert held[held.index("--data") + 1] == "heldout"
+    assert held[held.index("--methods") + 1] == "copy-hn,copy-runs,copy-unit-means"
+    assert "--unit-oracle" not in held
+    assert phones[phones.index("--data") + 1] == "outputs/unit-oracle/heldout-aligned.tsv"
+    assert phones[phones.index("--unit-oracle") + 1] == "phones"
+    assert phones[phones.index("--json") + 1] == "docs/vocoder-phone-runs-heldout.json"
+    rc, calls, err = _run_script(root, env, "unit_runs_reports.sh")
+    assert rc == 0 and not calls

@@ -90,3 +90,40 @@ def test_write_manifest_round_trips_a_subset_with_its_side_files(tmp_path):
     assert not (tmp_path / "n.wrd").exists() and (tmp_path / "n.spk").exists()
     with pytest.raises(DataError, match="not under the manifest root"):
         write_manifest(tmp_path / "o.tsv", root / "v" / "w", utts)
+
+
+def test_run_means_gives_each_unit_run_its_own_mean_spectrum():
+    import torch
+
+    from speechlm.eval.resynth import run_means
+
+    mel = torch.arange(14, dtype=torch.float32)[:, None].repeat(1, 3)  # frame i holds i
+    mel[:, 1] *= 2
+    ids = torch.tensor([5, 5, 7, 5, 9, 9])  # runs: [0, 2), [2, 3), [3, 4), [4, 6)
+    out = run_means(mel, ids, 2)  # vocoder frames 2t, 2t + 1 belong to unit frame t
+    assert out[:4, 0].tolist() == [1.5] * 4  # frames 0-3: the first run of 5
+    assert out[4:6, 0].tolist() == [4.5] * 2 and out[6:8, 0].tolist() == [6.5] * 2
+    assert out[8:12, 0].tolist() == [9.5] * 4  # the last run
+    assert out[12:, 0].tolist() == [12.0, 13.0]  # past the units: as they were
+    assert torch.equal(out[:, 1], 2 * out[:, 0])  # per band
+    assert torch.equal(mel[:, 0], torch.arange(14.0))  # the input is left alone
+    assert torch.equal(run_means(mel[:5], ids, 2)[:4], out[:4])  # a log-mel shorter than units
+
+
+def test_unit_means_gives_each_unit_one_spectrum_in_every_context():
+    import torch
+
+    from speechlm.eval.resynth import run_means, unit_means
+
+    mel = torch.arange(14, dtype=torch.float32)[:, None].repeat(1, 2)
+    mel[:, 1] *= -1
+    ids = torch.tensor([5, 5, 7, 5, 9, 9])  # unit 5: frames 0-3 and 6-7
+    out = unit_means(mel, ids, 2)
+    five = (0 + 1 + 2 + 3 + 6 + 7) / 6
+    assert out[[0, 1, 2, 3, 6, 7], 0].tolist() == pytest.approx([five] * 6)
+    assert out[4:6, 0].tolist() == [4.5] * 2 and out[8:12, 0].tolist() == [9.5] * 4
+    assert out[12:, 0].tolist() == [12.0, 13.0]
+    assert torch.equal(out[:, 1], -out[:, 0])
+    # a unit met in one run only: the same as that run's mean
+    assert torch.equal(unit_means(mel, torch.tensor([1, 1, 2, 2, 3, 3]), 2),
+                       run_means(mel, torch.tensor([1, 1, 2, 2, 3, 3]), 2))

@@ -86,6 +86,54 @@ def test_resume_after_interrupt_matches_uninterrupted(small_corpus, tmp_path, mo
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
 
 
+def test_adversarial_critic_trains_beside_the_decoder_and_stays_out_of_the_export(small_corpus,
+                                                                                    tmp_path):
+    from speechlm.train import vocoder as tv
+
+    cfg = _cfg(small_corpus, tmp_path / "a", max_steps=4, ckpt_interval=2, eval_interval=2,
+               adversarial=0.5, feature_matching=2.0)
+    task = tv.VocoderTask(cfg)
+    task.prepare(False)
+    torch.manual_seed(0)
+    model = task.build(torch.device("cpu"), 0, 1)
+    assert isinstance(model, tv.CriticVocoder)
+    loss, m = task.loss(model, task.batch("train", 0, 0))
+    assert {"critic", "adv", "fm"} <= set(m) and float(m["fm"].detach()) > 0
+    torch.testing.assert_close(loss, m["total"] + m["critic"])
+    dec = [p for p in model.vocoder.parameters() if p.requires_grad]
+    crit = list(model.critic.parameters())
+    # the critic's loss moves the critic only; the decoder's adversarial terms the decoder only
+    assert all(g is None for g in torch.autograd.grad(m["critic"], dec, retain_graph=True,
+                                                      allow_unused=True))
+    assert all(g is None for g in torch.autograd.grad(m["adv"] + m["fm"], crit,
+                                                      retain_graph=True, allow_unused=True))
+    g_adv = torch.autograd.grad(m["adv"], model.vocoder.out.weight, retain_graph=True)[0]
+    g_crit = torch.autograd.grad(m["critic"], model.critic.out.weight)[0]
+    assert g_adv.abs().sum() > 0 and g_crit.abs().sum() > 0
+    assert len(task.clip_groups(model)) == 2
+    # a run: the export is a plain vocoder; the run state keeps the critic, and resumes
+    run = tv.train_vocoder(cfg, progress=False)
+    state = load_file(str(run / "state.safetensors"))
+    assert any(k.startswith("model.critic.") for k in state)
+    assert not any(k.startswith("model.vocoder.") for k in state)  # the decoder's own names
+    voc = Vocoder.load(run / "model")
+    assert voc.training["adversarial"] == 0.5 and voc.training["feature_matching"] == 2.0
+    assert not any(k.startswith("critic") for k in voc.model.state_dict())
+    longer = _cfg(small_corpus, tmp_path / "a", max_steps=6, ckpt_interval=2, eval_interval=2,
+                  adversarial=0.5, feature_matching=2.0)
+    tv.train_vocoder(longer, progress=False)
+    assert json.loads((run / "state.json").read_text())["step"] == 6
+    # the same run directory without the critic is refused, not silently mixed
+    plain = _cfg(small_corpus, tmp_path / "a", max_steps=8)
+    with pytest.raises(Exception, match="does not fit"):
+        tv.train_vocoder(plain, progress=False)
+    # refused when the recipe is read, before the corpus analysis
+    with pytest.raises(DataError, match="feature_matching needs train.adversarial"):
+        _cfg(small_corpus, tmp_path / "b", feature_matching=1.0)
+    with pytest.raises(DataError, match="must be >= 0"):
+        _cfg(small_corpus, tmp_path / "b", adversarial=-1)
+
+
 def test_decode_length_determinism_and_range(tiny_vocoder, wav_file):
     from speechlm.audio import load_audio
 

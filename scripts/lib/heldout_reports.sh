@@ -128,7 +128,8 @@ from speechlm.vocoder import Vocoder
 run, out = sys.argv[1:]
 v = Vocoder.load(f"{run}/model")  # its architecture, training record and waveform stage
 state = load_file(f"{run}/state.safetensors")  # the last weights
-v.model.load_state_dict({k[6:]: t for k, t in state.items() if k.startswith("model.")})
+v.model.load_state_dict({k[6:]: t for k, t in state.items()  # a critic's (critic.*) stays out
+                         if k.startswith("model.") and not k.startswith("model.critic.")})
 last = [json.loads(x) for x in open(f"{run}/log.jsonl") if '"valid"' in x][-1]
 v.training.update(steps=last["step"], weights="last",
                   valid_loss={k: round(x, 5) for k, x in last["valid"].items()})
@@ -137,6 +138,18 @@ v.set_drawn_voicing_threshold(0.35).set_source_f0_weight(1)
 v.save(out, half=True, int8=("speaker.",))
 print(v.training["steps"], v.training["valid_loss"])
 PY
+}
+
+# train_exported E CONFIG NAME OVERRIDES...: `speechlm train vocoder --config CONFIG` into
+# outputs/vocoder-NAME (its log: outputs/vocoder-NAME.log), then its last weights exported with
+# the bundled settings into E/NAME (export_last_vocoder); skipped when E/NAME holds an export.
+train_exported() {
+  local e=$1 config=$2 name=$3
+  shift 3
+  [ -f "$e/$name/config.json" ] && return 0
+  $SL train vocoder --config "$config" --data.corpus="$CORPUS" \
+    --train.out="outputs/vocoder-$name" "$@" > "outputs/vocoder-$name.log" 2>&1
+  export_last_vocoder "outputs/vocoder-$name" "$e/$name"
 }
 
 # export_lm_half RUN OUT: an LM run's best-on-valid weights in float16 into OUT (half the size in

@@ -316,7 +316,9 @@ def register(sub, add_parser) -> None:
                     help="comma-separated: world-f0 (source F0 in), world (F0 predicted), "
                     "griffinlim (baseline), floor (the utterance's units shuffled: a trivial "
                     "baseline), hn-f0 / hn (as world-f0 / world through --waveform), and copy "
-                    "synthesis of the original's own features: copy-hn, copy-world, copy-gl")
+                    "synthesis of the original's own features: copy-hn, copy-world, copy-gl, and "
+                    "copy-runs (the original's log-mel averaged over each run of equal units, "
+                    "through --waveform)")
     er.add_argument("--waveform", help="harmonic-plus-noise waveform stage directory (RUN/model "
                     "of 'train vocoder --config configs/vocoder/hn-cpu.toml') for the hn methods")
     er.add_argument("--asr", default="whisper,pocketsphinx",

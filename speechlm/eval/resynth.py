@@ -30,6 +30,13 @@ ceiling the unit decoder can reach with it; the log-mel and F0 of the original):
                 vocoder's ``voiced_noise_cut``)
     copy-world  WORLD analysis of the original, then WORLD synthesis
     copy-gl     torchaudio Griffin-Lim (32 iterations) of the original's log-mel
+    copy-runs   the waveform stage on the original's log-mel averaged over each run of equal
+                units (as the tokenizer reads them), + F0: each unit run speaks one static
+                spectrum, its own -- what a decoder that maps a run to a steady spectrum could
+                at best give, with every movement inside a run gone (``--waveform``)
+    copy-unit-means  the same with each frame's log-mel the mean over *all* frames of its unit
+                in the utterance: one spectrum per unit, in the speaker's own voice but the
+                same in every context (a lookup table of the utterance's own unit spectra)
 
 A voice reference that is not clean (``reference_perturb``, ``--reference-perturb``): the voice
 is computed from a perturbed copy of the utterance (:func:`speechlm.eval.robustness.perturb`:
@@ -78,12 +85,42 @@ from speechlm.eval.harness import (
 log = logging.getLogger(__name__)
 
 METHODS = ("world-f0", "world", "griffinlim", "floor", "hn-f0", "hn", "copy-hn", "copy-world",
-           "copy-gl")
-NEEDS_WAVEFORM = ("hn-f0", "hn", "copy-hn")
+           "copy-gl", "copy-runs", "copy-unit-means")
+NEEDS_WAVEFORM = ("hn-f0", "hn", "copy-hn", "copy-runs", "copy-unit-means")
 DEFAULT_METHODS = ("world-f0", "world", "griffinlim")
 VOICE_FROM = ("self", "other")  # the voice reference: the utterance, or another of its voice
 ASRS = ("whisper", "pocketsphinx")
 TARGETS = {"wer_ratio_max": 2.0, "similarity_min": 0.80, "dnsmos_drop_max": 0.3}
+
+
+
+def run_means(mel: torch.Tensor, ids: torch.Tensor, upsample: int) -> torch.Tensor:
+    """``mel`` ``[N, n_mels]`` with each frame replaced by the mean over its run of equal
+    ``ids`` (unit frames; vocoder frames ``upsample * t ...`` belong to unit frame ``t``); frames
+    past the units keep their own values."""
+    out = mel.clone()
+    start = 0
+    ids = ids.tolist()
+    for t in range(1, len(ids) + 1):
+        if t == len(ids) or ids[t] != ids[start]:
+            a, b = upsample * start, min(upsample * t, len(mel))
+            if a < b:
+                out[a:b] = mel[a:b].mean(0)
+            start = t
+    return out
+
+def unit_means(mel: torch.Tensor, ids: torch.Tensor, upsample: int) -> torch.Tensor:
+    """``mel`` ``[N, n_mels]`` with each frame replaced by the mean over all frames of its unit
+    (as :func:`run_means`, but pooled over every run of the unit); frames past the units keep
+    their own values."""
+    n = min(len(mel), upsample * len(ids))
+    frame_ids = ids.repeat_interleave(upsample)[:n].long()
+    k = int(frame_ids.max()) + 1 if n else 0
+    sums = torch.zeros(k, mel.shape[1], dtype=mel.dtype).index_add_(0, frame_ids, mel[:n])
+    counts = torch.bincount(frame_ids, minlength=k).clamp(min=1).to(mel.dtype)
+    out = mel.clone()
+    out[:n] = (sums / counts[:, None])[frame_ids]
+    return out
 
 
 class ResynthHarness:
@@ -227,7 +264,7 @@ class ResynthHarness:
         for m in self.methods:
             t0 = time.perf_counter()
             if m.startswith("copy-"):
-                y = self.copy_synthesis(m, wav)
+                y = self.copy_synthesis(m, wav, item)
                 outs[m] = (y, time.perf_counter() - t0)
                 if self.audio_out:
                     save_audio(Path(self.audio_out) / m / f"{item.name.replace('/', '_')}.wav",
@@ -255,10 +292,12 @@ class ResynthHarness:
                            self.sr)
         return wav, outs
 
-    def copy_synthesis(self, method: str, wav: torch.Tensor) -> torch.Tensor:
-        """The original's own features through one waveform method (no units)."""
+    def copy_synthesis(self, method: str, wav: torch.Tensor,
+                       item: Item | None = None) -> torch.Tensor:
+        """The original's own features through one waveform method (no units; ``copy-runs``
+        reads the units only for their runs, with ``unit_oracle`` those of the oracle)."""
         from speechlm.audio import f0_track
-        from speechlm.vocoder import griffin_lim, world_analysis, world_synthesize
+        from speechlm.vocoder import UPSAMPLE, griffin_lim, world_analysis, world_synthesize
 
         x = wav.numpy()
         if method == "copy-world":
@@ -268,6 +307,11 @@ class ResynthHarness:
             mel = self.voc.mel(wav[None])[0]
         if method == "copy-gl":
             return griffin_lim(mel, self.voc.mel.fb)
+        if method in ("copy-runs", "copy-unit-means"):
+            units = self.tok.tokenize_wave(wav)
+            if self.unit_oracle and item is not None:
+                units = self.oracle_units(units, item)
+            mel = (run_means if method == "copy-runs" else unit_means)(mel, units.ids, UPSAMPLE)
         f0 = f0_track(x)
         n = min(len(mel), len(f0))
         return self.voc.waveform.synthesize(

@@ -129,6 +129,11 @@ class TrainTask(abc.ABC):
     def load_state_tensors(self, model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
         model.load_state_dict(tensors, strict=True)
 
+    def clip_groups(self, model: nn.Module) -> list[list[nn.Parameter]]:
+        """Parameter sets whose gradient norms are clipped to ``train.grad_clip`` each on its
+        own (the first one's norm is logged): all parameters together by default."""
+        return [list(model.parameters())]
+
     def log_extra(self, batch: Any) -> dict[str, Any]:
         return {}
 
@@ -289,7 +294,8 @@ def fit(task: TrainTask, recipe: dict[str, dict], progress: bool = True) -> Path
                 loss, metrics = task.loss(ddp, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            gnorm = [torch.nn.utils.clip_grad_norm_(ps, cfg.grad_clip)
+                     for ps in task.clip_groups(model)][0]
             opt.step()
             step += 1
             counted += task.count(batch) * world

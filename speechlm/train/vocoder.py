@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
 from speechlm.audio import load_audio, save_audio
@@ -61,6 +62,10 @@ BATCH_DEFAULTS: dict[str, Any] = {  # [train] keys of the vocoder's batches
     "dur_window": 64,  # deduplicated units per duration-model window
     "f0_input_prob": 0.5,  # share of crops that get the source F0 contour as input
     "sample_interval": 1000,  # steps between audio samples (0: never)
+    "adversarial": 0.0,  # weight of a least-squares adversarial loss on the predicted log-mel
+    #                      from a patch critic trained beside the decoder (MelCritic; 0: none)
+    "feature_matching": 0.0,  # weight of the L1 between the critic's features of the
+    #                           predicted and the true log-mel (needs adversarial > 0)
 }
 DATA_DEFAULTS: dict[str, Any] = {
     "corpus": "data/corpus",
@@ -96,6 +101,11 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
                                               "train": {**TRAIN_DEFAULTS, **BATCH_DEFAULTS}},
                       model_keys)
     cfg["model"].pop("kind", None)  # "unit": this trainer
+    t = cfg["train"]
+    if float(t["adversarial"]) < 0 or float(t["feature_matching"]) < 0:
+        raise DataError("train.adversarial and train.feature_matching must be >= 0")
+    if float(t["feature_matching"]) and not float(t["adversarial"]):
+        raise DataError("train.feature_matching needs train.adversarial > 0 (the critic)")
     m = cfg["model"]
     sp, ap = int(m.get("sp_dim", 60)), int(m.get("ap_dim", 1))
     if (sp == 0) != (ap == 0):
@@ -384,8 +394,11 @@ def _lf0_loss(lf0: torch.Tensor, target: torch.Tensor, voiced: torch.Tensor,
     return (ce * voiced).sum() / voiced.sum().clamp(min=1)
 
 
-def losses(model: UnitVocoder, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """All training losses of one batch (normalized units; see :data:`LOSS_WEIGHTS`)."""
+def losses(model: UnitVocoder, batch: dict[str, torch.Tensor],
+           keep: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """All training losses of one batch (normalized units; see :data:`LOSS_WEIGHTS`);
+    ``keep`` (a dict) receives the normalized log-mel predicted (``mel``) and true
+    (``t_mel``), ``[B, 2C, n_mels]``."""
     c = model.cfg
     spk = model.speaker_vector(batch["ref_mel"], batch["ref_len"], batch["ref_stats"])
     has_f0 = batch["f0_in"][..., 2:3].amax(dim=1, keepdim=True)  # [B, 1, 1]
@@ -398,6 +411,8 @@ def losses(model: UnitVocoder, batch: dict[str, torch.Tensor]) -> dict[str, torc
     t_ap = (fe[..., c.sp_dim : c.sp_dim + c.ap_dim] - model.ap_stats[0]) / model.ap_stats[1]
     t_mel = (fe[..., c.sp_dim + c.ap_dim :] - model.mel_stats[0]) / model.mel_stats[1]
     m = batch["mask"]
+    if keep is not None:
+        keep.update(mel=mel, t_mel=t_mel)
     voiced = (batch["f0"] > 0).float() * m
     t_lf0 = (torch.log(batch["f0"].clamp(min=1.0)) - model.lf0_stats[0]) / model.lf0_stats[1]
 
@@ -416,6 +431,65 @@ def losses(model: UnitVocoder, batch: dict[str, torch.Tensor]) -> dict[str, torc
     out["dur"] = (((logd - batch["dur_tgt"]) ** 2) * dm).sum() / dm.sum().clamp(min=1)
     out["total"] = sum(LOSS_WEIGHTS[k] * v for k, v in out.items())
     return out
+
+
+class MelCritic(nn.Module):
+    """A small patch critic over normalized log-mel ``[B, N, n_mels]`` (training only: it is
+    never exported): 2-D convolutions over (mel band, frame), three with stride 2, each patch
+    of ~60 bands x 60 frames scored real or predicted. ~0.1M parameters."""
+
+    def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 64)):
+        super().__init__()
+        layers, cin = [], 1
+        for i, c in enumerate(channels):
+            k, stride = (5, 2) if i < 3 else (3, 1)
+            layers.append(nn.Conv2d(cin, c, k, stride=stride, padding=k // 2))
+            cin = c
+        self.layers = nn.ModuleList(layers)
+        self.out = nn.Conv2d(cin, 1, 3, padding=1)
+
+    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``[B, N, n_mels]`` -> (scores ``[B, 1, n_mels', N']``, each layer's features)."""
+        x = mel.transpose(1, 2).unsqueeze(1)
+        feats = []
+        for layer in self.layers:
+            x = F.leaky_relu(layer(x), 0.2)
+            feats.append(x)
+        return self.out(x), feats
+
+
+class CriticVocoder(nn.Module):
+    """The decoder under training with its critic beside it (:func:`adversarial_losses`)."""
+
+    def __init__(self, vocoder: UnitVocoder):
+        super().__init__()
+        self.vocoder = vocoder
+        self.critic = MelCritic()
+
+
+def adversarial_losses(model: CriticVocoder, batch: dict[str, torch.Tensor], adv: float,
+                       fm: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(what to back-propagate, metrics) of one batch with the critic: the decoder's losses
+    plus ``adv`` x the least-squares adversarial loss of its log-mel and ``fm`` x the critic's
+    feature matching, and the critic's own least-squares loss. One backward pass trains both:
+    the critic's loss sees the prediction detached, and the decoder's terms see the critic
+    through detached copies of its weights, so neither loss moves the other's parameters."""
+    keep: dict[str, torch.Tensor] = {}
+    out = losses(model.vocoder, batch, keep)
+    m = batch["mask"][..., None]
+    fake, real = keep["mel"] * m, keep["t_mel"] * m  # padding: 0 on both sides
+    critic = model.critic
+    d_real, _ = critic(real)
+    d_fake, _ = critic(fake.detach())
+    out["critic"] = (d_real - 1).pow(2).mean() + d_fake.pow(2).mean()
+    frozen = {k: v.detach() for k, v in critic.named_parameters()}
+    g_fake, f_fake = torch.func.functional_call(critic, frozen, (fake,))
+    with torch.no_grad():
+        _, f_real = critic(real)
+    out["adv"] = (g_fake - 1).pow(2).mean()
+    out["fm"] = sum((a - b).abs().mean() for a, b in zip(f_fake, f_real)) / len(f_real)
+    out["total"] = out["total"] + adv * out["adv"] + fm * out["fm"]
+    return out["total"] + out["critic"], out
 
 
 # --------------------------------------------------------------------------- the task
@@ -693,6 +767,12 @@ class VocoderTask(TrainTask):
                 log.info("vocoder: %d pre and %d post blocks added to %s, each starting as the "
                          "identity", added["pre"], added["post"], init)
             model.load_state_dict(sd)
+        self.adversarial = float(self.t["adversarial"])
+        self.feature_matching = float(self.t["feature_matching"])
+        if self.adversarial:
+            self.training.update(adversarial=self.adversarial,
+                                 feature_matching=self.feature_matching)
+            return CriticVocoder(model)
         return model
 
     def batch(self, split: str, seed: int, index: int) -> dict[str, torch.Tensor]:
@@ -700,22 +780,59 @@ class VocoderTask(TrainTask):
                           self.mcfg.ap_dim)
 
     def loss(self, model, batch):
+        if isinstance(model, CriticVocoder):
+            return adversarial_losses(model, batch, self.adversarial, self.feature_matching)
         ls = losses(model, batch)
         return ls["total"], ls
 
+    def clip_groups(self, model) -> list[list[nn.Parameter]]:
+        if isinstance(model, CriticVocoder):  # the critic's gradients never shrink the decoder's
+            return [list(model.vocoder.parameters()), list(model.critic.parameters())]
+        return super().clip_groups(model)
+
+    def state_tensors(self, model) -> dict[str, torch.Tensor]:
+        """The decoder's tensors under their own names (``export_last_vocoder`` reads them),
+        the critic's under ``critic.``."""
+        if not isinstance(model, CriticVocoder):
+            return model.state_dict()
+        return {**model.vocoder.state_dict(),
+                **{f"critic.{k}": v for k, v in model.critic.state_dict().items()}}
+
+    def load_state_tensors(self, model, tensors: dict[str, torch.Tensor]) -> None:
+        if not isinstance(model, CriticVocoder):
+            model.load_state_dict(tensors, strict=True)
+            return
+        critic = {k[7:]: v for k, v in tensors.items() if k.startswith("critic.")}
+        if not critic:
+            raise ValueError("the saved run has no critic (it trained without train.adversarial)")
+        model.vocoder.load_state_dict({k: v for k, v in tensors.items()
+                                       if not k.startswith("critic.")}, strict=True)
+        model.critic.load_state_dict(critic, strict=True)
+
     def describe(self, model) -> str:
-        return (f"{num_parameters(model) / 1e6:.2f}M parameters; {len(self.splits['train'])} "
-                f"train / {len(self.splits['valid'])} valid utterances")
+        extra = ""
+        if isinstance(model, CriticVocoder):
+            extra = (f" (+ a {num_parameters(model.critic) / 1e6:.2f}M-parameter critic, "
+                     f"adversarial {self.adversarial:g}, feature matching "
+                     f"{self.feature_matching:g})")
+            model = model.vocoder
+        return (f"{num_parameters(model) / 1e6:.2f}M parameters{extra}; "
+                f"{len(self.splits['train'])} train / {len(self.splits['valid'])} valid "
+                "utterances")
 
     def export(self, out: Path, model, step: int, valid: dict[str, float], rate: float) -> None:
         self.training.update(steps=step, valid_loss={k: round(v, 5) for k, v in valid.items()})
-        Vocoder(model, self.training, self.waveform).save(out)
+        Vocoder(_decoder(model), self.training, self.waveform).save(out)
 
     def after_step(self, run: Path, model, step: int) -> None:
         every = self.t["sample_interval"]
         if every and (step % every == 0 or step == self.t["max_steps"]):
-            _write_samples(run, model, self.splits["valid"], self.data["corpus"], step,
+            _write_samples(run, _decoder(model), self.splits["valid"], self.data["corpus"], step,
                            self.training, self.waveform)
+
+
+def _decoder(model: nn.Module) -> UnitVocoder:
+    return model.vocoder if isinstance(model, CriticVocoder) else model
 
 
 def train_vocoder(cfg: dict[str, dict], progress: bool = True, recipe: str | None = None) -> Path:
