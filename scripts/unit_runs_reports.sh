@@ -7,7 +7,11 @@
 #     the units as the bundled tokenizer reads them: docs/vocoder-unit-runs-heldout.*;
 #   - the 51 of them with reference phones (make unit-oracle's manifest, 4 per voice), runs of
 #     the reference phones (--unit-oracle phones): docs/vocoder-phone-runs-heldout.*.
-# ~20 min on 2 cores; existing reports are kept.
+#   - the 61 again, runs of other units (copy synthesis reads any tokenizer): K = 500 and 2,000
+#     k-means over the bundled encoder's posteriors, band-limited at 6400 Hz as the bundled
+#     units (fitted here when absent, ~3-6 min each, as scripts/vocoder_warm_start.sh fits
+#     K = 500), and the former MFCC units (mfcc-k100): docs/vocoder-unit-runs-<units>-heldout.*.
+# ~45 min on 2 cores; existing reports are kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, resynth_heldout
@@ -16,4 +20,15 @@ ALIGNED=outputs/unit-oracle/heldout-aligned.tsv
 [ -f "$ALIGNED" ] || { echo "unit-runs: $ALIGNED is missing: run make unit-oracle first" >&2; exit 2; }
 resynth_heldout docs/vocoder-unit-runs-heldout phone-vocoder copy-hn,copy-runs,copy-unit-means
 report docs/vocoder-phone-runs-heldout resynth --quiet --vocoder phone-vocoder --corpus "$CORPUS" \
-  --data "$ALIGNED" --per-voice 4 --methods copy-hn,copy-runs,copy-unit-means --asr whisper --unit-oracle phones
+  --data "$ALIGNED" --per-voice 4 --methods copy-hn,copy-runs,copy-unit-means --asr whisper \
+  --unit-oracle phones
+for k in 500 2000; do
+  T=outputs/tokenizers/phone-k$k-b6400
+  [ -f "$T/config.json" ] || $SL train tokenizer --corpus "$CORPUS" --manifest train \
+    --features speechlm/pretrained/phone-k100/encoder --layer posteriors --k "$k" \
+    --max-utterances 2000 --max-frames 300000 --smoothing 0 --band-limit 6400 --out "$T"
+done
+for tok in outputs/tokenizers/phone-k500-b6400 outputs/tokenizers/phone-k2000-b6400 mfcc-k100; do
+  resynth_heldout "docs/vocoder-unit-runs-$(basename "$tok")-heldout" phone-vocoder \
+    copy-runs,copy-unit-means --tokenizer "$tok"
+done

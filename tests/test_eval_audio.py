@@ -231,3 +231,15 @@ def test_eval_resynth_with_units_read_by_the_reference_phones(tiny_vocoder_run, 
     err = capsys.readouterr().err.strip()
     assert code == 2 and "needs utterances with reference phones" in err
     assert len(err.splitlines()) == 1
+
+
+def test_eval_resynth_copy_synthesis_reads_any_tokenizer_but_decoding_needs_the_vocoders(
+        tiny_vocoder_run, small_corpus, small_tokenizer, tmp_path, capsys):
+    voc = str(tiny_vocoder_run[0] / "model")
+    args = ["-q", "eval", "resynth", "--corpus", str(small_corpus), "--vocoder", voc,
+            "--per-voice", "1", "--asr", "whisper", "--tokenizer", str(small_tokenizer)]
+    assert main(args + ["--methods", "griffinlim"]) == 2
+    assert "unit space" in capsys.readouterr().err
+    assert main(args + ["--methods", "copy-gl", "--json", str(tmp_path / "r.json")]) == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["tokenizer_unit_space"] != r["unit_space"]

@@ -378,8 +378,9 @@ def test_vocoder_adversarial_trains_two_weights_chooses_on_valid_then_pairs_held
 
 def test_unit_runs_refuses_without_the_aligned_manifest_then_judges_both_readings(tmp_path):
     """scripts/unit_runs_reports.sh: exit 2 naming make unit-oracle when its manifest is
-    missing; then copy-hn, copy-runs and copy-unit-means on the held-out engines, and on the
-    aligned subset with the reference phones' runs; a rerun judges nothing again."""
+    missing; then copy-hn, copy-runs and copy-unit-means on the held-out engines, on the
+    aligned subset with the reference phones' runs, and with three other tokenizers' runs (two
+    fitted first); a rerun fits and judges nothing again."""
     root, env = _tree(tmp_path)
     rc, calls, err = _run_script(root, env, "unit_runs_reports.sh")
     assert rc == 2 and "make unit-oracle" in err and not calls
@@ -388,12 +389,26 @@ def test_unit_runs_refuses_without_the_aligned_manifest_then_judges_both_reading
     (aligned / "heldout-aligned.tsv").write_text("/corpus\n")
     rc, calls, err = _run_script(root, env, "unit_runs_reports.sh")
     assert rc == 0, err
-    held, phones = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    held, phones, *others = [c for c in calls if c[1:3] == ["eval", "resynth"]]
     assert held[held.index("--data") + 1] == "heldout"
     assert held[held.index("--methods") + 1] == "copy-hn,copy-runs,copy-unit-means"
     assert "--unit-oracle" not in held
     assert phones[phones.index("--data") + 1] == "outputs/unit-oracle/heldout-aligned.tsv"
     assert phones[phones.index("--unit-oracle") + 1] == "phones"
     assert phones[phones.index("--json") + 1] == "docs/vocoder-phone-runs-heldout.json"
+    # other units: two codebooks fitted on the bundled encoder, and the former MFCC units
+    fits = [c for c in calls if c[1:3] == ["train", "tokenizer"]]
+    assert [c[c.index("--k") + 1] for c in fits] == ["500", "2000"]
+    assert all(c[c.index("--band-limit") + 1] == "6400" for c in fits)
+    assert [(c[c.index("--tokenizer") + 1], c[c.index("--methods") + 1]) for c in others] == [
+        ("outputs/tokenizers/phone-k500-b6400", "copy-runs,copy-unit-means"),
+        ("outputs/tokenizers/phone-k2000-b6400", "copy-runs,copy-unit-means"),
+        ("mfcc-k100", "copy-runs,copy-unit-means")]
+    assert others[-1][others[-1].index("--json") + 1] == \
+        "docs/vocoder-unit-runs-mfcc-k100-heldout.json"
+    for k in (500, 2000):  # the fitted tokenizers are kept
+        t = root / "outputs" / "tokenizers" / f"phone-k{k}-b6400"
+        t.mkdir(parents=True)
+        (t / "config.json").write_text("{}")
     rc, calls, err = _run_script(root, env, "unit_runs_reports.sh")
     assert rc == 0 and not calls

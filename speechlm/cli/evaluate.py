@@ -309,16 +309,18 @@ def register(sub, add_parser) -> None:
                     "transcripts in DIR/texts.tsv (file<TAB>text[<TAB>speaker]) or FILE.txt")
     er.add_argument("--vocoder", default="phone-vocoder", help="vocoder name or directory")
     er.add_argument("--tokenizer", help="tokenizer to read the audio with (default: the one the "
-                    "vocoder was trained on, by name); must have the vocoder's unit space")
+                    "vocoder was trained on, by name); must have the vocoder's unit space "
+                    "unless every method is copy synthesis (copy-runs / copy-unit-means then "
+                    "average over this tokenizer's units: any unit space)")
     er.add_argument("--per-voice", type=int, default=10,
                     help="utterances per voice (0: all; the ASR runs at ~0.25x real time)")
     er.add_argument("--methods", default="world-f0,world,griffinlim,floor",
                     help="comma-separated: world-f0 (source F0 in), world (F0 predicted), "
                     "griffinlim (baseline), floor (the utterance's units shuffled: a trivial "
                     "baseline), hn-f0 / hn (as world-f0 / world through --waveform), and copy "
-                    "synthesis of the original's own features: copy-hn, copy-world, copy-gl, and "
-                    "copy-runs (the original's log-mel averaged over each run of equal units, "
-                    "through --waveform)")
+                    "synthesis of the original's own features: copy-hn, copy-world, copy-gl, "
+                    "copy-runs and copy-unit-means (the original's log-mel averaged over each "
+                    "run of equal units / over all frames of each unit, through --waveform)")
     er.add_argument("--waveform", help="harmonic-plus-noise waveform stage directory (RUN/model "
                     "of 'train vocoder --config configs/vocoder/hn-cpu.toml') for the hn methods")
     er.add_argument("--asr", default="whisper,pocketsphinx",

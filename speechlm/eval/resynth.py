@@ -164,7 +164,9 @@ class ResynthHarness:
             raise DataError(f"methods {', '.join(m for m in methods if m in NEEDS_WAVEFORM)} "
                             "need a waveform stage: give --waveform DIR")
         self.tok = Tokenizer.load(tokenizer or self.voc.training.get("tokenizer") or "mfcc-k100")
-        if self.tok.unit_space != self.voc.unit_space:
+        # copy synthesis decodes no units: copy-runs / copy-unit-means read any tokenizer's runs
+        decodes = any(not m.startswith("copy-") for m in methods)
+        if decodes and self.tok.unit_space != self.voc.unit_space:
             raise DataError(f"the tokenizer's unit space is {self.tok.unit_space!r} but the "
                             f"vocoder's is {self.voc.unit_space!r}"
                             + ("" if tokenizer else "; give the vocoder's tokenizer (--tokenizer)"))
@@ -420,7 +422,8 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
     ``warp`` and ``band_limit``: the tokenizer's test-time input options
     (:meth:`speechlm.tokenizer.Tokenizer.with_warp`, ``with_band_limit``; ``band_limit`` None
     keeps the tokenizer's own, 0 is the full band); ``tokenizer``: the one to read the audio
-    with (default: the one the vocoder names), which must have the vocoder's unit space;
+    with (default: the one the vocoder names), which must have the vocoder's unit space unless
+    every method is copy synthesis (copy-runs and copy-unit-means then read its runs);
     ``speeds``: the tokenizer's speed ensemble (``with_speeds``; None: the tokenizer's own,
     empty: off); ``unit_oracle``: a diagnostic, the units corrected by the reference phones
     (:mod:`speechlm.eval.unit_oracle`; utterances without them are left out)."""
@@ -432,7 +435,10 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
     groups, voices = by_group(rows, h.aggregate)
     return {
         "format": "speechlm.eval-resynth", "version": 2, "vocoder": str(vocoder),
-        "unit_space": h.voc.unit_space, "data": str(data), "per_voice": per_voice, "seed": seed,
+        "unit_space": h.voc.unit_space,
+        **({"tokenizer_unit_space": h.tok.unit_space}
+           if h.tok.unit_space != h.voc.unit_space else {}),
+        "data": str(data), "per_voice": per_voice, "seed": seed,
         "methods": list(methods), "targets": TARGETS, "waveform": waveform,
         "reference_perturb": h.reference_perturb, "voice_from": h.voice_from,
         "voices_left_out": h.skipped_alone, **({"warp": warp} if warp is not None else {}),
