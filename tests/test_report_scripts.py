@@ -235,6 +235,13 @@ def _run_script(root: Path, env: dict[str, str], name: str) -> tuple[int, list[l
     return proc.returncode, [shlex.split(x) for x in log.read_text().splitlines()], proc.stderr
 
 
+def _exported(parent: Path, *names: str) -> None:
+    """Mark ``parent/NAME`` as finished (a ``config.json``, what the scripts test for)."""
+    for name in names:
+        (parent / name).mkdir(parents=True)
+        (parent / name / "config.json").write_text("{}")
+
+
 def test_vocoder_grow_trains_grown_and_control_then_pairs_them_and_resumes(tmp_path):
     """scripts/vocoder_grow.sh: the grown recipe and its control (the bundled block counts),
     each exported then judged on the held-out engines, grow paired with control and both with
@@ -261,10 +268,7 @@ def test_vocoder_grow_trains_grown_and_control_then_pairs_them_and_resumes(tmp_p
                      ["docs/vocoder-source-f0-1-heldout.json", "docs/vocoder-grow-heldout.json"],
                      ["docs/vocoder-source-f0-1-heldout.json",
                       "docs/vocoder-grow-control-heldout.json"]]
-    for name in ("grow", "grow-control"):
-        d = root / "outputs" / "vocoder-grow-eval" / name
-        d.mkdir(parents=True)
-        (d / "config.json").write_text("{}")
+    _exported(root / "outputs" / "vocoder-grow-eval", "grow", "grow-control")
     rc, calls, err = _run_script(root, env, "vocoder_grow.sh")
     assert rc == 0, err
     assert [c[1:3] for c in calls if c[0] == "SL"] == [["eval", "compare-resynth"]] * 3
@@ -339,9 +343,7 @@ def test_vocoder_adversarial_trains_two_weights_chooses_on_valid_then_pairs_held
     sub.mkdir(parents=True)
     (sub / "valid40.tsv").write_text("/corpus\n")
     (sub / "valid40.wrd").write_text("")
-    control = root / "outputs" / "vocoder-grow-eval" / "grow-control"
-    control.mkdir(parents=True)
-    (control / "config.json").write_text("{}")
+    _exported(root / "outputs" / "vocoder-grow-eval", "grow-control")
     rc, calls, err = _run_script(root, env, "vocoder_adversarial.sh")
     assert rc == 0, err
     trains = sorted((c for c in calls if c[1:3] == ["train", "vocoder"]), key=lambda c: c[-1])
@@ -367,10 +369,7 @@ def test_vocoder_adversarial_trains_two_weights_chooses_on_valid_then_pairs_held
                       "docs/vocoder-adv-strong-heldout.json"],
                      ["docs/vocoder-source-f0-1-heldout.json",
                       "docs/vocoder-adv-strong-heldout.json"]]
-    for name in ("adv", "adv-strong"):
-        d = root / "outputs" / "vocoder-adversarial-eval" / name
-        d.mkdir(parents=True)
-        (d / "config.json").write_text("{}")
+    _exported(root / "outputs" / "vocoder-adversarial-eval", "adv", "adv-strong")
     rc, calls, err = _run_script(root, env, "vocoder_adversarial.sh")
     assert rc == 0, err
     assert [c[1:3] for c in calls if c[0] == "SL"] == [["eval", "compare-resynth"]] * 6
@@ -406,9 +405,7 @@ def test_unit_runs_refuses_without_the_aligned_manifest_then_judges_both_reading
         ("mfcc-k100", "copy-runs,copy-unit-means")]
     assert others[-1][others[-1].index("--json") + 1] == \
         "docs/vocoder-unit-runs-mfcc-k100-heldout.json"
-    for k in (500, 2000):  # the fitted tokenizers are kept
-        t = root / "outputs" / "tokenizers" / f"phone-k{k}-b6400"
-        t.mkdir(parents=True)
-        (t / "config.json").write_text("{}")
+    # the fitted tokenizers are kept
+    _exported(root / "outputs" / "tokenizers", "phone-k500-b6400", "phone-k2000-b6400")
     rc, calls, err = _run_script(root, env, "unit_runs_reports.sh")
     assert rc == 0 and not calls
