@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: mel-limit unit-oracle unit-runs vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -154,6 +154,12 @@ unit-oracle: $(STAMP)  ## would resynthesis keep the words if the encoder heard 
 
 unit-runs: $(STAMP)  ## copy synthesis of the original's log-mel averaged over each unit run and over each unit (also by the reference phones): can a static spectrum per run, or per unit, carry the words? (~20 min; needs make unit-oracle's manifest): docs/vocoder-{unit,phone}-runs-heldout.*
 	bash scripts/unit_runs_reports.sh
+
+voice-lookup: $(STAMP)  ## copy synthesis of each unit's spectrum (or each unit's between its neighbouring runs' units) pooled over the voice's other utterances, for K = 100 / 500 / 2,000: how many words can a lookup table in the speaker's own voice carry? (~35 min): docs/vocoder-voice-lookup-*heldout.*
+	bash scripts/voice_lookup_reports.sh
+
+vocoder-overfit: $(STAMP)  ## can the decoder speak utterances it has learned by heart? The bundled vocoder trained 2,000 steps on make mel-limit's 62 training utterances alone, and on 620, judged on them and on the held-out engines against the bundle, paired (~1 h; needs make mel-limit): docs/vocoder-overfit-*
+	bash scripts/vocoder_overfit.sh
 
 vocoder-adversarial: $(STAMP)  ## the bundled vocoder trained 2,000 steps more with a patch critic on its log-mel (adversarial + feature matching, two weights), against the same steps without it, paired on the held-out engines (~1 h on 2 cores): docs/vocoder-adv*
 	bash scripts/vocoder_adversarial.sh

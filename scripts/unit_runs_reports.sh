@@ -22,13 +22,7 @@ resynth_heldout docs/vocoder-unit-runs-heldout phone-vocoder copy-hn,copy-runs,c
 report docs/vocoder-phone-runs-heldout resynth --quiet --vocoder phone-vocoder --corpus "$CORPUS" \
   --data "$ALIGNED" --per-voice 4 --methods copy-hn,copy-runs,copy-unit-means --asr whisper \
   --unit-oracle phones
-for k in 500 2000; do
-  T=outputs/tokenizers/phone-k$k-b6400
-  [ -f "$T/config.json" ] || $SL train tokenizer --corpus "$CORPUS" --manifest train \
-    --features speechlm/pretrained/phone-k100/encoder --layer posteriors --k "$k" \
-    --max-utterances 2000 --max-frames 300000 --smoothing 0 --band-limit 6400 --out "$T"
-done
-for tok in outputs/tokenizers/phone-k500-b6400 outputs/tokenizers/phone-k2000-b6400 mfcc-k100; do
+for tok in "$(posterior_tokenizer 500)" "$(posterior_tokenizer 2000)" mfcc-k100; do
   resynth_heldout "docs/vocoder-unit-runs-$(basename "$tok")-heldout" phone-vocoder \
     copy-runs,copy-unit-means --tokenizer "$tok"
 done

@@ -243,3 +243,31 @@ def test_eval_resynth_copy_synthesis_reads_any_tokenizer_but_decoding_needs_the_
     assert main(args + ["--methods", "copy-gl", "--json", str(tmp_path / "r.json")]) == 0
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["tokenizer_unit_space"] != r["unit_space"]
+
+
+def test_eval_resynth_voice_tables_leave_the_utterance_out(small_corpus, tmp_path, capsys):
+    """copy-voice-means / copy-voice-context: each voice's unit spectra pooled over its other
+    utterances of the split (the bundled vocoder's waveform stage and units)."""
+    from speechlm.data.manifest import read_manifest
+
+    per_voice = {}
+    for u in read_manifest(small_corpus / "test.tsv"):
+        per_voice[u.speaker] = per_voice.get(u.speaker, 0) + 1
+    args = ["-q", "eval", "resynth", "--corpus", str(small_corpus), "--vocoder", "phone-vocoder",
+            "--per-voice", "1", "--asr", "whisper"]
+    code = main(args + ["--methods", "copy-voice-means,copy-voice-context",
+                        "--json", str(tmp_path / "r.json")])
+    md = capsys.readouterr().out
+    assert code == 0 and "Voice tables (copy-voice-*)" in md
+    r = json.loads((tmp_path / "r.json").read_text())
+    t = r["voice_tables"]
+    assert t["utterances_per_voice"] == {v: n for v, n in per_voice.items() if n > 1}
+    assert {u["voice"] for u in r["utterances"]} == set(t["utterances_per_voice"])
+    for m in ("copy-voice-means", "copy-voice-context"):
+        assert sum(t["levels"][m].values()) > 0
+        assert "wer" in r["utterances"][0][m]
+    assert t["levels"]["copy-voice-means"]["context"] == 0
+    assert t["levels"]["copy-voice-context"]["context"] > 0  # some contexts recur in a voice
+    # a voice with one utterance in the split is left out, named (nothing to look up)
+    alone = sorted(v for v, n in per_voice.items() if n == 1)
+    assert r["voices_left_out"] == alone

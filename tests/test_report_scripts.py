@@ -409,3 +409,92 @@ def test_unit_runs_refuses_without_the_aligned_manifest_then_judges_both_reading
     _exported(root / "outputs" / "tokenizers", "phone-k500-b6400", "phone-k2000-b6400")
     rc, calls, err = _run_script(root, env, "unit_runs_reports.sh")
     assert rc == 0 and not calls
+
+
+def test_voice_lookup_judges_three_codebooks_pairs_the_finer_ones_then_the_phones(tmp_path):
+    """scripts/voice_lookup_reports.sh: copy-voice-means / copy-voice-context with the bundled
+    units and K = 500 / 2,000 codebooks (fitted when absent), each finer one paired with the
+    bundled units; the phone tables only with make unit-oracle's manifest; a rerun judges
+    nothing again."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "voice_lookup_reports.sh")
+    assert rc == 0, err
+    assert "phone tables are skipped" in err
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert all(c[c.index("--methods") + 1] == "copy-voice-means,copy-voice-context"
+               for c in judged)
+    assert [c[c.index("--tokenizer") + 1] if "--tokenizer" in c else None for c in judged] == [
+        None, "outputs/tokenizers/phone-k500-b6400", "outputs/tokenizers/phone-k2000-b6400"]
+    assert all(c[c.index("--data") + 1] == "heldout" for c in judged)
+    fits = [c for c in calls if c[1:3] == ["train", "tokenizer"]]
+    assert [c[c.index("--k") + 1] for c in fits] == ["500", "2000"]
+    pairs = [c for c in calls if c[1:3] == ["eval", "compare-resynth"]]
+    assert [c[3:5] for c in pairs] == [
+        ["docs/vocoder-voice-lookup-heldout.json",
+         f"docs/vocoder-voice-lookup-phone-k{k}-b6400-heldout.json"] for k in (500, 2000)]
+    aligned = root / "outputs" / "unit-oracle"
+    aligned.mkdir(parents=True)
+    (aligned / "heldout-aligned.tsv").write_text("/corpus\n")
+    _exported(root / "outputs" / "tokenizers", "phone-k500-b6400", "phone-k2000-b6400")
+    rc, calls, err = _run_script(root, env, "voice_lookup_reports.sh")
+    assert rc == 0, err
+    (phones,) = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert phones[phones.index("--unit-oracle") + 1] == "phones"
+    assert phones[phones.index("--data") + 1] == "outputs/unit-oracle/heldout-aligned.tsv"
+    assert not [c for c in calls if c[1:3] == ["train", "tokenizer"]]
+
+
+def test_vocoder_overfit_refuses_without_mel_limit_then_trains_on_62_and_620_and_pairs(
+        tmp_path):
+    """scripts/vocoder_overfit.sh: exit 2 naming make mel-limit without its draw, and naming
+    the bundled vocoder's cache without it; then two-split corpora (train: the 62, or 620 drawn
+    around them; valid: valid40), the overfit recipe trained on each and exported, both judged
+    on the 62 (with copy-hn) and on the held-out engines, each paired with the bundle's report
+    of the same utterances; a rerun trains and judges nothing again."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "vocoder_overfit.sh")
+    assert rc == 2 and "make mel-limit" in err and not calls
+    fit = root / "outputs" / "mel-limit"
+    fit.mkdir(parents=True)
+    for x in ("tsv", "wrd", "spk"):
+        (fit / f"fit.{x}").write_text(f"/corpus\nfit {x}\n")
+    (root / "docs").mkdir()
+    for stem in ("vocoder-mel-limit-fit", "vocoder-source-f0-1-heldout",
+                 "vocoder-overfit-fit-l1"):
+        (root / "docs" / f"{stem}.json").write_text("{}")
+    rc, calls, err = _run_script(root, env, "vocoder_overfit.sh")
+    assert rc == 2 and "training cache" in err
+    cache = root / "data" / "vocoder" / "v2-phone-k100-"  # the stand-in python prints no tag
+    cache.mkdir(parents=True)
+    (cache / "train.json").write_text("{}")
+    e = root / "outputs" / "vocoder-overfit-eval"
+    e.mkdir(parents=True)
+    for x in ("tsv", "wrd"):
+        (e / f"valid40.{x}").write_text(f"valid {x}\n")
+    rc, calls, err = _run_script(root, env, "vocoder_overfit.sh")
+    assert rc == 0, err
+    assert (e / "corpus" / "train.spk").read_text() == "/corpus\nfit spk\n"
+    assert (e / "corpus620" / "valid.tsv").read_text() == "valid tsv\n"
+    draw = [c for c in calls if c[0] == "PY" and c[-1].endswith("corpus620/train")]
+    assert draw and draw[0][-3:-1] == ["data/vocoder/v2-phone-k100-/train.json",
+                                       "outputs/mel-limit/fit.tsv"]
+    trains = {c[-1]: c for c in calls if c[1:3] == ["train", "vocoder"]}  # by the last override
+    assert sorted(trains) == ["--data.cache=data/vocoder/overfit620-phone-k100",
+                              "--data.corpus=outputs/vocoder-overfit-eval/corpus"]
+    for c in trains.values():
+        assert c[c.index("--config") + 1] == "configs/vocoder/phone-cpu-overfit.toml"
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert [(c[c.index("--vocoder") + 1].rsplit("/", 1)[1], c[c.index("--data") + 1],
+             c[c.index("--methods") + 1]) for c in judged] == [
+        ("overfit", "outputs/mel-limit/fit.tsv", "hn-f0,copy-hn"),
+        ("overfit620", "outputs/mel-limit/fit.tsv", "hn-f0,copy-hn"),
+        ("overfit", "heldout", "hn-f0"), ("overfit620", "heldout", "hn-f0")]
+    pairs = [c[3:5] for c in calls if c[1:3] == ["eval", "compare-resynth"]]
+    assert pairs == [["docs/vocoder-mel-limit-fit.json", f"docs/vocoder-{n}-fit.json"]
+                     for n in ("overfit", "overfit620")] + [
+        ["docs/vocoder-source-f0-1-heldout.json", f"docs/vocoder-{n}-heldout.json"]
+        for n in ("overfit", "overfit620")]
+    _exported(e, "overfit", "overfit620")
+    rc, calls, err = _run_script(root, env, "vocoder_overfit.sh")
+    assert rc == 0, err
+    assert not [c for c in calls if c[1:3] in (["train", "vocoder"], ["eval", "resynth"])]

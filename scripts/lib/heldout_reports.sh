@@ -40,6 +40,17 @@ resynth_heldout() {
     --per-voice 2 --methods "$methods" --asr whisper "$@"
 }
 
+# posterior_tokenizer K: outputs/tokenizers/phone-kK-b6400, k-means K over the bundled phone
+# encoder's posteriors on 2,000 train utterances, band-limited at 6400 Hz as the bundled units;
+# fitted when absent (~3-6 min). Prints its path.
+posterior_tokenizer() {
+  local t=outputs/tokenizers/phone-k$1-b6400
+  [ -f "$t/config.json" ] || $SL train tokenizer --corpus "$CORPUS" --manifest train \
+    --features speechlm/pretrained/phone-k100/encoder --layer posteriors --k "$1" \
+    --max-utterances 2000 --max-frames 300000 --smoothing 0 --band-limit 6400 --out "$t" >&2
+  echo "$t"
+}
+
 # continue_heldout STEM VOCODER [ARGS...]: continuations of 1 prompt per held-out voice.
 continue_heldout() {
   local stem=$1 vocoder=$2

@@ -310,8 +310,8 @@ def register(sub, add_parser) -> None:
     er.add_argument("--vocoder", default="phone-vocoder", help="vocoder name or directory")
     er.add_argument("--tokenizer", help="tokenizer to read the audio with (default: the one the "
                     "vocoder was trained on, by name); must have the vocoder's unit space "
-                    "unless every method is copy synthesis (copy-runs / copy-unit-means then "
-                    "average over this tokenizer's units: any unit space)")
+                    "unless every method is copy synthesis (copy-runs / copy-unit-means / "
+                    "copy-voice-* then average over this tokenizer's units: any unit space)")
     er.add_argument("--per-voice", type=int, default=10,
                     help="utterances per voice (0: all; the ASR runs at ~0.25x real time)")
     er.add_argument("--methods", default="world-f0,world,griffinlim,floor",
@@ -320,7 +320,10 @@ def register(sub, add_parser) -> None:
                     "baseline), hn-f0 / hn (as world-f0 / world through --waveform), and copy "
                     "synthesis of the original's own features: copy-hn, copy-world, copy-gl, "
                     "copy-runs and copy-unit-means (the original's log-mel averaged over each "
-                    "run of equal units / over all frames of each unit, through --waveform)")
+                    "run of equal units / over all frames of each unit, through --waveform), "
+                    "copy-voice-means / copy-voice-context (each unit's spectrum, or each unit's "
+                    "between its neighbouring runs' units, pooled over the voice's other "
+                    "utterances of --data)")
     er.add_argument("--waveform", help="harmonic-plus-noise waveform stage directory (RUN/model "
                     "of 'train vocoder --config configs/vocoder/hn-cpu.toml') for the hn methods")
     er.add_argument("--asr", default="whisper,pocketsphinx",

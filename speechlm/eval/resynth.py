@@ -37,6 +37,11 @@ ceiling the unit decoder can reach with it; the log-mel and F0 of the original):
     copy-unit-means  the same with each frame's log-mel the mean over *all* frames of its unit
                 in the utterance: one spectrum per unit, in the speaker's own voice but the
                 same in every context (a lookup table of the utterance's own unit spectra)
+    copy-voice-means  the same with the table pooled over the voice's *other* utterances in the
+                evaluated split (none of it the utterance's own; fair across codebook sizes:
+                :mod:`speechlm.eval.unit_lookup`)
+    copy-voice-context  as copy-voice-means, one spectrum per unit between its neighbouring
+                runs' units where the voice's other utterances show that context, else per unit
 
 A voice reference that is not clean (``reference_perturb``, ``--reference-perturb``): the voice
 is computed from a perturbed copy of the utterance (:func:`speechlm.eval.robustness.perturb`:
@@ -85,8 +90,9 @@ from speechlm.eval.harness import (
 log = logging.getLogger(__name__)
 
 METHODS = ("world-f0", "world", "griffinlim", "floor", "hn-f0", "hn", "copy-hn", "copy-world",
-           "copy-gl", "copy-runs", "copy-unit-means")
-NEEDS_WAVEFORM = ("hn-f0", "hn", "copy-hn", "copy-runs", "copy-unit-means")
+           "copy-gl", "copy-runs", "copy-unit-means", "copy-voice-means", "copy-voice-context")
+POOLED = ("copy-voice-means", "copy-voice-context")  # read the voice's other utterances
+NEEDS_WAVEFORM = ("hn-f0", "hn", "copy-hn", "copy-runs", "copy-unit-means") + POOLED
 DEFAULT_METHODS = ("world-f0", "world", "griffinlim")
 VOICE_FROM = ("self", "other")  # the voice reference: the utterance, or another of its voice
 ASRS = ("whisper", "pocketsphinx")
@@ -151,12 +157,14 @@ class ResynthHarness:
             raise DataError(f"--unit-oracle must be one of {', '.join(MODES)}, got "
                             f"{unit_oracle!r}")
         self.unit_oracle = unit_oracle
+        self.tables: dict[str, Any] = {}  # voice -> VoiceUnitTable (the pooled copy methods)
+        self.pooled_info: dict[str, Any] = {"levels": {}, "utterances_per_voice": {}}
         self.oracle_table = None  # fitted in select (it needs the corpus)
         self.oracle_info: dict[str, Any] = {}
         self.oracle_counted: set[str] = set()
         self.pool: dict[str, list[Item]] = {}
         self.reference_of: dict[str, str] = {}  # utterance -> its voice reference's name
-        self.skipped_alone: list[str] = []  # voices left out by voice_from="other"
+        self.skipped_alone: list[str] = []  # voices left out: one utterance, and another needed
         self.voc = Vocoder.load(vocoder)
         if waveform:
             self.voc.use_waveform(waveform)
@@ -188,16 +196,18 @@ class ResynthHarness:
                                       seed=self.seed)
         chosen = {it.name for it in select_items(data, corpus, per_voice, self.seed)}
         out = [it for it in items if it.name in chosen]
-        if self.voice_from == "other":
+        needs = ["--voice-from other"] if self.voice_from == "other" else []
+        needs += [m for m in self.methods if m in POOLED]
+        if needs:  # each of these reads another utterance of the voice
             alone = sorted({it.voice for it in out if len(self.pool[it.voice]) < 2})
             out = [it for it in out if it.voice not in alone]
             self.skipped_alone = alone
             if not out:
-                raise DataError("--voice-from other needs two utterances of a voice; every "
+                raise DataError(f"{', '.join(needs)} need two utterances of a voice; every "
                                 "voice here has one")
             if alone:
-                log.warning("--voice-from other: %d voices with a single utterance are left "
-                            "out (%s)", len(alone), ", ".join(alone))
+                log.warning("%s: %d voices with a single utterance are left out (%s)",
+                            ", ".join(needs), len(alone), ", ".join(alone))
         if self.unit_oracle:
             out = self._oracle_items(out, corpus)
         return out
@@ -309,7 +319,11 @@ class ResynthHarness:
             mel = self.voc.mel(wav[None])[0]
         if method == "copy-gl":
             return griffin_lim(mel, self.voc.mel.fb)
-        if method in ("copy-runs", "copy-unit-means"):
+        if method in POOLED:
+            if item is None:
+                raise DataError(f"{method} needs the utterance's voice")
+            mel = self.voice_lookup(method, item, mel)
+        elif method in ("copy-runs", "copy-unit-means"):
             units = self.tok.tokenize_wave(wav)
             if self.unit_oracle and item is not None:
                 units = self.oracle_units(units, item)
@@ -318,6 +332,36 @@ class ResynthHarness:
         n = min(len(mel), len(f0))
         return self.voc.waveform.synthesize(
             mel[:n], f0[:n], voiced_noise_cut=self.voc.voiced_noise_cut).clamp(-1, 1)
+
+    def voice_lookup(self, method: str, item: Item, mel: torch.Tensor) -> torch.Tensor:
+        """``item``'s log-mel read from its voice's table of unit spectra pooled over the
+        voice's other utterances of the split (built on first use; ``copy-voice-*``; with
+        ``unit_oracle``, over those with reference phones, their units read by them)."""
+        from speechlm.eval.unit_lookup import LEVELS, VoiceUnitTable
+        from speechlm.vocoder import UPSAMPLE
+
+        table = self.tables.get(item.voice)
+        if table is None:
+            table = self.tables[item.voice] = VoiceUnitTable()
+            for other in self.pool[item.voice]:
+                if self.unit_oracle and not other.path.with_suffix(".phn").is_file():
+                    continue  # the oracle reads only utterances with reference phones
+                w = load_audio(other.path)
+                with torch.inference_mode():
+                    m = self.voc.mel(w[None])[0]
+                units = self.tok.tokenize_wave(w)
+                if self.unit_oracle:
+                    units = self.oracle_units(units, other)
+                table.add(other.name, m, units.ids, UPSAMPLE)
+            self.pooled_info["utterances_per_voice"][item.voice] = len(table)
+        if len(table) < 2:
+            raise DataError(f"{method}: voice {item.voice!r} has one utterance in the split; "
+                            "its table needs others")
+        out, levels = table.lookup(item.name, mel, method == "copy-voice-context", UPSAMPLE)
+        acc = self.pooled_info["levels"].setdefault(method, dict.fromkeys(LEVELS, 0))
+        for k, v in levels.items():
+            acc[k] += v
+        return out
 
     # --- score
     def hear(self, wav: np.ndarray, text: str | None) -> dict[str, Any]:
@@ -446,6 +490,7 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
         **({"band_limit": band_limit} if band_limit else {}),
         **({"tokenizer": str(tokenizer)} if tokenizer else {}),
         **({"unit_oracle": h.oracle_info} if unit_oracle else {}),
+        **({"voice_tables": h.pooled_info} if any(m in POOLED for m in methods) else {}),
         "held_out_voices": sorted({r["voice"] for r in rows if r["held_out"]}),
         "asr": list(asrs), "asr_models": {"whisper": "Whisper tiny.en (int8, faster-whisper)",
                                           "pocketsphinx": "pocketsphinx en-us (bundled)"},
@@ -476,6 +521,18 @@ def resynth_markdown(report: dict[str, Any]) -> str:
                      f"on {o['fit_utterances']} aligned train utterances), {share:.1%} of "
                      f"{o['frames']} frames changed; {o['without_labels']} utterances without "
                      "reference phones left out.", ""]
+    if report.get("voice_tables"):
+        t, left = report["voice_tables"], report.get("voices_left_out") or []
+        per = list(t["utterances_per_voice"].values())
+        shares = "; ".join(
+            f"{m}: " + ", ".join(f"{k} {v / max(1, sum(lv.values())):.1%}" for k, v in lv.items())
+            for m, lv in t["levels"].items())
+        lines[:0] = [f"Voice tables (copy-voice-*): each voice's unit spectra pooled over its "
+                     f"other utterances of the split ({min(per, default=0)}-{max(per, default=0)} "
+                     f"utterances per voice, the one resynthesized left out); frames by the "
+                     f"level they came from: {shares}."
+                     + (f" Voices with one utterance left out: {', '.join(left)}." if left else ""),
+                     ""]
     if report.get("reference_perturb"):
         lines[:0] = [f"Voice references perturbed ({report['reference_perturb']}); the units, the "
                      "source F0 and every judge use the clean originals.", ""]
