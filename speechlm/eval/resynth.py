@@ -38,8 +38,8 @@ ceiling the unit decoder can reach with it; the log-mel and F0 of the original):
                 in the utterance: one spectrum per unit, in the speaker's own voice but the
                 same in every context (a lookup table of the utterance's own unit spectra)
     copy-voice-means  the same with the table pooled over the voice's *other* utterances in the
-                evaluated split (none of it the utterance's own; fair across codebook sizes:
-                :mod:`speechlm.eval.unit_lookup`)
+                evaluated split (none of it the utterance's own: :mod:`speechlm.eval.unit_lookup`;
+                a voice with one utterance there is left out)
     copy-voice-context  as copy-voice-means, one spectrum per unit between its neighbouring
                 runs' units where the voice's other utterances show that context, else per unit
 

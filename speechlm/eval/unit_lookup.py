@@ -7,9 +7,10 @@ utterance out), so the utterance being resynthesized never lends its own spectra
 reads it as ``eval resynth --methods copy-voice-means,copy-voice-context``
 (:mod:`speechlm.eval.resynth`).
 
-* ``copy-voice-means``: one spectrum per unit (the per-utterance ``copy-unit-means``, but fair
-  across codebook sizes: with more units fewer recur within one utterance, and that table comes
-  closer to the utterance's own runs; here none of it is the utterance's own);
+* ``copy-voice-means``: one spectrum per unit (the per-utterance ``copy-unit-means``, whose
+  table holds the utterance's own runs, and the more so the more units there are; here none of
+  it is the utterance's own, though a small table leaves more units of a large codebook without
+  an entry);
 * ``copy-voice-context``: one spectrum per (previous run's unit, unit, next run's unit) seen in
   the voice's other utterances, backing off to the unit, then to the voice's mean frame: how
   much of each run's departure from its unit's average its neighbours explain.
