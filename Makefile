@@ -158,7 +158,7 @@ unit-runs: $(STAMP)  ## copy synthesis of the original's log-mel averaged over e
 voice-lookup: $(STAMP)  ## copy synthesis of each unit's spectrum (or each unit's between its neighbouring runs' units) pooled over the voice's other utterances, for K = 100 / 500 / 2,000: how many words can a lookup table in the speaker's own voice carry? (~35 min): docs/vocoder-voice-lookup-*heldout.*
 	bash scripts/voice_lookup_reports.sh
 
-vocoder-overfit: $(STAMP)  ## can the decoder speak utterances it has learned by heart? The bundled vocoder trained 2,000 steps on make mel-limit's 62 training utterances alone, and on 620, judged on them and on the held-out engines against the bundle, paired (~1 h; needs make mel-limit): docs/vocoder-overfit-*
+vocoder-overfit: $(STAMP)  ## can the decoder speak utterances it has learned by heart? The bundled vocoder trained 2,000 steps on make mel-limit's 62 training utterances alone, and on 620, judged on them, on new sentences of their voices and on the held-out engines against the bundle, paired (~75 min; needs make mel-limit): docs/vocoder-overfit-*
 	bash scripts/vocoder_overfit.sh
 
 vocoder-adversarial: $(STAMP)  ## the bundled vocoder trained 2,000 steps more with a patch critic on its log-mel (adversarial + feature matching, two weights), against the same steps without it, paired on the held-out engines (~1 h on 2 cores): docs/vocoder-adv*

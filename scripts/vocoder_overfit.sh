@@ -5,7 +5,7 @@
 # it cannot fit (its units, speaker vector and F0 cannot carry a spectrum even when it is
 # learned by heart) or it has not seen enough (each training frame ~5 times per 3,000 steps of
 # its recipe). So: train it on those 62 alone, and on ten times as many, and listen.
-#   bash scripts/vocoder_overfit.sh          (make vocoder-overfit; ~1 h on 2 cores)
+#   bash scripts/vocoder_overfit.sh          (make vocoder-overfit; ~75 min on 2 cores)
 #
 # 1. outputs/vocoder-overfit-eval/corpus: train = the 62 utterances (outputs/mel-limit/fit.*),
 #    valid = valid40 (40 utterances of known identities, held-out sentences); corpus620: the
@@ -18,7 +18,9 @@
 # 3. both judged with the source F0 on the 62 (hn-f0, and copy-hn: the waveform stage on the
 #    original's log-mel, the ceiling), paired with the bundle's make mel-limit report on the
 #    same 62 (docs/vocoder-mel-limit-fit), and on the held-out engines (61), paired with the
-#    bundle's own report: what learning a few utterances by heart costs elsewhere.
+#    bundle's own report: what learning a few utterances by heart costs elsewhere;
+# 4. all three (bundle, overfit, overfit620) on new sentences of the 62's own voices (the test
+#    split's utterances of those voices), paired: were the utterances learned, or the voices?
 # Every step resumes or is skipped when its output exists. Needs make mel-limit's draw and
 # report, the bundled vocoder's training cache and the world corpus.
 set -euo pipefail
@@ -114,4 +116,25 @@ done
 for name in overfit overfit620; do
   resynth_heldout "docs/vocoder-$name-heldout" "$E/$name" hn-f0
   compare resynth "$BUNDLE" "docs/vocoder-$name-heldout" "docs/vocoder-$name-vs-bundled-heldout"
+done
+# new sentences of the 62's own voices (the test split's utterances of those voices): is what the
+# decoder learned by heart the utterances, or their voices?
+[ -f "$E/voices-test.wrd" ] || "$PY" - "$CORPUS" "$FIT.spk" "$E/voices-test" <<'PY'
+import sys
+
+from speechlm.data.manifest import read_manifest, write_manifest
+
+corpus, spk, out = sys.argv[1:]
+voices = {line.strip() for line in open(spk) if line.strip()}
+root = open(f"{corpus}/test.tsv").readline().strip()
+write_manifest(f"{out}.tsv", root,
+               [u for u in read_manifest(f"{corpus}/test.tsv") if u.speaker in voices])
+PY
+report docs/vocoder-overfit-voices-bundled-test resynth --quiet --vocoder phone-vocoder \
+  --data "$E/voices-test.tsv" --per-voice 0 --methods hn-f0 --asr whisper
+for name in overfit overfit620; do
+  report "docs/vocoder-$name-voices-test" resynth --quiet --vocoder "$E/$name" \
+    --data "$E/voices-test.tsv" --per-voice 0 --methods hn-f0 --asr whisper
+  compare resynth docs/vocoder-overfit-voices-bundled-test "docs/vocoder-$name-voices-test" \
+    "docs/vocoder-$name-vs-bundled-voices-test"
 done

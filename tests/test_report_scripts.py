@@ -449,8 +449,9 @@ def test_vocoder_overfit_refuses_without_mel_limit_then_trains_on_62_and_620_and
     """scripts/vocoder_overfit.sh: exit 2 naming make mel-limit without its draw, and naming
     the bundled vocoder's cache without it; then two-split corpora (train: the 62, or 620 drawn
     around them; valid: valid40), the overfit recipe trained on each and exported, both judged
-    on the 62 (with copy-hn) and on the held-out engines, each paired with the bundle's report
-    of the same utterances; a rerun trains and judges nothing again."""
+    on the 62 (with copy-hn), on the held-out engines and (with the bundle) on new sentences of
+    the 62's voices, each paired with the bundle's report of the same utterances; a rerun
+    trains and judges nothing again."""
     root, env = _tree(tmp_path)
     rc, calls, err = _run_script(root, env, "vocoder_overfit.sh")
     assert rc == 2 and "make mel-limit" in err and not calls
@@ -484,16 +485,23 @@ def test_vocoder_overfit_refuses_without_mel_limit_then_trains_on_62_and_620_and
     for c in trains.values():
         assert c[c.index("--config") + 1] == "configs/vocoder/phone-cpu-overfit.toml"
     judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
-    assert [(c[c.index("--vocoder") + 1].rsplit("/", 1)[1], c[c.index("--data") + 1],
+    assert [(c[c.index("--vocoder") + 1].rsplit("/", 1)[-1], c[c.index("--data") + 1],
              c[c.index("--methods") + 1]) for c in judged] == [
         ("overfit", "outputs/mel-limit/fit.tsv", "hn-f0,copy-hn"),
         ("overfit620", "outputs/mel-limit/fit.tsv", "hn-f0,copy-hn"),
-        ("overfit", "heldout", "hn-f0"), ("overfit620", "heldout", "hn-f0")]
+        ("overfit", "heldout", "hn-f0"), ("overfit620", "heldout", "hn-f0"),
+        ("phone-vocoder", "outputs/vocoder-overfit-eval/voices-test.tsv", "hn-f0"),
+        ("overfit", "outputs/vocoder-overfit-eval/voices-test.tsv", "hn-f0"),
+        ("overfit620", "outputs/vocoder-overfit-eval/voices-test.tsv", "hn-f0")]
     pairs = [c[3:5] for c in calls if c[1:3] == ["eval", "compare-resynth"]]
     assert pairs == [["docs/vocoder-mel-limit-fit.json", f"docs/vocoder-{n}-fit.json"]
                      for n in ("overfit", "overfit620")] + [
         ["docs/vocoder-source-f0-1-heldout.json", f"docs/vocoder-{n}-heldout.json"]
+        for n in ("overfit", "overfit620")] + [
+        ["docs/vocoder-overfit-voices-bundled-test.json", f"docs/vocoder-{n}-voices-test.json"]
         for n in ("overfit", "overfit620")]
+    voices = [c for c in calls if c[0] == "PY" and c[-1].endswith("voices-test")]
+    assert voices and voices[0][-2] == "outputs/mel-limit/fit.spk"
     _exported(e, "overfit", "overfit620")
     rc, calls, err = _run_script(root, env, "vocoder_overfit.sh")
     assert rc == 0, err
