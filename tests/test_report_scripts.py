@@ -235,6 +235,11 @@ def _run_script(root: Path, env: dict[str, str], name: str) -> tuple[int, list[l
     return proc.returncode, [shlex.split(x) for x in log.read_text().splitlines()], proc.stderr
 
 
+def _pairs(calls: list[list[str]]) -> list[list[str]]:
+    """The (base, other) reports of each ``eval compare-resynth`` call, in order."""
+    return [c[3:5] for c in calls if c[1:3] == ["eval", "compare-resynth"]]
+
+
 def _exported(parent: Path, *names: str) -> None:
     """Mark ``parent/NAME`` as finished (a ``config.json``, what the scripts test for)."""
     for name in names:
@@ -263,7 +268,7 @@ def test_vocoder_grow_trains_grown_and_control_then_pairs_them_and_resumes(tmp_p
     assert [c[c.index("--vocoder") + 1] for c in judged] == [
         "outputs/vocoder-grow-eval/grow", "outputs/vocoder-grow-eval/grow-control"]
     assert all(c[c.index("--data") + 1] == "heldout" for c in judged)
-    pairs = [c[3:5] for c in calls if c[1:3] == ["eval", "compare-resynth"]]
+    pairs = _pairs(calls)
     assert pairs == [["docs/vocoder-grow-control-heldout.json", "docs/vocoder-grow-heldout.json"],
                      ["docs/vocoder-source-f0-1-heldout.json", "docs/vocoder-grow-heldout.json"],
                      ["docs/vocoder-source-f0-1-heldout.json",
@@ -306,7 +311,7 @@ def test_unit_oracle_judges_the_units_as_read_then_each_reading_paired_with_them
     assert {c[c.index("--per-voice") + 1] for c in judged} == {"4"}
     assert ["--unit-oracle" in c for c in judged] == [False, True, True]
     assert [c[c.index("--unit-oracle") + 1] for c in judged[1:]] == ["corrected", "phones"]
-    pairs = [c[3:5] for c in calls if c[1:3] == ["eval", "compare-resynth"]]
+    pairs = _pairs(calls)
     assert pairs == [["docs/unit-oracle-units-heldout.json",
                       "docs/unit-oracle-corrected-heldout.json"],
                      ["docs/unit-oracle-units-heldout.json",
@@ -360,7 +365,7 @@ def test_vocoder_adversarial_trains_two_weights_chooses_on_valid_then_pairs_held
     valid = "outputs/f0-spread-eval/valid40.tsv"
     assert judged == [("grow-control", "heldout"), ("grow-control", valid), ("adv", valid),
                       ("adv-strong", valid), ("adv", "heldout"), ("adv-strong", "heldout")]
-    pairs = [c[3:5] for c in calls if c[1:3] == ["eval", "compare-resynth"]]
+    pairs = _pairs(calls)
     assert pairs == [["docs/vocoder-grow-control-valid.json", "docs/vocoder-adv-valid.json"],
                      ["docs/vocoder-grow-control-valid.json", "docs/vocoder-adv-strong-valid.json"],
                      ["docs/vocoder-grow-control-heldout.json", "docs/vocoder-adv-heldout.json"],
@@ -428,8 +433,7 @@ def test_voice_lookup_judges_three_codebooks_pairs_the_finer_ones_then_the_phone
     assert all(c[c.index("--data") + 1] == "heldout" for c in judged)
     fits = [c for c in calls if c[1:3] == ["train", "tokenizer"]]
     assert [c[c.index("--k") + 1] for c in fits] == ["500", "2000"]
-    pairs = [c for c in calls if c[1:3] == ["eval", "compare-resynth"]]
-    assert [c[3:5] for c in pairs] == [
+    assert _pairs(calls) == [
         ["docs/vocoder-voice-lookup-heldout.json",
          f"docs/vocoder-voice-lookup-phone-k{k}-b6400-heldout.json"] for k in (500, 2000)]
     aligned = root / "outputs" / "unit-oracle"
@@ -493,7 +497,7 @@ def test_vocoder_overfit_refuses_without_mel_limit_then_trains_on_62_and_620_and
         ("phone-vocoder", "outputs/vocoder-overfit-eval/voices-test.tsv", "hn-f0"),
         ("overfit", "outputs/vocoder-overfit-eval/voices-test.tsv", "hn-f0"),
         ("overfit620", "outputs/vocoder-overfit-eval/voices-test.tsv", "hn-f0")]
-    pairs = [c[3:5] for c in calls if c[1:3] == ["eval", "compare-resynth"]]
+    pairs = _pairs(calls)
     assert pairs == [["docs/vocoder-mel-limit-fit.json", f"docs/vocoder-{n}-fit.json"]
                      for n in ("overfit", "overfit620")] + [
         ["docs/vocoder-source-f0-1-heldout.json", f"docs/vocoder-{n}-heldout.json"]
