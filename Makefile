@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -166,6 +166,12 @@ vocoder-adversarial: $(STAMP)  ## the bundled vocoder trained 2,000 steps more w
 
 vocoder-grow: $(STAMP)  ## the bundled vocoder grown by 1 pre and 3 post blocks (each starting as the identity) and trained 2,000 steps, against the same 2,000 steps without growing, paired on the held-out engines (~1 h on 2 cores): docs/vocoder-grow-*
 	bash scripts/vocoder_grow.sh
+
+gpu-vocoder-prepare: $(STAMP)  ## what the GPU scale test of the vocoder carries to a lent device machine: the bundled vocoder's training cache packed under 64 MiB (data/vocoder/pack-gpu) and the wheels it lacks (.whl/) (~5 min; needs make default-units' cache); then run scripts/gpu_vocoder_scale.sh there (its header says how)
+	bash scripts/gpu_vocoder_prepare.sh
+
+gpu-vocoder-judge: $(STAMP)  ## judge what scripts/gpu_vocoder_scale.sh brought back (DIR=<its files>) against the bundle: valid loss, valid40 WER, then the held-out engines, paired (~30 min): docs/vocoder-gpu-scale-*
+	bash scripts/gpu_vocoder_judge.sh "$(DIR)"
 
 switch-units: $(STAMP)  ## switch the bundled tokenizer, vocoder and LM together to the units of TOK=<tokenizer directory>, judged against the ones replaced (~1.5 h): scripts/switch_default_units.sh
 	TOK="$(TOK)" RUN="$(RUN)" bash scripts/switch_default_units.sh

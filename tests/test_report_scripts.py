@@ -510,3 +510,66 @@ def test_vocoder_overfit_refuses_without_mel_limit_then_trains_on_62_and_620_and
     rc, calls, err = _run_script(root, env, "vocoder_overfit.sh")
     assert rc == 0, err
     assert not [c for c in calls if c[1:3] in (["train", "vocoder"], ["eval", "resynth"])]
+
+
+def test_gpu_vocoder_judge_scores_both_exports_then_judges_the_chosen_once(tmp_path):
+    """scripts/gpu_vocoder_judge.sh on what the device script returns: both exports unpacked,
+    the valid loss of the bundle and both on the same batches (real python: equal weights give
+    equal losses), each judged on valid40 and paired with the bundle, then only CHOSEN on the
+    held-out engines, paired with the bundle's report; a rerun judges nothing again; a
+    directory without the exports is refused."""
+    import json
+    import tarfile
+
+    from test_cache_pack import _cache
+
+    from speechlm.vocoder import Vocoder
+
+    root, env = _tree(tmp_path)
+    cfg = json.loads((REPO / "speechlm/pretrained/phone-vocoder/config.json").read_text())
+    (root / "speechlm/pretrained/phone-vocoder").mkdir(parents=True)
+    (root / "speechlm/pretrained/phone-vocoder/config.json").write_text(json.dumps(cfg))
+    tag = cfg["unit_space"].rsplit("-", 1)[1]
+    _cache(root / "data" / "vocoder" / f"v2-phone-k100-{tag}", unit_space=cfg["unit_space"])
+    sub = root / "outputs" / "f0-spread-eval"
+    sub.mkdir(parents=True)
+    (sub / "valid40.tsv").write_text("/corpus\n")
+    (sub / "valid40.wrd").write_text("")
+    got = tmp_path / "got"
+    got.mkdir()
+    v = Vocoder.load("phone-vocoder")
+    for name in ("best", "last"):
+        v.save(tmp_path / name, half=True, int8=("speaker.",))
+        with tarfile.open(got / f"{name}.tar", "w") as t:
+            t.add(tmp_path / name, arcname=name)
+    (got / "log.jsonl").write_text('{"step": 1}\n')
+    (got / "done.json").write_text("{}")
+    env = {**env, "PY": sys.executable, "CHOSEN": "last", "PYTHONPATH": str(REPO)}
+
+    def run(arg):
+        Path(env["FAKE_LOG"]).write_text("")
+        p = subprocess.run(["bash", str(root / "scripts" / "gpu_vocoder_judge.sh"), arg],
+                           env=env, capture_output=True, text=True, timeout=300)
+        return p, [shlex.split(x) for x in Path(env["FAKE_LOG"]).read_text().splitlines()]
+
+    p, calls = run(str(got))
+    assert p.returncode == 0, p.stderr[-3000:]
+    loss = json.loads((root / "docs" / "vocoder-gpu-scale-valid-loss.json").read_text())["loss"]
+    names = ["phone-vocoder", "outputs/vocoder-gpu-eval/best", "outputs/vocoder-gpu-eval/last"]
+    assert list(loss) == names
+    assert loss[names[0]]["mel"] > 0 and loss[names[0]] == loss[names[1]] == loss[names[2]]
+    resynth = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert [c[c.index("--vocoder") + 1] for c in resynth] == [
+        "phone-vocoder", "outputs/vocoder-gpu-eval/best", "outputs/vocoder-gpu-eval/last",
+        "phone-vocoder", "outputs/vocoder-gpu-eval/last"]
+    assert [c[c.index("--data") + 1] for c in resynth] == \
+        ["outputs/f0-spread-eval/valid40.tsv"] * 3 + ["heldout"] * 2
+    # the bundle's held-out report did not exist: made before the pairing
+    assert _pairs(calls) == [
+        ["docs/vocoder-gpu-scale-bundle-valid.json", "docs/vocoder-gpu-scale-best-valid.json"],
+        ["docs/vocoder-gpu-scale-bundle-valid.json", "docs/vocoder-gpu-scale-last-valid.json"],
+        ["docs/vocoder-source-f0-1-heldout.json", "docs/vocoder-gpu-scale-heldout.json"]]
+    p, calls = run(str(got))
+    assert p.returncode == 0 and not [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    p, calls = run(str(tmp_path))
+    assert p.returncode == 2 and "best.tar is missing" in p.stderr

@@ -155,3 +155,31 @@ def test_an_empty_tokenizer_trusts_given_shards_and_needs_them(small_corpus, uni
     ov = overrides(small_corpus, tmp_path / "none", tmp_path / "run2", max_steps=2)
     with pytest.raises(DataError, match="data.tokenizer is empty and data.units_dir .* no shards"):
         train_lm(load_config(TINY, ov + ["--data.tokenizer="]), progress=False)
+
+
+def test_max_minutes_stops_early_like_the_last_step_and_resumes(small_corpus, units_dir,
+                                                                  tmp_path):
+    """train.max_minutes: past the limit the run stops after the current step with what the last
+    step does (validation, best weights exported, checkpoint); a rerun without the limit resumes
+    to max_steps on the same schedule; a negative limit is refused."""
+    import json
+
+    from speechlm.errors import DataError
+
+    run = tmp_path / "run"
+    cfg = load_config(TINY, overrides(small_corpus, units_dir, run, max_steps=30,
+                                      eval_interval=500, ckpt_interval=500,
+                                      max_minutes=1e-9))
+    train_lm(cfg, progress=False)
+    state = json.loads((run / "state.json").read_text())
+    assert state["step"] == 1
+    assert [s for s, _ in state["valid_loss"]] == [1]
+    assert (run / "model" / "config.json").exists()
+    cfg = load_config(TINY, overrides(small_corpus, units_dir, run, max_steps=30,
+                                      eval_interval=500, ckpt_interval=500))
+    train_lm(cfg, progress=False)
+    state = json.loads((run / "state.json").read_text())
+    assert state["step"] == 30 and [s for s, _ in state["valid_loss"]] == [1, 30]
+    with pytest.raises(DataError, match="max_minutes must be >= 0"):
+        train_lm(load_config(TINY, overrides(small_corpus, units_dir, tmp_path / "bad",
+                                             max_minutes=-1)), progress=False)

@@ -123,12 +123,13 @@ judge_vocoder() {
     --data test --per-voice 1 --methods hn-f0,hn --asr whisper
 }
 
-# export_last_vocoder RUN OUT: a vocoder run's *last* weights (its model/ keeps those of the best
-# total validation loss, where the F0 head's overfitting outweighs the log-mel's gains) with the
-# bundled settings (timbre 0.5, contrast 1.2, voiced-noise cut 1000 Hz, drawn-F0 voicing threshold
-# 0.35, source-F0 weight 1), float16 with the speaker encoder in int8, into OUT.
+# export_last_vocoder RUN OUT [WHICH]: a vocoder run's *last* weights (its model/ keeps those of
+# the best total validation loss, where the F0 head's overfitting outweighs the log-mel's gains;
+# WHICH=best exports those instead) with the bundled settings (timbre 0.5, contrast 1.2,
+# voiced-noise cut 1000 Hz, drawn-F0 voicing threshold 0.35, source-F0 weight 1), float16 with
+# the speaker encoder in int8, into OUT.
 export_last_vocoder() {
-  "$PY" - "$1" "$2" <<'PY'
+  "$PY" - "$1" "$2" "${3:-last}" <<'PY'
 import json
 import sys
 
@@ -136,14 +137,15 @@ from safetensors.torch import load_file
 
 from speechlm.vocoder import Vocoder
 
-run, out = sys.argv[1:]
+run, out, which = sys.argv[1:]
 v = Vocoder.load(f"{run}/model")  # its architecture, training record and waveform stage
-state = load_file(f"{run}/state.safetensors")  # the last weights
-v.model.load_state_dict({k[6:]: t for k, t in state.items()  # a critic's (critic.*) stays out
-                         if k.startswith("model.") and not k.startswith("model.critic.")})
-last = [json.loads(x) for x in open(f"{run}/log.jsonl") if '"valid"' in x][-1]
-v.training.update(steps=last["step"], weights="last",
-                  valid_loss={k: round(x, 5) for k, x in last["valid"].items()})
+if which == "last":
+    state = load_file(f"{run}/state.safetensors")  # the last weights
+    v.model.load_state_dict({k[6:]: t for k, t in state.items()  # a critic's (critic.*) stays out
+                             if k.startswith("model.") and not k.startswith("model.critic.")})
+    last = [json.loads(x) for x in open(f"{run}/log.jsonl") if '"valid"' in x][-1]
+    v.training.update(steps=last["step"], weights="last",
+                      valid_loss={k: round(x, 5) for k, x in last["valid"].items()})
 v.set_timbre_match(0.5).set_mel_contrast(1.2).set_voiced_noise_cut(1000)
 v.set_drawn_voicing_threshold(0.35).set_source_f0_weight(1)
 v.save(out, half=True, int8=("speaker.",))

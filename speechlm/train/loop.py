@@ -61,6 +61,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "float32"  # float32 | bfloat16 (autocast, GPU)
     threads: int = 0  # torch threads per process (0: leave torch's default)
+    max_minutes: float = 0.0  # wall-clock limit of this process's training (0: none): the run
+    #                           stops early as if at max_steps (validation, export, checkpoint);
+    #                           the schedule still follows max_steps, and a rerun resumes
 
     @classmethod
     def defaults(cls, **changes: Any) -> dict[str, Any]:
@@ -79,6 +82,8 @@ class TrainConfig:
             raise DataError(f"train.dtype must be float32 or bfloat16, got {cfg.dtype!r}")
         if cfg.device not in ("auto", "cpu", "cuda"):
             raise DataError(f"train.device must be auto, cpu or cuda, got {cfg.device!r}")
+        if cfg.max_minutes < 0:
+            raise DataError(f"train.max_minutes must be >= 0, got {cfg.max_minutes}")
         return cfg
 
 
@@ -279,12 +284,22 @@ def fit(task: TrainTask, recipe: dict[str, dict], progress: bool = True) -> Path
     t0, counted = time.perf_counter(), 0
     log_f = (out / "log.jsonl").open("a") if rank == 0 else None
     prefetch = ThreadPoolExecutor(max_workers=1)  # prepares the next batch while this one trains
+    timed_out = False
+
+    def out_of_time() -> bool:  # every rank stops at the same step
+        over = time.perf_counter() - t0 > cfg.max_minutes * 60
+        if world == 1:
+            return over
+        flag = torch.tensor([float(over)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
     try:
         if step < cfg.max_steps:
             upcoming = prefetch.submit(task.batch, "train", cfg.seed, step)
         while step < cfg.max_steps:
             batch = to_device(upcoming.result(), device)
-            if step + 1 < cfg.max_steps:
+            if step + 1 < cfg.max_steps and not timed_out:
                 upcoming = prefetch.submit(task.batch, "train", cfg.seed, step + 1)
             lr = lr_at(step, cfg)
             for g in opt.param_groups:
@@ -300,7 +315,10 @@ def fit(task: TrainTask, recipe: dict[str, dict], progress: bool = True) -> Path
             step += 1
             counted += task.count(batch) * world
             bar.update(1)
-            if step % cfg.log_interval == 0 or step == cfg.max_steps:
+            if cfg.max_minutes and not timed_out:
+                timed_out = out_of_time()
+            last = step == cfg.max_steps or timed_out
+            if step % cfg.log_interval == 0 or last:
                 m = reduce({k: float(v.detach()) for k, v in metrics.items()})
                 rate = counted / (time.perf_counter() - t0)
                 history["train_loss"].append([step, round(m[task.main_metric], 5)])
@@ -312,7 +330,7 @@ def fit(task: TrainTask, recipe: dict[str, dict], progress: bool = True) -> Path
                                             f"{task.rate_unit}_per_s": rate,
                                             **task.log_extra(batch)}) + "\n")
                     log_f.flush()
-            if step % cfg.eval_interval == 0 or step == cfg.max_steps:
+            if step % cfg.eval_interval == 0 or last:
                 valid = evaluate()
                 main = valid[task.main_metric]
                 history["valid_loss"].append([step, round(main, 5)])
@@ -335,11 +353,16 @@ def fit(task: TrainTask, recipe: dict[str, dict], progress: bool = True) -> Path
                     history["best_valid"] = [step, round(main, 5)]
             if rank == 0:
                 task.after_step(out, model, step)
-            if step % cfg.ckpt_interval == 0 or step == cfg.max_steps:
+            if step % cfg.ckpt_interval == 0 or last:
                 if rank == 0:
                     save_state(out, task.state_tensors(model), opt, step, history)
                 if world > 1:
                     dist.barrier()
+            if timed_out:
+                if rank == 0:
+                    log.info("train.max_minutes %g reached at step %d of %d: stopped (a rerun "
+                             "resumes)", cfg.max_minutes, step, cfg.max_steps)
+                break
     finally:
         prefetch.shutdown(wait=True, cancel_futures=True)
         task.close()
