@@ -52,7 +52,7 @@ eval-tokenizer: $(STAMP)  ## unit metrics of the bundled tokenizer on held-out e
 	$(VENV)/bin/speechlm eval tokenizer --tokenizer phone-k100 --tokenizer mfcc-k100 \
 	  --manifest test --manifest heldout
 
-lm: $(STAMP)  ## retrain the bundled unit LM (phone-lm) with the CPU recipe (~1 h; needs corpus-world) and evaluate it
+lm: $(STAMP)  ## rebuild the bundled unit LM (phone-lm) as the switch to the bundled units made it: configs/lm/phone-cpu.toml on those units, scored against the first phone default (~45 min; needs corpus-world): docs/switch-lm-new-rebuild*
 	bash scripts/build_default_lm.sh
 
 lm-scaling: $(STAMP)  ## the LM scaling sweep and the text-interleaving runs (~1.5 h; needs corpus-world): docs/lm-scaling*
@@ -75,7 +75,7 @@ eval-lm: $(STAMP)  ## perplexity and probe accuracies of the bundled LM (world c
 	  --voices pico_us,piper_joe,mbrola_us3
 	$(VENV)/bin/speechlm eval lm --probes data/probes-v2
 
-vocoder: $(STAMP)  ## retrain the bundled unit vocoder (phone-vocoder) with the CPU recipe (~1.5 h, ~3 h from nothing: it trains the speaker encoder and waveform stage first; needs corpus-world), judge and bench it
+vocoder: $(STAMP)  ## rebuild the bundled unit vocoder (phone-vocoder) as the switch to the bundled units made it: 3,000 steps of configs/vocoder/phone-cpu-more.toml warm-started from the first phone default, judged against it, paired, and benched (~1.5 h; needs corpus-world): docs/switch-vocoder-*-rebuild*
 	bash scripts/build_default_vocoder.sh
 
 vocoder-warm: $(STAMP)  ## the bundled vocoder trained 3,000 steps more, on its units and on K = 500 units (warm starts), each judged against it, paired (~3 h; needs corpus-world): docs/vocoder-warm-*

@@ -1,23 +1,19 @@
 #!/usr/bin/env bash
-# Rebuild the bundled unit LM (speechlm/pretrained/phone-lm) with the CPU recipe
-# configs/lm/phone-cpu.toml on the phone-k100 units of the world corpus (~7 min to tokenize the
-# 12.5 h sample, then ~30 min of training on one core; resumes if killed), build the probe
-# sets (in-vocabulary word / sentence pairs spoken by the corpus's held-out engines) and report
-# its metrics into docs/lm-phone-lm.{json,md}, with the former default LM (mfcc units) beside it
-# in docs/lm-unit-lm-v2.{json,md}. Needs the world corpus (make corpus-world, or
-# HOURS=12 bash scripts/build_corpus.sh) and the bundled phone-k100 tokenizer.
+# Rebuild the bundled unit LM (speechlm/pretrained/phone-lm) the way it was made: the LM step of
+# the switch to the bundled units (scripts/switch_default_units.sh with ONLY=lm and the bundled
+# tokenizer as TOK, so nothing else changes): configs/lm/phone-cpu.toml (2,000 steps; LM_STEPS)
+# on the bundled units of the world corpus's 12.5 h sample (tokenized once into
+# data/units/v2-phone-k100-<tag>-{frames,dedup}, ~7 min; ~20 min of training on one core),
+# exported from its best weights in float16, and scored against the first phone default's LM
+# (outputs/baselines/phone-v1/lm) on the probes built from the held-out engines (data/probes-v2,
+# built when missing): docs/switch-lm-new-rebuild.* (RUN overrides the suffix) beside
+# docs/switch-lm-prev.*. ~45 min. Needs the world corpus (make corpus-world, or HOURS=12.5 bash
+# scripts/build_corpus.sh) and a clone with history.
+# The reports of the first phone default's LM (docs/lm-phone-lm.*, docs/lm-unit-lm-v2.*) came
+# from this script as it stood at fedb187 (git show fedb187:scripts/build_default_lm.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CORPUS=${CORPUS:-data/corpus-v2}
-. scripts/lib/heldout_reports.sh  # SL, PY, OMP_WAIT_POLICY=PASSIVE, export_lm_half
-$SL train lm --config configs/lm/phone-cpu.toml --data.corpus="$CORPUS"
-export_lm_half outputs/lm-phone-cpu speechlm/pretrained/phone-lm  # float16, best on valid
-$SL eval build-probes --out data/probes-v2 --corpus "$CORPUS" --voices pico_us,piper_joe,mbrola_us3
-mkdir -p docs
-$SL eval lm --model phone-lm --corpus "$CORPUS" --probes data/probes-v2 \
-  --json docs/lm-phone-lm.json --markdown docs/lm-phone-lm.md
-# the former default LM on the same corpus and probes (its mfcc-k100 units of the world corpus)
-bash scripts/restore_baselines.sh >/dev/null
-$SL eval lm --model outputs/baselines/unit-lm --corpus "$CORPUS" \
-  --units-dir data/units/v2-mfcc-k100-dedup --probes data/probes-v2 \
-  --json docs/lm-unit-lm-v2.json --markdown docs/lm-unit-lm-v2.md
+bash scripts/restore_baselines.sh > /dev/null
+PREV=outputs/baselines/phone-v1 TOK=speechlm/pretrained/phone-k100 ONLY=lm \
+  RUN=${RUN:--rebuild} CORPUS="$CORPUS" bash scripts/switch_default_units.sh

@@ -31,6 +31,9 @@
 # from the first phone default whatever the bundle holds by then. RUN (default empty) suffixes
 # the new side's names (outputs/{vocoder,lm}-switch$RUN, docs/switch-*-new$RUN*,
 # docs/switch-vocoder-compare$RUN-*) so a second candidate keeps the first one's reports.
+# ONLY=vocoder or ONLY=lm (default: both) trains, exports and judges one of the two: with TOK the
+# bundled tokenizer itself (step 2 then changes nothing), that rebuilds the bundled vocoder or LM
+# as the switch made it (make vocoder, make lm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CORPUS=${CORPUS:-data/corpus-v2}
@@ -40,6 +43,11 @@ LM_STEPS=${LM_STEPS:-}  # empty: the recipe's (2000)
 PROBES=${PROBES:-data/probes-v2}  # built if missing, as scripts/build_default_lm.sh does
 PHASE=${PHASE:-all}
 RUN=${RUN:-}
+ONLY=${ONLY:-}
+case "$ONLY" in ""|vocoder|lm) ;; *) echo "switch: ONLY must be vocoder or lm, got '$ONLY'" >&2; exit 2;; esac
+VOC=1 LM=1
+[ "$ONLY" != lm ] || VOC=0
+[ "$ONLY" != vocoder ] || LM=0
 S=outputs/switch
 P=speechlm/pretrained
 PREV=${PREV:-$P}
@@ -77,7 +85,7 @@ if [ "$PHASE" != judge ]; then
     [ -d "$S/prev-$b" ] || { rm -rf "$S/prev-$b.tmp"; cp -rL "$src" "$S/prev-$b.tmp"; mv "$S/prev-$b.tmp" "$S/prev-$b"; }
   done
   OLD_SPACE=$(space "$S/prev-phone-vocoder")
-  if [ ! -f "$OLD_CACHE/train.json" ] || [ ! -f "$OLD_CACHE/valid.json" ]; then
+  if [ "$VOC" = 1 ] && { [ ! -f "$OLD_CACHE/train.json" ] || [ ! -f "$OLD_CACHE/valid.json" ]; }; then
     # the analysis the old vocoder trained on (~7 min), with the old tokenizer
     $PY - "$CORPUS" "$OLD_CACHE" "$S/prev-phone-k100" <<'PYCODE'
 import sys
@@ -89,22 +97,24 @@ m = cfg["model"]
 build_cache(cfg["data"], int(m.get("sp_dim", 60)), int(m.get("n_mels", 80)))
 PYCODE
   fi
-  [ "$($PY -c "import json; print(json.load(open('$OLD_CACHE/train.json'))['unit_space'])")" = "$OLD_SPACE" ] || {
+  [ "$VOC" = 0 ] || [ "$($PY -c "import json; print(json.load(open('$OLD_CACHE/train.json'))['unit_space'])")" = "$OLD_SPACE" ] || {
     echo "switch: $OLD_CACHE does not hold the old vocoder's units ($OLD_SPACE)" >&2; exit 2; }
 
   # the old bundle judged while its tokenizer still holds the name (eval resynth and eval lm
   # tokenize with the tokenizer a model names)
-  [ -f "$PROBES/syntactic/pairs.tsv" ] || $SL eval build-probes --out "$PROBES" \
+  [ "$LM" = 0 ] || [ -f "$PROBES/syntactic/pairs.tsv" ] || $SL eval build-probes --out "$PROBES" \
     --corpus "$CORPUS" --voices pico_us,piper_joe,mbrola_us3
   if [ "$(space "$P/phone-k100")" = "$OLD_SPACE" ]; then
-    judge_vocoder docs/switch-vocoder-prev "$S/prev-phone-vocoder"
-    judge_lm prev "$S/prev-phone-lm"
+    [ "$VOC" = 0 ] || judge_vocoder docs/switch-vocoder-prev "$S/prev-phone-vocoder"
+    [ "$LM" = 0 ] || judge_lm prev "$S/prev-phone-lm"
   fi
-  for f in docs/switch-vocoder-prev-heldout.json docs/switch-vocoder-prev-test.json docs/switch-lm-prev.json; do
+  PREV_REPORTS=()
+  [ "$VOC" = 0 ] || PREV_REPORTS+=(docs/switch-vocoder-prev-heldout.json docs/switch-vocoder-prev-test.json)
+  [ "$LM" = 0 ] || PREV_REPORTS+=(docs/switch-lm-prev.json)
+  for f in "${PREV_REPORTS[@]}"; do
     [ -f "$f" ] || { echo "switch: $f is missing and the old tokenizer no longer holds the name" >&2; exit 2; }
   done
-  same_units "$OLD_SPACE" docs/switch-vocoder-prev-heldout.json docs/switch-vocoder-prev-test.json \
-    docs/switch-lm-prev.json
+  same_units "$OLD_SPACE" "${PREV_REPORTS[@]}"
 
   # 2. the new units
   NEW_SPACE=$(space "$TOK")
@@ -121,35 +131,42 @@ PYCODE
   NEW_CACHE=data/vocoder/v2-phone-k100-$TAG
 
   # 3 + 4, side by side (one thread each)
-  $SL train vocoder --config configs/vocoder/phone-cpu-more.toml --data.corpus="$CORPUS" \
-    --data.tokenizer=phone-k100 --data.cache="$NEW_CACHE" --data.feats_from="$OLD_CACHE" \
-    --model.init="$S/prev-phone-vocoder" --train.max_steps="$VOC_STEPS" \
-    --train.out="outputs/vocoder-switch$RUN" > "outputs/vocoder-switch$RUN.log" 2>&1 &
-  VOC=$!
-  trap 'kill "$VOC" 2>/dev/null || true' EXIT  # the LM failed: stop the vocoder too
-  $SL train lm --config configs/lm/phone-cpu.toml --data.corpus="$CORPUS" \
+  VOC_PID=
+  if [ "$VOC" = 1 ]; then
+    $SL train vocoder --config configs/vocoder/phone-cpu-more.toml --data.corpus="$CORPUS" \
+      --data.tokenizer=phone-k100 --data.cache="$NEW_CACHE" --data.feats_from="$OLD_CACHE" \
+      --model.init="$S/prev-phone-vocoder" --train.max_steps="$VOC_STEPS" \
+      --train.out="outputs/vocoder-switch$RUN" > "outputs/vocoder-switch$RUN.log" 2>&1 &
+    VOC_PID=$!
+    trap 'kill "$VOC_PID" 2>/dev/null || true' EXIT  # the LM failed: stop the vocoder too
+  fi
+  [ "$LM" = 0 ] || $SL train lm --config configs/lm/phone-cpu.toml --data.corpus="$CORPUS" \
     --data.tokenizer=phone-k100 --data.units_dir="data/units/v2-phone-k100-$TAG-dedup" \
     --data.frames_dir="data/units/v2-phone-k100-$TAG-frames" --train.out="outputs/lm-switch$RUN" \
     ${LM_STEPS:+--train.max_steps="$LM_STEPS"} \
     > "outputs/lm-switch$RUN.log" 2>&1
-  wait "$VOC"
-  trap - EXIT
+  if [ -n "$VOC_PID" ]; then
+    wait "$VOC_PID"
+    trap - EXIT
+  fi
 
   # exports: the vocoder's last weights with the bundled settings, the LM's best in float16
-  export_last_vocoder "outputs/vocoder-switch$RUN" "$P/phone-vocoder"
-  export_lm_half "outputs/lm-switch$RUN" "$P/phone-lm"
+  [ "$VOC" = 0 ] || export_last_vocoder "outputs/vocoder-switch$RUN" "$P/phone-vocoder"
+  [ "$LM" = 0 ] || export_lm_half "outputs/lm-switch$RUN" "$P/phone-lm"
 fi
 
 # 5. judge the new bundle on the utterances the old one was judged on
 same_units "$(space "$P/phone-k100")" "docs/switch-vocoder-new$RUN-heldout.json" \
   "docs/switch-vocoder-new$RUN-test.json" "docs/switch-lm-new$RUN.json"
-judge_vocoder "docs/switch-vocoder-new$RUN" phone-vocoder
-for split in heldout test; do
-  $SL eval compare-resynth "docs/switch-vocoder-prev-$split.json" \
-    "docs/switch-vocoder-new$RUN-$split.json" --json "docs/switch-vocoder-compare$RUN-$split.json" \
-    --markdown "docs/switch-vocoder-compare$RUN-$split.md"
-done
-judge_lm "new$RUN" phone-lm
+if [ "$VOC" = 1 ]; then
+  judge_vocoder "docs/switch-vocoder-new$RUN" phone-vocoder
+  for split in heldout test; do
+    $SL eval compare-resynth "docs/switch-vocoder-prev-$split.json" \
+      "docs/switch-vocoder-new$RUN-$split.json" --json "docs/switch-vocoder-compare$RUN-$split.json" \
+      --markdown "docs/switch-vocoder-compare$RUN-$split.md"
+  done
+fi
+[ "$LM" = 0 ] || judge_lm "new$RUN" phone-lm
 $SL continue samples/flite_slt_arctic_a0004.wav -o "$S/continue-new$RUN.wav" --seed 0 --force
 echo "switch: the bundles now speak $(space "$P/phone-k100")"
 echo "the old unit space is still named in: $(grep -rl "$(space "$S/prev-phone-k100")" tests README.md | tr '\n' ' ')"

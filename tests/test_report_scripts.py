@@ -573,3 +573,33 @@ def test_gpu_vocoder_judge_scores_both_exports_then_judges_the_chosen_once(tmp_p
     assert p.returncode == 0 and not [c for c in calls if c[1:3] == ["eval", "resynth"]]
     p, calls = run(str(tmp_path))
     assert p.returncode == 2 and "best.tar is missing" in p.stderr
+
+
+@pytest.mark.parametrize("script,only", [("build_default_vocoder.sh", "vocoder"),
+                                         ("build_default_lm.sh", "lm")])
+def test_make_vocoder_and_lm_rebuild_the_bundle_as_the_switch_made_it(tmp_path, script, only):
+    """make vocoder / make lm: the switch's step for one stage, from the first phone default
+    (restored from history) to the bundled tokenizer itself, under its own RUN suffix."""
+    root, env = _tree(tmp_path)
+    log = tmp_path / "switch.log"
+    (root / "scripts" / "switch_default_units.sh").write_text(
+        f'echo "$PREV $TOK $ONLY $RUN $CORPUS" >> {log}\n')
+    (root / "scripts" / "restore_baselines.sh").write_text(f"echo restore >> {log}\n")
+    (root / ".venv" / "bin").mkdir(parents=True)
+    (root / ".venv" / "bin" / "python").symlink_to(Path(env["PY"]))  # the bench: logged only
+    rc, calls, err = _run_script(root, env, script)
+    assert rc == 0, err
+    assert log.read_text().splitlines() == [
+        "restore", f"outputs/baselines/phone-v1 speechlm/pretrained/phone-k100 {only} -rebuild "
+                   "data/corpus-v2"]
+    bench = [c for c in calls if c[0] == "PY"]
+    assert [c[1] for c in bench] == (["benchmarks/bench_vocoder.py"] if only == "vocoder"
+                                     else [])
+
+
+def test_the_switch_refuses_an_unknown_only(tmp_path):
+    root, env = _tree(tmp_path)
+    proc = subprocess.run(["bash", str(root / "scripts" / "switch_default_units.sh")],
+                          env={**env, "ONLY": "tokenizer", "TOK": "x"}, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "ONLY must be vocoder or lm" in proc.stderr
