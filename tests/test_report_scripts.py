@@ -603,3 +603,40 @@ def test_the_switch_refuses_an_unknown_only(tmp_path):
                           env={**env, "ONLY": "tokenizer", "TOK": "x"}, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2 and "ONLY must be vocoder or lm" in proc.stderr
+
+
+def test_gpu_vocoder_prepare_packs_checks_and_keeps(tmp_path):
+    """scripts/gpu_vocoder_prepare.sh: the bundled vocoder's cache packed, the bundle scored on
+    its valid batches before and after the round trip (close: the quantization costs little),
+    the carry size printed; a rerun keeps the pack and the check; no cache: exit 2."""
+    import json
+
+    from test_cache_pack import _cache
+
+    root, env = _tree(tmp_path)
+    env = {**env, "PY": sys.executable, "PYTHONPATH": str(REPO)}
+    cfg = json.loads((REPO / "speechlm/pretrained/phone-vocoder/config.json").read_text())
+    (root / "speechlm/pretrained/phone-vocoder").mkdir(parents=True)
+    (root / "speechlm/pretrained/phone-vocoder/config.json").write_text(json.dumps(cfg))
+    script = root / "scripts" / "gpu_vocoder_prepare.sh"
+    proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "training cache) is missing" in proc.stderr
+    tag = cfg["unit_space"].rsplit("-", 1)[1]
+    _cache(root / "data" / "vocoder" / f"v2-phone-k100-{tag}", unit_space=cfg["unit_space"])
+    (root / ".whl").mkdir()
+    (root / ".whl" / "soundfile-0-py3-none-any.whl").write_bytes(b"x")  # no download
+    proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MiB to carry" in proc.stdout
+    check = json.loads((root / "docs" / "vocoder-gpu-pack.json").read_text())
+    assert check["pack"]["step"] == 0.2
+    a, b = check["bundle_valid_loss"]["cache"], check["bundle_valid_loss"]["restored"]
+    assert a.keys() == b.keys() and a["mel"] > 0
+    assert all(abs(a[k] - b[k]) < 0.01 for k in a)  # the speaker reference is quantized too
+    mtime = (root / "data/vocoder/pack-gpu/pack.json").stat().st_mtime_ns
+    proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0
+    assert (root / "data/vocoder/pack-gpu/pack.json").stat().st_mtime_ns == mtime
