@@ -299,7 +299,7 @@ def fit(task: TrainTask, recipe: dict[str, dict], progress: bool = True) -> Path
             upcoming = prefetch.submit(task.batch, "train", cfg.seed, step)
         while step < cfg.max_steps:
             batch = to_device(upcoming.result(), device)
-            if step + 1 < cfg.max_steps and not timed_out:
+            if step + 1 < cfg.max_steps:
                 upcoming = prefetch.submit(task.batch, "train", cfg.seed, step + 1)
             lr = lr_at(step, cfg)
             for g in opt.param_groups:
