@@ -7,7 +7,9 @@
 #    are kept as docs/vocoder-gpu-scale-{log.jsonl,done.json};
 # 2. the log-mel L1 (normalized as the training loss is) and the other loss terms of the bundle
 #    and both exports on the same batches of the bundled vocoder's own valid cache, unquantized
-#    (the run saw a quantized copy): docs/vocoder-gpu-scale-valid-loss.json;
+#    (the run saw a quantized copy), and of the held-out engines (vocoder_losses):
+#    docs/vocoder-gpu-scale-valid-loss.json; make vocoder-loss-wer says how far such a loss
+#    tracks held-out WER;
 # 3. each judged with the source F0 (hn-f0) on valid40 (40 known identities' held-out sentences)
 #    with Whisper, paired with the bundle: docs/vocoder-gpu-scale-{bundle,best,last}-valid*;
 # 4. the one of lower valid40 WER (CHOSEN=best|last overrides) judged once on the held-out engines
@@ -16,7 +18,8 @@
 # Every step is skipped when its output exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, resynth_heldout, compare, valid40
+. scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, resynth_heldout, compare, valid40,
+#                                    vocoder_losses
 DIR=${1:-}
 E=outputs/vocoder-gpu-eval
 S=docs/vocoder-gpu-scale
@@ -25,44 +28,13 @@ BUNDLE=docs/vocoder-source-f0-1-heldout
 for f in best.tar last.tar log.jsonl done.json; do
   [ -f "$DIR/$f" ] || { echo "gpu-vocoder-judge: $DIR/$f is missing: not the output of scripts/gpu_vocoder_scale.sh" >&2; exit 2; }
 done
-TAG=$("$PY" -c "import json; print(json.load(open('speechlm/pretrained/phone-vocoder/config.json'))['unit_space'].rsplit('-', 1)[1])")
-CACHE=data/vocoder/v2-phone-k100-$TAG
 mkdir -p "$E" docs
 for name in best last; do
   [ -d "$E/$name" ] || tar -xf "$DIR/$name.tar" -C "$E"
 done
 cp "$DIR/log.jsonl" "$S-log.jsonl"
 cp "$DIR/done.json" "$S-done.json"
-[ -f "$S-valid-loss.json" ] || "$PY" - "$CACHE" "$S-valid-loss.json" phone-vocoder \
-  "$E/best" "$E/last" <<'PY'
-import sys
-from pathlib import Path
-
-import torch
-
-from speechlm.io import write_json_atomic
-from speechlm.train.vocoder import BATCH_DEFAULTS, CacheSplit, losses, make_batch
-from speechlm.vocoder import Vocoder
-
-cache, out, *names = sys.argv[1:]
-data = CacheSplit(Path(cache), "valid")
-t = dict(BATCH_DEFAULTS, batch_size=16, crop_frames=100)  # the CPU recipes' batches
-batches = [make_batch(data, 1, i, t, 0, 0) for i in range(32)]
-res = {}
-torch.manual_seed(0)
-for name in names:
-    model = Vocoder.load(name).model.float().eval()
-    sums = {}
-    with torch.no_grad():
-        for b in batches:
-            torch.manual_seed(0)
-            for k, v in losses(model, b).items():
-                sums[k] = sums.get(k, 0.0) + float(v) / len(batches)
-    res[name] = {k: round(v, 5) for k, v in sums.items()}
-    print(name, res[name])
-write_json_atomic(out, {"cache": cache, "split": "valid", "batches": len(batches),
-                        "batch_size": 16, "crop_frames": 100, "seed": 1, "loss": res})
-PY
+vocoder_losses "$S-valid-loss.json" phone-vocoder "$E/best" "$E/last"
 valid40 outputs/f0-spread-eval
 for name in bundle best last; do
   v=$E/$name

@@ -512,6 +512,35 @@ def test_vocoder_overfit_refuses_without_mel_limit_then_trains_on_62_and_620_and
     assert not [c for c in calls if c[1:3] in (["train", "vocoder"], ["eval", "resynth"])]
 
 
+def _heldout_cache(root: Path, space: str, tag: str) -> None:
+    """A small held-out engines' cache of the bundled units where vocoder_losses looks for it."""
+    from test_cache_pack import _cache
+
+    src = _cache(root / "tmp-heldout", voices=("p", "q"), seed=5, unit_space=space,
+                 tokenizer="phone-k100")
+    d = root / "data" / "vocoder" / f"heldout-phone-k100-{tag}"
+    d.mkdir(parents=True)
+    for f in src.glob("train.*"):
+        shutil.copy(f, d / f.name.replace("train.", "heldout."))
+
+
+def _bundle_caches(root: Path) -> None:
+    """What vocoder_losses reads in a script tree: the bundled vocoder's config (its unit space),
+    small valid and held-out caches of the bundled units, and the recipes."""
+    import json
+
+    from test_cache_pack import _cache
+
+    cfg = json.loads((REPO / "speechlm/pretrained/phone-vocoder/config.json").read_text())
+    (root / "speechlm/pretrained/phone-vocoder").mkdir(parents=True)
+    (root / "speechlm/pretrained/phone-vocoder/config.json").write_text(json.dumps(cfg))
+    tag = cfg["unit_space"].rsplit("-", 1)[1]
+    _cache(root / "data" / "vocoder" / f"v2-phone-k100-{tag}", unit_space=cfg["unit_space"],
+           tokenizer="phone-k100")
+    _heldout_cache(root, cfg["unit_space"], tag)
+    shutil.copytree(REPO / "configs", root / "configs")
+
+
 def test_gpu_vocoder_judge_scores_both_exports_then_judges_the_chosen_once(tmp_path):
     """scripts/gpu_vocoder_judge.sh on what the device script returns: both exports unpacked,
     the valid loss of the bundle and both on the same batches (real python: equal weights give
@@ -521,16 +550,10 @@ def test_gpu_vocoder_judge_scores_both_exports_then_judges_the_chosen_once(tmp_p
     import json
     import tarfile
 
-    from test_cache_pack import _cache
-
     from speechlm.vocoder import Vocoder
 
     root, env = _tree(tmp_path)
-    cfg = json.loads((REPO / "speechlm/pretrained/phone-vocoder/config.json").read_text())
-    (root / "speechlm/pretrained/phone-vocoder").mkdir(parents=True)
-    (root / "speechlm/pretrained/phone-vocoder/config.json").write_text(json.dumps(cfg))
-    tag = cfg["unit_space"].rsplit("-", 1)[1]
-    _cache(root / "data" / "vocoder" / f"v2-phone-k100-{tag}", unit_space=cfg["unit_space"])
+    _bundle_caches(root)
     sub = root / "outputs" / "f0-spread-eval"
     sub.mkdir(parents=True)
     (sub / "valid40.tsv").write_text("/corpus\n")
@@ -556,8 +579,13 @@ def test_gpu_vocoder_judge_scores_both_exports_then_judges_the_chosen_once(tmp_p
     assert p.returncode == 0, p.stderr[-3000:]
     loss = json.loads((root / "docs" / "vocoder-gpu-scale-valid-loss.json").read_text())["loss"]
     names = ["phone-vocoder", "outputs/vocoder-gpu-eval/best", "outputs/vocoder-gpu-eval/last"]
-    assert list(loss) == names
-    assert loss[names[0]]["mel"] > 0 and loss[names[0]] == loss[names[1]] == loss[names[2]]
+    assert list(loss) == names + ["phone-vocoder (units shuffled)"]
+    floor = loss["phone-vocoder (units shuffled)"]
+    # the trivial baseline decodes other input (random units here: no better or worse)
+    assert floor["valid"]["mel"] != loss[names[0]]["valid"]["mel"]
+    assert loss[names[0]]["valid"]["mel"] > 0 and loss[names[0]]["heldout"]["mel"] > 0
+    assert loss[names[0]]["valid"] != loss[names[0]]["heldout"]  # two caches
+    assert loss[names[0]] == loss[names[1]] == loss[names[2]]  # equal weights
     resynth = [c for c in calls if c[1:3] == ["eval", "resynth"]]
     assert [c[c.index("--vocoder") + 1] for c in resynth] == [
         "phone-vocoder", "outputs/vocoder-gpu-eval/best", "outputs/vocoder-gpu-eval/last",
@@ -640,3 +668,39 @@ def test_gpu_vocoder_prepare_packs_checks_and_keeps(tmp_path):
                           timeout=300)
     assert proc.returncode == 0
     assert (root / "data/vocoder/pack-gpu/pack.json").stat().st_mtime_ns == mtime
+
+
+def test_vocoder_loss_wer_tabulates_the_decoders_here_and_names_the_others(tmp_path):
+    """scripts/vocoder_loss_wer.sh: the losses of each decoder found (real python), beside its
+    committed held-out WER; the missing ones named; equal weights give an undefined
+    correlation, not a number; a decoder without its WER report is refused."""
+    import json
+
+    from speechlm.vocoder import Vocoder
+
+    root, env = _tree(tmp_path)
+    env = {**env, "PY": sys.executable, "PYTHONPATH": str(REPO)}
+    _bundle_caches(root)
+    v = Vocoder.load("phone-vocoder")
+    for name in ("overfit", "overfit620"):
+        v.save(root / "outputs/vocoder-overfit-eval" / name, half=True, int8=("speaker.",))
+    (root / "docs").mkdir()
+    for stem, wer in (("source-f0-1", 0.6), ("overfit", 0.7), ("overfit620", 0.65)):
+        (root / "docs" / f"vocoder-{stem}-heldout.json").write_text(json.dumps({"groups": {
+            "held-out voices": {"n": 61, "orig": {"wer": 0.18}, "hn-f0": {"wer": wer}}}}))
+    script = root / "scripts" / "vocoder_loss_wer.sh"
+    proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "left out: adv adv-strong grow-control grow" in proc.stderr
+    rep = json.loads((root / "docs" / "vocoder-loss-wer.json").read_text())
+    assert [r["decoder"] for r in rep["decoders"]] == ["bundle", "overfit", "overfit620"]
+    assert [r["wer_heldout"] for r in rep["decoders"]] == [0.6, 0.7, 0.65]
+    assert len({r["mel_heldout"] for r in rep["decoders"]}) == 1  # the same weights
+    assert rep["correlation_with_wer_heldout"]["all"]["mel_heldout"]["pearson"] is None
+    md = (root / "docs" / "vocoder-loss-wer.md").read_text()
+    assert "Trivial baseline" in md and "undefined" in md
+    (root / "docs" / "vocoder-overfit-heldout.json").unlink()
+    proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 2 and "vocoder-overfit-heldout.json is missing" in proc.stderr

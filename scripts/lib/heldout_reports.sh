@@ -153,6 +153,69 @@ print(v.training["steps"], v.training["valid_loss"])
 PY
 }
 
+# vocoder_losses OUT VOCODER...: the training loss's terms (log-mel L1 normalized as trained, log-F0,
+# voicing, duration) of each VOCODER (a name or directory, all on the bundled units) on the same
+# 32 batches of 16 two-second crops (seed 1) of two caches of the bundled units: the bundled
+# vocoder's valid split (known identities, held-out sentences) and the held-out engines (voices no
+# model here heard, held-out sentences; analysed into data/vocoder/heldout-phone-k100-<tag> when
+# missing, ~1 min), and the first VOCODER's with each crop's units shuffled (the trivial
+# baseline) -> OUT (JSON; kept when it exists).
+vocoder_losses() {
+  local out=$1
+  shift
+  [ -f "$out" ] || "$PY" - "$CORPUS" "$out" "$@" <<'PY'
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from speechlm.io import write_json_atomic
+from speechlm.train.vocoder import (BATCH_DEFAULTS, CacheSplit, build_cache, load_config,
+                                    losses, make_batch)
+from speechlm.vocoder import Vocoder
+
+corpus, out, *names = sys.argv[1:]
+tag = json.load(open("speechlm/pretrained/phone-vocoder/config.json"))["unit_space"]
+tag = tag.rsplit("-", 1)[1]
+caches = {"valid": (Path(f"data/vocoder/v2-phone-k100-{tag}"), "valid"),
+          "heldout": (Path(f"data/vocoder/heldout-phone-k100-{tag}"), "heldout")}
+cfg = load_config("configs/vocoder/phone-cpu.toml", [f"--data.corpus={corpus}",
+                  f"--data.cache={caches['heldout'][0]}"])
+build_cache(cfg["data"], 0, 80, splits=("heldout",), progress=False)
+t = dict(BATCH_DEFAULTS, batch_size=16, crop_frames=100)  # the CPU recipes' batches
+batches = {k: [make_batch(CacheSplit(d, s), 1, i, t, 0, 0) for i in range(32)]
+           for k, (d, s) in caches.items()}
+
+
+def shuffled(b):  # the trivial baseline: each crop's units in a random order (seeded)
+    g = torch.Generator().manual_seed(0)
+    u = b["units"].clone()
+    for row in u:
+        row.copy_(row[torch.randperm(len(row), generator=g)])
+    return {**b, "units": u}
+
+
+res = {}
+for name in names + [f"{names[0]} (units shuffled)"]:
+    model = Vocoder.load(name.removesuffix(" (units shuffled)")).model.float().eval()
+    res[name] = {}
+    for k, bs in batches.items():
+        sums = {}
+        with torch.no_grad():
+            for b in bs:
+                torch.manual_seed(0)
+                b = shuffled(b) if name.endswith("(units shuffled)") else b
+                for term, v in losses(model, b).items():
+                    sums[term] = sums.get(term, 0.0) + float(v) / len(bs)
+        res[name][k] = {term: round(v, 5) for term, v in sums.items() if v}
+    print(name, {k: v["mel"] for k, v in res[name].items()})
+write_json_atomic(out, {"caches": {k: f"{d}/{s}" for k, (d, s) in caches.items()},
+                        "batches": 32, "batch_size": 16, "crop_frames": 100, "seed": 1,
+                        "loss": res})
+PY
+}
+
 # train_exported E CONFIG NAME OVERRIDES...: `speechlm train vocoder --config CONFIG` into
 # outputs/vocoder-NAME (its log: outputs/vocoder-NAME.log), then its last weights exported with
 # the bundled settings into E/NAME (export_last_vocoder); skipped when E/NAME holds an export.
