@@ -3,8 +3,8 @@
 # vocoder-loss-wer, ~5 min). The GPU scale test (scripts/gpu_vocoder_scale.sh) logs only losses;
 # WER costs ~8 min per decoder to judge. So before reading its loss, this measures how far such a
 # loss tracks held-out WER across the decoders on the bundled units that were judged already:
-# the bundle, make vocoder-overfit's two, make vocoder-adversarial's two and make vocoder-grow's
-# two (grow and its control). For each: the loss terms on the same batches of the bundled
+# the bundle, make vocoder-overfit's two, make vocoder-adversarial's two, make vocoder-grow's
+# two (grow and its control) and make vocoder-warp's. For each: the loss terms on the same batches of the bundled
 # vocoder's valid cache and of the held-out engines' (vocoder_losses), beside its committed
 # held-out WER with the source F0 (hn-f0, the same 61 utterances for all) ->
 # docs/vocoder-loss-wer.{json,md}, with Pearson and Spearman correlations over the decoders
@@ -21,6 +21,7 @@ DECODERS=(
   "adv-strong=outputs/vocoder-adversarial-eval/adv-strong=docs/vocoder-adv-strong-heldout"
   "grow-control=outputs/vocoder-grow-eval/grow-control=docs/vocoder-grow-control-heldout"
   "grow=outputs/vocoder-grow-eval/grow=docs/vocoder-grow-heldout"
+  "warp=outputs/vocoder-warp-eval/warp=docs/vocoder-warp-heldout"
 )
 have=() rows=() missing=()
 for d in "${DECODERS[@]}"; do

@@ -692,7 +692,7 @@ def test_vocoder_loss_wer_tabulates_the_decoders_here_and_names_the_others(tmp_p
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "left out: adv adv-strong grow-control grow" in proc.stderr
+    assert "left out: adv adv-strong grow-control grow warp" in proc.stderr
     rep = json.loads((root / "docs" / "vocoder-loss-wer.json").read_text())
     assert [r["decoder"] for r in rep["decoders"]] == ["bundle", "overfit", "overfit620"]
     assert [r["wer_heldout"] for r in rep["decoders"]] == [0.6, 0.7, 0.65]
@@ -704,3 +704,34 @@ def test_vocoder_loss_wer_tabulates_the_decoders_here_and_names_the_others(tmp_p
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 2 and "vocoder-overfit-heldout.json is missing" in proc.stderr
+
+
+def test_vocoder_warp_needs_the_control_then_trains_scores_and_pairs(tmp_path):
+    """scripts/vocoder_warp.sh: refused without make vocoder-grow's control; trains the warp
+    recipe on THREADS threads, scores the bundle, the control and the run, judges the run once
+    on the held-out engines and pairs it with the control and with the bundle; a rerun after
+    the export trains nothing."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "vocoder_warp.sh")
+    assert rc == 2 and "make vocoder-grow" in err
+    (root / "docs").mkdir()
+    for f in ("vocoder-grow-control-heldout.json", "vocoder-source-f0-1-heldout.json"):
+        (root / "docs" / f).write_text("{}")
+    _exported(root / "outputs" / "vocoder-grow-eval", "grow-control")
+    rc, calls, err = _run_script(root, env, "vocoder_warp.sh")
+    assert rc == 0, err
+    trains = [c for c in calls if c[1:3] == ["train", "vocoder"]]
+    assert len(trains) == 1
+    assert trains[0][trains[0].index("--config") + 1] == "configs/vocoder/phone-cpu-warp.toml"
+    assert "--train.threads=2" in trains[0] and "--train.out=outputs/vocoder-warp" in trains[0]
+    losses = [c for c in calls if c[0] == "PY" and "phone-vocoder" in c]
+    assert losses and losses[0][-3:] == ["phone-vocoder", "outputs/vocoder-grow-eval/grow-control",
+                                         "outputs/vocoder-warp-eval/warp"]
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert [c[c.index("--vocoder") + 1] for c in judged] == ["outputs/vocoder-warp-eval/warp"]
+    assert _pairs(calls) == [
+        ["docs/vocoder-grow-control-heldout.json", "docs/vocoder-warp-heldout.json"],
+        ["docs/vocoder-source-f0-1-heldout.json", "docs/vocoder-warp-heldout.json"]]
+    _exported(root / "outputs" / "vocoder-warp-eval", "warp")
+    rc, calls, err = _run_script(root, env, "vocoder_warp.sh")
+    assert rc == 0 and not [c for c in calls if c[1:3] == ["train", "vocoder"]]

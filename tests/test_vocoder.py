@@ -941,3 +941,60 @@ def test_every_vocoder_recipe_reads(recipe):
 
     cfg = load_config(recipe)
     assert cfg["train"]["out"] and cfg["data"]["corpus"]
+
+
+def test_warp_mel_stretches_the_band_axis():
+    from speechlm.train.vocoder import warp_mel
+
+    x = np.zeros((2, 80), np.float32)
+    x[:, 30] = 1.0  # a "formant" at band 30
+    assert np.array_equal(warp_mel(x, 1.0), x)
+    up, down = warp_mel(x, 1.1), warp_mel(x, 0.9)
+    assert up.shape == down.shape == x.shape
+    assert 32 <= int(np.argmax(up[0])) <= 34 and 26 <= int(np.argmax(down[0])) <= 28
+    ramp = np.tile(np.arange(80, dtype=np.float32), (3, 1))
+    assert np.all(np.diff(warp_mel(ramp, 0.88), axis=1) >= 0)  # order kept, edges repeated
+    assert warp_mel(ramp, 0.88)[0, -1] == 79 and warp_mel(ramp, 1.12)[0, 0] == 0
+
+
+def test_warped_batches_change_voices_only_and_leave_the_rest(tmp_path):
+    """train.warp_prob: the warped crops' target and reference log-mel change together; units,
+    F0, masks and which crops are drawn stay those of the unwarped batch (so a run without
+    warping draws the batches it always drew)."""
+    from test_cache_pack import _cache
+
+    from speechlm.train.vocoder import BATCH_DEFAULTS, CacheSplit, make_batch
+
+    data = CacheSplit(_cache(tmp_path / "c"), "train")
+    t = dict(BATCH_DEFAULTS, batch_size=8, crop_frames=16)
+    plain = make_batch(data, 0, 5, t, 0, 0)
+    again = make_batch(data, 0, 5, dict(t, warp_prob=0.0, warp_range=0.3), 0, 0)
+    for k in plain:
+        assert torch.equal(plain[k], again[k]), k
+    warped = make_batch(data, 0, 5, dict(t, warp_prob=1.0), 0, 0)
+    for k in ("units", "f0", "mask", "f0_in", "ref_len", "ref_stats", "dur_ids", "dur_tgt"):
+        assert torch.equal(plain[k], warped[k]), k
+    changed = [not torch.equal(plain["feats"][b], warped["feats"][b]) for b in range(8)]
+    assert all(changed)
+    assert all(not torch.equal(plain["ref_mel"][b], warped["ref_mel"][b]) for b in range(8))
+    half = make_batch(data, 0, 5, dict(t, warp_prob=0.5), 0, 0)
+    n = sum(not torch.equal(plain["feats"][b], half["feats"][b]) for b in range(8))
+    assert 0 < n < 8
+
+
+def test_the_task_warps_training_batches_only(tmp_path):
+    """Validation always reads real voices: a warping recipe's valid batches are unwarped."""
+    from types import SimpleNamespace
+
+    from test_cache_pack import _cache
+
+    from speechlm.train.vocoder import BATCH_DEFAULTS, CacheSplit, VocoderTask, make_batch
+
+    data = CacheSplit(_cache(tmp_path / "c"), "train")
+    t = dict(BATCH_DEFAULTS, batch_size=4, crop_frames=16, warp_prob=1.0)
+    task = VocoderTask({"data": {}, "train": t, "model": {"sp_dim": 0}})
+    task.splits = {"train": data, "valid": data}
+    task.mcfg = SimpleNamespace(sp_dim=0, ap_dim=0)
+    real = make_batch(data, 0, 2, dict(t, warp_prob=0.0), 0, 0)
+    assert torch.equal(task.batch("valid", 0, 2)["feats"], real["feats"])
+    assert not torch.equal(task.batch("train", 0, 2)["feats"], real["feats"])

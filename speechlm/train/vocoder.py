@@ -66,6 +66,10 @@ BATCH_DEFAULTS: dict[str, Any] = {  # [train] keys of the vocoder's batches
     #                      from a patch critic trained beside the decoder (MelCritic; 0: none)
     "feature_matching": 0.0,  # weight of the L1 between the critic's features of the
     #                           predicted and the true log-mel (needs adversarial > 0)
+    "warp_prob": 0.0,  # share of crops whose voice is warped into a new one: the target's and
+    #                    the reference's log-mel stretched along the mel axis by one factor
+    #                    (warp_mel; vocal-tract-length style), the units and F0 kept
+    "warp_range": 0.1,  # the factor is drawn uniformly from [1 - warp_range, 1 + warp_range]
 }
 DATA_DEFAULTS: dict[str, Any] = {
     "corpus": "data/corpus",
@@ -312,6 +316,17 @@ class CacheSplit:
 # --------------------------------------------------------------------------- batches
 
 
+def warp_mel(x: np.ndarray, a: float) -> np.ndarray:
+    """``x`` (..., bands) stretched along the band axis by ``a``: band j takes the value at
+    band j / a (linear interpolation, the edge bands repeated), so a > 1 moves the spectral
+    envelope's features (formants) up, as a shorter vocal tract does, and a < 1 down."""
+    n = x.shape[-1]
+    src = np.clip(np.arange(n, dtype=np.float64) / a, 0, n - 1)
+    i = np.minimum(src.astype(np.int64), n - 2)
+    w = (src - i).astype(x.dtype)
+    return x[..., i] * (1 - w) + x[..., i + 1] * w
+
+
 def make_batch(data: CacheSplit, seed: int, step: int, t: dict[str, Any], sp_dim: int,
                ap_dim: int) -> dict[str, torch.Tensor]:
     """The batch of ``step``: a pure function of (seed, step)."""
@@ -360,6 +375,14 @@ def make_batch(data: CacheSplit, seed: int, step: int, t: dict[str, Any], sp_dim
         dur_ids[b, :m] = ids[ds : ds + m].numpy()
         dur_tgt[b, :m] = np.log(durs[ds : ds + m].numpy())
         dur_mask[b, :m] = 1
+    if t["warp_prob"] > 0:  # its own generator: without warping the batches are unchanged
+        wrng = np.random.default_rng([seed, step, 1])
+        lo = sp_dim + ap_dim
+        for b in range(B):
+            if wrng.random() < t["warp_prob"]:
+                a = 1.0 + float(wrng.uniform(-t["warp_range"], t["warp_range"]))
+                feats[b, :, lo:] = warp_mel(feats[b, :, lo:], a)
+                ref_mel[b] = warp_mel(ref_mel[b], a)
     out = {"units": units, "feats": feats, "f0": f0, "mask": mask, "f0_in": f0_in,
            "ref_mel": ref_mel, "ref_len": ref_len, "ref_stats": ref_stats,
            "dur_ids": dur_ids, "dur_tgt": dur_tgt, "dur_mask": dur_mask}
@@ -767,6 +790,9 @@ class VocoderTask(TrainTask):
                 log.info("vocoder: %d pre and %d post blocks added to %s, each starting as the "
                          "identity", added["pre"], added["post"], init)
             model.load_state_dict(sd)
+        if self.t["warp_prob"]:
+            self.training.update(warp_prob=float(self.t["warp_prob"]),
+                                 warp_range=float(self.t["warp_range"]))
         self.adversarial = float(self.t["adversarial"])
         self.feature_matching = float(self.t["feature_matching"])
         if self.adversarial:
@@ -776,8 +802,8 @@ class VocoderTask(TrainTask):
         return model
 
     def batch(self, split: str, seed: int, index: int) -> dict[str, torch.Tensor]:
-        return make_batch(self.splits[split], seed, index, self.t, self.mcfg.sp_dim,
-                          self.mcfg.ap_dim)
+        t = self.t if split == "train" else {**self.t, "warp_prob": 0.0}  # valid: real voices
+        return make_batch(self.splits[split], seed, index, t, self.mcfg.sp_dim, self.mcfg.ap_dim)
 
     def loss(self, model, batch):
         if isinstance(model, CriticVocoder):
