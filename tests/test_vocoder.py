@@ -998,3 +998,14 @@ def test_the_task_warps_training_batches_only(tmp_path):
     real = make_batch(data, 0, 2, dict(t, warp_prob=0.0), 0, 0)
     assert torch.equal(task.batch("valid", 0, 2)["feats"], real["feats"])
     assert not torch.equal(task.batch("train", 0, 2)["feats"], real["feats"])
+
+
+@pytest.mark.parametrize("bad", ["--train.warp_prob=1.5", "--train.warp_prob=-0.1",
+                                 "--train.warp_range=0.5", "--train.warp_range=-0.1"])
+def test_warp_settings_out_of_range_are_refused(bad):
+    from speechlm.errors import DataError
+    from speechlm.train.vocoder import load_config
+
+    with pytest.raises(DataError, match="warp_prob must be in"):
+        load_config(Path(__file__).resolve().parents[1] / "configs" / "vocoder"
+                    / "phone-cpu-warp.toml", [bad])

@@ -110,6 +110,8 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
         raise DataError("train.adversarial and train.feature_matching must be >= 0")
     if float(t["feature_matching"]) and not float(t["adversarial"]):
         raise DataError("train.feature_matching needs train.adversarial > 0 (the critic)")
+    if not 0 <= float(t["warp_prob"]) <= 1 or not 0 <= float(t["warp_range"]) < 0.5:
+        raise DataError("train.warp_prob must be in [0, 1] and train.warp_range in [0, 0.5)")
     m = cfg["model"]
     sp, ap = int(m.get("sp_dim", 60)), int(m.get("ap_dim", 1))
     if (sp == 0) != (ap == 0):
