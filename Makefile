@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -169,6 +169,9 @@ vocoder-grow: $(STAMP)  ## the bundled vocoder grown by 1 pre and 3 post blocks 
 
 vocoder-warp: $(STAMP)  ## the bundled vocoder trained 2,000 steps with half the crops' voices warped along the mel axis (new voices from old ones), against the same steps without (make vocoder-grow's control): losses on known and unheard voices, then held-out WER, paired (~35 min; needs make vocoder-grow): docs/vocoder-warp-*
 	bash scripts/vocoder_warp.sh
+
+vocoder-voices: $(STAMP)  ## the bundled recipe from scratch on equal data from 6, 13 or all 27 base voices: losses on known, unheard-but-known-engine and held-out voices, per voice, then held-out WER of 6 against 27, paired (~65 min with JOBS=3): docs/vocoder-voices*
+	bash scripts/vocoder_voices.sh
 
 vocoder-loss-wer: $(STAMP)  ## how far the decoder's log-mel loss tracks its held-out WER: the loss of the 7 decoders on the bundled units judged so far (bundle, overfit x2, adversarial x2, grow x2), on known and on unheard voices, beside their committed held-out WER (~5 min): docs/vocoder-loss-wer.*
 	bash scripts/vocoder_loss_wer.sh

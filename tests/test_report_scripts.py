@@ -735,3 +735,54 @@ def test_vocoder_warp_needs_the_control_then_trains_scores_and_pairs(tmp_path):
     _exported(root / "outputs" / "vocoder-warp-eval", "warp")
     rc, calls, err = _run_script(root, env, "vocoder_warp.sh")
     assert rc == 0 and not [c for c in calls if c[1:3] == ["train", "vocoder"]]
+
+
+def test_vocoder_voices_trains_nested_voice_sets_on_equal_data_then_scores_and_pairs(tmp_path):
+    """scripts/vocoder_voices.sh: JOBS other than 1 or 3 refused before any work; the bundle's
+    speaker network exported; three runs of the voices recipe on 6, 13 and all base voices
+    (each set inside the next, all five training engines in the smallest), one after another or
+    side by side, and a fourth on every engine but MBROLA; the losses of the four and the
+    bundle; the 6 and the 27 judged on the held-out engines and paired with each other, the 27
+    with the bundle (judged first where its report is missing); a rerun after the exports trains
+    nothing."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, {**env, "JOBS": "2"}, "vocoder_voices.sh")
+    assert rc == 2 and "JOBS must be 1 or 3" in err and not calls
+
+    def voices(call):
+        arg = [a for a in call if a.startswith("--data.base_voices=")][0]
+        inner = arg.split("=", 1)[1].strip("[]")
+        return set(inner.split(",")) if inner else set()
+
+    e = "outputs/vocoder-voices-eval"
+    for jobs in ("1", "3"):
+        rc, calls, err = _run_script(root, {**env, "JOBS": jobs}, "vocoder_voices.sh")
+        assert rc == 0, err
+        assert ["PY", "-"] in calls  # the speaker network exported (the fake writes nothing)
+        trains = {[a for a in c if a.startswith("--train.out=")][0].split("-")[-1]: c
+                  for c in calls if c[1:3] == ["train", "vocoder"]}
+        assert sorted(trains) == ["nombrola", "voices13", "voices27", "voices6"]
+        for c in trains.values():
+            assert c[c.index("--config") + 1] == "configs/vocoder/phone-cpu-voices.toml"
+        v6, v13, v27, nm = (voices(trains[k])
+                            for k in ("voices6", "voices13", "voices27", "nombrola"))
+        assert len(v6) == 6 and len(v13) == 13 and v6 < v13 and v27 == set()
+        engines = {v.split("_")[0] for v in v6}
+        assert engines == {"flite", "fest", "mbrola", "rhvoice", "espeak"}
+        assert len(nm) == 24 and not [v for v in nm if v.startswith("mbrola")]
+        assert v13 - {"mbrola_us1", "mbrola_us2"} < nm
+        losses = [c for c in calls if c[0] == "PY" and "phone-vocoder" in c]
+        assert losses[0][-5:] == [f"{e}/voices27", f"{e}/voices13", f"{e}/voices6",
+                                  f"{e}/voices-nombrola", "phone-vocoder"]
+        judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+        assert [c[c.index("--vocoder") + 1] for c in judged] == [
+            f"{e}/voices6", f"{e}/voices27", "phone-vocoder"]  # the bundle's report is missing
+        assert _pairs(calls) == [["docs/vocoder-voices-6-heldout.json",
+                                  "docs/vocoder-voices-27-heldout.json"],
+                                 ["docs/vocoder-source-f0-1-heldout.json",
+                                  "docs/vocoder-voices-27-heldout.json"]]
+        for f in (root / "docs").glob("vocoder-*"):
+            f.unlink()
+    _exported(root / e, "voices6", "voices13", "voices27", "voices-nombrola")
+    rc, calls, err = _run_script(root, env, "vocoder_voices.sh")
+    assert rc == 0 and not [c for c in calls if c[1:3] == ["train", "vocoder"]]

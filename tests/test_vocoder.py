@@ -1009,3 +1009,90 @@ def test_warp_settings_out_of_range_are_refused(bad):
     with pytest.raises(DataError, match="warp_prob must be in"):
         load_config(Path(__file__).resolve().parents[1] / "configs" / "vocoder"
                     / "phone-cpu-warp.toml", [bad])
+
+
+def test_train_subset_keeps_the_chosen_base_voices_and_draws_a_seeded_count(tmp_path):
+    """data.base_voices / data.train_utterances: the identities of the named base voices (an
+    identity is its base voice up to the first "-"), then a seeded draw of N of them; unknown
+    voices and more utterances than the voices hold are refused; a selected split reads the
+    same frames as before."""
+    from test_cache_pack import _cache
+
+    from speechlm.errors import DataError
+    from speechlm.train.vocoder import CacheSplit, base_voice, train_subset
+
+    assert base_voice("mbrola_us1-f108p94g125r92") == "mbrola_us1"
+    assert base_voice("mbrola_us1") == "mbrola_us1"
+    data = CacheSplit(_cache(tmp_path / "c", voices=("a", "a-f92p88", "b", "c"), per_voice=5),
+                      "train")
+    keep = train_subset(data, ["a"], 0, 0)
+    assert len(keep) == 10 and {data.utts[i][1] for i in keep} == {"a", "a-f92p88"}
+    drawn = train_subset(data, ["a", "b"], 7, 0)
+    assert len(drawn) == 7 and drawn == sorted(drawn)
+    assert {base_voice(data.utts[i][1]) for i in drawn} <= {"a", "b"}
+    assert drawn == train_subset(data, ["a", "b"], 7, 0)
+    assert drawn != train_subset(data, ["a", "b"], 7, 1)
+    assert len(train_subset(data, [], 12, 0)) == 12
+    assert train_subset(data, [], 0, 0) == list(range(20))
+    with pytest.raises(DataError, match="z not in the train split"):
+        train_subset(data, ["a", "z"], 0, 0)
+    with pytest.raises(DataError, match="train_utterances = 11, but the chosen voices have 10"):
+        train_subset(data, ["a"], 11, 0)
+    before = [data.item(i) for i in drawn]
+    data.select(drawn)
+    assert len(data) == 7
+    for i, (u, f, f0) in enumerate(before):
+        u2, f2, f02 = data.item(i)
+        assert np.array_equal(u, u2) and np.array_equal(f, f2) and np.array_equal(f0, f02)
+    assert sorted(i for v in data.by_speaker.values() for i in v) == list(range(7))
+
+
+def test_batch_utterances_names_the_utterance_of_each_row(tmp_path):
+    """batch_utterances: each row of make_batch's batch is a crop of the utterance it names."""
+    from test_cache_pack import _cache
+
+    from speechlm.train.vocoder import BATCH_DEFAULTS, CacheSplit, batch_utterances, make_batch
+
+    data = CacheSplit(_cache(tmp_path / "c", per_voice=6), "train")
+    t = dict(BATCH_DEFAULTS, batch_size=8, crop_frames=8)
+    for step in (0, 3):
+        b = make_batch(data, 2, step, t, 0, 0)
+        rows = batch_utterances(data, 2, step, 8)
+        assert len(rows) == 8
+        for crop, i in zip(b["units"].numpy(), rows):
+            u = np.asarray(data.item(i)[0], dtype=np.int64)
+            assert any(np.array_equal(u[s:s + 8], crop) for s in range(len(u) - 7))
+
+
+@pytest.mark.parametrize("bad", ['--data.base_voices="a"', "--data.base_voices=[1]",
+                                 "--data.train_utterances=-1", "--data.train_utterances=1.5",
+                                 "--data.train_utterances=true"])
+def test_voice_subset_settings_of_the_wrong_kind_are_refused(bad):
+    from speechlm.errors import DataError
+    from speechlm.train.vocoder import load_config
+
+    with pytest.raises(DataError, match="base_voices must be a list|train_utterances must be"):
+        load_config(Path(__file__).resolve().parents[1] / "configs" / "vocoder"
+                    / "phone-cpu-voices.toml", [bad])
+
+
+def test_a_voice_subset_trains_on_those_voices_and_says_so(small_corpus, tmp_path):
+    """The task keeps the chosen voices' train utterances only (valid unchanged) and records
+    the choice in the training record."""
+    from speechlm.train import vocoder as tv
+
+    cfg = _cfg(small_corpus, tmp_path / "a", max_steps=2)
+    task = tv.VocoderTask(cfg)
+    task.prepare(False)
+    task.build(torch.device("cpu"), 0, 1)
+    voices = sorted({tv.base_voice(s) for s in task.splits["train"].by_speaker})
+    n_valid = len(task.splits["valid"])
+    cfg["data"].update(base_voices=voices[:1], train_utterances=3)
+    task = tv.VocoderTask(cfg)
+    task.prepare(False)
+    task.build(torch.device("cpu"), 0, 1)
+    assert len(task.splits["train"]) == 3 and len(task.splits["valid"]) == n_valid
+    assert {tv.base_voice(s) for s in task.splits["train"].by_speaker} == {voices[0]}
+    assert task.training["base_voices"] == voices[:1]
+    assert task.training["train_utterances"] == 3
+    assert task.training["train_voices"] == sorted(task.splits["train"].by_speaker)

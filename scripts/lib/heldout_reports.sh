@@ -159,7 +159,10 @@ PY
 # vocoder's valid split (known identities, held-out sentences) and the held-out engines (voices no
 # model here heard, held-out sentences; analysed into data/vocoder/heldout-phone-k100-<tag> when
 # missing, ~1 min), and the first VOCODER's with each crop's units shuffled (the trivial
-# baseline) -> OUT (JSON; kept when it exists).
+# baseline) -> OUT (JSON; kept when it exists). Beside each loss term: "mel_static_matched", the
+# log-mel L1 once each crop's prediction is moved to the crop's own long-term (mean) spectrum (what
+# is left when the voice's average timbre is given: the dynamic part), and per cache "by_voice",
+# the log-mel L1 of the crops of each base voice ({base: [L1, crops]}).
 vocoder_losses() {
   local out=$1
   shift
@@ -171,8 +174,8 @@ from pathlib import Path
 import torch
 
 from speechlm.io import write_json_atomic
-from speechlm.train.vocoder import (BATCH_DEFAULTS, CacheSplit, build_cache, load_config,
-                                    losses, make_batch)
+from speechlm.train.vocoder import (BATCH_DEFAULTS, CacheSplit, base_voice, batch_utterances,
+                                    build_cache, load_config, losses, make_batch)
 from speechlm.vocoder import Vocoder
 
 corpus, out, *names = sys.argv[1:]
@@ -184,8 +187,10 @@ cfg = load_config("configs/vocoder/phone-cpu.toml", [f"--data.corpus={corpus}",
                   f"--data.cache={caches['heldout'][0]}"])
 build_cache(cfg["data"], 0, 80, splits=("heldout",), progress=False)
 t = dict(BATCH_DEFAULTS, batch_size=16, crop_frames=100)  # the CPU recipes' batches
-batches = {k: [make_batch(CacheSplit(d, s), 1, i, t, 0, 0) for i in range(32)]
-           for k, (d, s) in caches.items()}
+splits = {k: CacheSplit(d, s) for k, (d, s) in caches.items()}
+batches = {k: [make_batch(data, 1, i, t, 0, 0) for i in range(32)] for k, data in splits.items()}
+voices = {k: [[base_voice(data.utts[j][1]) for j in batch_utterances(data, 1, i, 16)]
+              for i in range(32)] for k, data in splits.items()}
 
 
 def shuffled(b):  # the trivial baseline: each crop's units in a random order (seeded)
@@ -201,15 +206,28 @@ for name in names + [f"{names[0]} (units shuffled)"]:
     model = Vocoder.load(name.removesuffix(" (units shuffled)")).model.float().eval()
     res[name] = {}
     for k, bs in batches.items():
-        sums = {}
+        sums, per_voice = {}, {}
         with torch.no_grad():
-            for b in bs:
+            for b, vs in zip(bs, voices[k]):
                 torch.manual_seed(0)
                 b = shuffled(b) if name.endswith("(units shuffled)") else b
-                for term, v in losses(model, b).items():
+                keep = {}
+                for term, v in losses(model, b, keep).items():
                     sums[term] = sums.get(term, 0.0) + float(v) / len(bs)
+                p, y, m = keep["mel"], keep["t_mel"], b["mask"]
+                w, n = m[..., None], m.sum(1).clamp(min=1)[:, None, None]
+                moved = p - (p * w).sum(1, keepdim=True) / n + (y * w).sum(1, keepdim=True) / n
+                per_crop = [(x - y).abs().mean(-1).mul(m).sum(1) / m.sum(1).clamp(min=1)
+                            for x in (p, moved)]
+                sums["mel_static_matched"] = (sums.get("mel_static_matched", 0.0)
+                                              + float((per_crop[1] * m.sum(1)).sum() / m.sum())
+                                              / len(bs))
+                for v, l1 in zip(vs, per_crop[0].tolist()):
+                    per_voice.setdefault(v, []).append(l1)
         res[name][k] = {term: round(v, 5) for term, v in sums.items() if v}
-    print(name, {k: v["mel"] for k, v in res[name].items()})
+        res[name][k]["by_voice"] = {v: [round(sum(x) / len(x), 5), len(x)]
+                                    for v, x in sorted(per_voice.items())}
+    print(name, {k: (v["mel"], v["mel_static_matched"]) for k, v in res[name].items()})
 write_json_atomic(out, {"caches": {k: f"{d}/{s}" for k, (d, s) in caches.items()},
                         "batches": 32, "batch_size": 16, "crop_frames": 100, "seed": 1,
                         "loss": res})

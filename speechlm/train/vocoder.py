@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,10 @@ DATA_DEFAULTS: dict[str, Any] = {
     #                 vocoder as its reference encoder; empty: one trained with the decoder
     "waveform": "",  # a harmonic-plus-noise waveform stage (speechlm.waveform) exported inside
     #                  the vocoder; required by a mel-only vocoder (model.sp_dim = ap_dim = 0)
+    "base_voices": [],  # train only on the cache's identities of these base voices (an
+    #                     identity's name up to its first "-"; empty: all); valid is unchanged
+    "train_utterances": 0,  # train on this many of those utterances, drawn with train.seed
+    #                         (0: all): equal data for runs on different voices
 }
 LOSS_WEIGHTS = {"sp": 1.0, "ap": 0.3, "lf0": 1.0, "vuv": 0.5, "mel": 1.0, "dur": 0.5}
 
@@ -112,6 +117,13 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
         raise DataError("train.feature_matching needs train.adversarial > 0 (the critic)")
     if not 0 <= float(t["warp_prob"]) <= 1 or not 0 <= float(t["warp_range"]) < 0.5:
         raise DataError("train.warp_prob must be in [0, 1] and train.warp_range in [0, 0.5)")
+    d = cfg["data"]
+    if not isinstance(d["base_voices"], list) or not all(
+            isinstance(v, str) and v for v in d["base_voices"]):
+        raise DataError("data.base_voices must be a list of base voice names")
+    if isinstance(d["train_utterances"], bool) or not isinstance(d["train_utterances"], int) \
+            or d["train_utterances"] < 0:
+        raise DataError("data.train_utterances must be a whole number >= 0")
     m = cfg["model"]
     sp, ap = int(m.get("sp_dim", 60)), int(m.get("ap_dim", 1))
     if (sp == 0) != (ap == 0):
@@ -306,6 +318,14 @@ class CacheSplit:
         for i, (_, spk, _, _) in enumerate(self.utts):
             self.by_speaker.setdefault(spk, []).append(i)
 
+    def select(self, keep: Sequence[int]) -> None:
+        """Keep only the utterances ``keep`` (indices into :attr:`utts`, in that order); the
+        arrays stay as they are, so an item reads the same frames as before."""
+        self.utts = [self.utts[i] for i in keep]
+        self.by_speaker = {}
+        for i, (_, spk, _, _) in enumerate(self.utts):
+            self.by_speaker.setdefault(spk, []).append(i)
+
     def __len__(self) -> int:
         return len(self.utts)
 
@@ -313,6 +333,32 @@ class CacheSplit:
         _, _, off, n = self.utts[i]
         return (self.units[off : off + n], self.feats[2 * off : 2 * (off + n)],
                 self.f0[2 * off : 2 * (off + n)])
+
+
+def base_voice(identity: str) -> str:
+    """An identity's base voice: its name up to the first ``-`` (``mbrola_us1-f108p94g125r92``
+    -> ``mbrola_us1``; an unperturbed identity is its base voice)."""
+    return identity.split("-", 1)[0]
+
+
+def train_subset(data: CacheSplit, bases: Sequence[str], n: int, seed: int) -> list[int]:
+    """The train utterances of ``data.base_voices`` / ``data.train_utterances``: those of the
+    base voices ``bases`` (empty: all), then ``n`` of them drawn with ``seed`` (0: all), in
+    cache order. A base voice the split lacks, or more utterances than it holds, is an error."""
+    have = {base_voice(spk) for _, spk, _, _ in data.utts}
+    missing = sorted(set(bases) - have)
+    if missing:
+        raise DataError(f"data.base_voices: {', '.join(missing)} not in the train split (it "
+                        f"has {', '.join(sorted(have))})")
+    keep = [i for i, (_, spk, _, _) in enumerate(data.utts)
+            if not bases or base_voice(spk) in bases]
+    if n:
+        if n > len(keep):
+            raise DataError(f"data.train_utterances = {n}, but the chosen voices have "
+                            f"{len(keep)} train utterances")
+        rng = np.random.default_rng([int(seed), 7])
+        keep = sorted(rng.choice(keep, size=n, replace=False).tolist())
+    return keep
 
 
 # --------------------------------------------------------------------------- batches
@@ -329,12 +375,25 @@ def warp_mel(x: np.ndarray, a: float) -> np.ndarray:
     return x[..., i] * (1 - w) + x[..., i + 1] * w
 
 
+def _batch_draw(data: CacheSplit, seed: int, step: int,
+                batch_size: int) -> tuple[np.random.Generator, np.ndarray]:
+    """The generator of batch ``step`` and its utterances (indices into ``data``), its first
+    draw: :func:`make_batch` goes on drawing the crops from the same generator."""
+    rng = np.random.default_rng([seed, step])
+    return rng, rng.integers(0, len(data), size=batch_size)
+
+
+def batch_utterances(data: CacheSplit, seed: int, step: int, batch_size: int) -> list[int]:
+    """The utterance of each row of :func:`make_batch`'s batch ``step`` (indices into
+    ``data``), e.g. to break a loss down by voice."""
+    return _batch_draw(data, seed, step, batch_size)[1].tolist()
+
+
 def make_batch(data: CacheSplit, seed: int, step: int, t: dict[str, Any], sp_dim: int,
                ap_dim: int) -> dict[str, torch.Tensor]:
     """The batch of ``step``: a pure function of (seed, step)."""
-    rng = np.random.default_rng([seed, step])
     B, C = t["batch_size"], t["crop_frames"]
-    idx = rng.integers(0, len(data), size=B)
+    rng, idx = _batch_draw(data, seed, step, B)
     units = np.zeros((B, C), np.int64)
     feats = np.zeros((B, 2 * C, data.feats.shape[1]), np.float32)
     f0 = np.zeros((B, 2 * C), np.float32)
@@ -741,6 +800,11 @@ class VocoderTask(TrainTask):
             raise SpeechLMError("the vocoder trains in one process; run it without torchrun")
         cache, d = Path(self.data["cache"]), self.data
         self.splits = {s: CacheSplit(cache, s) for s in ("train", "valid")}
+        subset = d["base_voices"] or d["train_utterances"]
+        if subset:
+            train = self.splits["train"]
+            train.select(train_subset(train, list(d["base_voices"]),
+                                      int(d["train_utterances"]), self.t["seed"]))
         meta = self.splits["train"].meta
         init = self.cfg["model"].get("init") or ""
         arch = {k: v for k, v in self.cfg["model"].items() if k != "init"}
@@ -755,6 +819,9 @@ class VocoderTask(TrainTask):
                          "holdout_voices": list(d["holdout_voices"]), "recipe": self.recipe,
                          "seed": self.t["seed"],
                          "train_voices": sorted(self.splits["train"].by_speaker)}
+        if subset:
+            self.training.update(base_voices=list(d["base_voices"]),
+                                 train_utterances=len(self.splits["train"]))
         base = None
         if init:  # its weights, statistics, frozen speaker network and waveform stage
             base = warm_start_source(init, self.mcfg)
