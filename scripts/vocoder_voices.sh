@@ -134,7 +134,7 @@ lines = [
     "`bash scripts/vocoder_voices.sh` (`make vocoder-voices`). The bundled recipe from scratch "
     "(the bundle's frozen speaker network and waveform stage), 1,500 steps, on 1,380 training "
     "utterances drawn from the identities of 6, 13 or 27 base voices (each set holds all five "
-    "training engines). Log-mel L1 (normalized as trained) on the same 32 batches of 16 "
+    "training engines), or of the 24 base voices of every engine but MBROLA. Log-mel L1 (normalized as trained) on the same 32 batches of 16 "
     "two-second crops (seed 1) of the bundled units; `static matched`: each crop's prediction "
     "moved to the crop's own long-term spectrum (the voice's average timbre given). "
     f"Known voices: the valid split (253 utterances of 216 identities); `valid, the 6`: its "
@@ -160,7 +160,7 @@ for r in table:
         f"{f(r['heldout_static_matched'])} | "
         + " | ".join(f"{hv[v][0]:.4f} ({hv[v][1]})" if v in hv else "-" for v in heldout_voices)
         + f" | {wer} |")
-lines += ["", "Crops per held-out voice in brackets. The bundle is not a peer of the three runs "
+lines += ["", "Crops per held-out voice in brackets. The bundle is not a peer of the four runs "
           "(all voices, four times the utterances, warm-started and trained far longer): it is "
           "the calibration of what the recipe reaches, the shuffled units what it reaches "
           "without the content."]
