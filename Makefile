@@ -170,7 +170,7 @@ vocoder-grow: $(STAMP)  ## the bundled vocoder grown by 1 pre and 3 post blocks 
 vocoder-warp: $(STAMP)  ## the bundled vocoder trained 2,000 steps with half the crops' voices warped along the mel axis (new voices from old ones), against the same steps without (make vocoder-grow's control): losses on known and unheard voices, then held-out WER, paired (~35 min; needs make vocoder-grow): docs/vocoder-warp-*
 	bash scripts/vocoder_warp.sh
 
-vocoder-voices: $(STAMP)  ## the bundled recipe from scratch on equal data from 6, 13 or all 27 base voices: losses on known, unheard-but-known-engine and held-out voices, per voice, then held-out WER of 6 against 27, paired (~65 min with JOBS=3): docs/vocoder-voices*
+vocoder-voices: $(STAMP)  ## the bundled recipe from scratch on equal data from 6, 13 or all 27 base voices, or every engine but MBROLA: losses on known, unheard-voice, unheard-engine and held-out voices, per voice, then held-out WER of 6 against 27 and of 27 against the bundle, paired (~90 min with JOBS=3): docs/vocoder-voices*
 	bash scripts/vocoder_voices.sh
 
 vocoder-loss-wer: $(STAMP)  ## how far the decoder's log-mel loss tracks its held-out WER: the loss of the 7 decoders on the bundled units judged so far (bundle, overfit x2, adversarial x2, grow x2), on known and on unheard voices, beside their committed held-out WER (~5 min): docs/vocoder-loss-wer.*

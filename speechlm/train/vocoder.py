@@ -313,18 +313,18 @@ class CacheSplit:
         self.units = np.load(cache / f"{split}.units.npy", mmap_mode="r")
         self.feats = np.load(cache / f"{split}.feats.npy", mmap_mode="r")
         self.f0 = np.load(cache / f"{split}.f0.npy", mmap_mode="r")
-        self.utts = self.meta["utterances"]
+        self._index(self.meta["utterances"])
+
+    def _index(self, utts: list) -> None:
+        self.utts = utts
         self.by_speaker: dict[str, list[int]] = {}
-        for i, (_, spk, _, _) in enumerate(self.utts):
+        for i, (_, spk, _, _) in enumerate(utts):
             self.by_speaker.setdefault(spk, []).append(i)
 
     def select(self, keep: Sequence[int]) -> None:
         """Keep only the utterances ``keep`` (indices into :attr:`utts`, in that order); the
         arrays stay as they are, so an item reads the same frames as before."""
-        self.utts = [self.utts[i] for i in keep]
-        self.by_speaker = {}
-        for i, (_, spk, _, _) in enumerate(self.utts):
-            self.by_speaker.setdefault(spk, []).append(i)
+        self._index([self.utts[i] for i in keep])
 
     def __len__(self) -> int:
         return len(self.utts)
