@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -169,6 +169,18 @@ vocoder-grow: $(STAMP)  ## the bundled vocoder grown by 1 pre and 3 post blocks 
 
 vocoder-warp: $(STAMP)  ## the bundled vocoder trained 2,000 steps with half the crops' voices warped along the mel axis (new voices from old ones), against the same steps without (make vocoder-grow's control): losses on known and unheard voices, then held-out WER, paired (~35 min; needs make vocoder-grow): docs/vocoder-warp-*
 	bash scripts/vocoder_warp.sh
+
+real-voice: $(STAMP)  ## a real human voice to judge on: Allison Smith's Asterisk prompts (217 with transcripts, G.722 16 kHz, and their 8 kHz telephone copies) and 3 other real speakers for the similarity calibration, from Debian packages fetched with apt-get download (~1 min): data/real/
+	bash scripts/build_real_voice.sh
+
+real-voice-reports: $(STAMP)  ## the bundled pipeline on that real voice: resynthesis (source and drawn F0, the units-shuffled baseline, copy synthesis), the telephone copies, continuations (~60 min): docs/real-allison-*
+	bash scripts/real_voice_reports.sh
+
+real-voice-units: $(STAMP)  ## units on that real voice against pocketsphinx's forced phone labels, beside the held-out engines labelled by the same aligner (and its agreement with MBROLA's own labels): PNMI, ABX, frame phone error, UED of phone-k100 and mfcc-k100 (~15 min; needs make real-voice): docs/real-units.*, docs/real-aligner.json
+	bash scripts/real_voice_units.sh
+
+vocoder-real: $(STAMP)  ## the bundled vocoder trained 2,000 steps with three real speakers of other languages joined to its cache (make vocoder-grow's control recipe), judged on Allison Smith's real English prompts and the held-out engines, paired with the control (~70 min; needs make vocoder-grow and make real-voice-reports): docs/vocoder-real-*
+	bash scripts/vocoder_real.sh
 
 vocoder-voices: $(STAMP)  ## the bundled recipe from scratch on equal data from 6, 13 or all 27 base voices, or every engine but MBROLA: losses on known, unheard-voice, unheard-engine and held-out voices, per voice, then held-out WER of 6 against 27 and of 27 against the bundle, paired (~90 min with JOBS=3): docs/vocoder-voices*
 	bash scripts/vocoder_voices.sh

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from speechlm.errors import DataError
-from speechlm.train.cache_pack import FLOOR, main, pack, read_pack, unpack
+from speechlm.train.cache_pack import FLOOR, main, merge, pack, read_pack, unpack
 from speechlm.train.vocoder import BATCH_DEFAULTS, CacheSplit, make_batch
 
 
@@ -121,3 +121,30 @@ def test_refusals_and_cli(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("cache_pack: ") and "damaged" in err and "\n" not in err
     assert not (tmp_path / "bad" / "train.json").exists()  # nothing half-restored counts
+
+
+def test_merge_joins_train_splits_and_keeps_the_first_valid(tmp_path, capsys):
+    a = _cache(tmp_path / "a", voices=("a", "b"), per_voice=3, seed=1)
+    b = _cache(tmp_path / "b", voices=("real",), per_voice=2, seed=2)
+    out = merge(tmp_path / "ab", [a, b])
+    m, ca, cb = CacheSplit(out, "train"), CacheSplit(a, "train"), CacheSplit(b, "train")
+    assert len(m) == len(ca) + len(cb) == 8
+    assert sorted(m.by_speaker) == ["a", "b", "real"]
+    for i in range(len(m)):  # every utterance reads the frames it read in its own cache
+        src, j = (ca, i) if i < len(ca) else (cb, i - len(ca))
+        for x, y in zip(m.item(i), src.item(j)):
+            assert np.array_equal(x, y)
+    va, vm = CacheSplit(a, "valid"), CacheSplit(out, "valid")
+    assert vm.meta == va.meta and np.array_equal(vm.feats, va.feats)
+    assert m.meta["merged_from"] == [a.as_posix(), b.as_posix()]
+    make_batch(m, 0, 0, {**BATCH_DEFAULTS, "batch_size": 4, "crop_frames": 20}, 0, 0)
+    # refused: another unit space, a repeated utterance, a lone cache; one line from the CLI
+    c = _cache(tmp_path / "c", voices=("z",), unit_space="other-k100")
+    with pytest.raises(DataError, match="differs .* in unit_space"):
+        merge(tmp_path / "ac", [a, c])
+    with pytest.raises(DataError, match="share utterance names"):
+        merge(tmp_path / "aa", [a, a])
+    assert not (tmp_path / "ac").exists() and not (tmp_path / "aa").exists()
+    assert main(["merge", str(tmp_path / "x"), str(a)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cache_pack: ") and "at least two" in err and "\n" not in err

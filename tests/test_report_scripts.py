@@ -786,3 +786,84 @@ def test_vocoder_voices_trains_nested_voice_sets_on_equal_data_then_scores_and_p
     _exported(root / e, "voices6", "voices13", "voices27", "voices-nombrola")
     rc, calls, err = _run_script(root, env, "vocoder_voices.sh")
     assert rc == 0 and not [c for c in calls if c[1:3] == ["train", "vocoder"]]
+
+
+def test_real_voice_reports_judge_the_real_voice_with_other_real_speakers(tmp_path):
+    """scripts/real_voice_reports.sh: resynthesis of every prompt of the real voice (four
+    methods), of its telephone copies, and its continuations, each calibrated against the
+    other real speakers; a rerun judges nothing again."""
+    root, env = _tree(tmp_path)
+    (root / "data/real/others/it_IT_m_Carlo").mkdir(parents=True)
+    (root / "data/real/others/it_IT_m_Carlo/source.json").write_text("{}")
+    rc, calls, err = _run_script(root, env, "real_voice_reports.sh")
+    assert rc == 0, err
+    evals = [c for c in calls if c[1] == "eval"]
+    assert [c[2] for c in evals] == ["resynth", "resynth", "continue"]
+    assert [c[c.index("--wav-dir") + 1] for c in evals] == [
+        "data/real/allison", "data/real/allison-8k", "data/real/allison"]
+    assert all(c[c.index("--reference-voices") + 1] == "data/real/others" for c in evals)
+    assert evals[0][evals[0].index("--methods") + 1] == "hn-f0,hn,floor,copy-hn"
+    assert all(c[c.index("--per-voice") + 1] == "0" for c in evals)
+    assert (root / "docs/real-allison-continue.json").exists()
+    rc, calls, err = _run_script(root, env, "real_voice_reports.sh")
+    assert rc == 0 and calls == [], err
+
+
+def test_vocoder_real_joins_real_voices_trains_judges_and_pairs(tmp_path):
+    """scripts/vocoder_real.sh: the three real training voices analysed and joined to the
+    bundled cache, the control's recipe trained on it, judged on the real voice beside the
+    control (and the bundle when its report exists) and on the held-out engines."""
+    root, env = _tree(tmp_path)
+    (root / "docs").mkdir()
+    (root / "docs/vocoder-grow-control-heldout.json").write_text("{}")
+    (root / "docs/real-allison-resynth.json").write_text("{}")
+    for d in ("outputs/vocoder-grow-eval/grow-control", "data/vocoder/v2-phone-k100-8b1f9cc1",
+              "data/real/others/it_IT_m_Carlo"):
+        (root / d).mkdir(parents=True)
+    (root / "outputs/vocoder-grow-eval/grow-control/config.json").write_text("{}")
+    (root / "data/vocoder/v2-phone-k100-8b1f9cc1/train.json").write_text("{}")
+    (root / "data/real/others/it_IT_m_Carlo/source.json").write_text("{}")
+    rc, calls, err = _run_script(root, env, "vocoder_real.sh")
+    assert rc == 0, err
+    built = [c[c.index("--out") + 1] for c in calls if c[1:3] == ["corpus", "real"]]
+    assert built == ["data/real/train/fr_CA_f_June", "data/real/train/it_IT_m_Carlo",
+                     "data/real/train/ru_RU_f_IvrvoiceRU"]
+    assert ["PY", "-m", "speechlm.train.cache_pack", "merge",
+            "data/vocoder/v2-real-phone-k100-8b1f9cc1", "data/vocoder/v2-phone-k100-8b1f9cc1",
+            "data/vocoder/real-train-phone-k100-8b1f9cc1"] in calls
+    train = [c for c in calls if c[1:3] == ["train", "vocoder"]]
+    assert len(train) == 1 and train[0][train[0].index("--config") + 1] == \
+        "configs/vocoder/phone-cpu-real.toml"
+    judged = [(c[c.index("--vocoder") + 1], c[c.index("--json") + 1])
+              for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert judged == [
+        ("outputs/vocoder-real-eval/real", "docs/vocoder-real-allison.json"),
+        ("outputs/vocoder-grow-eval/grow-control", "docs/vocoder-real-control-allison.json"),
+        ("outputs/vocoder-real-eval/real", "docs/vocoder-real-heldout.json")]
+    assert _pairs(calls) == [
+        ["docs/vocoder-real-control-allison.json", "docs/vocoder-real-allison.json"],
+        ["docs/real-allison-resynth.json", "docs/vocoder-real-allison.json"],
+        ["docs/vocoder-grow-control-heldout.json", "docs/vocoder-real-heldout.json"]]
+    (root / "docs/vocoder-grow-control-heldout.json").unlink()
+    rc, _, err = _run_script(root, env, "vocoder_real.sh")
+    assert rc == 2 and "run make vocoder-grow first" in err
+
+
+def test_real_voice_units_reads_both_sets_against_one_aligner(tmp_path):
+    """scripts/real_voice_units.sh: the held-out engines relabelled by the aligner, then one
+    eval tokenizer table of both unit sets on the real voice and on them; refused (exit 2)
+    before the real voice is built."""
+    root, env = _tree(tmp_path)
+    rc, _, err = _run_script(root, env, "real_voice_units.sh")
+    assert rc == 2 and "run make real-voice" in err
+    (root / "data/real/allison").mkdir(parents=True)
+    (root / "data/real/allison/allison.tsv").write_text("x\n")
+    rc, calls, err = _run_script(root, env, "real_voice_units.sh")
+    assert rc == 0, err
+    assert calls[0][:2] == ["PY", "-"] and calls[0][3:] == ["data/real/heldout-ps",
+                                                           "docs/real-aligner.json"]
+    (ev,) = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]
+    manifests = [ev[i + 1] for i, a in enumerate(ev) if a == "--manifest"]
+    tokenizers = [ev[i + 1] for i, a in enumerate(ev) if a == "--tokenizer"]
+    assert manifests == ["data/real/allison/allison.tsv", "data/real/heldout-ps/heldout-ps.tsv"]
+    assert tokenizers == ["mfcc-k100", "phone-k100"]

@@ -1,5 +1,6 @@
 """``speechlm corpus synth``: build a synthetic training corpus (``world`` or ``arctic15``);
-``speechlm corpus align``: phone labels by forced alignment for the voices without any."""
+``speechlm corpus align``: phone labels by forced alignment for the voices without any;
+``speechlm corpus real``: a real human voice to judge on (the Asterisk prompts)."""
 
 from __future__ import annotations
 
@@ -80,8 +81,18 @@ def cmd_corpus_align(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corpus_real(args: argparse.Namespace) -> int:
+    from speechlm.data.real import build_real_voice
+
+    summary = build_real_voice(args.sounds, args.texts, args.out, fmt=args.format,
+                               min_words=args.min_words, max_utterances=args.max_utterances,
+                               progress=not args.quiet)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
 def register(sub, add_parser) -> None:
-    """``corpus synth``, ``corpus align``."""
+    """``corpus synth``, ``corpus align``, ``corpus real``."""
     c = add_parser(sub, "corpus", help="build a training corpus")
     csub = c.add_subparsers(dest="corpus_command", metavar="ACTION", parser_class=Parser)
     csub.required = True
@@ -130,3 +141,24 @@ def register(sub, add_parser) -> None:
     ca.add_argument("--max-utterances", type=int, default=0, help="only the first N")
     ca.add_argument("--markdown", help="also write the summary as a markdown table here")
     ca.set_defaults(func=cmd_corpus_align)
+
+    cr = add_parser(csub, "real", help="a real human voice to judge on (Asterisk prompts)",
+                    description="Write the Asterisk PBX's English prompts (Allison Smith, "
+                    "CC BY-SA 3.0; Debian asterisk-core-sounds-en-g722 or -wav, transcripts "
+                    "in asterisk-core-sounds-en) as a folder of 16 kHz wavs with texts.tsv, "
+                    "for --wav-dir of eval resynth / eval continue. Keeps prompts of "
+                    "--min-words or more words without digits or bracketed sounds. "
+                    "scripts/build_real_voice.sh fetches the packages and runs this.")
+    cr.add_argument("--sounds", required=True,
+                    help="the unpacked package's usr/share/asterisk/sounds/en_US_f_Allison")
+    cr.add_argument("--texts", help="core-sounds-en.txt[.gz]; none: a voice without "
+                    "transcripts, a reference for eval's --reference-voices only (the "
+                    "--max-utterances largest files)")
+    cr.add_argument("--out", required=True, help="output folder (replaced when complete)")
+    cr.add_argument("--format", choices=("g722", "wav"), default="g722",
+                    help="g722: 16 kHz wideband (needs PyAV); wav: the 8 kHz telephone band, "
+                    "resampled")
+    cr.add_argument("--min-words", type=int, default=3, help="shortest prompt kept, in words")
+    cr.add_argument("--max-utterances", type=int, default=0,
+                    help="keep at most N (without --texts: the largest files; 0: all)")
+    cr.set_defaults(func=cmd_corpus_real)

@@ -134,7 +134,8 @@ def cmd_eval_resynth(args: argparse.Namespace) -> int:
                               waveform=args.waveform, reference_perturb=args.reference_perturb,
                               voice_from=args.voice_from, warp=args.warp, speeds=args.speeds,
                               band_limit=args.band_limit, tokenizer=args.tokenizer,
-                              unit_oracle=args.unit_oracle)
+                              unit_oracle=args.unit_oracle,
+                              reference_voices=args.reference_voices)
     return emit_report(args, report, resynth_markdown(report))
 
 
@@ -213,7 +214,8 @@ def cmd_eval_continue(args: argparse.Namespace) -> int:
                                    figures=args.figures, audio_out=args.audio_out,
                                    progress=not args.quiet, vocoder=args.vocoder,
                                    max_figures=args.max_figures,
-                                   prompt_perturb=args.prompt_perturb)
+                                   prompt_perturb=args.prompt_perturb,
+                                   reference_voices=args.reference_voices)
     return emit_report(args, report, continuation_markdown(report))
 
 
@@ -307,6 +309,11 @@ def register(sub, add_parser) -> None:
     er.add_argument("--wav-dir", help="judge your own recordings instead: a folder of audio "
                     "files (DIR/*.wav for one speaker, DIR/SPEAKER/*.wav for several), with "
                     "transcripts in DIR/texts.tsv (file<TAB>text[<TAB>speaker]) or FILE.txt")
+    er.add_argument("--reference-voices", metavar="DATA",
+                    help="more voices (a folder as --wav-dir, a split or a manifest) used only as "
+                    "the speaker calibration's other voices, never evaluated: e.g. other real "
+                    "speakers beside one real voice (data/real/others of "
+                    "scripts/build_real_voice.sh)")
     er.add_argument("--vocoder", default="phone-vocoder", help="vocoder name or directory")
     er.add_argument("--tokenizer", help="tokenizer to read the audio with (default: the one the "
                     "vocoder was trained on, by name); must have the vocoder's unit space "
@@ -394,6 +401,11 @@ def register(sub, add_parser) -> None:
     ec.add_argument("--wav-dir", help="judge your own recordings instead: a folder of audio "
                     "files (DIR/*.wav for one speaker, DIR/SPEAKER/*.wav for several), with "
                     "transcripts in DIR/texts.tsv (file<TAB>text[<TAB>speaker]) or FILE.txt")
+    ec.add_argument("--reference-voices", metavar="DATA",
+                    help="more voices (a folder as --wav-dir, a split or a manifest) used only as "
+                    "the speaker calibration's other voices, never evaluated: e.g. other real "
+                    "speakers beside one real voice (data/real/others of "
+                    "scripts/build_real_voice.sh)")
     ec.add_argument("--model", default="default", help="model ('default' or a directory)")
     ec.add_argument("--vocoder", help="replace the model's vocoder (name or directory)")
     ec.add_argument("--per-voice", type=int, default=4, help="prompts per voice (0: all)")

@@ -51,6 +51,7 @@ from speechlm.eval.harness import (
     group_by,
     mark_held_out,
     mean,
+    reference_pool,
     safe,
     select_items,
 )
@@ -231,8 +232,10 @@ class ContinuationHarness:
         self.floor_source = ""
 
     # --- select
-    def select(self, data: str, corpus: str | None, per_voice: int) -> list[Item]:
-        """``per_voice`` utterances of each voice long enough for a prompt and a ceiling."""
+    def select(self, data: str, corpus: str | None, per_voice: int,
+               reference_voices: str | None = None) -> list[Item]:
+        """``per_voice`` utterances of each voice long enough for a prompt and a ceiling
+        (``reference_voices``: :func:`~speechlm.eval.harness.reference_pool`)."""
         items = mark_held_out(select_items(data, corpus, 0, self.seed), self.m.vocoder.training)
         need = int((self.prompt_seconds + CEILING_MIN_SECONDS) * self.sr)
         rng = np.random.default_rng(self.seed)
@@ -246,8 +249,9 @@ class ContinuationHarness:
                 if load_audio(group[i].path).numel() >= need:
                     chosen.append(group[i])
                     picked += 1
-        self.refs = SpeakerReferences(self.judges.speaker, items, load_audio, self.sr,
-                                      seed=self.seed)
+        self.refs = SpeakerReferences(self.judges.speaker,
+                                      reference_pool(items, reference_voices, corpus, self.seed),
+                                      load_audio, self.sr, seed=self.seed)
         self._fit_floors(items)
         return chosen
 
@@ -369,14 +373,16 @@ def evaluate_continuation(model: str = "default", data: str = "test",
                           figures: str | None = None, audio_out: str | None = None,
                           progress: bool = True, vocoder: str | None = None,
                           max_figures: int = 0,
-                          prompt_perturb: str | None = None) -> dict[str, Any]:
-    """Run the continuation report; returns the JSON report.
+                          prompt_perturb: str | None = None,
+                          reference_voices: str | None = None) -> dict[str, Any]:
+    """Run the continuation report; returns the JSON report (``reference_voices``: more voices
+    for the speaker calibration's *others* only, :func:`~speechlm.eval.harness.reference_pool`).
 
     With ``figures``, one PNG is drawn for the first sample of the first prompt of each voice
     (at most ``max_figures``; 0: no limit)."""
     h = ContinuationHarness(model, vocoder, num_samples, prompt_seconds, seconds, temperature,
                             seed, prompt_perturb)
-    items = h.select(data, corpus, per_voice)
+    items = h.select(data, corpus, per_voice, reference_voices)
     rows, drawn = [], set()
     for k, it in enumerate(tqdm(items, desc="eval continue", disable=not progress)):
         run = h.run(it, k)
@@ -393,6 +399,7 @@ def evaluate_continuation(model: str = "default", data: str = "test",
             "num_samples": num_samples, "prompt_seconds": prompt_seconds, "seconds": seconds,
             "temperature": temperature, "seed": seed, "targets": TARGETS,
             "prompt_perturb": h.prompt_perturb,
+            **({"reference_voices": str(reference_voices)} if reference_voices else {}),
             "asr": "Whisper tiny.en (int8, faster-whisper)", "floors_fitted_on": h.floor_source,
             "held_out_voices": sorted({r["voice"] for r in rows if r["held_out"]}),
             "groups": groups, "voices": voices, "prompts": rows}

@@ -102,6 +102,24 @@ def select_items(data: str | os.PathLike, corpus: str | os.PathLike | None, per_
     return out
 
 
+def reference_pool(items: Sequence[Item], reference_voices: str | os.PathLike | None,
+                   corpus: str | os.PathLike | None, seed: int) -> list[Item]:
+    """``items`` and, with ``reference_voices`` (a folder, split or manifest as ``data`` of
+    :func:`select_items`), every utterance of those voices: the pool of
+    :class:`SpeakerReferences`, where they serve only as the calibration's *other* voices
+    (e.g. other real speakers beside one real voice, whose report would otherwise have no
+    other voice to calibrate against). A reference voice named as an evaluated one is refused:
+    it would be taken for that voice's own second utterances."""
+    if not reference_voices:
+        return list(items)
+    extra = select_items(reference_voices, corpus, 0, seed)
+    clash = sorted({it.voice for it in extra} & {it.voice for it in items})
+    if clash:
+        raise DataError(f"--reference-voices {reference_voices}: voice(s) also evaluated: "
+                        f"{', '.join(clash[:5])}")
+    return [*items, *extra]
+
+
 def mark_held_out(items: Iterable[Item], training: dict[str, Any]) -> list[Item]:
     """Mark each item's voice as held out when the model never trained on it: a voice not
     among ``training['train_voices']`` when the model records them, else one of

@@ -83,6 +83,7 @@ from speechlm.eval.harness import (
     group_by,
     mark_held_out,
     mean,
+    reference_pool,
     safe,
     select_items,
 )
@@ -189,11 +190,13 @@ class ResynthHarness:
         self.refs: SpeakerReferences | None = None
 
     # --- select
-    def select(self, data: str, corpus: str | None, per_voice: int) -> list[Item]:
+    def select(self, data: str, corpus: str | None, per_voice: int,
+               reference_voices: str | None = None) -> list[Item]:
         items = mark_held_out(select_items(data, corpus, 0, self.seed), self.voc.training)
         self.pool = group_by(items, lambda it: it.voice)
-        self.refs = SpeakerReferences(self.judges.speaker, items, load_audio, self.sr,
-                                      seed=self.seed)
+        self.refs = SpeakerReferences(self.judges.speaker,
+                                      reference_pool(items, reference_voices, corpus, self.seed),
+                                      load_audio, self.sr, seed=self.seed)
         chosen = {it.name for it in select_items(data, corpus, per_voice, self.seed)}
         out = [it for it in items if it.name in chosen]
         needs = ["--voice-from other"] if self.voice_from == "other" else []
@@ -461,7 +464,8 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
                      band_limit: float | None = None,
                      tokenizer: str | None = None,
                      speeds: tuple[float, ...] | None = None,
-                     unit_oracle: str | None = None) -> dict[str, Any]:
+                     unit_oracle: str | None = None,
+                     reference_voices: str | None = None) -> dict[str, Any]:
     """Run the harness; returns the JSON report (per utterance, per voice and per group).
     ``warp`` and ``band_limit``: the tokenizer's test-time input options
     (:meth:`speechlm.tokenizer.Tokenizer.with_warp`, ``with_band_limit``; ``band_limit`` None
@@ -470,10 +474,12 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
     every method is copy synthesis (copy-runs and copy-unit-means then read its runs);
     ``speeds``: the tokenizer's speed ensemble (``with_speeds``; None: the tokenizer's own,
     empty: off); ``unit_oracle``: a diagnostic, the units corrected by the reference phones
-    (:mod:`speechlm.eval.unit_oracle`; utterances without them are left out)."""
+    (:mod:`speechlm.eval.unit_oracle`; utterances without them are left out);
+    ``reference_voices``: more voices for the speaker calibration's *others* only
+    (:func:`~speechlm.eval.harness.reference_pool`)."""
     h = ResynthHarness(vocoder, methods, asrs, seed, audio_out, waveform, reference_perturb,
                        voice_from, warp, band_limit, tokenizer, speeds, unit_oracle)
-    items = h.select(data, corpus, per_voice)
+    items = h.select(data, corpus, per_voice, reference_voices)
     rows = [h.score(it, *h.run(it, i))
             for i, it in enumerate(tqdm(items, desc="eval resynth", disable=not progress))]
     groups, voices = by_group(rows, h.aggregate)
@@ -490,6 +496,7 @@ def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
         **({"band_limit": band_limit} if band_limit else {}),
         **({"tokenizer": str(tokenizer)} if tokenizer else {}),
         **({"unit_oracle": h.oracle_info} if unit_oracle else {}),
+        **({"reference_voices": str(reference_voices)} if reference_voices else {}),
         **({"voice_tables": h.pooled_info} if any(m in POOLED for m in methods) else {}),
         "held_out_voices": sorted({r["voice"] for r in rows if r["held_out"]}),
         "asr": list(asrs), "asr_models": {"whisper": "Whisper tiny.en (int8, faster-whisper)",

@@ -15,8 +15,13 @@ loses only log-mel precision:
 ``max_utterances`` keeps a seeded draw of a split's utterances (every voice keeps at least one
 while there is room), with their offsets rewritten.
 
+``merge`` joins the train splits of several caches of one unit space into a new cache (e.g. the
+bundled vocoder's and the real voices' of ``scripts/vocoder_real.sh``), whose valid split is the
+first cache's: a run on it is validated as the first cache's runs are.
+
     python -m speechlm.train.cache_pack pack data/vocoder/v2-phone-k100-8b1f9cc1 PACK --step 0.2
     python -m speechlm.train.cache_pack unpack PACK data/vocoder/CACHE
+    python -m speechlm.train.cache_pack merge OUT CACHE1 CACHE2 ...
 """
 
 from __future__ import annotations
@@ -179,6 +184,49 @@ def unpack(pack_dir: Path, cache: Path) -> Path:
     return cache
 
 
+MERGE_KEYS = ("unit_space", "n_units", "frame_rate", "sp_dim", "n_mels")  # must agree to merge
+
+
+def merge(out: Path, caches: list[Path]) -> Path:
+    """A cache ``out`` whose train split is the train splits of ``caches`` in order (offsets
+    rewritten) and whose valid split is the first cache's. Refused when the caches differ in
+    unit space or features, or an utterance name repeats; ``out`` is kept when complete."""
+    out, caches = Path(out), [Path(c) for c in caches]
+    if len(caches) < 2:
+        raise DataError("merge needs at least two caches")
+    metas = [_split_meta(c, "train") for c in caches]
+    first = _split_meta(caches[0], "valid")
+    for c, m in zip(caches[1:], metas[1:]):
+        bad = [k for k in MERGE_KEYS if m.get(k) != metas[0].get(k)]
+        if bad:
+            raise DataError(f"{c} differs from {caches[0]} in {', '.join(bad)}: not one "
+                            "unit space")
+    names = [u[0] for m in metas for u in m["utterances"]]
+    if len(set(names)) != len(names):
+        raise DataError("the caches share utterance names: merged, they would be one twice")
+    if (out / "train.json").exists() and (out / "valid.json").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    utts, off = [], 0
+    for c, m in zip(caches, metas):
+        for name, spk, o, n in m["utterances"]:
+            utts.append([name, spk, off + o, n])
+        off += len(np.load(c / "train.units.npy", mmap_mode="r"))  # offsets count unit frames
+    for name in ("units", "feats", "f0"):
+        arr = np.concatenate([np.load(c / f"train.{name}.npy", mmap_mode="r") for c in caches])
+        with atomic_path(out / f"train.{name}.npy") as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, arr)
+        with atomic_path(out / f"valid.{name}.npy") as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, np.load(caches[0] / f"valid.{name}.npy", mmap_mode="r"))
+    write_json_atomic(out / "valid.json", first)
+    # the train JSON last: a split counts as present once it is there
+    write_json_atomic(out / "train.json", {**metas[0], "utterances": utts,
+                                           "merged_from": [c.as_posix() for c in caches]})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m speechlm.train.cache_pack",
                                 description=__doc__.split("\n\n")[0])
@@ -193,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("unpack", help="restore a vocoder cache from a pack")
     b.add_argument("pack")
     b.add_argument("cache")
+    c = sub.add_parser("merge", help="join the train splits of caches (valid: the first's)")
+    c.add_argument("out")
+    c.add_argument("caches", nargs="+")
     args = p.parse_args(argv)
     try:
         if args.cmd == "pack":
@@ -200,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({k: d[k] for k in ("bytes", "step")}
                              | {s: {k: v for k, v in x.items() if k != "bytes"}
                                 for s, x in d["splits"].items()}))
+        elif args.cmd == "merge":
+            print(merge(Path(args.out), [Path(c) for c in args.caches]))
         else:
             print(unpack(Path(args.pack), Path(args.cache)))
     except (SpeechLMError, OSError) as err:
