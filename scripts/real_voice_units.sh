@@ -7,8 +7,9 @@
 # one set of labels:
 #   data/real/heldout-ps          the corpus's held-out split (Pico, Piper, MBROLA us3) linked
 #                                 with pocketsphinx labels; its summary (utterances aligned,
-#                                 and on us3 the share of non-silence frames where the aligner
-#                                 agrees with MBROLA's own labels: what its labels are worth)
+#                                 and on MBROLA us3 and Piper the share of non-silence frames
+#                                 where the aligner agrees with the engine's own labels: what
+#                                 its labels are worth)
 #                                 -> docs/real-aligner.json
 #   docs/real-units.{json,md}     eval tokenizer: PNMI, ABX, frame phone error, UED, per voice
 # Env: CORPUS (data/corpus-v2); SL, PY.
@@ -28,12 +29,20 @@ from speechlm.io import write_json_atomic
 
 corpus, out, report = sys.argv[1:]
 stats = relabel(read_manifest(resolve_manifest("heldout", corpus)), out)
+base: dict[str, dict[str, int]] = {}
+for spk, st in stats.items():
+    b = base.setdefault(spk.split("-")[0], {"utterances": 0, "aligned": 0, "frames": 0,
+                                            "agree": 0})
+    for k in b:
+        b[k] += st[k]
+for b in base.values():
+    b["engine_agreement"] = round(b["agree"] / b["frames"], 4) if b["frames"] else None
 write_json_atomic(report, {"aligner": "pocketsphinx en-us (forced alignment)",
-                           "split": f"{corpus} heldout", "voices": stats,
-                           "engine_agreement": "share of non-silence 20 ms frames whose "
-                           "pocketsphinx label is the engine's own (MBROLA us3 only: Pico and "
-                           "Piper give none)"})
-print(json.dumps(stats))
+                           "split": f"{corpus} heldout", "base_voices": base, "voices": stats,
+                           "engine_agreement": "share of the non-silence 20 ms frames with "
+                           "engine labels whose pocketsphinx label is the engine's own (Pico "
+                           "gives none)"})
+print(json.dumps(base))
 PY
 report docs/real-units tokenizer --manifest "$R/allison/allison.tsv" \
   --manifest "$R/heldout-ps/heldout-ps.tsv" --tokenizer mfcc-k100 --tokenizer phone-k100 \

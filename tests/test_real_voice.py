@@ -246,7 +246,9 @@ def test_relabel_links_audio_with_aligner_labels_and_measures_agreement(tmp_path
     items = [Utterance("slt/a0004", wav, len(y), "slt", SAMPLE_TEXT),
              Utterance("slt/none", wav, len(y), "slt", None)]  # no transcript: left out
     stats = relabel(items, tmp_path / "ps")
-    assert stats == {"slt": {"utterances": 1, "aligned": 1, "engine_agreement": 1.0}}
+    st = stats["slt"]
+    assert list(stats) == ["slt"] and st["engine_agreement"] == 1.0
+    assert (st["utterances"], st["aligned"]) == (1, 1) and st["agree"] == st["frames"] > 50
     (u,) = read_manifest(tmp_path / "ps" / "ps.tsv")
     assert u.path.is_symlink() and u.speaker == "slt" and u.text == SAMPLE_TEXT
     assert read_phn(u.phn_path)[0][2] == phones[0][2]

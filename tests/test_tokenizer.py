@@ -221,6 +221,24 @@ def test_pnmi_by_voice_does_not_depend_on_the_other_voices(small_corpus, tmp_pat
     assert fewer["pnmi"] != pooled["pnmi"]
 
 
+def test_one_speaker_has_no_abx_across(small_corpus, tmp_path):
+    """A manifest of one speaker (a real voice) is measured, ABX across shown as '-'."""
+    from speechlm.eval.tokenizer import evaluate_tokenizer, markdown_table
+
+    lines = (small_corpus / "test.tsv").read_text().splitlines()
+    items = read_manifest(small_corpus / "test.tsv")
+    spk = next(u.speaker for u in items if u.phn_path.exists())
+    keep = [k for k, u in enumerate(items) if u.speaker == spk]
+    one = tmp_path / "one.tsv"
+    one.write_text("\n".join([lines[0], *(lines[k + 1] for k in keep)]) + "\n")
+    (tmp_path / "one.spk").write_text("".join(spk + "\n" for _ in keep))
+    r = evaluate_tokenizer("mfcc-k100", one, progress=False, ued_utterances=0)
+    assert r["abx_across_units"] is None and r["abx_across_features"] is None
+    assert r["abx_within_units"] is not None and r["pnmi"] > 0
+    row = markdown_table([r]).splitlines()[2].split(" | ")
+    assert "-" in row and "None" not in markdown_table([r])
+
+
 def test_paired_frame_errors_pair_utterances_per_voice():
     from speechlm.eval.tokenizer import paired_frame_errors
 

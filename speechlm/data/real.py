@@ -285,8 +285,9 @@ def relabel(items: list[Utterance], out: str | os.PathLike, max_per_voice: int =
     gets a link to each audio file (``<speaker>/<file>``), its ``.phn`` where the transcript
     aligns, and a manifest (``out/<out name>.tsv``), so ``eval tokenizer`` reads a synthetic
     set and the real voice against one aligner. Returns per speaker: utterances, aligned, and
-    (where the engine gave labels) the share of non-silence 20 ms frames on which the two
-    label sets agree: what the aligner's labels are worth."""
+    where the engine gave labels the non-silence 20 ms frames compared (``frames``), those on
+    which the two label sets agree (``agree``) and their share (``engine_agreement``): what
+    the aligner's labels are worth."""
     from speechlm.audio import load_audio
     from speechlm.data.manifest import read_phn
 
@@ -326,8 +327,7 @@ def relabel(items: list[Utterance], out: str | os.PathLike, max_per_voice: int =
             st["frames"] += int(m.sum())
             st["agree"] += int(((a == b) & m).sum())
     write_manifest(out / f"{out.name}.tsv", out.absolute(), linked)
-    return {spk: {"utterances": st["utterances"], "aligned": st["aligned"],
-                  "engine_agreement": round(st["agree"] / st["frames"], 4)
+    return {spk: {**st, "engine_agreement": round(st["agree"] / st["frames"], 4)
                   if st["frames"] else None}
             for spk, st in sorted(stats.items())}
 
