@@ -5,7 +5,8 @@
 # fetches the .deb files (no root) and `dpkg-deb -x` unpacks them under $CACHE.
 #
 #   data/real/allison       217 prompts of >= 3 words (no digits, no sound descriptions),
-#                           G.722 wideband (16 kHz), transcripts in texts.tsv
+#                           G.722 wideband (16 kHz), transcripts in texts.tsv, a manifest
+#                           (allison.tsv) and pocketsphinx's forced phone labels (186 align)
 #   data/real/allison-8k    the same prompts from the 8 kHz telephone-band package, resampled
 #   data/real/others/NAME   12 prompts each of the French (June Wallack), Italian (Carlo) and
 #                           Russian voices: the calibration's other speakers

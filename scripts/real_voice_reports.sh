@@ -9,7 +9,8 @@
 #                                           copy synthesis (copy-hn: the waveform stage on the
 #                                           original's own log-mel and F0: the vocoder's ceiling)
 #   docs/real-allison-8k-resynth.{json,md}  the same prompts from the 8 kHz telephone package
-#                                           (hn-f0, floor)
+#                                           (hn-f0, floor), paired with the wideband ones
+#                                           (docs/real-allison-8k-vs-wideband.{json,md})
 #   docs/real-allison-continue.{json,md}    continuations of every prompt long enough for a 3 s
 #                                           prompt and a 1 s ceiling (43)
 #
@@ -19,7 +20,7 @@
 # Env: PER_VOICE (0: every prompt), CONTINUE_PER_VOICE (0: every long-enough prompt); SL, PY.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib/heldout_reports.sh  # SL, PY, report
+. scripts/lib/heldout_reports.sh  # SL, PY, report, compare
 PER_VOICE=${PER_VOICE:-0}
 CONTINUE_PER_VOICE=${CONTINUE_PER_VOICE:-0}
 R=data/real
@@ -31,6 +32,8 @@ report docs/real-allison-resynth resynth --quiet --wav-dir "$R/allison" \
   --reference-voices "$R/others"
 report docs/real-allison-8k-resynth resynth --quiet --wav-dir "$R/allison-8k" \
   --per-voice "$PER_VOICE" --methods hn-f0,floor --asr whisper --reference-voices "$R/others"
+compare resynth docs/real-allison-resynth docs/real-allison-8k-resynth \
+  docs/real-allison-8k-vs-wideband
 report docs/real-allison-continue continue --quiet --wav-dir "$R/allison" \
   --per-voice "$CONTINUE_PER_VOICE" --reference-voices "$R/others"
-echo "docs/real-allison-{resynth,8k-resynth,continue}.{json,md}"
+echo "docs/real-allison-{resynth,8k-resynth,8k-vs-wideband,continue}.{json,md}"

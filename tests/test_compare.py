@@ -54,6 +54,24 @@ def test_f0_measures_pair_the_utterances_where_both_reports_have_one():
     assert row["f0_rmse_cents"] is None and row["wer"]["delta"] == 0
 
 
+def test_the_similarity_margin_pairs_the_calibrated_utterances():
+    """A similarity that rises while its margin over the closest other voice falls: the output
+    moved toward voices in general. Rows without a calibration are left out of the margin."""
+    base = [("a b", "a b", 0.7, 3.0)] * 20
+    a, b = _report("a", base), _report("b", base)
+    for ua, ub in zip(a["utterances"], b["utterances"]):
+        ua["hn"]["calibration"] = {"margin": 0.10}
+        ub["hn"] = {**ub["hn"], "similarity": 0.73, "calibration": {"margin": 0.08}}
+    b["utterances"][0]["hn"]["calibration"] = None
+    row = compare_resynth(a, b)["rows"][0]
+    assert row["similarity"]["delta"] == pytest.approx(0.03) and row["similarity"]["distinct"]
+    assert row["similarity_margin"]["delta"] == pytest.approx(-0.02)
+    assert row["similarity_margin"]["n"] == 19 and row["similarity_margin"]["distinct"]
+    assert "-0.0200 [-0.0200, -0.0200] * (n = 19)" in compare_markdown(compare_resynth(a, b))
+    assert compare_resynth(_report("a", base), _report("b", base))["rows"][0][
+        "similarity_margin"] is None  # reports without calibrations
+
+
 def test_noise_without_a_shift_is_not_called_distinct():
     import numpy as np
 

@@ -146,7 +146,8 @@ def register(sub, add_parser) -> None:
                     description="Write the Asterisk PBX's English prompts (Allison Smith, "
                     "CC BY-SA 3.0; Debian asterisk-core-sounds-en-g722 or -wav, transcripts "
                     "in asterisk-core-sounds-en) as a folder of 16 kHz wavs with texts.tsv, "
-                    "for --wav-dir of eval resynth / eval continue. Keeps prompts of "
+                    "for --wav-dir of eval resynth / eval continue, with a manifest and "
+                    "pocketsphinx's forced phone labels for eval tokenizer. Keeps prompts of "
                     "--min-words or more words without digits or bracketed sounds. "
                     "scripts/build_real_voice.sh fetches the packages and runs this.")
     cr.add_argument("--sounds", required=True,

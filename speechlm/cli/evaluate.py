@@ -219,6 +219,12 @@ def cmd_eval_continue(args: argparse.Namespace) -> int:
     return emit_report(args, report, continuation_markdown(report))
 
 
+REFERENCE_VOICES_HELP = ("more voices (a folder as --wav-dir, a split or a manifest) used only "
+                         "as the speaker calibration's other voices, never evaluated: e.g. other "
+                         "real speakers beside one real voice (data/real/others of "
+                         "scripts/build_real_voice.sh)")
+
+
 def register(sub, add_parser) -> None:
     """``eval tokenizer``, ``eval lm``, ``eval build-probes``, ``eval resynth``,
     ``eval continue``."""
@@ -309,11 +315,7 @@ def register(sub, add_parser) -> None:
     er.add_argument("--wav-dir", help="judge your own recordings instead: a folder of audio "
                     "files (DIR/*.wav for one speaker, DIR/SPEAKER/*.wav for several), with "
                     "transcripts in DIR/texts.tsv (file<TAB>text[<TAB>speaker]) or FILE.txt")
-    er.add_argument("--reference-voices", metavar="DATA",
-                    help="more voices (a folder as --wav-dir, a split or a manifest) used only as "
-                    "the speaker calibration's other voices, never evaluated: e.g. other real "
-                    "speakers beside one real voice (data/real/others of "
-                    "scripts/build_real_voice.sh)")
+    er.add_argument("--reference-voices", metavar="DATA", help=REFERENCE_VOICES_HELP)
     er.add_argument("--vocoder", default="phone-vocoder", help="vocoder name or directory")
     er.add_argument("--tokenizer", help="tokenizer to read the audio with (default: the one the "
                     "vocoder was trained on, by name); must have the vocoder's unit space "
@@ -401,11 +403,7 @@ def register(sub, add_parser) -> None:
     ec.add_argument("--wav-dir", help="judge your own recordings instead: a folder of audio "
                     "files (DIR/*.wav for one speaker, DIR/SPEAKER/*.wav for several), with "
                     "transcripts in DIR/texts.tsv (file<TAB>text[<TAB>speaker]) or FILE.txt")
-    ec.add_argument("--reference-voices", metavar="DATA",
-                    help="more voices (a folder as --wav-dir, a split or a manifest) used only as "
-                    "the speaker calibration's other voices, never evaluated: e.g. other real "
-                    "speakers beside one real voice (data/real/others of "
-                    "scripts/build_real_voice.sh)")
+    ec.add_argument("--reference-voices", metavar="DATA", help=REFERENCE_VOICES_HELP)
     ec.add_argument("--model", default="default", help="model ('default' or a directory)")
     ec.add_argument("--vocoder", help="replace the model's vocoder (name or directory)")
     ec.add_argument("--per-voice", type=int, default=4, help="prompts per voice (0: all)")

@@ -8,6 +8,9 @@ utterances; pairing removes that spread. For each method both reports ran and ea
 
 * WER (the reports' first ASR judge): corpus WER, word errors over reference words;
 * speaker similarity to the original and DNSMOS: means over utterances;
+* the similarity's margin over the closest other voice of the set (its calibration): a mean over
+  the utterances that have one; a similarity that rises with that margin flat or falling made
+  the output closer to voices in general, not to its own;
 * the output's F0 against the source's (RMSE in cents over frames voiced in both) and its voicing
   error (share of frames voiced in one and not the other): means over the utterances where both
   reports have a value (a silent or unvoiced output has no F0 RMSE), their number beside them;
@@ -24,8 +27,16 @@ import numpy as np
 
 from speechlm.errors import DataError
 
-MEASURES = ("wer", "similarity", "dnsmos", "f0_rmse_cents", "vuv_error")
-PARTIAL = ("f0_rmse_cents", "vuv_error")  # paired over the utterances where both have a value
+MEASURES = ("wer", "similarity", "similarity_margin", "dnsmos", "f0_rmse_cents", "vuv_error")
+# paired over the utterances where both have a value
+PARTIAL = ("similarity_margin", "f0_rmse_cents", "vuv_error")
+
+
+def _value(result: dict, measure: str) -> float | None:
+    """One method's ``measure`` in a report row (the margin from its calibration)."""
+    if measure == "similarity_margin":
+        return (result.get("calibration") or {}).get("margin")
+    return result.get(measure)
 GROUPS = {"held-out voices": True, "seen voices": False}
 
 
@@ -51,8 +62,8 @@ def paired_delta(base_rows: list[dict], other_rows: list[dict], method: str, mea
         eb, _ = _word_errors(other_rows, method)
         num, den = eb - ea, words
     else:
-        va = [r[method].get(measure) for r in base_rows]
-        vb = [r[method].get(measure) for r in other_rows]
+        va = [_value(r[method], measure) for r in base_rows]
+        vb = [_value(r[method], measure) for r in other_rows]
         if measure in PARTIAL:
             pairs = [(x, y) for x, y in zip(va, vb) if x is not None and y is not None]
             if not pairs:
@@ -120,11 +131,12 @@ def compare_markdown(report: dict) -> str:
 
     lines = [f"{report['other']} - {report['base']}, paired over the same utterances "
              "(95 % bootstrap intervals; * the interval excludes 0):", "",
-             "| method | voices | n | WER | speaker sim | DNSMOS | F0 RMSE (cents) | "
-             "voicing error |", "|---|---|---|---|---|---|---|---|"]
+             "| method | voices | n | WER | speaker sim | sim margin over the closest other | "
+             "DNSMOS | F0 RMSE (cents) | voicing error |", "|---|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
         lines.append(f"| {r['method']} | {r['group']} | {r['utterances']} | {cell(r['wer'])} | "
-                     f"{cell(r['similarity'])} | {cell(r['dnsmos'])} | "
+                     f"{cell(r['similarity'])} | {cell(r.get('similarity_margin'))} | "
+                     f"{cell(r['dnsmos'])} | "
                      f"{cell(r.get('f0_rmse_cents'))} | {cell(r.get('vuv_error'))} |")
     return "\n".join(lines) + "\n"
 
