@@ -173,7 +173,7 @@ vocoder-warp: $(STAMP)  ## the bundled vocoder trained 2,000 steps with half the
 real-voice: $(STAMP)  ## a real human voice to judge on: Allison Smith's Asterisk prompts (217 with transcripts, G.722 16 kHz, and their 8 kHz telephone copies) and 3 other real speakers for the similarity calibration, from Debian packages fetched with apt-get download (~1 min): data/real/
 	bash scripts/build_real_voice.sh
 
-real-voice-reports: $(STAMP)  ## the bundled pipeline on that real voice: resynthesis (source and drawn F0, the units-shuffled baseline, copy synthesis), the telephone copies, continuations (~60 min): docs/real-allison-*
+real-voice-reports: $(STAMP)  ## the bundled pipeline on that real voice: resynthesis (source and drawn F0, the units-shuffled baseline, copy synthesis), the telephone copies, the units replaced by the aligner's phones (a diagnostic), continuations (~2 h): docs/real-allison-*
 	bash scripts/real_voice_reports.sh
 
 real-voice-units: $(STAMP)  ## units on that real voice against pocketsphinx's forced phone labels, beside the held-out engines labelled by the same aligner (and its agreement with MBROLA's own labels): PNMI, ABX, frame phone error, UED of phone-k100 and mfcc-k100 (~15 min; needs make real-voice): docs/real-units.*, docs/real-aligner.json

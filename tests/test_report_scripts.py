@@ -798,17 +798,19 @@ def test_real_voice_reports_judge_the_real_voice_with_other_real_speakers(tmp_pa
     rc, calls, err = _run_script(root, env, "real_voice_reports.sh")
     assert rc == 0, err
     evals = [c for c in calls if c[1] == "eval" and c[2] != "compare-resynth"]
-    assert [c[2] for c in evals] == ["resynth", "resynth", "continue"]
+    assert [c[2] for c in evals] == ["resynth", "resynth", "resynth", "continue"]
     assert [c[c.index("--wav-dir") + 1] for c in evals] == [
-        "data/real/allison", "data/real/allison-8k", "data/real/allison"]
+        "data/real/allison", "data/real/allison-8k", "data/real/allison", "data/real/allison"]
+    assert evals[2][evals[2].index("--unit-oracle") + 1] == "phones"
     assert all(c[c.index("--reference-voices") + 1] == "data/real/others" for c in evals)
     assert evals[0][evals[0].index("--methods") + 1] == "hn-f0,hn,floor,copy-hn"
     assert all(c[c.index("--per-voice") + 1] == "0" for c in evals)
     assert (root / "docs/real-allison-continue.json").exists()
-    assert _pairs(calls) == [["docs/real-allison-resynth.json",
-                              "docs/real-allison-8k-resynth.json"]]
+    assert _pairs(calls) == [
+        ["docs/real-allison-resynth.json", "docs/real-allison-8k-resynth.json"],
+        ["docs/real-allison-resynth.json", "docs/real-allison-oracle-phones.json"]]
     rc, calls, err = _run_script(root, env, "real_voice_reports.sh")
-    assert rc == 0 and [c[1:3] for c in calls] == [["eval", "compare-resynth"]], err
+    assert rc == 0 and [c[1:3] for c in calls] == [["eval", "compare-resynth"]] * 2, err
 
 
 def test_vocoder_real_joins_real_voices_trains_judges_and_pairs(tmp_path):
