@@ -16,6 +16,7 @@
 # Env: CACHE (data/real/debs), OUT (data/real); SL for tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/real_voices.sh  # REAL_OTHERS
 SL=${SL:-.venv/bin/speechlm}
 CACHE=${CACHE:-data/real/debs}
 OUT=${OUT:-data/real}
@@ -45,7 +46,7 @@ S=usr/share/asterisk/sounds
   --sounds "$CACHE/asterisk-core-sounds-en-g722/$S/en_US_f_Allison" --out "$OUT/allison"
 [ -f "$OUT/allison-8k/source.json" ] || $SL corpus real --quiet --format wav --texts "$TEXTS" \
   --sounds "$CACHE/asterisk-core-sounds-en-wav/$S/en_US_f_Allison" --out "$OUT/allison-8k"
-for v in fr-g722/fr_CA_f_June it-g722/it_IT_m_Carlo ru-g722/ru_RU_f_IvrvoiceRU; do
+for v in $REAL_OTHERS; do
   name=${v#*/}
   [ -f "$OUT/others/$name/source.json" ] || $SL corpus real --quiet --format g722 \
     --max-utterances 12 --sounds "$CACHE/asterisk-core-sounds-${v%%/*}/$S/$name" \

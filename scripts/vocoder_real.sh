@@ -18,6 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, train_exported, resynth_heldout, compare
+. scripts/lib/real_voices.sh  # REAL_OTHERS
 E=outputs/vocoder-real-eval
 R=data/real
 BASE_CACHE=data/vocoder/v2-phone-k100-8b1f9cc1
@@ -34,7 +35,7 @@ mkdir -p "$E" docs
 
 # 1. the three real training voices, their manifest, their analysis, the joined cache
 S=usr/share/asterisk/sounds
-for v in fr-g722/fr_CA_f_June it-g722/it_IT_m_Carlo ru-g722/ru_RU_f_IvrvoiceRU; do
+for v in $REAL_OTHERS; do
   name=${v#*/}
   [ -f "$R/train/$name/source.json" ] || $SL corpus real --quiet --format g722 \
     --sounds "$R/debs/asterisk-core-sounds-${v%%/*}/$S/$name" --out "$R/train/$name"
@@ -45,12 +46,12 @@ from pathlib import Path
 
 import soundfile as sf
 
-from speechlm.io import write_text_atomic
+from speechlm.data.manifest import Utterance, write_manifest
 
 root = Path(sys.argv[1]).resolve()
-rows = [f"{p.relative_to(root).as_posix()}\t{sf.info(str(p)).frames}"
-        for p in sorted(root.glob("*/*.wav"))]
-write_text_atomic(root / "train.tsv", "\n".join([str(root), *rows]) + "\n")
+write_manifest(root / "train.tsv", root, [
+    Utterance(p.relative_to(root).with_suffix("").as_posix(), p, sf.info(str(p)).frames,
+              p.parent.name) for p in sorted(root.glob("*/*.wav"))])
 PY
 [ -f "$REAL_CACHE/train.json" ] || "$PY" - "$R/train" "$REAL_CACHE" <<'PY'
 import sys
