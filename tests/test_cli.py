@@ -131,6 +131,20 @@ def test_missing_manifest(capsys, tmp_path):
     assert code == 2 and "manifest not found" in err
 
 
+@pytest.mark.parametrize("what", ["folder", "audio"])
+def test_a_manifest_that_is_not_one_is_one_line_and_exit_2(capsys, tmp_path, what):
+    """A folder or an audio file given as --manifest: one line naming it, no traceback."""
+    bad = tmp_path / "wavs"
+    if what == "folder":
+        bad.mkdir()
+    else:
+        bad = tmp_path / "x.wav"
+        bad.write_bytes(b"RIFF\x84\x00\x00\x00WAVEfmt \xff\xfe")
+    code, _, err = run(capsys, "train", "tokenizer", "--manifest", bad, "--out", tmp_path / "t")
+    assert code == 2 and str(bad) in err and "manifest is a .tsv" in err
+    assert err.strip().count("\n") == 0 and not (tmp_path / "t").exists()
+
+
 def test_models_lists_default(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0 and out.startswith("mfcc-k100\ttokenizer\tmfcc-k100-")

