@@ -13,11 +13,13 @@
 # 4. judged with the source F0 on Allison's 217 prompts by Whisper *and* pocketsphinx (the units
 #    come from the Whisper judge's own encoder: pocketsphinx shares nothing with it), paired with
 #    the control judged the same way; and on the held-out engines, paired with the control's
-#    committed report.
+#    committed report;
+# 5. K = 50, 200, 500 beside 100, and the bundled encoder's K = 500 (docs/whisper-units-k.*).
 # Every step is skipped when its output exists. Env: THREADS (1: the training's torch threads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, train_exported, resynth_heldout, compare
+. scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, train_exported, resynth_heldout,
+#                                   compare, posterior_tokenizer
 E=outputs/vocoder-whisper-eval
 R=data/real
 T=outputs/tokenizers/whisper-l3-k100
@@ -50,4 +52,18 @@ compare resynth docs/whisper-units-control-allison docs/whisper-units-allison \
   docs/whisper-units-compare-allison
 resynth_heldout docs/whisper-units-heldout "$E/whisper" hn-f0
 compare resynth "$CONTROL" docs/whisper-units-heldout docs/whisper-units-compare-heldout
-echo "docs/whisper-units{,-allison,-control-allison,-compare-allison,-heldout,-compare-heldout}.{json,md}"
+
+# 5. K = 50, 200 and 500 beside 100, and the bundled encoder's own K = 500 (PNMI grows with K
+#    for any units): PNMI and ABX on the real voice and the held-out engines, no UED
+for K in 50 200 500; do
+  [ -f "outputs/tokenizers/whisper-l3-k$K/config.json" ] || $SL train tokenizer --quiet \
+    --corpus "$CORPUS" --manifest train --features whisper --layer 3 --shift 1 --k "$K" \
+    --max-utterances 2000 --max-frames 300000 --out "outputs/tokenizers/whisper-l3-k$K" > /dev/null
+done
+P500=$(posterior_tokenizer 500)
+report docs/whisper-units-k tokenizer --quiet --tokenizer outputs/tokenizers/whisper-l3-k50 \
+  --tokenizer "$T" --tokenizer outputs/tokenizers/whisper-l3-k200 \
+  --tokenizer outputs/tokenizers/whisper-l3-k500 --tokenizer "$P500" \
+  --manifest "$R/allison/allison.tsv" --manifest heldout --corpus "$CORPUS" \
+  --max-utterances 200 --no-ued
+echo "docs/whisper-units{,-k,-allison,-control-allison,-compare-allison,-heldout,-compare-heldout}.{json,md}"

@@ -72,6 +72,25 @@ def test_the_similarity_margin_pairs_the_calibrated_utterances():
         "similarity_margin"] is None  # reports without calibrations
 
 
+def test_the_second_asr_is_paired_when_both_reports_ran_it():
+    """--asr whisper,pocketsphinx: pocketsphinx's WER paired beside the main one; reports
+    without it (or only one with it) leave its column empty."""
+    base = [("the cat sat", "the cat sat", 0.7, 3.0)] * 20
+    a, b = _report("a", base), _report("b", base)
+    assert compare_resynth(a, b)["rows"][0]["wer_pocketsphinx"] is None
+    for ua, ub in zip(a["utterances"], b["utterances"]):
+        ua["hn"]["asr_pocketsphinx"] = "the cat mat"
+        ub["hn"]["asr_pocketsphinx"] = "the cat sat"
+    row = compare_resynth(a, b)["rows"][0]
+    assert row["wer"]["delta"] == 0
+    assert row["wer_pocketsphinx"]["delta"] == pytest.approx(-1 / 3, abs=1e-4)
+    assert row["wer_pocketsphinx"]["distinct"]
+    md = compare_markdown(compare_resynth(a, b))
+    assert "| WER | pocketsphinx WER |" in md and "| +0.0000 [+0.0000, +0.0000] | -0.3333" in md
+    del b["utterances"][3]["hn"]["asr_pocketsphinx"]
+    assert compare_resynth(a, b)["rows"][0]["wer_pocketsphinx"] is None
+
+
 def test_noise_without_a_shift_is_not_called_distinct():
     import numpy as np
 

@@ -891,15 +891,25 @@ def test_whisper_units_fits_trains_reports_judges_with_two_asrs_and_pairs(tmp_pa
     (root / "data/real/allison/allison.tsv").write_text("x\n")
     rc, calls, err = _run_script(root, env, "whisper_units.sh")
     assert rc == 0, err
-    (fit,) = [c for c in calls if c[1:3] == ["train", "tokenizer"]]
-    assert fit[fit.index("--features") + 1] == "whisper" and fit[fit.index("--layer") + 1] == "3"
-    assert fit[fit.index("--shift") + 1] == "1"
-    assert fit[fit.index("--out") + 1] == "outputs/tokenizers/whisper-l3-k100"
+    fits = [c for c in calls if c[1:3] == ["train", "tokenizer"]]
+    assert [(c[c.index("--features") + 1], c[c.index("--k") + 1], c[c.index("--out") + 1])
+            for c in fits] == [
+        ("whisper", "100", "outputs/tokenizers/whisper-l3-k100"),
+        ("whisper", "50", "outputs/tokenizers/whisper-l3-k50"),
+        ("whisper", "200", "outputs/tokenizers/whisper-l3-k200"),
+        ("whisper", "500", "outputs/tokenizers/whisper-l3-k500"),
+        ("speechlm/pretrained/phone-k100/encoder", "500", "outputs/tokenizers/phone-k500-b6400")]
+    assert all(c[c.index("--layer") + 1] == "3" and c[c.index("--shift") + 1] == "1"
+               for c in fits[:4])
     (train,) = [c for c in calls if c[1:3] == ["train", "vocoder"]]
     assert train[train.index("--config") + 1] == "configs/vocoder/whisper-cpu.toml"
-    (units,) = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]
+    units, ks = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]
     assert [units[i + 1] for i, a in enumerate(units) if a == "--tokenizer"] == [
         "outputs/tokenizers/whisper-l3-k100", "phone-k100"]
+    assert [ks[i + 1] for i, a in enumerate(ks) if a == "--tokenizer"] == [
+        "outputs/tokenizers/whisper-l3-k50", "outputs/tokenizers/whisper-l3-k100",
+        "outputs/tokenizers/whisper-l3-k200", "outputs/tokenizers/whisper-l3-k500",
+        "outputs/tokenizers/phone-k500-b6400"] and "--no-ued" in ks
     assert calls.index(train) < calls.index(units)  # the longest step first
     judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
     assert [(c[c.index("--vocoder") + 1], c[c.index("--asr") + 1]) for c in judged] == [

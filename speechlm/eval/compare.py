@@ -6,7 +6,9 @@ Two vocoders judged on the same utterances differ by less than either report's s
 utterances; pairing removes that spread. For each method both reports ran and each group
 (held-out voices, seen voices), the difference OTHER - BASE of:
 
-* WER (the reports' first ASR judge): corpus WER, word errors over reference words;
+* WER (the reports' first ASR judge): corpus WER, word errors over reference words; and the
+  same by pocketsphinx where both reports also ran it (``--asr whisper,pocketsphinx``): a judge
+  that shares nothing with Whisper, for units made by Whisper's own encoder;
 * speaker similarity to the original and DNSMOS: means over utterances;
 * the similarity's margin over the closest other voice of the set (its calibration): a mean over
   the utterances that have one; a similarity that rises with that margin flat or falling made
@@ -27,7 +29,9 @@ import numpy as np
 
 from speechlm.errors import DataError
 
-MEASURES = ("wer", "similarity", "similarity_margin", "dnsmos", "f0_rmse_cents", "vuv_error")
+MEASURES = ("wer", "wer_pocketsphinx", "similarity", "similarity_margin", "dnsmos",
+            "f0_rmse_cents", "vuv_error")
+WER_KEYS = {"wer": "asr", "wer_pocketsphinx": "asr_pocketsphinx"}  # measure -> transcript key
 # paired over the utterances where both have a value
 PARTIAL = ("similarity_margin", "f0_rmse_cents", "vuv_error")
 
@@ -40,26 +44,28 @@ def _value(result: dict, measure: str) -> float | None:
 GROUPS = {"held-out voices": True, "seen voices": False}
 
 
-def _word_errors(rows: list[dict], method: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-utterance (word errors, reference words) of ``rows[i][method]``."""
+def _word_errors(rows: list[dict], method: str, key: str = "asr"
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-utterance (word errors, reference words) of ``rows[i][method][key]``."""
     from speechlm.eval.judges import normalize_text, utterance_wer
 
     words = np.array([len(normalize_text(r["text"]).split()) for r in rows], dtype=float)
-    errs = np.array([utterance_wer(r["text"], r[method]["asr"]) for r in rows]) * words
+    errs = np.array([utterance_wer(r["text"], r[method][key]) for r in rows]) * words
     return errs, words
 
 
 def paired_delta(base_rows: list[dict], other_rows: list[dict], method: str, measure: str,
                  samples: int = 2000, seed: int = 0) -> dict[str, Any] | None:
-    """OTHER - BASE of ``measure`` (``wer``: corpus WER; else the mean) over utterances paired
-    row by row, with a 95 % bootstrap interval; None where a row lacks the value (for the
-    measures of :data:`PARTIAL`, the pairs with a value in both rows, counted in ``n``; None
-    where there is none)."""
-    if measure == "wer":
-        if any(r[method].get("asr") is None or not r.get("text") for r in base_rows + other_rows):
+    """OTHER - BASE of ``measure`` (``wer``, ``wer_pocketsphinx``: corpus WER; else the mean)
+    over utterances paired row by row, with a 95 % bootstrap interval; None where a row lacks
+    the value (for the measures of :data:`PARTIAL`, the pairs with a value in both rows, counted
+    in ``n``; None where there is none)."""
+    if measure in WER_KEYS:
+        key = WER_KEYS[measure]
+        if any(r[method].get(key) is None or not r.get("text") for r in base_rows + other_rows):
             return None
-        ea, words = _word_errors(base_rows, method)
-        eb, _ = _word_errors(other_rows, method)
+        ea, words = _word_errors(base_rows, method, key)
+        eb, _ = _word_errors(other_rows, method, key)
         num, den = eb - ea, words
     else:
         va = [_value(r[method], measure) for r in base_rows]
@@ -131,10 +137,12 @@ def compare_markdown(report: dict) -> str:
 
     lines = [f"{report['other']} - {report['base']}, paired over the same utterances "
              "(95 % bootstrap intervals; * the interval excludes 0):", "",
-             "| method | voices | n | WER | speaker sim | sim margin over the closest other | "
-             "DNSMOS | F0 RMSE (cents) | voicing error |", "|---|---|---|---|---|---|---|---|---|"]
+             "| method | voices | n | WER | pocketsphinx WER | speaker sim | sim margin over the "
+             "closest other | DNSMOS | F0 RMSE (cents) | voicing error |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
         lines.append(f"| {r['method']} | {r['group']} | {r['utterances']} | {cell(r['wer'])} | "
+                     f"{cell(r.get('wer_pocketsphinx'))} | "
                      f"{cell(r['similarity'])} | {cell(r.get('similarity_margin'))} | "
                      f"{cell(r['dnsmos'])} | "
                      f"{cell(r.get('f0_rmse_cents'))} | {cell(r.get('vuv_error'))} |")
