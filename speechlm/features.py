@@ -288,9 +288,13 @@ def build_encoder(cfg: dict[str, Any]) -> FeatureEncoder:
                      "phone")
 
 
-def encoder_from_name(name: str, layer: int | str | None = None) -> FeatureEncoder:
-    """``mfcc`` / ``logmel`` / a path to an SSL checkpoint (needs ``layer``) / a path to a phone
+def encoder_from_name(name: str, layer: int | str | None = None, shift: int = 0
+                      ) -> FeatureEncoder:
+    """``mfcc`` / ``logmel`` / ``whisper`` (``layer`` 0-4, default 4; ``shift``: see
+    :class:`WhisperEncoder`) / a path to an SSL checkpoint (needs ``layer``) / a path to a phone
     encoder (``layer``: ``posteriors`` (default), ``logprobs`` or a layer number)."""
+    if shift and name != "whisper":
+        raise ModelError(f"features {name}: a frame shift is for whisper features")
     if name == "mfcc":
         return MFCCEncoder()
     if name == "logmel":
@@ -298,9 +302,10 @@ def encoder_from_name(name: str, layer: int | str | None = None) -> FeatureEncod
     if name == "whisper":
         if isinstance(layer, str) and not layer.isdigit():
             raise ModelError(f"features whisper: --layer {layer!r} is not a layer number (0-4)")
-        return WhisperEncoder(4 if layer is None else int(layer))
+        return WhisperEncoder(4 if layer is None else int(layer), shift)
     if not os.path.exists(name):
-        raise ModelError(f"features {name!r}: expected 'mfcc', 'logmel' or a checkpoint path")
+        raise ModelError(f"features {name!r}: expected 'mfcc', 'logmel', 'whisper' or a checkpoint "
+                         "path")
     from speechlm.ssl.phone import PhoneEncoder, is_phone_encoder
 
     if is_phone_encoder(name):

@@ -168,6 +168,11 @@ def test_bad_layer_and_shift_are_refused(whisper):
     with pytest.raises(ModelError, match="not a layer number"):
         encoder_from_name("whisper", "posteriors")
     assert encoder_from_name("whisper", "2").layer == 2
+    assert encoder_from_name("whisper", "3", 2).shift == 2
+    with pytest.raises(ModelError, match="frame shift is for whisper"):
+        encoder_from_name("mfcc", None, 1)
+    # the shortest input with a frame: one frame, no error
+    assert WhisperEncoder(3, shift=1)(torch.zeros(1, 400) + 0.01).shape == (1, 1, 384)
 
 
 def test_cli_refuses_shift_without_whisper(tmp_path):

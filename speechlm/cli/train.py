@@ -40,11 +40,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
 
         keep = np.random.default_rng(args.seed).permutation(len(items))[:args.max_utterances]
         items = [items[i] for i in sorted(keep)]
-    encoder = encoder_from_name(args.features, args.layer)
-    if args.shift:
-        from speechlm.features import WhisperEncoder
-
-        encoder = WhisperEncoder(encoder.layer, args.shift)
+    encoder = encoder_from_name(args.features, args.layer, args.shift)
     tok = train_tokenizer(items, encoder, k=args.k, max_frames=args.max_frames, seed=args.seed,
                           progress=not args.quiet, source=manifest, smoothing=args.smoothing,
                           band_limit=args.band_limit or None, speeds=args.speeds or None)
