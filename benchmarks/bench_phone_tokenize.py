@@ -73,6 +73,13 @@ def peak_memory_one_hour(tok_dir: str, tmpdir: str, workers: bool = False) -> di
             "wall_s_incl_load": round(wall, 1), "audio_float32_mb": round(sr * 3600 * 4 / 2**20, 1)}
 
 
+def memory_one_hour(tok_dir: str) -> dict:
+    """``memory_1h`` and ``memory_1h_workers``: :func:`peak_memory_one_hour` through
+    ``tokenize_file`` and through ``tokenize_files``, on one temporary one-hour file."""
+    with tempfile.TemporaryDirectory() as d:
+        return {"memory_1h": peak_memory_one_hour(tok_dir, d),
+                "memory_1h_workers": peak_memory_one_hour(tok_dir, d, workers=True)}
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -162,9 +169,7 @@ def main() -> int:
         "ratio_over_mfcc_k100": round(t_mfcc / t_ours, 3),
     }
     if not args.no_memory:
-        with tempfile.TemporaryDirectory() as d:
-            result["memory_1h"] = peak_memory_one_hour(args.tokenizer, d)
-            result["memory_1h_workers"] = peak_memory_one_hour(args.tokenizer, d, workers=True)
+        result.update(memory_one_hour(args.tokenizer))
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -20,12 +20,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit  # noqa: E402
-from bench_phone_tokenize import peak_memory_one_hour  # noqa: E402
+from bench_phone_tokenize import memory_one_hour  # noqa: E402
 from bench_tokenize import best_time, pick_files  # noqa: E402
 
 
@@ -114,9 +113,7 @@ def main() -> int:
         "ratio_workers_over_phone_k100": round(t_phone / t_workers, 3),
     }
     if not args.no_memory:
-        with tempfile.TemporaryDirectory() as d:
-            result["memory_1h"] = peak_memory_one_hour(args.tokenizer, d)
-            result["memory_1h_workers"] = peak_memory_one_hour(args.tokenizer, d, workers=True)
+        result.update(memory_one_hour(args.tokenizer))
     return emit(result, args.json)
 
 
