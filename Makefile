@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -196,6 +196,9 @@ gpu-vocoder-prepare: $(STAMP)  ## what the GPU scale test of the vocoder carries
 
 gpu-vocoder-judge: $(STAMP)  ## judge what scripts/gpu_vocoder_scale.sh brought back (DIR=<its files>) against the bundle: valid loss, valid40 WER, then the held-out engines, paired (~30 min): docs/vocoder-gpu-scale-*
 	bash scripts/gpu_vocoder_judge.sh "$(DIR)"
+
+whisper-default: $(STAMP)  ## the bundled default switched to Whisper units: whisper-k100 (k-means over layer 3 of Whisper tiny.en's encoder), whisper-vocoder (the phone-vocoder carried over to them) and whisper-lm, trained side by side, judged against the phone bundle's reports on the held-out engines, test, Allison's real prompts, the probes and continuations (~2 h; needs corpus-world): scripts/switch_whisper_default.sh, docs/switch-whisper-*
+	bash scripts/switch_whisper_default.sh
 
 switch-units: $(STAMP)  ## switch the bundled tokenizer, vocoder and LM together to the units of TOK=<tokenizer directory>, judged against the ones replaced (~1.5 h): scripts/switch_default_units.sh
 	TOK="$(TOK)" RUN="$(RUN)" bash scripts/switch_default_units.sh

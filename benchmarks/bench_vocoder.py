@@ -3,8 +3,9 @@ Griffin-Lim (32 iterations) in the same run.
 
 speechlm: ``Vocoder.decode(units, voice)`` on frame-rate units of held-out utterances (the
 network + its default waveform method: the harmonic-plus-noise stage for the bundled mel-only
-``phone-vocoder``, WORLD synthesis for a WORLD vocoder), with each utterance's voice computed
-beforehand (a voice is computed once per speaker); the voice cost is reported separately.
+vocoders (the default ``whisper-vocoder``, ``phone-vocoder``), WORLD synthesis for a WORLD
+vocoder), with each utterance's voice computed beforehand (a voice is computed once per
+speaker); the voice cost is reported separately.
 Peers: ``torchaudio.transforms.GriffinLim(n_iter=32, power=1)`` on the magnitude spectrogram of
 the same utterances (given to it for free), with torchaudio's default frames (n_fft 400, hop 200:
 the faster, and the ratio's reference) and with the vocoder's own frames (n_fft 1024, hop 160:
@@ -17,7 +18,7 @@ the waveform stage alone on each utterance's log-mel + F0 (given to it for free,
 magnitudes are to Griffin-Lim), whose ratio against Griffin-Lim at the same frames (n_fft 1024,
 hop 160) is the waveform stage's speed target (>= 2x, >= 150x real time).
 
-    .venv/bin/python benchmarks/bench_vocoder.py [--vocoder phone-vocoder] [--utterances 30]
+    .venv/bin/python benchmarks/bench_vocoder.py [--vocoder whisper-vocoder] [--utterances 30]
         [--waveform outputs/waveform-hn-cpu/model] [--data heldout --corpus data/corpus-v2]
 """
 
@@ -34,11 +35,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from _common import emit, speech_files  # noqa: E402  (benchmarks/ is on the path of a script)
 
+from speechlm.vocoder import DEFAULT_VOCODER  # noqa: E402
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--vocoder", default="phone-vocoder")
+    ap.add_argument("--vocoder", default=DEFAULT_VOCODER)
     ap.add_argument("--data", default="test", help="split of data/corpus or a manifest")
     ap.add_argument("--utterances", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=3)

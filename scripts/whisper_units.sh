@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, train_exported, resynth_heldout,
-#                                   compare, posterior_tokenizer
+#                                   compare, posterior_tokenizer, whisper_tokenizer
 E=outputs/vocoder-whisper-eval
 R=data/real
 T=outputs/tokenizers/whisper-l3-k100
@@ -32,9 +32,7 @@ done
 mkdir -p "$E" docs
 
 # 1. the tokenizer
-[ -f "$T/config.json" ] || $SL train tokenizer --quiet --corpus "$CORPUS" --manifest train \
-  --features whisper --layer 3 --shift 1 --k 100 --max-utterances 2000 --max-frames 300000 \
-  --out "$T" > /dev/null
+whisper_tokenizer 100 > /dev/null
 # 2. the decoder on the new units (before the units report: the longest step)
 train_exported "$E" configs/vocoder/whisper-cpu.toml whisper --train.threads="${THREADS:-1}"
 
@@ -56,9 +54,7 @@ compare resynth "$CONTROL" docs/whisper-units-heldout docs/whisper-units-compare
 # 5. K = 50, 200 and 500 beside 100, and the bundled encoder's own K = 500 (PNMI grows with K
 #    for any units): PNMI and ABX on the real voice and the held-out engines, no UED
 for K in 50 200 500; do
-  [ -f "outputs/tokenizers/whisper-l3-k$K/config.json" ] || $SL train tokenizer --quiet \
-    --corpus "$CORPUS" --manifest train --features whisper --layer 3 --shift 1 --k "$K" \
-    --max-utterances 2000 --max-frames 300000 --out "outputs/tokenizers/whisper-l3-k$K" > /dev/null
+  whisper_tokenizer "$K" > /dev/null
 done
 P500=$(posterior_tokenizer 500)
 report docs/whisper-units-k tokenizer --quiet --tokenizer outputs/tokenizers/whisper-l3-k50 \

@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default"
-DEFAULT_STAGES = {"tokenizer": "phone-k100", "lm": "phone-lm", "vocoder": "phone-vocoder"}
+# the names of speechlm.tokenizer.DEFAULT_TOKENIZER, lm.DEFAULT_LM and vocoder.DEFAULT_VOCODER (not
+# imported: this module loads them lazily)
+DEFAULT_STAGES = {"tokenizer": "whisper-k100", "lm": "whisper-lm", "vocoder": "whisper-vocoder"}
 
 
 @dataclasses.dataclass(frozen=True)

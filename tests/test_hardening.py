@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = str(REPO / "samples/flite_slt_arctic_a0004.wav")
 # the bundled default's units (a switch of the default renames them)
 DEFAULT_SPACE = json.loads(
-    (REPO / "speechlm/pretrained/phone-k100/config.json").read_text())["unit_space"]
+    (REPO / "speechlm/pretrained/whisper-k100/config.json").read_text())["unit_space"]
 
 
 def run(capsys, *argv):

@@ -920,3 +920,68 @@ def test_whisper_units_fits_trains_reports_judges_with_two_asrs_and_pairs(tmp_pa
     assert _pairs(calls) == [
         ["docs/whisper-units-control-allison.json", "docs/whisper-units-allison.json"],
         ["docs/vocoder-grow-control-heldout.json", "docs/whisper-units-heldout.json"]]
+
+
+def test_switch_whisper_default_bundles_trains_both_then_judges_against_the_phone_bundle(tmp_path):
+    """scripts/switch_whisper_default.sh: refused (exit 2) without the corpus and the phone
+    bundle's reports; then the Whisper tokenizer fitted and bundled, the phone units' analysis
+    cache built before the vocoder carries the phone decoder over, the LM on the bundled units,
+    both exported into speechlm/pretrained, every report paired with the phone bundle's report
+    on the same data; a rerun after the exports trains and fits nothing again."""
+    root, env = _tree(tmp_path)
+    rc, _, err = _run_script(root, env, "switch_whisper_default.sh")
+    assert rc == 2 and "corpus.json is missing" in err and len(err.strip().splitlines()) == 1
+    for f in ("data/corpus-v2/corpus.json", "docs/switch-vocoder-new-b6400r-heldout.json",
+              "docs/switch-vocoder-new-b6400r-test.json", "docs/real-allison-resynth.json",
+              "docs/real-allison-continue.json", "data/real/allison/allison.tsv",
+              "data/probes-v2/syntactic/pairs.tsv"):
+        (root / f).parent.mkdir(parents=True, exist_ok=True)
+        (root / f).write_text("{}")
+    rc, calls, err = _run_script(root, env, "switch_whisper_default.sh")
+    assert rc == 0, err
+    (fit,) = [c for c in calls if c[1:3] == ["train", "tokenizer"]]
+    assert [fit[fit.index(f) + 1] for f in ("--features", "--layer", "--shift", "--k", "--out")] \
+        == ["whisper", "3", "1", "100", "outputs/tokenizers/whisper-l3-k100"]
+    py = [c for c in calls if c[0] == "PY"]
+    assert py[0][2:] == ["outputs/tokenizers/whisper-l3-k100", "speechlm/pretrained/whisper-k100"]
+    cache = [c for c in py if c[2:] == ["data/corpus-v2", "data/vocoder/v2-phone-k100-8b1f9cc1"]]
+    (voc,) = [c for c in calls if c[1:3] == ["train", "vocoder"]]
+    (lm,) = [c for c in calls if c[1:3] == ["train", "lm"]]
+    assert cache and calls.index(cache[0]) < calls.index(voc)  # the cache before the vocoder
+    assert voc[voc.index("--config") + 1] == "configs/vocoder/whisper-cpu.toml"
+    assert {"--data.tokenizer=whisper-k100",
+            "--data.feats_from=data/vocoder/v2-phone-k100-8b1f9cc1",
+            "--train.out=outputs/vocoder-whisper-default", "--train.threads=1"} <= set(voc)
+    assert lm[lm.index("--config") + 1] == "configs/lm/whisper-cpu.toml"
+    exports = [c[2:] for c in py if c[2:3] in (["outputs/vocoder-whisper-default"],
+                                               ["outputs/lm-whisper-cpu"])]
+    assert exports == [["outputs/vocoder-whisper-default", "speechlm/pretrained/whisper-vocoder",
+                        "last", "speaker.,pre.,post.,duration.blocks."],  # int8 prefixes
+                       ["outputs/lm-whisper-cpu", "speechlm/pretrained/whisper-lm"]]
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert {c[c.index("--vocoder") + 1] for c in judged} == {"whisper-vocoder"}
+    assert [c[c.index("--data") + 1] if "--data" in c else c[c.index("--wav-dir") + 1]
+            for c in judged] == ["heldout", "test", "data/real/allison"]
+    assert _pairs(calls) == [
+        ["docs/switch-vocoder-new-b6400r-heldout.json", "docs/switch-whisper-vocoder-heldout.json"],
+        ["docs/switch-vocoder-new-b6400r-test.json", "docs/switch-whisper-vocoder-test.json"],
+        ["docs/real-allison-resynth.json", "docs/switch-whisper-allison.json"]]
+    (lm_eval,) = [c for c in calls if c[1:3] == ["eval", "lm"]]
+    assert lm_eval[lm_eval.index("--model") + 1] == "whisper-lm"
+    (cont,) = [c for c in calls if c[1:3] == ["eval", "continue"]]
+    assert cont[cont.index("--model") + 1] == "outputs/switch-whisper/model"
+    assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-continue"]] == [
+        ["docs/real-allison-continue.json", "docs/switch-whisper-allison-continue.json"]]
+    model = root / "outputs/switch-whisper/model"
+    assert {p.name: os.readlink(p).split("/")[-1] for p in model.iterdir()} == {
+        "tokenizer": "whisper-k100", "lm": "whisper-lm", "vocoder": "whisper-vocoder"}
+    # a rerun after the fit and the exports: nothing trained, fitted or exported again
+    (root / "outputs/tokenizers/whisper-l3-k100").mkdir(parents=True)
+    (root / "outputs/tokenizers/whisper-l3-k100/config.json").write_text("{}")
+    _exported(root / "speechlm" / "pretrained", "whisper-k100", "whisper-lm", "whisper-vocoder")
+    (root / "docs/whisper-units-heldout.json").write_text("{}")  # make whisper-units' float16
+    rc, calls, err = _run_script(root, env, "switch_whisper_default.sh")
+    assert rc == 0, err
+    assert not [c for c in calls if c[1] == "train" or c[0] == "PY"]
+    assert ["docs/whisper-units-heldout.json", "docs/switch-whisper-vocoder-heldout.json"] \
+        in _pairs(calls)  # the int8 bundle against the same weights in float16

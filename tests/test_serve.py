@@ -119,9 +119,9 @@ def test_info_names_the_model_limits_and_queue(server):
     status, _, data = request(base + "/api/info")
     info = json.loads(data)
     assert status == 200
-    bundled = json.loads((Path(speechlm.__file__).parent / "pretrained/phone-k100/config.json")
+    bundled = json.loads((Path(speechlm.__file__).parent / "pretrained/whisper-k100/config.json")
                          .read_text())["unit_space"]
-    assert info["model"]["unit_space"] == bundled and bundled.startswith("phone-encoder-")
+    assert info["model"]["unit_space"] == bundled and bundled.startswith("whisper-tiny.en-l3-")
     assert info["model"]["sample_rate"] == 16000 and info["model"]["lm_context_units"] == 255
     assert info["model"]["judges"]["available"] is False
     assert info["limits"]["max_upload_bytes"] == 2**20 and info["limits"]["max_pending"] == 2

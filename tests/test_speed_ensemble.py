@@ -133,9 +133,9 @@ def test_tokenize_eval_and_resynth_take_speeds(small_corpus, tmp_path, capsys):
     from speechlm.data.manifest import read_manifest
 
     f = read_manifest(small_corpus / "test.tsv")[0].path
-    assert main(["tokenize", "--speeds", "0.9,1,1.1", str(f)]) == 0
+    assert main(["tokenize", "--tokenizer", "phone-k100", "--speeds", "0.9,1,1.1", str(f)]) == 0
     ens = capsys.readouterr().out.split()
-    assert main(["tokenize", str(f)]) == 0
+    assert main(["tokenize", "--tokenizer", "phone-k100", str(f)]) == 0
     plain = capsys.readouterr().out.split()
     assert ens and len(ens) == len(plain)  # one unit per frame either way
     reps = eval_tokenizer_rows(small_corpus, capsys, "--speeds", "none", "--speeds", "0.9,1,1.1")
@@ -143,7 +143,8 @@ def test_tokenize_eval_and_resynth_take_speeds(small_corpus, tmp_path, capsys):
         "phone-k100 (no speed ensemble)", "phone-k100 (speeds 0.9,1,1.1)"]
     assert "speeds" not in reps[0] and reps[1]["speeds"] == [0.9, 1.0, 1.1]
     out = tmp_path / "r.wav"
-    assert main(["resynth", "--speeds", "0.9,1.1", str(f), "-o", str(out)]) == 0 and out.exists()
+    assert main(["resynth", "--vocoder", "phone-vocoder", "--speeds", "0.9,1.1", str(f), "-o",
+                 str(out)]) == 0 and out.exists()
     with pytest.raises(SystemExit) as e:
         main(["tokenize", "--speeds", "0.9,2", str(f)])
     assert e.value.code == 2 and "speeds" in capsys.readouterr().err

@@ -15,6 +15,11 @@ from speechlm.errors import ModelError
 from speechlm.ssl.logmel import F_MAX, F_MIN, LogMelFrontEnd, warp_frequencies, warped_fbank
 from speechlm.ssl.phone import WARPS, parse_warp
 
+# the phone bundle: --warp and the speed ensemble are options of a phone encoder (the default
+# whisper-k100 has none)
+PHONE_VOC = ("--vocoder", "phone-vocoder")
+PHONE_MODEL = ("--tokenizer", "phone-k100", "--lm", "phone-lm", "--vocoder", "phone-vocoder")
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -126,9 +131,9 @@ def test_tokenize_and_eval_tokenizer_take_warp(phone_tok, small_corpus, tmp_path
     from speechlm.eval.tokenizer import markdown_table
 
     f = read_manifest(small_corpus / "test.tsv")[0].path
-    assert main(["tokenize", "--warp", "auto", str(f)]) == 0
+    assert main(["tokenize", "--tokenizer", "phone-k100", "--warp", "auto", str(f)]) == 0
     auto_line = capsys.readouterr().out.strip()
-    assert main(["tokenize", str(f)]) == 0
+    assert main(["tokenize", "--tokenizer", "phone-k100", str(f)]) == 0
     plain_line = capsys.readouterr().out.strip()
     assert auto_line and plain_line and len(auto_line.split()) == len(plain_line.split())
     code = main(["eval", "tokenizer", "--tokenizer", "phone-k100", "--warp", "none", "--warp",
@@ -150,11 +155,13 @@ def test_resynth_and_continue_take_warp(small_corpus, tmp_path, capsys):
 
     f = read_manifest(small_corpus / "test.tsv")[0].path
     out = tmp_path / "r.wav"
-    assert main(["resynth", "--warp", "auto", str(f), "-o", str(out)]) == 0 and out.exists()
+    assert main(["resynth", *PHONE_VOC, "--warp", "auto", str(f), "-o", str(out)]) == 0
+    assert out.exists()
     cont = tmp_path / "c.wav"
-    assert main(["continue", "--warp", "0.9", "--band-limit", "6000", str(f), "-o", str(cont),
-                 "--seconds", "1", "--seed", "1"]) == 0 and cont.exists()
-    assert main(["resynth", "--band-limit", "6000", str(f), "-o", str(tmp_path / "b.wav")]) == 0
+    assert main(["continue", *PHONE_MODEL, "--warp", "0.9", "--band-limit", "6000", str(f), "-o",
+                 str(cont), "--seconds", "1", "--seed", "1"]) == 0 and cont.exists()
+    assert main(["resynth", *PHONE_VOC, "--band-limit", "6000", str(f), "-o",
+                 str(tmp_path / "b.wav")]) == 0
 
 
 def test_band_limit_removes_what_lies_above_it_and_keeps_the_unit_space(phone_tok):
@@ -248,9 +255,9 @@ def test_eval_resynth_refuses_a_tokenizer_of_another_unit_space(capsys):
 
 def test_the_default_band_limited_units_compose_and_resave_to_the_same_bytes(tmp_path):
     """``phone-k100`` (since the band-limited switch) applies its 6400 Hz cut-off by default,
-    the bundled LM and vocoder speak its units, another tokenizer's units are refused beside
-    them, and ``save(half=True)`` (what the switch bundles with) writes the very weights
-    bundled, so a rebuilt bundle with equal centroids adds nothing to git history."""
+    the bundled phone-lm and phone-vocoder speak its units, another tokenizer's units are
+    refused beside them, and ``save(half=True)`` (what the switch bundles with) writes the very
+    weights bundled, so a rebuilt bundle with equal centroids adds nothing to git history."""
     from speechlm.checkpoint import resolve
     from speechlm.pipeline import SpeechLM
     from speechlm.tokenizer import Tokenizer
@@ -264,7 +271,7 @@ def test_the_default_band_limited_units_compose_and_resave_to_the_same_bytes(tmp
     for rel in weights:
         assert (out / rel).read_bytes() == (bundled / rel).read_bytes(), rel
     assert Tokenizer.load(out).unit_space == tok.unit_space
-    m = SpeechLM.load()
+    m = SpeechLM.load(tokenizer="phone-k100", lm="phone-lm", vocoder="phone-vocoder")
     assert m.lm.unit_space == m.vocoder.unit_space == tok.unit_space
     with pytest.raises(ModelError, match="unit space"):
-        SpeechLM.load(tokenizer="mfcc-k100")
+        SpeechLM.load(tokenizer="mfcc-k100", lm="phone-lm", vocoder="phone-vocoder")

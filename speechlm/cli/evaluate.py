@@ -16,7 +16,9 @@ from speechlm.cli.common import (
     number,
 )
 from speechlm.errors import SpeechLMError
+from speechlm.lm import DEFAULT_LM
 from speechlm.tokenizer import DEFAULT_TOKENIZER
+from speechlm.vocoder import DEFAULT_VOCODER
 
 
 def rates(text: str) -> list[float]:
@@ -260,7 +262,7 @@ def register(sub, add_parser) -> None:
                     description="Perplexity on the test split (per unit and bits per second) "
                     "and, where the probe sets exist, sWUGGY-style lexical and sBLIMP-style "
                     "syntactic accuracies with 95% confidence intervals.")
-    el.add_argument("--model", default="phone-lm", help="bundled LM name or LM directory")
+    el.add_argument("--model", default=DEFAULT_LM, help="bundled LM name or LM directory")
     el.add_argument("--split", default="test", help="split to score")
     el.add_argument("--tokenizer", help="tokenizer for missing shards and the probes' units "
                     "(default: the LM's own; where that name now holds other units, the "
@@ -316,7 +318,7 @@ def register(sub, add_parser) -> None:
                     "files (DIR/*.wav for one speaker, DIR/SPEAKER/*.wav for several), with "
                     "transcripts in DIR/texts.tsv (file<TAB>text[<TAB>speaker]) or FILE.txt")
     er.add_argument("--reference-voices", metavar="DATA", help=REFERENCE_VOICES_HELP)
-    er.add_argument("--vocoder", default="phone-vocoder", help="vocoder name or directory")
+    er.add_argument("--vocoder", default=DEFAULT_VOCODER, help="vocoder name or directory")
     er.add_argument("--tokenizer", help="tokenizer to read the audio with (default: the one the "
                     "vocoder was trained on, by name); must have the vocoder's unit space "
                     "unless every method is copy synthesis (copy-runs / copy-unit-means / "

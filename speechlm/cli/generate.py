@@ -16,6 +16,7 @@ from speechlm.cli.common import (
     sampling_args,
 )
 from speechlm.errors import SpeechLMError
+from speechlm.lm import DEFAULT_LM
 
 _IDS_TEXT = re.compile(r"[\s,\-0-9]*")
 
@@ -119,7 +120,7 @@ def register(sub, add_parser) -> None:
                    help="'12 7 33' (digits, spaces and commas are always read as ids), a units "
                    ".json record, a file with one 'name|ids' line, or - to read the first line "
                    "of stdin (e.g. piped from 'tokenize --dedup')")
-    g.add_argument("--model", default="phone-lm", help="bundled LM name or LM directory")
+    g.add_argument("--model", default=DEFAULT_LM, help="bundled LM name or LM directory")
     sampling_args(g, seconds_help="length of the continuation, via the LM's units per second",
                   seed_help="random seed (same seed, same units)")
     g.add_argument("--max-units", type=number(int, 1, 100_000),

@@ -20,6 +20,7 @@ from speechlm.cli.common import (
     sampling_args,
 )
 from speechlm.errors import SpeechLMError
+from speechlm.vocoder import DEFAULT_VOCODER
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
@@ -168,10 +169,10 @@ def _vocoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=("world", "griffinlim", "hn"),
                    help="waveform generation: WORLD, the Griffin-Lim baseline, or the harmonic-"
                    "plus-noise stage (default: the vocoder's own: hn for a mel-only vocoder "
-                   "such as the bundled phone-vocoder, else WORLD)")
+                   "such as the bundled vocoders, else WORLD)")
     p.add_argument("--waveform", help="harmonic-plus-noise waveform stage directory for "
                    "--method hn (a mel-only vocoder carries its own)")
-    p.add_argument("--vocoder", default="phone-vocoder", help="vocoder name or directory")
+    p.add_argument("--vocoder", default=DEFAULT_VOCODER, help="vocoder name or directory")
     _vocoder_setting_args(p)
 
 
@@ -179,7 +180,7 @@ def _vocoder_setting_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timbre-match", type=number(float, 0.0, 1.0), metavar="X",
                    help="move the output's long-term average spectrum this share of the way to "
                    "the voice reference's, 0 (off) to 1 (default: the vocoder's own, 0.5 for "
-                   "the bundled phone-vocoder; log-mel methods only)")
+                   "the bundled vocoders; log-mel methods only)")
     p.add_argument("--mel-contrast", type=number(float, 1.0, 2.0), metavar="X",
                    help="scale the output log-mel's deviations from its long-term average by X, "
                    "1 (off) to 2 (default: the vocoder's own; log-mel methods only)")
@@ -197,7 +198,7 @@ def _vocoder_setting_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drawn-voicing-threshold", type=number(float, 0.05, 0.95), metavar="P",
                    help="where the F0 is drawn (no source F0), voice the frames whose predicted "
                    "voicing probability exceeds P, 0.05 to 0.95 (default: the vocoder's own, "
-                   "0.35 for the bundled phone-vocoder)")
+                   "0.35 for the bundled vocoders)")
     p.add_argument("--source-f0-weight", type=number(float, 0.0, 1.0), metavar="W",
                    help="where a source F0 is given (resynthesis), the output's F0 in voiced "
                    "frames: 0 the decoder's estimate, 1 the source contour at the voice's level "

@@ -87,6 +87,7 @@ from speechlm.eval.harness import (
     safe,
     select_items,
 )
+from speechlm.vocoder import DEFAULT_VOCODER
 
 log = logging.getLogger(__name__)
 
@@ -454,7 +455,7 @@ class ResynthHarness:
         return out
 
 
-def evaluate_resynth(vocoder: str = "phone-vocoder", data: str = "test",
+def evaluate_resynth(vocoder: str = DEFAULT_VOCODER, data: str = "test",
                      corpus: str | None = "data/corpus", per_voice: int = 10,
                      methods: tuple[str, ...] = DEFAULT_METHODS, seed: int = 0,
                      progress: bool = True, audio_out: str | None = None,
