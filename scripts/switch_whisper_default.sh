@@ -39,9 +39,12 @@ OLD_CACHE=data/vocoder/v2-phone-k100-8b1f9cc1
 VOC_RUN=outputs/vocoder-whisper-default
 LM_RUN=outputs/lm-whisper-cpu
 THREADS=${THREADS:-1}
-for f in "$CORPUS/corpus.json" docs/switch-vocoder-new-b6400r-heldout.json \
-         docs/real-allison-resynth.json docs/real-allison-continue.json; do
-  [ -f "$f" ] || { echo "whisper-default: $f is missing (make corpus-world builds the corpus)" >&2; exit 2; }
+[ -f "$CORPUS/corpus.json" ] || { echo "whisper-default: $CORPUS/corpus.json is missing: make" \
+  "corpus-world HOURS=12.5 builds the sample the bundles train on" >&2; exit 2; }
+for f in docs/switch-vocoder-new-b6400r-heldout.json docs/real-allison-resynth.json \
+         docs/real-allison-continue.json; do
+  [ -f "$f" ] || { echo "whisper-default: $f is missing: the phone bundle's report the new" \
+    "one is paired with (git checkout -- $f)" >&2; exit 2; }
 done
 [ -f "$R/allison/allison.tsv" ] || SL=$SL bash scripts/build_real_voice.sh
 mkdir -p "$S" docs

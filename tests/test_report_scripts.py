@@ -930,8 +930,13 @@ def test_switch_whisper_default_bundles_trains_both_then_judges_against_the_phon
     on the same data; a rerun after the exports trains and fits nothing again."""
     root, env = _tree(tmp_path)
     rc, _, err = _run_script(root, env, "switch_whisper_default.sh")
-    assert rc == 2 and "corpus.json is missing" in err and len(err.strip().splitlines()) == 1
-    for f in ("data/corpus-v2/corpus.json", "docs/switch-vocoder-new-b6400r-heldout.json",
+    assert rc == 2 and "corpus.json is missing: make corpus-world HOURS=12.5" in err
+    assert len(err.strip().splitlines()) == 1
+    (root / "data/corpus-v2").mkdir(parents=True)
+    (root / "data/corpus-v2/corpus.json").write_text("{}")
+    rc, _, err = _run_script(root, env, "switch_whisper_default.sh")
+    assert rc == 2 and "b6400r-heldout.json is missing: the phone bundle's report" in err
+    for f in ("docs/switch-vocoder-new-b6400r-heldout.json",
               "docs/switch-vocoder-new-b6400r-test.json", "docs/real-allison-resynth.json",
               "docs/real-allison-continue.json", "data/real/allison/allison.tsv",
               "data/probes-v2/syntactic/pairs.tsv"):
