@@ -56,6 +56,8 @@ class Continuation:
         prompt_seconds: where the continuation starts in ``waveform`` (0 with continuation_only).
         seed: the seed of this sample (``None``: nondeterministic).
         prompt_truncated: units cut from the front of a prompt longer than the LM's context.
+        tempo: the factor on the duration model's durations of the new units (fitted to the
+            prompt's pace unless given; see :meth:`Vocoder.fit_tempo`).
     """
 
     waveform: torch.Tensor
@@ -65,10 +67,24 @@ class Continuation:
     prompt_seconds: float
     seed: int | None = None
     prompt_truncated: int = 0
+    tempo: float = 1.0
 
     @property
     def seconds(self) -> float:
         return self.waveform.numel() / self.sample_rate
+
+
+TEMPO_LIMITS = (0.25, 4.0)  # a tempo given by hand must lie in this range
+
+
+def check_tempo(tempo: float | None) -> None:
+    """Refuse a tempo that is not None or a finite number in :data:`TEMPO_LIMITS`."""
+    if tempo is None:
+        return
+    if isinstance(tempo, bool) or not isinstance(tempo, numbers.Real) or not math.isfinite(tempo) \
+            or not TEMPO_LIMITS[0] <= tempo <= TEMPO_LIMITS[1]:
+        raise ValueError(f"tempo must be a number from {TEMPO_LIMITS[0]:g} to "
+                         f"{TEMPO_LIMITS[1]:g} (or None: fitted to the prompt), got {tempo!r}")
 
 
 def _as_wave(audio: str | os.PathLike | torch.Tensor | np.ndarray, what: str) -> torch.Tensor:
@@ -164,7 +180,8 @@ class SpeechLM(Stage):
                        num_samples: int = 1, seed: int | None = None,
                        voice: str | os.PathLike | torch.Tensor | None = None,
                        continuation_only: bool = False,
-                       text: str | None = None) -> Continuation | list[Continuation]:
+                       text: str | None = None,
+                       tempo: float | None = None) -> Continuation | list[Continuation]:
         """Continue a speech prompt.
 
         Args:
@@ -183,6 +200,9 @@ class SpeechLM(Stage):
             text: words the LM reads after the prompt's units, as ``<text> words <speech>``:
                 it goes on speaking after them, in the prompt's voice. Needs an LM trained
                 with text (interleaved); the words themselves are not spoken.
+            tempo: multiply the new units' predicted durations by this (> 1: slower). None:
+                fitted to the prompt, so the continuation keeps the prompt's pace (the duration
+                model learned synthetic voices' pace; 1.0 gives it as trained).
 
         Raises:
             AudioError: the prompt is missing, unreadable, too short or silent, or not a
@@ -200,6 +220,7 @@ class SpeechLM(Stage):
         if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) \
                 or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
+        check_tempo(tempo)
         # every sampling option is checked once, before any work (SamplingOptions validates)
         for i in (0, num_samples - 1):
             SamplingOptions(temperature=temperature, top_k=top_k, top_p=top_p,
@@ -240,6 +261,8 @@ class SpeechLM(Stage):
         # a short one (the durations of the prompt's units are its own, so the cut is exact)
         seen = units if not cut else dataclasses.replace(
             units, ids=ctx, durations=units.durations[cut:])
+        spk = dataclasses.replace(spk, tempo=self.vocoder.fit_tempo(seen, spk)
+                                  if tempo is None else float(tempo))
         outs = []
         for i in range(num_samples):
             opts = SamplingOptions(max_new_tokens=n_new, temperature=temperature, top_k=top_k,
@@ -254,19 +277,23 @@ class SpeechLM(Stage):
             # a vocoder that samples F0 (f0_bins) draws the contour with the sample's seed
             y = self.vocoder.decode(full, spk, seed=None if seed is None else seed + i)
             outs.append(Continuation(y, self.sample_rate, units, new, start,
-                                     None if seed is None else seed + i, cut))
+                                     None if seed is None else seed + i, cut, spk.tempo))
         return outs[0] if num_samples == 1 else outs
 
-    def speak_continuation(self, prompt: Units, new_ids: torch.Tensor,
-                           voice: Voice) -> tuple[torch.Tensor, Units, float]:
+    def speak_continuation(self, prompt: Units, new_ids: torch.Tensor, voice: Voice,
+                           tempo: float | None = None) -> tuple[torch.Tensor, Units, float]:
         """Vocode ``prompt`` (deduplicated units with their durations) followed by the
         deduplicated ``new_ids`` ``[N]``, whose durations the duration model predicts, exactly as
-        :meth:`continue_audio` speaks a sampled continuation. For units that did not come from
-        the LM (baselines, the true rest of an utterance).
+        :meth:`continue_audio` speaks a sampled continuation (``tempo`` as there: None fits it
+        to ``prompt``). For units that did not come from the LM (baselines, the true rest of an
+        utterance).
 
         Returns:
             (waveform ``[T]``, the new units with their durations, where they start in seconds).
         """
+        check_tempo(tempo)
+        voice = dataclasses.replace(voice, tempo=self.vocoder.fit_tempo(prompt, voice)
+                                    if tempo is None else float(tempo))
         ids, dur = merge_runs(new_ids, self.vocoder.predict_durations(new_ids, voice))
         new = Units(ids, prompt.frame_rate, prompt.n_units, prompt.unit_space, dur)
         return self.vocoder.decode(prompt.concat(new), voice), new, prompt.seconds

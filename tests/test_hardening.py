@@ -126,6 +126,8 @@ def test_row2_short_voice_and_resynth(capsys, tmp_path, short_wavs):
     (["continue", SAMPLE, "--num-samples", "0"], "--num-samples"),
     (["continue", SAMPLE, "--seed", "1180591620717411303424"], "--seed"),
     (["continue", SAMPLE, "--timbre-match", "1.5"], "--timbre-match"),
+    (["continue", SAMPLE, "--tempo", "0.2"], "--tempo"),
+    (["continue", SAMPLE, "--tempo", "nan"], "--tempo"),
     (["resynth", SAMPLE, "--timbre-match", "nan"], "--timbre-match"),
     (["vocode", "u.json", "--voice", SAMPLE, "--timbre-match", "-0.5"], "--timbre-match"),
     (["continue", SAMPLE, "--mel-contrast", "0.9"], "--mel-contrast"),
@@ -599,6 +601,34 @@ def test_row17_continue_audio_refuses_a_batch_and_bad_options(model):
                {"temperature": float("nan")}, {"num_samples": 0}):
         with pytest.raises(ValueError):
             model.continue_audio(x, **{"seconds": 0.5, **kw})
+
+
+def test_continuation_keeps_the_prompts_pace_or_the_tempo_given(model):
+    import dataclasses
+
+    x = torch.from_numpy(sf.read(SAMPLE, dtype="float32")[0])
+    fitted = model.continue_audio(x, seconds=1.0, seed=3)
+    units = model.tokenize(x)
+    voice = model.vocoder.voice(x)
+    assert fitted.tempo == pytest.approx(model.vocoder.fit_tempo(units, voice))
+    assert fitted.tempo != 1.0  # the sample is not at the duration model's pace exactly
+    slow = model.continue_audio(x, seconds=1.0, seed=3, tempo=2.0)
+    fast = model.continue_audio(x, seconds=1.0, seed=3, tempo=0.5)
+    assert (slow.tempo, fast.tempo) == (2.0, 0.5)
+    # the same units (same seed), spoken at a quarter of the pace in frames
+    assert torch.equal(slow.generated_units.dedup().ids, fast.generated_units.dedup().ids)
+    ratio = slow.generated_units.durations.sum() / fast.generated_units.durations.sum()
+    assert 3.0 < float(ratio) < 5.0
+    # the prompt itself keeps its own durations
+    assert torch.equal(slow.prompt_units.durations, fast.prompt_units.durations)
+    # speak_continuation (the report's baselines) fits the same tempo by default
+    y, new, _ = model.speak_continuation(units, fitted.generated_units.ids, voice)
+    spoke = model.vocoder.predict_durations(
+        fitted.generated_units.ids, dataclasses.replace(voice, tempo=fitted.tempo))
+    assert int(new.durations.sum()) == int(spoke.sum())
+    for bad in (0.0, 5.0, float("nan"), True, "1"):
+        with pytest.raises(ValueError, match="tempo"):
+            model.continue_audio(x, seconds=0.5, tempo=bad)
 
 
 def test_row17_int16_and_stereo_prompts_equal_the_float_mono_one(model):

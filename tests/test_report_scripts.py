@@ -990,3 +990,73 @@ def test_switch_whisper_default_bundles_trains_both_then_judges_against_the_phon
     assert not [c for c in calls if c[1] == "train" or c[0] == "PY"]
     assert ["docs/whisper-units-heldout.json", "docs/switch-whisper-vocoder-heldout.json"] \
         in _pairs(calls)  # the int8 bundle against the same weights in float16
+
+
+def test_tempo_reports_fit_then_judge_the_default_against_tempo_1_and_resume(tmp_path):
+    """scripts/tempo_reports.sh: refuses to start without its inputs (naming the missing one),
+    then runs the tempo check and Allison's continuations through the default model (no --model
+    and no --tempo: the fitted pace), paired with the committed tempo-1 report; a rerun judges
+    nothing again."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "tempo_reports.sh")
+    assert rc == 2 and "data/real/allison is missing" in err and not calls
+    for d in ("data/real/allison", "data/real/others", "data/corpus-v2", "docs"):
+        (root / d).mkdir(parents=True)
+    (root / "data/corpus-v2/heldout.tsv").write_text("x\n")
+    rc, calls, err = _run_script(root, env, "tempo_reports.sh")
+    assert rc == 2 and "switch-whisper-allison-continue.json is missing" in err
+    (root / "docs/switch-whisper-allison-continue.json").write_text("{}")
+    rc, calls, err = _run_script(root, env, "tempo_reports.sh")
+    assert rc == 0, err
+    check = [c for c in calls if c[0] == "PY"]
+    assert len(check) == 1 and check[0][1] == "scripts/check_tempo.py"
+    assert check[0][check[0].index("--real") + 1] == "data/real/allison"
+    cont = [c for c in calls if c[1:3] == ["eval", "continue"]]
+    assert len(cont) == 1
+    assert "--model" not in cont[0] and "--tempo" not in cont[0]
+    assert cont[0][cont[0].index("--wav-dir") + 1] == "data/real/allison"
+    assert cont[0][cont[0].index("--json") + 1] == "docs/tempo-allison-continue.json"
+    pairs = [c[3:5] for c in calls if c[1:3] == ["eval", "compare-continue"]]
+    assert pairs == [["docs/switch-whisper-allison-continue.json",
+                      "docs/tempo-allison-continue.json"]]
+    (root / "docs/tempo-fit.json").write_text("{}")
+    rc, calls, err = _run_script(root, env, "tempo_reports.sh")
+    assert rc == 0, err
+    assert not [c for c in calls if c[0] == "PY" or c[1:3] == ["eval", "continue"]]
+
+
+def test_whisper_k500_trains_the_k100_recipe_at_k500_then_pairs_it_and_resumes(tmp_path):
+    """scripts/whisper_k500.sh: needs the K = 100 side's reports; fits K = 500 as K = 100 was
+    fitted, trains configs/vocoder/whisper-k500-cpu.toml, judges the export on Allison (both
+    judges) and the held-out engines, each paired with the K = 100 report; a rerun after the
+    export trains nothing again."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "whisper_k500.sh")
+    assert rc == 2 and "whisper-units-allison.json (the K = 100 side) is missing" in err
+    (root / "docs").mkdir()
+    for f in ("docs/whisper-units-allison.json", "docs/whisper-units-heldout.json",
+              "data/corpus-v2/train.tsv", "data/vocoder/v2-phone-k100-8b1f9cc1/train.json",
+              "data/real/allison/allison.tsv"):
+        (root / f).parent.mkdir(parents=True, exist_ok=True)
+        (root / f).write_text("{}")
+    rc, calls, err = _run_script(root, env, "whisper_k500.sh")
+    assert rc == 0, err
+    tok = [c for c in calls if c[1:3] == ["train", "tokenizer"]]
+    assert len(tok) == 1 and tok[0][tok[0].index("--k") + 1] == "500"
+    assert tok[0][tok[0].index("--layer") + 1] == "3"
+    train = [c for c in calls if c[1:3] == ["train", "vocoder"]]
+    assert len(train) == 1
+    assert train[0][train[0].index("--config") + 1] == "configs/vocoder/whisper-k500-cpu.toml"
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    out = "outputs/vocoder-whisper-k500-eval/whisper-k500"
+    assert [c[c.index("--vocoder") + 1] for c in judged] == [out, out]
+    assert judged[0][judged[0].index("--asr") + 1] == "whisper,pocketsphinx"
+    assert judged[1][judged[1].index("--data") + 1] == "heldout"
+    assert _pairs(calls) == [
+        ["docs/whisper-units-allison.json", "docs/whisper-k500-allison.json"],
+        ["docs/whisper-units-heldout.json", "docs/whisper-k500-heldout.json"]]
+    _exported(root / "outputs/tokenizers", "whisper-l3-k500")
+    _exported(root / "outputs/vocoder-whisper-k500-eval", "whisper-k500")
+    rc, calls, err = _run_script(root, env, "whisper_k500.sh")
+    assert rc == 0, err
+    assert not [c for c in calls if c[1] == "train" or c[1:3] == ["eval", "resynth"]]

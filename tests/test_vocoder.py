@@ -179,6 +179,38 @@ def test_duration_model_expands_dedup_units(tiny_vocoder, wav_file):
     assert torch.equal(full.dedup().ids, d.ids)
 
 
+def test_tempo_scales_predicted_durations_and_is_fitted_on_known_ones(tiny_vocoder, wav_file):
+    import dataclasses
+
+    from speechlm.audio import load_audio
+    from speechlm.vocoder import TEMPO_RANGE
+
+    voc = tiny_vocoder
+    voice = voc.voice(load_audio(wav_file(1.0)))
+    assert voice.tempo == 1.0
+    ids = torch.randint(0, voc.n_units, (60,), generator=torch.Generator().manual_seed(0))
+    base = voc.predict_durations(ids, voice)
+    slow = voc.predict_durations(ids, dataclasses.replace(voice, tempo=1.5))
+    assert 1.4 < float(slow.sum()) / float(base.sum()) < 1.6
+
+    def known(tempo, n=len(ids)):
+        d = voc.predict_durations(ids[:n], dataclasses.replace(voice, tempo=tempo))
+        return Units(ids[:n], voc.frame_rate, voc.n_units, voc.unit_space, d)
+
+    # durations the model would give at 1.5 are read back as 1.5 (rounding aside)
+    assert voc.fit_tempo(known(1.5), voice) == pytest.approx(1.5, rel=0.05)
+    assert voc.fit_tempo(known(1.0), voice) == pytest.approx(1.0, rel=0.05)
+    # the first run (a recording's leading silence) does not count
+    k = known(1.0)
+    long_start = dataclasses.replace(k, durations=torch.cat([k.durations[:1] * 50,
+                                                             k.durations[1:]]))
+    assert voc.fit_tempo(long_start, voice) == voc.fit_tempo(k, voice)
+    assert voc.fit_tempo(known(3.0), voice) == TEMPO_RANGE[1]  # clamped
+    assert voc.fit_tempo(known(1.5, n=8), voice) == 1.0  # too few runs to tell
+    with pytest.raises(ValueError, match="deduplicated"):
+        voc.fit_tempo(Units(ids, voc.frame_rate, voc.n_units, voc.unit_space), voice)
+
+
 def test_refuses_other_unit_space_and_bad_ids(tiny_vocoder, wav_file):
     from speechlm.audio import load_audio
 

@@ -20,6 +20,7 @@ from speechlm.cli.common import (
     sampling_args,
 )
 from speechlm.errors import SpeechLMError
+from speechlm.pipeline import TEMPO_LIMITS
 from speechlm.vocoder import DEFAULT_VOCODER
 
 
@@ -59,14 +60,15 @@ def cmd_continue(args: argparse.Namespace) -> int:
                                  repetition_penalty=args.repetition_penalty, num_samples=1,
                                  seed=None if args.seed is None else args.seed + i,
                                  voice=args.voice, continuation_only=args.continuation_only,
-                                 text=args.text)
+                                 text=args.text, tempo=args.tempo)
             if first is None:
                 first = r
                 _note_truncation(r, m.lm.block_size - 1, args.seconds)
             save_audio(path, r.waveform, r.sample_rate)
             print(f"{path}\t{r.seconds:.2f} s (continuation from {r.prompt_seconds:.2f} s)",
                   flush=True)
-            recs.append({**to_record(r.generated_units, name=f"sample-{i + 1}"), "seed": r.seed})
+            recs.append({**to_record(r.generated_units, name=f"sample-{i + 1}"), "seed": r.seed,
+                         "tempo": round(r.tempo, 4)})
     except ValueError as err:
         if isinstance(err, SpeechLMError):
             raise
@@ -248,6 +250,9 @@ def register(sub, add_parser) -> None:
     _vocoder_setting_args(c)
     c.add_argument("--text", help="words the LM reads after the prompt; it goes on speaking "
                    "after them in the prompt's voice (an LM trained with text only)")
+    c.add_argument("--tempo", type=number(float, TEMPO_LIMITS[0], TEMPO_LIMITS[1]),
+                   help="multiply the continuation's unit durations by this (> 1: slower; "
+                   "default: fitted to the prompt's pace; 1: the duration model as trained)")
     c.add_argument("--units-out", help="write prompt and generated units here (JSON lines)")
     c.add_argument("--force", action="store_true", help="overwrite existing outputs")
     c.set_defaults(func=cmd_continue)

@@ -318,7 +318,7 @@ class ContinuationHarness:
             gen = o.generated_units.ids.numpy()
             cal = self.refs.calibrate(cont, x, item.voice, item.name) if self.refs else None
             s: dict[str, Any] = {
-                "seed": o.seed, "seconds": round(len(cont) / sr, 3),
+                "seed": o.seed, "seconds": round(len(cont) / sr, 3), "tempo": round(o.tempo, 4),
                 "asr": tr.text if tr else "",
                 "content": _content(tr, len(cont) / sr) if tr else None,
                 "similarity": safe(self.judges.speaker.similarity, x, sr, cont, sr),
