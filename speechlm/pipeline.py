@@ -261,8 +261,7 @@ class SpeechLM(Stage):
         # a short one (the durations of the prompt's units are its own, so the cut is exact)
         seen = units if not cut else dataclasses.replace(
             units, ids=ctx, durations=units.durations[cut:])
-        spk = dataclasses.replace(spk, tempo=self.vocoder.fit_tempo(seen, spk)
-                                  if tempo is None else float(tempo))
+        spk = self._paced(spk, seen, tempo)
         outs = []
         for i in range(num_samples):
             opts = SamplingOptions(max_new_tokens=n_new, temperature=temperature, top_k=top_k,
@@ -280,6 +279,11 @@ class SpeechLM(Stage):
                                      None if seed is None else seed + i, cut, spk.tempo))
         return outs[0] if num_samples == 1 else outs
 
+    def _paced(self, voice: Voice, prompt: Units, tempo: float | None) -> Voice:
+        """``voice`` speaking new units at ``tempo``, or at ``prompt``'s pace when None."""
+        pace = self.vocoder.fit_tempo(prompt, voice) if tempo is None else float(tempo)
+        return dataclasses.replace(voice, tempo=pace)
+
     def speak_continuation(self, prompt: Units, new_ids: torch.Tensor, voice: Voice,
                            tempo: float | None = None) -> tuple[torch.Tensor, Units, float]:
         """Vocode ``prompt`` (deduplicated units with their durations) followed by the
@@ -292,8 +296,7 @@ class SpeechLM(Stage):
             (waveform ``[T]``, the new units with their durations, where they start in seconds).
         """
         check_tempo(tempo)
-        voice = dataclasses.replace(voice, tempo=self.vocoder.fit_tempo(prompt, voice)
-                                    if tempo is None else float(tempo))
+        voice = self._paced(voice, prompt, tempo)
         ids, dur = merge_runs(new_ids, self.vocoder.predict_durations(new_ids, voice))
         new = Units(ids, prompt.frame_rate, prompt.n_units, prompt.unit_space, dur)
         return self.vocoder.decode(prompt.concat(new), voice), new, prompt.seconds

@@ -455,13 +455,13 @@ VOICE_ADAPT_FILM_LR = 0.015  # and for the FiLM offsets
 VOICE_ADAPT_MAX_SECONDS = 4.0  # the reference's first seconds that voice() adapts to
 
 # Vocoder.fit_tempo. The duration model learned the pace of synthetic voices: on real speech
-# (Allison, 60 utterances) it predicts 14 % too few frames for both the phone and the Whisper
-# bundle. Fitted on an utterance's first half (without its first run) and applied to its second
-# half, the tempo took the mean log error of the second half's length from -0.147 to -0.032
-# (RMS 0.179 -> 0.141), and left held-out engines as they were (-0.064 -> -0.066, RMS 0.164 ->
-# 0.161); the median of per-unit ratios was worse than the ratio of sums
-# (scripts/check_tempo.py, docs/tempo-fit.md; the continuation report measures the effect on
-# the speaking rate).
+# (Allison) it predicts 14 % too few frames for both the phone and the Whisper bundle. Fitted on
+# an utterance's first half (without its first run) and applied to its second half, the tempo
+# took the mean log error of the second half's length from -0.156 to -0.046 (RMS 0.189 -> 0.145;
+# 60 utterances) and left the held-out engines as they were (-0.049 -> -0.054, RMS 0.157 ->
+# 0.150); the median of per-unit ratios, or the ratio of sums without the longest runs, did
+# worse (scripts/check_tempo.py, docs/tempo-fit.md; docs/tempo-allison-continue-compare.md: the
+# effect on continuations' speaking rate).
 TEMPO_RANGE = (0.5, 2.0)  # a fitted tempo is clamped to this
 TEMPO_MIN_UNITS = 8  # fewer known runs (after the first) than this: tempo 1
 
@@ -825,9 +825,9 @@ class Vocoder(Stage):
         to speak new units at the prompt's pace."""
         if not units.deduped or units.durations is None:
             raise ValueError("fit_tempo needs deduplicated units with their durations")
+        self.check_units(units)
         if len(units) - 1 < TEMPO_MIN_UNITS:
             return 1.0
-        self.check_units(units)
         logd = self.model.duration(units.ids[None].long(), voice.vector[None])[0]
         pred = float(torch.exp(logd[1:] + self._dur_var / 2).sum())
         tempo = float(units.durations[1:].sum()) / max(pred, 1e-6)
@@ -1060,8 +1060,8 @@ def num_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["DEFAULT_VOCODER", "MelSpectrogram", "TEMPO_RANGE", "UnitVocoder", "Vocoder",
-           "VocoderConfig",
-           "Voice", "f0_bin_centres", "f0_bin_of", "f0_conditioning", "griffin_lim",
+           "VocoderConfig", "Voice", "f0_bin_centres", "f0_bin_of", "f0_conditioning",
+           "griffin_lim",
            "LTAS_FLOOR_NATS", "LTAS_NOISE_MARGIN", "LTAS_NOISE_SHARE", "LTAS_SUBTRACT_KEEP",
            "log_f0_stats", "long_term_log_mel", "mix_source_log_f0", "sample_f0_contour",
            "world_analysis"]
