@@ -6,6 +6,7 @@ are timed inside one ``SpeechLM.continue_audio``-equivalent call: tokenize the p
 voice, sample units with the LM, expand durations + vocode prompt and continuation.
 
     .venv/bin/python benchmarks/bench_continue.py [--model default] [--prompts 10]
+        [--data test|MANIFEST.tsv] [--tokenizer T --lm L --vocoder V]
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ sys.path.insert(0, str(REPO))
 from _common import emit, speech_files  # noqa: E402  (benchmarks/ is on the path of a script)
 
 
-def load_time(model: str, vocoder: str | None) -> float:
+def load_time(model: str, stages: dict[str, str | None]) -> float:
     code = ("import time; t=time.perf_counter(); from speechlm import SpeechLM; "
-            f"SpeechLM.load({model!r}, vocoder={vocoder!r}); print(time.perf_counter()-t)")
+            f"SpeechLM.load({model!r}, **{stages!r}); print(time.perf_counter()-t)")
     runs = [float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                                  text=True, cwd=REPO).stdout.strip()) for _ in range(3)]
     return min(runs)
@@ -35,7 +36,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
+    ap.add_argument("--tokenizer", help="replace the model's tokenizer")
+    ap.add_argument("--lm", help="replace the model's LM")
     ap.add_argument("--vocoder", help="replace the model's vocoder")
+    ap.add_argument("--data", default="test",
+                    help="split of --corpus, or a manifest (.tsv), the prompts come from")
+    ap.add_argument("--corpus", help="corpus directory (default: data/corpus)")
     ap.add_argument("--prompts", type=int, default=10, help="test prompts (3 s each)")
     ap.add_argument("--prompt-seconds", type=float, default=3.0)
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -49,13 +55,15 @@ def main() -> int:
     from speechlm.generate import SamplingOptions, generate
     from speechlm.pipeline import SpeechLM
 
-    m = SpeechLM.load(args.model, vocoder=args.vocoder)
+    swap = {"tokenizer": args.tokenizer, "lm": args.lm, "vocoder": args.vocoder}
+    m = SpeechLM.load(args.model, **swap)
     if args.voice_adapt_steps is not None:
         m.vocoder.set_voice_adapt_steps(args.voice_adapt_steps)
     sr = m.sample_rate
     need = int(args.prompt_seconds * sr)
     prompts = []
-    for path in speech_files("test", 23):
+    for path in speech_files(args.data, 1 if args.data.endswith(".tsv") else 23,
+                             corpus=args.corpus):
         w = load_audio(path)
         if len(w) >= need:
             prompts.append(w[:need])
@@ -84,7 +92,8 @@ def main() -> int:
         out_seconds += len(y) / sr - args.prompt_seconds
     n = len(walls)
     result = {
-        "benchmark": "continue", "model": args.model, "vocoder": args.vocoder or "model's",
+        "benchmark": "continue", "model": args.model, "data": args.data,
+        **{k: v or "model's" for k, v in swap.items()},
         "voice_adapt_steps": m.vocoder.voice_adapt_steps,
         "prompts": n, "prompt_seconds": args.prompt_seconds, "requested_seconds": args.seconds,
         "units_sampled": n_new, "mean_continuation_seconds": round(out_seconds / n, 2),
@@ -92,7 +101,7 @@ def main() -> int:
         "mean_wall_s": round(sum(walls) / n, 3), "max_wall_s": round(max(walls), 3),
         "stages_mean_s": {k: round(v / n, 4) for k, v in stages.items()},
         "x_real_time": round((out_seconds + n * args.prompt_seconds) / sum(walls), 1),
-        "load_s": round(load_time(args.model, args.vocoder), 3),
+        "load_s": round(load_time(args.model, swap), 3),
         "targets": {"wall_s_max": 2.0, "load_s_max": 2.0},
     }
     return emit(result, args.json)

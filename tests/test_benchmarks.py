@@ -33,6 +33,20 @@ def test_bench_continue_runs(tmp_path):
     assert set(r["stages_mean_s"]) == {"tokenize", "voice", "lm", "vocoder"}
 
 
+def test_bench_continue_takes_a_manifest_and_swapped_stages(tmp_path):
+    import soundfile as sf
+
+    samples = sorted((REPO / "samples").glob("*.wav"))
+    manifest = tmp_path / "prompts.tsv"
+    manifest.write_text(f"{REPO / 'samples'}\n" + "".join(
+        f"{p.name}\t{sf.info(p).frames}\n" for p in samples))
+    r = run_bench("bench_continue.py", "--prompts", "1", "--seconds", "1", "--data",
+                  str(manifest), "--tokenizer", "phone-k100", "--lm", "phone-lm", "--vocoder",
+                  "phone-vocoder", tmp_path=tmp_path)
+    assert r["data"] == str(manifest) and r["prompts"] == 1
+    assert (r["tokenizer"], r["lm"], r["vocoder"]) == ("phone-k100", "phone-lm", "phone-vocoder")
+
+
 def test_bench_vocoder_runs(tmp_path):
     r = run_bench("bench_vocoder.py", "--utterances", "1", "--repeats", "1", tmp_path=tmp_path)
     assert r["benchmark"] == "vocoder" and r["utterances"] == 1
