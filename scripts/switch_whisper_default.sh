@@ -117,6 +117,10 @@ done
 report docs/switch-whisper-allison resynth --quiet --vocoder whisper-vocoder --wav-dir "$R/allison" \
   --per-voice 0 --methods hn-f0,hn --asr whisper --reference-voices "$R/others"
 compare resynth docs/real-allison-resynth docs/switch-whisper-allison docs/switch-whisper-allison-compare
+# the floor beside those figures: the same prompts' own units in a random order (added a session
+# later; the phone bundle's is in docs/real-allison-resynth)
+report docs/switch-whisper-allison-floor resynth --quiet --vocoder whisper-vocoder \
+  --wav-dir "$R/allison" --per-voice 0 --methods floor --asr whisper --reference-voices "$R/others"
 [ -f "$PROBES/syntactic/pairs.tsv" ] || $SL eval build-probes --out "$PROBES" --corpus "$CORPUS" \
   --voices pico_us,piper_joe,mbrola_us3
 report docs/switch-whisper-lm lm --quiet --model whisper-lm --corpus "$CORPUS" --probes "$PROBES"
@@ -125,4 +129,4 @@ report docs/switch-whisper-allison-continue continue --quiet --model "$S/model" 
 compare continue docs/real-allison-continue docs/switch-whisper-allison-continue \
   docs/switch-whisper-allison-continue-compare
 $SL continue samples/flite_slt_arctic_a0004.wav --model "$S/model" -o "$S/continue.wav" --seed 0 --force
-echo "docs/switch-whisper-{vocoder-heldout,vocoder-test,compare-heldout,compare-test,int8-heldout,allison,allison-compare,lm,allison-continue,allison-continue-compare}.{json,md}"
+echo "docs/switch-whisper-{vocoder-heldout,vocoder-test,compare-heldout,compare-test,int8-heldout,allison,allison-compare,allison-floor,lm,allison-continue,allison-continue-compare}.{json,md}"

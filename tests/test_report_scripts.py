@@ -966,7 +966,8 @@ def test_switch_whisper_default_bundles_trains_both_then_judges_against_the_phon
     judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
     assert {c[c.index("--vocoder") + 1] for c in judged} == {"whisper-vocoder"}
     assert [c[c.index("--data") + 1] if "--data" in c else c[c.index("--wav-dir") + 1]
-            for c in judged] == ["heldout", "test", "data/real/allison"]
+            for c in judged] == ["heldout", "test", "data/real/allison", "data/real/allison"]
+    assert judged[-1][judged[-1].index("--methods") + 1] == "floor"
     assert _pairs(calls) == [
         ["docs/switch-vocoder-new-b6400r-heldout.json", "docs/switch-whisper-vocoder-heldout.json"],
         ["docs/switch-vocoder-new-b6400r-test.json", "docs/switch-whisper-vocoder-test.json"],
