@@ -200,7 +200,7 @@ gpu-vocoder-judge: $(STAMP)  ## judge what scripts/gpu_vocoder_scale.sh brought 
 whisper-default: $(STAMP)  ## the bundled default switched to Whisper units: whisper-k100 (k-means over layer 3 of Whisper tiny.en's encoder), whisper-vocoder (the phone-vocoder carried over to them) and whisper-lm, trained side by side, judged against the phone bundle's reports on the held-out engines, test, Allison's real prompts, the probes and continuations (~2 h; needs corpus-world): scripts/switch_whisper_default.sh, docs/switch-whisper-*
 	bash scripts/switch_whisper_default.sh
 
-whisper-k500: $(STAMP)  ## the bundled whisper-vocoder's recipe on K = 500 Whisper units instead of 100, judged on Allison's real prompts (Whisper and pocketsphinx) and the held-out engines, paired with the same recipe at K = 100 (~85 min; needs make whisper-units' reports and the world corpus): scripts/whisper_k500.sh, docs/whisper-k500-*
+whisper-k500: $(STAMP)  ## the bundled whisper-vocoder's recipe on K = 500 Whisper units instead of 100, judged on Allison's real prompts (Whisper and pocketsphinx) and the held-out engines, paired with the same recipe at K = 100, then the LM recipe on the same units and its probes (~2 h; needs make whisper-units' reports and the world corpus): scripts/whisper_k500.sh, docs/whisper-k500-*
 	bash scripts/whisper_k500.sh
 
 tempo-reports: $(STAMP)  ## the continuation's pace fitted on the prompt (Vocoder.fit_tempo): how well a tempo fitted on an utterance's first half predicts its second half's length (real voice, held-out engines), and Allison's continuations against the same at tempo 1 (~25 min; needs make real-voice and the world corpus): scripts/tempo_reports.sh, docs/tempo-*

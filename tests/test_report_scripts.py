@@ -1029,8 +1029,9 @@ def test_tempo_reports_fit_then_judge_the_default_against_tempo_1_and_resume(tmp
 def test_whisper_k500_trains_the_k100_recipe_at_k500_then_pairs_it_and_resumes(tmp_path):
     """scripts/whisper_k500.sh: needs the K = 100 side's reports; fits K = 500 as K = 100 was
     fitted, trains configs/vocoder/whisper-k500-cpu.toml, judges the export on Allison (both
-    judges) and the held-out engines, each paired with the K = 100 report; a rerun after the
-    export trains nothing again."""
+    judges) and the held-out engines, each paired with the K = 100 report, then trains the LM
+    recipe on the same units and judges its probes; a rerun after the export and the reports
+    trains nothing again."""
     root, env = _tree(tmp_path)
     rc, calls, err = _run_script(root, env, "whisper_k500.sh")
     assert rc == 2 and "whisper-units-allison.json (the K = 100 side) is missing" in err
@@ -1056,8 +1057,16 @@ def test_whisper_k500_trains_the_k100_recipe_at_k500_then_pairs_it_and_resumes(t
     assert _pairs(calls) == [
         ["docs/whisper-units-allison.json", "docs/whisper-k500-allison.json"],
         ["docs/whisper-units-heldout.json", "docs/whisper-k500-heldout.json"]]
+    lm = [c for c in calls if c[1:3] == ["train", "lm"]]
+    assert len(lm) == 1 and lm[0][lm[0].index("--config") + 1] == \
+        "configs/lm/whisper-k500-cpu.toml"
+    (lm_eval,) = [c for c in calls if c[1:3] == ["eval", "lm"]]
+    assert lm_eval[lm_eval.index("--model") + 1] == "outputs/lm-whisper-k500/model"
+    assert lm_eval[lm_eval.index("--json") + 1] == "docs/whisper-k500-lm.json"
+    assert calls.index(lm[0]) < calls.index(lm_eval)
     _exported(root / "outputs/tokenizers", "whisper-l3-k500")
     _exported(root / "outputs/vocoder-whisper-k500-eval", "whisper-k500")
     rc, calls, err = _run_script(root, env, "whisper_k500.sh")
     assert rc == 0, err
-    assert not [c for c in calls if c[1] == "train" or c[1:3] == ["eval", "resynth"]]
+    assert not [c for c in calls if c[1] == "train" or c[1:3] in (["eval", "resynth"],
+                                                                  ["eval", "lm"])]
