@@ -240,6 +240,13 @@ def _pairs(calls: list[list[str]]) -> list[list[str]]:
     return [c[3:5] for c in calls if c[1:3] == ["eval", "compare-resynth"]]
 
 
+def _touch(root: Path, *paths: str) -> None:
+    """Create each ``root/PATH`` (and its folders) holding ``{}``: an input a script needs."""
+    for f in paths:
+        (root / f).parent.mkdir(parents=True, exist_ok=True)
+        (root / f).write_text("{}")
+
+
 def _exported(parent: Path, *names: str) -> None:
     """Mark ``parent/NAME`` as finished (a ``config.json``, what the scripts test for)."""
     for name in names:
@@ -936,12 +943,10 @@ def test_switch_whisper_default_bundles_trains_both_then_judges_against_the_phon
     (root / "data/corpus-v2/corpus.json").write_text("{}")
     rc, _, err = _run_script(root, env, "switch_whisper_default.sh")
     assert rc == 2 and "b6400r-heldout.json is missing: the phone bundle's report" in err
-    for f in ("docs/switch-vocoder-new-b6400r-heldout.json",
-              "docs/switch-vocoder-new-b6400r-test.json", "docs/real-allison-resynth.json",
-              "docs/real-allison-continue.json", "data/real/allison/allison.tsv",
-              "data/probes-v2/syntactic/pairs.tsv"):
-        (root / f).parent.mkdir(parents=True, exist_ok=True)
-        (root / f).write_text("{}")
+    _touch(root, "docs/switch-vocoder-new-b6400r-heldout.json",
+           "docs/switch-vocoder-new-b6400r-test.json", "docs/real-allison-resynth.json",
+           "docs/real-allison-continue.json", "data/real/allison/allison.tsv",
+           "data/probes-v2/syntactic/pairs.tsv")
     rc, calls, err = _run_script(root, env, "switch_whisper_default.sh")
     assert rc == 0, err
     (fit,) = [c for c in calls if c[1:3] == ["train", "tokenizer"]]
@@ -1035,12 +1040,9 @@ def test_whisper_k500_trains_the_k100_recipe_at_k500_then_pairs_it_and_resumes(t
     root, env = _tree(tmp_path)
     rc, calls, err = _run_script(root, env, "whisper_k500.sh")
     assert rc == 2 and "whisper-units-allison.json (the K = 100 side) is missing" in err
-    (root / "docs").mkdir()
-    for f in ("docs/whisper-units-allison.json", "docs/whisper-units-heldout.json",
-              "data/corpus-v2/train.tsv", "data/vocoder/v2-phone-k100-8b1f9cc1/train.json",
-              "data/real/allison/allison.tsv"):
-        (root / f).parent.mkdir(parents=True, exist_ok=True)
-        (root / f).write_text("{}")
+    _touch(root, "docs/whisper-units-allison.json", "docs/whisper-units-heldout.json",
+           "data/corpus-v2/train.tsv", "data/vocoder/v2-phone-k100-8b1f9cc1/train.json",
+           "data/real/allison/allison.tsv")
     rc, calls, err = _run_script(root, env, "whisper_k500.sh")
     assert rc == 0, err
     tok = [c for c in calls if c[1:3] == ["train", "tokenizer"]]
