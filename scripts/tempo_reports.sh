@@ -15,8 +15,16 @@ for f in "$R/allison" "$R/others" "$CORPUS/heldout.tsv" docs/switch-whisper-alli
 done
 [ -f docs/tempo-fit.json ] || "$PY" scripts/check_tempo.py --real "$R/allison" --corpus "$CORPUS" \
   --json docs/tempo-fit.json --markdown docs/tempo-fit.md
+# the same check on the phone bundle: is the pace error the units' or the duration model's?
+PH=outputs/tempo-phone-model
+mkdir -p "$PH"
+for st in tokenizer:phone-k100 lm:phone-lm vocoder:phone-vocoder; do
+  ln -sfn "$PWD/speechlm/pretrained/${st#*:}" "$PH/${st%%:*}"
+done
+[ -f docs/tempo-fit-phone.json ] || "$PY" scripts/check_tempo.py --model "$PH" --real "$R/allison" \
+  --corpus "$CORPUS" --json docs/tempo-fit-phone.json --markdown docs/tempo-fit-phone.md
 report docs/tempo-allison-continue continue --quiet --wav-dir "$R/allison" --per-voice 0 \
   --reference-voices "$R/others"
 compare continue docs/switch-whisper-allison-continue docs/tempo-allison-continue \
   docs/tempo-allison-continue-compare
-echo "docs/tempo-{fit,allison-continue,allison-continue-compare}.{json,md}"
+echo "docs/tempo-{fit,fit-phone,allison-continue,allison-continue-compare}.{json,md}"

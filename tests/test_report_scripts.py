@@ -1015,8 +1015,14 @@ def test_tempo_reports_fit_then_judge_the_default_against_tempo_1_and_resume(tmp
     rc, calls, err = _run_script(root, env, "tempo_reports.sh")
     assert rc == 0, err
     check = [c for c in calls if c[0] == "PY"]
-    assert len(check) == 1 and check[0][1] == "scripts/check_tempo.py"
-    assert check[0][check[0].index("--real") + 1] == "data/real/allison"
+    assert [c[1] for c in check] == ["scripts/check_tempo.py"] * 2
+    assert all(c[c.index("--real") + 1] == "data/real/allison" for c in check)
+    # the default, then the phone bundle through a model directory of links to its stages
+    assert "--model" not in check[0]
+    phone = root / check[1][check[1].index("--model") + 1]
+    assert {p.name: p.resolve().name for p in phone.iterdir()} == {
+        "tokenizer": "phone-k100", "lm": "phone-lm", "vocoder": "phone-vocoder"}
+    assert check[1][check[1].index("--json") + 1] == "docs/tempo-fit-phone.json"
     cont = [c for c in calls if c[1:3] == ["eval", "continue"]]
     assert len(cont) == 1
     assert "--model" not in cont[0] and "--tempo" not in cont[0]
@@ -1025,7 +1031,7 @@ def test_tempo_reports_fit_then_judge_the_default_against_tempo_1_and_resume(tmp
     pairs = [c[3:5] for c in calls if c[1:3] == ["eval", "compare-continue"]]
     assert pairs == [["docs/switch-whisper-allison-continue.json",
                       "docs/tempo-allison-continue.json"]]
-    (root / "docs/tempo-fit.json").write_text("{}")
+    _touch(root, "docs/tempo-fit.json", "docs/tempo-fit-phone.json")
     rc, calls, err = _run_script(root, env, "tempo_reports.sh")
     assert rc == 0, err
     assert not [c for c in calls if c[0] == "PY" or c[1:3] == ["eval", "continue"]]
