@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, train_exported, resynth_heldout,
-#                                   compare, whisper_tokenizer
+#                                   compare, whisper_tokenizer, lm_probes
 E=outputs/vocoder-whisper-k500-eval
 R=data/real
 for f in docs/whisper-units-allison.json docs/whisper-units-heldout.json; do
@@ -34,11 +34,5 @@ report docs/whisper-k500-allison resynth --quiet --vocoder "$E/whisper-k500" --w
 compare resynth docs/whisper-units-allison docs/whisper-k500-allison docs/whisper-k500-compare-allison
 resynth_heldout docs/whisper-k500-heldout "$E/whisper-k500" hn-f0
 compare resynth docs/whisper-units-heldout docs/whisper-k500-heldout docs/whisper-k500-compare-heldout
-PROBES=${PROBES:-data/probes-v2}
-[ -f "$PROBES/syntactic/pairs.tsv" ] || $SL eval build-probes --out "$PROBES" --corpus "$CORPUS" \
-  --voices pico_us,piper_joe,mbrola_us3
-[ -f docs/whisper-k500-lm.json ] || $SL train lm --config configs/lm/whisper-k500-cpu.toml \
-  --data.corpus="$CORPUS" --train.threads="${THREADS:-1}" > outputs/lm-whisper-k500.log 2>&1
-report docs/whisper-k500-lm lm --quiet --model outputs/lm-whisper-k500/model --corpus "$CORPUS" \
-  --probes "$PROBES"
+lm_probes whisper-k500 configs/lm/whisper-k500-cpu.toml
 echo "docs/whisper-k500-{allison,compare-allison,heldout,compare-heldout,lm}.{json,md}"

@@ -267,6 +267,105 @@ class WhisperEncoder:
                 "weights": self.weights}
 
 
+class WhisperPhoneEncoder:
+    """Frame features of a Whisper phone head: ``output`` ``"posteriors"`` (softmax over the
+    phones), ``"logprobs"`` (their log) or ``"ctc"`` (the CTC head's posteriors; the tokenizer
+    fills its blank frames: phone-rate units). Whisper reads the file in its windows
+    (:class:`speechlm.features.WhisperEncoder`), then the head reads the hidden states.
+
+    Raises:
+        ModelError: not a Whisper phone head directory, a bad ``output``, or the installed
+            Whisper weights are not those the head was trained on.
+    """
+
+    sample_rate = SAMPLE_RATE
+    frame_rate = FRAME_RATE
+
+    def __init__(self, path: str | os.PathLike, output: str = "posteriors",
+                 name: str | None = None):
+        from speechlm.ssl.files import load_safetensors, read_json
+        from speechlm.whisper_phone import (
+            CONFIG_FILE,
+            FORMAT_VERSION,
+            HEAD_FILE,
+            KIND,
+            OUTPUTS,
+            PhoneHead,
+            head_arch,
+            is_whisper_phone,
+        )
+
+        self.path = str(path)
+        if not is_whisper_phone(path):
+            raise ModelError(f"{path}: not a Whisper phone head directory (no config.json of "
+                             f"kind {KIND!r})")
+        cfg = read_json(Path(path) / CONFIG_FILE)
+        if int(cfg.get("format_version", 0)) > FORMAT_VERSION:
+            raise ModelError(f"{path}: format version {cfg['format_version']} is newer than "
+                             f"this speechlm reads ({FORMAT_VERSION}); upgrade speechlm")
+        here = Path(path).resolve()
+        self.name = name or (here.parent.name if here.name == "model" else here.name)
+        if output not in OUTPUTS:
+            raise ModelError(f"Whisper phone head output {output!r}: expected "
+                             f"{', '.join(OUTPUTS)}")
+        self.output = output
+        self.phones: list[str] = list(cfg["phones"])
+        w = cfg["whisper"]
+        self.whisper = WhisperEncoder(int(w["layer"]), 0, weights=w.get("weights"))
+        self.layer = int(w["layer"])
+        # files are read in chunks with this much context each side (Whisper's own; the
+        # head's convolutions see a few frames more)
+        self.context_frames = self.whisper.context_frames
+        arch = head_arch(cfg.get("arch", {}))
+        self.head = PhoneHead(self.whisper.dim, len(self.phones), **arch)
+        state = {k: v.float() for k, v in load_safetensors(Path(path) / HEAD_FILE).items()}
+        try:
+            self.head.load_state_dict(state)
+        except RuntimeError as e:
+            raise ModelError(f"{path}: {HEAD_FILE} does not fit its config.json "
+                             f"({str(e).strip().splitlines()[0]})") from None
+        self.head.eval()
+        self.training = dict(cfg.get("training", {}))
+        self.dim = len(self.phones) + (output == "ctc")
+        self.blank: int | None = len(self.phones) if output == "ctc" else None
+
+    @torch.inference_mode()
+    def logits(self, wav: torch.Tensor, lengths: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame phone logits ``[B, F, P]`` and CTC logits ``[B, F, P + 1]``."""
+        return self.head(self.whisper(wav, lengths))
+
+    def __call__(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        frame, ctc = self.logits(wav, lengths)
+        if self.output == "ctc":
+            out = ctc.softmax(-1)
+        elif self.output == "posteriors":
+            out = frame.softmax(-1)
+        else:
+            out = frame.log_softmax(-1)
+        if lengths is not None:
+            frames = torch.tensor([num_frames(int(n)) for n in lengths])
+            valid = torch.arange(out.shape[1])[None, :] < frames[:, None]
+            out = out.masked_fill(~valid[..., None], 0.0)
+        return out
+
+    def weights_fingerprint(self) -> str:
+        """Hash of the head's weights rounded to float16 and the Whisper weights' hash: CTC
+        units are defined by the network (their one-hot centroids are the same for every
+        head), so their unit space names it."""
+        import hashlib
+
+        h = hashlib.sha256(f"{self.whisper.weights}:l{self.layer}".encode())
+        for k, v in sorted(self.head.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.half().numpy().tobytes())
+        return h.hexdigest()[:8]
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "whisper-phone", "path": str(Path(self.path).resolve()),
+                "output": self.output, "name": self.name}
+
+
 def build_encoder(cfg: dict[str, Any]) -> FeatureEncoder:
     """Make an encoder from its :meth:`config` dict."""
     cfg = dict(cfg)
@@ -284,8 +383,10 @@ def build_encoder(cfg: dict[str, Any]) -> FeatureEncoder:
     if kind == "whisper":
         return WhisperEncoder(cfg.get("layer", 4), cfg.get("shift", 0),
                               cfg.get("name", "whisper-tiny.en"), cfg.get("weights"))
-    raise ModelError(f"unknown feature encoder type {kind!r}; expected mfcc, logmel, ssl or "
-                     "phone")
+    if kind == "whisper-phone":
+        return WhisperPhoneEncoder(cfg["path"], cfg.get("output", "posteriors"), cfg.get("name"))
+    raise ModelError(f"unknown feature encoder type {kind!r}; expected mfcc, logmel, ssl, "
+                     "phone, whisper or whisper-phone")
 
 
 def encoder_from_name(name: str, layer: int | str | None = None, shift: int = 0
@@ -307,7 +408,13 @@ def encoder_from_name(name: str, layer: int | str | None = None, shift: int = 0
         raise ModelError(f"features {name!r}: expected 'mfcc', 'logmel', 'whisper' or a checkpoint "
                          "path")
     from speechlm.ssl.phone import PhoneEncoder, is_phone_encoder
+    from speechlm.whisper_phone import OUTPUTS, is_whisper_phone
 
+    if is_whisper_phone(name):
+        if layer is not None and layer not in OUTPUTS:
+            raise ModelError(f"features {name}: a Whisper phone head reads --layer "
+                             f"{', '.join(OUTPUTS)}, not {layer!r}")
+        return WhisperPhoneEncoder(name, "posteriors" if layer is None else layer)
     if is_phone_encoder(name):
         return PhoneEncoder(name, "posteriors" if layer is None else layer)
     if layer is None:

@@ -66,6 +66,9 @@ def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer,
         name = encoder_cfg.get("name") or Path(encoder_cfg["path"]).name
         out = encoder_cfg.get("output", "posteriors")
         kind = f"phone-{name}-{out if isinstance(out, str) else f'l{out}'}"
+    elif kind == "whisper-phone":
+        name = encoder_cfg.get("name") or Path(encoder_cfg["path"]).name
+        kind = f"wphone-{name}-{encoder_cfg.get('output', 'posteriors')}"
     elif kind == "whisper":
         kind = f"{encoder_cfg.get('name') or 'whisper'}-l{encoder_cfg.get('layer', 4)}"
         kind += f"-d{encoder_cfg['shift']}" if encoder_cfg.get("shift") else ""
@@ -236,7 +239,8 @@ class Tokenizer(Stage):
         """Load a bundled tokenizer by name or a tokenizer directory."""
         cfg, tensors, path = checkpoint.load_stage(name_or_path, "tokenizer")
         enc_cfg = dict(cfg["encoder"])
-        if enc_cfg.get("type") in ("ssl", "phone") and not os.path.isabs(enc_cfg["path"]):
+        if enc_cfg.get("type") in ("ssl", "phone", "whisper-phone") and not os.path.isabs(
+                enc_cfg["path"]):
             enc_cfg["path"] = str((path / enc_cfg["path"]).resolve())
         tok = cls(build_encoder(enc_cfg), KMeansQuantizer.from_state_dict(tensors),
                   cfg.get("training"), float(cfg.get("smoothing", 0.0)))
@@ -248,8 +252,9 @@ class Tokenizer(Stage):
         return tok
 
     def save(self, path: str | os.PathLike, half: bool = False) -> Path:
-        """Write the tokenizer directory; an SSL or phone encoder is copied into ``encoder/``
-        inside it, so the directory is self-contained (``half``: a phone encoder's weights as
+        """Write the tokenizer directory; an SSL or phone encoder (or a Whisper phone head) is
+        copied into ``encoder/`` inside it, so the directory is self-contained (``half``: a
+        phone encoder's weights as
         float16, for shipping)."""
         enc_cfg = self.encoder.config()
         write_extra = None
@@ -260,6 +265,15 @@ class Tokenizer(Stage):
 
             def write_extra(tmp: Path) -> None:
                 copy_phone_encoder(src, tmp / "encoder", half=half)
+
+            enc_cfg = {**enc_cfg, "path": "encoder"}
+        elif enc_cfg["type"] == "whisper-phone":
+            from speechlm.whisper_phone import copy_whisper_phone
+
+            head_src = self.encoder.path
+
+            def write_extra(tmp: Path) -> None:
+                copy_whisper_phone(head_src, tmp / "encoder", half=half)
 
             enc_cfg = {**enc_cfg, "path": "encoder"}
         elif enc_cfg["type"] == "ssl":

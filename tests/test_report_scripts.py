@@ -1078,3 +1078,54 @@ def test_whisper_k500_trains_the_k100_recipe_at_k500_then_pairs_it_and_resumes(t
     assert rc == 0, err
     assert not [c for c in calls if c[1] == "train" or c[1:3] in (["eval", "resynth"],
                                                                   ["eval", "lm"])]
+
+
+def test_whisper_phone_trains_the_head_then_its_units_lm_and_reports_and_resumes(tmp_path):
+    """scripts/whisper_phone.sh: needs the corpus; trains the Whisper phone head, makes its CTC
+    tokenizer, judges it beside the bundled tokenizers on seen, held-out and real voices, then
+    trains the LM recipe on its units and judges the probes; a rerun trains nothing again."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "whisper_phone.sh")
+    assert rc == 2 and "train.tsv is missing" in err and not calls
+    _touch(root, "data/corpus-v2/train.tsv", "data/real/allison/allison.tsv",
+           "data/probes-v2/syntactic/pairs.tsv")
+    rc, calls, err = _run_script(root, env, "whisper_phone.sh")
+    assert rc == 0, err
+    (enc,) = [c for c in calls if c[1:3] == ["train", "encoder"]]
+    assert enc[enc.index("--config") + 1] == "configs/encoder/whisper-phone-cpu.toml"
+    (tok,) = [c for c in calls if c[1:3] == ["train", "tokenizer"]]
+    assert tok[tok.index("--features") + 1] == "outputs/encoder-whisper-phone/model"
+    assert tok[tok.index("--layer") + 1] == "ctc"
+    (ev,) = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]
+    assert [ev[i + 1] for i, a in enumerate(ev) if a == "--tokenizer"] == [
+        "whisper-k100", "phone-k100", "outputs/tokenizers/whisper-phone-ctc"]
+    assert [ev[i + 1] for i, a in enumerate(ev) if a == "--manifest"] == [
+        "test", "heldout", "data/real/allison/allison.tsv"]
+    (lm,) = [c for c in calls if c[1:3] == ["train", "lm"]]
+    assert lm[lm.index("--config") + 1] == "configs/lm/whisper-phone-cpu.toml"
+    (lm_eval,) = [c for c in calls if c[1:3] == ["eval", "lm"]]
+    assert lm_eval[lm_eval.index("--model") + 1] == "outputs/lm-whisper-phone/model"
+    assert calls.index(enc) < calls.index(tok) < calls.index(ev) < calls.index(lm) < \
+        calls.index(lm_eval)
+    assert "no vocoder step" in err and not [c for c in calls if c[1:3] == ["train", "vocoder"]]
+    _exported(root / "outputs/tokenizers", "whisper-phone-ctc")
+    _touch(root, "docs/whisper-units-allison.json", "docs/whisper-units-heldout.json",
+           "data/vocoder/v2-phone-k100-8b1f9cc1/train.json")
+    rc, calls, err = _run_script(root, env, "whisper_phone.sh")
+    assert rc == 0, err
+    assert not [c for c in calls if c[1:3] in (["train", "encoder"], ["train", "lm"],
+                                               ["eval", "tokenizer"], ["eval", "lm"])]
+    (voc,) = [c for c in calls if c[1:3] == ["train", "vocoder"]]
+    assert voc[voc.index("--config") + 1] == "configs/vocoder/whisper-phone-cpu.toml"
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    out = "outputs/vocoder-whisper-phone-eval/whisper-phone"
+    assert [c[c.index("--vocoder") + 1] for c in judged] == [out, out]
+    assert judged[0][judged[0].index("--asr") + 1] == "whisper,pocketsphinx"
+    assert _pairs(calls) == [
+        ["docs/whisper-units-allison.json", "docs/whisper-phone-allison.json"],
+        ["docs/whisper-units-heldout.json", "docs/whisper-phone-heldout.json"]]
+    _exported(root / "outputs/vocoder-whisper-phone-eval", "whisper-phone")
+    rc, calls, err = _run_script(root, env, "whisper_phone.sh")
+    assert rc == 0, err
+    assert not [c for c in calls if c[1] == "train" or c[1:3] in (["eval", "resynth"],
+                                                                  ["eval", "lm"])]

