@@ -100,6 +100,20 @@ INT8_SCALE = ".int8_scale"  # suffix of the per-row scale tensor stored beside a
 INT8_MIN_NUMEL = 4096  # smaller tensors (biases, norms, statistics) stay float16
 
 
+def half_digest(tensors: dict[str, torch.Tensor], salt: str = "") -> str:
+    """The first 8 hex digits of a SHA-256 over ``salt``, then each tensor's name and bytes in
+    name order, floating tensors rounded to float16 first (so a float16 copy of the weights
+    hashes the same): names networks whose outputs define a unit space (CTC heads)."""
+    import hashlib
+
+    h = hashlib.sha256(salt.encode())
+    for k in sorted(tensors):
+        v = tensors[k]
+        h.update(k.encode())
+        h.update((v.half() if v.is_floating_point() else v).numpy().tobytes())
+    return h.hexdigest()[:8]
+
+
 def quantize_int8(tensors: dict[str, torch.Tensor],
                   keep: Callable[[str], bool] = lambda name: False,
                   select: Callable[[str], bool] = lambda name: True) -> dict[str, torch.Tensor]:

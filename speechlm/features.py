@@ -353,13 +353,9 @@ class WhisperPhoneEncoder:
         """Hash of the head's weights rounded to float16 and the Whisper weights' hash: CTC
         units are defined by the network (their one-hot centroids are the same for every
         head), so their unit space names it."""
-        import hashlib
+        from speechlm.checkpoint import half_digest
 
-        h = hashlib.sha256(f"{self.whisper.weights}:l{self.layer}".encode())
-        for k, v in sorted(self.head.state_dict().items()):
-            h.update(k.encode())
-            h.update(v.half().numpy().tobytes())
-        return h.hexdigest()[:8]
+        return half_digest(self.head.state_dict(), f"{self.whisper.weights}:l{self.layer}")
 
     def config(self) -> dict[str, Any]:
         return {"type": "whisper-phone", "path": str(Path(self.path).resolve()),

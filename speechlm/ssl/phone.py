@@ -466,17 +466,11 @@ class PhoneEncoder:
         """Short hash of the encoder's and CTC head's weights rounded to float16 (a float16
         copy hashes the same): CTC units are defined by the network itself, their one-hot
         centroids are the same for every encoder, so their unit space names this hash."""
-        import hashlib
+        from speechlm.checkpoint import half_digest
 
-        h = hashlib.sha256()
-        tensors = {**{f"model.{k}": v for k, v in self.model.state_dict().items()},
-                   **{f"ctc.{k}": v for k, v in (self.ctc.state_dict().items()
-                                                 if self.ctc is not None else ())}}
-        for k in sorted(tensors):
-            v = tensors[k]
-            h.update(k.encode())
-            h.update((v.half() if v.is_floating_point() else v).numpy().tobytes())
-        return h.hexdigest()[:8]
+        return half_digest({**{f"model.{k}": v for k, v in self.model.state_dict().items()},
+                            **{f"ctc.{k}": v for k, v in (self.ctc.state_dict().items()
+                                                          if self.ctc is not None else ())}})
 
     def config(self) -> dict[str, Any]:
         return {"type": "phone", "path": str(Path(self.path).resolve()), "output": self.output,
