@@ -254,26 +254,18 @@ class Tokenizer(Stage):
     def save(self, path: str | os.PathLike, half: bool = False) -> Path:
         """Write the tokenizer directory; an SSL or phone encoder (or a Whisper phone head) is
         copied into ``encoder/`` inside it, so the directory is self-contained (``half``: a
-        phone encoder's weights as
-        float16, for shipping)."""
+        phone encoder's or head's weights as float16, for shipping)."""
         enc_cfg = self.encoder.config()
         write_extra = None
-        if enc_cfg["type"] == "phone":
+        if enc_cfg["type"] in ("phone", "whisper-phone"):
             from speechlm.ssl.phone import copy_phone_encoder
+            from speechlm.whisper_phone import copy_whisper_phone
 
+            copy = copy_phone_encoder if enc_cfg["type"] == "phone" else copy_whisper_phone
             src = self.encoder.path
 
             def write_extra(tmp: Path) -> None:
-                copy_phone_encoder(src, tmp / "encoder", half=half)
-
-            enc_cfg = {**enc_cfg, "path": "encoder"}
-        elif enc_cfg["type"] == "whisper-phone":
-            from speechlm.whisper_phone import copy_whisper_phone
-
-            head_src = self.encoder.path
-
-            def write_extra(tmp: Path) -> None:
-                copy_whisper_phone(head_src, tmp / "encoder", half=half)
+                copy(src, tmp / "encoder", half=half)
 
             enc_cfg = {**enc_cfg, "path": "encoder"}
         elif enc_cfg["type"] == "ssl":
