@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -205,6 +205,9 @@ whisper-k500: $(STAMP)  ## the bundled whisper-vocoder's recipe on K = 500 Whisp
 
 whisper-phone: $(STAMP)  ## phone-rate units from Whisper: a phone head on Whisper tiny.en's frozen encoder (frame + CTC losses on the world corpus's alignments), its CTC phone string as units judged beside whisper-k100 and phone-k100 on seen, held-out and real voices, then the bundled LM's recipe on them and its probes (~1.2 h; needs the world corpus): scripts/whisper_phone.sh, docs/tokenizer-whisper-phone, docs/whisper-phone-lm
 	bash scripts/whisper_phone.sh
+
+wphone-default: $(STAMP)  ## the bundled default switched to the Whisper phone head's CTC units: whisper-phone, whisper-phone-lm and whisper-phone-vocoder exported from make whisper-phone's runs (as shipped: head and LM in float16, the vocoder's blocks in int8), judged against the previous default's committed reports on Allison's continuations and resynthesis, the held-out engines and test (~1 h, no training; needs make whisper-phone and make real-voice): scripts/switch_wphone_default.sh, docs/switch-wphone-*
+	bash scripts/switch_wphone_default.sh
 
 tempo-reports: $(STAMP)  ## the continuation's pace fitted on the prompt (Vocoder.fit_tempo): how well a tempo fitted on an utterance's first half predicts its second half's length (real voice, held-out engines), and Allison's continuations against the same at tempo 1 (~25 min; needs make real-voice and the world corpus): scripts/tempo_reports.sh, docs/tempo-*
 	bash scripts/tempo_reports.sh

@@ -3,7 +3,7 @@ Griffin-Lim (32 iterations) in the same run.
 
 speechlm: ``Vocoder.decode(units, voice)`` on frame-rate units of held-out utterances (the
 network + its default waveform method: the harmonic-plus-noise stage for the bundled mel-only
-vocoders (the default ``whisper-vocoder``, ``phone-vocoder``), WORLD synthesis for a WORLD
+vocoders (the default ``whisper-phone-vocoder``, ``phone-vocoder``), WORLD synthesis for a WORLD
 vocoder), with each utterance's voice computed beforehand (a voice is computed once per
 speaker); the voice cost is reported separately.
 Peers: ``torchaudio.transforms.GriffinLim(n_iter=32, power=1)`` on the magnitude spectrogram of
@@ -18,7 +18,7 @@ the waveform stage alone on each utterance's log-mel + F0 (given to it for free,
 magnitudes are to Griffin-Lim), whose ratio against Griffin-Lim at the same frames (n_fft 1024,
 hop 160) is the waveform stage's speed target (>= 2x, >= 150x real time).
 
-    .venv/bin/python benchmarks/bench_vocoder.py [--vocoder whisper-vocoder] [--utterances 30]
+    .venv/bin/python benchmarks/bench_vocoder.py [--vocoder whisper-phone-vocoder] [--utterances 30]
         [--waveform outputs/waveform-hn-cpu/model] [--data heldout --corpus data/corpus-v2]
 """
 

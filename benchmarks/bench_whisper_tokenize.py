@@ -8,8 +8,9 @@ worker thread per torch thread). Peers, on the same files:
     and CTranslate2's own encoder (int8, the runtime the ASR judge uses), each file padded to
     Whisper's 30 s input, and the nearest centroid of its last layer. It gives other units (the
     last layer, not the tokenizer's): a speed peer only;
-  * phone-k100: the phone bundle's tokenizer, and whisper-k100, the bundled default.
-A Whisper phone head's tokenizer (``--tokenizer outputs/tokenizers/whisper-phone-ctc``, layer 4:
+  * phone-k100: the phone bundle's tokenizer, and whisper-k100, the bundled k-means over layer 3
+    (the default until the Whisper phone head's units, whisper-phone, replaced it).
+A Whisper phone head's tokenizer (``--tokenizer whisper-phone``, the bundled default, layer 4:
 what CTranslate2 gives) is measured the same way; its ct2 peer applies the head to CTranslate2's
 last layer.
 A second part measures the peak memory of tokenizing a one-hour file in a fresh process.

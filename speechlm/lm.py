@@ -218,7 +218,7 @@ class UnitLM(nn.Module):
         return logits, loss
 
 
-DEFAULT_LM = "whisper-lm"  # bundled in speechlm/pretrained/
+DEFAULT_LM = "whisper-phone-lm"  # bundled in speechlm/pretrained/
 
 
 class LanguageModel(Stage):

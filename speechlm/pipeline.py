@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "default"
 # the names of speechlm.tokenizer.DEFAULT_TOKENIZER, lm.DEFAULT_LM and vocoder.DEFAULT_VOCODER (not
 # imported: this module loads them lazily)
-DEFAULT_STAGES = {"tokenizer": "whisper-k100", "lm": "whisper-lm", "vocoder": "whisper-vocoder"}
+DEFAULT_STAGES = {"tokenizer": "whisper-phone", "lm": "whisper-phone-lm",
+                  "vocoder": "whisper-phone-vocoder"}
 
 
 @dataclasses.dataclass(frozen=True)

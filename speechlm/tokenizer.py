@@ -41,7 +41,7 @@ from speechlm.quantizer import KMeansQuantizer, fill_blanks
 from speechlm.stage import Stage
 from speechlm.units import Units
 
-DEFAULT_TOKENIZER = "whisper-k100"  # bundled in speechlm/pretrained/
+DEFAULT_TOKENIZER = "whisper-phone"  # bundled in speechlm/pretrained/
 CHUNK_FRAMES = 3000  # frames per chunk when reading files (60 s)
 BAND_LIMIT_MIN_HZ = 1000.0  # with_band_limit: the lowest cut-off (the highest: below Nyquist)
 PRECISIONS = ("fp32", "bf16")  # what the encoder may compute in (Tokenizer.with_precision)

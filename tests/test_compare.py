@@ -119,14 +119,16 @@ def test_reports_of_other_utterances_are_refused(tmp_path, capsys):
 
 def _continue_report(name, prompts):
     """A minimal 'eval continue' report: prompts of (held_out, [(seed, similarity, margin,
-    dnsmos, dictionary words, seconds)])."""
+    dnsmos, dictionary words, seconds)]); Whisper heard 10 words in each sample, the
+    dictionary's words confidently, each word with probability 0.5 + words / 100."""
     out = []
     for i, (held, samples) in enumerate(prompts):
         out.append({"name": f"p{i}", "held_out": held, "samples": [
-            {"seed": seed, "similarity": sim, "dnsmos": mos,
+            {"seed": seed, "similarity": sim, "dnsmos": mos, "auto_bleu2": 0.3,
              "calibration": {"margin": margin,
                              "verdict": "voice kept" if margin > 0 else "voice lost"},
-             "content": {"n_confident_in_dictionary": words, "seconds": secs}}
+             "content": {"n_confident_in_dictionary": words, "seconds": secs, "n_words": 10,
+                         "n_confident": words, "prob_sum": 10 * (0.5 + words / 100)}}
             for seed, sim, margin, mos, words, secs in samples]})
     return {"vocoder": name, "prompts": out}
 
@@ -148,6 +150,14 @@ def test_continuation_reports_pair_by_prompt_and_seed(tmp_path, capsys):
     assert held["voice_kept"] == {"base": 0.0, "other": 1.0, "delta": 1.0, "ci95": [1.0, 1.0],
                                   "distinct": True}
     assert held["dict_words_per_s"]["delta"] == pytest.approx(-0.5)
+    assert held["word_prob"]["delta"] == pytest.approx(-0.02)  # 2 fewer of 10 words sure
+    assert held["confident_share"]["delta"] == pytest.approx(-0.2)
+    assert held["auto_bleu2"]["delta"] == 0 and not held["auto_bleu2"]["distinct"]
+    no_words = _continue_report("b", better)
+    for p in no_words["prompts"]:
+        for x in p["samples"]:
+            x["content"]["n_words"] = 0  # Whisper heard nothing: no share to compare
+    assert compare_continue(_continue_report("a", base), no_words)["rows"][0]["word_prob"] is None
     assert held["dnsmos"]["delta"] == 0 and not held["dnsmos"]["distinct"]
     assert "| held-out voices | 20 x 2 | speaker sim to prompt | 0.695 | 0.745 | +0.0500" in \
         compare_continue_markdown(rep)

@@ -183,6 +183,12 @@ def test_eval_continue_report_and_figures(small_corpus, tmp_path, capsys):
     assert r["floors_fitted_on"]
     assert s["calibration"] is None or s["calibration"]["n_others"] == 3
     assert "between a floor" in md
+    # the pace each continuation was spoken at (fitted to its prompt), averaged per voice
+    tempos = [x["tempo"] for q in r["prompts"] for x in q["samples"]]
+    assert all(0.25 <= t <= 4 for t in tempos)
+    v = next(iter(r["voices"].values()))
+    assert v["tempo"] is not None and min(tempos) <= v["tempo"] <= max(tempos)
+    assert "| rate ratio | tempo |" in md
     # a targets line per voice group present, and none for a group the report lacks
     assert "Targets (training voices): similarity" in md
     held_only = dict(r, groups={"held-out voices": r["groups"]["training voices"]})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -22,9 +23,9 @@ from speechlm.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = str(REPO / "samples/flite_slt_arctic_a0004.wav")
-# the bundled default's units (a switch of the default renames them)
-DEFAULT_SPACE = json.loads(
-    (REPO / "speechlm/pretrained/whisper-k100/config.json").read_text())["unit_space"]
+# the bundled default's units (a switch of the default renames them and may change their number)
+_DEFAULT_TOK = json.loads((REPO / "speechlm/pretrained/whisper-phone/config.json").read_text())
+DEFAULT_SPACE, DEFAULT_N = _DEFAULT_TOK["unit_space"], _DEFAULT_TOK["n_units"]
 
 
 def run(capsys, *argv):
@@ -195,7 +196,7 @@ def test_row5_max_units_is_honoured(capsys):
 
 def _record(**over):
     rec = {"format": "speechlm.units", "version": 1, "name": "x",
-           "unit_space": DEFAULT_SPACE, "n_units": 100, "frame_rate": 50.0,
+           "unit_space": DEFAULT_SPACE, "n_units": DEFAULT_N, "frame_rate": 50.0,
            "dedup": True, "ids": [5, 7, 9], "durations": [2, 3, 1]}
     rec.update(over)
     return {k: v for k, v in rec.items() if v is not _DROP}
@@ -211,7 +212,7 @@ BAD_RECORDS = {
     "float id": _record(ids=[5, 1.7, 9]), "frame_rate 0": _record(frame_rate=0),
     "frame_rate nan": _record(frame_rate=float("nan")), "bool n_units": _record(n_units=True),
     "dedup without durations": _record(durations=None),
-    "id out of range": _record(ids=[5, 100, 9]),
+    "id out of range": _record(ids=[5, DEFAULT_N, 9]),
 }
 
 
@@ -258,10 +259,10 @@ def test_row7_api_bounds_durations():
     from speechlm.vocoder import Vocoder
 
     voc = Vocoder.load()
-    u = Units(torch.tensor([1, 2]), 50.0, 100, voc.unit_space, torch.tensor([1, 10**9]))
+    u = Units(torch.tensor([1, 2]), 50.0, DEFAULT_N, voc.unit_space, torch.tensor([1, 10**9]))
     with pytest.raises(ModelError, match="at most 600 s"):
         voc.parameters_for(u, voice=None)
-    neg = Units(torch.tensor([1, 2]), 50.0, 100, voc.unit_space, torch.tensor([1, -4]))
+    neg = Units(torch.tensor([1, 2]), 50.0, DEFAULT_N, voc.unit_space, torch.tensor([1, -4]))
     with pytest.raises(ModelError, match=">= 1"):
         voc.parameters_for(neg, voice=None)
 
@@ -643,15 +644,20 @@ def test_row17_int16_and_stereo_prompts_equal_the_float_mono_one(model):
 
 
 def test_long_prompt_vocodes_only_the_context_and_warns_once(capsys, tmp_path):
+    from speechlm.lm import DEFAULT_LM, LanguageModel
+
     x, sr = sf.read(SAMPLE, dtype="float32")
+    lm = LanguageModel.load(DEFAULT_LM)  # the context's length in seconds is the bundle's
+    context_s = (lm.block_size - 1) / lm.units_per_second
+    reps = math.ceil(2 * context_s * sr / len(x))  # about twice what the context holds
     long = tmp_path / "long.wav"
-    sf.write(long, np.concatenate([x] * 8), sr)  # ~27 s: about twice what the context holds
+    sf.write(long, np.concatenate([x] * reps), sr)
     code, _, err = run(capsys, "-q", "continue", long, "-o", tmp_path / "o.wav",
                        "--num-samples", "2", "--seconds", "0.5", "--seed", "0")
     assert code == 0, err
     assert err.count("longer than the LM's context") == 1  # one warning for one prompt
     y, _ = sf.read(tmp_path / "o-1.wav")
-    assert len(y) < 0.8 * 8 * len(x)  # the prompt's unused front is not vocoded
+    assert len(y) < 0.8 * reps * len(x)  # the prompt's unused front is not vocoded
 
 
 def test_long_continuation_does_not_blame_the_prompt(capsys, tmp_path):

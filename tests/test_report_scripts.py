@@ -1129,3 +1129,62 @@ def test_whisper_phone_trains_the_head_then_its_units_lm_and_reports_and_resumes
     assert rc == 0, err
     assert not [c for c in calls if c[1] == "train" or c[1:3] in (["eval", "resynth"],
                                                                   ["eval", "lm"])]
+
+
+def test_switch_wphone_default_exports_the_three_then_judges_against_the_default_and_resumes(
+        tmp_path):
+    """scripts/switch_wphone_default.sh: refused (exit 2, one line) without make whisper-phone's
+    runs or the previous default's reports; then the three bundles exported as they ship (the
+    head in float16, the LM's best in float16, the vocoder's last weights with its blocks in
+    int8), linked into one model, and every report paired with the previous default's report on
+    the same prompts; a rerun exports and judges nothing again."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "switch_wphone_default.sh")
+    assert rc == 2 and "whisper-phone-ctc/config.json is missing: make whisper-phone" in err
+    assert len(err.strip().splitlines()) == 1 and not calls
+    _touch(root, "outputs/tokenizers/whisper-phone-ctc/config.json",
+           "outputs/lm-whisper-phone/model/config.json",
+           "outputs/vocoder-whisper-phone/state.safetensors", "data/real/allison/allison.tsv",
+           "data/corpus-v2/heldout.tsv")
+    rc, calls, err = _run_script(root, env, "switch_wphone_default.sh")
+    assert rc == 2 and "tempo-allison-continue.json is missing: the previous default's" in err
+    _touch(root, "docs/tempo-allison-continue.json", "docs/switch-whisper-allison.json",
+           "docs/switch-whisper-vocoder-heldout.json", "docs/switch-whisper-vocoder-test.json",
+           "docs/whisper-phone-heldout.json", "data/probes-v2/syntactic/pairs.tsv")
+    rc, calls, err = _run_script(root, env, "switch_wphone_default.sh")
+    assert rc == 0, err
+    py = [c[2:] for c in calls if c[0] == "PY"]
+    assert py == [["outputs/tokenizers/whisper-phone-ctc", "speechlm/pretrained/whisper-phone"],
+                  ["outputs/lm-whisper-phone", "speechlm/pretrained/whisper-phone-lm"],
+                  ["outputs/vocoder-whisper-phone", "speechlm/pretrained/whisper-phone-vocoder",
+                   "last", "speaker.,pre.,post.,duration.blocks."],
+                  ["speechlm/pretrained/whisper-phone-lm",
+                   "speechlm/pretrained/whisper-phone-vocoder"]]  # their tokenizer renamed
+    model = root / "outputs/switch-wphone/model"
+    assert {p.name: os.readlink(p).split("/")[-1] for p in model.iterdir()} == {
+        "tokenizer": "whisper-phone", "lm": "whisper-phone-lm",
+        "vocoder": "whisper-phone-vocoder"}
+    (cont,) = [c for c in calls if c[1:3] == ["eval", "continue"]]
+    assert cont[cont.index("--model") + 1] == "outputs/switch-wphone/model"
+    (lm_eval,) = [c for c in calls if c[1:3] == ["eval", "lm"]]
+    assert lm_eval[lm_eval.index("--model") + 1] == "whisper-phone-lm"
+    assert lm_eval[lm_eval.index("--probes") + 1] == "data/probes-v2"
+    assert cont[cont.index("--wav-dir") + 1] == "data/real/allison"
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert {c[c.index("--vocoder") + 1] for c in judged} == {"whisper-phone-vocoder"}
+    assert [c[c.index("--data") + 1] if "--data" in c else c[c.index("--wav-dir") + 1]
+            for c in judged] == ["heldout", "test", "data/real/allison", "data/real/allison"]
+    assert judged[-1][judged[-1].index("--methods") + 1] == "floor"
+    assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-continue"]] == [
+        ["docs/tempo-allison-continue.json", "docs/switch-wphone-allison-continue.json"]]
+    assert _pairs(calls) == [
+        ["docs/switch-whisper-vocoder-heldout.json", "docs/switch-wphone-vocoder-heldout.json"],
+        ["docs/switch-whisper-vocoder-test.json", "docs/switch-wphone-vocoder-test.json"],
+        ["docs/whisper-phone-heldout.json", "docs/switch-wphone-vocoder-heldout.json"],
+        ["docs/switch-whisper-allison.json", "docs/switch-wphone-allison.json"]]
+    _exported(root / "speechlm" / "pretrained", "whisper-phone", "whisper-phone-lm",
+              "whisper-phone-vocoder")
+    rc, calls, err = _run_script(root, env, "switch_wphone_default.sh")
+    assert rc == 0, err
+    assert not [c for c in calls if c[0] == "PY" and c[2] != "speechlm/pretrained/whisper-phone-lm"
+                or c[1:3] in (["eval", "resynth"], ["eval", "continue"], ["eval", "lm"])]

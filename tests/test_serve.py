@@ -29,8 +29,10 @@ from speechlm.serve.jobs import Job  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "flite_slt_arctic_a0004.wav"
 VOICE = Path(__file__).resolve().parents[1] / "samples" / "espeak_us_f2_arctic_a0004.wav"
+# max_seconds above the default's 20: the bundled LM's context (255 phone-rate units, ~22 s)
+# holds any 20 s continuation, and one test asks for more than it holds
 CONFIG = ServeConfig(max_upload_bytes=1 * 2**20, max_audio_seconds=10.0, max_pending=2,
-                     max_samples=3, upload_timeout_s=1.5)
+                     max_samples=3, upload_timeout_s=1.5, max_seconds=30.0)
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +121,9 @@ def test_info_names_the_model_limits_and_queue(server):
     status, _, data = request(base + "/api/info")
     info = json.loads(data)
     assert status == 200
-    bundled = json.loads((Path(speechlm.__file__).parent / "pretrained/whisper-k100/config.json")
+    bundled = json.loads((Path(speechlm.__file__).parent / "pretrained/whisper-phone/config.json")
                          .read_text())["unit_space"]
-    assert info["model"]["unit_space"] == bundled and bundled.startswith("whisper-tiny.en-l3-")
+    assert info["model"]["unit_space"] == bundled and bundled.startswith("wphone-")
     assert info["model"]["sample_rate"] == 16000 and info["model"]["lm_context_units"] == 255
     assert info["model"]["judges"]["available"] is False
     assert info["limits"]["max_upload_bytes"] == 2**20 and info["limits"]["max_pending"] == 2
@@ -220,9 +222,9 @@ def refused(res: tuple, status: int, code: str, message: str) -> None:
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("seconds", "0", "seconds: must be in (0, 20], got 0"),
-    ("seconds", "nan", "seconds: expected a finite number in (0, 20], got 'nan'"),
-    ("seconds", "21", "seconds: must be in (0, 20], got 21"),
+    ("seconds", "0", "seconds: must be in (0, 30], got 0"),
+    ("seconds", "nan", "seconds: expected a finite number in (0, 30], got 'nan'"),
+    ("seconds", "31", "seconds: must be in (0, 30], got 31"),
     ("temperature", "-1", "temperature: must be in [0, 100], got -1"),
     ("top_p", "0", "top_p: must be in (0, 1], got 0"),
     ("top_p", "1.5", "top_p: must be in (0, 1], got 1.5"),
@@ -251,7 +253,7 @@ def test_seed_plus_samples_past_the_largest_seed_is_refused(server):
 
 def test_a_continuation_longer_than_the_context_is_refused(server):
     base, _ = server
-    refused(post(base, "continue", {"seconds": 19}, {"audio": sample_file()}), 400,
+    refused(post(base, "continue", {"seconds": 25}, {"audio": sample_file()}), 400,
             "bad_request", "does not fit the LM's context of 255 units")
 
 

@@ -96,7 +96,7 @@ def test_upload_continue_and_play_in_a_real_browser(browser, base_url):
     wait = WebDriverWait(browser, 45)
     browser.get(base_url + "/")
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#model .chip"))
-    assert "whisper-tiny.en-l3-" in browser.find_element(By.ID, "model").text
+    assert "wphone-" in browser.find_element(By.ID, "model").text
     assert browser.find_element(By.ID, "continue").get_attribute("disabled")
 
     file_input = browser.find_element(By.ID, "file")

@@ -11,8 +11,9 @@ from speechlm.tokenizer import Tokenizer
 
 def test_bundled_default_loads_offline():
     tok = Tokenizer.load()
-    assert tok.n_units == 100 and tok.frame_rate == 50.0 and tok.sample_rate == 16000
-    assert tok.unit_space.startswith("whisper-tiny.en-l3-")
+    assert tok.n_units == 41 and tok.frame_rate == 50.0 and tok.sample_rate == 16000
+    assert tok.unit_space.startswith("wphone-")
+    assert Tokenizer.load("whisper-k100").unit_space.startswith("whisper-tiny.en-l3-")
     assert Tokenizer.load("phone-k100").unit_space.startswith("phone-encoder-")
 
 

@@ -16,7 +16,7 @@ from speechlm.ssl.logmel import F_MAX, F_MIN, LogMelFrontEnd, warp_frequencies, 
 from speechlm.ssl.phone import WARPS, parse_warp
 
 # the phone bundle: --warp and the speed ensemble are options of a phone encoder (the default
-# whisper-k100 has none)
+# whisper-phone has none)
 PHONE_VOC = ("--vocoder", "phone-vocoder")
 PHONE_MODEL = ("--tokenizer", "phone-k100", "--lm", "phone-lm", "--vocoder", "phone-vocoder")
 

@@ -184,11 +184,12 @@ def test_cli_refuses_shift_without_whisper(tmp_path):
     assert not (tmp_path / "t").exists()
 
 
-def test_the_bundled_default_speaks_whisper_units_and_resaves_to_the_same_bytes(tmp_path):
-    """The default model is whisper-k100 + whisper-lm + whisper-vocoder (one unit space, the
-    names the modules and the CLI default to); the phone bundle stays loadable beside it but is
-    refused in a mix; the bundled tokenizer re-saves to the very centroids bundled (a rebuild
-    with equal centroids adds nothing to git history)."""
+def test_the_bundled_default_speaks_whisper_phone_units_and_resaves_to_the_same_bytes(tmp_path):
+    """The default model is whisper-phone + whisper-phone-lm + whisper-phone-vocoder (one unit
+    space, the names the modules and the CLI default to); the phone bundle stays loadable beside
+    it but is refused in a mix, and so is the former default's tokenizer (whisper-k100); the
+    bundled tokenizer re-saves to the very bytes bundled, its Whisper phone head included (a
+    rebuild with equal weights adds nothing to git history)."""
     from speechlm.checkpoint import resolve
     from speechlm.lm import DEFAULT_LM
     from speechlm.pipeline import DEFAULT_STAGES, SpeechLM
@@ -198,17 +199,32 @@ def test_the_bundled_default_speaks_whisper_units_and_resaves_to_the_same_bytes(
     assert DEFAULT_STAGES == {"tokenizer": DEFAULT_TOKENIZER, "lm": DEFAULT_LM,
                               "vocoder": DEFAULT_VOCODER}
     m = SpeechLM.load()
-    assert m.unit_space.startswith("whisper-tiny.en-l3-d1-k100-")
+    assert m.unit_space.startswith("wphone-") and "-ctc-k41-" in m.unit_space
     assert m.lm.unit_space == m.vocoder.unit_space == m.unit_space
-    assert m.tokenizer.encoder.config()["shift"] == 1 and m.frame_rate == 50.0
+    assert m.tokenizer.encoder.config()["type"] == "whisper-phone" and m.frame_rate == 50.0
     out = m.tokenizer.save(tmp_path / "tok")
-    assert (out / "model.safetensors").read_bytes() == \
-        (resolve(DEFAULT_TOKENIZER) / "model.safetensors").read_bytes()
+    for f in ("model.safetensors", "encoder/head.safetensors", "encoder/config.json"):
+        assert (out / f).read_bytes() == (resolve(DEFAULT_TOKENIZER) / f).read_bytes(), f
     assert Tokenizer.load(out).unit_space == m.unit_space
-    with pytest.raises(ModelError, match="unit space"):
-        SpeechLM.load(tokenizer="phone-k100")
+    for tok in ("phone-k100", "whisper-k100"):
+        with pytest.raises(ModelError, match="unit space"):
+            SpeechLM.load(tokenizer=tok)
     phone = SpeechLM.load(tokenizer="phone-k100", lm="phone-lm", vocoder="phone-vocoder")
     assert phone.unit_space != m.unit_space
+
+
+def test_the_shipped_weights_stay_under_40_mb_and_each_bundle_names_its_kind():
+    """The brief's limit on shipped weights (40 MB in all, every bundle in speechlm/pretrained):
+    a switch that adds a bundle has to make room; each bundle is a stage directory."""
+    import json
+
+    root = Path(__file__).resolve().parents[1] / "speechlm" / "pretrained"
+    sizes = {d.name: sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+             for d in root.iterdir() if d.is_dir() and d.name != "__pycache__"}
+    assert sum(sizes.values()) < 40e6, sorted(sizes.items(), key=lambda kv: -kv[1])
+    for name in sizes:
+        kind = json.loads((root / name / "config.json").read_text())["kind"]
+        assert kind in ("tokenizer", "lm", "vocoder"), (name, kind)
 
 
 def test_without_the_wheel_the_default_fails_in_one_line_and_the_phone_bundle_works(

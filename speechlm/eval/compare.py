@@ -156,6 +156,14 @@ def _word_rate(s: dict) -> float | None:
     return c["n_confident_in_dictionary"] / c["seconds"] if c.get("seconds") else None
 
 
+def _word_share(key: str) -> Any:
+    """A sample's ``content[key]`` per word heard (None where Whisper heard none)."""
+    def value(s: dict) -> float | None:
+        c = s.get("content") or {}
+        return c[key] / c["n_words"] if c.get("n_words") else None
+    return value
+
+
 CONTINUE_MEASURES: dict[str, tuple[str, Any]] = {
     "similarity": ("speaker sim to prompt", lambda s: s.get("similarity")),
     "margin": ("margin over the closest other voice",
@@ -165,6 +173,9 @@ CONTINUE_MEASURES: dict[str, tuple[str, Any]] = {
                    else float(s["calibration"]["verdict"] == "voice kept")),
     "dnsmos": ("DNSMOS", lambda s: s.get("dnsmos")),
     "dict_words_per_s": ("dictionary words/s", _word_rate),
+    "word_prob": ("mean word prob", _word_share("prob_sum")),
+    "confident_share": ("confident share", _word_share("n_confident")),
+    "auto_bleu2": ("auto-BLEU-2 (repetition)", lambda s: s.get("auto_bleu2")),
 }
 
 

@@ -176,6 +176,7 @@ def aggregate_prompts(sel: list[dict]) -> dict[str, Any]:
         "silent": int(sum(s["silent"] for s in ss)),
         "silence_ratio": mean(s["silence_ratio"] for s in ss),
         "rate_ratio": mean(s["rate_ratio"] for s in ss),
+        "tempo": mean(s.get("tempo") for s in ss),  # the pace the vocoder spoke at
         "rate_within_20pct": round(float(np.mean([
             s["rate_ratio"] is not None and abs(s["rate_ratio"] - 1) <= 0.2
             for s in ss])), 4)}
@@ -493,8 +494,8 @@ def continuation_markdown(report: dict[str, Any]) -> str:
                          f"{f(c['voice_kept_share'], '.2f')} | "
                          f"{f(c['closest_to_prompt_share'], '.2f')} |")
     lines += ["", "| voice | prompts | speaker sim | voice kept | DNSMOS cont. | dict. words/s "
-              "(LM / ceiling) | loops | silent | rate ratio |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "(LM / ceiling) | loops | silent | rate ratio | tempo |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for v, a in report["voices"].items():
         if a.get("prompts"):
             c = a["content"]
@@ -504,7 +505,8 @@ def continuation_markdown(report: dict[str, Any]) -> str:
                          f"{f(a['dnsmos'], '.2f')} | "
                          f"{f(c['lm']['dictionary_words_per_second'], '.2f')} / "
                          f"{f(c['ceiling']['dictionary_words_per_second'], '.2f')} | "
-                         f"{a['loops']} | {a['silent']} | {f(a['rate_ratio'], '.2f')} |")
+                         f"{a['loops']} | {a['silent']} | {f(a['rate_ratio'], '.2f')} | "
+                         f"{f(a.get('tempo'), '.2f')} |")
     return "\n".join(lines)
 
 
