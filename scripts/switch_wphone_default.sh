@@ -20,7 +20,10 @@
 #    floor; resynthesis of the held-out engines and of known voices' held-out sentences
 #    (docs/switch-whisper-vocoder-{heldout,test}) -> docs/switch-wphone-vocoder-{heldout,test},
 #    docs/switch-wphone-compare-{heldout,test}; the int8 vocoder against the float16 export make
-#    whisper-phone judged (docs/whisper-phone-heldout) -> docs/switch-wphone-int8-heldout.
+#    whisper-phone judged (docs/whisper-phone-heldout) -> docs/switch-wphone-int8-heldout;
+#    continuations of the held-out engines (one prompt per voice identity, 2 samples), paired
+#    with the first phone default's docs/continue-default -> docs/switch-wphone-heldout-continue
+#    {,-compare}.
 # Every report is kept when its JSON exists (a rerun picks up where a killed one stopped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -97,7 +100,15 @@ report docs/switch-wphone-allison resynth --quiet --vocoder whisper-phone-vocode
   --reference-voices "$R/others"
 compare resynth docs/switch-whisper-allison docs/switch-wphone-allison \
   docs/switch-wphone-allison-compare
+# continuations of the held-out engines (the first 3 s of one utterance per voice identity, 2
+# samples), paired with docs/continue-default (make eval-continue's report of the first phone
+# default on the same prompts and seeds)
+report docs/switch-wphone-heldout-continue continue --quiet --model "$S/model" --corpus "$CORPUS" \
+  --data heldout --per-voice 1 --num-samples 2 --seed 0
+[ ! -f docs/continue-default.json ] || compare continue docs/continue-default \
+  docs/switch-wphone-heldout-continue docs/switch-wphone-heldout-continue-compare
 report docs/switch-wphone-allison-floor resynth --quiet --vocoder whisper-phone-vocoder \
   --wav-dir "$R/allison" --per-voice 0 --methods floor --asr whisper --reference-voices "$R/others"
 echo "docs/switch-wphone-{allison-continue,allison-continue-compare,lm,vocoder-heldout,vocoder-test," \
-  "compare-heldout,compare-test,int8-heldout,allison,allison-compare,allison-floor}.{json,md}"
+  "compare-heldout,compare-test,int8-heldout,allison,allison-compare,heldout-continue," \
+  "heldout-continue-compare,allison-floor}.{json,md}"

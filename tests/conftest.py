@@ -80,6 +80,20 @@ def tiny_vocoder_run(small_corpus, tmp_path_factory):
     return train_vocoder(cfg, progress=False), tmp
 
 
+@pytest.fixture(scope="session")
+def long_prompt_repeats():
+    """How many copies of a recording of ``n`` samples at ``sr`` make a prompt of ``factor``
+    times the bundled LM's context in seconds (its context in units over its unit rate: a switch
+    of the default changes both): ``long_prompt_repeats(n, sr, factor)``."""
+    import math
+
+    from speechlm.lm import DEFAULT_LM, LanguageModel
+
+    lm = LanguageModel.load(DEFAULT_LM)
+    context_s = (lm.block_size - 1) / lm.units_per_second
+    return lambda n, sr, factor: math.ceil(factor * context_s * sr / n)
+
+
 @pytest.fixture
 def one_thread():
     """Tiny models: intra-op threads only add overhead (and contend with other jobs), and runs

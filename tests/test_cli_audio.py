@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 
 import numpy as np
@@ -161,14 +160,11 @@ def test_continue_bad_prompts(default_voc, tmp_path, capsys):
     assert not (tmp_path / "o.wav").exists()
 
 
-def test_long_prompt_is_truncated_to_the_context(default_voc, tmp_path, capsys):
-    from speechlm.lm import DEFAULT_LM, LanguageModel
-
+def test_long_prompt_is_truncated_to_the_context(default_voc, tmp_path, capsys,
+                                                 long_prompt_repeats):
     x, sr = sf.read(SAMPLE)
-    lm = LanguageModel.load(DEFAULT_LM)  # the context's length in seconds is the bundle's
-    reps = math.ceil(2 * (lm.block_size - 1) / lm.units_per_second * sr / len(x))
     long = tmp_path / "long.wav"
-    sf.write(long, np.concatenate([x] * reps), sr)  # more units than the context holds
+    sf.write(long, np.concatenate([x] * long_prompt_repeats(len(x), sr, 2)), sr)  # > context
     code, _, err = _run(capsys, "continue", str(long), "-o", str(tmp_path / "o.wav"),
                         "--vocoder", default_voc, "--seconds", "1", "--seed", "0")
     assert code == 0 and "longer than the LM's context" in err

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import subprocess
 import sys
@@ -643,13 +642,10 @@ def test_row17_int16_and_stereo_prompts_equal_the_float_mono_one(model):
 # ----------------------------------------------------------------------- the smaller items
 
 
-def test_long_prompt_vocodes_only_the_context_and_warns_once(capsys, tmp_path):
-    from speechlm.lm import DEFAULT_LM, LanguageModel
-
+def test_long_prompt_vocodes_only_the_context_and_warns_once(capsys, tmp_path,
+                                                            long_prompt_repeats):
     x, sr = sf.read(SAMPLE, dtype="float32")
-    lm = LanguageModel.load(DEFAULT_LM)  # the context's length in seconds is the bundle's
-    context_s = (lm.block_size - 1) / lm.units_per_second
-    reps = math.ceil(2 * context_s * sr / len(x))  # about twice what the context holds
+    reps = long_prompt_repeats(len(x), sr, 2)  # about twice what the context holds
     long = tmp_path / "long.wav"
     sf.write(long, np.concatenate([x] * reps), sr)
     code, _, err = run(capsys, "-q", "continue", long, "-o", tmp_path / "o.wav",

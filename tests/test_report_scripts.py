@@ -1150,7 +1150,8 @@ def test_switch_wphone_default_exports_the_three_then_judges_against_the_default
     assert rc == 2 and "tempo-allison-continue.json is missing: the previous default's" in err
     _touch(root, "docs/tempo-allison-continue.json", "docs/switch-whisper-allison.json",
            "docs/switch-whisper-vocoder-heldout.json", "docs/switch-whisper-vocoder-test.json",
-           "docs/whisper-phone-heldout.json", "data/probes-v2/syntactic/pairs.tsv")
+           "docs/whisper-phone-heldout.json", "data/probes-v2/syntactic/pairs.tsv",
+           "docs/continue-default.json")
     rc, calls, err = _run_script(root, env, "switch_wphone_default.sh")
     assert rc == 0, err
     py = [c[2:] for c in calls if c[0] == "PY"]
@@ -1164,8 +1165,11 @@ def test_switch_wphone_default_exports_the_three_then_judges_against_the_default
     assert {p.name: os.readlink(p).split("/")[-1] for p in model.iterdir()} == {
         "tokenizer": "whisper-phone", "lm": "whisper-phone-lm",
         "vocoder": "whisper-phone-vocoder"}
-    (cont,) = [c for c in calls if c[1:3] == ["eval", "continue"]]
+    cont, engines = [c for c in calls if c[1:3] == ["eval", "continue"]]
     assert cont[cont.index("--model") + 1] == "outputs/switch-wphone/model"
+    assert engines[engines.index("--model") + 1] == "outputs/switch-wphone/model"
+    assert [engines[engines.index(f) + 1] for f in ("--data", "--per-voice", "--seed")] == [
+        "heldout", "1", "0"]  # the prompts and seeds of make eval-continue's report
     (lm_eval,) = [c for c in calls if c[1:3] == ["eval", "lm"]]
     assert lm_eval[lm_eval.index("--model") + 1] == "whisper-phone-lm"
     assert lm_eval[lm_eval.index("--probes") + 1] == "data/probes-v2"
@@ -1176,7 +1180,8 @@ def test_switch_wphone_default_exports_the_three_then_judges_against_the_default
             for c in judged] == ["heldout", "test", "data/real/allison", "data/real/allison"]
     assert judged[-1][judged[-1].index("--methods") + 1] == "floor"
     assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-continue"]] == [
-        ["docs/tempo-allison-continue.json", "docs/switch-wphone-allison-continue.json"]]
+        ["docs/tempo-allison-continue.json", "docs/switch-wphone-allison-continue.json"],
+        ["docs/continue-default.json", "docs/switch-wphone-heldout-continue.json"]]
     assert _pairs(calls) == [
         ["docs/switch-whisper-vocoder-heldout.json", "docs/switch-wphone-vocoder-heldout.json"],
         ["docs/switch-whisper-vocoder-test.json", "docs/switch-wphone-vocoder-test.json"],
