@@ -150,6 +150,15 @@ class Tokenizer(Stage):
         return Tokenizer(self.encoder, self.quantizer, self.training, smoothing, self.precision,
                          self.band_limit)
 
+    def unit_labels(self) -> list[str] | None:
+        """The phone each unit stands for, where the units are a CTC phone string (unit i is
+        the encoder's phone i; ``<blank>`` for the blank, which the unit before it fills), or
+        None where they are k-means clusters of features (no unit is one phone)."""
+        phones = getattr(self.encoder, "phones", None)
+        if self.blank is None or phones is None or len(phones) + 1 != self.n_units:
+            return None
+        return [*phones, "<blank>"]
+
     def with_precision(self, precision: str) -> Tokenizer:
         """The same tokenizer computing its encoder in ``precision`` (``"fp32"``/``"bf16"``)."""
         return Tokenizer(self.encoder, self.quantizer, self.training, self.smoothing, precision,

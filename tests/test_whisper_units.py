@@ -213,6 +213,29 @@ def test_the_bundled_default_speaks_whisper_phone_units_and_resaves_to_the_same_
     assert phone.unit_space != m.unit_space
 
 
+def test_tokenize_phones_reads_the_default_units_as_a_phone_string(capsys):
+    """--phones prints the default units as ARPAbet phones (its units are a CTC phone string):
+    the sample says "Lord, but I'm glad to see you again, Phil"; a k-means tokenizer has no
+    phones and is refused in one line (exit 2), as is --phones with --format json."""
+    from speechlm.cli import main
+    from speechlm.tokenizer import Tokenizer
+
+    wav = str(SAMPLES / "flite_slt_arctic_a0004.wav")
+    assert main(["-q", "tokenize", "--phones", "--dedup", "--durations", wav]) == 0
+    phones, durations = capsys.readouterr().out.strip().split("\t")
+    labels = Tokenizer.load().unit_labels()
+    assert labels is not None and len(labels) == 41 and labels[-1] == "<blank>"
+    seq = phones.split()
+    assert set(seq) <= set(labels[:-1]) and len(seq) == len(durations.split())
+    assert all(a != b for a, b in zip(seq, seq[1:]))  # deduplicated
+    assert " G L AE D " in f" {phones} "  # "glad"
+    assert Tokenizer.load("whisper-k100").unit_labels() is None
+    for extra in (["--tokenizer", "whisper-k100"], ["--format", "json"]):
+        assert main(["-q", "tokenize", "--phones", *extra, wav]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "--phones" in err
+
+
 def test_the_shipped_weights_stay_under_40_mb_and_each_bundle_names_its_kind():
     """The brief's limit on shipped weights (40 MB in all, every bundle in speechlm/pretrained):
     a switch that adds a bundle has to make room; each bundle is a stage directory."""

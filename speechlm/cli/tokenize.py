@@ -20,6 +20,16 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
     tok = apply_input_args(Tokenizer.load(args.tokenizer).with_precision(args.precision),
                            args.warp, args.band_limit, args.speeds)
+    labels = None
+    if args.phones:
+        labels = tok.unit_labels()
+        if labels is None:
+            raise SpeechLMError(f"--phones needs a tokenizer whose units are phones (a CTC phone "
+                                f"tokenizer, such as the default {DEFAULT_TOKENIZER}); the units "
+                                f"of {args.tokenizer} are k-means clusters")
+        if args.manifest or args.format == "json":
+            raise SpeechLMError("--phones prints text for single files; drop --manifest and "
+                                "--format json")
     if args.manifest:
         return _tokenize_manifest(args, tok)
     if not args.files:
@@ -31,10 +41,12 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     for f, units in zip(args.files, tok.tokenize_files(args.files, args.dedup, args.workers)):
         if args.format == "json":
             print(json.dumps(to_record(units, name=str(f))), flush=True)
-        elif args.durations and units.durations is not None:
-            print(f"{format_ids(units.ids)}\t{format_ids(units.durations)}", flush=True)
         else:
-            print(format_ids(units.ids), flush=True)
+            ids = (" ".join(labels[i] for i in units.ids.tolist()) if labels is not None
+                   else format_ids(units.ids))
+            if args.durations and units.durations is not None:
+                ids += f"\t{format_ids(units.durations)}"
+            print(ids, flush=True)
     return 0
 
 
@@ -161,6 +173,10 @@ def register(sub, add_parser) -> None:
                    help="with --dedup, add a TAB and the run length of each unit")
     t.add_argument("--format", choices=("text", "json"), default="text",
                    help="text: ids per line; json: one versioned units record per line")
+    t.add_argument("--phones", action="store_true",
+                   help="print each unit's phone (ARPAbet) instead of its id: for a tokenizer "
+                   "whose units are a CTC phone string, such as the default; with --dedup, the "
+                   "phone string it read")
     t.add_argument("--manifest", help="batch mode: manifest .tsv or split name of --corpus")
     t.add_argument("--corpus", default="data/corpus", help="corpus directory for split names")
     t.add_argument("--shard", default="0/1", help="batch mode: process shard I of N")
