@@ -146,8 +146,14 @@ def test_a_manifest_that_is_not_one_is_one_line_and_exit_2(capsys, tmp_path, wha
 
 
 def test_models_lists_default(capsys):
+    from speechlm.pipeline import DEFAULT_STAGES
+
     code, out, _ = run(capsys, "models")
     assert code == 0 and out.startswith("mfcc-k100\ttokenizer\tmfcc-k100-")
+    rows = [line.split("\t") for line in out.splitlines()]
+    marked = {r[0]: r[1] for r in rows if r[3:] == ["default"]}
+    assert marked == {name: kind for kind, name in DEFAULT_STAGES.items()}
+    assert len({r[2] for r in rows if r[0] in marked}) == 1  # one unit space
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
