@@ -23,7 +23,8 @@
 #    whisper-phone judged (docs/whisper-phone-heldout) -> docs/switch-wphone-int8-heldout;
 #    continuations of the held-out engines (one prompt per voice identity, 2 samples), paired
 #    with the first phone default's docs/continue-default -> docs/switch-wphone-heldout-continue
-#    {,-compare}.
+#    {,-compare}; the drawn-F0 path's voicing threshold swept against the source's voicing on the
+#    valid subset and, as a diagnostic, on Allison -> docs/wphone-drawn-voicing-{valid,allison}.
 # Every report is kept when its JSON exists (a rerun picks up where a killed one stopped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,8 +108,17 @@ report docs/switch-wphone-heldout-continue continue --quiet --model "$S/model" -
   --data heldout --per-voice 1 --num-samples 2 --seed 0
 [ ! -f docs/continue-default.json ] || compare continue docs/continue-default \
   docs/switch-wphone-heldout-continue docs/switch-wphone-heldout-continue-compare
+# the drawn-F0 path's voicing (no judge): the bundled threshold (0.35, chosen on k-means units)
+# swept on the valid subset where settings are chosen, and the same sweep on Allison as a
+# diagnostic only (nothing is chosen on her)
+valid40 outputs/f0-spread-eval
+for d in valid:outputs/f0-spread-eval/valid40.tsv allison:"$R/allison/allison.tsv"; do
+  [ -f "docs/wphone-drawn-voicing-${d%%:*}.json" ] || "$PY" scripts/drawn_voicing_sweep.py \
+    --model "$S/model" --data "${d#*:}" --thresholds 0.2,0.25,0.3,0.35,0.4,0.45,0.5 --widths 9 \
+    --json "docs/wphone-drawn-voicing-${d%%:*}.json"
+done
 report docs/switch-wphone-allison-floor resynth --quiet --vocoder whisper-phone-vocoder \
   --wav-dir "$R/allison" --per-voice 0 --methods floor --asr whisper --reference-voices "$R/others"
 echo "docs/switch-wphone-{allison-continue,allison-continue-compare,lm,vocoder-heldout,vocoder-test," \
   "compare-heldout,compare-test,int8-heldout,allison,allison-compare,heldout-continue," \
-  "heldout-continue-compare,allison-floor}.{json,md}"
+  "heldout-continue-compare,allison-floor}.{json,md} docs/wphone-drawn-voicing-{valid,allison}.json"

@@ -1151,7 +1151,8 @@ def test_switch_wphone_default_exports_the_three_then_judges_against_the_default
     _touch(root, "docs/tempo-allison-continue.json", "docs/switch-whisper-allison.json",
            "docs/switch-whisper-vocoder-heldout.json", "docs/switch-whisper-vocoder-test.json",
            "docs/whisper-phone-heldout.json", "data/probes-v2/syntactic/pairs.tsv",
-           "docs/continue-default.json")
+           "docs/continue-default.json", "outputs/f0-spread-eval/valid40.tsv",
+           "outputs/f0-spread-eval/valid40.wrd")
     rc, calls, err = _run_script(root, env, "switch_wphone_default.sh")
     assert rc == 0, err
     py = [c[2:] for c in calls if c[0] == "PY"]
@@ -1160,7 +1161,12 @@ def test_switch_wphone_default_exports_the_three_then_judges_against_the_default
                   ["outputs/vocoder-whisper-phone", "speechlm/pretrained/whisper-phone-vocoder",
                    "last", "speaker.,pre.,post.,duration.blocks."],
                   ["speechlm/pretrained/whisper-phone-lm",
-                   "speechlm/pretrained/whisper-phone-vocoder"]]  # their tokenizer renamed
+                   "speechlm/pretrained/whisper-phone-vocoder"],  # their tokenizer renamed
+                  *[["--model", "outputs/switch-wphone/model",
+                     "--data", data, "--thresholds", "0.2,0.25,0.3,0.35,0.4,0.45,0.5",
+                     "--widths", "9", "--json", f"docs/wphone-drawn-voicing-{name}.json"]
+                    for name, data in (("valid", "outputs/f0-spread-eval/valid40.tsv"),
+                                       ("allison", "data/real/allison/allison.tsv"))]]
     model = root / "outputs/switch-wphone/model"
     assert {p.name: os.readlink(p).split("/")[-1] for p in model.iterdir()} == {
         "tokenizer": "whisper-phone", "lm": "whisper-phone-lm",
@@ -1189,6 +1195,7 @@ def test_switch_wphone_default_exports_the_three_then_judges_against_the_default
         ["docs/switch-whisper-allison.json", "docs/switch-wphone-allison.json"]]
     _exported(root / "speechlm" / "pretrained", "whisper-phone", "whisper-phone-lm",
               "whisper-phone-vocoder")
+    _touch(root, "docs/wphone-drawn-voicing-valid.json", "docs/wphone-drawn-voicing-allison.json")
     rc, calls, err = _run_script(root, env, "switch_wphone_default.sh")
     assert rc == 0, err
     assert not [c for c in calls if c[0] == "PY" and c[2] != "speechlm/pretrained/whisper-phone-lm"
