@@ -52,7 +52,8 @@ S=outputs/switch
 P=speechlm/pretrained
 PREV=${PREV:-$P}
 OLD_CACHE=data/vocoder/v2-phone-k100
-. scripts/lib/heldout_reports.sh  # SL, PY, judge_vocoder, export_last_vocoder, export_lm_half
+. scripts/lib/heldout_reports.sh  # SL, PY, judge_vocoder, export_last_vocoder, export_lm_half,
+#                                   heldout_probes
 [ -n "$TOK" ] || { echo "switch: set TOK to the tokenizer to bundle (e.g. outputs/tokenizers/phone-cmn-k100)" >&2; exit 2; }
 [ -f "$TOK/config.json" ] || { echo "switch: $TOK is not a tokenizer directory" >&2; exit 2; }
 mkdir -p "$S" docs
@@ -102,8 +103,7 @@ PYCODE
 
   # the old bundle judged while its tokenizer still holds the name (eval resynth and eval lm
   # tokenize with the tokenizer a model names)
-  [ "$LM" = 0 ] || [ -f "$PROBES/syntactic/pairs.tsv" ] || $SL eval build-probes --out "$PROBES" \
-    --corpus "$CORPUS" --voices pico_us,piper_joe,mbrola_us3
+  [ "$LM" = 0 ] || heldout_probes "$PROBES"
   if [ "$(space "$P/phone-k100")" = "$OLD_SPACE" ]; then
     [ "$VOC" = 0 ] || judge_vocoder docs/switch-vocoder-prev "$S/prev-phone-vocoder"
     [ "$LM" = 0 ] || judge_lm prev "$S/prev-phone-lm"

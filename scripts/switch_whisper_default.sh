@@ -121,8 +121,7 @@ compare resynth docs/real-allison-resynth docs/switch-whisper-allison docs/switc
 # later; the phone bundle's is in docs/real-allison-resynth)
 report docs/switch-whisper-allison-floor resynth --quiet --vocoder whisper-vocoder \
   --wav-dir "$R/allison" --per-voice 0 --methods floor --asr whisper --reference-voices "$R/others"
-[ -f "$PROBES/syntactic/pairs.tsv" ] || $SL eval build-probes --out "$PROBES" --corpus "$CORPUS" \
-  --voices pico_us,piper_joe,mbrola_us3
+heldout_probes "$PROBES"
 report docs/switch-whisper-lm lm --quiet --model whisper-lm --corpus "$CORPUS" --probes "$PROBES"
 report docs/switch-whisper-allison-continue continue --quiet --model "$S/model" \
   --wav-dir "$R/allison" --per-voice 0 --reference-voices "$R/others"

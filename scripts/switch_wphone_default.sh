@@ -86,8 +86,7 @@ compare continue docs/tempo-allison-continue docs/switch-wphone-allison-continue
   docs/switch-wphone-allison-continue-compare
 # the probes through the float16 LM as shipped (make whisper-phone judged its float32 weights:
 # docs/whisper-phone-lm)
-[ -f "$PROBES/syntactic/pairs.tsv" ] || $SL eval build-probes --out "$PROBES" --corpus "$CORPUS" \
-  --voices pico_us,piper_joe,mbrola_us3
+heldout_probes "$PROBES"
 report docs/switch-wphone-lm lm --quiet --model whisper-phone-lm --corpus "$CORPUS" --probes "$PROBES"
 judge_vocoder docs/switch-wphone-vocoder whisper-phone-vocoder
 for split in heldout test; do

@@ -277,6 +277,13 @@ whisper_tokenizer() {
   echo "$t"
 }
 
+# heldout_probes DIR: the word and sentence probes spoken by the held-out voices (pico_us,
+# piper_joe, mbrola_us3: no bundled model heard them) into DIR, built when missing.
+heldout_probes() {
+  [ -f "$1/syntactic/pairs.tsv" ] || $SL eval build-probes --out "$1" --corpus "$CORPUS" \
+    --voices pico_us,piper_joe,mbrola_us3
+}
+
 # lm_probes NAME CONFIG: the LM recipe CONFIG (its train.out: outputs/lm-NAME) trained on the
 # corpus (resumed; skipped once docs/NAME-lm.json exists), then its test perplexity and probes on
 # the held-out voices (PROBES, data/probes-v2: built when absent) -> docs/NAME-lm.{json,md}.
@@ -284,8 +291,7 @@ whisper_tokenizer() {
 lm_probes() {
   local name=$1 config=$2
   local probes=${PROBES:-data/probes-v2}
-  [ -f "$probes/syntactic/pairs.tsv" ] || $SL eval build-probes --out "$probes" --corpus "$CORPUS" \
-    --voices pico_us,piper_joe,mbrola_us3
+  heldout_probes "$probes"
   [ -f "docs/$name-lm.json" ] || $SL train lm --config "$config" --data.corpus="$CORPUS" \
     --train.threads="${THREADS:-1}" > "outputs/lm-$name.log" 2>&1
   report "docs/$name-lm" lm --quiet --model "outputs/lm-$name/model" --corpus "$CORPUS" \
