@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: drawn-f0-split int8-units wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -208,6 +208,12 @@ whisper-phone: $(STAMP)  ## phone-rate units from Whisper: a phone head on Whisp
 
 wphone-default: $(STAMP)  ## the bundled default switched to the Whisper phone head's CTC units: whisper-phone, whisper-phone-lm and whisper-phone-vocoder exported from make whisper-phone's runs (as shipped: head and LM in float16, the vocoder's blocks in int8), judged against the previous default's committed reports on Allison's continuations and resynthesis, the held-out engines and test (~1 h, no training; needs make whisper-phone and make real-voice): scripts/switch_wphone_default.sh, docs/switch-wphone-*
 	bash scripts/switch_wphone_default.sh
+
+int8-units: $(STAMP)  ## the default's units with Whisper's linear layers in int8 (tokenize --precision int8): judged against float32 on seen, held-out and real voices, and benchmarked against the same peers (~25 min; needs the world corpus and make real-voice): scripts/int8_units.sh, docs/tokenizer-wphone-int8, docs/bench-whisper-phone-int8.json
+	bash scripts/int8_units.sh
+
+drawn-f0-split: $(STAMP)  ## where the drawn-F0 path loses words: the default vocoder's drawn contour split into its pitch and its voicing (eval resynth --methods hn-drawn-f0,hn-src-voicing,hn-src-pitch), paired with the source's contour and the drawn one on 80 of Allison's prompts and the held-out engines (~45 min; needs make real-voice and the world corpus): scripts/drawn_f0_split.sh, docs/drawn-f0-split-*
+	bash scripts/drawn_f0_split.sh
 
 tempo-reports: $(STAMP)  ## the continuation's pace fitted on the prompt (Vocoder.fit_tempo): how well a tempo fitted on an utterance's first half predicts its second half's length (real voice, held-out engines), and Allison's continuations against the same at tempo 1 (~25 min; needs make real-voice and the world corpus): scripts/tempo_reports.sh, docs/tempo-*
 	bash scripts/tempo_reports.sh

@@ -12,11 +12,14 @@ worker thread per torch thread). Peers, on the same files:
     (the default until the Whisper phone head's units, whisper-phone, replaced it).
 A Whisper phone head's tokenizer (``--tokenizer whisper-phone``, the bundled default, layer 4:
 what CTranslate2 gives) is measured the same way; its ct2 peer applies the head to CTranslate2's
-last layer.
+last layer. The same tokenizer with ``precision="int8"`` (``speechlm tokenize --precision
+int8``: Whisper's linear layers in int8) is timed on the workers' path in the same run, with the
+share of its deduplicated units that differ from float32's (edit distance over the float32
+string, all files pooled).
 A second part measures the peak memory of tokenizing a one-hour file in a fresh process.
 
     .venv/bin/python benchmarks/bench_whisper_tokenize.py \\
-        [--tokenizer outputs/tokenizers/whisper-l3-k100] [--files data/corpus-v2/test.tsv]
+        [--tokenizer whisper-phone] [--files data/corpus-v2/test.tsv]
 """
 
 from __future__ import annotations
@@ -66,11 +69,24 @@ def ct2_peer(tok, threads: int):
     return run
 
 
+def unit_edit_share(ref, hyp) -> float:
+    """Edits (Levenshtein) turning each file's deduplicated ``ref`` units into ``hyp``'s, over
+    the ``ref`` units, all files pooled."""
+    from speechlm.eval.robustness import dedup_ids, levenshtein
+
+    edits = total = 0
+    for a, b in zip(ref, hyp):
+        a, b = dedup_ids(a), dedup_ids(b)
+        edits, total = edits + levenshtein(a, b), total + len(a)
+    return edits / max(total, 1)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tokenizer", default="outputs/tokenizers/whisper-l3-k100",
-                    help="a tokenizer fitted with --features whisper")
+    ap.add_argument("--tokenizer", default="whisper-phone",
+                    help="a tokenizer over Whisper's encoder: the bundled default, or one "
+                    "fitted with --features whisper (e.g. outputs/tokenizers/whisper-l3-k100)")
     ap.add_argument("--files", default="data/corpus-v2/test.tsv", help="folder or manifest")
     ap.add_argument("--seconds", type=float, default=120.0, help="audio per pass")
     ap.add_argument("--repeats", type=int, default=2)
@@ -104,17 +120,25 @@ def main() -> int:
     def ours_workers(fs):
         return [u.ids.numpy() for u in tok.tokenize_files(fs)]
 
+    fast = tok.with_precision("int8")
+
+    def int8_workers(fs):
+        return [u.ids.numpy() for u in fast.tokenize_files(fs)]
+
     def default(fs):
         return [u.ids.numpy() for u in phone.tokenize_files(fs)]
 
     def whisper_k100(fs):
         return [u.ids.numpy() for u in bundled.tokenize_files(fs)]
 
-    for fn in (ours, ours_workers, default, whisper_k100, peer):  # warm-up
+    for fn in (ours, ours_workers, int8_workers, default, whisper_k100, peer):  # warm-up
         fn(files[:3])
     t_ours = best_time(ours, files, args.repeats)
     t_workers = best_time(ours_workers, files, args.repeats)
-    same = all((x == y).all() for x, y in zip(ours_workers(files), ours(files)))
+    fp32_units = ours_workers(files)
+    same = all((x == y).all() for x, y in zip(fp32_units, ours(files)))
+    t_int8 = best_time(int8_workers, files, args.repeats)
+    int8_edit = unit_edit_share(fp32_units, int8_workers(files))
     t_peer = best_time(peer, files, args.repeats)
     t_phone = best_time(default, files, args.repeats)
     t_bundled = best_time(whisper_k100, files, args.repeats)
@@ -125,12 +149,16 @@ def main() -> int:
         "speechlm_x_realtime": round(audio_s / t_ours, 1),
         "speechlm_workers_x_realtime": round(audio_s / t_workers, 1),
         "workers_units_equal_per_file": bool(same),
+        "speechlm_int8_workers_x_realtime": round(audio_s / t_int8, 1),
+        "ratio_int8_over_fp32_workers": round(t_workers / t_int8, 3),
+        "int8_dedup_unit_edit_share": round(int8_edit, 4),
         "ct2_int8_30s_x_realtime": round(audio_s / t_peer, 1),
         "phone_k100_workers_x_realtime": round(audio_s / t_phone, 1),
         "ratio_workers_over_ct2_30s": round(t_peer / t_workers, 2),
         "ratio_workers_over_phone_k100": round(t_phone / t_workers, 3),
         "whisper_k100_workers_x_realtime": round(audio_s / t_bundled, 1),
         "ratio_workers_over_whisper_k100": round(t_bundled / t_workers, 3),
+        "ratio_int8_workers_over_phone_k100": round(t_phone / t_int8, 3),
     }
     if not args.no_memory:
         result.update(memory_one_hour(args.tokenizer))

@@ -385,6 +385,42 @@ def build_encoder(cfg: dict[str, Any]) -> FeatureEncoder:
                      "phone, whisper or whisper-phone")
 
 
+def int8_encoder(encoder: FeatureEncoder) -> FeatureEncoder:
+    """A copy of a neural ``encoder`` whose network's linear layers compute in int8: weights
+    rounded per output channel once, activations per call (torch's dynamic quantization, the
+    fbgemm kernels with AVX-512 VNNI where the CPU has them). The convolutions, attention,
+    norms and any phone head on top stay float32; the original is unchanged. An int8 encoder
+    is for tokenizing only: it is not saved.
+
+    Raises:
+        ModelError: an encoder without a network (MFCC, log-mel).
+    """
+    import copy
+    import warnings
+
+    if getattr(encoder, "int8", False):
+        return encoder
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    inner = getattr(encoder, "whisper", None)  # a Whisper phone head reads Whisper's encoder
+    if inner is not None:
+        out = copy.copy(encoder)
+        out.whisper = int8_encoder(inner)
+        out.int8 = True
+        return out
+    model = getattr(encoder, "model", None)
+    if not isinstance(model, torch.nn.Module):
+        raise ModelError(f"int8 precision is for a neural encoder; {type(encoder).__name__} has "
+                         "no network to quantize")
+    with warnings.catch_warnings():  # torch announces a move of the API, not a change of it
+        warnings.simplefilter("ignore")
+        q = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig})
+    out = copy.copy(encoder)
+    out.model = q.eval()
+    out.int8 = True  # marks the copy: quantizing it again is a no-op
+    return out
+
+
 def encoder_from_name(name: str, layer: int | str | None = None, shift: int = 0
                       ) -> FeatureEncoder:
     """``mfcc`` / ``logmel`` / ``whisper`` (``layer`` 0-4, default 4; ``shift``: see

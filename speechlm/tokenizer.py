@@ -44,7 +44,7 @@ from speechlm.units import Units
 DEFAULT_TOKENIZER = "whisper-phone"  # bundled in speechlm/pretrained/
 CHUNK_FRAMES = 3000  # frames per chunk when reading files (60 s)
 BAND_LIMIT_MIN_HZ = 1000.0  # with_band_limit: the lowest cut-off (the highest: below Nyquist)
-PRECISIONS = ("fp32", "bf16")  # what the encoder may compute in (Tokenizer.with_precision)
+PRECISIONS = ("fp32", "bf16", "int8")  # what the encoder computes in (Tokenizer.with_precision)
 
 
 def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer,
@@ -99,7 +99,11 @@ class Tokenizer(Stage):
             distances to the centroids stay float32). The same unit space, but 1-2 % of frames
             get another unit; faster only on a CPU with bfloat16 units and with OpenMP workers
             that spin (1.26x on an AMX Xeon; 0.91x there under ``OMP_WAIT_POLICY=PASSIVE``):
-            ``benchmarks/bench_phone_tokenize.py`` measures both on your machine.
+            ``benchmarks/bench_phone_tokenize.py`` measures both on your machine. ``"int8"``:
+            the encoder network's linear layers in int8 (:func:`speechlm.features.int8_encoder`,
+            a quantized copy made here): about twice the speed of float32 on a CPU with
+            AVX-512 VNNI, with ~3 % of the deduplicated units changed
+            (``benchmarks/bench_whisper_tokenize.py``).
         band_limit: remove everything above this frequency (Hz) from the input before the
             encoder (the brick-wall low-pass of the training augmentation's channel
             band-limit, :func:`speechlm.data.augment.lowpass`); None keeps the full band.
@@ -138,6 +142,10 @@ class Tokenizer(Stage):
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got "
                              f"{precision!r}")
         self.precision = precision
+        if precision == "int8":
+            from speechlm.features import int8_encoder
+
+            self.encoder = int8_encoder(encoder)
         lo, hi = BAND_LIMIT_MIN_HZ, self.sample_rate / 2
         band_limit = band_limit or None  # 0: the full band
         if band_limit is not None and not lo <= float(band_limit) < hi:
@@ -160,7 +168,17 @@ class Tokenizer(Stage):
         return [*phones, "<blank>"]
 
     def with_precision(self, precision: str) -> Tokenizer:
-        """The same tokenizer computing its encoder in ``precision`` (``"fp32"``/``"bf16"``)."""
+        """The same tokenizer computing its encoder in ``precision`` (``"fp32"``/``"bf16"``/
+        ``"int8"``: see the class's ``precision`` argument).
+
+        Raises:
+            ModelError: int8 asked of an encoder without a network.
+        """
+        if precision == self.precision:
+            return self
+        if self.precision == "int8":
+            raise ModelError("an int8 tokenizer keeps its rounded weights; load the tokenizer "
+                             f"again for {precision}")
         return Tokenizer(self.encoder, self.quantizer, self.training, self.smoothing, precision,
                          self.band_limit)
 
@@ -263,7 +281,13 @@ class Tokenizer(Stage):
     def save(self, path: str | os.PathLike, half: bool = False) -> Path:
         """Write the tokenizer directory; an SSL or phone encoder (or a Whisper phone head) is
         copied into ``encoder/`` inside it, so the directory is self-contained (``half``: a
-        phone encoder's or head's weights as float16, for shipping)."""
+        phone encoder's or head's weights as float16, for shipping).
+
+        Raises:
+            ModelError: an int8 tokenizer (its rounded weights are for tokenizing only)."""
+        if self.precision == "int8":
+            raise ModelError("an int8 tokenizer is not saved; save the float32 one it was made "
+                             "from")
         enc_cfg = self.encoder.config()
         write_extra = None
         if enc_cfg["type"] in ("phone", "whisper-phone"):

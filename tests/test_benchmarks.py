@@ -125,3 +125,5 @@ def test_bench_whisper_tokenize_reads_a_whisper_phone_head(tmp_path):
     assert r["tokenizer"].startswith("wphone-head-ctc-k41-")
     assert r["workers_units_equal_per_file"] is True
     assert r["ct2_int8_30s_x_realtime"] > 0 and r["ratio_workers_over_whisper_k100"] > 0
+    assert r["speechlm_int8_workers_x_realtime"] > 0 and r["ratio_int8_over_fp32_workers"] > 0
+    assert 0 <= r["int8_dedup_unit_edit_share"] <= 1

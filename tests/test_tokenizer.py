@@ -126,6 +126,43 @@ def test_bf16_precision_keeps_the_unit_space_and_nearly_every_unit(small_corpus)
         tok.with_precision("fp8")
 
 
+def test_int8_precision_quantizes_a_copy_and_keeps_the_units_close(small_corpus, tmp_path):
+    """The bundled default with its Whisper encoder's linear layers in int8: the same unit
+    space and frame count, most deduplicated units kept (on the small corpus's test files),
+    the float32 tokenizer untouched (its own units again), the workers' path equal to one
+    file at a time; an int8 tokenizer is not saved, and an encoder without a network (MFCC)
+    is refused."""
+    from speechlm.data.manifest import read_manifest
+    from speechlm.features import int8_encoder
+
+    tok = Tokenizer.load("whisper-phone")
+    fast = tok.with_precision("int8")
+    assert fast.unit_space == tok.unit_space and fast.precision == "int8"
+    assert fast.with_precision("int8") is fast
+    assert type(fast.encoder.whisper.model.blocks[0].fc1) is not torch.nn.Linear
+    assert type(tok.encoder.whisper.model.blocks[0].fc1) is torch.nn.Linear
+    assert int8_encoder(fast.encoder) is fast.encoder
+    paths = [u.path for u in read_manifest(small_corpus / "test.tsv")[:4]]
+    before = [tok.tokenize_file(p) for p in paths]
+    kept = total = 0
+    for p, a, w in zip(paths, before, fast.tokenize_files(paths, workers=2)):
+        b = fast.tokenize_file(p)
+        assert torch.equal(w.ids, b.ids) and a.ids.shape == b.ids.shape
+        assert torch.equal(tok.tokenize_file(p).ids, a.ids)
+        x, y = a.dedup().ids.tolist(), b.dedup().ids.tolist()
+        kept += sum(1 for i, j in zip(x, y) if i == j) if len(x) == len(y) else 0
+        total += len(x)
+    assert kept / total > 0.5
+    changed = sum(int((a.ids != fast.tokenize_file(p).ids).sum()) for p, a in zip(paths, before))
+    assert changed > 0  # the rounding is real
+    with pytest.raises(ModelError, match="int8 tokenizer is not saved"):
+        fast.save(tmp_path / "t")
+    with pytest.raises(ModelError, match="load the tokenizer again"):
+        fast.with_precision("fp32")
+    with pytest.raises(ModelError, match="neural encoder"):
+        Tokenizer.load("mfcc-k100").with_precision("int8")
+
+
 @pytest.mark.parametrize("tokenizer", ["small", "phone-k100"])
 def test_worker_threads_equal_one_file_at_a_time(tokenizer, small_tokenizer, wav_file):
     """tokenize_files over 2 worker threads (files and the chunks of a long file spread over

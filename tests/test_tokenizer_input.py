@@ -208,6 +208,16 @@ def test_eval_tokenizer_rows_per_band_limit(small_corpus, capsys):
     assert "band_limit" not in reps[0] and reps[1]["band_limit"] == 6000
 
 
+def test_eval_tokenizer_rows_per_precision(small_corpus, capsys):
+    """--precision repeated: a row per precision, each named, int8 paired with fp32 (the
+    phone bundle's encoder: a network whose linear layers int8 rounds)."""
+    reps = eval_tokenizer_rows(small_corpus, capsys, "--precision", "fp32", "--precision",
+                               "int8")
+    assert [r["tokenizer"] for r in reps] == ["phone-k100 (fp32)", "phone-k100 (int8)"]
+    assert reps[0]["precision"] == "fp32" and reps[1]["precision"] == "int8"
+    assert reps[1]["frame_phone_error_vs_first"]["base"] == "phone-k100 (fp32)"
+
+
 @pytest.mark.parametrize("flag,value,name,key,fitted,attr,off", [
     ("--band-limit", "6000", "-k8-b6000-", "band_limit", 6000, 6000,
      lambda t: t.with_band_limit(None)),

@@ -17,7 +17,7 @@ from speechlm.cli.common import (
 )
 from speechlm.errors import SpeechLMError
 from speechlm.lm import DEFAULT_LM
-from speechlm.tokenizer import DEFAULT_TOKENIZER
+from speechlm.tokenizer import DEFAULT_TOKENIZER, PRECISIONS
 from speechlm.vocoder import DEFAULT_VOCODER
 
 
@@ -36,29 +36,31 @@ def cmd_eval_tokenizer(args: argparse.Namespace) -> int:
 
     tokenizers = args.tokenizer or [DEFAULT_TOKENIZER]
     manifests = [(m, resolve_manifest(m, args.corpus)) for m in (args.manifest or ["test"])]
-    # the test-time input settings (--warp x --band-limit x --speeds), each named in the row's
-    # label
-    inputs = [(w, b, s) for w in (args.warp or [None]) for b in (args.band_limit or [None])
-              for s in (args.speeds or [None])]
+    # the test-time settings (--precision x --warp x --band-limit x --speeds), each named in
+    # the row's label
+    inputs = [(p, w, b, s) for p in (args.precision or [None]) for w in (args.warp or [None])
+              for b in (args.band_limit or [None]) for s in (args.speeds or [None])]
     reports = []
     for name, manifest in manifests:  # check every input before the first long evaluation
         for tok in tokenizers:
-            for warp, band, speeds in inputs:
-                reports.append((name, tok, manifest, warp, band, speeds))
+            for precision, warp, band, speeds in inputs:
+                reports.append((name, tok, manifest, precision, warp, band, speeds))
     out = []
-    for name, tok, manifest, warp, band, speeds in reports:
+    for name, tok, manifest, precision, warp, band, speeds in reports:
         t = tok
-        if args.smoothing is not None or any(x is not None for x in (warp, band, speeds)):
+        if args.smoothing is not None or any(x is not None
+                                             for x in (precision, warp, band, speeds)):
             from speechlm.tokenizer import Tokenizer
 
-            t = Tokenizer.load(tok)
+            t = Tokenizer.load(tok).with_precision(precision or "fp32")
             if args.smoothing is not None:
                 t = t.with_smoothing(args.smoothing)
             t = apply_input_args(t, warp, band, speeds)
         r = evaluate_tokenizer(t, manifest, max_utterances=args.max_utterances,
                                seed=args.seed, progress=not args.quiet,
                                ued_utterances=0 if args.no_ued else args.ued_utterances)
-        shown = [f"warp {warp or 'none'}" if args.warp else "",
+        shown = [precision if args.precision else "",
+                 f"warp {warp or 'none'}" if args.warp else "",
                  f"band limit {band:g} Hz" if band else
                  "full band" if args.band_limit else "",
                  ("speeds " + ",".join(f"{x:g}" for x in speeds) if speeds else "no speed "
@@ -67,6 +69,7 @@ def cmd_eval_tokenizer(args: argparse.Namespace) -> int:
         label = f"{tok} ({', '.join(shown)})" if shown else str(tok)
         out.append({**r, "tokenizer": label, "data": name,
                     **({"smoothing": args.smoothing} if args.smoothing is not None else {}),
+                    **({"precision": precision} if precision is not None else {}),
                     **({"warp": warp} if warp is not None else {}),
                     **({"band_limit": band} if band else {}),
                     **({"speeds": list(speeds)} if speeds else {})})
@@ -251,6 +254,9 @@ def register(sub, add_parser) -> None:
     et.add_argument("--ued-utterances", type=int, default=50,
                     help="utterances (a seeded subset) perturbed for the UED columns")
     et.add_argument("--no-ued", action="store_true", help="skip the UED robustness measurement")
+    et.add_argument("--precision", choices=PRECISIONS, action="append",
+                    help="what the encoder computes in (see 'tokenize --precision'; default "
+                    "fp32). Repeat it to compare (the first setting is the paired base).")
     add_input_args(et, repeat=True)
     et.add_argument("--smoothing", type=number(float, 0, 1000),
                     help="evaluate with this unit-change cost instead of the tokenizer's own "
@@ -334,7 +340,9 @@ def register(sub, add_parser) -> None:
                     "run of equal units / over all frames of each unit, through --waveform), "
                     "copy-voice-means / copy-voice-context (each unit's spectrum, or each unit's "
                     "between its neighbouring runs' units, pooled over the voice's other "
-                    "utterances of --data)")
+                    "utterances of --data); the drawn F0 split (a vocoder that draws its F0): "
+                    "hn-drawn-f0 (the drawn contour through the source-F0 path), hn-src-voicing "
+                    "(drawn pitch, source voicing), hn-src-pitch (source pitch, drawn voicing)")
     er.add_argument("--waveform", help="harmonic-plus-noise waveform stage directory (RUN/model "
                     "of 'train vocoder --config configs/vocoder/hn-cpu.toml') for the hn methods")
     er.add_argument("--asr", default="whisper,pocketsphinx",

@@ -162,8 +162,10 @@ def register(sub, add_parser) -> None:
                    help="bundled tokenizer name or tokenizer directory")
     t.add_argument("--dedup", action="store_true", help="collapse repeated units")
     t.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="run the encoder under bfloat16 autocast (1-2%% of frames get another "
-                   "unit; measure the speed on your CPU with benchmarks/bench_phone_tokenize.py)")
+                   help="bf16: the encoder under bfloat16 autocast (1-2%% of frames get another "
+                   "unit); int8: the encoder network's linear layers in int8 (about 2x the "
+                   "speed on a CPU with AVX-512 VNNI; ~3%% of deduplicated units change). "
+                   "Measure the speed on your CPU with benchmarks/bench_whisper_tokenize.py")
     add_input_args(t)
     t.add_argument("--workers", type=number(int, 1, 1024), default=None,
                    help="files (and chunks of long files) encoded at once, each on one core "
