@@ -874,6 +874,52 @@ class Vocoder(Stage):
                              f"the vocoder decodes at most {MAX_DECODE_SECONDS:.0f} s at a time: "
                              "split the units")
 
+    def _frame_units(self, units: Units, voice: Voice, use_durations: bool) -> Units:
+        """``units`` checked and at the frame rate (deduplicated ones expanded with their
+        durations when ``use_durations``, else by the duration model)."""
+        self.check_units(units, use_durations)
+        if units.deduped:
+            if use_durations and units.durations is not None:
+                units = Units(ids=torch.repeat_interleave(units.ids, units.durations),
+                              frame_rate=units.frame_rate, n_units=units.n_units,
+                              unit_space=units.unit_space)
+            else:
+                units = self.expand(units, voice)
+        if len(units) == 0:
+            raise ModelError("no units to vocode")
+        return units
+
+    def _drawn_contour(self, params: dict[str, torch.Tensor], seed: int | None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The F0 contour drawn from a pass without F0: its log F0 on every frame (sampled
+        with ``seed``, 0 when None) and its voicing (above :attr:`drawn_voicing_threshold`,
+        median-smoothed)."""
+        g = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        z = sample_f0_contour(params["lf0_logits"], g, spread=self.f0_spread)
+        lf0 = z * self.model.lf0_stats[1] + self.model.lf0_stats[0]
+        return lf0, median_filter(params["vuv"] > self.drawn_voicing_threshold, VOICING_SMOOTH)
+
+    @torch.inference_mode()
+    def draw_f0(self, units: Units, voice: Voice, use_durations: bool = True,
+                seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The F0 contour :meth:`parameters_for` draws when given none (a vocoder with
+        ``f0_bins``), at its output frame rate (``2T``): the sampled F0 in Hz on every frame
+        and the voicing mask. ``decode(units, voice, f0=np.where(voiced, hz, 0))`` speaks it
+        through the source-F0 path (a diagnostic: which of pitch and voicing costs words).
+
+        Raises:
+            ModelError: a vocoder that draws no contour (no ``f0_bins``), or bad units.
+        """
+        if not self.cfg.f0_bins:
+            raise ModelError("this vocoder predicts F0 without drawing a contour (no f0_bins)")
+        units = self._frame_units(units, voice, use_durations)
+        spk, film = voice.decoder_vector[None], voice.film_offsets
+        h = self.model.upsampled(units.ids[None].long(), spk, film)
+        params = {k: v[0] for k, v in self.model.split(
+            self.model.decode_upsampled(h, spk, None, film)).items()}
+        lf0, voiced = self._drawn_contour(params, seed)
+        return torch.exp(lf0).numpy(), voiced.numpy()
+
     @torch.inference_mode()
     def parameters_for(self, units: Units, voice: Voice,
                        f0: np.ndarray | None = None,
@@ -886,16 +932,7 @@ class Vocoder(Stage):
         ``f0_bins`` given no ``f0`` samples its log-F0 contour (:func:`sample_f0_contour`)
         with ``seed`` (0 when None), rather than taking the distribution's mean.
         """
-        self.check_units(units, use_durations)
-        if units.deduped:
-            if use_durations and units.durations is not None:
-                units = Units(ids=torch.repeat_interleave(units.ids, units.durations),
-                              frame_rate=units.frame_rate, n_units=units.n_units,
-                              unit_space=units.unit_space)
-            else:
-                units = self.expand(units, voice)
-        if len(units) == 0:
-            raise ModelError("no units to vocode")
+        units = self._frame_units(units, voice, use_durations)
         n = UPSAMPLE * len(units)
         f0_in = None if f0 is None else f0_conditioning(f0, n)[None]
         spk, film = voice.decoder_vector[None], voice.film_offsets
@@ -908,11 +945,8 @@ class Vocoder(Stage):
             # a sampled contour, and the waveform stage then buzzes (eval resynth --methods hn on
             # 61 held-out-engine utterances: DNSMOS 1.93 in one pass, 2.66 in two; source F0 2.64).
             # The second pass reuses the first's blocks before the F0 enters.
-            g = torch.Generator().manual_seed(0 if seed is None else int(seed))
-            z = sample_f0_contour(params["lf0_logits"], g, spread=self.f0_spread)
-            lf0 = z * self.model.lf0_stats[1] + self.model.lf0_stats[0]
+            lf0, voiced = self._drawn_contour(params, seed)
             thr = self.drawn_voicing_threshold
-            voiced = median_filter(params["vuv"] > thr, VOICING_SMOOTH)
             contour = torch.where(voiced, torch.exp(lf0), 0.0).numpy()
             params = {k: v[0] for k, v in self.model.split(self.model.decode_upsampled(
                 h, spk, f0_conditioning(contour, n)[None], film)).items()}

@@ -6,6 +6,7 @@ vocoder with the settings it is given."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -1200,3 +1201,113 @@ def test_switch_wphone_default_exports_the_three_then_judges_against_the_default
     assert rc == 0, err
     assert not [c for c in calls if c[0] == "PY" and c[2] != "speechlm/pretrained/whisper-phone-lm"
                 or c[1:3] in (["eval", "resynth"], ["eval", "continue"], ["eval", "lm"])]
+
+
+def test_int8_units_judges_int8_against_fp32_then_benchmarks_and_resumes(tmp_path):
+    """scripts/int8_units.sh: refused (exit 2, one line) without the corpus or Allison's
+    prompts; then one tokenizer report with float32 as the paired base and int8 on seen,
+    held-out and real voices, and the bench on the default; a rerun judges nothing again and
+    SKIP_BENCH leaves the bench out."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "int8_units.sh")
+    assert rc == 2 and "test.tsv is missing" in err and not calls
+    assert len(err.strip().splitlines()) == 1
+    _touch(root, "data/corpus-v2/test.tsv")
+    rc, calls, err = _run_script(root, env, "int8_units.sh")
+    assert rc == 2 and "allison.tsv is missing: run make real-voice" in err and not calls
+    _touch(root, "data/real/allison/allison.tsv")
+    rc, calls, err = _run_script(root, env, "int8_units.sh")
+    assert rc == 0, err
+    (tok,) = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]
+    assert [tok[i + 1] for i, a in enumerate(tok) if a == "--precision"] == ["fp32", "int8"]
+    assert [tok[i + 1] for i, a in enumerate(tok) if a == "--manifest"] == [
+        "test", "heldout", "data/real/allison/allison.tsv"]
+    assert tok[tok.index("--json") + 1] == "docs/tokenizer-wphone-int8.json"
+    benches = [c for c in calls if c[0] == "PY"]
+    assert [b[1] for b in benches] == ["benchmarks/bench_whisper_tokenize.py"] * 2
+    assert all(b[b.index("--tokenizer") + 1] == "whisper-phone" for b in benches)
+    assert [b[b.index("--json") + 1] for b in benches] == [
+        "docs/bench-whisper-phone-int8.json", "docs/bench-whisper-phone-int8-passive.json"]
+    assert "--no-memory" in benches[1] and "--no-memory" not in benches[0]
+    _touch(root, "docs/bench-whisper-phone-int8.json")
+    rc, calls, err = _run_script(root, env, "int8_units.sh")
+    assert rc == 0 and [c[c.index("--json") + 1] for c in calls if c[0] == "PY"] == [
+        "docs/bench-whisper-phone-int8-passive.json"]
+    _touch(root, "docs/bench-whisper-phone-int8-passive.json")
+    rc, calls, err = _run_script(root, env, "int8_units.sh")
+    assert rc == 0 and not [c for c in calls if c[0] == "PY" or c[1:2] == ["eval"]]
+    for f in ("docs/bench-whisper-phone-int8.json", "docs/bench-whisper-phone-int8-passive.json"):
+        (root / f).unlink()
+    rc, calls, err = _run_script(root, {**env, "SKIP_BENCH": "1"}, "int8_units.sh")
+    assert rc == 0 and not calls
+
+
+def test_drawn_f0_split_judges_the_split_on_allison_and_the_held_out_engines_then_pairs(
+        tmp_path):
+    """scripts/drawn_f0_split.sh: refused (exit 2, one line) without Allison's prompts or the
+    corpus; then one resynthesis report per data set with the source contour, the drawn one
+    and the three split methods through the default vocoder, each paired by
+    scripts/drawn_f0_parts.py; a rerun judges nothing again."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "drawn_f0_split.sh")
+    assert rc == 2 and "allison.tsv is missing: run make real-voice" in err and not calls
+    assert len(err.strip().splitlines()) == 1
+    _touch(root, "data/real/allison/allison.tsv")
+    rc, calls, err = _run_script(root, env, "drawn_f0_split.sh")
+    assert rc == 2 and "heldout.tsv is missing" in err and not calls
+    _touch(root, "data/corpus-v2/heldout.tsv")
+    rc, calls, err = _run_script(root, env, "drawn_f0_split.sh")
+    assert rc == 0, err
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert [c[c.index("--json") + 1] for c in judged] == [
+        "docs/drawn-f0-split-allison.json", "docs/drawn-f0-split-heldout.json"]
+    for c in judged:
+        assert c[c.index("--methods") + 1] == "hn-f0,hn,hn-drawn-f0,hn-src-voicing,hn-src-pitch"
+        assert c[c.index("--vocoder") + 1] == "whisper-phone-vocoder"
+    assert judged[0][judged[0].index("--wav-dir") + 1] == "data/real/allison"
+    assert judged[1][judged[1].index("--data") + 1] == "heldout"
+    pairs = [c for c in calls if c[0] == "PY"]
+    assert [c[1:3] for c in pairs] == [["scripts/drawn_f0_parts.py",
+                                        "docs/drawn-f0-split-allison.json"],
+                                       ["scripts/drawn_f0_parts.py",
+                                        "docs/drawn-f0-split-heldout.json"]]
+    _touch(root, "docs/drawn-f0-split-allison-pairs.json", "docs/drawn-f0-split-heldout-pairs.json")
+    rc, calls, err = _run_script(root, env, "drawn_f0_split.sh")
+    assert rc == 0 and not calls
+
+
+def test_drawn_f0_parts_pairs_methods_of_one_report(tmp_path):
+    """scripts/drawn_f0_parts.py: each split method and hn paired with hn-f0 and hn over the
+    same utterances (WER as corpus word errors); a report without hn-f0 or an unreadable one
+    is refused with one line and exit 2."""
+    def utt(i, errs):
+        row = {"name": f"u{i}", "voice": "v", "text": "a b c d", "held_out": True,
+               "orig": {"asr": "a b c d"}}
+        for m, hyp in errs.items():
+            row[m] = {"asr": hyp, "dnsmos": 3.0, "similarity": 0.7}
+        return row
+
+    good, bad = "a b c d", "a x c y"
+    report = {"vocoder": "v", "methods": ["hn-f0", "hn", "hn-src-pitch"],
+              "utterances": [utt(i, {"hn-f0": good, "hn": bad, "hn-src-pitch": good})
+                             for i in range(6)]}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(report))
+    out = tmp_path / "p.json"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts/drawn_f0_parts.py"), str(path),
+                           "--json", str(out), "--markdown", str(tmp_path / "p.md")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = {(r["other"], r["base"]): r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {("hn", "hn-f0"), ("hn-src-pitch", "hn-f0"), ("hn-src-pitch", "hn")}
+    assert rows[("hn", "hn-f0")]["wer"]["delta"] == 0.5
+    assert rows[("hn-src-pitch", "hn")]["wer"]["delta"] == -0.5
+    assert rows[("hn-src-pitch", "hn-f0")]["wer"]["delta"] == 0.0
+    assert rows[("hn", "hn-f0")]["mean"]["wer"] == 0.5
+    assert json.loads(out.read_text())["original_wer"] == 0.0
+    report["methods"] = ["hn"]
+    path.write_text(json.dumps(report))
+    for arg in (str(path), str(tmp_path / "missing.json")):
+        proc = subprocess.run([sys.executable, str(REPO / "scripts/drawn_f0_parts.py"), arg],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1

@@ -632,6 +632,46 @@ def test_f0_bins_vocoder_samples_with_its_seed(small_corpus, tmp_path, wav_file)
     voiced = median_filter(first["vuv"] > 0.5, VOICING_SMOOTH)
     want = voc.parameters_for(units, voice, f0=torch.where(voiced, lf0.exp(), 0.0).numpy())
     assert torch.equal(p1["mel"], want["mel"]) and torch.equal(p1["vuv"], want["vuv"])
+    # draw_f0 gives that contour (pitch on every frame, voicing), seeded as parameters_for
+    hz, on = voc.draw_f0(units, voice, seed=1)
+    assert np.allclose(hz, lf0.exp().numpy()) and np.array_equal(on, voiced.numpy())
+    assert not np.allclose(voc.draw_f0(units, voice, seed=2)[0], hz)
+    for bad in (-1, voc.n_units):
+        with pytest.raises(ModelError, match="unit ids must be in"):
+            voc.draw_f0(type(units)(torch.full((4,), bad), units.frame_rate, units.n_units,
+                                    units.unit_space), voice)
+
+
+def test_a_vocoder_without_f0_bins_draws_no_contour(tiny_vocoder, wav_file):
+    from speechlm.audio import load_audio
+    from speechlm.tokenizer import Tokenizer
+
+    wav = load_audio(wav_file(1.0))
+    units = Tokenizer.load("mfcc-k100").tokenize_wave(wav)
+    with pytest.raises(ModelError, match="no f0_bins"):
+        tiny_vocoder.draw_f0(units, tiny_vocoder.voice(wav))
+
+
+def test_f0_parts_cross_the_drawn_contour_with_the_sources():
+    """eval resynth's drawn-F0 split: each method's track takes pitch and voicing from the
+    side it names; the source is cut or padded to the drawn length, its pitch interpolated in
+    log through its unvoiced frames and held at the ends."""
+    from speechlm.eval.resynth import f0_part
+
+    hz = np.array([100.0, 110, 120, 130, 140, 150])
+    on = np.array([True, True, False, False, True, True])
+    src = np.array([0.0, 200, 0, 0, 400, 0, 999])  # one frame longer than the drawn contour
+    assert np.array_equal(f0_part("hn-drawn-f0", (hz, on), src), [100, 110, 0, 0, 140, 150])
+    assert np.array_equal(f0_part("hn-src-voicing", (hz, on), src), [0, 110, 0, 0, 140, 0])
+    got = f0_part("hn-src-pitch", (hz, on), src)
+    assert np.allclose(got, [200, 200, 0, 0, 400, 400])
+    on2 = np.ones(6, dtype=bool)  # interpolated in log: geometric steps between 200 and 400
+    assert np.allclose(f0_part("hn-src-pitch", (hz, on2), src)[1:5],
+                       200 * 2 ** (np.arange(4) / 3))
+    assert np.array_equal(f0_part("hn-src-pitch", (hz, on), np.zeros(3)),
+                          f0_part("hn-drawn-f0", (hz, on), src))  # no source pitch: drawn
+    with pytest.raises(ValueError, match="hn-drawn-f0"):
+        f0_part("hn", (hz, on), src)
 
 
 def test_mix_source_log_f0_moves_the_source_contour_to_the_voice():

@@ -23,6 +23,16 @@ Methods:
     hn-f0, hn   as world-f0 and world, but the log-mel head and F0 are synthesized by the
                 harmonic-plus-noise waveform stage (``--waveform``, :mod:`speechlm.waveform`)
 
+Where the drawn contour (``hn``) loses words that the source's (``hn-f0``) keeps, three
+diagnostics split it into its pitch and its voicing, each through the source-F0 path
+(:meth:`speechlm.vocoder.Vocoder.draw_f0`; a vocoder that draws its F0):
+
+    hn-drawn-f0     the drawn contour itself (pitch and voicing): the split's calibration,
+                    what the source-F0 path makes of the contour ``hn`` speaks
+    hn-src-voicing  the drawn pitch on the source's voicing
+    hn-src-pitch    the source's pitch (log-interpolated through its unvoiced frames) on the
+                    drawn voicing
+
 Copy synthesis (no units: what each waveform method makes of the original's own features, the
 ceiling the unit decoder can reach with it; the log-mel and F0 of the original):
 
@@ -92,14 +102,40 @@ from speechlm.vocoder import DEFAULT_VOCODER
 log = logging.getLogger(__name__)
 
 METHODS = ("world-f0", "world", "griffinlim", "floor", "hn-f0", "hn", "copy-hn", "copy-world",
-           "copy-gl", "copy-runs", "copy-unit-means", "copy-voice-means", "copy-voice-context")
+           "copy-gl", "copy-runs", "copy-unit-means", "copy-voice-means", "copy-voice-context",
+           "hn-drawn-f0", "hn-src-voicing", "hn-src-pitch")
+F0_PARTS = ("hn-drawn-f0", "hn-src-voicing", "hn-src-pitch")  # the drawn contour, split
 POOLED = ("copy-voice-means", "copy-voice-context")  # read the voice's other utterances
-NEEDS_WAVEFORM = ("hn-f0", "hn", "copy-hn", "copy-runs", "copy-unit-means") + POOLED
+NEEDS_WAVEFORM = ("hn-f0", "hn", "copy-hn", "copy-runs", "copy-unit-means") + POOLED + F0_PARTS
 DEFAULT_METHODS = ("world-f0", "world", "griffinlim")
 VOICE_FROM = ("self", "other")  # the voice reference: the utterance, or another of its voice
 ASRS = ("whisper", "pocketsphinx")
 TARGETS = {"wer_ratio_max": 2.0, "similarity_min": 0.80, "dnsmos_drop_max": 0.3}
 
+
+
+def f0_part(method: str, drawn: tuple[np.ndarray, np.ndarray], source: np.ndarray
+            ) -> np.ndarray:
+    """The F0 track (Hz, 0 = unvoiced) of an :data:`F0_PARTS` method: the drawn contour's
+    pitch and voicing (``drawn``: Hz on every frame and the voiced mask, as
+    :meth:`~speechlm.vocoder.Vocoder.draw_f0` gives them) crossed with the ``source``'s (its
+    track, cut or padded with unvoiced frames to the drawn length; its pitch log-interpolated
+    through its unvoiced frames, held at the ends)."""
+    hz, voiced = drawn
+    n = len(hz)
+    src = np.zeros(n)
+    src[:min(n, len(source))] = np.asarray(source, dtype=np.float64)[:n]
+    if method == "hn-drawn-f0":
+        return np.where(voiced, hz, 0.0)
+    if method == "hn-src-voicing":
+        return np.where(src > 0, hz, 0.0)
+    if method != "hn-src-pitch":
+        raise ValueError(f"{method!r} is not one of {', '.join(F0_PARTS)}")
+    on = np.flatnonzero(src > 0)
+    if len(on) == 0:  # no source pitch to take: the drawn one
+        return np.where(voiced, hz, 0.0)
+    pitch = np.exp(np.interp(np.arange(n), on, np.log(src[on])))
+    return np.where(voiced, pitch, 0.0)
 
 
 def run_means(mel: torch.Tensor, ids: torch.Tensor, upsample: int) -> torch.Tensor:
@@ -173,6 +209,9 @@ class ResynthHarness:
         elif self.voc.waveform is None and any(m in NEEDS_WAVEFORM for m in methods):
             raise DataError(f"methods {', '.join(m for m in methods if m in NEEDS_WAVEFORM)} "
                             "need a waveform stage: give --waveform DIR")
+        if not self.voc.cfg.f0_bins and any(m in F0_PARTS for m in methods):
+            raise DataError(f"methods {', '.join(m for m in methods if m in F0_PARTS)} split a "
+                            "drawn F0 contour; this vocoder draws none (no f0_bins)")
         self.tok = Tokenizer.load(tokenizer or self.voc.training.get("tokenizer") or "mfcc-k100")
         # copy synthesis decodes no units: copy-runs / copy-unit-means read any tokenizer's runs
         decodes = any(not m.startswith("copy-") for m in methods)
@@ -298,6 +337,9 @@ class ResynthHarness:
                                              .permutation(len(d.ids)))]
                 y = self.voc.decode(type(d)(ids, d.frame_rate, d.n_units, d.unit_space,
                                             torch.ones_like(ids)), voice, use_durations=False)
+            elif m in F0_PARTS:
+                y = self.voc.decode(units, voice, f0=f0_part(m, self.voc.draw_f0(units, voice),
+                                                             f0_track(wav.numpy())), method="hn")
             else:
                 f0 = f0_track(wav.numpy()) if m in ("world-f0", "griffinlim", "hn-f0") else None
                 method = {"griffinlim": "griffinlim", "hn-f0": "hn", "hn": "hn"}.get(m, "world")
