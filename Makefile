@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: drawn-f0-split int8-units wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: wphone-f0-spread drawn-f0-split int8-units wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -214,6 +214,9 @@ int8-units: $(STAMP)  ## the default's units with Whisper's linear layers in int
 
 drawn-f0-split: $(STAMP)  ## where the drawn-F0 path loses words: the default vocoder's drawn contour split into its pitch and its voicing (eval resynth --methods hn-drawn-f0,hn-src-voicing,hn-src-pitch), paired with the source's contour and the drawn one on 80 of Allison's prompts and the held-out engines (~45 min; needs make real-voice and the world corpus): scripts/drawn_f0_split.sh, docs/drawn-f0-split-*
 	bash scripts/drawn_f0_split.sh
+
+wphone-f0-spread: $(STAMP)  ## the default vocoder's drawn-F0 spread (1 draws, 0 takes each frame's median) chosen on 40 valid utterances of known voices, then CHOSEN=X judged on Allison's 80 prompts and the held-out engines against the drawn-F0 split's reports (~15 + 20 min; needs make drawn-f0-split for step 2): scripts/wphone_f0_spread.sh, docs/vocoder-wphone-f0-spread-valid-*, docs/wphone-f0-spread-*
+	bash scripts/wphone_f0_spread.sh
 
 tempo-reports: $(STAMP)  ## the continuation's pace fitted on the prompt (Vocoder.fit_tempo): how well a tempo fitted on an utterance's first half predicts its second half's length (real voice, held-out engines), and Allison's continuations against the same at tempo 1 (~25 min; needs make real-voice and the world corpus): scripts/tempo_reports.sh, docs/tempo-*
 	bash scripts/tempo_reports.sh

@@ -105,7 +105,8 @@ def test_a_setting_script_chooses_on_valid_then_judges_once_held_out(tmp_path, s
     (root / "docs").mkdir()
     (root / "docs" / "switch-vocoder-new-b6400r-heldout.json").write_text("{}")
     calls = _run(root, env, script)
-    assert [c[3:] for c in calls if c[0] == "PY"] == [[setting, v] for v in values]
+    assert [c[3:] for c in calls if c[0] == "PY"] == [[setting, v, "phone-vocoder", "speaker."]
+                                                      for v in values]
     evals = [c for c in calls if c[:2] == ["SL", "eval"]]
     judged = [c for c in evals if c[2] == "resynth"]
     assert len(judged) == len(values)
@@ -179,6 +180,18 @@ def test_vocoder_copy_saves_the_bundled_vocoder_with_its_settings(tmp_path):
     subprocess.run(["bash", "-c", cmd], cwd=REPO, env=env, check=True, timeout=300)
     w = Vocoder.load(f"{out}-w")
     assert w.f0_spread == 0.25 and w.timbre_match == Vocoder.load("phone-vocoder").timbre_match
+    # another bundle as the base, its blocks in int8 as it ships
+    env = {**env, "VOCODER_BASE": "whisper-phone-vocoder",
+           "VOCODER_INT8": "speaker. pre. post. duration.blocks."}
+    cmd = (". scripts/lib/heldout_reports.sh && "
+           f"vocoder_with {shlex.quote(str(out))}-x f0_spread 0")
+    subprocess.run(["bash", "-c", cmd], cwd=REPO, env=env, check=True, timeout=300)
+    x, base = Vocoder.load(f"{out}-x"), Vocoder.load("whisper-phone-vocoder")
+    assert x.f0_spread == 0.0 and x.unit_space == base.unit_space
+    cfg = json.loads((out.parent / "v-x" / "config.json").read_text())
+    assert cfg["stored_dtype"] == "int8 (speaker., pre., post., duration.blocks.), float16"
+    want = base.model.state_dict()
+    assert all(torch.allclose(v, want[k], atol=1e-3) for k, v in x.model.state_dict().items())
 
 
 def test_export_lm_half_ships_the_runs_weights_in_float16(tmp_path):
@@ -1311,3 +1324,37 @@ def test_drawn_f0_parts_pairs_methods_of_one_report(tmp_path):
         proc = subprocess.run([sys.executable, str(REPO / "scripts/drawn_f0_parts.py"), arg],
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_wphone_f0_spread_chooses_on_valid_then_judges_the_choice_against_the_split(tmp_path):
+    """scripts/wphone_f0_spread.sh: the default vocoder's copies (its int8 blocks as shipped)
+    judged on the valid subset and paired with spread 1; with CHOSEN, refused (exit 2, one
+    line) without the drawn-F0 split's reports, then judged on Allison's 80 and the held-out
+    engines and paired with the split's reports."""
+    root, env = _tree(tmp_path)
+    sub = root / "outputs" / "f0-spread-eval"
+    sub.mkdir(parents=True)
+    (sub / "valid40.tsv").write_text("/corpus\n")
+    (sub / "valid40.wrd").write_text("")
+    rc, calls, err = _run_script(root, env, "wphone_f0_spread.sh")
+    assert rc == 0, err
+    assert [c[3:] for c in calls if c[0] == "PY"] == [
+        ["f0_spread", v, "whisper-phone-vocoder", "speaker.", "pre.", "post.", "duration.blocks."]
+        for v in ("1", "0.5", "0")]
+    assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-resynth"]] == [
+        ["docs/vocoder-wphone-f0-spread-valid-1.json",
+         f"docs/vocoder-wphone-f0-spread-valid-{v}.json"] for v in ("0.5", "0")]
+    rc, calls, err = _run_script(root, {**env, "CHOSEN": "0"}, "wphone_f0_spread.sh")
+    assert rc == 2 and "drawn-f0-split-allison.json is missing" in err
+    _touch(root, "docs/drawn-f0-split-allison.json", "docs/drawn-f0-split-heldout.json")
+    rc, calls, err = _run_script(root, {**env, "CHOSEN": "0"}, "wphone_f0_spread.sh")
+    assert rc == 0, err
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert [c[c.index("--json") + 1] for c in judged] == [
+        "docs/wphone-f0-spread-0-allison.json", "docs/wphone-f0-spread-0-heldout.json"]
+    assert all(c[c.index("--vocoder") + 1] == "outputs/wphone-f0-spread-eval/vocoder-0"
+               and c[c.index("--methods") + 1] == "hn" for c in judged)
+    assert judged[0][judged[0].index("--per-voice") + 1] == "80"
+    assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-resynth"]][-2:] == [
+        ["docs/drawn-f0-split-allison.json", "docs/wphone-f0-spread-0-allison.json"],
+        ["docs/drawn-f0-split-heldout.json", "docs/wphone-f0-spread-0-heldout.json"]]

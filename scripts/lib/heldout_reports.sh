@@ -98,17 +98,19 @@ PY
   [ -f "$1/valid40.wrd" ] || { mv "$1/valid40.tsv.tmp" "$1/valid40.tsv"; mv "$1/valid40.wrd.tmp" "$1/valid40.wrd"; }
 }
 
-# vocoder_with OUT NAME VALUE: the bundled phone-vocoder with one setting changed
-# (Vocoder.set_NAME(VALUE), e.g. f0_spread 0.5), saved into OUT as bundled (kept when it exists).
+# vocoder_with OUT NAME VALUE: a bundled vocoder (VOCODER_BASE, default phone-vocoder) with one
+# setting changed (Vocoder.set_NAME(VALUE), e.g. f0_spread 0.5), saved into OUT as bundled: the
+# weight prefixes VOCODER_INT8 (default "speaker.") in int8, the rest in float16 (kept when it
+# exists).
 vocoder_with() {
-  [ -d "$1" ] || "$PY" - "$@" <<'PY'
+  [ -d "$1" ] || "$PY" - "$@" "${VOCODER_BASE:-phone-vocoder}" ${VOCODER_INT8:-speaker.} <<'PY'
 import sys
 
 from speechlm.vocoder import Vocoder
 
-out, name, value = sys.argv[1:]
-v = Vocoder.load("phone-vocoder")
-getattr(v, f"set_{name}")(float(value)).save(out, half=True, int8=("speaker.",))
+out, name, value, base, *int8 = sys.argv[1:]
+v = Vocoder.load(base)
+getattr(v, f"set_{name}")(float(value)).save(out, half=True, int8=tuple(int8))
 PY
 }
 
