@@ -874,6 +874,19 @@ class Vocoder(Stage):
                              f"the vocoder decodes at most {MAX_DECODE_SECONDS:.0f} s at a time: "
                              "split the units")
 
+    def _first_pass(self, units: Units, voice: Voice, f0: np.ndarray | None,
+                    use_durations: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The decoder's blocks before the F0 enters (``[1, C, 2T]``, reused by a second pass)
+        and its parameters ``{name: [2T, ...]}`` given ``f0`` (None: no F0), for ``units`` at
+        the frame rate (:meth:`_frame_units`)."""
+        units = self._frame_units(units, voice, use_durations)
+        n = UPSAMPLE * len(units)
+        f0_in = None if f0 is None else f0_conditioning(f0, n)[None]
+        spk, film = voice.decoder_vector[None], voice.film_offsets
+        h = self.model.upsampled(units.ids[None].long(), spk, film)  # the F0 enters after this
+        return h, {k: v[0] for k, v in self.model.split(
+            self.model.decode_upsampled(h, spk, f0_in, film)).items()}
+
     def _frame_units(self, units: Units, voice: Voice, use_durations: bool) -> Units:
         """``units`` checked and at the frame rate (deduplicated ones expanded with their
         durations when ``use_durations``, else by the duration model)."""
@@ -912,11 +925,7 @@ class Vocoder(Stage):
         """
         if not self.cfg.f0_bins:
             raise ModelError("this vocoder predicts F0 without drawing a contour (no f0_bins)")
-        units = self._frame_units(units, voice, use_durations)
-        spk, film = voice.decoder_vector[None], voice.film_offsets
-        h = self.model.upsampled(units.ids[None].long(), spk, film)
-        params = {k: v[0] for k, v in self.model.split(
-            self.model.decode_upsampled(h, spk, None, film)).items()}
+        _, params = self._first_pass(units, voice, None, use_durations)
         lf0, voiced = self._drawn_contour(params, seed)
         return torch.exp(lf0).numpy(), voiced.numpy()
 
@@ -932,13 +941,7 @@ class Vocoder(Stage):
         ``f0_bins`` given no ``f0`` samples its log-F0 contour (:func:`sample_f0_contour`)
         with ``seed`` (0 when None), rather than taking the distribution's mean.
         """
-        units = self._frame_units(units, voice, use_durations)
-        n = UPSAMPLE * len(units)
-        f0_in = None if f0 is None else f0_conditioning(f0, n)[None]
-        spk, film = voice.decoder_vector[None], voice.film_offsets
-        h = self.model.upsampled(units.ids[None].long(), spk, film)  # the F0 enters after this
-        params = {k: v[0] for k, v in self.model.split(
-            self.model.decode_upsampled(h, spk, f0_in, film)).items()}
+        h, params = self._first_pass(units, voice, f0, use_durations)
         if self.cfg.f0_bins and f0 is None:
             # draw a contour, then decode again conditioned on it, as resynthesis is on the
             # source's: the log-mel of the first pass, predicted without any F0, does not match
@@ -948,8 +951,9 @@ class Vocoder(Stage):
             lf0, voiced = self._drawn_contour(params, seed)
             thr = self.drawn_voicing_threshold
             contour = torch.where(voiced, torch.exp(lf0), 0.0).numpy()
+            spk, film = voice.decoder_vector[None], voice.film_offsets
             params = {k: v[0] for k, v in self.model.split(self.model.decode_upsampled(
-                h, spk, f0_conditioning(contour, n)[None], film)).items()}
+                h, spk, f0_conditioning(contour, h.shape[-1])[None], film)).items()}
             if thr != 0.5:  # the output's voicing (vuv > 0.5 downstream) at the same threshold
                 params["vuv"] = torch.sigmoid(torch.logit(params["vuv"].clamp(1e-6, 1 - 1e-6))
                                               - math.log(thr / (1 - thr)))
