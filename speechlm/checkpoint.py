@@ -177,3 +177,35 @@ def load_stage(name_or_path: str | os.PathLike,
     if any(k.endswith(INT8_SCALE) for k in tensors):
         tensors = dequantize_int8(tensors)
     return cfg, tensors, path
+
+
+def load_network(name_or_path: str | os.PathLike, kind: str, config_cls: type,
+                 network_cls: Callable[[Any], torch.nn.Module]
+                 ) -> tuple[torch.nn.Module, dict[str, Any], Path]:
+    """A sub-model stage directory (a waveform stage, a speaker encoder, a contour model):
+    ``network_cls(config_cls.from_dict(config["model"]))`` with its weights loaded strictly in
+    float32. Returns (network, config, directory); a bad config or weights that do not fit it
+    is a :class:`ModelError` naming the directory."""
+    cfg, tensors, path = load_stage(name_or_path, kind)
+    try:
+        net_cfg = config_cls.from_dict(cfg["model"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelError(f"{path}: bad {kind} config ({err})") from None
+    net = network_cls(net_cfg)
+    try:
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v
+                             for k, v in tensors.items()}, strict=True)
+    except RuntimeError as err:
+        raise ModelError(f"{path}: weights do not fit the config "
+                         f"({str(err).splitlines()[0]})") from None
+    return net, cfg, path
+
+
+def save_network(path: str | os.PathLike, kind: str, network: torch.nn.Module,
+                 config: dict[str, Any], half: bool = False) -> Path:
+    """Write a sub-model stage directory: ``config`` (with ``stored_dtype``) and the network's
+    weights, floating ones in float16 when ``half``."""
+    sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
+          for k, v in network.state_dict().items()}
+    return save_stage(path, kind, {**config, "stored_dtype": "float16" if half else "float32"},
+                      sd)

@@ -26,7 +26,7 @@ from torch import nn
 
 from speechlm import checkpoint
 from speechlm.audio import SAMPLE_RATE, as_mono
-from speechlm.errors import AudioError, ModelError
+from speechlm.errors import AudioError
 from speechlm.mel import MelSpectrogram
 
 MIN_SECONDS = 0.5  # the shortest reference embed() takes
@@ -98,26 +98,13 @@ class SpeakerModel:
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike) -> SpeakerModel:
-        cfg, tensors, path = checkpoint.load_stage(name_or_path, cls.kind)
-        try:
-            scfg = SpeakerConfig.from_dict(cfg["model"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelError(f"{path}: bad speaker config ({err})") from None
-        model = SpeakerNet(scfg)
-        try:
-            model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                                   for k, v in tensors.items()}, strict=True)
-        except RuntimeError as err:
-            raise ModelError(f"{path}: weights do not fit the config "
-                             f"({str(err).splitlines()[0]})") from None
+        model, cfg, _ = checkpoint.load_network(name_or_path, cls.kind, SpeakerConfig,
+                                                SpeakerNet)
         return cls(model, cfg.get("training"))
 
     def save(self, path: str | os.PathLike, half: bool = False) -> os.PathLike:
-        sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
-              for k, v in self.model.state_dict().items()}
-        config = {"model": self.model.cfg.to_dict(), "training": self.training,
-                  "stored_dtype": "float16" if half else "float32"}
-        return checkpoint.save_stage(path, self.kind, config, sd)
+        config = {"model": self.model.cfg.to_dict(), "training": self.training}
+        return checkpoint.save_network(path, self.kind, self.model, config, half)
 
     @torch.inference_mode()
     def embed(self, wav: torch.Tensor | np.ndarray, what: str = "the reference") -> torch.Tensor:

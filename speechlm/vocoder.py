@@ -49,6 +49,7 @@ FRAME_PERIOD_MS = F0_FRAME_PERIOD_MS  # WORLD frame period: two vocoder frames p
 UPSAMPLE = 2  # vocoder frames per unit frame
 MIN_VOICE_SAMPLES = N_FFT  # 64 ms: the shortest reference the speaker encoder's STFT can frame
 WAVEFORM_DIR = "waveform"  # a mel-only vocoder's harmonic-plus-noise stage, inside its directory
+CONTOUR_DIR = "contour"  # the drawn-F0 path's intonation model (optional), inside its directory
 MAX_DECODE_SECONDS = 600.0  # the most speech one decode call makes (about 2 GB at the peak)
 
 
@@ -515,6 +516,9 @@ class Vocoder(Stage):
         self.cfg = model.cfg
         self.training = dict(training or {})
         self.waveform = waveform  # a speechlm.waveform.WaveformModel for method="hn"
+        # a speechlm.prosody.ContourModel: the drawn-F0 path's pitch shape (None: the first
+        # pass's per-frame distributions)
+        self.contour: Any = None
         self.mel = MelSpectrogram(self.cfg.n_mels)
         # timbre matching (parameters_for): how far the output's long-term average log-mel is
         # moved towards the voice reference's, 0 (off) to 1; config.json's "timbre_match"
@@ -552,6 +556,25 @@ class Vocoder(Stage):
                              f"at {w.sample_rate} Hz; this vocoder makes {self.cfg.n_mels} at "
                              f"{self.sample_rate} Hz")
         self.waveform = w
+        return self
+
+    def use_contour(self, name_or_path: str | os.PathLike | None) -> Vocoder:
+        """Load the intonation model (:mod:`speechlm.prosody`) whose distributions the drawn-F0
+        path samples its pitch shape from, in place of the first pass's (its level and range
+        come from the voice, its voicing from this vocoder); None goes back to the first pass's.
+        The model must read this vocoder's unit space."""
+        if name_or_path is None:
+            self.contour = None
+            return self
+        from speechlm.prosody import ContourModel
+
+        c = ContourModel.load(name_or_path)
+        if c.unit_space != self.unit_space:
+            raise ModelError(f"{name_or_path}: the contour model reads units "
+                             f"{c.unit_space!r}; this vocoder reads {self.unit_space!r}")
+        if not self.cfg.f0_bins:
+            raise ModelError("a contour model needs a vocoder that draws its F0 (f0_bins)")
+        self.contour = c
         return self
 
     # --- the contract every stage exposes
@@ -605,6 +628,8 @@ class Vocoder(Stage):
         elif vc.mel_only:
             raise ModelError(f"{path}: a mel-only vocoder needs its waveform stage in "
                              f"{WAVEFORM_DIR}/")
+        if (path / CONTOUR_DIR).is_dir():
+            voc.use_contour(path / CONTOUR_DIR)
         return voc
 
     def save(self, path: str | os.PathLike, half: bool = False,
@@ -634,11 +659,13 @@ class Vocoder(Stage):
         if self.cfg.mel_only and self.waveform is None:
             raise ModelError("a mel-only vocoder is saved with its waveform stage "
                              "(Vocoder.use_waveform first)")
-        waveform = self.waveform
+        waveform, contour = self.waveform, self.contour
 
         def write_extra(tmp):
             if waveform is not None:
                 waveform.save(tmp / WAVEFORM_DIR, half=half)
+            if contour is not None:
+                contour.save(tmp / CONTOUR_DIR, half=half)
 
         return checkpoint.save_stage(path, "vocoder", cfg, sd, write_extra=write_extra)
 
@@ -884,8 +911,11 @@ class Vocoder(Stage):
         f0_in = None if f0 is None else f0_conditioning(f0, n)[None]
         spk, film = voice.decoder_vector[None], voice.film_offsets
         h = self.model.upsampled(units.ids[None].long(), spk, film)  # the F0 enters after this
-        return h, {k: v[0] for k, v in self.model.split(
+        params = {k: v[0] for k, v in self.model.split(
             self.model.decode_upsampled(h, spk, f0_in, film)).items()}
+        if f0 is None and self.contour is not None:
+            params["shape_logits"] = self.contour.logits(units.ids)[:n]  # z-scored log F0
+        return h, params
 
     def _frame_units(self, units: Units, voice: Voice, use_durations: bool) -> Units:
         """``units`` checked and at the frame rate (deduplicated ones expanded with their
@@ -902,14 +932,19 @@ class Vocoder(Stage):
             raise ModelError("no units to vocode")
         return units
 
-    def _drawn_contour(self, params: dict[str, torch.Tensor], seed: int | None
+    def _drawn_contour(self, params: dict[str, torch.Tensor], voice: Voice, seed: int | None
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """The F0 contour drawn from a pass without F0: its log F0 on every frame (sampled
         with ``seed``, 0 when None) and its voicing (above :attr:`drawn_voicing_threshold`,
-        median-smoothed)."""
+        median-smoothed). With a :attr:`contour` model the pitch shape is drawn from its
+        distributions (z-scored log F0, put at the voice's log-F0 mean and spread)."""
         g = torch.Generator().manual_seed(0 if seed is None else int(seed))
-        z = sample_f0_contour(params["lf0_logits"], g, spread=self.f0_spread)
-        lf0 = z * self.model.lf0_stats[1] + self.model.lf0_stats[0]
+        if "shape_logits" in params:
+            z = sample_f0_contour(params["shape_logits"], g, spread=self.f0_spread)
+            lf0 = z * voice.lf0_mean_std[1] + voice.lf0_mean_std[0]
+        else:
+            z = sample_f0_contour(params["lf0_logits"], g, spread=self.f0_spread)
+            lf0 = z * self.model.lf0_stats[1] + self.model.lf0_stats[0]
         return lf0, median_filter(params["vuv"] > self.drawn_voicing_threshold, VOICING_SMOOTH)
 
     @torch.inference_mode()
@@ -926,7 +961,7 @@ class Vocoder(Stage):
         if not self.cfg.f0_bins:
             raise ModelError("this vocoder predicts F0 without drawing a contour (no f0_bins)")
         _, params = self._first_pass(units, voice, None, use_durations)
-        lf0, voiced = self._drawn_contour(params, seed)
+        lf0, voiced = self._drawn_contour(params, voice, seed)
         return torch.exp(lf0).numpy(), voiced.numpy()
 
     @torch.inference_mode()
@@ -948,7 +983,7 @@ class Vocoder(Stage):
             # a sampled contour, and the waveform stage then buzzes (eval resynth --methods hn on
             # 61 held-out-engine utterances: DNSMOS 1.93 in one pass, 2.66 in two; source F0 2.64).
             # The second pass reuses the first's blocks before the F0 enters.
-            lf0, voiced = self._drawn_contour(params, seed)
+            lf0, voiced = self._drawn_contour(params, voice, seed)
             thr = self.drawn_voicing_threshold
             contour = torch.where(voiced, torch.exp(lf0), 0.0).numpy()
             spk, film = voice.decoder_vector[None], voice.film_offsets

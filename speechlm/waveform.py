@@ -206,27 +206,14 @@ class WaveformModel:
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike) -> WaveformModel:
-        cfg, tensors, path = checkpoint.load_stage(name_or_path, cls.kind)
-        try:
-            wcfg = WaveformConfig.from_dict(cfg["model"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelError(f"{path}: bad waveform config ({err})") from None
-        model = HarmonicNoise(wcfg)
-        sd = {k: v.float() for k, v in tensors.items()}
-        try:
-            model.load_state_dict(sd, strict=True)
-        except RuntimeError as err:
-            raise ModelError(f"{path}: weights do not fit the config "
-                             f"({str(err).splitlines()[0]})") from None
+        model, cfg, _ = checkpoint.load_network(name_or_path, cls.kind, WaveformConfig,
+                                                HarmonicNoise)
         return cls(model, cfg.get("training"))
 
     def save(self, path: str | os.PathLike, half: bool = False) -> os.PathLike:
-        sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
-              for k, v in self.model.state_dict().items()}
-        config = {"model": self.model.cfg.to_dict(),
-                  "sample_rate": self.sample_rate, "hop": HOP, "training": self.training,
-                  "stored_dtype": "float16" if half else "float32"}
-        return checkpoint.save_stage(path, self.kind, config, sd)
+        config = {"model": self.model.cfg.to_dict(), "sample_rate": self.sample_rate,
+                  "hop": HOP, "training": self.training}
+        return checkpoint.save_network(path, self.kind, self.model, config, half)
 
     @torch.inference_mode()
     def synthesize(self, log_mel: torch.Tensor | np.ndarray, f0: torch.Tensor | np.ndarray,

@@ -1358,3 +1358,58 @@ def test_wphone_f0_spread_chooses_on_valid_then_judges_the_choice_against_the_sp
     assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-resynth"]][-2:] == [
         ["docs/drawn-f0-split-allison.json", "docs/wphone-f0-spread-0-allison.json"],
         ["docs/drawn-f0-split-heldout.json", "docs/wphone-f0-spread-0-heldout.json"]]
+
+
+def test_wphone_contour_trains_then_judges_on_valid_then_on_unheard_voices(tmp_path):
+    """scripts/wphone_contour.sh: refused (exit 2, one line) without the analysed corpus or the
+    default's valid report at a spread; trains (or resumes) the intonation model, puts it in
+    copies of the default vocoder saved as shipped, one per spread, each judged on the valid
+    subset and paired with the default at that spread and as shipped; with CHOSEN, refused
+    without the drawn-F0 split's reports, then judged on Allison's 80 and the held-out engines
+    and paired with the default as shipped."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "wphone_contour.sh")
+    assert rc == 2 and err.strip().endswith("train.json is missing: run make whisper-phone")
+    assert calls == []
+    _touch(root, "data/vocoder/v2-wphone-ctc/train.json", "outputs/f0-spread-eval/valid40.tsv",
+           "outputs/f0-spread-eval/valid40.wrd", "docs/vocoder-wphone-f0-spread-valid-1.json",
+           "docs/vocoder-wphone-f0-spread-valid-0.json")
+    rc, calls, err = _run_script(root, env, "wphone_contour.sh")
+    assert rc == 2 and "vocoder-wphone-f0-spread-valid-0.5.json is missing" in err
+    train = [c for c in calls if c[1:3] == ["train", "vocoder"]]
+    assert len(train) == 1 and "configs/vocoder/contour-cpu.toml" in train[0]
+    assert "--train.out=outputs/contour-wphone" in train[0]
+    first = calls  # spread 1 judged and paired before spread 0.5 was refused
+    _touch(root, "docs/vocoder-wphone-f0-spread-valid-0.5.json")
+    rc, calls, err = _run_script(root, env, "wphone_contour.sh")
+    assert rc == 0, err
+    assert [c[2:] for c in first + calls if c[0] == "PY"] == [
+        [f"outputs/wphone-contour-eval/vocoder-{s}", "outputs/contour-wphone/model", s]
+        for s in ("1", "1", "0.5", "0")]  # the stand-in python makes no directory: made again
+    judged = [c for c in first + calls if c[1:3] == ["eval", "resynth"]]
+    assert [c[c.index("--json") + 1] for c in judged] == [
+        f"docs/wphone-contour-valid-{s}.json" for s in ("1", "0.5", "0")]
+    assert all(c[c.index("--vocoder") + 1] == f"outputs/wphone-contour-eval/vocoder-{s}"
+               for c, s in zip(judged, ("1", "0.5", "0")))
+    base = "docs/vocoder-wphone-f0-spread-valid-"
+    assert _pairs(calls) == [
+        [f"{base}1.json", "docs/wphone-contour-valid-1.json"],
+        [f"{base}0.5.json", "docs/wphone-contour-valid-0.5.json"],
+        [f"{base}1.json", "docs/wphone-contour-valid-0.5.json"],
+        [f"{base}0.json", "docs/wphone-contour-valid-0.json"],
+        [f"{base}1.json", "docs/wphone-contour-valid-0.json"]]
+    rc, calls, err = _run_script(root, {**env, "CHOSEN": "0"}, "wphone_contour.sh")
+    assert rc == 2 and "drawn-f0-split-allison.json is missing" in err
+    assert not [c for c in calls if c[1:3] == ["eval", "resynth"]]  # valid kept, not rerun
+    _touch(root, "docs/drawn-f0-split-allison.json", "docs/drawn-f0-split-heldout.json")
+    rc, calls, err = _run_script(root, {**env, "CHOSEN": "0"}, "wphone_contour.sh")
+    assert rc == 0, err
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert [c[c.index("--json") + 1] for c in judged] == [
+        "docs/wphone-contour-0-allison.json", "docs/wphone-contour-0-heldout.json"]
+    assert all(c[c.index("--vocoder") + 1] == "outputs/wphone-contour-eval/vocoder-0"
+               and c[c.index("--methods") + 1] == "hn" for c in judged)
+    assert judged[0][judged[0].index("--per-voice") + 1] == "80"
+    assert _pairs(calls)[-2:] == [
+        ["docs/drawn-f0-split-allison.json", "docs/wphone-contour-0-allison.json"],
+        ["docs/drawn-f0-split-heldout.json", "docs/wphone-contour-0-heldout.json"]]

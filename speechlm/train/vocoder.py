@@ -35,6 +35,7 @@ from speechlm.audio import load_audio, save_audio
 from speechlm.data.manifest import read_manifest, resolve_manifest
 from speechlm.errors import DataError, ModelError, SpeechLMError
 from speechlm.io import atomic_path, write_json_atomic
+from speechlm.train.analysed import CacheSplit, base_voice
 from speechlm.train.loop import TrainConfig, TrainTask, fit
 from speechlm.train.recipe import load_recipe
 from speechlm.units import dedup
@@ -99,11 +100,18 @@ LOSS_WEIGHTS = {"sp": 1.0, "ap": 0.3, "lf0": 1.0, "vuv": 0.5, "mel": 1.0, "dur":
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict[str, dict]:
     """Read a recipe TOML (sections data / model / train) and apply ``--section.key=value``;
     a recipe with ``model.kind = "waveform"`` is read by
-    :func:`speechlm.train.waveform.load_config` (the harmonic-plus-noise waveform stage)."""
+    :func:`speechlm.train.waveform.load_config` (the harmonic-plus-noise waveform stage), one
+    with ``"contour"`` by :func:`speechlm.train.contour.load_config` (the drawn-F0 path's
+    intonation model)."""
     from speechlm.train import waveform
 
-    if waveform.is_waveform_recipe(path, overrides):
+    kind = waveform.recipe_kind(path, overrides)
+    if kind == "waveform":
         return waveform.load_config(path, overrides)
+    if kind == "contour":
+        from speechlm.train import contour
+
+        return contour.load_config(path, overrides)
     model_keys = set(VocoderConfig.__dataclass_fields__) - {
         "n_units", "unit_space", "frame_rate", "sample_rate", "spk_net"} | {"kind", "init"}
     cfg = load_recipe(path, list(overrides), {"data": DATA_DEFAULTS, "model": {},
@@ -303,42 +311,6 @@ def build_cache(d: dict[str, Any], sp_dim: int, n_mels: int, splits=("train", "v
             "n_units": tok.n_units, "frame_rate": tok.frame_rate, "sp_dim": sp_dim,
             "n_mels": n_mels, "tokenizer": d["tokenizer"], "utterances": index})
     return cache
-
-
-class CacheSplit:
-    """Memory-mapped view of one analysed split."""
-
-    def __init__(self, cache: Path, split: str):
-        self.meta = json.loads((cache / f"{split}.json").read_text())
-        self.units = np.load(cache / f"{split}.units.npy", mmap_mode="r")
-        self.feats = np.load(cache / f"{split}.feats.npy", mmap_mode="r")
-        self.f0 = np.load(cache / f"{split}.f0.npy", mmap_mode="r")
-        self._index(self.meta["utterances"])
-
-    def _index(self, utts: list) -> None:
-        self.utts = utts
-        self.by_speaker: dict[str, list[int]] = {}
-        for i, (_, spk, _, _) in enumerate(utts):
-            self.by_speaker.setdefault(spk, []).append(i)
-
-    def select(self, keep: Sequence[int]) -> None:
-        """Keep only the utterances ``keep`` (indices into :attr:`utts`, in that order); the
-        arrays stay as they are, so an item reads the same frames as before."""
-        self._index([self.utts[i] for i in keep])
-
-    def __len__(self) -> int:
-        return len(self.utts)
-
-    def item(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        _, _, off, n = self.utts[i]
-        return (self.units[off : off + n], self.feats[2 * off : 2 * (off + n)],
-                self.f0[2 * off : 2 * (off + n)])
-
-
-def base_voice(identity: str) -> str:
-    """An identity's base voice: its name up to the first ``-`` (``mbrola_us1-f108p94g125r92``
-    -> ``mbrola_us1``; an unperturbed identity is its base voice)."""
-    return identity.split("-", 1)[0]
 
 
 def train_subset(data: CacheSplit, bases: Sequence[str], n: int, seed: int) -> list[int]:
@@ -936,6 +908,10 @@ def train_vocoder(cfg: dict[str, dict], progress: bool = True, recipe: str | Non
         from speechlm.train.waveform import train_waveform
 
         return train_waveform(cfg, progress, recipe)
+    if cfg["model"].get("kind") == "contour":
+        from speechlm.train.contour import train_contour
+
+        return train_contour(cfg, progress, recipe)
     return fit(VocoderTask(cfg, recipe), cfg, progress)
 
 
