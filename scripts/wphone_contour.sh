@@ -17,7 +17,11 @@
 # 3. CHOSEN (a spread, set after reading step 2; empty: stop): judged once on Allison's 80
 #    prompts and the held-out engines, paired with the default as shipped on the same
 #    utterances (the drawn-F0 split's hn) -> docs/wphone-contour-CHOSEN-{allison,heldout}
-#    {,-compare}.{json,md}.
+#    {,-compare}.{json,md};
+# 4. with CHOSEN and CONTINUE=1: continuations of Allison's 43 long prompts by the default with
+#    that vocoder (outputs/wphone-contour-eval/model-CHOSEN links the bundled tokenizer and LM
+#    and the copy), paired with the default's own report on them (make wphone-default)
+#    -> docs/wphone-contour-CHOSEN-allison-continue{,-compare}.{json,md} (~20 min).
 # Each report is kept when its JSON exists (a rerun picks up where a killed one stopped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,3 +65,15 @@ report "$S-$CHOSEN-allison" resynth --quiet --vocoder "$E/vocoder-$CHOSEN" \
 resynth_heldout "$S-$CHOSEN-heldout" "$E/vocoder-$CHOSEN" hn
 compare resynth docs/drawn-f0-split-allison "$S-$CHOSEN-allison" "$S-$CHOSEN-allison-compare"
 compare resynth docs/drawn-f0-split-heldout "$S-$CHOSEN-heldout" "$S-$CHOSEN-heldout-compare"
+[ -n "${CONTINUE:-}" ] || exit 0
+need docs/switch-wphone-allison-continue.json "make wphone-default"
+M=$E/model-$CHOSEN
+mkdir -p "$M"
+for st in tokenizer:speechlm/pretrained/whisper-phone lm:speechlm/pretrained/whisper-phone-lm \
+    "vocoder:$E/vocoder-$CHOSEN"; do
+  ln -sfn "$PWD/${st#*:}" "$M/${st%%:*}"
+done
+report "$S-$CHOSEN-allison-continue" continue --quiet --model "$M" --wav-dir data/real/allison \
+  --per-voice 0 --reference-voices data/real/others
+compare continue docs/switch-wphone-allison-continue "$S-$CHOSEN-allison-continue" \
+  "$S-$CHOSEN-allison-continue-compare"

@@ -109,6 +109,29 @@ def test_vocode_units_file(default_voc, tmp_path, capsys):
     assert code == 0, err
     z = sf.read(med)[0]
     assert len(z) == len(y) and float(np.abs(z - y).max()) > 1e-3
+    # --contour DIR: the drawn pitch shape from an intonation model of the same units (here an
+    # untrained one); none: the vocoder's per-frame distributions; a bad one: exit 2, one line
+    from speechlm.prosody import ContourConfig, ContourModel, ContourNet
+    from speechlm.vocoder import Vocoder
+
+    space = Vocoder.load(default_voc).unit_space
+    torch.manual_seed(0)
+    ContourModel(ContourNet(ContourConfig(n_units=rec["n_units"], unit_space=space, hidden=16,
+                                          embed=8, layers=1))).save(tmp_path / "contour")
+    shaped = tmp_path / "shaped.wav"
+    code, _, err = _run(capsys, "-q", "vocode", str(units), "-o", str(shaped), "--voice", SAMPLE,
+                        "--vocoder", default_voc, "--contour", str(tmp_path / "contour"))
+    assert code == 0, err
+    c = sf.read(shaped)[0]
+    assert len(c) == len(y) and float(np.abs(c - y).max()) > 1e-3
+    code, _, err = _run(capsys, "-q", "vocode", str(units), "-o", str(tmp_path / "n.wav"),
+                        "--voice", SAMPLE, "--vocoder", default_voc, "--contour", "none")
+    assert code == 0, err
+    assert (_md5(tmp_path / "n.wav") == _md5(out)) == (Vocoder.load(default_voc).contour is None)
+    code, _, err = _run(capsys, "vocode", str(units), "-o", str(tmp_path / "x.wav"), "--voice",
+                        SAMPLE, "--vocoder", default_voc, "--contour", str(tmp_path / "nope"))
+    assert code == 2 and err.count("\n") == 1 and "nope" in err
+    assert not (tmp_path / "x.wav").exists()
     # a units file from another unit space is refused
     rec["unit_space"] = "mfcc-k100-deadbeef"
     units.write_text(json.dumps(rec))

@@ -1413,3 +1413,18 @@ def test_wphone_contour_trains_then_judges_on_valid_then_on_unheard_voices(tmp_p
     assert _pairs(calls)[-2:] == [
         ["docs/drawn-f0-split-allison.json", "docs/wphone-contour-0-allison.json"],
         ["docs/drawn-f0-split-heldout.json", "docs/wphone-contour-0-heldout.json"]]
+    # CONTINUE: Allison's continuations by the default with that vocoder, paired with its own
+    rc, calls, err = _run_script(root, {**env, "CHOSEN": "0", "CONTINUE": "1"}, "wphone_contour.sh")
+    assert rc == 2 and "switch-wphone-allison-continue.json is missing" in err
+    _touch(root, "docs/switch-wphone-allison-continue.json")
+    rc, calls, err = _run_script(root, {**env, "CHOSEN": "0", "CONTINUE": "1"}, "wphone_contour.sh")
+    assert rc == 0, err
+    cont = [c for c in calls if c[1:3] == ["eval", "continue"]]
+    assert len(cont) == 1 and cont[0][cont[0].index("--model") + 1] == \
+        "outputs/wphone-contour-eval/model-0"
+    model = root / "outputs" / "wphone-contour-eval" / "model-0"
+    assert os.readlink(model / "vocoder").endswith("outputs/wphone-contour-eval/vocoder-0")
+    assert os.readlink(model / "lm").endswith("speechlm/pretrained/whisper-phone-lm")
+    assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-continue"]] == [
+        ["docs/switch-wphone-allison-continue.json", "docs/wphone-contour-0-allison-continue.json"]]
+

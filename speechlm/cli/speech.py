@@ -201,6 +201,11 @@ def _vocoder_setting_args(p: argparse.ArgumentParser) -> None:
                    help="where the F0 is drawn (no source F0), voice the frames whose predicted "
                    "voicing probability exceeds P, 0.05 to 0.95 (default: the vocoder's own, "
                    "0.35 for the bundled vocoders)")
+    p.add_argument("--contour", metavar="DIR|none",
+                   help="the intonation model the drawn F0 takes its pitch shape from (no source "
+                   "F0: continue, vocode): a contour model directory (speechlm train vocoder "
+                   "--config configs/vocoder/contour-cpu.toml), or none for the vocoder's "
+                   "per-frame distributions (default: the vocoder's own)")
     p.add_argument("--source-f0-weight", type=number(float, 0.0, 1.0), metavar="W",
                    help="where a source F0 is given (resynthesis), the output's F0 in voiced "
                    "frames: 0 the decoder's estimate, 1 the source contour at the voice's level "
@@ -209,8 +214,8 @@ def _vocoder_setting_args(p: argparse.ArgumentParser) -> None:
 
 def _vocoder_settings(voc, args: argparse.Namespace) -> None:
     """--timbre-match / --mel-contrast / --voiced-noise-cut / --voice-adapt-steps / --f0-spread /
-    --drawn-voicing-threshold / --source-f0-weight, where given, over the vocoder's own
-    settings."""
+    --drawn-voicing-threshold / --source-f0-weight / --contour, where given, over the vocoder's
+    own settings."""
     if args.timbre_match is not None:
         voc.set_timbre_match(args.timbre_match)
     if args.mel_contrast is not None:
@@ -225,6 +230,8 @@ def _vocoder_settings(voc, args: argparse.Namespace) -> None:
         voc.set_drawn_voicing_threshold(args.drawn_voicing_threshold)
     if args.source_f0_weight is not None:
         voc.set_source_f0_weight(args.source_f0_weight)
+    if args.contour is not None:
+        voc.use_contour(None if args.contour == "none" else args.contour)
 
 
 def register(sub, add_parser) -> None:
