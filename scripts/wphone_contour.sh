@@ -21,7 +21,11 @@
 # 4. with CHOSEN and CONTINUE=1: continuations of Allison's 43 long prompts by the default with
 #    that vocoder (outputs/wphone-contour-eval/model-CHOSEN links the bundled tokenizer and LM
 #    and the copy), paired with the default's own report on them (make wphone-default)
-#    -> docs/wphone-contour-CHOSEN-allison-continue{,-compare}.{json,md} (~20 min).
+#    -> docs/wphone-contour-CHOSEN-allison-continue{,-compare}.{json,md} (~20 min);
+# SHIP=1 (after reading steps 3 and 4; with CHOSEN=1, the bundle's spread): the contour model in
+#    float16 into the bundled vocoder (speechlm/pretrained/whisper-phone-vocoder/contour, replaced
+#    when present), where Vocoder.load finds it; run after make wphone-default, which rebuilds the
+#    bundle without it.
 # Each report is kept when its JSON exists (a rerun picks up where a killed one stopped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +60,16 @@ for s in ${SPREADS:-1 0.5 0}; do
   [ "$s" = 1 ] || compare resynth docs/vocoder-wphone-f0-spread-valid-1 "$S-valid-$s" \
     "$S-valid-$s-vs-default"
 done
+if [ -n "${SHIP:-}" ]; then
+  [ "${CHOSEN:-}" = 1 ] || { echo "wphone-contour: SHIP=1 needs CHOSEN=1 (the bundle draws at spread 1)" >&2; exit 2; }
+  "$PY" - "$RUN/model" speechlm/pretrained/whisper-phone-vocoder/contour <<'PY'
+import sys
+
+from speechlm.prosody import ContourModel
+
+ContourModel.load(sys.argv[1]).save(sys.argv[2], half=True)
+PY
+fi
 [ -n "${CHOSEN:-}" ] || exit 0
 need docs/drawn-f0-split-allison.json "make drawn-f0-split"
 need docs/drawn-f0-split-heldout.json "make drawn-f0-split"

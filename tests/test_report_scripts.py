@@ -1427,4 +1427,12 @@ def test_wphone_contour_trains_then_judges_on_valid_then_on_unheard_voices(tmp_p
     assert os.readlink(model / "lm").endswith("speechlm/pretrained/whisper-phone-lm")
     assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-continue"]] == [
         ["docs/switch-wphone-allison-continue.json", "docs/wphone-contour-0-allison-continue.json"]]
+    # SHIP: the contour model into the bundled vocoder, at the bundle's spread only
+    rc, calls, err = _run_script(root, {**env, "CHOSEN": "0", "SHIP": "1"}, "wphone_contour.sh")
+    assert rc == 2 and "SHIP=1 needs CHOSEN=1" in err
+    rc, calls, err = _run_script(root, {**env, "CHOSEN": "1", "SHIP": "1"}, "wphone_contour.sh")
+    assert rc == 0, err
+    assert ["-", "outputs/contour-wphone/model",
+            "speechlm/pretrained/whisper-phone-vocoder/contour"] in [c[1:] for c in calls
+                                                                      if c[0] == "PY"]
 
