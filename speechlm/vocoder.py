@@ -637,7 +637,8 @@ class Vocoder(Stage):
         """Write the stage directory; ``half`` stores the weights (not the normalization
         statistics) in float16; ``int8`` names prefixes of weights (``"speaker."``, or ``""``
         for all) stored in int8 with a scale per row, the rest then in float16
-        (:func:`speechlm.checkpoint.quantize_int8`; the waveform stage in float16) --
+        (:func:`speechlm.checkpoint.quantize_int8`; the waveform stage and the contour model
+        in float16) --
         inference computes in float32 either way."""
         sd = self.model.state_dict()
         if int8:

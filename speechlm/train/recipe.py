@@ -63,6 +63,23 @@ def to_toml(cfg: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+VOCODER_KINDS = ("unit", "waveform", "contour")  # what speechlm train vocoder trains
+
+
+def vocoder_recipe_kind(path: str | os.PathLike | None, overrides: list[str] = ()) -> str:
+    """A vocoder recipe's ``model.kind`` (from the TOML at ``path``, then the ``--model.kind``
+    override): unit (the unit vocoder, the default), waveform (the harmonic-plus-noise stage,
+    :mod:`speechlm.train.waveform`) or contour (the drawn-F0 path's intonation model,
+    :mod:`speechlm.train.contour`)."""
+    raw = read_recipe(path, [o for o in overrides if o.removeprefix("--").startswith("model.")],
+                      {"data": {}, "model": {}, "train": {}})
+    kind = raw["model"].get("kind", "unit")
+    if kind not in VOCODER_KINDS:
+        raise DataError(f"model.kind {kind!r}: expected unit (the unit vocoder), waveform or "
+                        "contour")
+    return kind
+
+
 def load_recipe(path: str | os.PathLike | None, overrides: list[str],
                 defaults: dict[str, dict[str, Any]],
                 model_keys: set[str] | None = None) -> dict[str, dict]:

@@ -37,7 +37,7 @@ from speechlm.errors import DataError, ModelError, SpeechLMError
 from speechlm.io import atomic_path, write_json_atomic
 from speechlm.train.analysed import CacheSplit, base_voice
 from speechlm.train.loop import TrainConfig, TrainTask, fit
-from speechlm.train.recipe import load_recipe
+from speechlm.train.recipe import load_recipe, vocoder_recipe_kind
 from speechlm.units import dedup
 from speechlm.vocoder import (
     UPSAMPLE,
@@ -103,10 +103,10 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     :func:`speechlm.train.waveform.load_config` (the harmonic-plus-noise waveform stage), one
     with ``"contour"`` by :func:`speechlm.train.contour.load_config` (the drawn-F0 path's
     intonation model)."""
-    from speechlm.train import waveform
-
-    kind = waveform.recipe_kind(path, overrides)
+    kind = vocoder_recipe_kind(path, overrides)
     if kind == "waveform":
+        from speechlm.train import waveform
+
         return waveform.load_config(path, overrides)
     if kind == "contour":
         from speechlm.train import contour

@@ -61,23 +61,6 @@ DATA_DEFAULTS: dict[str, Any] = {
 MODEL_KEYS = {f for f in WaveformConfig.__dataclass_fields__ if f != "sample_rate"} | {"kind"}
 
 
-RECIPE_KINDS = ("unit", "waveform", "contour")  # what speechlm train vocoder trains
-
-
-def recipe_kind(path: str | os.PathLike | None, overrides: list[str] = ()) -> str:
-    """The vocoder recipe's ``model.kind`` at ``path``: unit (the unit vocoder, the default),
-    waveform (this stage) or contour (:mod:`speechlm.train.contour`)."""
-    from speechlm.train.recipe import read_recipe
-
-    raw = read_recipe(path, [o for o in overrides if o.removeprefix("--").startswith("model.")],
-                      {"data": {}, "model": {}, "train": {}})
-    kind = raw["model"].get("kind", "unit")
-    if kind not in RECIPE_KINDS:
-        raise DataError(f"model.kind {kind!r}: expected unit (the unit vocoder), waveform or "
-                        "contour")
-    return kind
-
-
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict[str, dict]:
     cfg = load_recipe(path, list(overrides), {"data": DATA_DEFAULTS, "model": {"kind": "waveform"},
                                               "train": {**TRAIN_DEFAULTS, **BATCH_DEFAULTS}},
@@ -253,8 +236,8 @@ def train_waveform(cfg: dict[str, dict], progress: bool = True,
     return fit(WaveformTask(cfg, recipe), cfg, progress)
 
 
-__all__ = ["RECIPE_KINDS", "WaveformTask", "build_cache", "load_config", "make_batch",
-           "recipe_kind", "stft_loss", "train_waveform"]
+__all__ = ["WaveformTask", "build_cache", "load_config", "make_batch", "stft_loss",
+           "train_waveform"]
 
 
 if __name__ == "__main__":
