@@ -5,7 +5,9 @@ speechlm: ``Vocoder.decode(units, voice)`` on frame-rate units of held-out utter
 network + its default waveform method: the harmonic-plus-noise stage for the bundled mel-only
 vocoders (the default ``whisper-phone-vocoder``, ``phone-vocoder``), WORLD synthesis for a WORLD
 vocoder), with each utterance's voice computed beforehand (a voice is computed once per
-speaker); the voice cost is reported separately.
+speaker); the voice cost is reported separately. A vocoder with an intonation model
+(:mod:`speechlm.prosody`, in the bundled default) draws its F0 through it; the same vocoder
+without it (``use_contour(None)``) is timed too, and the share the model adds is reported.
 Peers: ``torchaudio.transforms.GriffinLim(n_iter=32, power=1)`` on the magnitude spectrogram of
 the same utterances (given to it for free), with torchaudio's default frames (n_fft 400, hop 200:
 the faster, and the ratio's reference) and with the vocoder's own frames (n_fft 1024, hop 160:
@@ -91,6 +93,16 @@ def main() -> int:
                 gl_default(m)
 
     sides = [("speechlm", ours), ("griffinlim_32", peer), ("griffinlim_32_default", peer_default)]
+    contour = voc.contour
+    if contour is not None:
+        def ours_without_contour():
+            voc.use_contour(None)
+            try:
+                ours()
+            finally:
+                voc.contour = contour
+
+        sides.append(("speechlm_no_contour", ours_without_contour))
     if args.waveform:
         from speechlm.audio import f0_track
 
@@ -129,6 +141,10 @@ def main() -> int:
         "voice_seconds_per_utterance": round(t_voice / len(units), 4),
         "targets": {"x_real_time_min": 50, "ratio_min": 2.0},
     }
+    if contour is not None:
+        result.update({
+            "speechlm_no_contour_x_real_time": round(seconds / best["speechlm_no_contour"], 1),
+            "contour_time_share": round(1 - best["speechlm_no_contour"] / best["speechlm"], 3)})
     if args.waveform:
         result.update({
             "waveform": args.waveform,

@@ -51,6 +51,8 @@ def test_bench_vocoder_runs(tmp_path):
     r = run_bench("bench_vocoder.py", "--utterances", "1", "--repeats", "1", tmp_path=tmp_path)
     assert r["benchmark"] == "vocoder" and r["utterances"] == 1
     assert r["speechlm_x_real_time"] > 0 and r["ratio_vs_griffinlim_default"] > 0
+    # the default vocoder draws its F0 through its intonation model: timed without it too
+    assert r["speechlm_no_contour_x_real_time"] > 0 and r["contour_time_share"] < 1
 
 
 def test_bench_phone_tokenize_runs(small_corpus, tmp_path):
