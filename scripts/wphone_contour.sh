@@ -25,7 +25,9 @@
 # SHIP=1 (after reading steps 3 and 4; with CHOSEN=1, the bundle's spread): the contour model in
 #    float16 into the bundled vocoder (speechlm/pretrained/whisper-phone-vocoder/contour, replaced
 #    when present), where Vocoder.load finds it; run after make wphone-default, which rebuilds the
-#    bundle without it.
+#    bundle without it. Then the bundle as shipped on all 217 of Allison's prompts, drawn F0,
+#    paired with the default before it (make wphone-default's report on them)
+#    -> docs/wphone-contour-shipped-allison{,-compare}.{json,md} (~15 min).
 # Each report is kept when its JSON exists (a rerun picks up where a killed one stopped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,6 +71,11 @@ from speechlm.prosody import ContourModel
 
 ContourModel.load(sys.argv[1]).save(sys.argv[2], half=True)
 PY
+  need docs/switch-wphone-allison.json "make wphone-default"
+  report "$S-shipped-allison" resynth --quiet --vocoder whisper-phone-vocoder \
+    --wav-dir data/real/allison --per-voice 0 --methods hn --asr whisper \
+    --reference-voices data/real/others
+  compare resynth docs/switch-wphone-allison "$S-shipped-allison" "$S-shipped-allison-compare"
 fi
 [ -n "${CHOSEN:-}" ] || exit 0
 need docs/drawn-f0-split-allison.json "make drawn-f0-split"

@@ -1431,7 +1431,16 @@ def test_wphone_contour_trains_then_judges_on_valid_then_on_unheard_voices(tmp_p
     rc, calls, err = _run_script(root, {**env, "CHOSEN": "0", "SHIP": "1"}, "wphone_contour.sh")
     assert rc == 2 and "SHIP=1 needs CHOSEN=1" in err
     rc, calls, err = _run_script(root, {**env, "CHOSEN": "1", "SHIP": "1"}, "wphone_contour.sh")
+    assert rc == 2 and "switch-wphone-allison.json is missing" in err
+    _touch(root, "docs/switch-wphone-allison.json")
+    rc, calls, err = _run_script(root, {**env, "CHOSEN": "1", "SHIP": "1"}, "wphone_contour.sh")
     assert rc == 0, err
+    shipped = [c for c in calls if c[1:3] == ["eval", "resynth"]
+               and c[c.index("--json") + 1] == "docs/wphone-contour-shipped-allison.json"]
+    assert len(shipped) == 1 and shipped[0][shipped[0].index("--vocoder") + 1] == \
+        "whisper-phone-vocoder" and shipped[0][shipped[0].index("--per-voice") + 1] == "0"
+    assert ["docs/switch-wphone-allison.json",
+            "docs/wphone-contour-shipped-allison.json"] in _pairs(calls)
     assert ["-", "outputs/contour-wphone/model",
             "speechlm/pretrained/whisper-phone-vocoder/contour"] in [c[1:] for c in calls
                                                                       if c[0] == "PY"]
