@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Phone-rate units (issue 14's "make units at phone rate (CTC)"; issue 16's lever, see "The phone
-# oracle" in the README): the phone encoder's CTC head read greedily, each phone held until the
+# oracle" in docs/research/lm.md): the phone encoder's CTC head read greedily, each phone held until the
 # next (speechlm train tokenizer --layer ctc; nothing fitted). Do an LM's probes rise when its units
 # are the encoder's phone string instead of k-means clusters, and what does a vocoder make of them?
 #   1. export the longer-trained encoder (RUN_MORE: scripts/build_phone_encoder_more.sh's run,

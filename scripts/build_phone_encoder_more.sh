@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 14's lever for issue 16 (see "The phone oracle" in the README): does more training of
+# Issue 14's lever for issue 16 (see "The phone oracle" in docs/research/lm.md): does more training of
 # the phone encoder make units an LM can spell words with? Starts from the first default's
 # encoder (phone-v1's, 2,400 steps; restored from git history into outputs/baselines/phone-v1
 # by scripts/restore_baselines.sh, so that a switch of the bundled phone-k100 does not move it)
