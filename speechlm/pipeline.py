@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from speechlm.audio import FRAME_SIZE, SILENCE_PEAK, as_mono, check_length, load_audio
+from speechlm.audio import (
+    FRAME_SIZE,
+    SILENCE_PEAK,
+    as_mono,
+    check_length,
+    f0_track,
+    load_audio,
+)
 from speechlm.errors import AudioError, ModelError
 from speechlm.stage import Stage, check_same_units
 from speechlm.units import Units, merge_runs
@@ -182,7 +189,8 @@ class SpeechLM(Stage):
                        voice: str | os.PathLike | torch.Tensor | None = None,
                        continuation_only: bool = False,
                        text: str | None = None,
-                       tempo: float | None = None) -> Continuation | list[Continuation]:
+                       tempo: float | None = None,
+                       prompt_pitch: bool = True) -> Continuation | list[Continuation]:
         """Continue a speech prompt.
 
         Args:
@@ -204,6 +212,11 @@ class SpeechLM(Stage):
             tempo: multiply the new units' predicted durations by this (> 1: slower). None:
                 fitted to the prompt, so the continuation keeps the prompt's pace (the duration
                 model learned synthetic voices' pace; 1.0 gives it as trained).
+            prompt_pitch: speak the prompt with its own F0 (a vocoder that draws its F0; with
+                ``voice``, the prompt's pitch shape at that voice's level), and let an
+                intonation model that reads a known prefix carry it on into the continuation
+                (:meth:`speechlm.vocoder.Vocoder.parameters_for`'s ``known_f0``). False: the
+                whole contour is drawn, the prompt's too.
 
         Raises:
             AudioError: the prompt is missing, unreadable, too short or silent, or not a
@@ -263,6 +276,7 @@ class SpeechLM(Stage):
         seen = units if not cut else dataclasses.replace(
             units, ids=ctx, durations=units.durations[cut:])
         spk = self._paced(spk, seen, tempo)
+        known = prompt_f0(wav, units, cut) if prompt_pitch and not continuation_only else None
         outs = []
         for i in range(num_samples):
             opts = SamplingOptions(max_new_tokens=n_new, temperature=temperature, top_k=top_k,
@@ -275,7 +289,8 @@ class SpeechLM(Stage):
             new = Units(ids, units.frame_rate, units.n_units, units.unit_space, dur)
             full, start = (new, 0.0) if continuation_only else (seen.concat(new), seen.seconds)
             # a vocoder that samples F0 (f0_bins) draws the contour with the sample's seed
-            y = self.vocoder.decode(full, spk, seed=None if seed is None else seed + i)
+            y = self.vocoder.decode(full, spk, seed=None if seed is None else seed + i,
+                                    known_f0=known)
             outs.append(Continuation(y, self.sample_rate, units, new, start,
                                      None if seed is None else seed + i, cut, spk.tempo))
         return outs[0] if num_samples == 1 else outs
@@ -286,12 +301,14 @@ class SpeechLM(Stage):
         return dataclasses.replace(voice, tempo=pace)
 
     def speak_continuation(self, prompt: Units, new_ids: torch.Tensor, voice: Voice,
-                           tempo: float | None = None) -> tuple[torch.Tensor, Units, float]:
+                           tempo: float | None = None, prompt_wav: torch.Tensor | None = None
+                           ) -> tuple[torch.Tensor, Units, float]:
         """Vocode ``prompt`` (deduplicated units with their durations) followed by the
         deduplicated ``new_ids`` ``[N]``, whose durations the duration model predicts, exactly as
         :meth:`continue_audio` speaks a sampled continuation (``tempo`` as there: None fits it
-        to ``prompt``). For units that did not come from the LM (baselines, the true rest of an
-        utterance).
+        to ``prompt``; ``prompt_wav``: the prompt's audio, whose F0 the prompt is spoken with,
+        as ``prompt_pitch`` does there; None: drawn). For units that did not come from the LM
+        (baselines, the true rest of an utterance).
 
         Returns:
             (waveform ``[T]``, the new units with their durations, where they start in seconds).
@@ -300,7 +317,23 @@ class SpeechLM(Stage):
         voice = self._paced(voice, prompt, tempo)
         ids, dur = merge_runs(new_ids, self.vocoder.predict_durations(new_ids, voice))
         new = Units(ids, prompt.frame_rate, prompt.n_units, prompt.unit_space, dur)
-        return self.vocoder.decode(prompt.concat(new), voice), new, prompt.seconds
+        known = None if prompt_wav is None else prompt_f0(
+            _as_wave(prompt_wav, "the prompt"), prompt, 0)
+        return self.vocoder.decode(prompt.concat(new), voice, known_f0=known), new, \
+            prompt.seconds
 
 
-__all__ = ["Continuation", "DEFAULT_MODEL", "SpeechLM"]
+def prompt_f0(wav: torch.Tensor, units: Units, cut: int) -> np.ndarray:
+    """The F0 (Hz every 10 ms, 0 unvoiced) of the frames of deduplicated ``units`` (of ``wav``,
+    with their durations) from unit ``cut`` on: the vocoder frames those units are spoken over
+    (two per unit frame)."""
+    from speechlm.prosody import UPSAMPLE
+
+    dur = units.durations
+    skip = int(dur[:cut].sum()) if cut else 0
+    frames = int(dur[cut:].sum())
+    f0 = f0_track(wav.numpy())[UPSAMPLE * skip: UPSAMPLE * (skip + frames)]
+    return np.pad(f0, (0, UPSAMPLE * frames - len(f0))).astype(np.float32)
+
+
+__all__ = ["Continuation", "DEFAULT_MODEL", "SpeechLM", "prompt_f0"]

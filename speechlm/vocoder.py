@@ -903,10 +903,11 @@ class Vocoder(Stage):
                              "split the units")
 
     def _first_pass(self, units: Units, voice: Voice, f0: np.ndarray | None,
-                    use_durations: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                    use_durations: bool, known_f0: np.ndarray | None = None
+                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The decoder's blocks before the F0 enters (``[1, C, 2T]``, reused by a second pass)
         and its parameters ``{name: [2T, ...]}`` given ``f0`` (None: no F0), for ``units`` at
-        the frame rate (:meth:`_frame_units`)."""
+        the frame rate (:meth:`_frame_units`); the contour model reads ``known_f0``."""
         units = self._frame_units(units, voice, use_durations)
         n = UPSAMPLE * len(units)
         f0_in = None if f0 is None else f0_conditioning(f0, n)[None]
@@ -915,7 +916,7 @@ class Vocoder(Stage):
         params = {k: v[0] for k, v in self.model.split(
             self.model.decode_upsampled(h, spk, f0_in, film)).items()}
         if f0 is None and self.contour is not None:
-            params["shape_logits"] = self.contour.logits(units.ids)[:n]  # z-scored log F0
+            params["shape_logits"] = self.contour.logits(units.ids, known_f0)[:n]  # z log F0
         return h, params
 
     def _frame_units(self, units: Units, voice: Voice, use_durations: bool) -> Units:
@@ -933,12 +934,15 @@ class Vocoder(Stage):
             raise ModelError("no units to vocode")
         return units
 
-    def _drawn_contour(self, params: dict[str, torch.Tensor], voice: Voice, seed: int | None
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _drawn_contour(self, params: dict[str, torch.Tensor], voice: Voice, seed: int | None,
+                       known_f0: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The F0 contour drawn from a pass without F0: its log F0 on every frame (sampled
         with ``seed``, 0 when None) and its voicing (above :attr:`drawn_voicing_threshold`,
         median-smoothed). With a :attr:`contour` model the pitch shape is drawn from its
-        distributions (z-scored log F0, put at the voice's log-F0 mean and spread)."""
+        distributions (z-scored log F0, put at the voice's log-F0 mean and spread).
+        ``known_f0`` (Hz, 0 unvoiced) replaces the first frames: its voicing, and its shape
+        z-scored over its own voiced frames and put at the voice's mean and spread (the
+        prompt's own F0 when the voice is the prompt's)."""
         g = torch.Generator().manual_seed(0 if seed is None else int(seed))
         if "shape_logits" in params:
             z = sample_f0_contour(params["shape_logits"], g, spread=self.f0_spread)
@@ -946,11 +950,23 @@ class Vocoder(Stage):
         else:
             z = sample_f0_contour(params["lf0_logits"], g, spread=self.f0_spread)
             lf0 = z * self.model.lf0_stats[1] + self.model.lf0_stats[0]
-        return lf0, median_filter(params["vuv"] > self.drawn_voicing_threshold, VOICING_SMOOTH)
+        voiced = median_filter(params["vuv"] > self.drawn_voicing_threshold, VOICING_SMOOTH)
+        if known_f0 is not None:
+            from speechlm.prosody import z_scored
+
+            k = min(len(known_f0), len(lf0))
+            zk, vk = z_scored(np.asarray(known_f0)[:k])
+            if vk.any():
+                vk_t = torch.from_numpy(vk)
+                lf0[:k] = torch.where(vk_t, torch.from_numpy(zk).to(lf0) * voice.lf0_mean_std[1]
+                                      + voice.lf0_mean_std[0], lf0[:k])
+                voiced[:k] = vk_t
+        return lf0, voiced
 
     @torch.inference_mode()
     def draw_f0(self, units: Units, voice: Voice, use_durations: bool = True,
-                seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                seed: int | None = None, known_f0: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
         """The F0 contour :meth:`parameters_for` draws when given none (a vocoder with
         ``f0_bins``), at its output frame rate (``2T``): the sampled F0 in Hz on every frame
         and the voicing mask. ``decode(units, voice, f0=np.where(voiced, hz, 0))`` speaks it
@@ -961,30 +977,36 @@ class Vocoder(Stage):
         """
         if not self.cfg.f0_bins:
             raise ModelError("this vocoder predicts F0 without drawing a contour (no f0_bins)")
-        _, params = self._first_pass(units, voice, None, use_durations)
-        lf0, voiced = self._drawn_contour(params, voice, seed)
+        _, params = self._first_pass(units, voice, None, use_durations, known_f0)
+        lf0, voiced = self._drawn_contour(params, voice, seed, known_f0)
         return torch.exp(lf0).numpy(), voiced.numpy()
 
     @torch.inference_mode()
     def parameters_for(self, units: Units, voice: Voice,
                        f0: np.ndarray | None = None,
                        use_durations: bool = True,
-                       seed: int | None = None) -> dict[str, torch.Tensor]:
+                       seed: int | None = None,
+                       known_f0: np.ndarray | None = None) -> dict[str, torch.Tensor]:
         """Predicted vocoder parameters ``{name: [2T, ...]}`` for ``units``.
 
         Deduplicated units with durations are expanded with those durations when
         ``use_durations`` (resynthesis); otherwise the duration model decides. A vocoder with
         ``f0_bins`` given no ``f0`` samples its log-F0 contour (:func:`sample_f0_contour`)
-        with ``seed`` (0 when None), rather than taking the distribution's mean.
+        with ``seed`` (0 when None), rather than taking the distribution's mean. There,
+        ``known_f0`` (Hz every 10 ms, 0 unvoiced; a continuation's prompt) is the F0 of the
+        first frames: they are spoken with it, and a contour model that reads a known prefix
+        carries its intonation on (ignored with ``f0`` or without ``f0_bins``).
         """
-        h, params = self._first_pass(units, voice, f0, use_durations)
+        if f0 is not None or not self.cfg.f0_bins:
+            known_f0 = None
+        h, params = self._first_pass(units, voice, f0, use_durations, known_f0)
         if self.cfg.f0_bins and f0 is None:
             # draw a contour, then decode again conditioned on it, as resynthesis is on the
             # source's: the log-mel of the first pass, predicted without any F0, does not match
             # a sampled contour, and the waveform stage then buzzes (eval resynth --methods hn on
             # 61 held-out-engine utterances: DNSMOS 1.93 in one pass, 2.66 in two; source F0 2.64).
             # The second pass reuses the first's blocks before the F0 enters.
-            lf0, voiced = self._drawn_contour(params, voice, seed)
+            lf0, voiced = self._drawn_contour(params, voice, seed, known_f0)
             thr = self.drawn_voicing_threshold
             contour = torch.where(voiced, torch.exp(lf0), 0.0).numpy()
             spk, film = voice.decoder_vector[None], voice.film_offsets
@@ -1037,11 +1059,12 @@ class Vocoder(Stage):
 
     def decode(self, units: Units, voice: Voice, f0: np.ndarray | None = None,
                method: str | None = None, use_durations: bool = True,
-               seed: int | None = None) -> torch.Tensor:
+               seed: int | None = None, known_f0: np.ndarray | None = None) -> torch.Tensor:
         """Units -> ``[T]`` float32 waveform at :attr:`sample_rate` in ``voice`` (``seed``: the
-        sampled F0 contour of an ``f0_bins`` vocoder given no ``f0``)."""
-        return self.synthesize(self.parameters_for(units, voice, f0, use_durations, seed),
-                               method)
+        sampled F0 contour of an ``f0_bins`` vocoder given no ``f0``; ``known_f0``: the F0 of
+        its first frames there, see :meth:`parameters_for`)."""
+        return self.synthesize(self.parameters_for(units, voice, f0, use_durations, seed,
+                                                   known_f0), method)
 
 
 def _setting(name: str, value: Any, lo: float, hi: float) -> float:

@@ -161,6 +161,14 @@ def test_continue_seeded_reproducible_and_samples_differ(default_voc, tmp_path, 
     code, _, _ = _run(capsys, *args, "-o", str(tmp_path / "e.wav"), "--continuation-only")
     e, _ = sf.read(tmp_path / "e.wav")
     assert len(e) < len(y)
+    # --no-prompt-pitch draws the prompt's F0 too: the same length, another sound (a vocoder
+    # that draws its F0; the default one does)
+    from speechlm.vocoder import Vocoder
+
+    code, _, _ = _run(capsys, *args, "-o", str(tmp_path / "p.wav"), "--no-prompt-pitch")
+    p, _ = sf.read(tmp_path / "p.wav")
+    assert code == 0 and len(p) == len(y)
+    assert (_md5(tmp_path / "p.wav") == _md5(a1)) == (not Vocoder.load(default_voc).cfg.f0_bins)
 
 
 def test_continue_bad_prompts(default_voc, tmp_path, capsys):

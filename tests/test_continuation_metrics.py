@@ -386,3 +386,17 @@ def test_rescore_refuses_what_is_not_a_continuation_report():
                 {"format": "speechlm.eval-continue", "prompts": [{"voice": "x"}]}):
         with pytest.raises(ValueError):
             rescore_report(bad)
+
+
+def test_pitch_shift_is_the_gap_of_mean_log_f0_in_cents():
+    from speechlm.eval.continue_report import _abs_mean, pitch_shift_cents
+
+    sr = 16000
+    t = np.arange(sr) / sr
+    low = (0.3 * np.sin(2 * np.pi * 120 * t)).astype(np.float32)
+    high = (0.3 * np.sin(2 * np.pi * 240 * t)).astype(np.float32)
+    assert pitch_shift_cents(low, high, sr) == pytest.approx(1200, abs=30)
+    assert pitch_shift_cents(high, low, sr) == pytest.approx(-1200, abs=30)
+    assert pitch_shift_cents(low, low, sr) == 0
+    assert pitch_shift_cents(low, np.zeros(sr, np.float32), sr) is None  # nothing voiced
+    assert _abs_mean([-10, None, 30]) == 20 and _abs_mean([None]) is None

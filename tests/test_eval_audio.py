@@ -168,8 +168,15 @@ def test_eval_continue_report_and_figures(small_corpus, tmp_path, capsys):
     assert len(p["samples"]) == 2 and p["self_bleu4"] is not None
     s = p["samples"][0]
     for key in ("asr", "similarity", "dnsmos", "auto_bleu2", "loop", "silence_ratio",
-                "rate_ratio"):
+                "rate_ratio", "pitch_shift_cents"):
         assert key in s
+    # pitch kept: each sample, the original rest and the spoken baselines against the prompt
+    assert "rest_pitch_shift_cents" in p and "pitch_shift_cents" in p["baselines"]["ceiling"]
+    agg = r["groups"]["training voices"]
+    for key in ("pitch_gap_cents", "pitch_gap_cents_original_rest", "pitch_gap_cents_ceiling",
+                "pitch_gap_cents_floor_unigram"):
+        assert key in agg
+    assert ("Pitch kept (training voices)" in md) == (agg["pitch_gap_cents"] is not None)
     assert len(list((tmp_path / "f").glob("*.png"))) == len(r["voices"]) == 4
     # content between a floor and a ceiling, spoken by the same vocoder
     assert set(p["baselines"]) == {"floor_unigram", "floor_bigram", "ceiling"}

@@ -631,6 +631,41 @@ def test_continuation_keeps_the_prompts_pace_or_the_tempo_given(model):
             model.continue_audio(x, seconds=0.5, tempo=bad)
 
 
+def test_continuation_speaks_the_prompt_with_its_own_f0_unless_asked_not_to(model, monkeypatch):
+    from speechlm.audio import f0_track
+    from speechlm.pipeline import prompt_f0
+
+    x = torch.from_numpy(sf.read(SAMPLE, dtype="float32")[0])
+    seen = []
+    decode = model.vocoder.decode
+
+    def spy(units, voice, *a, known_f0=None, **kw):
+        seen.append(known_f0)
+        return decode(units, voice, *a, known_f0=known_f0, **kw)
+
+    monkeypatch.setattr(model.vocoder, "decode", spy)
+    out = model.continue_audio(x, seconds=0.5, seed=3)
+    units = model.tokenize(x)
+    want = prompt_f0(x, units, 0)
+    assert len(want) == 2 * int(units.durations.sum())
+    assert np.array_equal(seen[-1], want)
+    assert np.array_equal(want, f0_track(x.numpy())[: len(want)].astype(np.float32))
+    drawn = model.continue_audio(x, seconds=0.5, seed=3, prompt_pitch=False)
+    assert seen[-1] is None
+    model.continue_audio(x, seconds=0.5, seed=3, continuation_only=True)
+    assert seen[-1] is None
+    # the same LM sample either way; the prompt's part sounds different
+    assert torch.equal(out.generated_units.ids, drawn.generated_units.ids)
+    assert not torch.equal(out.waveform, drawn.waveform)
+    # a cut prompt: the F0 of the units it keeps
+    cut = prompt_f0(x, units, 3)
+    assert np.array_equal(cut, want[2 * int(units.durations[:3].sum()):])
+    # speak_continuation (the report's baselines) takes the prompt's audio for the same
+    model.speak_continuation(units, out.generated_units.ids, model.vocoder.voice(x),
+                             prompt_wav=x)
+    assert np.array_equal(seen[-1], want)
+
+
 def test_row17_int16_and_stereo_prompts_equal_the_float_mono_one(model):
     x = torch.from_numpy(sf.read(SAMPLE, dtype="float32")[0])
     ref = model.tokenize(x)

@@ -195,3 +195,127 @@ def test_a_contour_model_of_other_units_is_refused(f0_vocoder_run, tmp_path):
         voc.use_contour(tmp_path / "other")
     with pytest.raises(ModelError, match="holds a 'vocoder' model"):
         voc.use_contour(f0_vocoder_run[0])
+
+
+# ----------------------------------------------------------- a known F0 prefix (the prompt's)
+
+
+def test_known_features_mark_the_prefix_and_nothing_after_it():
+    from speechlm.prosody import KNOWN_FEATURES, known_features
+
+    z = torch.tensor([[1.0, -1.0, 0.5, 0.0, 2.0, 2.0]])
+    voiced = torch.tensor([[1.0, 1.0, 1.0, 0.0, 1.0, 1.0]])
+    k = known_features(z, voiced, torch.tensor([2]), 3)
+    assert k.shape == (1, 3, KNOWN_FEATURES)
+    assert torch.equal(k[0, 0], torch.tensor([1.0, -1.0, 1.0, 1.0, 1.0]))
+    assert torch.equal(k[0, 1], torch.tensor([0.5, 0.0, 1.0, 0.0, 1.0]))  # an unvoiced frame
+    assert torch.equal(k[0, 2], torch.zeros(KNOWN_FEATURES))  # past the prefix: unknown
+
+
+def test_z_scored_over_a_prefix_uses_the_prefix_statistics():
+    from speechlm.prosody import z_scored
+
+    f0 = np.array([100, 0, 200, 400, 800], np.float32)
+    z, voiced = z_scored(f0, stats_frames=3)
+    lf = np.log([100.0, 200.0])
+    assert np.allclose(z[[0, 2]], (lf - lf.mean()) / lf.std(ddof=1), atol=1e-5)
+    assert z[3] > z[2] and voiced[4] and not voiced[1]  # later frames on the prefix's scale
+    assert not z_scored(f0, stats_frames=1)[1].any()  # one voiced frame: no scale
+
+
+def test_a_prefix_model_reads_the_known_f0_by_its_shape_and_others_ignore_it():
+    from speechlm.prosody import MIN_PREFIX_VOICED
+
+    ids = torch.randint(0, 10, (40,), generator=torch.Generator().manual_seed(1))
+    rng = np.random.default_rng(0)
+    f0 = np.where(rng.random(40) < 0.8, rng.uniform(90, 220, 40), 0).astype(np.float32)
+    reads = ContourModel(_net(known_prefix=True))
+    assert reads.reads_prefix and not ContourModel(_net()).reads_prefix
+    plain = reads.logits(ids)
+    known = reads.logits(ids, f0)
+    assert known.shape == plain.shape == (80, 16) and not torch.allclose(known, plain)
+    # the shape is read, not the level: the same prefix an octave up gives the same logits
+    assert torch.allclose(reads.logits(ids, 2 * f0), known, atol=1e-5)
+    # too little voicing to have a shape: as if nothing were known
+    few = np.zeros(40, np.float32)
+    few[: MIN_PREFIX_VOICED - 1] = 120.0
+    assert torch.equal(reads.logits(ids, few), plain)
+    other = ContourModel(_net())
+    assert torch.equal(other.logits(ids, f0), other.logits(ids))
+
+
+def test_prefix_batches_know_their_first_frames_and_score_only_the_rest(f0_vocoder_run):
+    from speechlm.prosody import MIN_PREFIX_VOICED
+    from speechlm.train.contour import load_config, make_batch
+    from speechlm.train.vocoder import CacheSplit
+
+    data = CacheSplit(f0_vocoder_run[1], "train")
+    t = {**load_config(TINY)["train"], "min_prefix": 5}
+    plain = make_batch(data, 3, 7, t, 16)
+    assert "known" not in plain
+    # no prefix row: the same batch as before, and nothing known
+    none = make_batch(data, 3, 7, {**t, "prefix_share": 0.0}, 16, known_prefix=True)
+    assert all(torch.equal(none[k], plain[k]) for k in plain) and not none["known"].any()
+    b = make_batch(data, 3, 7, {**t, "prefix_share": 1.0}, 16, known_prefix=True)
+    again = make_batch(data, 3, 7, {**t, "prefix_share": 1.0}, 16, known_prefix=True)
+    assert all(torch.equal(b[k], again[k]) for k in b)
+    ks = b["known"][..., -1].sum(1).long()  # known unit frames per row
+    assert (ks > 0).any()
+    for i, k in enumerate(ks.tolist()):
+        n = int(b["lengths"][i])
+        if not k:
+            continue
+        assert 5 <= k <= n - 5
+        assert not b["mask"][i, : 2 * k].any() and b["mask"][i, 2 * k:].sum() > 0
+        v = b["known"][i, :k, 2:4].reshape(-1) > 0
+        assert int(v.sum()) >= MIN_PREFIX_VOICED
+        # the prefix is z-scored over itself: its voiced frames have mean 0
+        zk = b["z"][i, : 2 * k][v]
+        assert abs(float(zk.mean())) < 1e-4
+        assert torch.allclose(b["known"][i, :k, :2].reshape(-1)[v], zk)
+
+
+def test_a_prefix_model_trains_from_the_recipe(f0_vocoder_run, tmp_path):
+    from speechlm.train.vocoder import load_config, train_vocoder
+
+    over = [f"--data.cache={f0_vocoder_run[1]}", f"--train.out={tmp_path / 'run'}",
+            "--model.known_prefix=true", "--train.min_prefix=5", "--train.max_steps=10"]
+    run = train_vocoder(load_config(TINY, over), progress=False)
+    assert ContourModel.load(run / "model").reads_prefix
+    for bad, match in (("--train.prefix_share=1.5", "prefix_share"),
+                       ("--train.min_prefix=0", "min_prefix")):
+        with pytest.raises(DataError, match=match):
+            load_config(TINY, [*over, bad])
+
+
+def test_the_vocoder_speaks_the_known_prefix_with_its_f0_and_draws_the_rest(
+        f0_vocoder_run, wav_file):
+    from speechlm.audio import f0_track, load_audio
+    from speechlm.prosody import z_scored
+    from speechlm.tokenizer import Tokenizer
+
+    voc = Vocoder.load(f0_vocoder_run[0])
+    wav = load_audio(wav_file(1.5))
+    units, voice = Tokenizer.load("mfcc-k100").tokenize_wave(wav), voc.voice(wav)
+    f0 = f0_track(wav.numpy())[: 2 * len(units)].astype(np.float32)
+    plain_hz, plain_on = voc.draw_f0(units, voice, seed=1)
+    k = 2 * (len(units) // 2)
+    hz, on = voc.draw_f0(units, voice, seed=1, known_f0=f0[:k])
+    zk, vk = z_scored(f0[:k])
+    # the prefix: its own voicing, its own shape at the voice's level and spread
+    assert np.array_equal(on[:k], vk)
+    want = np.exp(zk * float(voice.lf0_mean_std[1]) + float(voice.lf0_mean_std[0]))
+    assert np.allclose(hz[:k][vk], want[vk], rtol=1e-4)
+    # after it, without a model that reads it: the same draw as before
+    assert np.array_equal(hz[k:], plain_hz[k:]) and np.array_equal(on[k:], plain_on[k:])
+    # the whole utterance known, in its own voice: its own F0
+    full_hz, full_on = voc.draw_f0(units, voice, seed=1, known_f0=f0)
+    # (the voice's statistics come from all of the recording, a few frames more: within 1 %)
+    assert np.allclose(full_hz[f0 > 0], f0[f0 > 0], rtol=1e-2) and np.array_equal(full_on, f0 > 0)
+    # decoding with it speaks that contour; with a source F0 it is ignored
+    drawn = voc.parameters_for(units, voice, seed=1, known_f0=f0[:k])
+    same = voc.parameters_for(units, voice, f0=np.where(on, hz, 0.0))
+    assert torch.equal(drawn["mel"], same["mel"])
+    src = voc.parameters_for(units, voice, f0=f0)
+    assert torch.equal(voc.parameters_for(units, voice, f0=f0, known_f0=f0[:k])["mel"],
+                       src["mel"])

@@ -1445,3 +1445,48 @@ def test_wphone_contour_trains_then_judges_on_valid_then_on_unheard_voices(tmp_p
             "speechlm/pretrained/whisper-phone-vocoder/contour"] in [c[1:] for c in calls
                                                                       if c[0] == "PY"]
 
+
+
+def test_wphone_prompt_contour_builds_the_cache_trains_then_judges_continuations(tmp_path):
+    """scripts/wphone_prompt_contour.sh: refused (exit 2, one line) without the corpus, the real
+    voice or the drawn-prompt continuation report; builds the analysed corpus when missing,
+    trains (or resumes) the prefix-reading intonation model, judges the bundle with the prompt
+    spoken with its own F0 against the drawn prompt, then a copy with the model against that;
+    HELDOUT adds the held-out engines, SHIP writes the model into the bundled vocoder."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "wphone_prompt_contour.sh")
+    assert rc == 2 and err.count("\n") == 1 and "corpus.json is missing" in err and calls == []
+    _touch(root, "data/corpus-v2/corpus.json", "data/real/allison/allison.tsv")
+    rc, calls, err = _run_script(root, env, "wphone_prompt_contour.sh")
+    assert rc == 2 and "wphone-contour-1-allison-continue.json is missing" in err
+    _touch(root, "docs/wphone-contour-1-allison-continue.json")
+    rc, calls, err = _run_script(root, env, "wphone_prompt_contour.sh")
+    assert rc == 0, err
+    py = [c for c in calls if c[0] == "PY"]
+    assert py[0][2:] == ["data/corpus-v2", "data/vocoder/v2-wphone-ctc"]  # the cache built
+    assert py[1][2:] == ["outputs/wphone-prompt-contour/vocoder", "outputs/contour-prompt/model"]
+    train = [c for c in calls if c[1:3] == ["train", "vocoder"]]
+    assert len(train) == 1 and "configs/vocoder/contour-prompt-cpu.toml" in train[0]
+    cont = [c for c in calls if c[1:3] == ["eval", "continue"]]
+    assert [c[c.index("--json") + 1] for c in cont] == [
+        "docs/prompt-pitch-allison-continue.json", "docs/prompt-contour-allison-continue.json"]
+    assert "--model" not in cont[0] and \
+        cont[1][cont[1].index("--model") + 1] == "outputs/wphone-prompt-contour/model"
+    model = root / "outputs" / "wphone-prompt-contour" / "model"
+    assert os.readlink(model / "vocoder").endswith("outputs/wphone-prompt-contour/vocoder")
+    assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-continue"]] == [
+        ["docs/wphone-contour-1-allison-continue.json", "docs/prompt-pitch-allison-continue.json"],
+        ["docs/prompt-pitch-allison-continue.json", "docs/prompt-contour-allison-continue.json"]]
+    # the cache present: not built again; reports kept; HELDOUT and SHIP
+    _touch(root, "data/vocoder/v2-wphone-ctc/valid.json")
+    rc, calls, err = _run_script(root, {**env, "HELDOUT": "1", "SHIP": "1"},
+                                 "wphone_prompt_contour.sh")
+    assert rc == 0, err
+    cont = [c for c in calls if c[1:3] == ["eval", "continue"]]
+    assert [c[c.index("--json") + 1] for c in cont] == [
+        "docs/prompt-pitch-heldout-continue.json", "docs/prompt-contour-heldout-continue.json"]
+    assert cont[0][cont[0].index("--vocoder") + 1] == "whisper-phone-vocoder"
+    py = [c[2:] for c in calls if c[0] == "PY"]
+    assert ["data/corpus-v2", "data/vocoder/v2-wphone-ctc"] not in py
+    assert ["outputs/contour-prompt/model",
+            "speechlm/pretrained/whisper-phone-vocoder/contour"] in py

@@ -60,7 +60,8 @@ def cmd_continue(args: argparse.Namespace) -> int:
                                  repetition_penalty=args.repetition_penalty, num_samples=1,
                                  seed=None if args.seed is None else args.seed + i,
                                  voice=args.voice, continuation_only=args.continuation_only,
-                                 text=args.text, tempo=args.tempo)
+                                 text=args.text, tempo=args.tempo,
+                                 prompt_pitch=args.prompt_pitch)
             if first is None:
                 first = r
                 _note_truncation(r, m.lm.block_size - 1, args.seconds)
@@ -260,6 +261,9 @@ def register(sub, add_parser) -> None:
     c.add_argument("--tempo", type=number(float, TEMPO_LIMITS[0], TEMPO_LIMITS[1]),
                    help="multiply the continuation's unit durations by this (> 1: slower; "
                    "default: fitted to the prompt's pace; 1: the duration model as trained)")
+    c.add_argument("--no-prompt-pitch", dest="prompt_pitch", action="store_false",
+                   help="draw the whole F0 contour, the prompt's too (default: the prompt is "
+                   "spoken with its own F0, and an intonation model that reads it carries it on)")
     c.add_argument("--units-out", help="write prompt and generated units here (JSON lines)")
     c.add_argument("--force", action="store_true", help="overwrite existing outputs")
     c.set_defaults(func=cmd_continue)

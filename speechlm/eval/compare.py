@@ -176,6 +176,9 @@ CONTINUE_MEASURES: dict[str, tuple[str, Any]] = {
     "word_prob": ("mean word prob", _word_share("prob_sum")),
     "confident_share": ("confident share", _word_share("n_confident")),
     "auto_bleu2": ("auto-BLEU-2 (repetition)", lambda s: s.get("auto_bleu2")),
+    "pitch_gap": ("pitch gap to the prompt (cents)",
+                  lambda s: None if s.get("pitch_shift_cents") is None
+                  else abs(s["pitch_shift_cents"])),
 }
 
 

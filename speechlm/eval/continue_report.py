@@ -177,6 +177,14 @@ def aggregate_prompts(sel: list[dict]) -> dict[str, Any]:
         "silence_ratio": mean(s["silence_ratio"] for s in ss),
         "rate_ratio": mean(s["rate_ratio"] for s in ss),
         "tempo": mean(s.get("tempo") for s in ss),  # the pace the vocoder spoke at
+        # pitch kept: |mean log F0 of the continuation - the prompt's| in cents, beside the
+        # same for the original rest of the utterance (the speaker's own drift) and for the
+        # baselines the vocoder speaks (old reports lack them: None)
+        "pitch_gap_cents": _abs_mean(s.get("pitch_shift_cents") for s in ss),
+        "pitch_gap_cents_original_rest": _abs_mean(r.get("rest_pitch_shift_cents")
+                                                   for r in sel),
+        **{f"pitch_gap_cents_{b}": _abs_mean((r["baselines"].get(b) or {}).get(
+            "pitch_shift_cents") for r in sel) for b in ("ceiling", "floor_unigram")},
         "rate_within_20pct": round(float(np.mean([
             s["rate_ratio"] is not None and abs(s["rate_ratio"] - 1) <= 0.2
             for s in ss])), 4)}
@@ -202,6 +210,30 @@ def aggregate_prompts(sel: list[dict]) -> dict[str, Any]:
     return agg
 
 
+PITCH_MIN_VOICED = 20  # voiced 10 ms frames a side needs for its mean log F0
+
+
+def pitch_shift_cents(prompt: np.ndarray, other: np.ndarray, sr: int) -> float | None:
+    """How far ``other``'s mean log F0 lies from ``prompt``'s, in cents (signed; None when
+    either has fewer than :data:`PITCH_MIN_VOICED` voiced frames)."""
+    from speechlm.audio import f0_track
+
+    means = []
+    for x in (prompt, other):
+        f0 = f0_track(np.asarray(x, dtype=np.float64), sr) if len(x) > FRAME_SIZE else np.zeros(0)
+        v = f0[f0 > 0]
+        if len(v) < PITCH_MIN_VOICED:
+            return None
+        means.append(float(np.log(v).mean()))
+    return round(1200.0 / np.log(2.0) * (means[1] - means[0]), 2)
+
+
+def _abs_mean(xs) -> float | None:
+    """The mean of the absolute values of ``xs`` that are not None (None when none)."""
+    vals = [abs(x) for x in xs if x is not None]
+    return round(float(np.mean(vals)), 2) if vals else None
+
+
 @dataclasses.dataclass
 class Run:
     """What the model (and the baselines) made of one prompt."""
@@ -210,6 +242,7 @@ class Run:
     outs: list  # speechlm.pipeline.Continuation, one per sample
     elapsed: float  # seconds to sample and speak them
     baselines: dict[str, tuple[np.ndarray, Any]]  # floor / ceiling name -> (audio, units)
+    rest: np.ndarray | None = None  # [T] the original utterance after the prompt
 
 
 class ContinuationHarness:
@@ -300,9 +333,9 @@ class ContinuationHarness:
         baselines = {}
         for name, ids in [*((f"floor_{f}", torch.from_numpy(draws[f])) for f in FLOORS),
                           ("ceiling", rest)]:
-            y, new, start = self.m.speak_continuation(p_units, ids, spk)
+            y, new, start = self.m.speak_continuation(p_units, ids, spk, prompt_wav=wav)
             baselines[name] = (y[int(round(start * self.sr)):].numpy(), new)
-        return Run(clean.numpy(), outs, elapsed, baselines)
+        return Run(clean.numpy(), outs, elapsed, baselines, full[n_prompt:].numpy())
 
     # --- score
     def score(self, item: Item, run: Run) -> dict[str, Any]:
@@ -330,6 +363,7 @@ class ContinuationHarness:
                 "loop": bool(cm.is_loop(gen)), "silence_ratio": cm.silence_ratio(cont, sr),
                 "silent": bool(cm.is_silent(cont, sr)),
                 "rate": cm.speaking_rate(c_units, cont, sr) if c_units is not None else None,
+                "pitch_shift_cents": pitch_shift_cents(x, cont, sr),
                 "units": gen.tolist()}
             s["nonempty"] = bool(s["asr"].strip())
             s["rate_ratio"] = (cm.rate_ratio(s["rate"], p_rate) if s["rate"] is not None
@@ -339,10 +373,14 @@ class ContinuationHarness:
         for name, (y, _) in run.baselines.items():
             tr = self.judges.asr.transcribe(y, sr) if len(y) > FRAME_SIZE else None
             baselines[name] = {"asr": tr.text if tr else "",
-                               "content": _content(tr, len(y) / sr) if tr else None}
+                               "content": _content(tr, len(y) / sr) if tr else None,
+                               "pitch_shift_cents": pitch_shift_cents(x, y, sr)}
         return {"name": item.name, "voice": item.voice, "held_out": item.held_out,
                 "prompt_text": item.text, "prompt_dnsmos": self.judges.quality.score(x, sr)["ovrl"],
-                "prompt_rate": p_rate, "self_bleu4": cm.self_bleu(
+                "prompt_rate": p_rate,
+                "rest_pitch_shift_cents": None if run.rest is None
+                else pitch_shift_cents(x, run.rest, sr),
+                "self_bleu4": cm.self_bleu(
                     [s["units"] for s in samples], 4) if len(samples) > 1 else None,
                 "seconds_compute": round(run.elapsed, 3), "samples": samples,
                 "baselines": baselines}
@@ -452,6 +490,16 @@ def continuation_markdown(report: dict[str, Any]) -> str:
     for g, a in groups:  # one line per group present (a held-out-only report has no seen line)
         lines.append(f"Targets ({g}): " + ", ".join(
             f"{k} {'met' if v else 'missed'}" for k, v in a.get("targets", {}).items()))
+    for g, a in groups:
+        if a.get("pitch_gap_cents") is not None:
+            lines.append(
+                f"Pitch kept ({g}): the continuation's mean log F0 lies "
+                f"{f(a['pitch_gap_cents'], '.0f')} cents from the prompt's (mean of absolute "
+                f"gaps); calibration: the original "
+                f"rest of the utterance {f(a.get('pitch_gap_cents_original_rest'), '.0f')}, the "
+                f"true rest's units spoken by the same vocoder "
+                f"{f(a.get('pitch_gap_cents_ceiling'), '.0f')}, the unigram floor "
+                f"{f(a.get('pitch_gap_cents_floor_unigram'), '.0f')}.")
     lines += ["",
         "Content heard by Whisper, between a floor (units from a unigram / bigram model of the "
         f"training units; {report.get('floors_fitted_on', '')}) and a ceiling (the true rest of "

@@ -30,7 +30,16 @@ import torch
 import torch.nn.functional as F
 
 from speechlm.errors import DataError, SpeechLMError
-from speechlm.prosody import UPSAMPLE, ContourConfig, ContourModel, ContourNet
+from speechlm.prosody import (
+    MIN_PREFIX_VOICED,
+    MIN_VOICED,
+    UPSAMPLE,
+    ContourConfig,
+    ContourModel,
+    ContourNet,
+    known_features,
+    z_scored,
+)
 from speechlm.train.analysed import CacheSplit
 from speechlm.train.loop import TrainConfig, TrainTask, fit
 from speechlm.train.recipe import load_recipe
@@ -42,70 +51,85 @@ TRAIN_DEFAULTS = TrainConfig.defaults(
     out="outputs/contour")
 BATCH_DEFAULTS: dict[str, Any] = {
     "max_frames": 600,  # unit frames (12 s) of an utterance at most; longer ones are cut
+    # with model.known_prefix: the share of rows whose first frames' F0 is given (a prompt)
+    "prefix_share": 0.5,
+    "min_prefix": 25,  # unit frames (0.5 s) known at least, and left to predict at least
 }
 DATA_DEFAULTS: dict[str, Any] = {
     "cache": "data/vocoder/v2-wphone-ctc",  # the unit vocoder's analysed corpus
 }
 MODEL_KEYS = {f for f in ContourConfig.__dataclass_fields__
               if f not in ("n_units", "unit_space")} | {"kind"}
-MIN_VOICED = 2  # an utterance with fewer voiced frames has no shape to learn
 
 
 def load_config(path, overrides: list[str] = ()) -> dict[str, dict]:
     cfg = load_recipe(path, list(overrides), {"data": DATA_DEFAULTS, "model": {"kind": "contour"},
                                               "train": {**TRAIN_DEFAULTS, **BATCH_DEFAULTS}},
                       MODEL_KEYS)
-    if int(cfg["train"]["max_frames"]) < 10:
-        raise DataError(f"train.max_frames must be >= 10, got {cfg['train']['max_frames']}")
+    t = cfg["train"]
+    if int(t["max_frames"]) < 10:
+        raise DataError(f"train.max_frames must be >= 10, got {t['max_frames']}")
+    if not 0 <= float(t["prefix_share"]) <= 1:
+        raise DataError(f"train.prefix_share must be in [0, 1], got {t['prefix_share']}")
+    if int(t["min_prefix"]) < 1:
+        raise DataError(f"train.min_prefix must be >= 1, got {t['min_prefix']}")
     return cfg
 
 
-def z_scored(f0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """An F0 track (Hz, 0 unvoiced) -> (log F0 z-scored over its voiced frames, voiced mask);
-    the same statistics as :func:`speechlm.vocoder.f0_conditioning` (spread at least 0.02)."""
-    voiced = f0 > 0
-    lf0 = np.log(np.maximum(f0, 1.0))
-    z = np.zeros_like(lf0)
-    if voiced.sum() >= MIN_VOICED:
-        mu, sd = lf0[voiced].mean(), max(float(lf0[voiced].std(ddof=1)), 0.02)
-        z = np.where(voiced, (lf0 - mu) / sd, 0.0)
-    else:
-        voiced = np.zeros_like(voiced)
-    return z.astype(np.float32), voiced
+def make_batch(data: CacheSplit, seed: int, step: int, t: dict[str, Any], bins: int,
+               known_prefix: bool = False) -> dict[str, torch.Tensor]:
+    """The batch of ``step``: a pure function of (seed, step).
 
-
-def make_batch(data: CacheSplit, seed: int, step: int, t: dict[str, Any],
-               bins: int) -> dict[str, torch.Tensor]:
-    """The batch of ``step``: a pure function of (seed, step)."""
+    With ``known_prefix`` a share ``t['prefix_share']`` of the rows know the F0 of their first
+    ``k`` unit frames (``k`` uniform, at least ``t['min_prefix']`` known and as many left):
+    those rows are z-scored over the prefix's voiced frames, as a prompt is at inference, and
+    only the frames after it are scored (a prefix with fewer than ``MIN_PREFIX_VOICED`` voiced
+    frames is not given). The batch then carries ``known`` ``[B, T, KNOWN_FEATURES]``."""
     rng = np.random.default_rng([seed, step])
     B, cap = int(t["batch_size"]), int(t["max_frames"])
+    share, lo = float(t.get("prefix_share", 0.5)), int(t.get("min_prefix", 25))
     rows = []
     while len(rows) < B:
         units, _, f0 = data.item(int(rng.integers(len(data))))
         n = min(len(units), len(f0) // UPSAMPLE)
-        z, voiced = z_scored(np.asarray(f0[: UPSAMPLE * n], np.float32))
+        f0 = np.asarray(f0[: UPSAMPLE * n], np.float32)
+        z, voiced = z_scored(f0)
         if voiced.sum() < MIN_VOICED:
             continue
         a = int(rng.integers(n - cap + 1)) if n > cap else 0
         m = min(n, cap)
-        rows.append((np.asarray(units[a : a + m], np.int64), z[UPSAMPLE * a : UPSAMPLE * (a + m)],
-                     voiced[UPSAMPLE * a : UPSAMPLE * (a + m)]))
+        cut = slice(UPSAMPLE * a, UPSAMPLE * (a + m))
+        z, voiced, k = z[cut], voiced[cut], 0
+        if known_prefix and share > 0 and m >= 2 * lo and rng.random() < share:
+            k = int(rng.integers(lo, m - lo + 1))
+            zk, vk = z_scored(f0[cut], stats_frames=UPSAMPLE * k)
+            if vk[: UPSAMPLE * k].sum() >= MIN_PREFIX_VOICED:
+                z, voiced = zk, vk
+            else:
+                k = 0
+        rows.append((np.asarray(units[a : a + m], np.int64), z, voiced, k))
     T = max(len(r[0]) for r in rows)
     units = np.zeros((B, T), np.int64)
     z = np.zeros((B, UPSAMPLE * T), np.float32)
-    mask = np.zeros((B, UPSAMPLE * T), np.float32)
+    voiced = np.zeros((B, UPSAMPLE * T), np.float32)
     lengths = np.zeros(B, np.int64)
-    for i, (u, zz, v) in enumerate(rows):
-        units[i, : len(u)], lengths[i] = u, len(u)
-        z[i, : len(zz)], mask[i, : len(v)] = zz, v
-    zt = torch.from_numpy(z)
-    return {"units": torch.from_numpy(units), "lengths": torch.from_numpy(lengths),
-            "z": zt, "target": f0_bin_of(zt, bins), "mask": torch.from_numpy(mask)}
+    known = np.zeros(B, np.int64)
+    for i, (u, zz, v, k) in enumerate(rows):
+        units[i, : len(u)], lengths[i], known[i] = u, len(u), k
+        z[i, : len(zz)], voiced[i, : len(v)] = zz, v
+    zt, vt, kt = torch.from_numpy(z), torch.from_numpy(voiced), torch.from_numpy(known)
+    after = (torch.arange(UPSAMPLE * T)[None] >= UPSAMPLE * kt[:, None]).float()
+    batch = {"units": torch.from_numpy(units), "lengths": torch.from_numpy(lengths),
+             "z": zt, "target": f0_bin_of(zt, bins), "mask": vt * after}
+    if known_prefix:
+        batch["known"] = known_features(zt, vt, kt, T)
+    return batch
 
 
 def contour_losses(model: ContourNet, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Cross-entropy over voiced frames (``total``) and the mean-z correlation (``corr``)."""
-    logits = model(batch["units"], batch["lengths"])  # [B, 2T, bins]
+    """Cross-entropy over the scored voiced frames (``total``) and the mean-z correlation
+    (``corr``)."""
+    logits = model(batch["units"], batch["lengths"], batch.get("known"))  # [B, 2T, bins]
     mask = batch["mask"]
     ce = F.cross_entropy(logits.transpose(1, 2), batch["target"], reduction="none")
     total = (ce * mask).sum() / mask.sum().clamp(min=1)
@@ -144,7 +168,7 @@ class ContourTask(TrainTask):
 
     def batch(self, split: str, seed: int, index: int) -> dict[str, torch.Tensor]:
         return make_batch(self.splits[split], seed + (0 if split == "train" else 10**6), index,
-                          self.t, self.mcfg.bins)
+                          self.t, self.mcfg.bins, self.mcfg.known_prefix)
 
     def loss(self, model, batch):
         ls = contour_losses(model, batch)
@@ -168,7 +192,7 @@ def train_contour(cfg: dict[str, dict], progress: bool = True, recipe: str | Non
 
 
 __all__ = ["ContourTask", "contour_losses", "load_config", "make_batch", "train_contour",
-           "z_scored"]
+           "z_scored"]  # z_scored: speechlm.prosody's, named here as before
 
 
 if __name__ == "__main__":

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The continuation carries on the prompt's intonation (issue 15, the LM-output path). Until now
+# `continue` drew the whole F0 contour, the prompt's part too, and the intonation model
+# (make wphone-contour) saw only units. Now the prompt is spoken with its own F0
+# (SpeechLM.continue_audio prompt_pitch, the default), and an intonation model trained with
+# known prefixes (configs/vocoder/contour-prompt-cpu.toml) reads that F0 and draws the rest.
+# make wphone-prompt-contour (~35 min of training on one core, ~15 min per report):
+# 1. the default vocoder's analysed world corpus (data/vocoder/v2-wphone-ctc), when missing,
+#    built from the corpus with the bundled tokenizer (make whisper-phone made it by relabelling
+#    the phone-k100 cache with the float32 head it exported; the same utterances, F0 and mels);
+# 2. the model (-> outputs/contour-prompt/model; resumes a killed run, leaves a finished one);
+# 3. Allison's continuations (her 43 long prompts x 3 samples, her voice never trained on):
+#    a. the bundle as shipped, which now speaks the prompt with its own F0, paired with the
+#       same bundle drawing the prompt's F0 too (make wphone-contour CHOSEN=1 CONTINUE=1's report,
+#       the same LM samples) -> docs/prompt-pitch-allison-continue{,-compare}.{json,md};
+#    b. a copy of the bundle with the new model (outputs/wphone-prompt-contour/vocoder), paired
+#       with a. -> docs/prompt-contour-allison-continue{,-compare}.{json,md};
+# 4. HELDOUT=1: the same two on the held-out engines (1 prompt per voice), b. against a.
+#    -> docs/prompt-{pitch,contour}-heldout-continue{,-compare}.{json,md};
+# SHIP=1 (after reading 3): the new model in float16 into the bundled vocoder
+#    (speechlm/pretrained/whisper-phone-vocoder/contour, replaced), where Vocoder.load finds it.
+# Each report is kept when its JSON exists (a rerun picks up where a killed one stopped).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=lib/heldout_reports.sh
+source scripts/lib/heldout_reports.sh
+need() { [ -f "$1" ] || { echo "wphone-prompt-contour: $1 is missing: run $2" >&2; exit 2; }; }
+need "$CORPUS/corpus.json" "make corpus-world (or HOURS=12.5 bash scripts/build_corpus.sh)"
+need data/real/allison/allison.tsv "make real-voice"
+need docs/wphone-contour-1-allison-continue.json "make wphone-contour CHOSEN=1 CONTINUE=1"
+CACHE=data/vocoder/v2-wphone-ctc
+[ -f "$CACHE/valid.json" ] || "$PY" - "$CORPUS" "$CACHE" <<'PY'
+import sys
+
+from speechlm.train.vocoder import build_cache, load_config
+
+corpus, cache = sys.argv[1:]
+cfg = load_config("configs/vocoder/whisper-phone-cpu.toml", [
+    f"--data.corpus={corpus}", f"--data.cache={cache}", "--data.tokenizer=whisper-phone",
+    "--data.feats_from="])
+build_cache(cfg["data"], 0, 80, progress=False)
+PY
+RUN=${CONTOUR_RUN:-outputs/contour-prompt}
+$SL train vocoder --config configs/vocoder/contour-prompt-cpu.toml "--train.out=$RUN" \
+  --quiet > /dev/null
+E=outputs/wphone-prompt-contour
+mkdir -p "$E"
+[ -d "$E/vocoder" ] || "$PY" - "$E/vocoder" "$RUN/model" <<'PY'
+import sys
+
+from speechlm.vocoder import Vocoder
+
+out, contour = sys.argv[1:]
+Vocoder.load("whisper-phone-vocoder").use_contour(contour).save(
+    out, half=True, int8=("speaker.", "pre.", "post.", "duration.blocks."))
+PY
+M=$E/model
+mkdir -p "$M"
+for st in tokenizer:speechlm/pretrained/whisper-phone lm:speechlm/pretrained/whisper-phone-lm \
+    "vocoder:$E/vocoder"; do
+  ln -sfn "$PWD/${st#*:}" "$M/${st%%:*}"
+done
+A="--wav-dir data/real/allison --per-voice 0 --reference-voices data/real/others"
+# shellcheck disable=SC2086
+report docs/prompt-pitch-allison-continue continue --quiet $A
+compare continue docs/wphone-contour-1-allison-continue docs/prompt-pitch-allison-continue \
+  docs/prompt-pitch-allison-continue-compare
+# shellcheck disable=SC2086
+report docs/prompt-contour-allison-continue continue --quiet --model "$M" $A
+compare continue docs/prompt-pitch-allison-continue docs/prompt-contour-allison-continue \
+  docs/prompt-contour-allison-continue-compare
+if [ -n "${HELDOUT:-}" ]; then
+  continue_heldout docs/prompt-pitch-heldout-continue whisper-phone-vocoder
+  continue_heldout docs/prompt-contour-heldout-continue "$E/vocoder"
+  compare continue docs/prompt-pitch-heldout-continue docs/prompt-contour-heldout-continue \
+    docs/prompt-contour-heldout-continue-compare
+fi
+if [ -n "${SHIP:-}" ]; then
+  "$PY" - "$RUN/model" speechlm/pretrained/whisper-phone-vocoder/contour <<'PY'
+import sys
+
+from speechlm.prosody import ContourModel
+
+ContourModel.load(sys.argv[1]).save(sys.argv[2], half=True)
+PY
+fi
