@@ -8,7 +8,10 @@
 # 1. the default vocoder's analysed world corpus (data/vocoder/v2-wphone-ctc), when missing,
 #    built from the corpus with the bundled tokenizer (make whisper-phone made it by relabelling
 #    the phone-k100 cache with the float32 head it exported; the same utterances, F0 and mels);
-# 2. the model (-> outputs/contour-prompt/model; resumes a killed run, leaves a finished one);
+# 2. the model (-> outputs/contour-prompt/model; resumes a killed run, leaves a finished one),
+#    and what a known prefix is worth to it on the valid split, its loss where none is known
+#    against the bundled model's (scripts/contour_prefix_gain.py
+#    -> docs/prompt-contour-prefix-gain.json);
 # 3. Allison's continuations (her 43 long prompts x 3 samples, her voice never trained on):
 #    a. the bundle as shipped, which now speaks the prompt with its own F0, paired with the
 #       same bundle drawing the prompt's F0 too (make wphone-contour CHOSEN=1 CONTINUE=1's report,
@@ -43,6 +46,11 @@ PY
 RUN=${CONTOUR_RUN:-outputs/contour-prompt}
 $SL train vocoder --config configs/vocoder/contour-prompt-cpu.toml "--train.out=$RUN" \
   --quiet > /dev/null
+# what the known prefix is worth to it on the valid split, and its loss where nothing is known
+# against the bundled model (run once, before SHIP replaces that)
+[ -f docs/prompt-contour-prefix-gain.json ] || "$PY" scripts/contour_prefix_gain.py \
+  "$RUN/model" --cache "$CACHE" --base speechlm/pretrained/whisper-phone-vocoder/contour \
+  --json docs/prompt-contour-prefix-gain.json > /dev/null
 E=outputs/wphone-prompt-contour
 mkdir -p "$E"
 [ -d "$E/vocoder" ] || "$PY" - "$E/vocoder" "$RUN/model" <<'PY'

@@ -282,6 +282,24 @@ def test_a_prefix_model_trains_from_the_recipe(f0_vocoder_run, tmp_path):
             "--model.known_prefix=true", "--train.min_prefix=5", "--train.max_steps=10"]
     run = train_vocoder(load_config(TINY, over), progress=False)
     assert ContourModel.load(run / "model").reads_prefix
+    # scripts/contour_prefix_gain.py: the prefix given and hidden, and a units-only model beside
+    import importlib.util
+
+    from speechlm.errors import SpeechLMError
+
+    spec = importlib.util.spec_from_file_location("gain", "scripts/contour_prefix_gain.py")
+    gain = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gain)
+    plain_run = train_vocoder(load_config(TINY, [
+        f"--data.cache={f0_vocoder_run[1]}", f"--train.out={tmp_path / 'plain'}",
+        "--train.max_steps=2"]), progress=False)
+    out = gain.prefix_gain(str(run / "model"), str(f0_vocoder_run[1]), batches=2,
+                           base=str(plain_run / "model"))
+    assert set(out["given"]) == set(out["hidden"]) == {"ce", "corr"}
+    assert out["gain_ce"] == pytest.approx(out["hidden"]["ce"] - out["given"]["ce"], abs=1e-3)
+    assert out["no_prefix"]["base"]["ce"] != out["no_prefix"]["model"]["ce"]
+    with pytest.raises(SpeechLMError, match="reads no known prefix"):
+        gain.prefix_gain(str(plain_run / "model"), str(f0_vocoder_run[1]), batches=1)
     for bad, match in (("--train.prefix_share=1.5", "prefix_share"),
                        ("--train.min_prefix=0", "min_prefix")):
         with pytest.raises(DataError, match=match):

@@ -1464,7 +1464,9 @@ def test_wphone_prompt_contour_builds_the_cache_trains_then_judges_continuations
     assert rc == 0, err
     py = [c for c in calls if c[0] == "PY"]
     assert py[0][2:] == ["data/corpus-v2", "data/vocoder/v2-wphone-ctc"]  # the cache built
-    assert py[1][2:] == ["outputs/wphone-prompt-contour/vocoder", "outputs/contour-prompt/model"]
+    assert py[1][1:3] == ["scripts/contour_prefix_gain.py", "outputs/contour-prompt/model"]
+    assert py[1][py[1].index("--json") + 1] == "docs/prompt-contour-prefix-gain.json"
+    assert py[2][2:] == ["outputs/wphone-prompt-contour/vocoder", "outputs/contour-prompt/model"]
     train = [c for c in calls if c[1:3] == ["train", "vocoder"]]
     assert len(train) == 1 and "configs/vocoder/contour-prompt-cpu.toml" in train[0]
     cont = [c for c in calls if c[1:3] == ["eval", "continue"]]
