@@ -153,6 +153,17 @@ def test_continuation_reports_pair_by_prompt_and_seed(tmp_path, capsys):
     assert held["word_prob"]["delta"] == pytest.approx(-0.02)  # 2 fewer of 10 words sure
     assert held["confident_share"]["delta"] == pytest.approx(-0.2)
     assert held["auto_bleu2"]["delta"] == 0 and not held["auto_bleu2"]["distinct"]
+    assert held["pitch_error"] is None  # reports without pitch measures: nothing to pair
+    pitched = [_continue_report(n, x) for n, x in (("a", base), ("b", better))]
+    for rep_, move in zip(pitched, (-20.0, -70.0)):
+        for p in rep_["prompts"]:
+            p["rest_pitch_shift_cents"] = -100.0
+            for x in p["samples"]:
+                x["pitch_shift_cents"] = move
+    both = compare_continue(*pitched)["rows"][0]
+    assert both["pitch_shift"]["delta"] == pytest.approx(-50)
+    assert both["pitch_error"]["base"] == pytest.approx(80)
+    assert both["pitch_error"]["delta"] == pytest.approx(-50) and both["pitch_error"]["distinct"]
     no_words = _continue_report("b", better)
     for p in no_words["prompts"]:
         for x in p["samples"]:

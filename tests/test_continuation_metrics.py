@@ -389,7 +389,7 @@ def test_rescore_refuses_what_is_not_a_continuation_report():
 
 
 def test_pitch_shift_is_the_gap_of_mean_log_f0_in_cents():
-    from speechlm.eval.continue_report import _abs_mean, pitch_shift_cents
+    from speechlm.eval.continue_report import pitch_shift_cents, pitch_summary
 
     sr = 16000
     t = np.arange(sr) / sr
@@ -399,4 +399,13 @@ def test_pitch_shift_is_the_gap_of_mean_log_f0_in_cents():
     assert pitch_shift_cents(high, low, sr) == pytest.approx(-1200, abs=30)
     assert pitch_shift_cents(low, low, sr) == 0
     assert pitch_shift_cents(low, np.zeros(sr, np.float32), sr) is None  # nothing voiced
-    assert _abs_mean([-10, None, 30]) == 20 and _abs_mean([None]) is None
+    # the summary: moves, and their error against the original rest's move
+    rec = [{"rest_pitch_shift_cents": -100.0,
+            "samples": [{"pitch_shift_cents": -40.0}, {"pitch_shift_cents": None}],
+            "baselines": {"ceiling": {"pitch_shift_cents": -80.0}, "floor_unigram": {}}},
+           {"rest_pitch_shift_cents": None, "samples": [{"pitch_shift_cents": 20.0}],
+            "baselines": {}}]
+    assert pitch_summary(rec) == {
+        "pitch_shift_cents": -10.0, "pitch_shift_cents_original_rest": -100.0,
+        "pitch_error_cents": 60.0, "pitch_error_cents_flat": 100.0,
+        "pitch_error_cents_ceiling": 20.0, "pitch_error_cents_floor_unigram": None}

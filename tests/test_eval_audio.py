@@ -173,10 +173,11 @@ def test_eval_continue_report_and_figures(small_corpus, tmp_path, capsys):
     # pitch kept: each sample, the original rest and the spoken baselines against the prompt
     assert "rest_pitch_shift_cents" in p and "pitch_shift_cents" in p["baselines"]["ceiling"]
     agg = r["groups"]["training voices"]
-    for key in ("pitch_gap_cents", "pitch_gap_cents_original_rest", "pitch_gap_cents_ceiling",
-                "pitch_gap_cents_floor_unigram"):
+    for key in ("pitch_shift_cents", "pitch_shift_cents_original_rest", "pitch_error_cents",
+                "pitch_error_cents_flat", "pitch_error_cents_ceiling",
+                "pitch_error_cents_floor_unigram"):
         assert key in agg
-    assert ("Pitch kept (training voices)" in md) == (agg["pitch_gap_cents"] is not None)
+    assert ("Pitch level (training voices)" in md) == (agg["pitch_error_cents"] is not None)
     assert len(list((tmp_path / "f").glob("*.png"))) == len(r["voices"]) == 4
     # content between a floor and a ceiling, spoken by the same vocoder
     assert set(p["baselines"]) == {"floor_unigram", "floor_bigram", "ceiling"}

@@ -164,6 +164,12 @@ def _word_share(key: str) -> Any:
     return value
 
 
+def pitch_error(shift: float | None, rest: float | None) -> float | None:
+    """|``shift`` - ``rest``| (cents): how far a continuation's move of the mean log F0 from its
+    prompt departs from the move of the utterance's original rest (None where either is)."""
+    return None if shift is None or rest is None else abs(shift - rest)
+
+
 CONTINUE_MEASURES: dict[str, tuple[str, Any]] = {
     "similarity": ("speaker sim to prompt", lambda s: s.get("similarity")),
     "margin": ("margin over the closest other voice",
@@ -176,9 +182,10 @@ CONTINUE_MEASURES: dict[str, tuple[str, Any]] = {
     "word_prob": ("mean word prob", _word_share("prob_sum")),
     "confident_share": ("confident share", _word_share("n_confident")),
     "auto_bleu2": ("auto-BLEU-2 (repetition)", lambda s: s.get("auto_bleu2")),
-    "pitch_gap": ("pitch gap to the prompt (cents)",
-                  lambda s: None if s.get("pitch_shift_cents") is None
-                  else abs(s["pitch_shift_cents"])),
+    "pitch_shift": ("pitch move from the prompt (cents)", lambda s: s.get("pitch_shift_cents")),
+    "pitch_error": ("pitch move off the original's (cents)",
+                    lambda s: pitch_error(s.get("pitch_shift_cents"),
+                                          s.get("_rest_pitch_shift_cents"))),
 }
 
 
@@ -192,7 +199,9 @@ def compare_continue(base: dict, other: dict, samples: int = 2000, seed: int = 0
         DataError: the reports share no sample.
     """
     def samples_of(rep: dict) -> dict[tuple[str, int], tuple[dict, bool]]:
-        return {(p["name"], s["seed"]): (s, bool(p.get("held_out")))
+        return {(p["name"], s["seed"]): (
+                    {**s, "_rest_pitch_shift_cents": p.get("rest_pitch_shift_cents")},
+                    bool(p.get("held_out")))
                 for p in rep.get("prompts", []) for s in p.get("samples", [])}
 
     a, b = samples_of(base), samples_of(other)
@@ -250,5 +259,5 @@ def compare_continue_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CONTINUE_MEASURES", "compare_continue", "compare_continue_markdown",
+__all__ = ["CONTINUE_MEASURES", "pitch_error", "compare_continue", "compare_continue_markdown",
            "compare_markdown", "compare_resynth", "paired_delta"]

@@ -177,14 +177,10 @@ def aggregate_prompts(sel: list[dict]) -> dict[str, Any]:
         "silence_ratio": mean(s["silence_ratio"] for s in ss),
         "rate_ratio": mean(s["rate_ratio"] for s in ss),
         "tempo": mean(s.get("tempo") for s in ss),  # the pace the vocoder spoke at
-        # pitch kept: |mean log F0 of the continuation - the prompt's| in cents, beside the
-        # same for the original rest of the utterance (the speaker's own drift) and for the
-        # baselines the vocoder speaks (old reports lack them: None)
-        "pitch_gap_cents": _abs_mean(s.get("pitch_shift_cents") for s in ss),
-        "pitch_gap_cents_original_rest": _abs_mean(r.get("rest_pitch_shift_cents")
-                                                   for r in sel),
-        **{f"pitch_gap_cents_{b}": _abs_mean((r["baselines"].get(b) or {}).get(
-            "pitch_shift_cents") for r in sel) for b in ("ceiling", "floor_unigram")},
+        # the pitch level after the prompt: how far the continuation's mean log F0 moves from the
+        # prompt's (signed, cents), beside how far the original rest of the utterance moves, and
+        # how far the two differ (old reports lack them: None)
+        **pitch_summary(sel),
         "rate_within_20pct": round(float(np.mean([
             s["rate_ratio"] is not None and abs(s["rate_ratio"] - 1) <= 0.2
             for s in ss])), 4)}
@@ -228,10 +224,31 @@ def pitch_shift_cents(prompt: np.ndarray, other: np.ndarray, sr: int) -> float |
     return round(1200.0 / np.log(2.0) * (means[1] - means[0]), 2)
 
 
-def _abs_mean(xs) -> float | None:
-    """The mean of the absolute values of ``xs`` that are not None (None when none)."""
-    vals = [abs(x) for x in xs if x is not None]
+def _mean_of(xs) -> float | None:
+    """The mean of ``xs`` that are not None (None when none), to 0.01."""
+    vals = [x for x in xs if x is not None]
     return round(float(np.mean(vals)), 2) if vals else None
+
+
+def pitch_summary(sel: list[dict]) -> dict[str, float | None]:
+    from speechlm.eval.compare import pitch_error
+
+    """The pitch-level measures of the prompt records ``sel``: the mean signed move of the
+    continuations and of the original rests; the mean error of the continuations against their
+    prompt's original rest, and the same for the spoken ceiling and unigram floor and for a
+    continuation that stays at the prompt's level (``flat``, the trivial baseline)."""
+    ss = [(s.get("pitch_shift_cents"), r.get("rest_pitch_shift_cents"))
+          for r in sel for s in r["samples"]]
+    rest = [r.get("rest_pitch_shift_cents") for r in sel]
+    out = {"pitch_shift_cents": _mean_of(x for x, _ in ss),
+           "pitch_shift_cents_original_rest": _mean_of(rest),
+           "pitch_error_cents": _mean_of(pitch_error(x, y) for x, y in ss),
+           "pitch_error_cents_flat": _mean_of(pitch_error(0.0, y) for y in rest)}
+    for b in ("ceiling", "floor_unigram"):
+        out[f"pitch_error_cents_{b}"] = _mean_of(pitch_error(
+            (r["baselines"].get(b) or {}).get("pitch_shift_cents"),
+            r.get("rest_pitch_shift_cents")) for r in sel)
+    return out
 
 
 @dataclasses.dataclass
@@ -491,15 +508,16 @@ def continuation_markdown(report: dict[str, Any]) -> str:
         lines.append(f"Targets ({g}): " + ", ".join(
             f"{k} {'met' if v else 'missed'}" for k, v in a.get("targets", {}).items()))
     for g, a in groups:
-        if a.get("pitch_gap_cents") is not None:
+        if a.get("pitch_error_cents") is not None:
             lines.append(
-                f"Pitch kept ({g}): the continuation's mean log F0 lies "
-                f"{f(a['pitch_gap_cents'], '.0f')} cents from the prompt's (mean of absolute "
-                f"gaps); calibration: the original "
-                f"rest of the utterance {f(a.get('pitch_gap_cents_original_rest'), '.0f')}, the "
-                f"true rest's units spoken by the same vocoder "
-                f"{f(a.get('pitch_gap_cents_ceiling'), '.0f')}, the unigram floor "
-                f"{f(a.get('pitch_gap_cents_floor_unigram'), '.0f')}.")
+                f"Pitch level ({g}): the continuation's mean log F0 moves "
+                f"{f(a['pitch_shift_cents'], '+.0f')} cents from the prompt's, the original rest "
+                f"of the utterance {f(a['pitch_shift_cents_original_rest'], '+.0f')}; the "
+                f"continuation's move is off the original's by {f(a['pitch_error_cents'], '.0f')} "
+                f"cents (mean absolute); calibration: staying at the prompt's level "
+                f"{f(a['pitch_error_cents_flat'], '.0f')}, the true rest's units spoken by the "
+                f"same vocoder {f(a['pitch_error_cents_ceiling'], '.0f')}, the unigram floor "
+                f"{f(a['pitch_error_cents_floor_unigram'], '.0f')}.")
     lines += ["",
         "Content heard by Whisper, between a floor (units from a unigram / bigram model of the "
         f"training units; {report.get('floors_fitted_on', '')}) and a ceiling (the true rest of "
