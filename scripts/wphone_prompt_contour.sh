@@ -18,7 +18,10 @@
 #       the same LM samples) -> docs/prompt-pitch-allison-continue{,-compare}.{json,md};
 #    b. a copy of the bundle with the new model (outputs/wphone-prompt-contour/vocoder), paired
 #       with a. -> docs/prompt-contour-allison-continue{,-compare}.{json,md};
-# 4. HELDOUT=1: the same two on the held-out engines (1 prompt per voice), b. against a.
+# 4. where nothing is known, the drawn path of resynthesis: the copy on 80 of Allison's prompts,
+#    paired with the bundle's report on them (make wphone-contour CHOSEN=1)
+#    -> docs/prompt-contour-allison{,-compare}.{json,md};
+# 5. HELDOUT=1: the continuations on the held-out engines (1 prompt per voice), b. against a.
 #    -> docs/prompt-{pitch,contour}-heldout-continue{,-compare}.{json,md};
 # SHIP=1 (after reading 3): the new model in float16 into the bundled vocoder
 #    (speechlm/pretrained/whisper-phone-vocoder/contour, replaced), where Vocoder.load finds it.
@@ -31,6 +34,7 @@ need() { [ -f "$1" ] || { echo "wphone-prompt-contour: $1 is missing: run $2" >&
 need "$CORPUS/corpus.json" "make corpus-world (or HOURS=12.5 bash scripts/build_corpus.sh)"
 need data/real/allison/allison.tsv "make real-voice"
 need docs/wphone-contour-1-allison-continue.json "make wphone-contour CHOSEN=1 CONTINUE=1"
+need docs/wphone-contour-1-allison.json "make wphone-contour CHOSEN=1"
 CACHE=data/vocoder/v2-wphone-ctc
 [ -f "$CACHE/valid.json" ] || "$PY" - "$CORPUS" "$CACHE" <<'PY'
 import sys
@@ -77,6 +81,12 @@ compare continue docs/wphone-contour-1-allison-continue docs/prompt-pitch-alliso
 report docs/prompt-contour-allison-continue continue --quiet --model "$M" $A
 compare continue docs/prompt-pitch-allison-continue docs/prompt-contour-allison-continue \
   docs/prompt-contour-allison-continue-compare
+# where nothing is known (the drawn path of resynthesis): the new model against the bundled one
+# on the same 80 of Allison's prompts (make wphone-contour CHOSEN=1's report)
+report docs/prompt-contour-allison resynth --quiet --vocoder "$E/vocoder" \
+  --wav-dir data/real/allison --per-voice 80 --methods hn --asr whisper
+compare resynth docs/wphone-contour-1-allison docs/prompt-contour-allison \
+  docs/prompt-contour-allison-compare
 if [ -n "${HELDOUT:-}" ]; then
   continue_heldout docs/prompt-pitch-heldout-continue whisper-phone-vocoder
   continue_heldout docs/prompt-contour-heldout-continue "$E/vocoder"

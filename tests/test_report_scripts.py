@@ -1461,7 +1461,15 @@ def test_wphone_prompt_contour_builds_the_cache_trains_then_judges_continuations
     assert rc == 2 and "wphone-contour-1-allison-continue.json is missing" in err
     _touch(root, "docs/wphone-contour-1-allison-continue.json")
     rc, calls, err = _run_script(root, env, "wphone_prompt_contour.sh")
+    assert rc == 2 and "wphone-contour-1-allison.json is missing" in err
+    _touch(root, "docs/wphone-contour-1-allison.json")
+    rc, calls, err = _run_script(root, env, "wphone_prompt_contour.sh")
     assert rc == 0, err
+    resynth = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert len(resynth) == 1 and resynth[0][resynth[0].index("--vocoder") + 1] == \
+        "outputs/wphone-prompt-contour/vocoder" and "80" in resynth[0]
+    assert _pairs(calls) == [["docs/wphone-contour-1-allison.json",
+                              "docs/prompt-contour-allison.json"]]
     py = [c for c in calls if c[0] == "PY"]
     assert py[0][2:] == ["data/corpus-v2", "data/vocoder/v2-wphone-ctc"]  # the cache built
     assert py[1][1:3] == ["scripts/contour_prefix_gain.py", "outputs/contour-prompt/model"]
