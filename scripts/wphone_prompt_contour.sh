@@ -23,6 +23,10 @@
 #    -> docs/prompt-contour-allison{,-compare}.{json,md};
 # 5. HELDOUT=1: the continuations on the held-out engines (1 prompt per voice), b. against a.
 #    -> docs/prompt-{pitch,contour}-heldout-continue{,-compare}.{json,md};
+# WEIGHT=W: the drawn path speaking its drawn contour itself (Vocoder.drawn_f0_weight; the bundle
+#    speaks the decoder's estimate given it, 0): a copy of the bundle at W (its intonation model
+#    unchanged) on Allison's continuations against a. and on her 80 prompts' drawn-path
+#    resynthesis against the bundle's -> docs/drawn-f0-weight-W-allison{-continue,}{,-compare}.*;
 # SHIP=1 (after reading 3): the new model in float16 into the bundled vocoder
 #    (speechlm/pretrained/whisper-phone-vocoder/contour, replaced), where Vocoder.load finds it.
 # Each report is kept when its JSON exists (a rerun picks up where a killed one stopped).
@@ -92,6 +96,31 @@ if [ -n "${HELDOUT:-}" ]; then
   continue_heldout docs/prompt-contour-heldout-continue "$E/vocoder"
   compare continue docs/prompt-pitch-heldout-continue docs/prompt-contour-heldout-continue \
     docs/prompt-contour-heldout-continue-compare
+fi
+if [ -n "${WEIGHT:-}" ]; then
+  W=$E/weight-$WEIGHT
+  [ -d "$W/vocoder" ] || "$PY" - "$W/vocoder" "$WEIGHT" <<'PY'
+import sys
+
+from speechlm.vocoder import Vocoder
+
+out, weight = sys.argv[1:]
+Vocoder.load("whisper-phone-vocoder").set_drawn_f0_weight(float(weight)).save(
+    out, half=True, int8=("speaker.", "pre.", "post.", "duration.blocks."))
+PY
+  mkdir -p "$W/model"
+  for st in tokenizer:speechlm/pretrained/whisper-phone lm:speechlm/pretrained/whisper-phone-lm \
+      "vocoder:$W/vocoder"; do
+    ln -sfn "$PWD/${st#*:}" "$W/model/${st%%:*}"
+  done
+  D=docs/drawn-f0-weight-$WEIGHT
+  # shellcheck disable=SC2086
+  report "$D-allison-continue" continue --quiet --model "$W/model" $A
+  compare continue docs/prompt-pitch-allison-continue "$D-allison-continue" \
+    "$D-allison-continue-compare"
+  report "$D-allison" resynth --quiet --vocoder "$W/vocoder" --wav-dir data/real/allison \
+    --per-voice 80 --methods hn --asr whisper
+  compare resynth docs/wphone-contour-1-allison "$D-allison" "$D-allison-compare"
 fi
 if [ -n "${SHIP:-}" ]; then
   "$PY" - "$RUN/model" speechlm/pretrained/whisper-phone-vocoder/contour <<'PY'

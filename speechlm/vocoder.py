@@ -543,6 +543,11 @@ class Vocoder(Stage):
         # estimate, 1 the source contour moved to the voice's level and range, between them a
         # mix; config.json's "source_f0_weight" (0 where absent)
         self.source_f0_weight = 0.0
+        # with no source F0 (the drawn path), the output's log F0 in the drawn contour's voiced
+        # frames: 0 the decoder's estimate given the drawn contour, 1 the drawn contour itself
+        # (a known prefix's own F0 there), between them a mix; config.json's "drawn_f0_weight"
+        # (0 where absent)
+        self.drawn_f0_weight = 0.0
         self._adapt_tokenizer: Any = None  # loaded on first use when voice() is given none
 
     def use_waveform(self, name_or_path: str | os.PathLike) -> Vocoder:
@@ -621,6 +626,7 @@ class Vocoder(Stage):
             voc.set_f0_spread(cfg.get("f0_spread", 1.0))
             voc.set_drawn_voicing_threshold(cfg.get("drawn_voicing_threshold", 0.5))
             voc.set_source_f0_weight(cfg.get("source_f0_weight", 0.0))
+            voc.set_drawn_f0_weight(cfg.get("drawn_f0_weight", 0.0))
         except ValueError as err:
             raise ModelError(f"{path}: {err}") from None
         if (path / WAVEFORM_DIR).is_dir():
@@ -656,7 +662,8 @@ class Vocoder(Stage):
                "mel_contrast": self.mel_contrast, "voiced_noise_cut_hz": self.voiced_noise_cut,
                "voice_adapt_steps": self.voice_adapt_steps, "f0_spread": self.f0_spread,
                "drawn_voicing_threshold": self.drawn_voicing_threshold,
-               "source_f0_weight": self.source_f0_weight}
+               "source_f0_weight": self.source_f0_weight,
+               "drawn_f0_weight": self.drawn_f0_weight}
         if self.cfg.mel_only and self.waveform is None:
             raise ModelError("a mel-only vocoder is saved with its waveform stage "
                              "(Vocoder.use_waveform first)")
@@ -727,6 +734,15 @@ class Vocoder(Stage):
         moved to the voice's log-F0 mean and spread (the source's own when the voice is the
         source speaker's). The drawn-F0 path is left alone."""
         self.source_f0_weight = _setting("source_f0_weight", weight, 0.0, 1.0)
+        return self
+
+    def set_drawn_f0_weight(self, weight: float) -> Vocoder:
+        """Set :attr:`drawn_f0_weight`, in [0, 1]: where :meth:`parameters_for` draws its F0
+        (no source F0; ``f0_bins``), the output's log F0 in the drawn contour's voiced frames
+        mixes the decoder's estimate given that contour (0) with the drawn contour itself (1),
+        which is at the voice's level already, and is a known prefix's own F0 where one is
+        given. The source-F0 path is left alone."""
+        self.drawn_f0_weight = _setting("drawn_f0_weight", weight, 0.0, 1.0)
         return self
 
     @property
@@ -1012,6 +1028,10 @@ class Vocoder(Stage):
             spk, film = voice.decoder_vector[None], voice.film_offsets
             params = {k: v[0] for k, v in self.model.split(self.model.decode_upsampled(
                 h, spk, f0_conditioning(contour, h.shape[-1])[None], film)).items()}
+            if self.drawn_f0_weight > 0:  # speak the drawn contour itself, not an estimate of it
+                w = self.drawn_f0_weight
+                params["lf0"] = torch.where(voiced, (1 - w) * params["lf0"] + w * lf0.to(
+                    params["lf0"]), params["lf0"])
             if thr != 0.5:  # the output's voicing (vuv > 0.5 downstream) at the same threshold
                 params["vuv"] = torch.sigmoid(torch.logit(params["vuv"].clamp(1e-6, 1 - 1e-6))
                                               - math.log(thr / (1 - thr)))

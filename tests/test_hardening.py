@@ -146,6 +146,8 @@ def test_row2_short_voice_and_resynth(capsys, tmp_path, short_wavs):
      "--drawn-voicing-threshold"),
     (["resynth", SAMPLE, "-o", "o.wav", "--source-f0-weight", "1.5"], "--source-f0-weight"),
     (["vocode", "u.json", "--voice", SAMPLE, "--source-f0-weight", "-1"], "--source-f0-weight"),
+    (["continue", SAMPLE, "--drawn-f0-weight", "1.5"], "--drawn-f0-weight"),
+    (["vocode", "u.json", "--voice", SAMPLE, "--drawn-f0-weight", "nan"], "--drawn-f0-weight"),
     (["generate-units", "--prompt-units", "1 2", "--seconds", "nan"], "--seconds"),
     (["generate-units", "--prompt-units", "1 2", "--seconds", "inf"], "--seconds"),
     (["generate-units", "--prompt-units", "1 2", "--seconds", "0"], "--seconds"),

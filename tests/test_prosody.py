@@ -337,3 +337,33 @@ def test_the_vocoder_speaks_the_known_prefix_with_its_f0_and_draws_the_rest(
     src = voc.parameters_for(units, voice, f0=f0)
     assert torch.equal(voc.parameters_for(units, voice, f0=f0, known_f0=f0[:k])["mel"],
                        src["mel"])
+
+
+def test_the_drawn_f0_weight_speaks_the_drawn_contour_itself(f0_vocoder_run, wav_file, tmp_path):
+    from speechlm.audio import load_audio
+    from speechlm.tokenizer import Tokenizer
+
+    voc = Vocoder.load(f0_vocoder_run[0])
+    wav = load_audio(wav_file(1.5))
+    units, voice = Tokenizer.load("mfcc-k100").tokenize_wave(wav), voc.voice(wav)
+    hz, on = voc.draw_f0(units, voice, seed=1)
+    est = voc.parameters_for(units, voice, seed=1)
+    assert voc.drawn_f0_weight == 0.0  # as trained: the decoder's estimate
+    voc.set_drawn_f0_weight(1.0)
+    spoken = voc.parameters_for(units, voice, seed=1)
+    on_t = torch.from_numpy(on)
+    assert torch.allclose(torch.exp(spoken["lf0"][on_t]), torch.from_numpy(hz)[on_t], rtol=1e-4)
+    assert torch.equal(spoken["lf0"][~on_t], est["lf0"][~on_t])
+    assert torch.equal(spoken["mel"], est["mel"])  # only the F0 spoken changes
+    voc.set_drawn_f0_weight(0.5)
+    half = voc.parameters_for(units, voice, seed=1)["lf0"][on_t]
+    assert torch.allclose(half, (est["lf0"][on_t] + spoken["lf0"][on_t]) / 2, atol=1e-5)
+    # a source F0 is left to source_f0_weight; the setting is saved and checked
+    f0 = np.where(on, hz, 0.0)
+    assert torch.equal(voc.parameters_for(units, voice, f0=f0)["lf0"],
+                       voc.set_drawn_f0_weight(0.0).parameters_for(units, voice, f0=f0)["lf0"])
+    voc.set_drawn_f0_weight(1.0).save(tmp_path / "v")
+    assert Vocoder.load(tmp_path / "v").drawn_f0_weight == 1.0
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="drawn_f0_weight"):
+            voc.set_drawn_f0_weight(bad)

@@ -1500,3 +1500,15 @@ def test_wphone_prompt_contour_builds_the_cache_trains_then_judges_continuations
     assert ["data/corpus-v2", "data/vocoder/v2-wphone-ctc"] not in py
     assert ["outputs/contour-prompt/model",
             "speechlm/pretrained/whisper-phone-vocoder/contour"] in py
+    # WEIGHT: a copy of the bundle speaking its drawn contour itself, judged twice
+    rc, calls, err = _run_script(root, {**env, "WEIGHT": "1"}, "wphone_prompt_contour.sh")
+    assert rc == 0, err
+    assert ["-", "outputs/wphone-prompt-contour/weight-1/vocoder", "1"] in [
+        c[1:] for c in calls if c[0] == "PY"]
+    judged = [c for c in calls if c[1:3] in (["eval", "continue"], ["eval", "resynth"])]
+    assert [c[c.index("--json") + 1] for c in judged] == [
+        "docs/drawn-f0-weight-1-allison-continue.json", "docs/drawn-f0-weight-1-allison.json"]
+    assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-continue"]][-1] == [
+        "docs/prompt-pitch-allison-continue.json", "docs/drawn-f0-weight-1-allison-continue.json"]
+    assert _pairs(calls)[-1] == ["docs/wphone-contour-1-allison.json",
+                                 "docs/drawn-f0-weight-1-allison.json"]

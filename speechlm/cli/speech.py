@@ -211,12 +211,17 @@ def _vocoder_setting_args(p: argparse.ArgumentParser) -> None:
                    help="where a source F0 is given (resynthesis), the output's F0 in voiced "
                    "frames: 0 the decoder's estimate, 1 the source contour at the voice's level "
                    "and range, between them a mix (default: the vocoder's own)")
+    p.add_argument("--drawn-f0-weight", type=number(float, 0.0, 1.0), metavar="W",
+                   help="where the F0 is drawn (continue, vocode), the output's F0 in voiced "
+                   "frames: 0 the decoder's estimate given the drawn contour, 1 the drawn "
+                   "contour itself (the prompt's own F0 over the prompt), between them a mix "
+                   "(default: the vocoder's own)")
 
 
 def _vocoder_settings(voc, args: argparse.Namespace) -> None:
     """--timbre-match / --mel-contrast / --voiced-noise-cut / --voice-adapt-steps / --f0-spread /
-    --drawn-voicing-threshold / --source-f0-weight / --contour, where given, over the vocoder's
-    own settings."""
+    --drawn-voicing-threshold / --source-f0-weight / --drawn-f0-weight / --contour, where given,
+    over the vocoder's own settings."""
     if args.timbre_match is not None:
         voc.set_timbre_match(args.timbre_match)
     if args.mel_contrast is not None:
@@ -231,6 +236,8 @@ def _vocoder_settings(voc, args: argparse.Namespace) -> None:
         voc.set_drawn_voicing_threshold(args.drawn_voicing_threshold)
     if args.source_f0_weight is not None:
         voc.set_source_f0_weight(args.source_f0_weight)
+    if args.drawn_f0_weight is not None:
+        voc.set_drawn_f0_weight(args.drawn_f0_weight)
     if args.contour is not None:
         voc.use_contour(None if args.contour == "none" else args.contour)
 
