@@ -89,11 +89,7 @@ compare resynth docs/drawn-f0-split-heldout "$S-$CHOSEN-heldout" "$S-$CHOSEN-hel
 [ -n "${CONTINUE:-}" ] || exit 0
 need docs/switch-wphone-allison-continue.json "make wphone-default"
 M=$E/model-$CHOSEN
-mkdir -p "$M"
-for st in tokenizer:speechlm/pretrained/whisper-phone lm:speechlm/pretrained/whisper-phone-lm \
-    "vocoder:$E/vocoder-$CHOSEN"; do
-  ln -sfn "$PWD/${st#*:}" "$M/${st%%:*}"
-done
+wphone_model "$M" "$E/vocoder-$CHOSEN"
 report "$S-$CHOSEN-allison-continue" continue --quiet --model "$M" --wav-dir data/real/allison \
   --per-voice 0 --reference-voices data/real/others
 compare continue docs/switch-wphone-allison-continue "$S-$CHOSEN-allison-continue" \

@@ -71,11 +71,7 @@ Vocoder.load("whisper-phone-vocoder").use_contour(contour).save(
     out, half=True, int8=("speaker.", "pre.", "post.", "duration.blocks."))
 PY
 M=$E/model
-mkdir -p "$M"
-for st in tokenizer:speechlm/pretrained/whisper-phone lm:speechlm/pretrained/whisper-phone-lm \
-    "vocoder:$E/vocoder"; do
-  ln -sfn "$PWD/${st#*:}" "$M/${st%%:*}"
-done
+wphone_model "$M" "$E/vocoder"
 A="--wav-dir data/real/allison --per-voice 0 --reference-voices data/real/others"
 # shellcheck disable=SC2086
 report docs/prompt-pitch-allison-continue continue --quiet $A
@@ -108,11 +104,7 @@ out, weight = sys.argv[1:]
 Vocoder.load("whisper-phone-vocoder").set_drawn_f0_weight(float(weight)).save(
     out, half=True, int8=("speaker.", "pre.", "post.", "duration.blocks."))
 PY
-  mkdir -p "$W/model"
-  for st in tokenizer:speechlm/pretrained/whisper-phone lm:speechlm/pretrained/whisper-phone-lm \
-      "vocoder:$W/vocoder"; do
-    ln -sfn "$PWD/${st#*:}" "$W/model/${st%%:*}"
-  done
+  wphone_model "$W/model" "$W/vocoder"
   D=docs/drawn-f0-weight-$WEIGHT
   # shellcheck disable=SC2086
   report "$D-allison-continue" continue --quiet --model "$W/model" $A

@@ -59,6 +59,18 @@ continue_heldout() {
     --per-voice 1 "$@"
 }
 
+# wphone_model DIR VOCODER: DIR/{tokenizer,lm,vocoder} linked to the bundled whisper-phone
+# tokenizer and LM and to VOCODER: the default model speaking through another vocoder, for
+# `eval continue --model DIR`.
+wphone_model() {
+  mkdir -p "$1"
+  local st
+  for st in tokenizer:speechlm/pretrained/whisper-phone lm:speechlm/pretrained/whisper-phone-lm \
+      "vocoder:$2"; do
+    ln -sfn "$PWD/${st#*:}" "$1/${st%%:*}"
+  done
+}
+
 # compare KIND BEFORE AFTER STEM: `eval compare-KIND` (resynth | continue) of two reports'
 # stems, the paired differences into STEM.{json,md}; always rerun (seconds).
 compare() {
