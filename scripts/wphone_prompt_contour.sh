@@ -27,6 +27,8 @@
 #    speaks the decoder's estimate given it, 0): a copy of the bundle at W (its intonation model
 #    unchanged) on Allison's continuations against a. and on her 80 prompts' drawn-path
 #    resynthesis against the bundle's -> docs/drawn-f0-weight-W-allison{-continue,}{,-compare}.*;
+# SHIP_WEIGHT=W (after reading WEIGHT=W's reports): W as the bundled vocoder's drawn_f0_weight
+#    (its config.json only; no weights are rewritten);
 # SHIP=1 (after reading 3): the new model in float16 into the bundled vocoder
 #    (speechlm/pretrained/whisper-phone-vocoder/contour, replaced), where Vocoder.load finds it.
 # Each report is kept when its JSON exists (a rerun picks up where a killed one stopped).
@@ -113,6 +115,19 @@ PY
   report "$D-allison" resynth --quiet --vocoder "$W/vocoder" --wav-dir data/real/allison \
     --per-voice 80 --methods hn --asr whisper
   compare resynth docs/wphone-contour-1-allison "$D-allison" "$D-allison-compare"
+fi
+if [ -n "${SHIP_WEIGHT:-}" ]; then  # the bundled vocoder's config only: no weights rewritten
+  "$PY" - speechlm/pretrained/whisper-phone-vocoder/config.json "$SHIP_WEIGHT" <<'PY'
+import json
+import sys
+
+from speechlm.io import write_json_atomic
+
+path, weight = sys.argv[1:]
+cfg = json.load(open(path))
+cfg["drawn_f0_weight"] = float(weight)
+write_json_atomic(path, cfg)
+PY
 fi
 if [ -n "${SHIP:-}" ]; then
   "$PY" - "$RUN/model" speechlm/pretrained/whisper-phone-vocoder/contour <<'PY'

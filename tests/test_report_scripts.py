@@ -1512,3 +1512,7 @@ def test_wphone_prompt_contour_builds_the_cache_trains_then_judges_continuations
         "docs/prompt-pitch-allison-continue.json", "docs/drawn-f0-weight-1-allison-continue.json"]
     assert _pairs(calls)[-1] == ["docs/wphone-contour-1-allison.json",
                                  "docs/drawn-f0-weight-1-allison.json"]
+    rc, calls, err = _run_script(root, {**env, "SHIP_WEIGHT": "1"}, "wphone_prompt_contour.sh")
+    assert rc == 0, err
+    assert ["-", "speechlm/pretrained/whisper-phone-vocoder/config.json", "1"] in [
+        c[1:] for c in calls if c[0] == "PY"]
