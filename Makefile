@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: wphone-prompt-contour wphone-contour wphone-f0-spread drawn-f0-split int8-units wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: lm-phone-text wphone-prompt-contour wphone-contour wphone-f0-spread drawn-f0-split int8-units wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -61,6 +61,9 @@ lm-scaling: $(STAMP)  ## the LM scaling sweep and the text-interleaving runs (~1
 lm-data-scale: $(STAMP)  ## the unit LM on the full 106 h corpus against the 12.5 h runs (~2.5 h with the corpus build): docs/lm-data-scale*
 	HOURS=106 OUT=data/corpus-106 bash scripts/build_corpus.sh
 	bash scripts/build_lm_data_scale.sh
+
+lm-phone-text: $(STAMP)  ## text in the unit space: the bundled LM's recipe on the whisper-phone units of the world corpus, units only and mixed with 4 x as many tokens of the text pool spelled as phones (CMUdict), each scored on the held-out voices' probes (~75 min; PAR=1 trains both side by side; needs the world corpus): scripts/lm_phone_text.sh, docs/lm-wphone-{units,text}
+	bash scripts/lm_phone_text.sh
 
 lm-phone-oracle: $(STAMP)  ## the probes scored by the LM recipe trained on reference phones, and by phone-lm on seen voices (~35 min): docs/lm-oracle-phones*
 	[ -f data/corpus-v2/corpus.json ] || HOURS=12 bash scripts/build_corpus.sh
@@ -221,7 +224,7 @@ wphone-f0-spread: $(STAMP)  ## the default vocoder's drawn-F0 spread (1 draws, 0
 wphone-contour: $(STAMP)  ## the drawn-F0 path's pitch shape from the whole utterance: an intonation model (speechlm.prosody, a bidirectional GRU over the frame units) trained on the default vocoder's analysed corpus and put in copies of the default vocoder, judged at spreads 1, 0.5 and 0 on 40 valid utterances against the default at the same spread and as shipped, then CHOSEN=S on Allison's 80 prompts and the held-out engines against the default as shipped, and with CONTINUE=1 her continuations against the default's; CHOSEN=1 SHIP=1 writes it into the bundled vocoder and judges that on all 217 of her prompts (~30 min of training + 15 + 25 + 20 min; needs make whisper-phone, make wphone-f0-spread and, for step 3, make drawn-f0-split): scripts/wphone_contour.sh, docs/wphone-contour-*
 	bash scripts/wphone_contour.sh
 
-wphone-prompt-contour: $(STAMP)  ## the continuation carries on the prompt's intonation: the prompt spoken with its own F0 (continue's default now) judged on Allison's continuations against the drawn prompt, then an intonation model that reads that F0 (configs/vocoder/contour-prompt-cpu.toml) judged against it; and where nothing is known (her 80 prompts' drawn-path resynthesis); HELDOUT=1 adds the held-out engines, SHIP=1 writes the model into the bundled vocoder; WEIGHT=W judges the bundle speaking its drawn contour itself (drawn_f0_weight W) the same two ways, SHIP_WEIGHT=W writes W into the bundled vocoder's config (~40 min of training + 4 x 15 min; needs the world corpus, make real-voice): scripts/wphone_prompt_contour.sh, docs/prompt-*, docs/drawn-f0-weight-*
+wphone-prompt-contour: $(STAMP)  ## the continuation carries on the prompt's intonation: the prompt spoken with its own F0 (continue's default now) judged on Allison's continuations against the drawn prompt, then an intonation model that reads that F0 (configs/vocoder/contour-prompt-cpu.toml) judged against it; and where nothing is known (her 80 prompts' drawn-path resynthesis); HELDOUT=1 adds the held-out engines, SHIP=1 writes the model into the bundled vocoder; WEIGHT=W judges the bundle speaking its drawn contour itself (drawn_f0_weight W) the same two ways (with HELDOUT=1 also on the held-out engines against a copy at 0), SHIP_WEIGHT=W writes W into the bundled vocoder's config (~40 min of training + 4 x 15 min; needs the world corpus, make real-voice): scripts/wphone_prompt_contour.sh, docs/prompt-*, docs/drawn-f0-weight-*
 	bash scripts/wphone_prompt_contour.sh
 
 tempo-reports: $(STAMP)  ## the continuation's pace fitted on the prompt (Vocoder.fit_tempo): how well a tempo fitted on an utterance's first half predicts its second half's length (real voice, held-out engines), and Allison's continuations against the same at tempo 1 (~25 min; needs make real-voice and the world corpus): scripts/tempo_reports.sh, docs/tempo-*

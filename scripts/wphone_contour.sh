@@ -47,7 +47,9 @@ import sys
 from speechlm.vocoder import Vocoder
 
 out, contour, spread = sys.argv[1:]
-Vocoder.load("whisper-phone-vocoder").use_contour(contour).set_f0_spread(float(spread)).save(
+# drawn_f0_weight 0: the bundle as judged here, before it spoke its drawn contour itself
+voc = Vocoder.load("whisper-phone-vocoder").use_contour(contour).set_drawn_f0_weight(0)
+voc.set_f0_spread(float(spread)).save(
     out, half=True, int8=("speaker.", "pre.", "post.", "duration.blocks."))
 PY
 }

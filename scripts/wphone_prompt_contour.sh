@@ -22,7 +22,10 @@
 #    paired with the bundle's report on them (make wphone-contour CHOSEN=1)
 #    -> docs/prompt-contour-allison{,-compare}.{json,md};
 # 5. HELDOUT=1: the continuations on the held-out engines (1 prompt per voice), b. against a.
-#    -> docs/prompt-{pitch,contour}-heldout-continue{,-compare}.{json,md};
+#    -> docs/prompt-{pitch,contour}-heldout-continue{,-compare}.{json,md}; with WEIGHT=W, also
+#    W against a copy at 0 (a.) on the held-out engines' continuations and drawn-path
+#    resynthesis -> docs/drawn-f0-weight-W-heldout{-continue,}{,-compare}.*,
+#    docs/drawn-f0-weight-0-heldout.*;
 # WEIGHT=W: the drawn path speaking its drawn contour itself (Vocoder.drawn_f0_weight; the bundle
 #    speaks the decoder's estimate given it, 0): a copy of the bundle at W (its intonation model
 #    unchanged) on Allison's continuations against a. and on her 80 prompts' drawn-path
@@ -69,14 +72,30 @@ import sys
 from speechlm.vocoder import Vocoder
 
 out, contour = sys.argv[1:]
-Vocoder.load("whisper-phone-vocoder").use_contour(contour).save(
+Vocoder.load("whisper-phone-vocoder").use_contour(contour).set_drawn_f0_weight(0).save(
     out, half=True, int8=("speaker.", "pre.", "post.", "duration.blocks."))
 PY
+# weight_copy W: $E/weight-W/{vocoder,model}, the bundle speaking its drawn contour at weight W
+# (its intonation model unchanged), and the default model through it
+weight_copy() {
+  local w=$E/weight-$1
+  [ -d "$w/vocoder" ] || "$PY" - "$w/vocoder" "$1" <<'PY'
+import sys
+
+from speechlm.vocoder import Vocoder
+
+out, weight = sys.argv[1:]
+Vocoder.load("whisper-phone-vocoder").set_drawn_f0_weight(float(weight)).save(
+    out, half=True, int8=("speaker.", "pre.", "post.", "duration.blocks."))
+PY
+  wphone_model "$w/model" "$w/vocoder"
+}
 M=$E/model
 wphone_model "$M" "$E/vocoder"
 A="--wav-dir data/real/allison --per-voice 0 --reference-voices data/real/others"
+weight_copy 0  # a.: the bundle as judged then, speaking the decoder's estimate (weight 0)
 # shellcheck disable=SC2086
-report docs/prompt-pitch-allison-continue continue --quiet $A
+report docs/prompt-pitch-allison-continue continue --quiet --model "$E/weight-0/model" $A
 compare continue docs/wphone-contour-1-allison-continue docs/prompt-pitch-allison-continue \
   docs/prompt-pitch-allison-continue-compare
 # shellcheck disable=SC2086
@@ -89,24 +108,9 @@ report docs/prompt-contour-allison resynth --quiet --vocoder "$E/vocoder" \
   --wav-dir data/real/allison --per-voice 80 --methods hn --asr whisper
 compare resynth docs/wphone-contour-1-allison docs/prompt-contour-allison \
   docs/prompt-contour-allison-compare
-if [ -n "${HELDOUT:-}" ]; then
-  continue_heldout docs/prompt-pitch-heldout-continue whisper-phone-vocoder
-  continue_heldout docs/prompt-contour-heldout-continue "$E/vocoder"
-  compare continue docs/prompt-pitch-heldout-continue docs/prompt-contour-heldout-continue \
-    docs/prompt-contour-heldout-continue-compare
-fi
 if [ -n "${WEIGHT:-}" ]; then
+  weight_copy "$WEIGHT"
   W=$E/weight-$WEIGHT
-  [ -d "$W/vocoder" ] || "$PY" - "$W/vocoder" "$WEIGHT" <<'PY'
-import sys
-
-from speechlm.vocoder import Vocoder
-
-out, weight = sys.argv[1:]
-Vocoder.load("whisper-phone-vocoder").set_drawn_f0_weight(float(weight)).save(
-    out, half=True, int8=("speaker.", "pre.", "post.", "duration.blocks."))
-PY
-  wphone_model "$W/model" "$W/vocoder"
   D=docs/drawn-f0-weight-$WEIGHT
   # shellcheck disable=SC2086
   report "$D-allison-continue" continue --quiet --model "$W/model" $A
@@ -115,6 +119,23 @@ PY
   report "$D-allison" resynth --quiet --vocoder "$W/vocoder" --wav-dir data/real/allison \
     --per-voice 80 --methods hn --asr whisper
   compare resynth docs/wphone-contour-1-allison "$D-allison" "$D-allison-compare"
+  if [ -n "${HELDOUT:-}" ]; then
+    # the held-out engines: W against a copy at 0 (the bundle before drawn_f0_weight), the
+    # continuations (1 prompt per voice) and the drawn path of resynthesis (2 per voice)
+    continue_heldout docs/prompt-pitch-heldout-continue "$E/weight-0/vocoder"
+    continue_heldout "$D-heldout-continue" "$W/vocoder"
+    compare continue docs/prompt-pitch-heldout-continue "$D-heldout-continue" \
+      "$D-heldout-continue-compare"
+    resynth_heldout docs/drawn-f0-weight-0-heldout "$E/weight-0/vocoder" hn
+    resynth_heldout "$D-heldout" "$W/vocoder" hn
+    compare resynth docs/drawn-f0-weight-0-heldout "$D-heldout" "$D-heldout-compare"
+  fi
+fi
+if [ -n "${HELDOUT:-}" ]; then
+  continue_heldout docs/prompt-pitch-heldout-continue "$E/weight-0/vocoder"
+  continue_heldout docs/prompt-contour-heldout-continue "$E/vocoder"
+  compare continue docs/prompt-pitch-heldout-continue docs/prompt-contour-heldout-continue \
+    docs/prompt-contour-heldout-continue-compare
 fi
 if [ -n "${SHIP_WEIGHT:-}" ]; then  # the bundled vocoder's config only: no weights rewritten
   "$PY" - speechlm/pretrained/whisper-phone-vocoder/config.json "$SHIP_WEIGHT" <<'PY'

@@ -1480,8 +1480,11 @@ def test_wphone_prompt_contour_builds_the_cache_trains_then_judges_continuations
     cont = [c for c in calls if c[1:3] == ["eval", "continue"]]
     assert [c[c.index("--json") + 1] for c in cont] == [
         "docs/prompt-pitch-allison-continue.json", "docs/prompt-contour-allison-continue.json"]
-    assert "--model" not in cont[0] and \
-        cont[1][cont[1].index("--model") + 1] == "outputs/wphone-prompt-contour/model"
+    # a.: a copy of the bundle at drawn_f0_weight 0, as it was judged before weight 1 shipped
+    assert cont[0][cont[0].index("--model") + 1] == "outputs/wphone-prompt-contour/weight-0/model"
+    assert ["-", "outputs/wphone-prompt-contour/weight-0/vocoder", "0"] in [
+        c[1:] for c in calls if c[0] == "PY"]
+    assert cont[1][cont[1].index("--model") + 1] == "outputs/wphone-prompt-contour/model"
     model = root / "outputs" / "wphone-prompt-contour" / "model"
     assert os.readlink(model / "vocoder").endswith("outputs/wphone-prompt-contour/vocoder")
     assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-continue"]] == [
@@ -1495,7 +1498,8 @@ def test_wphone_prompt_contour_builds_the_cache_trains_then_judges_continuations
     cont = [c for c in calls if c[1:3] == ["eval", "continue"]]
     assert [c[c.index("--json") + 1] for c in cont] == [
         "docs/prompt-pitch-heldout-continue.json", "docs/prompt-contour-heldout-continue.json"]
-    assert cont[0][cont[0].index("--vocoder") + 1] == "whisper-phone-vocoder"
+    assert cont[0][cont[0].index("--vocoder") + 1] == \
+        "outputs/wphone-prompt-contour/weight-0/vocoder"
     py = [c[2:] for c in calls if c[0] == "PY"]
     assert ["data/corpus-v2", "data/vocoder/v2-wphone-ctc"] not in py
     assert ["outputs/contour-prompt/model",
@@ -1512,7 +1516,55 @@ def test_wphone_prompt_contour_builds_the_cache_trains_then_judges_continuations
         "docs/prompt-pitch-allison-continue.json", "docs/drawn-f0-weight-1-allison-continue.json"]
     assert _pairs(calls)[-1] == ["docs/wphone-contour-1-allison.json",
                                  "docs/drawn-f0-weight-1-allison.json"]
+    # WEIGHT with HELDOUT: W against the copy at 0 on the held-out engines, both ways (the
+    # copy's continuation report is the HELDOUT run's above, kept)
+    rc, calls, err = _run_script(root, {**env, "WEIGHT": "1", "HELDOUT": "1"},
+                                 "wphone_prompt_contour.sh")
+    assert rc == 0, err
+    judged = [c for c in calls if c[1:3] in (["eval", "continue"], ["eval", "resynth"])]
+    zero, one = (f"outputs/wphone-prompt-contour/weight-{w}/vocoder" for w in (0, 1))
+    assert [(c[c.index("--json") + 1], c[c.index("--vocoder") + 1]) for c in judged] == [
+        ("docs/drawn-f0-weight-1-heldout-continue.json", one),
+        ("docs/drawn-f0-weight-0-heldout.json", zero),
+        ("docs/drawn-f0-weight-1-heldout.json", one)]
+    assert all(c[c.index("--data") + 1] == "heldout" for c in judged)
+    assert ["docs/drawn-f0-weight-0-heldout.json", "docs/drawn-f0-weight-1-heldout.json"] in \
+        _pairs(calls)
+    assert ["docs/prompt-pitch-heldout-continue.json",
+            "docs/drawn-f0-weight-1-heldout-continue.json"] in [
+        c[3:5] for c in calls if c[1:3] == ["eval", "compare-continue"]]
     rc, calls, err = _run_script(root, {**env, "SHIP_WEIGHT": "1"}, "wphone_prompt_contour.sh")
     assert rc == 0, err
     assert ["-", "speechlm/pretrained/whisper-phone-vocoder/config.json", "1"] in [
         c[1:] for c in calls if c[0] == "PY"]
+
+
+def test_lm_phone_text_trains_the_control_and_the_mix_then_scores_both(tmp_path):
+    """scripts/lm_phone_text.sh: refused (exit 2, one line) without the corpus or its text pool;
+    builds the held-out probes when missing, trains the units-only control on the bundled
+    tokenizer's units and the phone-text recipe, then scores each on the probes once."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "lm_phone_text.sh")
+    assert rc == 2 and err.count("\n") == 1 and "corpus.json is missing" in err and calls == []
+    _touch(root, "data/corpus-v2/corpus.json")
+    rc, calls, err = _run_script(root, env, "lm_phone_text.sh")
+    assert rc == 2 and err.count("\n") == 1 and "sentences.tsv is missing" in err
+    _touch(root, "data/corpus-v2/text/sentences.tsv")
+    for par in ("", "1"):
+        rc, calls, err = _run_script(root, {**env, "PAR": par}, "lm_phone_text.sh")
+        assert rc == 0, err
+        train = [c for c in calls if c[1:3] == ["train", "lm"]]
+        assert [c[c.index("--config") + 1] for c in train] == [
+            "configs/lm/whisper-phone-cpu.toml", "configs/lm/whisper-phone-text-cpu.toml"]
+        assert "--data.tokenizer=whisper-phone" in train[0]
+        assert "--train.out=outputs/lm-wphone-units" in train[0]
+        lm = [c for c in calls if c[1:3] == ["eval", "lm"]]
+        if par:  # the reports exist: kept
+            assert lm == [] and not any(c[1:3] == ["eval", "build-probes"] for c in calls)
+            continue
+        assert [c[c.index("--model") + 1] for c in lm] == [
+            "outputs/lm-wphone-units/model", "outputs/lm-wphone-text/model"]
+        assert all(c[c.index("--probes") + 1] == "data/probes-v2" for c in lm)
+        probes = [c for c in calls if c[1:3] == ["eval", "build-probes"]]
+        assert len(probes) == 1 and "pico_us,piper_joe,mbrola_us3" in probes[0]
+        _touch(root, "data/probes-v2/syntactic/pairs.tsv")

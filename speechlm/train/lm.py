@@ -48,6 +48,8 @@ DATA_DEFAULTS: dict[str, Any] = {
     "text_ratio": 1.0,  # text-only tokens per unit token of the mix
     "max_span": 8,  # longest run of words in one modality
     "interleave_copies": 1,  # interleaved sequences per utterance with word times
+    "phone_text": False,  # mix in the text pool spelled as phones (CTC phone units only)
+    "phone_text_ratio": 1.0,  # phone-text tokens per unit token of that mix
 }
 FROM_DATA = {"n_units", "unit_space", "dedup", "frame_rate", "text_vocab"}  # the shards decide
 
@@ -97,11 +99,15 @@ class LMTask(TrainTask):
 
     @property
     def train_dir(self) -> str:
-        """The shards training reads: the interleaved mix, or the unit shards."""
+        """The shards training reads: the interleaved or phone-text mix, or the unit shards."""
         d = self.data
-        if d["interleave"] and not d["mix_dir"]:
-            raise DataError("data.interleave needs data.mix_dir (where the mixed shard goes)")
-        return d["mix_dir"] if d["interleave"] else d["units_dir"]
+        if d["interleave"] and d["phone_text"]:
+            raise DataError("data.interleave and data.phone_text are two mixes: choose one")
+        mixed = d["interleave"] or d["phone_text"]
+        if mixed and not d["mix_dir"]:
+            which = "interleave" if d["interleave"] else "phone_text"
+            raise DataError(f"data.{which} needs data.mix_dir (where the mixed shard goes)")
+        return d["mix_dir"] if mixed else d["units_dir"]
 
     def prepare(self, progress: bool) -> None:
         from speechlm.data.interleave import build_mix, dedup_shard
@@ -110,8 +116,9 @@ class LMTask(TrainTask):
 
         d = self.data
         splits = ("train", "valid")
+        self.train_dir  # noqa: B018 (refuses a bad mix before anything is built)
         if d["tokenizer"] == ORACLE_TOKENIZER:  # reference phones, not a tokenizer's units
-            if d["frames_dir"] or d["interleave"] or not d["dedup"]:
+            if d["frames_dir"] or d["interleave"] or d["phone_text"] or not d["dedup"]:
                 raise DataError('the phone oracle trains on deduplicated phones only: set '
                                 'data.frames_dir = "", data.interleave = false, data.dedup = true')
             dump_phone_shards(d["corpus"], d["units_dir"], splits, progress=progress)
@@ -142,6 +149,12 @@ class LMTask(TrainTask):
                       d["text_vocab"], text_ratio=float(d["text_ratio"]),
                       max_span=int(d["max_span"]), copies=int(d["interleave_copies"]),
                       seed=self.train.seed, progress=progress)
+        if d["phone_text"]:
+            from speechlm.data.phone_text import build_phone_text_mix
+
+            build_phone_text_mix(d["units_dir"], d["corpus"], self.train_dir,
+                                 ratio=float(d["phone_text_ratio"]), seed=self.train.seed,
+                                 progress=progress)
 
     @staticmethod
     def _check_shard_space(d: dict[str, Any]) -> None:
@@ -214,7 +227,9 @@ class LMTask(TrainTask):
                          "units_dir": d["units_dir"], "recipe": self.recipe, "seed": t.seed,
                          **({"frames_dir": d["frames_dir"]} if d["frames_dir"] else {}),
                          **({"mix_dir": d["mix_dir"], "mix": self.meta.get("mix")}
-                            if d["interleave"] else {}),
+                            if d["interleave"] or d["phone_text"] else {}),
+                         **({"phone_text_ratio": float(d["phone_text_ratio"])}
+                            if d["phone_text"] else {}),
                          "valid_loss": round(valid["loss"], 5), "tokens_per_s": round(rate)}})
 
 
