@@ -11,7 +11,8 @@
 # 3. the same recipe, the same steps, on those units mixed with 4 x as many tokens of phone text
 #    (configs/lm/whisper-phone-text-cpu.toml) -> outputs/lm-wphone-text;
 # 4. each one's test perplexity (units only: the same test split) and probes on the held-out
-#    voices, with the n-gram baselines -> docs/lm-wphone-{units,text}.{json,md}.
+#    voices, with the n-gram baselines -> docs/lm-wphone-{units,text}.{json,md}, and the two
+#    paired over the same probe trials (eval compare-lm) -> docs/lm-wphone-text-compare.*.
 # Both runs resume when killed; PAR=1 trains them side by side (one core each). Env: THREADS
 # (each training's torch threads; 1), PROBES (data/probes-v2).
 set -euo pipefail
@@ -52,3 +53,4 @@ for run in units text; do
   report "docs/lm-wphone-$run" lm --quiet --model "outputs/lm-wphone-$run/model" \
     --corpus "$CORPUS" --probes "$PROBES"
 done
+compare lm docs/lm-wphone-units docs/lm-wphone-text docs/lm-wphone-text-compare

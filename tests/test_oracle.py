@@ -133,6 +133,9 @@ def test_oracle_lm_trains_on_phones_and_eval_lm_scores_phone_probes(phone_corpus
     assert rep["perplexity"]["perplexity_per_unit"] < rep["baselines"]["unigram_perplexity"]
     lex = rep["lexical"]
     assert lex["n"] == 4 and lex["accuracy"] == 1.0  # it learned the four words' spellings
+    # each trial's credit, for eval compare-lm
+    assert lex["trials"] == [{"pair_id": f"lex{i}", "voice": "v", "credit": 1.0}
+                             for i in range(4)]
     assert lex["baselines"]["bigram"]["accuracy"] == 1.0
     # with no noise the curve is the probe itself; with every phone hit, no better than chance
     # by much (3 draws x 4 pairs of random strings)

@@ -1559,6 +1559,8 @@ def test_lm_phone_text_trains_the_control_and_the_mix_then_scores_both(tmp_path)
         assert "--data.tokenizer=whisper-phone" in train[0]
         assert "--train.out=outputs/lm-wphone-units" in train[0]
         lm = [c for c in calls if c[1:3] == ["eval", "lm"]]
+        assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-lm"]] == [
+            ["docs/lm-wphone-units.json", "docs/lm-wphone-text.json"]]  # always rerun
         if par:  # the reports exist: kept
             assert lm == [] and not any(c[1:3] == ["eval", "build-probes"] for c in calls)
             continue

@@ -1,5 +1,5 @@
 """``speechlm eval tokenizer|lm|scaling|build-probes|resynth|compare-resynth|continue|
-compare-continue``."""
+compare-continue|compare-lm``."""
 
 from __future__ import annotations
 
@@ -176,6 +176,14 @@ def cmd_eval_compare_continue(args: argparse.Namespace) -> int:
     reports = _two_reports(args, "continue", "prompts")
     report = compare_continue(*reports, samples=args.samples, seed=args.seed)
     return emit_report(args, report, compare_continue_markdown(report))
+
+
+def cmd_eval_compare_lm(args: argparse.Namespace) -> int:
+    from speechlm.eval.compare import compare_lm, compare_lm_markdown
+
+    reports = _two_reports(args, "lm", "perplexity")
+    report = compare_lm(*reports, samples=args.samples, seed=args.seed)
+    return emit_report(args, report, compare_lm_markdown(report))
 
 
 def cmd_eval_speaker(args: argparse.Namespace) -> int:
@@ -388,6 +396,11 @@ def register(sub, add_parser) -> None:
                    "similarity, its margin over the closest other voice, the share of voices "
                    "kept, DNSMOS and dictionary words per second, with 95%% bootstrap intervals "
                    "over prompts.", cmd_eval_compare_continue)
+    compare_parser("compare-lm", "lm", "paired differences between two LM reports' probes",
+                   "Two 'eval lm --probes' JSON reports of the same probe sets (two LMs): "
+                   "OTHER - BASE of the spot-the-word and acceptability accuracies over the "
+                   "trials both scored, with 95%% bootstrap intervals over pairs, per voice, "
+                   "and each one's test perplexity.", cmd_eval_compare_lm)
 
     es = add_parser(evsub, "speaker", help="equal error rate of a speaker encoder on held-out "
                     "voices", description="Verification trials (same voice vs different voices, "

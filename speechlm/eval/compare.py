@@ -261,3 +261,69 @@ def compare_continue_markdown(report: dict) -> str:
 
 __all__ = ["CONTINUE_MEASURES", "pitch_error", "compare_continue", "compare_continue_markdown",
            "compare_markdown", "compare_resynth", "paired_delta"]
+
+
+PROBE_KINDS = {"lexical": "spot-the-word", "syntactic": "acceptability"}
+
+
+def compare_lm(base: dict, other: dict, samples: int = 2000, seed: int = 0) -> dict:
+    """Paired differences OTHER - BASE of two ``eval lm`` reports' probe accuracies over the
+    trials both scored (same pair, same voice): per probe kind the mean difference of credit,
+    with a 95 % bootstrap interval that resamples whole pairs (a pair's trials in several voices
+    share its words), and per voice; the test perplexity of each beside.
+
+    Raises:
+        DataError: the reports share no probe trial (or predate per-trial credits).
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for kind, label in PROBE_KINDS.items():
+        def trials(rep: dict) -> dict[tuple[str, str], float]:
+            return {(t["pair_id"], t["voice"]): float(t["credit"])
+                    for t in (rep.get(kind) or {}).get("trials", [])}
+
+        a, b = trials(base), trials(other)
+        keys = sorted(set(a) & set(b))
+        if not keys:
+            continue
+        pairs = sorted({k[0] for k in keys})
+        per_pair = np.array([np.mean([b[k] - a[k] for k in keys if k[0] == p]) for p in pairs])
+        boot = per_pair[rng.integers(0, len(pairs), size=(samples, len(pairs)))].mean(1)
+        lo, hi = np.percentile(boot, [2.5, 97.5])
+        voices = sorted({k[1] for k in keys})
+        rows.append({
+            "kind": kind, "label": label, "pairs": len(pairs), "trials": len(keys),
+            "base": round(float(np.mean([a[k] for k in keys])), 4),
+            "other": round(float(np.mean([b[k] for k in keys])), 4),
+            "delta": round(float(np.mean([b[k] - a[k] for k in keys])), 4),
+            "ci95": [round(float(lo), 4), round(float(hi), 4)],
+            "distinct": bool(lo > 0 or hi < 0),
+            "per_voice": {v: {"base": round(float(np.mean([a[k] for k in keys if k[1] == v])), 4),
+                              "other": round(float(np.mean([b[k] for k in keys if k[1] == v])), 4),
+                              "trials": sum(k[1] == v for k in keys)} for v in voices}})
+    if not rows:
+        raise DataError("the two LM reports share no probe trial: run 'eval lm --probes' with "
+                        "the same probe sets for both (reports older than per-trial credits "
+                        "cannot be paired)")
+    ppl = {name: (rep.get("perplexity") or {}).get("perplexity_per_unit")
+           for name, rep in (("base", base), ("other", other))}
+    return {"base": base.get("model"), "other": other.get("model"), "perplexity": ppl,
+            "bootstrap_samples": samples, "rows": rows}
+
+
+def compare_lm_markdown(report: dict) -> str:
+    ppl = report["perplexity"]
+    lines = [f"{report['other']} - {report['base']}, paired over the probe trials both scored "
+             "(same pair, same voice; 95 % bootstrap intervals over pairs; * the interval "
+             f"excludes 0); test perplexity per unit {ppl['base']} / {ppl['other']}:", "",
+             "| probe | voices | pairs | trials | base | other | difference |",
+             "|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        lo, hi = r["ci95"]
+        lines.append(f"| {r['label']} | all | {r['pairs']} | {r['trials']} | {r['base']:.3f} | "
+                     f"{r['other']:.3f} | {r['delta']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+                     f"{' *' if r['distinct'] else ''} |")
+        for v, d in r["per_voice"].items():
+            lines.append(f"| {r['label']} | {v} | | {d['trials']} | {d['base']:.3f} | "
+                         f"{d['other']:.3f} | {d['other'] - d['base']:+.4f} |")
+    return "\n".join(lines) + "\n"

@@ -286,7 +286,7 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
             dump_units(tok, corpus, frames_dir, splits=(split,), dedup=False, progress=progress)
         report["text_context"] = text_context(model, frames_dir, corpus, split)
     if probes is not None:
-        from speechlm.eval.probes import score_pairs
+        from speechlm.eval.probes import pair_credit, score_pairs
 
         for kind in ("lexical", "syntactic"):
             tsv = Path(probes) / kind / "pairs.tsv"
@@ -296,6 +296,10 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
                 report[kind] = {k: r[k] for k in ("accuracy", "ci95", "n", "per_voice",
                                                   "baselines")}
                 report[kind]["mean_per_unit"] = {k: r["mean"][k] for k in ("accuracy", "ci95")}
+                # each trial's credit (sum scores), for paired comparisons (eval compare-lm)
+                report[kind]["trials"] = [
+                    {"pair_id": t["pair_id"], "voice": t["voice"],
+                     "credit": pair_credit(t["good_sum"], t["bad_sum"])} for t in r["pairs"]]
                 if phone_noise:
                     from speechlm.eval.probes import phone_noise_curve
 

@@ -26,7 +26,7 @@ from speechlm.generate import sequence_logprob
 from speechlm.lm import UnitLM
 from speechlm.tokenizer import Tokenizer
 
-__all__ = ["NORMALIZATIONS", "score_pairs", "wilson_interval"]
+__all__ = ["NORMALIZATIONS", "pair_credit", "score_pairs", "wilson_interval"]
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +149,11 @@ def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLik
         bad_lp, bad_ids, bad_other = item_score(row["bad_path"])
         good_n, bad_n = len(good_ids), len(bad_ids)
         for name in baselines:
-            other[name].append(_pair_credit(good_other[name], bad_other[name]))
+            other[name].append(pair_credit(good_other[name], bad_other[name]))
         good_mean = good_lp / max(1, good_n + int(add_eos))
         bad_mean = bad_lp / max(1, bad_n + int(add_eos))
-        correct["sum"].append(_pair_credit(good_lp, bad_lp))
-        correct["mean"].append(_pair_credit(good_mean, bad_mean))
+        correct["sum"].append(pair_credit(good_lp, bad_lp))
+        correct["mean"].append(pair_credit(good_mean, bad_mean))
         voice_of.append(row["voice"])
         details.append({"pair_id": row["pair_id"], "voice": row["voice"],
                         "good_sum": good_lp, "bad_sum": bad_lp,
@@ -190,7 +190,8 @@ def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLik
     return result
 
 
-def _pair_credit(good: float, bad: float) -> float:
+def pair_credit(good: float, bad: float) -> float:
+    """A trial's credit: 1 when the good item scores higher, 0.5 on a tie, 0 otherwise."""
     if good > bad:
         return 1.0
     if good == bad:
@@ -227,7 +228,7 @@ def score_text_pairs(model: UnitLM, pairs_tsv: str | os.PathLike) -> dict[str, A
             normalize_text(text, cfg.text_vocab), cfg.n_units, cfg.text_vocab)
         return sequence_logprob(model, torch.tensor(ids))
 
-    return _summary([_pair_credit(score(g), score(b)) for g, b in sorted(pairs)])
+    return _summary([pair_credit(score(g), score(b)) for g, b in sorted(pairs)])
 
 
 def unit_phones(tokenizer: Any) -> list[str] | None:
