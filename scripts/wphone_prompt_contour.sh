@@ -29,7 +29,8 @@
 # WEIGHT=W: the drawn path speaking its drawn contour itself (Vocoder.drawn_f0_weight; the bundle
 #    speaks the decoder's estimate given it, 0): a copy of the bundle at W (its intonation model
 #    unchanged) on Allison's continuations against a. and on her 80 prompts' drawn-path
-#    resynthesis against the bundle's -> docs/drawn-f0-weight-W-allison{-continue,}{,-compare}.*;
+#    resynthesis against a copy at 0 judged the same way
+#    -> docs/drawn-f0-weight-W-allison{-continue,}{,-compare}.*, docs/drawn-f0-weight-0-allison.*;
 # SHIP_WEIGHT=W (after reading WEIGHT=W's reports): W as the bundled vocoder's drawn_f0_weight
 #    (its config.json only; no weights are rewritten);
 # SHIP=1 (after reading 3): the new model in float16 into the bundled vocoder
@@ -116,9 +117,15 @@ if [ -n "${WEIGHT:-}" ]; then
   report "$D-allison-continue" continue --quiet --model "$W/model" $A
   compare continue docs/prompt-pitch-allison-continue "$D-allison-continue" \
     "$D-allison-continue-compare"
-  report "$D-allison" resynth --quiet --vocoder "$W/vocoder" --wav-dir data/real/allison \
-    --per-voice 80 --methods hn --asr whisper
-  compare resynth docs/wphone-contour-1-allison "$D-allison" "$D-allison-compare"
+  # the drawn path where nothing is known, W against the copy at 0 judged in the same session
+  # (Whisper's output moves a little between machines: the originals' WER read 0.053 on one and
+  # 0.056 on another, so a base judged elsewhere, such as make wphone-contour's, is not used)
+  weight_copy 0
+  for w in 0 "$WEIGHT"; do
+    report "docs/drawn-f0-weight-$w-allison" resynth --quiet --vocoder "$E/weight-$w/vocoder" \
+      --wav-dir data/real/allison --per-voice 80 --methods hn --asr whisper
+  done
+  compare resynth docs/drawn-f0-weight-0-allison "$D-allison" "$D-allison-compare"
   if [ -n "${HELDOUT:-}" ]; then
     # the held-out engines: W against a copy at 0 (the bundle before drawn_f0_weight), the
     # continuations (1 prompt per voice) and the drawn path of resynthesis (2 per voice)

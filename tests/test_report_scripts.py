@@ -1511,11 +1511,12 @@ def test_wphone_prompt_contour_builds_the_cache_trains_then_judges_continuations
         c[1:] for c in calls if c[0] == "PY"]
     judged = [c for c in calls if c[1:3] in (["eval", "continue"], ["eval", "resynth"])]
     assert [c[c.index("--json") + 1] for c in judged] == [
-        "docs/drawn-f0-weight-1-allison-continue.json", "docs/drawn-f0-weight-1-allison.json"]
+        "docs/drawn-f0-weight-1-allison-continue.json", "docs/drawn-f0-weight-0-allison.json",
+        "docs/drawn-f0-weight-1-allison.json"]
     assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-continue"]][-1] == [
         "docs/prompt-pitch-allison-continue.json", "docs/drawn-f0-weight-1-allison-continue.json"]
-    assert _pairs(calls)[-1] == ["docs/wphone-contour-1-allison.json",
-                                 "docs/drawn-f0-weight-1-allison.json"]
+    assert _pairs(calls)[-1] == ["docs/drawn-f0-weight-0-allison.json",
+                                 "docs/drawn-f0-weight-1-allison.json"]  # judged side by side
     # WEIGHT with HELDOUT: W against the copy at 0 on the held-out engines, both ways (the
     # copy's continuation report is the HELDOUT run's above, kept)
     rc, calls, err = _run_script(root, {**env, "WEIGHT": "1", "HELDOUT": "1"},
