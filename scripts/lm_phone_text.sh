@@ -11,7 +11,9 @@
 # 3. the same recipe, the same steps, on those units mixed with 4 x as many tokens of phone text
 #    (configs/lm/whisper-phone-text-cpu.toml) -> outputs/lm-wphone-text;
 # 4. each one's test perplexity (units only: the same test split) and probes on the held-out
-#    voices, with the n-gram baselines -> docs/lm-wphone-{units,text}.{json,md}, and the two
+#    voices, with the n-gram baselines, and where the LM's units are phone classes the aligned
+#    voices' items from their reference phones -> docs/lm-wphone-{units,text}.{json,md}
+#    (and the bundled LM the same way, docs/lm-wphone-bundled.*), and the two
 #    paired over the same probe trials (eval compare-lm) -> docs/lm-wphone-text-compare.*.
 # Both runs resume when killed; PAR=1 trains them side by side (one core each). Env: THREADS
 # (each training's torch threads; 1), PROBES (data/probes-v2).
@@ -53,4 +55,7 @@ for run in units text; do
   report "docs/lm-wphone-$run" lm --quiet --model "outputs/lm-wphone-$run/model" \
     --corpus "$CORPUS" --probes "$PROBES"
 done
+# the bundled LM on the same probes and shards: how far two runs of one recipe lie apart
+report docs/lm-wphone-bundled lm --quiet --model whisper-phone-lm --corpus "$CORPUS" \
+  --probes "$PROBES" --units-dir data/units/v2-wphone-ctc-dedup
 compare lm docs/lm-wphone-units docs/lm-wphone-text docs/lm-wphone-text-compare

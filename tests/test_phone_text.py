@@ -3,6 +3,7 @@ the spelling, the mixed shard, and an LM trained on it."""
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,3 +160,38 @@ def test_train_an_lm_on_units_and_phone_text(phone_corpus, tmp_path, monkeypatch
         train_lm(load_config(None, args + ["--data.interleave=true"]), progress=False)
     with pytest.raises(DataError, match="needs data.mix_dir"):
         train_lm(load_config(None, args + ["--data.mix_dir="]), progress=False)
+
+
+def test_probe_items_scored_from_their_reference_phones(tmp_path, monkeypatch):
+    """eval lm's reference-phones row: only the pairs whose items both have a .phn, read as
+    the phone-class units; None for an LM whose units are not phone classes."""
+    import torch
+
+    from speechlm.data.probes import PAIRS_COLUMNS
+    from speechlm.eval.probes import score_reference_phones
+    from speechlm.lm import LMConfig, UnitLM
+
+    torch.manual_seed(0)
+    lm = UnitLM(LMConfig(n_units=K, block_size=32, n_layer=1, n_head=2, n_embd=16,
+                         unit_space="wphone-encoder-x-ctc-k41-abc"))
+    probes = tmp_path / "lexical"
+    rows = ["\t".join(PAIRS_COLUMNS)]
+    for voice, aligned in (("v", True), ("w", False)):
+        (probes / voice).mkdir(parents=True)
+        for i, (good, bad) in enumerate((("K AE T", "K AE P"), ("S AE T", "T AE S"))):
+            for side, phones in (("a", good), ("b", bad)):
+                if aligned:
+                    (probes / voice / f"lex{i}_{side}.phn").write_text("".join(
+                        f"{j * 1600} {(j + 1) * 1600} {p}\n"
+                        for j, p in enumerate(["SIL", *phones.split(), "SIL"])))
+            rows.append(f"lex{i}\t{voice}\t{voice}/lex{i}_a.wav\t{voice}/lex{i}_b.wav\tx\ty")
+    (probes / "pairs.tsv").write_text("\n".join(rows) + "\n")
+    monkeypatch.chdir(tmp_path)  # a relative pairs.tsv, as eval lm --probes DIR gives
+    r = score_reference_phones(lm, Path("lexical/pairs.tsv"))
+    assert r["n"] == 2 and set(r["per_voice"]) == {"v"}  # voice w has no alignments
+    assert 0.0 <= r["accuracy"] <= 1.0
+    other = UnitLM(LMConfig(n_units=100, block_size=32, n_layer=1, n_head=2, n_embd=16,
+                            unit_space="kmeans-k100"))
+    assert score_reference_phones(other, probes / "pairs.tsv") is None
+    (probes / "pairs.tsv").write_text("\n".join(r for r in rows if "\tv\t" not in r) + "\n")
+    assert score_reference_phones(lm, probes / "pairs.tsv") is None  # nothing aligned

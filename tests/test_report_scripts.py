@@ -1566,7 +1566,7 @@ def test_lm_phone_text_trains_the_control_and_the_mix_then_scores_both(tmp_path)
             assert lm == [] and not any(c[1:3] == ["eval", "build-probes"] for c in calls)
             continue
         assert [c[c.index("--model") + 1] for c in lm] == [
-            "outputs/lm-wphone-units/model", "outputs/lm-wphone-text/model"]
+            "outputs/lm-wphone-units/model", "outputs/lm-wphone-text/model", "whisper-phone-lm"]
         assert all(c[c.index("--probes") + 1] == "data/probes-v2" for c in lm)
         probes = [c for c in calls if c[1:3] == ["eval", "build-probes"]]
         assert len(probes) == 1 and "pico_us,piper_joe,mbrola_us3" in probes[0]

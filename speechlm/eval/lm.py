@@ -304,6 +304,11 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
                     from speechlm.eval.probes import phone_noise_curve
 
                     report[kind]["phone_noise"] = phone_noise_curve(model, tsv, phone_noise)
+                from speechlm.eval.probes import score_reference_phones
+
+                ref = score_reference_phones(model, tsv)  # phone-class LMs, aligned voices
+                if ref is not None:
+                    report[kind]["reference_phones"] = ref
                 if model.cfg.dedup:  # can the units tell the two items apart?
                     from speechlm.eval.probes import spelling
 
@@ -364,6 +369,12 @@ def lm_markdown(report: dict) -> str:
                     what += (f"; phone error rate {v['phone_error_rate']:.3f}, "
                              f"{v['exact']:.3f} of items spelled exactly")
                 rows.append((f"{label}: how voice {voice}'s items are tokenized", what))
+            if "reference_phones" in r:
+                t = r["reference_phones"]
+                lo, hi = t["ci95"]
+                rows.append((f"{label}: the same pairs of {', '.join(t['per_voice'])} from their "
+                             f"reference phones as units (the tokenizer's spelling errors taken "
+                             f"away), {t['n']} pairs", f"{t['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"))
             if "as_text" in r:
                 t = r["as_text"]
                 lo, hi = t["ci95"]

@@ -366,3 +366,38 @@ def phone_noise_curve(model: UnitLM, pairs_tsv: str | os.PathLike, rates: Sequen
                 correct.append(1.0 if g > b else 0.5 if g == b else 0.0)
         out[f"{rate:g}"] = _summary(correct)
     return out
+
+
+def score_reference_phones(model: UnitLM, pairs_tsv: str | os.PathLike,
+                           progress: bool = False) -> dict[str, Any] | None:
+    """The probe pairs of the voices with alignments scored from their reference phones
+    (the ``.phn`` beside each item) read as units, for an LM whose units are phone classes (a
+    CTC phone tokenizer's: unit ``i`` is :data:`speechlm.data.phones.CLASSES` ``[i]``): what
+    the LM knows of the words and sentences once the tokenizer's spelling errors are taken away.
+
+    Returns:
+        ``{"accuracy", "n", "ci95", "per_voice"}`` (sum scores) over the pairs whose two items
+        both have a ``.phn``, or None when none has (or the LM's units are not phone classes).
+    """
+    import tempfile
+
+    from speechlm.data.oracle import PhoneLabels
+    from speechlm.data.phone_text import PHONE_UNITS
+    from speechlm.data.probes import PAIRS_COLUMNS
+
+    if model.cfg.n_units != PHONE_UNITS or "-ctc-" not in model.cfg.unit_space:
+        return None
+    rows = [r for r in read_pairs(pairs_tsv)
+            if all(Path(r[k]).with_suffix(".phn").exists() for k in ("good_path", "bad_path"))]
+    if not rows:
+        return None
+    labels = PhoneLabels()
+    labels.unit_space, labels.n_units = model.cfg.unit_space, model.cfg.n_units  # the same ids
+    with tempfile.TemporaryDirectory() as tmp:
+        sub = Path(tmp) / Path(pairs_tsv).parent.name / "pairs.tsv"
+        sub.parent.mkdir()
+        sub.write_text("\n".join(["\t".join(PAIRS_COLUMNS)] + [
+            "\t".join(str(Path(r[c]).resolve() if c.endswith("_path") else r[c])
+                      for c in PAIRS_COLUMNS) for r in rows]) + "\n")
+        r = score_pairs(model, labels, sub, progress=progress)
+    return {k: r[k] for k in ("accuracy", "n", "ci95", "per_voice")}
