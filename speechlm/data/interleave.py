@@ -130,6 +130,24 @@ def text_sequences(corpus: str | os.PathLike, n_units: int, text_vocab: str, bud
     return out
 
 
+def write_mix(out_dir: str | os.PathLike, seqs: list[list[int]], units_dir: str | os.PathLike,
+              rng: np.random.Generator) -> np.ndarray:
+    """Write ``out_dir/train.bin``, the sequences shuffled by ``rng`` and concatenated, and
+    ``valid.{bin,json}``, copies of ``units_dir``'s (validation on units only, as a units-only
+    run sees it), each atomically; returns the train tokens. The caller writes ``train.json``
+    last, so a mix with its metadata is whole."""
+    out_dir = Path(out_dir)
+    order = rng.permutation(len(seqs))
+    out = np.fromiter((t for k in order for t in seqs[k]), dtype=np.uint16)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "train.bin") as tmp:
+        out.tofile(tmp)
+    for ext in (".bin", ".json"):
+        with atomic_path(out_dir / f"valid{ext}") as tmp:
+            shutil.copyfile(Path(units_dir) / f"valid{ext}", tmp)
+    return out
+
+
 def build_mix(frames_dir: str | os.PathLike, units_dir: str | os.PathLike,
               corpus: str | os.PathLike, out_dir: str | os.PathLike, text_vocab: str, *,
               text_ratio: float = 1.0, max_span: int = 8, copies: int = 1, seed: int = 0,
@@ -181,14 +199,7 @@ def build_mix(frames_dir: str | os.PathLike, units_dir: str | os.PathLike,
     text = text_sequences(corpus, K, text_vocab, int(text_ratio * counts["units"]), rng)
     seqs += text
     counts["text"] = sum(len(s) for s in text)
-    order = rng.permutation(len(seqs))
-    out = np.fromiter((t for k in order for t in seqs[k]), dtype=np.uint16)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "train.bin") as tmp:
-        out.tofile(tmp)
-    for ext in (".bin", ".json"):  # validation: units only, as a units-only run sees it
-        with atomic_path(out_dir / f"valid{ext}") as tmp:
-            shutil.copyfile(Path(units_dir) / f"valid{ext}", tmp)
+    out = write_mix(out_dir, seqs, units_dir, rng)
     meta = {**umeta, "format": SHARD_FORMAT, "version": SHARD_VERSION, "tokens": len(out),
             "text_vocab": text_vocab, "mix": counts, "max_span": max_span, "copies": copies,
             "seed": seed,

@@ -27,18 +27,17 @@ import json
 import logging
 import os
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from speechlm.data.interleave import collapse_runs
+from speechlm.data.interleave import collapse_runs, write_mix
 from speechlm.data.phones import ARPABET, CLASSES, SILENCE
 from speechlm.data.shards import SHARD_FORMAT, SHARD_VERSION, open_shard, utterances
 from speechlm.errors import DataError
-from speechlm.io import atomic_path, write_json_atomic
+from speechlm.io import write_json_atomic
 from speechlm.units import normalize_text, special_id
 
 __all__ = ["PHONE_UNITS", "build_phone_text_mix", "load_lexicon", "phone_unit_space",
@@ -198,14 +197,7 @@ def build_phone_text_mix(units_dir: str | os.PathLike, corpus: str | os.PathLike
     if n_text < budget:
         log.warning("phone text: the pool's training sentences give %d tokens, short of the %d "
                     "asked (ratio %.2f)", n_text, budget, ratio)
-    order = rng.permutation(len(seqs))
-    out = np.fromiter((t for k in order for t in seqs[k]), dtype=np.uint16)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "train.bin") as tmp:
-        out.tofile(tmp)
-    for ext in (".bin", ".json"):  # validation: units only, as a units-only run sees it
-        with atomic_path(out_dir / f"valid{ext}") as tmp:
-            shutil.copyfile(Path(units_dir) / f"valid{ext}", tmp)
+    out = write_mix(out_dir, seqs, units_dir, rng)
     meta = {**umeta, "format": SHARD_FORMAT, "version": SHARD_VERSION, "tokens": len(out),
             "mix": {"units": n_units, "phone_text": n_text, **counts},
             "phone_text_ratio": ratio, "seed": seed, "units_dir": str(units_dir)}

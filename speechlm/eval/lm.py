@@ -286,7 +286,7 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
             dump_units(tok, corpus, frames_dir, splits=(split,), dedup=False, progress=progress)
         report["text_context"] = text_context(model, frames_dir, corpus, split)
     if probes is not None:
-        from speechlm.eval.probes import pair_credit, score_pairs
+        from speechlm.eval.probes import pair_credit, score_pairs, score_reference_phones
 
         for kind in ("lexical", "syntactic"):
             tsv = Path(probes) / kind / "pairs.tsv"
@@ -304,8 +304,6 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
                     from speechlm.eval.probes import phone_noise_curve
 
                     report[kind]["phone_noise"] = phone_noise_curve(model, tsv, phone_noise)
-                from speechlm.eval.probes import score_reference_phones
-
                 ref = score_reference_phones(model, tsv)  # phone-class LMs, aligned voices
                 if ref is not None:
                     report[kind]["reference_phones"] = ref
