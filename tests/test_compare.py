@@ -145,6 +145,10 @@ def test_continuation_reports_pair_by_prompt_and_seed(tmp_path, capsys):
     held, seen = rep["rows"]
     assert (held["group"], held["prompts"], held["samples"]) == ("held-out voices", 20, 40)
     assert seen["prompts"] == 1 and rep["samples_paired"] == 41
+    assert (rep["base"], rep["other"]) == ("a", "b")
+    # reports of --model runs speak through the model's own vocoder: named by their model
+    by_model = [{**_continue_report("model's", base), "model": m} for m in ("x/model", "y")]
+    assert compare_continue(*by_model)["base"] == "x/model (its vocoder)"
     assert held["similarity"]["delta"] == pytest.approx(0.05) and held["similarity"]["distinct"]
     assert held["margin"]["delta"] == pytest.approx(0.1)
     assert held["voice_kept"] == {"base": 0.0, "other": 1.0, "delta": 1.0, "ci95": [1.0, 1.0],

@@ -238,8 +238,17 @@ def compare_continue(base: dict, other: dict, samples: int = 2000, seed: int = 0
                          "ci95": [round(float(lo), 4), round(float(hi), 4)],
                          "distinct": bool(lo > 0 or hi < 0)}
         rows.append(row)
-    return {"base": base.get("vocoder"), "other": other.get("vocoder"),
+    return {"base": _continue_label(base), "other": _continue_label(other),
             "samples_paired": len(keys), "bootstrap_samples": samples, "rows": rows}
+
+
+def _continue_label(rep: dict) -> str | None:
+    """What a continuation report judged: its vocoder, or its model where the model spoke
+    through its own vocoder (``eval continue --model DIR``)."""
+    vocoder = rep.get("vocoder")
+    if vocoder == "model's" and rep.get("model"):
+        return f"{rep['model']} (its vocoder)"
+    return vocoder
 
 
 def compare_continue_markdown(report: dict) -> str:
