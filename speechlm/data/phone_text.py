@@ -40,8 +40,8 @@ from speechlm.errors import DataError
 from speechlm.io import write_json_atomic
 from speechlm.units import normalize_text, special_id
 
-__all__ = ["PHONE_UNITS", "build_phone_text_mix", "load_lexicon", "phone_unit_space",
-           "pool_sentences", "probe_free", "sentence_phones"]
+__all__ = ["PHONE_UNITS", "build_phone_text_mix", "is_phone_space", "load_lexicon",
+           "phone_unit_space", "pool_sentences", "probe_free", "sentence_phones"]
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,12 @@ def probe_free(sentences: list[str]) -> list[bool]:
     return out
 
 
+def is_phone_space(n_units: int, unit_space: str) -> bool:
+    """Whether units are phone classes: a CTC phone tokenizer's (unit i = :data:`CLASSES` [i],
+    and the blank)."""
+    return n_units == PHONE_UNITS and "-ctc-" in unit_space
+
+
 def phone_unit_space(meta: dict, where: str) -> None:
     """Refuse unit shards whose units are not :data:`CLASSES` ids (a CTC phone tokenizer's).
 
@@ -136,7 +142,7 @@ def phone_unit_space(meta: dict, where: str) -> None:
         DataError: the shard's unit count is not :data:`PHONE_UNITS` or its space is no CTC
             phone string.
     """
-    if meta["n_units"] != PHONE_UNITS or "-ctc-" not in meta["unit_space"]:
+    if not is_phone_space(meta["n_units"], meta["unit_space"]):
         raise DataError(f"{where} holds units of {meta['unit_space']} ({meta['n_units']} units): "
                         f"data.phone_text needs a CTC phone tokenizer's units ({PHONE_UNITS}, "
                         "unit i = phone class i), such as whisper-phone")

@@ -382,10 +382,10 @@ def score_reference_phones(model: UnitLM, pairs_tsv: str | os.PathLike,
     import tempfile
 
     from speechlm.data.oracle import PhoneLabels
-    from speechlm.data.phone_text import PHONE_UNITS
+    from speechlm.data.phone_text import is_phone_space
     from speechlm.data.probes import PAIRS_COLUMNS
 
-    if model.cfg.n_units != PHONE_UNITS or "-ctc-" not in model.cfg.unit_space:
+    if not is_phone_space(model.cfg.n_units, model.cfg.unit_space):
         return None
     rows = [r for r in read_pairs(pairs_tsv)
             if all(Path(r[k]).with_suffix(".phn").exists() for k in ("good_path", "bad_path"))]
