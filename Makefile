@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: lm-phone-text wphone-prompt-contour wphone-contour wphone-f0-spread drawn-f0-split int8-units wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: wphone-words lm-phone-text wphone-prompt-contour wphone-contour wphone-f0-spread drawn-f0-split int8-units wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -61,6 +61,9 @@ lm-scaling: $(STAMP)  ## the LM scaling sweep and the text-interleaving runs (~1
 lm-data-scale: $(STAMP)  ## the unit LM on the full 106 h corpus against the 12.5 h runs (~2.5 h with the corpus build): docs/lm-data-scale*
 	HOURS=106 OUT=data/corpus-106 bash scripts/build_corpus.sh
 	bash scripts/build_lm_data_scale.sh
+
+wphone-words: $(STAMP)  ## the phone head taught isolated words: 6,000 words and pseudo-words spoken alone by the training voices (speechlm corpus words), the bundled head trained on with half its batches those, then both heads' spelling of the probe items and of sentences, and the bundled LM reading each head's units on the same probes (speechlm adopt-units); VOCODER=1 adds the bundled vocoder on each head's units (Allison, held-out engines), CONTINUE=1 Allison's continuations (~45 min; +30 min each; needs the world corpus): scripts/wphone_words.sh, docs/wphone-words-*
+	bash scripts/wphone_words.sh
 
 lm-phone-text: $(STAMP)  ## text in the unit space: the bundled LM's recipe on the whisper-phone units of the world corpus, units only and mixed with 4 x as many tokens of the text pool spelled as phones (CMUdict), each scored on the held-out voices' probes (~75 min; PAR=1 trains both side by side; needs the world corpus): scripts/lm_phone_text.sh, docs/lm-wphone-{units,text}
 	bash scripts/lm_phone_text.sh

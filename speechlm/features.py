@@ -26,6 +26,8 @@ import torchaudio
 from speechlm.audio import FRAME_RATE, FRAME_SIZE, HOP_SIZE, SAMPLE_RATE
 from speechlm.errors import ModelError
 
+MAX_EDGE_PAD = 2.0  # seconds of silence a Whisper phone head may be read with each side
+
 
 def num_frames(num_samples: int) -> int:
     """Frames produced for ``num_samples`` samples (0 when shorter than one frame)."""
@@ -282,7 +284,7 @@ class WhisperPhoneEncoder:
     frame_rate = FRAME_RATE
 
     def __init__(self, path: str | os.PathLike, output: str = "posteriors",
-                 name: str | None = None):
+                 name: str | None = None, edge_pad: float = 0.0):
         from speechlm.ssl.files import load_safetensors, read_json
         from speechlm.whisper_phone import (
             CONFIG_FILE,
@@ -328,12 +330,29 @@ class WhisperPhoneEncoder:
         self.training = dict(cfg.get("training", {}))
         self.dim = len(self.phones) + (output == "ctc")
         self.blank: int | None = len(self.phones) if output == "ctc" else None
+        pad = float(edge_pad)
+        if not 0 <= pad <= MAX_EDGE_PAD or round(pad * SAMPLE_RATE) % HOP_SIZE:
+            raise ModelError(f"edge pad {edge_pad} s: expected a multiple of "
+                             f"{HOP_SIZE / SAMPLE_RATE:g} s in [0, {MAX_EDGE_PAD:g}]")
+        self.edge_pad = pad
 
     @torch.inference_mode()
     def logits(self, wav: torch.Tensor, lengths: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frame phone logits ``[B, F, P]`` and CTC logits ``[B, F, P + 1]``."""
-        return self.head(self.whisper(wav, lengths))
+        """Frame phone logits ``[B, F, P]`` and CTC logits ``[B, F, P + 1]``. With
+        ``edge_pad``, each item is read with that much digital silence before and after it (the
+        frames of the silence then dropped): a word that starts or ends at the very edge of the
+        audio is heard as the head heard speech in training, with room around it."""
+        pad = round(self.edge_pad * SAMPLE_RATE)
+        if not pad:
+            return self.head(self.whisper(wav, lengths))
+        n = [int(v) for v in lengths] if lengths is not None else [wav.shape[1]] * wav.shape[0]
+        padded = torch.zeros(wav.shape[0], max(n) + 2 * pad, dtype=wav.dtype)
+        for i, k in enumerate(n):
+            padded[i, pad:pad + k] = wav[i, :k]
+        frame, ctc = self.head(self.whisper(padded, torch.tensor(n) + 2 * pad))
+        skip, keep = pad // HOP_SIZE, num_frames(wav.shape[1])
+        return frame[:, skip:skip + keep], ctc[:, skip:skip + keep]
 
     def __call__(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         frame, ctc = self.logits(wav, lengths)
@@ -359,7 +378,8 @@ class WhisperPhoneEncoder:
 
     def config(self) -> dict[str, Any]:
         return {"type": "whisper-phone", "path": str(Path(self.path).resolve()),
-                "output": self.output, "name": self.name}
+                "output": self.output, "name": self.name,
+                **({"edge_pad": self.edge_pad} if self.edge_pad else {})}
 
 
 def build_encoder(cfg: dict[str, Any]) -> FeatureEncoder:
@@ -380,7 +400,8 @@ def build_encoder(cfg: dict[str, Any]) -> FeatureEncoder:
         return WhisperEncoder(cfg.get("layer", 4), cfg.get("shift", 0),
                               cfg.get("name", "whisper-tiny.en"), cfg.get("weights"))
     if kind == "whisper-phone":
-        return WhisperPhoneEncoder(cfg["path"], cfg.get("output", "posteriors"), cfg.get("name"))
+        return WhisperPhoneEncoder(cfg["path"], cfg.get("output", "posteriors"), cfg.get("name"),
+                                   float(cfg.get("edge_pad", 0.0)))
     raise ModelError(f"unknown feature encoder type {kind!r}; expected mfcc, logmel, ssl, "
                      "phone, whisper or whisper-phone")
 

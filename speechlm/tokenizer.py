@@ -69,6 +69,7 @@ def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer,
     elif kind == "whisper-phone":
         name = encoder_cfg.get("name") or Path(encoder_cfg["path"]).name
         kind = f"wphone-{name}-{encoder_cfg.get('output', 'posteriors')}"
+        kind += f"-p{encoder_cfg['edge_pad']:g}" if encoder_cfg.get("edge_pad") else ""
     elif kind == "whisper":
         kind = f"{encoder_cfg.get('name') or 'whisper'}-l{encoder_cfg.get('layer', 4)}"
         kind += f"-d{encoder_cfg['shift']}" if encoder_cfg.get("shift") else ""
@@ -232,6 +233,24 @@ class Tokenizer(Stage):
         """
         return Tokenizer(self.encoder, self.quantizer, self.training, self.smoothing,
                          self.precision, hz)
+
+    def with_edge_pad(self, seconds: float) -> Tokenizer:
+        """The same Whisper phone head reading each input with ``seconds`` of silence before
+        and after it (:class:`speechlm.features.WhisperPhoneEncoder`'s ``edge_pad``; 0: off).
+        Another unit space (``-pSECONDS``): the units are the same phone classes, read
+        otherwise (an LM or vocoder takes them with ``speechlm adopt-units``).
+
+        Raises:
+            ModelError: the encoder is no Whisper phone head, or a bad ``seconds``.
+        """
+        from speechlm.features import WhisperPhoneEncoder
+
+        enc = self.encoder
+        if not isinstance(enc, WhisperPhoneEncoder):
+            raise ModelError(f"an edge pad needs a Whisper phone head; {self.unit_space} is not")
+        return Tokenizer(WhisperPhoneEncoder(enc.path, enc.output, enc.name, seconds),
+                         self.quantizer, self.training, self.smoothing, self.precision,
+                         self.band_limit)
 
     @property
     def warp(self) -> float | str | None:

@@ -158,6 +158,27 @@ def test_build_probe_set_layout(probe_tsv):
 
 
 @needs_flite
+def test_probe_items_are_a_manifest_for_eval_tokenizer(probe_tsv):
+    from speechlm.data.manifest import read_manifest
+    from speechlm.data.probes import items_manifest
+
+    items = read_manifest(probe_tsv.parent / "items.tsv")  # written by build_probe_set
+    assert [u.name for u in items[:2]] == ["flite_slt/lex0001_a", "flite_slt/lex0001_b"]
+    assert len(items) == 6 and {u.speaker for u in items} == {"flite_slt"}
+    assert [u.text for u in items[:2]] == list(LEXICAL_PAIRS[0])
+    assert all(u.phn_path.exists() and u.num_samples == sf.info(str(u.path)).frames
+               for u in items)
+    for u in items[2:]:  # items without an alignment are left out
+        u.phn_path.rename(u.phn_path.with_suffix(".bak"))
+    try:
+        assert len(read_manifest(items_manifest(probe_tsv))) == 2
+    finally:
+        for u in items[2:]:
+            u.phn_path.with_suffix(".bak").rename(u.phn_path)
+        items_manifest(probe_tsv)
+
+
+@needs_flite
 def test_build_probe_set_resumes(probe_tsv):
     wav = probe_tsv.parent / "flite_slt" / "lex0001_a.wav"
     other = probe_tsv.parent / "flite_slt" / "lex0002_b.wav"

@@ -1571,3 +1571,84 @@ def test_lm_phone_text_trains_the_control_and_the_mix_then_scores_both(tmp_path)
         probes = [c for c in calls if c[1:3] == ["eval", "build-probes"]]
         assert len(probes) == 1 and "pico_us,piper_joe,mbrola_us3" in probes[0]
         _touch(root, "data/probes-v2/syntactic/pairs.tsv")
+
+
+def test_wphone_words_builds_trains_then_judges_both_heads_and_resumes(tmp_path):
+    """scripts/wphone_words.sh: refused (exit 2, one line) without the corpus; synthesizes the
+    words, trains the head on them, makes its float16 CTC tokenizer and the candidate (the
+    bundled head with an edge pad), judges the three's spelling of the probe items and of
+    sentences, then the bundled LM on the bundled and the candidate's units (an adopted copy)
+    and pairs them; the vocoder and continue steps judge the same two ways; STEPS picks the
+    steps; a rerun trains and judges nothing again."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "wphone_words.sh")
+    assert rc == 2 and err.count("\n") == 1 and "train.tsv is missing" in err and calls == []
+    _touch(root, "data/corpus-v2/train.tsv", "data/real/allison/allison.tsv",
+           "data/probes-v2/syntactic/pairs.tsv")
+    rc, calls, err = _run_script(root, env, "wphone_words.sh")
+    assert rc == 0, err
+    tok = "outputs/tokenizers/whisper-phone-pad"
+    (words,) = [c for c in calls if c[1:3] == ["corpus", "words"]]
+    assert words[words.index("--out") + 1] == "data/words-v2" and "6000" in words
+    (enc,) = [c for c in calls if c[1:3] == ["train", "encoder"]]
+    assert enc[enc.index("--config") + 1] == "configs/encoder/whisper-phone-words-cpu.toml"
+    assert "--data.words=data/words-v2" in enc
+    (ctc,) = [c for c in calls if c[1:3] == ["train", "tokenizer"]]
+    assert ctc[ctc.index("--features") + 1] == "outputs/encoder-whisper-phone-words/model"
+    assert ctc[ctc.index("--edge-pad") + 1] == "0.5"
+    assert [c[1:] for c in calls if c[0] == "PY" and c[1] == "-"] == [
+        ["-", "outputs/wphone-words/tokenizer-f32", "outputs/tokenizers/whisper-phone-words"],
+        ["-", tok]]  # the words head in float16; the candidate (the bundled, edge-padded)
+    items = [c for c in calls if c[0] == "PY" and "items_manifest" in " ".join(c)]
+    assert [c[-1] for c in items] == ["data/probes-v2/lexical/pairs.tsv",
+                                      "data/probes-v2/syntactic/pairs.tsv"]
+    evs = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]
+    assert [[c[i + 1] for i, a in enumerate(c) if a == "--tokenizer"] for c in evs] == [
+        ["whisper-phone", tok, "outputs/tokenizers/whisper-phone-words"]] * 2
+    assert [evs[0][i + 1] for i, a in enumerate(evs[0]) if a == "--manifest"] == [
+        "data/probes-v2/lexical/items.tsv", "data/probes-v2/syntactic/items.tsv"]
+    adopt = [c for c in calls if c[1] == "adopt-units"]
+    assert [(c[2], c[c.index("--tokenizer") + 1], c[c.index("--out") + 1]) for c in adopt] == [
+        ("whisper-phone-lm", tok, "outputs/wphone-words/lm"),
+        ("whisper-phone-vocoder", tok, "outputs/wphone-words/vocoder")]
+    lm = [c for c in calls if c[1:3] == ["eval", "lm"]]
+    assert [c[c.index("--model") + 1] for c in lm] == ["whisper-phone-lm",
+                                                       "outputs/wphone-words/lm"]
+    assert "--tokenizer" not in lm[0] and lm[1][lm[1].index("--tokenizer") + 1] == tok
+    assert lm[1][lm[1].index("--units-dir") + 1] == "data/units/v2-wphone-pad-dedup"
+    assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-lm"]] == [
+        ["docs/wphone-words-base-lm.json", "docs/wphone-words-lm.json"]]
+    assert calls.index(words) < calls.index(enc) < calls.index(ctc) < calls.index(evs[0]) < \
+        calls.index(adopt[0]) < calls.index(lm[0])
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert [c[c.index("--vocoder") + 1] for c in judged] == [
+        "whisper-phone-vocoder", "whisper-phone-vocoder", "outputs/wphone-words/vocoder",
+        "outputs/wphone-words/vocoder"]
+    assert _pairs(calls) == [
+        ["docs/wphone-words-base-allison.json", "docs/wphone-words-new-allison.json"],
+        ["docs/wphone-words-base-heldout.json", "docs/wphone-words-new-heldout.json"]]
+    cont = [c for c in calls if c[1:3] == ["eval", "continue"]]
+    assert [c[c.index("--model") + 1] for c in cont] == ["default", "outputs/wphone-words/model"]
+    assert sorted(p.name for p in (root / "outputs/wphone-words/model").iterdir()) == [
+        "lm", "tokenizer", "vocoder"]
+
+    _touch(root, "data/words-v2/words.json", "data/probes-v2/lexical/items.tsv",
+           "data/probes-v2/syntactic/items.tsv")
+    _exported(root / "outputs/tokenizers", "whisper-phone-words", "whisper-phone-pad")
+    _exported(root / "outputs/wphone-words", "lm", "vocoder")
+    rc, calls, err = _run_script(root, env, "wphone_words.sh")
+    assert rc == 0, err
+    assert not [c for c in calls if c[1] in ("train", "corpus", "adopt-units") or c[0] == "PY"
+                or c[1:3] in (["eval", "tokenizer"], ["eval", "lm"], ["eval", "resynth"],
+                              ["eval", "continue"])]
+    assert [c[1:3] for c in calls] == [["eval", "compare-lm"], ["eval", "compare-resynth"],
+                                       ["eval", "compare-resynth"],
+                                       ["eval", "compare-continue"]]  # always redone
+    rc, calls, err = _run_script(root, {**env, "STEPS": "lm"}, "wphone_words.sh")
+    assert rc == 0 and [c[1:3] for c in calls] == [["eval", "compare-lm"]]
+    rc, calls, err = _run_script(root, {**env, "STEPS": "none", "SHIP": "1"}, "wphone_words.sh")
+    assert rc == 0, err
+    assert [c[1:] for c in calls if c[0] == "PY"] == [["-", "speechlm/pretrained/whisper-phone"]]
+    assert [c[1:] for c in calls if c[0] == "SL"] == [
+        ["adopt-units", st, "--tokenizer", "whisper-phone", "--out", f"speechlm/pretrained/{st}"]
+        for st in ("whisper-phone-lm", "whisper-phone-vocoder")]

@@ -149,3 +149,222 @@ def test_bad_whisper_recipes_are_refused(tmp_path, extra, match):
 def test_whisper_phone_recipe_loads():
     cfg = load_config(REPO / "configs" / "encoder" / "whisper-phone-cpu.toml")
     assert cfg["model"]["backbone"] == "whisper" and cfg["model"]["ctc_weight"] > 0
+
+
+# ------------------------------------------------------------------ isolated words (words.py)
+
+
+def test_pseudo_words_change_one_consonant_and_never_name_a_probe_item():
+    import numpy as np
+
+    from speechlm.data.words import draw_items, probe_items, pseudo_word
+
+    rng = np.random.default_rng(0)
+    for w in ("banana", "carpet", "street"):
+        p = pseudo_word(w, rng)
+        diff = [(a, b) for a, b in zip(w, p) if a != b]
+        assert len(p) == len(w) and len(diff) == 1 and diff[0][1] in "bcdfghjklmnpqrstvwxz"
+    assert pseudo_word("aeiou", rng) == "aeiou"  # no consonant: unchanged
+    vocab = ["apple", "banana", "basket", "carpet", "garden", "window", "yellow", "river",
+             "summer", "winter", "pencil", "rabbit"]
+    exclude = probe_items()
+    assert {"apple", "abble", "banana", "bapana"} <= exclude  # both items of a lexical pair
+    items = draw_items(vocab, 10, 0.4, seed=3, exclude=exclude)
+    assert items == draw_items(vocab, 10, 0.4, seed=3, exclude=exclude)  # seeded
+    words = [t for t, k in items if k == "word"]
+    pseudo = [t for t, k in items if k == "pseudo"]
+    assert len(pseudo) == 4 and len(set(t for t, _ in items)) == len(items)
+    assert not (set(words) | set(pseudo)) & exclude
+    assert set(words) <= set(vocab) and not set(pseudo) & set(vocab)
+
+
+def test_plan_words_draws_whole_items_of_similar_length():
+    import numpy as np
+
+    from speechlm.train.phone import crop_samples, plan_words
+
+    samples = np.array([4000 + 97 * i for i in range(300)], dtype=np.int64)
+    p = plan_words(5, 2, samples, 8, p_speed=1.0, speed=(0.85, 1.18))
+    again = plan_words(5, 2, samples, 8, p_speed=1.0, speed=(0.85, 1.18))
+    assert all(np.array_equal(a, b) for a, b in zip(p.values(), again.values()))  # seeded
+    assert (p["start"] == 0).all() and (p["need"] == samples[p["utt"]]).all()
+    out = -(-p["need"] * p["den"] // p["num"])  # each row's samples after the speed change
+    assert crop_samples(p["frames"]) >= out.max()  # the crop holds the longest row
+    assert crop_samples(p["frames"] - 1) < out.max()  # ... and no more
+    ranks = np.argsort(np.argsort(samples))[p["utt"]]
+    assert ranks.max() - ranks.min() < 32  # neighbours in length, not the whole range
+
+
+def test_a_head_starts_from_another_and_trains_on_isolated_words(head_run, small_corpus,
+                                                                tmp_path):
+    from speechlm.data.words import build_words
+    from speechlm.ssl.files import load_safetensors
+    from speechlm.train.phone import PhoneTask, WhisperPhoneModel, warm_start_head
+    from speechlm.train.phone import load_config as phone_config
+    from speechlm.whisper_phone import HEAD_FILE
+
+    world = tmp_path / "world"  # transcripts and speakers of a world corpus, in miniature
+    world.mkdir()
+    (world / "train.wrd").write_text("garden window yellow pencil rabbit winter\n" * 2
+                                     + "once\n")  # seen once: not drawn
+    (world / "train.spk").write_text("flite_kal\nflite_slt\nespeak_us\n")
+    card = build_words(world, tmp_path / "words", count=6, pseudo=0.5, jobs=1, progress=False)
+    assert card["items"] == 6 and card["pseudo_words"] == 3 and card["vocabulary"] == 6
+    assert card["base_voices"] == ["flite_kal", "flite_slt"]  # espeak-ng reports no phone times
+    again = build_words(world, tmp_path / "words", count=6, pseudo=0.5, jobs=1, progress=False)
+    assert {k: v for k, v in again.items() if k != "build_s"} == {
+        k: v for k, v in card.items() if k != "build_s"}  # resumed: the same items
+
+    cfg = phone_config(TINY, _overrides(small_corpus, tmp_path / "run", f"--model.init="
+                                        f"{head_run / 'model'}", f"--data.words={tmp_path}/words",
+                                        "--data.p_words=1.0", "--train.max_steps=2"))
+    task = PhoneTask(cfg)
+    model = task.build(torch.device("cpu"), 0, 1)
+    want = load_safetensors(head_run / "model" / HEAD_FILE)
+    assert all(torch.equal(model.head.state_dict()[k], v.float()) for k, v in want.items())
+    batch = task.batch("train", 0, 0)  # p_words = 1: every training batch is isolated words
+    assert batch.wav.shape[1] < 16000 * 3 and (batch.y[:, -1] == PHONES.index("SIL")).any()
+    loss, metrics = task.loss(model, batch)
+    assert torch.isfinite(loss) and metrics["ctc"] > 0
+
+    other = phone_config(TINY, _overrides(small_corpus, tmp_path / "x",
+                                          "--model.head_dim=24"))["model"]
+    with pytest.raises(ModelError, match="differs from the recipe"):
+        warm_start_head(WhisperPhoneModel(other), head_run / "model")
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--data.p_words=0.5"], "go together"),
+    (["--data.words=/nonexistent", "--data.p_words=0.5"], "no train.tsv"),
+    (["--data.p_words=1.5"], "share in"),
+])
+def test_bad_word_settings_are_refused(tmp_path, extra, match):
+    with pytest.raises(DataError, match=match):
+        load_config(TINY, _overrides(tmp_path, tmp_path / "out", *extra))
+
+
+def test_whisper_phone_words_recipe_loads():
+    from speechlm.train.phone import load_config as phone_config
+
+    cfg = phone_config(REPO / "configs" / "encoder" / "whisper-phone-words-cpu.toml",
+                       ["--data.words=", "--data.p_words=0"])
+    assert cfg["model"]["init"] == "speechlm/pretrained/whisper-phone/encoder"
+
+
+# ------------------------------------------------------------------ adopt-units
+
+
+@pytest.fixture(scope="module")
+def head_tokenizer(head_run, tmp_path_factory):
+    from speechlm.features import WhisperPhoneEncoder
+    from speechlm.train.tokenizer import ctc_tokenizer
+
+    path = tmp_path_factory.mktemp("wtok") / "tok"
+    ctc_tokenizer(WhisperPhoneEncoder(head_run / "model", "ctc")).save(path)
+    return path
+
+
+def test_an_lm_and_a_vocoder_adopt_another_phone_heads_units(head_tokenizer, tmp_path):
+    from speechlm.adopt import adopt_units
+    from speechlm.checkpoint import resolve
+    from speechlm.lm import LanguageModel
+    from speechlm.tokenizer import Tokenizer
+    from speechlm.vocoder import Vocoder
+
+    tok = Tokenizer.load(head_tokenizer)
+    lm = LanguageModel.load("whisper-phone-lm")
+    assert tok.unit_space != lm.unit_space and tok.n_units == lm.n_units
+    r = adopt_units("whisper-phone-lm", head_tokenizer, tmp_path / "lm")
+    assert r["from"] == lm.unit_space and r["to"] == tok.unit_space
+    new = LanguageModel.load(tmp_path / "lm")
+    assert new.unit_space == tok.unit_space
+    src = resolve("whisper-phone-lm")
+    assert (tmp_path / "lm" / "model.safetensors").read_bytes() == (
+        src / "model.safetensors").read_bytes()  # the weights unchanged
+    cfg = json.loads((tmp_path / "lm" / "config.json").read_text())
+    assert cfg["adopted_units"]["from"] == lm.unit_space
+    assert cfg["model"]["unit_space"] == tok.unit_space
+    # its shards: those it was trained on recorded, those of the new space named for eval lm
+    assert cfg["adopted_units"]["units_dir"] == lm.training["units_dir"]
+    assert cfg["training"]["units_dir"] == f"data/units/{tok.unit_space}-dedup"
+    # in place, and again: the origin is kept
+    before = (tmp_path / "lm" / "model.safetensors").read_bytes()
+    adopt_units(tmp_path / "lm", "whisper-phone", tmp_path / "lm")
+    again = json.loads((tmp_path / "lm" / "config.json").read_text())
+    assert again["unit_space"] == Tokenizer.load("whisper-phone").unit_space
+    assert again["adopted_units"]["from"] == lm.unit_space
+    assert again["adopted_units"]["units_dir"] == lm.training["units_dir"]
+    assert (tmp_path / "lm" / "model.safetensors").read_bytes() == before
+    adopt_units("whisper-phone-vocoder", head_tokenizer, tmp_path / "voc")  # with sub-models
+    voc = Vocoder.load(tmp_path / "voc")
+    assert voc.unit_space == tok.unit_space
+    sub = json.loads((tmp_path / "voc" / "contour" / "config.json").read_text())
+    assert sub["model"]["unit_space"] == tok.unit_space and "adopted_units" not in sub
+    with pytest.raises(ModelError, match="exists"):
+        adopt_units("whisper-phone-lm", head_tokenizer, tmp_path / "lm")
+
+
+def test_k_means_units_are_never_adopted(head_tokenizer, tmp_path, capsys):
+    from speechlm.adopt import adopt_units
+    from speechlm.cli import main
+
+    with pytest.raises(ModelError, match="not phone classes"):
+        adopt_units("phone-lm", head_tokenizer, tmp_path / "a")  # a k-means LM
+    with pytest.raises(ModelError, match="not phone classes"):
+        adopt_units("whisper-phone-lm", "whisper-k100", tmp_path / "b")  # a k-means tokenizer
+    assert main(["adopt-units", "phone-vocoder", "--tokenizer", str(head_tokenizer),
+                 "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not phone classes" in err[0]
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+def test_corpus_words_refuses_a_corpus_without_transcripts(tmp_path, capsys):
+    from speechlm.cli import main
+
+    assert main(["corpus", "words", "--corpus", str(tmp_path), "--out",
+                 str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.wrd not found" in err[0]
+    assert not (tmp_path / "w").exists()
+
+
+def test_an_edge_padded_head_reads_silence_around_each_item_and_names_it(head_run, small_corpus,
+                                                                         tmp_path, capsys):
+    from speechlm.cli import main as cli
+    from speechlm.data.manifest import read_manifest
+    from speechlm.features import WhisperPhoneEncoder
+    from speechlm.tokenizer import Tokenizer
+
+    model = head_run / "model"
+    plain, padded = WhisperPhoneEncoder(model, "ctc"), WhisperPhoneEncoder(model, "ctc",
+                                                                           edge_pad=0.5)
+    wav = torch.randn(2, 16000) * 0.1
+    a, b = plain(wav), padded(wav)
+    assert a.shape == b.shape and not torch.allclose(a, b)  # the same frames, read otherwise
+    # what it reads is the item with 0.5 s of zeros each side, those frames dropped
+    longer = plain(torch.nn.functional.pad(wav, (8000, 8000)))
+    assert torch.allclose(b, longer[:, 25:25 + a.shape[1]], atol=1e-5)
+    out = padded(wav, torch.tensor([16000, 8000]))  # a shorter item: its own padding
+    assert torch.allclose(out[1, :num_frames(8000)], padded(wav[1:, :8000])[0], atol=1e-5)
+    assert (out[1, num_frames(8000):] == 0).all()
+    for bad in (0.013, -0.02, 2.5):
+        with pytest.raises(ModelError, match="edge pad"):
+            WhisperPhoneEncoder(model, "ctc", edge_pad=bad)
+
+    assert cli(["train", "tokenizer", "--features", str(model), "--layer", "ctc",
+                "--edge-pad", "0.5", "--out", str(tmp_path / "tok")]) == 0
+    tok = Tokenizer.load(tmp_path / "tok")
+    assert tok.encoder.edge_pad == 0.5 and "-ctc-p0.5-k41-" in tok.unit_space
+    u = read_manifest(small_corpus / "train.tsv")[0].path
+    assert torch.equal(tok(u).ids, tok.tokenize_file(u).ids)
+    off = tok.with_edge_pad(0)  # the same head read without it: the plain space
+    assert off.encoder.edge_pad == 0 and "-p" not in off.unit_space.split("-ctc-")[1]
+    assert off.with_edge_pad(0.5).unit_space == tok.unit_space
+    with pytest.raises(ModelError, match="needs a Whisper phone head"):
+        Tokenizer.load("whisper-k100").with_edge_pad(0.5)
+    capsys.readouterr()
+    assert cli(["train", "tokenizer", "--features", "mfcc", "--edge-pad", "0.5", "--manifest",
+                str(small_corpus / "train.tsv"), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--edge-pad is for a Whisper phone head" in err[0]

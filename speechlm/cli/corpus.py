@@ -1,6 +1,7 @@
 """``speechlm corpus synth``: build a synthetic training corpus (``world`` or ``arctic15``);
 ``speechlm corpus align``: phone labels by forced alignment for the voices without any;
-``speechlm corpus real``: a real human voice to judge on (the Asterisk prompts)."""
+``speechlm corpus real``: a real human voice to judge on (the Asterisk prompts);
+``speechlm corpus words``: isolated words spoken by the training voices."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from speechlm.cli.common import Parser
+from speechlm.cli.common import Parser, number
 
 
 def cmd_corpus_synth(args: argparse.Namespace) -> int:
@@ -91,8 +92,17 @@ def cmd_corpus_real(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corpus_words(args: argparse.Namespace) -> int:
+    from speechlm.data.words import build_words
+
+    card = build_words(args.corpus, args.out, count=args.count, pseudo=args.pseudo,
+                       seed=args.seed, jobs=args.jobs, progress=not args.quiet)
+    print(json.dumps(card, indent=1))
+    return 0
+
+
 def register(sub, add_parser) -> None:
-    """``corpus synth``, ``corpus align``, ``corpus real``."""
+    """``corpus synth``, ``corpus align``, ``corpus real``, ``corpus words``."""
     c = add_parser(sub, "corpus", help="build a training corpus")
     csub = c.add_subparsers(dest="corpus_command", metavar="ACTION", parser_class=Parser)
     csub.required = True
@@ -163,3 +173,21 @@ def register(sub, add_parser) -> None:
     cr.add_argument("--max-utterances", type=int, default=0,
                     help="keep at most N (without --texts: the largest files; 0: all)")
     cr.set_defaults(func=cmd_corpus_real)
+
+    cw = add_parser(csub, "words", help="isolated words spoken by the training voices",
+                    description="Synthesize --count isolated items into DIR for the phone "
+                    "head's training (data.words): words of the corpus's training transcripts "
+                    "and --pseudo of them pseudo-words (one consonant letter changed), never a "
+                    "probe item, each spoken by one training identity of an engine that reports "
+                    "phone times (flite, festival, MBROLA), as a corpus utterance is. Writes "
+                    "audio/, train.tsv (.spk, .wrd) and words.json; resumable.")
+    cw.add_argument("--corpus", default="data/corpus-v2", help="the world corpus whose "
+                    "transcripts and training voices are used")
+    cw.add_argument("--out", required=True, help="output directory")
+    cw.add_argument("--count", type=number(int, 1, 1_000_000), default=4000,
+                    help="items to synthesize")
+    cw.add_argument("--pseudo", type=number(float, 0, 1), default=0.3,
+                    help="share of pseudo-words")
+    cw.add_argument("--seed", type=int, default=0, help="seed of the items and their voices")
+    cw.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
+    cw.set_defaults(func=cmd_corpus_words)

