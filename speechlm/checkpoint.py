@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from speechlm.errors import ModelError
+from speechlm.io import current_umask
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
@@ -76,8 +77,7 @@ def save_stage(path: str | os.PathLike, kind: str, config: dict[str, Any],
         (tmp / CONFIG_NAME).write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
                   str(tmp / WEIGHTS_NAME))
-        mask = os.umask(0)
-        os.umask(mask)
+        mask = current_umask()
         for f in tmp.iterdir():
             os.chmod(f, 0o666 & ~mask)
         if write_extra is not None:

@@ -49,6 +49,10 @@ def test_only_the_head_is_trained_checkpointed_and_exported(head_run):
     assert cfg["arch"]["dim"] == 16 and cfg["training"]["backbone"] == "whisper"
     head = load_file(model / HEAD_FILE)
     assert not any(k.startswith(("blocks", "conv1", "whisper")) for k in head)
+    from speechlm.io import current_umask
+
+    # readable as any file the user writes (safetensors itself leaves 0600)
+    assert (model / HEAD_FILE).stat().st_mode & 0o777 == 0o666 & ~current_umask()
     state = load_file(head_run / "state.safetensors")
     assert not any("blocks." in k for k in state)  # Whisper is not in the checkpoint
     # the head is small: 384 -> 16, one conv block, two output layers

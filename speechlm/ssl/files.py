@@ -139,6 +139,10 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def save_safetensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
-    """Write ``tensors`` (moved to CPU, made contiguous) as a safetensors file."""
+    """Write ``tensors`` (moved to CPU, made contiguous) as a safetensors file, with the usual
+    file mode (safetensors 0.8 leaves its files 0600: unreadable to other users)."""
+    from speechlm.io import current_umask
+
     data = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     safetensors.torch.save_file(data, str(path), metadata={"format": "pt"})
+    os.chmod(path, 0o666 & ~current_umask())
