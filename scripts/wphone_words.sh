@@ -103,12 +103,12 @@ if [[ $STEPS == *" vocoder "* || $STEPS == *" continue "* ]]; then
     --out "$S/vocoder"
 fi
 if [[ $STEPS == *" vocoder "* ]]; then
-  for side in base:whisper-phone-vocoder new:$S/vocoder; do
-    name=${side%%:*} voc=${side#*:}
-    report "docs/wphone-words-$name-allison" resynth --quiet --vocoder "$voc" \
+  for side in base:whisper-phone-vocoder:whisper-phone new:$S/vocoder:$TOK; do
+    IFS=: read -r name voc tok <<< "$side"
+    resynth_heldout "docs/wphone-words-$name-heldout" "$voc" hn-f0 --tokenizer "$tok"
+    report "docs/wphone-words-$name-allison" resynth --quiet --vocoder "$voc" --tokenizer "$tok" \
       --wav-dir "$R/allison" --per-voice 0 --methods hn-f0 --asr whisper \
       --reference-voices "$R/others"
-    resynth_heldout "docs/wphone-words-$name-heldout" "$voc" hn-f0
   done
   for set in allison heldout; do
     compare resynth "docs/wphone-words-base-$set" "docs/wphone-words-new-$set" \

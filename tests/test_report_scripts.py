@@ -1621,9 +1621,9 @@ def test_wphone_words_builds_trains_then_judges_both_heads_and_resumes(tmp_path)
     assert calls.index(words) < calls.index(enc) < calls.index(ctc) < calls.index(evs[0]) < \
         calls.index(adopt[0]) < calls.index(lm[0])
     judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
-    assert [c[c.index("--vocoder") + 1] for c in judged] == [
-        "whisper-phone-vocoder", "whisper-phone-vocoder", "outputs/wphone-words/vocoder",
-        "outputs/wphone-words/vocoder"]
+    assert [(c[c.index("--vocoder") + 1], c[c.index("--tokenizer") + 1]) for c in judged] == [
+        ("whisper-phone-vocoder", "whisper-phone")] * 2 + [
+        ("outputs/wphone-words/vocoder", tok)] * 2  # each vocoder reads its own units
     assert _pairs(calls) == [
         ["docs/wphone-words-base-allison.json", "docs/wphone-words-new-allison.json"],
         ["docs/wphone-words-base-heldout.json", "docs/wphone-words-new-heldout.json"]]
