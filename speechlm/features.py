@@ -376,6 +376,10 @@ class WhisperPhoneEncoder:
 
         return half_digest(self.head.state_dict(), f"{self.whisper.weights}:l{self.layer}")
 
+    def with_edge_pad(self, seconds: float) -> WhisperPhoneEncoder:
+        """The same head read with ``seconds`` of silence each side of every input."""
+        return WhisperPhoneEncoder(self.path, self.output, self.name, seconds)
+
     def config(self) -> dict[str, Any]:
         return {"type": "whisper-phone", "path": str(Path(self.path).resolve()),
                 "output": self.output, "name": self.name,

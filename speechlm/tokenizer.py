@@ -248,9 +248,8 @@ class Tokenizer(Stage):
         enc = self.encoder
         if not isinstance(enc, WhisperPhoneEncoder):
             raise ModelError(f"an edge pad needs a Whisper phone head; {self.unit_space} is not")
-        return Tokenizer(WhisperPhoneEncoder(enc.path, enc.output, enc.name, seconds),
-                         self.quantizer, self.training, self.smoothing, self.precision,
-                         self.band_limit)
+        return Tokenizer(enc.with_edge_pad(seconds), self.quantizer, self.training,
+                         self.smoothing, self.precision, self.band_limit)
 
     @property
     def warp(self) -> float | str | None:

@@ -60,7 +60,7 @@ def _edge_padded(encoder, seconds: float):
     if not isinstance(encoder, WhisperPhoneEncoder):
         raise SpeechLMError("--edge-pad is for a Whisper phone head (--features RUN/model of a "
                             "'train encoder' with model.backbone = 'whisper')")
-    return WhisperPhoneEncoder(encoder.path, encoder.output, encoder.name, seconds)
+    return encoder.with_edge_pad(seconds)
 
 
 def cmd_train_lm(args: argparse.Namespace) -> int:

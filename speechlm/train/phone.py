@@ -346,6 +346,18 @@ def crop_samples(frames: int) -> int:
     return (frames - 1) * HOP_SIZE + FRAME_SIZE
 
 
+SPEED_DEN = 100  # a speed factor is num / SPEED_DEN
+
+
+def speed_factors(rng: np.random.Generator, batch: int, p_speed: float,
+                  speed: tuple[float, float]) -> tuple[np.ndarray, int]:
+    """``(num [batch], den)``: each row's speed factor ``num / den``, drawn log-uniformly in
+    ``speed`` for a ``p_speed`` share of rows (the others 1), in the plans' draw order."""
+    factor = np.exp(rng.uniform(math.log(speed[0]), math.log(speed[1]), size=batch))
+    num = np.where(rng.random(batch) < p_speed, np.round(factor * SPEED_DEN), SPEED_DEN)
+    return num.astype(np.int64), SPEED_DEN
+
+
 def plan_batch(seed: int, index: int, samples: np.ndarray, batch: int, crop_frames: int,
                p_speed: float, speed: tuple[float, float], pairs: bool = False
                ) -> dict[str, np.ndarray | int]:
@@ -362,9 +374,7 @@ def plan_batch(seed: int, index: int, samples: np.ndarray, batch: int, crop_fram
         return _plan_pairs(seed, index, samples, batch, crop_frames, p_speed, speed)
     rng = np.random.default_rng([seed, index])
     utt = rng.integers(0, len(samples), size=batch)
-    den = 100
-    factor = np.exp(rng.uniform(math.log(speed[0]), math.log(speed[1]), size=batch))
-    num = np.where(rng.random(batch) < p_speed, np.round(factor * den), den).astype(np.int64)
+    num, den = speed_factors(rng, batch, p_speed, speed)
     # output samples each source can give: len * den / num; frames of that
     n = crop_frames
     need = -(-crop_samples(n) * num // den) + 1  # source samples to read (ceil, +1 for safety)
@@ -380,9 +390,7 @@ def _plan_pairs(seed: int, index: int, samples: np.ndarray, batch: int, crop_fra
     rng = np.random.default_rng([seed, index, 2])
     half = batch // 2
     utt = np.repeat(rng.integers(0, len(samples), size=half), 2)
-    den = 100
-    factor = np.exp(rng.uniform(math.log(speed[0]), math.log(speed[1]), size=batch))
-    num = np.where(rng.random(batch) < p_speed, np.round(factor * den), den).astype(np.int64)
+    num, den = speed_factors(rng, batch, p_speed, speed)
     need = -(-crop_samples(crop_frames) * num // den) + 1
     need = np.minimum(need, samples[utt])
     span = np.maximum(need[0::2], need[1::2])  # the stretch both views fit in
@@ -403,9 +411,7 @@ def plan_words(seed: int, index: int, samples: np.ndarray, batch: int, p_speed: 
     width = min(len(samples), 4 * batch)
     lo = int(rng.integers(0, len(samples) - width + 1))
     utt = order[lo + rng.integers(0, width, size=batch)]
-    den = 100
-    factor = np.exp(rng.uniform(math.log(speed[0]), math.log(speed[1]), size=batch))
-    num = np.where(rng.random(batch) < p_speed, np.round(factor * den), den).astype(np.int64)
+    num, den = speed_factors(rng, batch, p_speed, speed)
     need = samples[utt]
     longest = int((-(-need * den // num)).max())  # output samples of the longest row
     n = max(1, -(-(longest - FRAME_SIZE) // HOP_SIZE) + 1)
