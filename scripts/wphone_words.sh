@@ -27,8 +27,9 @@
 # 6. continue: the default model with the candidate tokenizer (LM and vocoder adopted) against
 #    the default on Allison's continuations -> docs/wphone-words-{base-continue,continue}*.
 # Every step is skipped when its output exists; training resumes. Env: PROBES (data/probes-v2);
-# STEPS, which of steps 3-6 to run (default all: "spelling lm vocoder continue"); SHIP=1 makes
-# the candidate the bundled default (configs only: the weights are the bundle's).
+# STEPS, which of steps 3-6 to run (default: "spelling lm vocoder continue"; "retrain" adds
+# step 4b, after lm); SHIP=1 makes the candidate the bundled default (configs only: the weights
+# are the bundle's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, compare, heldout_probes,
@@ -95,6 +96,32 @@ if [[ $STEPS == *" lm "* ]]; then
   report docs/wphone-words-lm lm --quiet --model "$S/lm" --tokenizer "$TOK" --corpus "$CORPUS" \
     --units-dir data/units/v2-wphone-pad-dedup --probes "$PROBES"
   compare lm docs/wphone-words-base-lm docs/wphone-words-lm docs/wphone-words-lm-compare
+fi
+
+# 4b. retrain (not in the default STEPS; ~80 min): the bundled LM's recipe trained on the
+#     candidate's units (configs/lm/whisper-phone-pad-cpu.toml), against the bundled LM adopted
+#     onto them (the same units, other weights) and the bundled LM on its own units; and, as the
+#     calibration of a retrain, the same recipe on the bundled units with seed 1 against the
+#     bundled LM (seed 0) -> docs/wphone-words-{retrain,seed1}-*
+if [[ $STEPS == *" retrain "* ]]; then
+  [ -f docs/wphone-words-lm.json ] || { echo "wphone-words: retrain compares with the lm step's \
+report: run STEPS=lm first" >&2; exit 2; }
+  heldout_probes "$PROBES"
+  [ -f outputs/lm-wphone-pad/model/config.json ] || $SL train lm \
+    --config configs/lm/whisper-phone-pad-cpu.toml > outputs/lm-wphone-pad.log 2>&1
+  report docs/wphone-words-retrain-lm lm --quiet --model outputs/lm-wphone-pad/model \
+    --corpus "$CORPUS" --units-dir data/units/v2-wphone-pad-dedup --probes "$PROBES"
+  compare lm docs/wphone-words-lm docs/wphone-words-retrain-lm docs/wphone-words-retrain-compare
+  compare lm docs/wphone-words-base-lm docs/wphone-words-retrain-lm \
+    docs/wphone-words-retrain-base-compare
+  # the calibration of a retrain: the same recipe on the bundled units with another seed
+  [ -f outputs/lm-wphone-seed1/model/config.json ] || $SL train lm \
+    --config configs/lm/whisper-phone-cpu.toml --data.tokenizer=whisper-phone --train.seed=1 \
+    --train.out=outputs/lm-wphone-seed1 > outputs/lm-wphone-seed1.log 2>&1
+  report docs/wphone-words-seed1-lm lm --quiet --model outputs/lm-wphone-seed1/model \
+    --corpus "$CORPUS" --probes "$PROBES"
+  compare lm docs/wphone-words-base-lm docs/wphone-words-seed1-lm \
+    docs/wphone-words-seed1-compare
 fi
 
 # 5. the bundled vocoder on each tokenizer's units

@@ -17,6 +17,7 @@ Build one from its config dict with :func:`build_encoder`.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -269,6 +270,38 @@ class WhisperEncoder:
                 "weights": self.weights}
 
 
+def carry_edge_emissions(frame: torch.Tensor, ctc: torch.Tensor, skip: int,
+                         kept: Sequence[int]) -> torch.Tensor:
+    """The CTC logits ``[B, kept frames, P + 1]`` (the blank last) of items read with ``skip``
+    frames of silence before them, from the logits of the whole padded input (``frame``
+    ``[B, F, P]``, ``ctc`` ``[B, F, P + 1]``; item ``i``'s own frames are ``skip`` to
+    ``skip + kept[i]``, its silence after them the next ``skip``).
+
+    A CTC head emits each phone once, as a spike, and the silence an item starts with is
+    emitted where that silence begins: inside the padding when the item starts silent, so that
+    dropping the padding's frames would drop it (the item's units would start with the first
+    phone, stretched over the silence). So the last phone emitted in the silence before the
+    item is carried onto its first frame, and the first one emitted in the silence after it onto
+    its last frame, each only where that frame emits nothing itself (blank) and the frame head
+    hears that same phone there: an item cut in the middle of speech keeps its edge as it is.
+    """
+    blank = ctc.shape[-1] - 1
+    out = ctc[:, skip:].clone()
+    ids, heard = ctc.argmax(-1), frame.argmax(-1)
+    for i, k in enumerate(kept):
+        if k < 1:
+            continue
+        for region, edge, last in ((ids[i, :skip], skip, True),
+                                   (ids[i, skip + k:2 * skip + k], skip + k - 1, False)):
+            emitted = (region != blank).nonzero().flatten()
+            if not len(emitted) or int(out[i, edge - skip].argmax()) != blank:
+                continue
+            j = int(emitted[-1 if last else 0]) + (0 if last else skip + k)
+            if heard[i, edge] == ids[i, j]:
+                out[i, edge - skip] = ctc[i, j]
+    return out
+
+
 class WhisperPhoneEncoder:
     """Frame features of a Whisper phone head: ``output`` ``"posteriors"`` (softmax over the
     phones), ``"logprobs"`` (their log) or ``"ctc"`` (the CTC head's posteriors; the tokenizer
@@ -342,7 +375,9 @@ class WhisperPhoneEncoder:
         """Frame phone logits ``[B, F, P]`` and CTC logits ``[B, F, P + 1]``. With
         ``edge_pad``, each item is read with that much digital silence before and after it (the
         frames of the silence then dropped): a word that starts or ends at the very edge of the
-        audio is heard as the head heard speech in training, with room around it."""
+        audio is heard as the head heard speech in training, with room around it. What the CTC
+        head emits inside that silence is kept at the item's edges where the item's own edge
+        frame agrees (:func:`carry_edge_emissions`)."""
         pad = round(self.edge_pad * SAMPLE_RATE)
         if not pad:
             return self.head(self.whisper(wav, lengths))
@@ -352,7 +387,8 @@ class WhisperPhoneEncoder:
             padded[i, pad:pad + k] = wav[i, :k]
         frame, ctc = self.head(self.whisper(padded, torch.tensor(n) + 2 * pad))
         skip, keep = pad // HOP_SIZE, num_frames(wav.shape[1])
-        return frame[:, skip:skip + keep], ctc[:, skip:skip + keep]
+        return frame[:, skip:skip + keep], carry_edge_emissions(
+            frame, ctc, skip, [num_frames(k) for k in n])[:, :keep]
 
     def __call__(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         frame, ctc = self.logits(wav, lengths)

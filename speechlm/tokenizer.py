@@ -69,7 +69,9 @@ def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer,
     elif kind == "whisper-phone":
         name = encoder_cfg.get("name") or Path(encoder_cfg["path"]).name
         kind = f"wphone-{name}-{encoder_cfg.get('output', 'posteriors')}"
-        kind += f"-p{encoder_cfg['edge_pad']:g}" if encoder_cfg.get("edge_pad") else ""
+        # -pe: read with an edge pad, the emissions in the pad carried to the item's edges
+        # (speechlm.features.carry_edge_emissions; -p named the pad read without that carry)
+        kind += f"-pe{encoder_cfg['edge_pad']:g}" if encoder_cfg.get("edge_pad") else ""
     elif kind == "whisper":
         kind = f"{encoder_cfg.get('name') or 'whisper'}-l{encoder_cfg.get('layer', 4)}"
         kind += f"-d{encoder_cfg['shift']}" if encoder_cfg.get("shift") else ""
@@ -237,7 +239,7 @@ class Tokenizer(Stage):
     def with_edge_pad(self, seconds: float) -> Tokenizer:
         """The same Whisper phone head reading each input with ``seconds`` of silence before
         and after it (:class:`speechlm.features.WhisperPhoneEncoder`'s ``edge_pad``; 0: off).
-        Another unit space (``-pSECONDS``): the units are the same phone classes, read
+        Another unit space (``-peSECONDS``): the units are the same phone classes, read
         otherwise (an LM or vocoder takes them with ``speechlm adopt-units``).
 
         Raises:

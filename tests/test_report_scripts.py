@@ -1646,6 +1646,24 @@ def test_wphone_words_builds_trains_then_judges_both_heads_and_resumes(tmp_path)
                                        ["eval", "compare-continue"]]  # always redone
     rc, calls, err = _run_script(root, {**env, "STEPS": "lm"}, "wphone_words.sh")
     assert rc == 0 and [c[1:3] for c in calls] == [["eval", "compare-lm"]]
+    # retrain: the bundled LM's recipe on the candidate's units, judged against the adopted LM
+    # (the lm step's report: refused without it) and the bundled one
+    (root / "docs/wphone-words-lm.json").unlink()
+    rc, calls, err = _run_script(root, {**env, "STEPS": "retrain"}, "wphone_words.sh")
+    assert rc == 2 and err.count("\n") == 1 and "run STEPS=lm first" in err and calls == []
+    rc, calls, err = _run_script(root, {**env, "STEPS": "lm retrain"}, "wphone_words.sh")
+    assert rc == 0, err
+    (tr,) = [c for c in calls if c[1:3] == ["train", "lm"]]
+    assert tr[tr.index("--config") + 1] == "configs/lm/whisper-phone-pad-cpu.toml"
+    (lm, ev) = [c for c in calls if c[1:3] == ["eval", "lm"]]  # the lm step's report remade
+    assert lm[lm.index("--model") + 1] == "outputs/wphone-words/lm"
+    assert ev[ev.index("--model") + 1] == "outputs/lm-wphone-pad/model"
+    assert ev[ev.index("--units-dir") + 1] == "data/units/v2-wphone-pad-dedup"
+    assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-lm"]] == [
+        ["docs/wphone-words-base-lm.json", "docs/wphone-words-lm.json"],
+        ["docs/wphone-words-lm.json", "docs/wphone-words-retrain-lm.json"],
+        ["docs/wphone-words-base-lm.json", "docs/wphone-words-retrain-lm.json"]]
+    assert calls.index(tr) < calls.index(ev)
     rc, calls, err = _run_script(root, {**env, "STEPS": "none", "SHIP": "1"}, "wphone_words.sh")
     assert rc == 0, err
     assert [c[1:] for c in calls if c[0] == "PY"] == [["-", "speechlm/pretrained/whisper-phone"]]

@@ -337,7 +337,7 @@ def test_an_edge_padded_head_reads_silence_around_each_item_and_names_it(head_ru
                                                                          tmp_path, capsys):
     from speechlm.cli import main as cli
     from speechlm.data.manifest import read_manifest
-    from speechlm.features import WhisperPhoneEncoder
+    from speechlm.features import WhisperPhoneEncoder, carry_edge_emissions
     from speechlm.tokenizer import Tokenizer
 
     model = head_run / "model"
@@ -346,9 +346,13 @@ def test_an_edge_padded_head_reads_silence_around_each_item_and_names_it(head_ru
     wav = torch.randn(2, 16000) * 0.1
     a, b = plain(wav), padded(wav)
     assert a.shape == b.shape and not torch.allclose(a, b)  # the same frames, read otherwise
-    # what it reads is the item with 0.5 s of zeros each side, those frames dropped
+    # what it reads is the item with 0.5 s of zeros each side, those frames dropped (the CTC
+    # head's emissions there may move onto the edge frames: carry_edge_emissions)
     longer = plain(torch.nn.functional.pad(wav, (8000, 8000)))
-    assert torch.allclose(b, longer[:, 25:25 + a.shape[1]], atol=1e-5)
+    assert torch.allclose(b[:, 1:-1], longer[:, 26:24 + a.shape[1]], atol=1e-5)
+    frame, ctc = padded.head(padded.whisper(torch.nn.functional.pad(wav, (8000, 8000))))
+    assert torch.allclose(b, carry_edge_emissions(frame, ctc, 25, [a.shape[1]] * 2)
+                          [:, :a.shape[1]].softmax(-1), atol=1e-5)
     out = padded(wav, torch.tensor([16000, 8000]))  # a shorter item: its own padding
     assert torch.allclose(out[1, :num_frames(8000)], padded(wav[1:, :8000])[0], atol=1e-5)
     assert (out[1, num_frames(8000):] == 0).all()
@@ -359,11 +363,11 @@ def test_an_edge_padded_head_reads_silence_around_each_item_and_names_it(head_ru
     assert cli(["train", "tokenizer", "--features", str(model), "--layer", "ctc",
                 "--edge-pad", "0.5", "--out", str(tmp_path / "tok")]) == 0
     tok = Tokenizer.load(tmp_path / "tok")
-    assert tok.encoder.edge_pad == 0.5 and "-ctc-p0.5-k41-" in tok.unit_space
+    assert tok.encoder.edge_pad == 0.5 and "-ctc-pe0.5-k41-" in tok.unit_space
     u = read_manifest(small_corpus / "train.tsv")[0].path
     assert torch.equal(tok(u).ids, tok.tokenize_file(u).ids)
     off = tok.with_edge_pad(0)  # the same head read without it: the plain space
-    assert off.encoder.edge_pad == 0 and "-p" not in off.unit_space.split("-ctc-")[1]
+    assert off.encoder.edge_pad == 0 and "-pe" not in off.unit_space.split("-ctc-")[1]
     assert off.with_edge_pad(0.5).unit_space == tok.unit_space
     with pytest.raises(ModelError, match="needs a Whisper phone head"):
         Tokenizer.load("whisper-k100").with_edge_pad(0.5)
@@ -372,3 +376,46 @@ def test_an_edge_padded_head_reads_silence_around_each_item_and_names_it(head_ru
                 str(small_corpus / "train.tsv"), "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--edge-pad is for a Whisper phone head" in err[0]
+
+
+def _spikes(frames: int, emit: dict[int, int], n_phones: int = 4) -> torch.Tensor:
+    """CTC logits ``[frames, n_phones + 1]``: blank everywhere but the frames of ``emit``."""
+    x = torch.zeros(frames, n_phones + 1)
+    x[:, n_phones] = 5.0
+    for f, p in emit.items():
+        x[f, p] = 9.0
+    return x
+
+
+def test_the_emissions_of_the_pad_are_carried_to_the_items_edges_where_the_edge_agrees():
+    from speechlm.features import carry_edge_emissions
+
+    skip, blank = 3, 4
+    sil, aa = 0, 1
+    # item 0: 4 frames; the silence before it emits SIL (frame 1), the one after it AA then SIL
+    # (frames 3 + 4 + 0 and + 2); frames past 2 * skip + 4 belong to no one (another item's pad)
+    ctc = torch.stack([_spikes(12, {1: sil, 7: aa, 9: sil, 11: 2}),
+                       _spikes(12, {1: sil, 3: 3, 5: aa})])
+    frame = torch.zeros(2, 12, 4)
+    frame[0, 3, sil] = frame[0, 6, aa] = 1.0  # the item's edge frames heard as SIL and AA
+    frame[1, 3, sil] = frame[1, 4, 2] = 1.0
+    out = carry_edge_emissions(frame, ctc, skip, [4, 2])
+    ids = out.argmax(-1)
+    assert out.shape == (2, 9, 5)
+    assert ids[0].tolist()[:4] == [sil, blank, blank, aa]  # both carried, the first emissions
+    assert torch.equal(out[0, 0], ctc[0, 1]) and torch.equal(out[0, 3], ctc[0, 7])
+    # item 1 (2 frames, its own pad after them: frames 5-7): its first frame emits a phone
+    # itself, so nothing is carried there; its last frame is blank but heard as another phone
+    # than the AA emitted after it
+    assert ids[1].tolist()[:2] == [3, blank] and torch.equal(out[1], ctc[1, skip:])
+    assert torch.equal(out[0, 4:], ctc[0, 7:]) and torch.equal(out[0, 1:3], ctc[0, 4:6])
+    # an edge heard otherwise keeps its blank; nothing emitted in the pad: unchanged
+    frame[0, 3] = torch.tensor([0.0, 0.0, 1.0, 0.0])
+    assert carry_edge_emissions(frame, ctc, skip, [4, 2]).argmax(-1)[0, 0] == blank
+    quiet = torch.stack([_spikes(12, {4: aa}), _spikes(12, {})])
+    assert torch.equal(carry_edge_emissions(frame, quiet, skip, [4, 2]), quiet[:, skip:])
+    # a one-frame item takes the silence before it, not also the one after
+    one = _spikes(7, {0: sil, 4: aa})[None]
+    heard = torch.zeros(1, 7, 4)
+    heard[0, 3, sil] = 1.0
+    assert carry_edge_emissions(heard, one, skip, [1]).argmax(-1)[0, 0] == sil

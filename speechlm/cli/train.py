@@ -141,9 +141,10 @@ def register(sub, add_parser) -> None:
                     "(0: nearest centroid per frame; >0: the cheapest path, fewer flickers)")
     tt.add_argument("--edge-pad", type=number(float, 0, 2), default=0.0, metavar="SECONDS",
                     help="a Whisper phone head reads each input with this much silence before "
-                    "and after it (a multiple of 0.02 s; its frames are dropped): words at the "
+                    "and after it (a multiple of 0.02 s; its frames dropped, what the head emits "
+                    "there kept at the edges): words at the "
                     "very edge of a file are spelled better; part of the unit space's name "
-                    "(-pSECONDS)")
+                    "(-peSECONDS)")
     tt.add_argument("--out", required=True, help="output tokenizer directory")
     tt.add_argument("--force", action="store_true", help="overwrite an existing directory")
     tt.set_defaults(func=cmd_train_tokenizer)
