@@ -1653,17 +1653,23 @@ def test_wphone_words_builds_trains_then_judges_both_heads_and_resumes(tmp_path)
     assert rc == 2 and err.count("\n") == 1 and "run STEPS=lm first" in err and calls == []
     rc, calls, err = _run_script(root, {**env, "STEPS": "lm retrain"}, "wphone_words.sh")
     assert rc == 0, err
-    (tr,) = [c for c in calls if c[1:3] == ["train", "lm"]]
+    # and its calibration: the bundled recipe on the bundled units with seed 1
+    (tr, seed) = [c for c in calls if c[1:3] == ["train", "lm"]]
     assert tr[tr.index("--config") + 1] == "configs/lm/whisper-phone-pad-cpu.toml"
-    (lm, ev) = [c for c in calls if c[1:3] == ["eval", "lm"]]  # the lm step's report remade
+    assert seed[seed.index("--config") + 1] == "configs/lm/whisper-phone-cpu.toml"
+    assert "--train.seed=1" in seed and "--train.out=outputs/lm-wphone-seed1" in seed
+    (lm, ev, ev1) = [c for c in calls if c[1:3] == ["eval", "lm"]]  # the lm step's remade
     assert lm[lm.index("--model") + 1] == "outputs/wphone-words/lm"
     assert ev[ev.index("--model") + 1] == "outputs/lm-wphone-pad/model"
     assert ev[ev.index("--units-dir") + 1] == "data/units/v2-wphone-pad-dedup"
+    assert ev1[ev1.index("--model") + 1] == "outputs/lm-wphone-seed1/model"
+    assert "--units-dir" not in ev1 and "--tokenizer" not in ev1  # the bundled units
     assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-lm"]] == [
         ["docs/wphone-words-base-lm.json", "docs/wphone-words-lm.json"],
         ["docs/wphone-words-lm.json", "docs/wphone-words-retrain-lm.json"],
-        ["docs/wphone-words-base-lm.json", "docs/wphone-words-retrain-lm.json"]]
-    assert calls.index(tr) < calls.index(ev)
+        ["docs/wphone-words-base-lm.json", "docs/wphone-words-retrain-lm.json"],
+        ["docs/wphone-words-base-lm.json", "docs/wphone-words-seed1-lm.json"]]
+    assert calls.index(tr) < calls.index(ev) < calls.index(seed) < calls.index(ev1)
     rc, calls, err = _run_script(root, {**env, "STEPS": "none", "SHIP": "1"}, "wphone_words.sh")
     assert rc == 0, err
     assert [c[1:] for c in calls if c[0] == "PY"] == [["-", "speechlm/pretrained/whisper-phone"]]
