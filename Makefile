@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: wphone-words lm-phone-text wphone-prompt-contour wphone-contour wphone-f0-spread drawn-f0-split int8-units wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: wphone-blank wphone-words lm-phone-text wphone-prompt-contour wphone-contour wphone-f0-spread drawn-f0-split int8-units wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -61,6 +61,9 @@ lm-scaling: $(STAMP)  ## the LM scaling sweep and the text-interleaving runs (~1
 lm-data-scale: $(STAMP)  ## the unit LM on the full 106 h corpus against the 12.5 h runs (~2.5 h with the corpus build): docs/lm-data-scale*
 	HOURS=106 OUT=data/corpus-106 bash scripts/build_corpus.sh
 	bash scripts/build_lm_data_scale.sh
+
+wphone-blank: $(STAMP)  ## the bundled tokenizer read with a CTC blank penalty (its blank's logit lowered: phones the blank outweighs by less are emitted; no new weights): penalties 0.5, 1 and 2 chosen on valid by phone error rate, the candidate judged once on held-out voices: spelling (test, held-out engines, Allison, the probe items), the bundled LM reading its units on the probes, the bundled vocoder on them (Allison, held-out engines), Allison's continuations; STEPS="tokenizer lm vocoder continue" picks the steps (~75 min; needs the world corpus; refused once the bundle reads with a penalty); SHIP=1 (with STEPS=none) makes the choice the bundled default, configs only (done 2026-12-07): scripts/wphone_blank.sh, docs/wphone-blank-*
+	bash scripts/wphone_blank.sh
 
 wphone-words: $(STAMP)  ## the phone head taught isolated words: 6,000 words and pseudo-words spoken alone by the training voices (speechlm corpus words), the bundled head trained on with half its batches those, and the bundled head read with 0.5 s of silence around each input (the edge pad); their spelling of the probe items and of sentences, the bundled LM reading the padded units on the same probes (speechlm adopt-units), the bundled vocoder on them (Allison, held-out engines), Allison's continuations; STEPS="spelling lm vocoder continue" picks the steps (the default), STEPS="lm retrain" adds the LM retrained on the padded units and a seed-1 retrain of the bundled LM as its calibration (~2 h in all, +80 min for retrain; needs the world corpus): scripts/wphone_words.sh, docs/wphone-words-*
 	bash scripts/wphone_words.sh

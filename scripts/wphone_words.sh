@@ -33,7 +33,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, compare, heldout_probes,
-#                                   resynth_heldout
+#                                   units_resynth, stage_links, allison_continue
 W=data/words-v2
 RUN=outputs/encoder-whisper-phone-words
 WORDS=outputs/tokenizers/whisper-phone-words
@@ -130,13 +130,8 @@ if [[ $STEPS == *" vocoder "* || $STEPS == *" continue "* ]]; then
     --out "$S/vocoder"
 fi
 if [[ $STEPS == *" vocoder "* ]]; then
-  for side in base:whisper-phone-vocoder:whisper-phone new:$S/vocoder:$TOK; do
-    IFS=: read -r name voc tok <<< "$side"
-    resynth_heldout "docs/wphone-words-$name-heldout" "$voc" hn-f0 --tokenizer "$tok"
-    report "docs/wphone-words-$name-allison" resynth --quiet --vocoder "$voc" --tokenizer "$tok" \
-      --wav-dir "$R/allison" --per-voice 0 --methods hn-f0 --asr whisper \
-      --reference-voices "$R/others"
-  done
+  units_resynth docs/wphone-words-base whisper-phone-vocoder whisper-phone
+  units_resynth docs/wphone-words-new "$S/vocoder" "$TOK"
   for set in allison heldout; do
     compare resynth "docs/wphone-words-base-$set" "docs/wphone-words-new-$set" \
       "docs/wphone-words-$set-compare"
@@ -145,14 +140,9 @@ fi
 
 # 6. the default model with the candidate tokenizer
 if [[ $STEPS == *" continue "* ]]; then
-  mkdir -p "$S/model"
-  for st in tokenizer:$TOK lm:$S/lm vocoder:$S/vocoder; do
-    ln -sfn "$PWD/${st#*:}" "$S/model/${st%%:*}"
-  done
-  report docs/wphone-words-base-continue continue --quiet --model default \
-    --wav-dir "$R/allison" --per-voice 0 --reference-voices "$R/others"
-  report docs/wphone-words-continue continue --quiet --model "$S/model" \
-    --wav-dir "$R/allison" --per-voice 0 --reference-voices "$R/others"
+  stage_links "$S/model" "$TOK" "$S/lm" "$S/vocoder"
+  allison_continue docs/wphone-words-base-continue default
+  allison_continue docs/wphone-words-continue "$S/model"
   compare continue docs/wphone-words-base-continue docs/wphone-words-continue \
     docs/wphone-words-continue-compare
 fi

@@ -28,6 +28,7 @@ from speechlm.audio import FRAME_RATE, FRAME_SIZE, HOP_SIZE, SAMPLE_RATE
 from speechlm.errors import ModelError
 
 MAX_EDGE_PAD = 2.0  # seconds of silence a Whisper phone head may be read with each side
+MAX_BLANK_PENALTY = 10.0  # the most a Whisper phone head's CTC blank logit may be lowered by
 
 
 def num_frames(num_samples: int) -> int:
@@ -308,6 +309,12 @@ class WhisperPhoneEncoder:
     fills its blank frames: phone-rate units). Whisper reads the file in its windows
     (:class:`speechlm.features.WhisperEncoder`), then the head reads the hidden states.
 
+    How it reads (each part of a tokenizer's unit space name): ``edge_pad``, seconds of
+    silence around every input (see :meth:`logits`); ``blank_penalty`` (``"ctc"`` only), what
+    is taken off the CTC blank's logit before anything else reads them: a phone whose spike
+    the blank outweighs by less is emitted (a greedy CTC decode's deletions traded for
+    insertions).
+
     Raises:
         ModelError: not a Whisper phone head directory, a bad ``output``, or the installed
             Whisper weights are not those the head was trained on.
@@ -317,7 +324,7 @@ class WhisperPhoneEncoder:
     frame_rate = FRAME_RATE
 
     def __init__(self, path: str | os.PathLike, output: str = "posteriors",
-                 name: str | None = None, edge_pad: float = 0.0):
+                 name: str | None = None, edge_pad: float = 0.0, blank_penalty: float = 0.0):
         from speechlm.ssl.files import load_safetensors, read_json
         from speechlm.whisper_phone import (
             CONFIG_FILE,
@@ -368,6 +375,13 @@ class WhisperPhoneEncoder:
             raise ModelError(f"edge pad {edge_pad} s: expected a multiple of "
                              f"{HOP_SIZE / SAMPLE_RATE:g} s in [0, {MAX_EDGE_PAD:g}]")
         self.edge_pad = pad
+        penalty = float(blank_penalty)
+        if not 0 <= penalty <= MAX_BLANK_PENALTY:
+            raise ModelError(f"blank penalty {blank_penalty}: expected a number in "
+                             f"[0, {MAX_BLANK_PENALTY:g}]")
+        if penalty and output != "ctc":
+            raise ModelError(f"a blank penalty is for the CTC output; {output!r} has no blank")
+        self.blank_penalty = penalty
 
     @torch.inference_mode()
     def logits(self, wav: torch.Tensor, lengths: torch.Tensor | None = None
@@ -377,18 +391,26 @@ class WhisperPhoneEncoder:
         frames of the silence then dropped): a word that starts or ends at the very edge of the
         audio is heard as the head heard speech in training, with room around it. What the CTC
         head emits inside that silence is kept at the item's edges where the item's own edge
-        frame agrees (:func:`carry_edge_emissions`)."""
+        frame agrees (:func:`carry_edge_emissions`). ``blank_penalty`` is taken off the
+        blank's logit first."""
         pad = round(self.edge_pad * SAMPLE_RATE)
         if not pad:
-            return self.head(self.whisper(wav, lengths))
+            return self._penalised(*self.head(self.whisper(wav, lengths)))
         n = [int(v) for v in lengths] if lengths is not None else [wav.shape[1]] * wav.shape[0]
         padded = torch.zeros(wav.shape[0], max(n) + 2 * pad, dtype=wav.dtype)
         for i, k in enumerate(n):
             padded[i, pad:pad + k] = wav[i, :k]
-        frame, ctc = self.head(self.whisper(padded, torch.tensor(n) + 2 * pad))
+        frame, ctc = self._penalised(*self.head(self.whisper(padded, torch.tensor(n) + 2 * pad)))
         skip, keep = pad // HOP_SIZE, num_frames(wav.shape[1])
         return frame[:, skip:skip + keep], carry_edge_emissions(
             frame, ctc, skip, [num_frames(k) for k in n])[:, :keep]
+
+    def _penalised(self, frame: torch.Tensor, ctc: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.blank_penalty:
+            ctc = ctc.clone()
+            ctc[..., -1] -= self.blank_penalty
+        return frame, ctc
 
     def __call__(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         frame, ctc = self.logits(wav, lengths)
@@ -412,14 +434,23 @@ class WhisperPhoneEncoder:
 
         return half_digest(self.head.state_dict(), f"{self.whisper.weights}:l{self.layer}")
 
+    def with_reading(self, edge_pad: float | None = None,
+                     blank_penalty: float | None = None) -> WhisperPhoneEncoder:
+        """The same head read with another ``edge_pad`` and/or ``blank_penalty`` (None keeps
+        this one's)."""
+        return WhisperPhoneEncoder(
+            self.path, self.output, self.name, self.edge_pad if edge_pad is None else edge_pad,
+            self.blank_penalty if blank_penalty is None else blank_penalty)
+
     def with_edge_pad(self, seconds: float) -> WhisperPhoneEncoder:
         """The same head read with ``seconds`` of silence each side of every input."""
-        return WhisperPhoneEncoder(self.path, self.output, self.name, seconds)
+        return self.with_reading(edge_pad=seconds)
 
     def config(self) -> dict[str, Any]:
         return {"type": "whisper-phone", "path": str(Path(self.path).resolve()),
                 "output": self.output, "name": self.name,
-                **({"edge_pad": self.edge_pad} if self.edge_pad else {})}
+                **({"edge_pad": self.edge_pad} if self.edge_pad else {}),
+                **({"blank_penalty": self.blank_penalty} if self.blank_penalty else {})}
 
 
 def build_encoder(cfg: dict[str, Any]) -> FeatureEncoder:
@@ -441,7 +472,8 @@ def build_encoder(cfg: dict[str, Any]) -> FeatureEncoder:
                               cfg.get("name", "whisper-tiny.en"), cfg.get("weights"))
     if kind == "whisper-phone":
         return WhisperPhoneEncoder(cfg["path"], cfg.get("output", "posteriors"), cfg.get("name"),
-                                   float(cfg.get("edge_pad", 0.0)))
+                                   float(cfg.get("edge_pad", 0.0)),
+                                   float(cfg.get("blank_penalty", 0.0)))
     raise ModelError(f"unknown feature encoder type {kind!r}; expected mfcc, logmel, ssl, "
                      "phone, whisper or whisper-phone")
 

@@ -72,6 +72,8 @@ def make_unit_space(encoder_cfg: dict[str, Any], quantizer: KMeansQuantizer,
         # -pe: read with an edge pad, the emissions in the pad carried to the item's edges
         # (speechlm.features.carry_edge_emissions; -p named the pad read without that carry)
         kind += f"-pe{encoder_cfg['edge_pad']:g}" if encoder_cfg.get("edge_pad") else ""
+        # -bp: the CTC blank's logit lowered by this much before the units are read
+        kind += f"-bp{encoder_cfg['blank_penalty']:g}" if encoder_cfg.get("blank_penalty") else ""
     elif kind == "whisper":
         kind = f"{encoder_cfg.get('name') or 'whisper'}-l{encoder_cfg.get('layer', 4)}"
         kind += f"-d{encoder_cfg['shift']}" if encoder_cfg.get("shift") else ""
@@ -236,22 +238,30 @@ class Tokenizer(Stage):
         return Tokenizer(self.encoder, self.quantizer, self.training, self.smoothing,
                          self.precision, hz)
 
-    def with_edge_pad(self, seconds: float) -> Tokenizer:
-        """The same Whisper phone head reading each input with ``seconds`` of silence before
-        and after it (:class:`speechlm.features.WhisperPhoneEncoder`'s ``edge_pad``; 0: off).
-        Another unit space (``-peSECONDS``): the units are the same phone classes, read
-        otherwise (an LM or vocoder takes them with ``speechlm adopt-units``).
+    def with_reading(self, edge_pad: float | None = None,
+                     blank_penalty: float | None = None) -> Tokenizer:
+        """The same Whisper phone head read otherwise (None keeps the present setting):
+        ``edge_pad``, seconds of silence before and after each input (0: off); ``blank_penalty``,
+        what is taken off the CTC blank's logit (0: off; CTC units only). See
+        :class:`speechlm.features.WhisperPhoneEncoder`. Another unit space (``-peSECONDS``,
+        ``-bpPENALTY``): the units are the same phone classes, read otherwise (an LM or vocoder
+        takes them with ``speechlm adopt-units``).
 
         Raises:
-            ModelError: the encoder is no Whisper phone head, or a bad ``seconds``.
+            ModelError: the encoder is no Whisper phone head, or a bad value.
         """
         from speechlm.features import WhisperPhoneEncoder
 
         enc = self.encoder
         if not isinstance(enc, WhisperPhoneEncoder):
-            raise ModelError(f"an edge pad needs a Whisper phone head; {self.unit_space} is not")
-        return Tokenizer(enc.with_edge_pad(seconds), self.quantizer, self.training,
-                         self.smoothing, self.precision, self.band_limit)
+            raise ModelError(f"an edge pad or a blank penalty needs a Whisper phone head; "
+                             f"{self.unit_space} is not")
+        return Tokenizer(enc.with_reading(edge_pad, blank_penalty), self.quantizer,
+                         self.training, self.smoothing, self.precision, self.band_limit)
+
+    def with_edge_pad(self, seconds: float) -> Tokenizer:
+        """:meth:`with_reading` with ``edge_pad=seconds``."""
+        return self.with_reading(edge_pad=seconds)
 
     @property
     def warp(self) -> float | str | None:

@@ -1676,3 +1676,95 @@ def test_wphone_words_builds_trains_then_judges_both_heads_and_resumes(tmp_path)
     assert [c[1:] for c in calls if c[0] == "SL"] == [
         ["adopt-units", st, "--tokenizer", "whisper-phone", "--out", f"speechlm/pretrained/{st}"]
         for st in ("whisper-phone-lm", "whisper-phone-vocoder")]
+
+
+def test_wphone_blank_chooses_a_penalty_on_valid_then_judges_it_once_and_resumes(tmp_path):
+    """scripts/wphone_blank.sh: refused (exit 2, one line) without the corpus; the bundled
+    tokenizer read with each blank penalty, all judged on valid against it; nothing judged on
+    held-out voices when the bundled is chosen; else the chosen one (and only it) against the
+    bundled: spelling of sentences and of the probe items, the bundled LM and vocoder adopted
+    onto its units, the continuations, each paired with the bundled's reports; a rerun judges
+    nothing again."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "wphone_blank.sh")
+    assert rc == 2 and err.count("\n") == 1 and "train.tsv is missing" in err and calls == []
+    _touch(root, "data/corpus-v2/train.tsv", "data/real/allison/allison.tsv",
+           "data/probes-v2/syntactic/pairs.tsv")
+    chosen = root / "outputs/wphone-blank/chosen"
+    chosen.parent.mkdir(parents=True)
+    chosen.write_text("whisper-phone\n")  # what the choice writes when no penalty helps
+    rc, calls, err = _run_script(root, env, "wphone_blank.sh")
+    assert rc == 0 and "nothing to judge" in err
+    made = [c[2:] for c in calls if c[0] == "PY" and c[1] == "-"]
+    assert made[:3] == [[f"outputs/tokenizers/whisper-phone-bp{p}", p] for p in ("0.5", "1", "2")]
+    assert made[3] == ["docs/wphone-blank-valid.json", "outputs/wphone-blank/chosen"]
+    (valid,) = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]
+    assert [valid[i + 1] for i, a in enumerate(valid) if a == "--tokenizer"] == [
+        "whisper-phone"] + [f"outputs/tokenizers/whisper-phone-bp{p}" for p in ("0.5", "1", "2")]
+    assert valid[valid.index("--manifest") + 1] == "valid" and valid.count("--manifest") == 1
+    assert not [c for c in calls if c[1] in ("adopt-units", "eval") and c is not valid]
+
+    tok = "outputs/tokenizers/whisper-phone-bp1"
+    chosen.write_text(tok + "\n")
+    rc, calls, err = _run_script(root, env, "wphone_blank.sh")
+    assert rc == 0, err
+    evs = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]  # valid's report exists
+    assert [[c[i + 1] for i, a in enumerate(c) if a == "--tokenizer"] for c in evs] == [
+        ["whisper-phone", tok]] * 2
+    assert [[c[i + 1] for i, a in enumerate(c) if a == "--manifest"] for c in evs] == [
+        ["test", "heldout", "data/real/allison/allison.tsv"],
+        ["data/probes-v2/lexical/items.tsv", "data/probes-v2/syntactic/items.tsv"]]
+    adopt = [c for c in calls if c[1] == "adopt-units"]
+    assert [(c[2], c[c.index("--tokenizer") + 1], c[c.index("--out") + 1]) for c in adopt] == [
+        ("whisper-phone-lm", tok, "outputs/wphone-blank/lm"),
+        ("whisper-phone-vocoder", tok, "outputs/wphone-blank/vocoder")]
+    lm = [c for c in calls if c[1:3] == ["eval", "lm"]]
+    assert [c[c.index("--model") + 1] for c in lm] == ["whisper-phone-lm",
+                                                       "outputs/wphone-blank/lm"]
+    assert "--tokenizer" not in lm[0] and lm[1][lm[1].index("--tokenizer") + 1] == tok
+    assert lm[1][lm[1].index("--units-dir") + 1] == "data/units/v2-wphone-blank-dedup"
+    assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-lm"]] == [
+        ["docs/wphone-words-base-lm.json", "docs/wphone-blank-lm.json"]]
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert [(c[c.index("--vocoder") + 1], c[c.index("--tokenizer") + 1]) for c in judged] == [
+        ("whisper-phone-vocoder", "whisper-phone")] * 2 + [
+        ("outputs/wphone-blank/vocoder", tok)] * 2  # each vocoder reads its own units
+    assert _pairs(calls) == [
+        ["docs/wphone-words-base-allison.json", "docs/wphone-blank-allison.json"],
+        ["docs/wphone-words-base-heldout.json", "docs/wphone-blank-heldout.json"]]
+    cont = [c for c in calls if c[1:3] == ["eval", "continue"]]
+    assert [c[c.index("--model") + 1] for c in cont] == ["default", "outputs/wphone-blank/model"]
+    assert {p.name: os.readlink(p) for p in (root / "outputs/wphone-blank/model").iterdir()} == {
+        "tokenizer": str(root / tok), "lm": str(root / "outputs/wphone-blank/lm"),
+        "vocoder": str(root / "outputs/wphone-blank/vocoder")}
+    assert calls.index(evs[0]) < calls.index(adopt[0]) < calls.index(lm[0]) < \
+        calls.index(judged[0]) < calls.index(cont[0])
+
+    _touch(root, "data/probes-v2/lexical/items.tsv")
+    _exported(root / "outputs/tokenizers", *(f"whisper-phone-bp{p}" for p in ("0.5", "1", "2")))
+    _exported(root / "outputs/wphone-blank", "lm", "vocoder")
+    rc, calls, err = _run_script(root, env, "wphone_blank.sh")
+    assert rc == 0, err
+    assert [c[1:3] if c[0] == "SL" else c[1:] for c in calls] == [
+        ["-", "docs/wphone-blank-valid.json", "outputs/wphone-blank/chosen"],  # the choice
+        ["eval", "compare-lm"], ["eval", "compare-resynth"], ["eval", "compare-resynth"],
+        ["eval", "compare-continue"]]  # always redone
+    rc, calls, err = _run_script(root, {**env, "STEPS": "lm"}, "wphone_blank.sh")
+    assert rc == 0 and [c[1:3] for c in calls if c[0] == "SL"] == [["eval", "compare-lm"]]
+    # SHIP=1: the bundled tokenizer takes the chosen penalty, the LM and vocoder its units
+    rc, calls, err = _run_script(root, {**env, "STEPS": "none", "SHIP": "1"}, "wphone_blank.sh")
+    assert rc == 0, err
+    assert [c[1:] for c in calls if c[0] == "PY"][-1] == [
+        "-", "speechlm/pretrained/whisper-phone", tok]
+    assert [c[1:] for c in calls if c[0] == "SL"] == [
+        ["adopt-units", st, "--tokenizer", "whisper-phone", "--out", f"speechlm/pretrained/{st}"]
+        for st in ("whisper-phone-lm", "whisper-phone-vocoder")]
+    # once shipped, judging against "the bundle" would judge the penalty against itself
+    cfg = root / "speechlm/pretrained/whisper-phone/config.json"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text('{"encoder": {"blank_penalty": 1.0}}')
+    rc, calls, err = _run_script(root, env, "wphone_blank.sh")
+    assert rc == 2 and err.count("\n") == 1 and "already reads with a blank penalty" in err
+    assert calls == []
+    rc, calls, err = _run_script(root, {**env, "STEPS": "none", "SHIP": "1"}, "wphone_blank.sh")
+    assert rc == 0, err

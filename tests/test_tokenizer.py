@@ -278,20 +278,24 @@ def test_one_speaker_has_no_abx_across(small_corpus, tmp_path):
     assert "-" in row and "None" not in markdown_table([r])
 
 
-def test_paired_frame_errors_pair_utterances_per_voice():
-    from speechlm.eval.tokenizer import paired_frame_errors
+@pytest.mark.parametrize("measure", ["frame_phone_error", "unit_phone_error"])
+def test_paired_errors_pair_utterances_per_voice(measure):
+    from speechlm.eval.tokenizer import PAIRED, paired_errors
 
-    base = {"frame_phone_errors_by_utterance": [["a", "v1", 5, 10], ["b", "v2", 2, 10],
-                                                ["c", "v1", 4, 10]]}
-    other = {"frame_phone_errors_by_utterance": [["c", "v1", 4, 10], ["a", "v1", 3, 10],
-                                                 ["b", "v2", 2, 10], ["z", "v2", 0, 10]]}
-    p = paired_frame_errors(base, other)
+    rows = PAIRED[measure]
+    base = {rows: [["a", "v1", 5, 10], ["b", "v2", 2, 10], ["c", "v1", 4, 10]]}
+    other = {rows: [["c", "v1", 4, 10], ["a", "v1", 3, 10], ["b", "v2", 2, 10],
+                    ["z", "v2", 0, 10]]}
+    p = paired_errors(base, other, measure)
     assert set(p) == {"all", "v1", "v2"} and p["all"]["utterances"] == 3  # "z" is unpaired
     assert p["all"]["delta"] == round(-2 / 30, 4) and p["v1"]["delta"] == -0.1
     assert p["v2"] == {"utterances": 1, "delta": 0.0, "ci95": [0.0, 0.0], "distinct": False}
     lo, hi = p["v1"]["ci95"]
     assert lo <= -0.1 <= hi <= 0
-    assert paired_frame_errors({}, other) == {}
+    assert paired_errors({}, other, measure) == {}
+    other_rows = PAIRED["unit_phone_error" if measure == "frame_phone_error"
+                        else "frame_phone_error"]
+    assert paired_errors({other_rows: base[rows]}, {other_rows: other[rows]}, measure) == {}
 
 
 def test_eval_tokenizer_pairs_phone_encoders_on_the_same_utterances(capsys, small_corpus):

@@ -475,10 +475,15 @@ def test_eval_tokenizer_reports_the_phone_error_rate_of_ctc_units(phone_run, sma
     r = evaluate_tokenizer(tok, small_corpus / "test.tsv", max_utterances=4, progress=False,
                            ued_utterances=0)
     assert r["n_units"] == 41 and 0 <= r["unit_phone_error_rate"] <= 2
+    rows = r["unit_phone_errors_by_utterance"]  # [name, voice, edits, reference phones]
+    assert rows and len({row[0] for row in rows}) == len(rows) <= 4
+    assert r["unit_phone_error_rate"] == round(sum(x[2] for x in rows) / sum(x[3] for x in rows),
+                                               4)
     assert "phone error rate (units, CTC)" in markdown_table([r])
     plain = evaluate_tokenizer("phone-k100", small_corpus / "test.tsv", max_utterances=4,
                                progress=False, ued_utterances=0)
     assert "unit_phone_error_rate" not in plain  # k-means units are not phones
+    assert "unit_phone_errors_by_utterance" not in plain
 
 
 def test_to_device_keeps_a_phone_batch_a_phone_batch():

@@ -286,18 +286,22 @@ def test_an_lm_and_a_vocoder_adopt_another_phone_heads_units(head_tokenizer, tmp
     assert (tmp_path / "lm" / "model.safetensors").read_bytes() == (
         src / "model.safetensors").read_bytes()  # the weights unchanged
     cfg = json.loads((tmp_path / "lm" / "config.json").read_text())
-    assert cfg["adopted_units"]["from"] == lm.unit_space
+    # the space it was trained in: the bundle's own origin when it was adopted itself (since
+    # 2026-12-07 it reads the blank-penalised units: make wphone-blank SHIP=1)
+    origin = json.loads((src / "config.json").read_text()).get(
+        "adopted_units", {"from": lm.unit_space, "units_dir": lm.training["units_dir"]})
+    assert cfg["adopted_units"]["from"] == origin["from"]
     assert cfg["model"]["unit_space"] == tok.unit_space
     # its shards: those it was trained on recorded, those of the new space named for eval lm
-    assert cfg["adopted_units"]["units_dir"] == lm.training["units_dir"]
+    assert cfg["adopted_units"]["units_dir"] == origin["units_dir"]
     assert cfg["training"]["units_dir"] == f"data/units/{tok.unit_space}-dedup"
     # in place, and again: the origin is kept
     before = (tmp_path / "lm" / "model.safetensors").read_bytes()
     adopt_units(tmp_path / "lm", "whisper-phone", tmp_path / "lm")
     again = json.loads((tmp_path / "lm" / "config.json").read_text())
     assert again["unit_space"] == Tokenizer.load("whisper-phone").unit_space
-    assert again["adopted_units"]["from"] == lm.unit_space
-    assert again["adopted_units"]["units_dir"] == lm.training["units_dir"]
+    assert again["adopted_units"]["from"] == origin["from"]
+    assert again["adopted_units"]["units_dir"] == origin["units_dir"]
     assert (tmp_path / "lm" / "model.safetensors").read_bytes() == before
     adopt_units("whisper-phone-vocoder", head_tokenizer, tmp_path / "voc")  # with sub-models
     voc = Vocoder.load(tmp_path / "voc")
@@ -376,6 +380,73 @@ def test_an_edge_padded_head_reads_silence_around_each_item_and_names_it(head_ru
                 str(small_corpus / "train.tsv"), "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--edge-pad is for a Whisper phone head" in err[0]
+
+
+def test_a_blank_penalty_lowers_the_ctc_blank_and_names_it(head_run, small_corpus, tmp_path,
+                                                           capsys):
+    from speechlm.cli import main as cli
+    from speechlm.data.manifest import read_manifest
+    from speechlm.features import WhisperPhoneEncoder, build_encoder
+    from speechlm.tokenizer import Tokenizer
+
+    model = head_run / "model"
+    plain, pen = WhisperPhoneEncoder(model, "ctc"), WhisperPhoneEncoder(model, "ctc",
+                                                                        blank_penalty=1.5)
+    wav = torch.randn(2, 16000) * 0.1
+    (f0, c0), (f1, c1) = plain.logits(wav), pen.logits(wav)
+    assert torch.equal(f0, f1)  # the frame head is not touched
+    assert torch.allclose(c1[..., :-1], c0[..., :-1]) and torch.allclose(c1[..., -1],
+                                                                          c0[..., -1] - 1.5)
+    # read with an edge pad too: lowered before the pad's emissions are carried to the edges
+    both = plain.with_reading(edge_pad=0.5, blank_penalty=1.5)
+    assert (both.edge_pad, both.blank_penalty) == (0.5, 1.5)
+    assert torch.allclose(both(wav), pen.with_edge_pad(0.5)(wav))
+    assert both.with_edge_pad(0).blank_penalty == 1.5  # each setting kept when the other moves
+    assert build_encoder(both.config()).config() == both.config()
+    for bad in (-0.5, 11.0, float("nan")):
+        with pytest.raises(ModelError, match="blank penalty"):
+            WhisperPhoneEncoder(model, "ctc", blank_penalty=bad)
+    with pytest.raises(ModelError, match="has no blank"):
+        WhisperPhoneEncoder(model, "posteriors", blank_penalty=1)
+
+    assert cli(["train", "tokenizer", "--features", str(model), "--layer", "ctc",
+                "--blank-penalty", "1", "--out", str(tmp_path / "tok")]) == 0
+    tok = Tokenizer.load(tmp_path / "tok")
+    assert tok.encoder.blank_penalty == 1 and "-ctc-bp1-k41-" in tok.unit_space
+    plain_tok = tok.with_reading(blank_penalty=0)
+    assert "-bp" not in plain_tok.unit_space and plain_tok.unit_space != tok.unit_space
+    assert plain_tok.with_reading(blank_penalty=1).unit_space == tok.unit_space
+    assert "-ctc-pe0.5-bp1-k41-" in tok.with_edge_pad(0.5).unit_space
+    # a frame that emitted a phone emits the same one; a blank frame may now emit one
+    was, now = c0.argmax(-1), c1.argmax(-1)
+    phone = was != plain.blank
+    assert torch.equal(now[phone], was[phone])
+    u = read_manifest(small_corpus / "train.tsv")[0].path
+    assert torch.equal(tok(u).ids, tok.tokenize_file(u).ids)
+    with pytest.raises(ModelError, match="needs a Whisper phone head"):
+        Tokenizer.load("whisper-k100").with_reading(blank_penalty=1)
+    # eval tokenizer pairs the two unit strings' phone errors over the same utterances
+    plain_tok.save(tmp_path / "plain")
+    capsys.readouterr()
+    assert cli(["eval", "tokenizer", "--tokenizer", str(tmp_path / "plain"), "--tokenizer",
+                str(tmp_path / "tok"), "--corpus", str(small_corpus), "--manifest", "test",
+                "--max-utterances", "3", "--no-ued", "--quiet", "--format", "json"]) == 0
+    first, second = json.loads(capsys.readouterr().out)["reports"]
+    pair = second["unit_phone_error_vs_first"]
+    assert "unit_phone_error_vs_first" not in first and pair["base"] == str(tmp_path / "plain")
+    assert pair["voices"]["all"]["utterances"] == len(first["unit_phone_errors_by_utterance"])
+    assert abs(pair["voices"]["all"]["delta"] - (second["unit_phone_error_rate"]
+                                                 - first["unit_phone_error_rate"])) < 2e-4
+    capsys.readouterr()
+    for args, msg in ((["--features", str(model), "--layer", "posteriors"],
+                       "--blank-penalty is for CTC units"),
+                      (["--features", "mfcc", "--layer", "ctc"],
+                       "--blank-penalty is for a Whisper phone head")):
+        assert cli(["train", "tokenizer", *args, "--blank-penalty", "1", "--manifest",
+                    str(small_corpus / "train.tsv"), "--out", str(tmp_path / "m")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0], err
+        assert not (tmp_path / "m").exists()
 
 
 def _spikes(frames: int, emit: dict[int, int], n_phones: int = 4) -> torch.Tensor:

@@ -59,16 +59,36 @@ continue_heldout() {
     --per-voice 1 "$@"
 }
 
-# wphone_model DIR VOCODER: DIR/{tokenizer,lm,vocoder} linked to the bundled whisper-phone
-# tokenizer and LM and to VOCODER: the default model speaking through another vocoder, for
-# `eval continue --model DIR`.
-wphone_model() {
+# stage_links DIR TOKENIZER LM VOCODER: DIR/{tokenizer,lm,vocoder} linked to those stages (names
+# relative to the repo root): a model directory for `eval continue --model DIR`.
+stage_links() {
   mkdir -p "$1"
-  local st
-  for st in tokenizer:speechlm/pretrained/whisper-phone lm:speechlm/pretrained/whisper-phone-lm \
-      "vocoder:$2"; do
-    ln -sfn "$PWD/${st#*:}" "$1/${st%%:*}"
-  done
+  ln -sfn "$PWD/$2" "$1/tokenizer"
+  ln -sfn "$PWD/$3" "$1/lm"
+  ln -sfn "$PWD/$4" "$1/vocoder"
+}
+
+# wphone_model DIR VOCODER: the bundled whisper-phone tokenizer and LM with VOCODER
+# (stage_links): the default model speaking through another vocoder.
+wphone_model() {
+  stage_links "$1" speechlm/pretrained/whisper-phone speechlm/pretrained/whisper-phone-lm "$2"
+}
+
+# units_resynth STEM VOCODER TOKENIZER: resynthesis with the source F0 through VOCODER reading
+# TOKENIZER's units, judged with Whisper, on the held-out engines (STEM-heldout) and on Allison's
+# 217 real prompts (STEM-allison; data/real, scripts/build_real_voice.sh).
+units_resynth() {
+  resynth_heldout "$1-heldout" "$2" hn-f0 --tokenizer "$3"
+  report "$1-allison" resynth --quiet --vocoder "$2" --tokenizer "$3" \
+    --wav-dir data/real/allison --per-voice 0 --methods hn-f0 --asr whisper \
+    --reference-voices data/real/others
+}
+
+# allison_continue STEM MODEL: continuations of Allison's 217 real prompts by MODEL (a name or a
+# model directory) -> STEM.
+allison_continue() {
+  report "$1" continue --quiet --model "$2" --wav-dir data/real/allison --per-voice 0 \
+    --reference-voices data/real/others
 }
 
 # compare KIND BEFORE AFTER STEM: `eval compare-KIND` (resynth | continue) of two reports'

@@ -32,7 +32,7 @@ def rates(text: str) -> list[float]:
 
 def cmd_eval_tokenizer(args: argparse.Namespace) -> int:
     from speechlm.data.manifest import resolve_manifest
-    from speechlm.eval.tokenizer import evaluate_tokenizer, markdown_table, paired_frame_errors
+    from speechlm.eval.tokenizer import PAIRED, evaluate_tokenizer, markdown_table, paired_errors
 
     tokenizers = args.tokenizer or [DEFAULT_TOKENIZER]
     manifests = [(m, resolve_manifest(m, args.corpus)) for m in (args.manifest or ["test"])]
@@ -73,15 +73,16 @@ def cmd_eval_tokenizer(args: argparse.Namespace) -> int:
                     **({"warp": warp} if warp is not None else {}),
                     **({"band_limit": band} if band else {}),
                     **({"speeds": list(speeds)} if speeds else {})})
-    first: dict[str, dict] = {}  # per manifest: the first tokenizer with a phone encoder
-    for r in out:
-        if not r.get("frame_phone_errors_by_utterance"):
-            continue
-        base = first.setdefault(r["data"], r)
-        if base is not r:
-            pairs = paired_frame_errors(base, r, seed=args.seed)
-            if pairs:
-                r["frame_phone_error_vs_first"] = {"base": base["tokenizer"], "voices": pairs}
+    for measure, rows in PAIRED.items():
+        first: dict[str, dict] = {}  # per manifest: the first tokenizer with those errors
+        for r in out:
+            if not r.get(rows):
+                continue
+            base = first.setdefault(r["data"], r)
+            if base is not r:
+                pairs = paired_errors(base, r, measure, seed=args.seed)
+                if pairs:
+                    r[f"{measure}_vs_first"] = {"base": base["tokenizer"], "voices": pairs}
     if len(out) == 1:
         return emit_report(args, out[0], markdown_table(out))
     return emit_report(args, {"reports": out}, markdown_table(out))

@@ -20,6 +20,8 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
         raise SpeechLMError(f"{out} exists; pass --force to overwrite")
     if args.shift and args.features != "whisper":
         raise SpeechLMError("--shift is for --features whisper")
+    if args.blank_penalty and args.layer != "ctc":
+        raise SpeechLMError("--blank-penalty is for CTC units (--layer ctc)")
     if args.layer == "ctc":  # phone-rate units: nothing to fit, no features to read
         from speechlm.train.tokenizer import ctc_tokenizer
 
@@ -28,8 +30,8 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
         if args.band_limit or args.speeds:
             raise SpeechLMError("--band-limit and --speeds are for k-means units; CTC units "
                                 "fit nothing (give --band-limit at tokenize time)")
-        tok = ctc_tokenizer(_edge_padded(encoder_from_name(args.features, "ctc"),
-                                         args.edge_pad))
+        tok = ctc_tokenizer(_read_with(encoder_from_name(args.features, "ctc"),
+                                       args.edge_pad, args.blank_penalty))
         tok.save(out)
         print(json.dumps({"out": str(out), "unit_space": tok.unit_space, **tok.training},
                          indent=2))
@@ -41,8 +43,8 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
 
         keep = np.random.default_rng(args.seed).permutation(len(items))[:args.max_utterances]
         items = [items[i] for i in sorted(keep)]
-    encoder = _edge_padded(encoder_from_name(args.features, args.layer, args.shift),
-                           args.edge_pad)
+    encoder = _read_with(encoder_from_name(args.features, args.layer, args.shift),
+                         args.edge_pad)
     tok = train_tokenizer(items, encoder, k=args.k, max_frames=args.max_frames, seed=args.seed,
                           progress=not args.quiet, source=manifest, smoothing=args.smoothing,
                           band_limit=args.band_limit or None, speeds=args.speeds or None)
@@ -51,16 +53,18 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
-def _edge_padded(encoder, seconds: float):
-    """``encoder`` read with ``seconds`` of silence each side (a Whisper phone head only)."""
-    if not seconds:
+def _read_with(encoder, seconds: float, blank_penalty: float = 0.0):
+    """``encoder`` read with ``seconds`` of silence each side and its CTC blank's logit lowered
+    by ``blank_penalty`` (a Whisper phone head only)."""
+    if not seconds and not blank_penalty:
         return encoder
     from speechlm.features import WhisperPhoneEncoder
 
     if not isinstance(encoder, WhisperPhoneEncoder):
-        raise SpeechLMError("--edge-pad is for a Whisper phone head (--features RUN/model of a "
+        flag = "--edge-pad" if seconds else "--blank-penalty"
+        raise SpeechLMError(f"{flag} is for a Whisper phone head (--features RUN/model of a "
                             "'train encoder' with model.backbone = 'whisper')")
-    return encoder.with_edge_pad(seconds)
+    return encoder.with_reading(seconds, blank_penalty)
 
 
 def cmd_train_lm(args: argparse.Namespace) -> int:
@@ -145,6 +149,11 @@ def register(sub, add_parser) -> None:
                     "there kept at the edges): words at the "
                     "very edge of a file are spelled better; part of the unit space's name "
                     "(-peSECONDS)")
+    tt.add_argument("--blank-penalty", type=number(float, 0, 10), default=0.0,
+                    metavar="LOGIT",
+                    help="with --layer ctc: take this off the CTC blank's logit before the units "
+                    "are read (a phone the blank outweighs by less is emitted: fewer deleted "
+                    "phones, more inserted); part of the unit space's name (-bpLOGIT)")
     tt.add_argument("--out", required=True, help="output tokenizer directory")
     tt.add_argument("--force", action="store_true", help="overwrite an existing directory")
     tt.set_defaults(func=cmd_train_tokenizer)

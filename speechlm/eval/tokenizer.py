@@ -103,6 +103,7 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
 
     names = unit_phones(tok)  # CTC units are phones: their own string against the reference
     uper = [0, 0]
+    uper_utt: list[list] = []  # [name, base voice, edits, reference phones], for pairing
     # per base voice: wrong frames at each label shift in SHIFTS, labelled frames
     by_voice: dict[str, np.ndarray] = {}
     for k, u in enumerate(tqdm(items, desc="eval", unit="utt", disable=not progress)):
@@ -133,9 +134,11 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
             acc = by_voice.setdefault(base_voice(u.speaker or "?"), np.zeros(len(SHIFTS) + 1))
             acc += shifted_errors(arpa, pred, phone_enc.phones)
             if names is not None:
-                uper[0] += levenshtein(phone_string([names[i] if i < len(names) else None
-                                                     for i in ids.tolist()]), ref)
+                edits = levenshtein(phone_string([names[i] if i < len(names) else None
+                                                  for i in ids.tolist()]), ref)
+                uper[0] += edits
                 uper[1] += len(ref)
+                uper_utt.append([u.name, base_voice(u.speaker or "?"), edits, len(ref)])
         for lab in labels:
             if lab is not None and lab not in phone_ids:
                 phone_ids[lab] = len(phone_ids)
@@ -223,7 +226,8 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
             "frame_phone_error_by_voice": voice_errors(by_voice),
             "frame_phone_errors_by_utterance": per_utt}
            if phone_enc is not None else {}),
-        **({"unit_phone_error_rate": round(uper[0] / max(uper[1], 1), 4)}
+        **({"unit_phone_error_rate": round(uper[0] / max(uper[1], 1), 4),
+            "unit_phone_errors_by_utterance": uper_utt}
            if names is not None else {}),
         **({"warp": tok.warp} if tok.warp is not None else {}),
         **({"warps_chosen_by_voice": {
@@ -304,15 +308,22 @@ def _argmax_phones(enc, wav: torch.Tensor, feats: torch.Tensor) -> list[str]:
     return [enc.phones[i] for i in scores.argmax(-1).tolist()]
 
 
-def paired_frame_errors(base: dict, other: dict, samples: int = 2000, seed: int = 0
-                        ) -> dict[str, dict[str, Any]]:
-    """OTHER - BASE frame phone error (non-silence frames) of two phone-encoder reports on the
-    same utterances, per base voice and over all (``"all"``), each with a 95 % paired bootstrap
-    interval over utterances; {} when either report has no per-utterance errors."""
+PAIRED = {"frame_phone_error": "frame_phone_errors_by_utterance",
+          "unit_phone_error": "unit_phone_errors_by_utterance"}
+"""What :func:`paired_errors` pairs: a measure, and the per-utterance rows it is paired over."""
+
+
+def paired_errors(base: dict, other: dict, measure: str = "frame_phone_error",
+                  samples: int = 2000, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """OTHER - BASE of a phone error rate of two reports on the same utterances (``measure``: a
+    key of :data:`PAIRED`; the frame phone error counts non-silence frames, the unit phone
+    error rate edits against the reference phones), per base voice and over all (``"all"``),
+    each with a 95 % paired bootstrap interval over utterances; {} when either report has no
+    per-utterance errors."""
     from speechlm.eval.compare import ratio_bootstrap
 
-    a = {r[0]: r for r in base.get("frame_phone_errors_by_utterance", [])}
-    b = {r[0]: r for r in other.get("frame_phone_errors_by_utterance", [])}
+    a = {r[0]: r for r in base.get(PAIRED[measure], [])}
+    b = {r[0]: r for r in other.get(PAIRED[measure], [])}
     names = sorted(n for n in set(a) & set(b) if a[n][3] and a[n][3] == b[n][3])
     out = {}
     for voice in ["all", *sorted({a[n][1] for n in names})]:
@@ -356,17 +367,23 @@ def markdown_table(reports: list[dict]) -> str:
                 lines.append(f"| {r.get('tokenizer', '')} | {r.get('data', '')} | {v} | "
                              f"{e['frames']} | {e['error']} | {e['best_shift']:+d} | "
                              f"{e['error_at_best_shift']} | {pnmi} |")
-    paired = [r for r in reports if r.get("frame_phone_error_vs_first")]
-    if paired:  # the same utterances, each tokenizer's phone encoder against the first one's
-        lines += ["", "Frame phone error against the first tokenizer's encoder, paired over the "
-                  "same utterances (95 % bootstrap interval; * = the interval excludes 0):", "",
+    for measure, what in (("frame_phone_error", "Frame phone error against the first "
+                           "tokenizer's encoder"),
+                          ("unit_phone_error", "Phone error rate of the unit string (CTC) "
+                           "against the first tokenizer's")):
+        key = f"{measure}_vs_first"
+        paired = [r for r in reports if r.get(key)]
+        if not paired:  # the same utterances, each tokenizer against the first one
+            continue
+        lines += ["", f"{what}, paired over the same utterances (95 % bootstrap interval; * = "
+                  "the interval excludes 0):", "",
                   "| tokenizer | data | against | voice | utterances | change | 95 % interval |",
                   "|---|---|---|---|---|---|---|"]
         for r in paired:
-            for v, d in r["frame_phone_error_vs_first"]["voices"].items():
+            for v, d in r[key]["voices"].items():
                 lo, hi = d["ci95"]
                 lines.append(f"| {r.get('tokenizer', '')} | {r.get('data', '')} | "
-                             f"{r['frame_phone_error_vs_first']['base']} | {v} | "
+                             f"{r[key]['base']} | {v} | "
                              f"{d['utterances']} | {d['delta']:+.4f}{'*' if d['distinct'] else ''}"
                              f" | [{lo:+.4f}, {hi:+.4f}] |")
     names = [n for n in PERTURBATIONS if any(n in r.get("ued", {}) for r in reports)]
