@@ -199,7 +199,9 @@ def test_the_bundled_default_speaks_whisper_phone_units_and_resaves_to_the_same_
     assert DEFAULT_STAGES == {"tokenizer": DEFAULT_TOKENIZER, "lm": DEFAULT_LM,
                               "vocoder": DEFAULT_VOCODER}
     m = SpeechLM.load()
-    assert m.unit_space.startswith("wphone-") and "-ctc-k41-" in m.unit_space
+    # read with a CTC blank penalty of 1 since 2026-12-07 (make wphone-blank SHIP=1)
+    assert m.unit_space.startswith("wphone-") and "-ctc-bp1-k41-" in m.unit_space
+    assert m.tokenizer.encoder.blank_penalty == 1
     assert m.lm.unit_space == m.vocoder.unit_space == m.unit_space
     assert m.tokenizer.encoder.config()["type"] == "whisper-phone" and m.frame_rate == 50.0
     out = m.tokenizer.save(tmp_path / "tok")
