@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: wphone-blank wphone-words lm-phone-text wphone-prompt-contour wphone-contour wphone-f0-spread drawn-f0-split int8-units wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: wphone-unit-rate wphone-vocoder-tune wphone-blank wphone-words lm-phone-text wphone-prompt-contour wphone-contour wphone-f0-spread drawn-f0-split int8-units wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -61,6 +61,12 @@ lm-scaling: $(STAMP)  ## the LM scaling sweep and the text-interleaving runs (~1
 lm-data-scale: $(STAMP)  ## the unit LM on the full 106 h corpus against the 12.5 h runs (~2.5 h with the corpus build): docs/lm-data-scale*
 	HOURS=106 OUT=data/corpus-106 bash scripts/build_corpus.sh
 	bash scripts/build_lm_data_scale.sh
+
+wphone-unit-rate: $(STAMP)  ## the bundled LM's unit rate (what continue --seconds sizes a continuation by) measured for the units it reads now: both readings of the bundled head (without and with the blank penalty) on the same 300 training utterances, its trained-on rate scaled by their ratio, given to adopt-units in place (~3 min; config only): scripts/wphone_unit_rate.sh, docs/wphone-unit-rate
+	bash scripts/wphone_unit_rate.sh
+
+wphone-vocoder-tune: $(STAMP)  ## the bundled vocoder fine-tuned 1,000 steps on the units the bundled tokenizer reads now (the CTC blank penalty), beside a control run on the units without it (more training alone), both judged by resynthesis on Allison and the held-out engines against the bundle on the same units (~70 min; needs the world corpus and make wphone-blank's reports; STEPS="drawn continue" adds the drawn-F0 path and continuations, for a decision to ship; not shipped 2026-12-07: no fewer words lost); SHIP=1 (with STEPS=none) copies the fine-tune over the bundled vocoder: scripts/wphone_vocoder_tune.sh, docs/wphone-vocoder-tune*
+	bash scripts/wphone_vocoder_tune.sh
 
 wphone-blank: $(STAMP)  ## the bundled tokenizer read with a CTC blank penalty (its blank's logit lowered: phones the blank outweighs by less are emitted; no new weights): penalties 0.5, 1 and 2 chosen on valid by phone error rate, the candidate judged once on held-out voices: spelling (test, held-out engines, Allison, the probe items), the bundled LM reading its units on the probes, the bundled vocoder on them (Allison, held-out engines), Allison's continuations; STEPS="tokenizer lm vocoder continue" picks the steps (~75 min; needs the world corpus; refused once the bundle reads with a penalty); SHIP=1 (with STEPS=none) makes the choice the bundled default, configs only (done 2026-12-07): scripts/wphone_blank.sh, docs/wphone-blank-*
 	bash scripts/wphone_blank.sh

@@ -28,8 +28,9 @@
 #    the default on Allison's continuations -> docs/wphone-words-{base-continue,continue}*.
 # Every step is skipped when its output exists; training resumes. Env: PROBES (data/probes-v2);
 # STEPS, which of steps 3-6 to run (default: "spelling lm vocoder continue"; "retrain" adds
-# step 4b, after lm); SHIP=1 makes the candidate the bundled default (configs only: the weights
-# are the bundle's).
+# step 4b, after lm; "none": only SHIP); SHIP=1 makes the candidate the bundled default (configs
+# only: the weights are the bundle's). The steps are refused (exit 2) once the bundled tokenizer
+# reads with a blank penalty (make wphone-blank SHIP=1): their reports judge the bundle without one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, compare, heldout_probes,
@@ -44,6 +45,10 @@ PROBES=${PROBES:-data/probes-v2}
 STEPS=" ${STEPS:-spelling lm vocoder continue} "
 [ -f "$CORPUS/train.tsv" ] || { echo "wphone-words: $CORPUS/train.tsv is missing: run make corpus-world HOURS=12.5" >&2; exit 2; }
 [ -f "$R/allison/allison.tsv" ] || SL=$SL bash scripts/build_real_voice.sh
+if [ "$STEPS" != " none " ] && grep -qs '"blank_penalty"' speechlm/pretrained/whisper-phone/config.json; then
+  echo "wphone-words: the bundled tokenizer reads with a blank penalty since make wphone-blank SHIP=1; these steps and their reports judge the bundle without one: run them from a checkout before that switch" >&2
+  exit 2
+fi
 mkdir -p "$S" docs
 
 # 1-2. the words, the head, its tokenizer

@@ -40,12 +40,20 @@ def _rewrite(obj: Any, old: str, new: str) -> Any:
     return obj
 
 
-def _record(cfg: dict[str, Any], old: str, new: str, tokenizer: str) -> dict[str, Any]:
+def _record(cfg: dict[str, Any], old: str, new: str, tokenizer: str,
+            units_per_second: float | None = None) -> dict[str, Any]:
     """The ``adopted_units`` entry of a top-level ``config.json`` (an earlier adoption's
     origin kept); an LM's ``training.units_dir`` / ``frames_dir`` are pointed at shards of the
-    new space (``data/units/<space>-dedup|frames``), the trained-on ones kept in the record."""
+    new space (``data/units/<space>-dedup|frames``), the trained-on ones kept in the record;
+    with ``units_per_second`` an LM's ``units_per_second`` (the rate ``generate`` sizes a
+    continuation by) becomes it, the trained-on rate kept in the record."""
     prev = cfg.get("adopted_units") or {}
     rec: dict[str, Any] = {"from": prev.get("from", old), "tokenizer": tokenizer}
+    if units_per_second is not None:
+        rec["units_per_second"] = prev.get("units_per_second", cfg["units_per_second"])
+        cfg["units_per_second"] = round(float(units_per_second), 3)
+    elif "units_per_second" in prev:
+        rec["units_per_second"] = prev["units_per_second"]
     training = cfg.get("training") or {}
     for key in ("units_dir", "frames_dir"):
         if training.get(key):
@@ -56,7 +64,8 @@ def _record(cfg: dict[str, Any], old: str, new: str, tokenizer: str) -> dict[str
 
 
 def adopt_units(stage: str | os.PathLike, tokenizer: str | os.PathLike,
-                out: str | os.PathLike) -> dict[str, Any]:
+                out: str | os.PathLike, units_per_second: float | None = None
+                ) -> dict[str, Any]:
     """Copy the stage directory ``stage`` (an LM or a vocoder, with its sub-models) to ``out``,
     speaking ``tokenizer``'s unit space instead of its own.
 
@@ -65,6 +74,8 @@ def adopt_units(stage: str | os.PathLike, tokenizer: str | os.PathLike,
         tokenizer: the tokenizer whose units the copy takes (name or directory).
         out: the new directory (written atomically; it must not exist), or ``stage``'s own
             directory to rewrite it in place.
+        units_per_second: an LM's deduplicated units per second of speech in the new units
+            (measured, e.g. by ``scripts/wphone_unit_rate.sh``); None keeps the one it has.
 
     Returns:
         ``{"from", "to", "tokenizer", "files"}``: the two spaces, the tokenizer as given and the
@@ -73,7 +84,8 @@ def adopt_units(stage: str | os.PathLike, tokenizer: str | os.PathLike,
     Raises:
         ModelError: ``out`` exists, ``stage`` is no stage directory, or either side's units
             are not phone classes (:func:`speechlm.data.phone_text.is_phone_space`), or
-            their counts differ.
+            their counts differ, or ``units_per_second`` is given for a stage without one (a
+            vocoder) or is not a positive number.
     """
     from speechlm.checkpoint import resolve
     from speechlm.data.phone_text import is_phone_space
@@ -89,6 +101,13 @@ def adopt_units(stage: str | os.PathLike, tokenizer: str | os.PathLike,
     n_old = (cfg.get("model") or {}).get("n_units", cfg.get("n_units"))
     if not isinstance(old, str) or not isinstance(n_old, int):
         raise ModelError(f"{src} names no unit space and unit count: not an LM or vocoder")
+    if units_per_second is not None:
+        if "units_per_second" not in cfg:
+            raise ModelError(f"{src} has no units_per_second (not an LM): give the rate to an "
+                             "LM only")
+        if not (isinstance(units_per_second, (int, float)) and 0 < units_per_second < 1000):
+            raise ModelError(f"units_per_second must be a positive rate (units a second), got "
+                             f"{units_per_second}")
     tok = Tokenizer.load(tokenizer)
     for what, space, n in (("stage " + str(stage), old, n_old),
                            ("tokenizer " + str(tokenizer), tok.unit_space, tok.n_units)):
@@ -110,7 +129,8 @@ def adopt_units(stage: str | os.PathLike, tokenizer: str | os.PathLike,
             if path.name == CONFIG:
                 sub = _rewrite(json.loads(path.read_text()), old, tok.unit_space)
                 if path.parent == src:
-                    sub["adopted_units"] = _record(sub, old, tok.unit_space, str(tokenizer))
+                    sub["adopted_units"] = _record(sub, old, tok.unit_space, str(tokenizer),
+                                                   units_per_second)
                 write_json(dst, sub)
             else:
                 shutil.copyfile(path, dst)

@@ -1676,6 +1676,15 @@ def test_wphone_words_builds_trains_then_judges_both_heads_and_resumes(tmp_path)
     assert [c[1:] for c in calls if c[0] == "SL"] == [
         ["adopt-units", st, "--tokenizer", "whisper-phone", "--out", f"speechlm/pretrained/{st}"]
         for st in ("whisper-phone-lm", "whisper-phone-vocoder")]
+    # once the bundle reads with a blank penalty, its reports would judge the pad on top of it
+    cfg = root / "speechlm/pretrained/whisper-phone/config.json"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text('{"encoder": {"blank_penalty": 1.0}}')
+    rc, calls, err = _run_script(root, env, "wphone_words.sh")
+    assert rc == 2 and err.count("\n") == 1 and "reads with a blank penalty" in err
+    assert calls == []
+    rc, calls, err = _run_script(root, {**env, "STEPS": "none", "SHIP": "1"}, "wphone_words.sh")
+    assert rc == 0 and not [c for c in calls if c[1] == "eval"], err
 
 
 def test_wphone_blank_chooses_a_penalty_on_valid_then_judges_it_once_and_resumes(tmp_path):
@@ -1768,3 +1777,138 @@ def test_wphone_blank_chooses_a_penalty_on_valid_then_judges_it_once_and_resumes
     assert calls == []
     rc, calls, err = _run_script(root, {**env, "STEPS": "none", "SHIP": "1"}, "wphone_blank.sh")
     assert rc == 0, err
+
+
+def test_wphone_vocoder_tune_trains_the_fine_tune_and_its_control_then_pairs_each_with_its_base(
+        tmp_path):
+    """scripts/wphone_vocoder_tune.sh: refused (exit 2, one line) without the corpus or the
+    vocoder's cache; the fine-tune on the bundled units and the control on the units without the
+    penalty (from the bundle adopted back onto them) trained side by side and exported into
+    copies of their starting vocoders; each judged on its own units and paired with the bundle's
+    report on the same units; refused when those reports are missing; the drawn-F0 path of the
+    fine-tune against the bundle's on 80 of Allison's prompts; the default model speaking
+    through it on Allison's continuations against the default's report (those two steps only
+    when asked); a rerun after the exports trains nothing again; SHIP=1 copies the fine-tune
+    over the bundled vocoder, and the judging steps are refused after it."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "wphone_vocoder_tune.sh")
+    assert rc == 2 and err.count("\n") == 1 and "train.tsv is missing" in err and calls == []
+    _touch(root, "data/corpus-v2/train.tsv", "data/real/allison/allison.tsv")
+    rc, calls, err = _run_script(root, env, "wphone_vocoder_tune.sh")
+    assert rc == 2 and err.count("\n") == 1 and "v2-wphone-ctc is missing" in err and calls == []
+    _touch(root, "data/vocoder/v2-wphone-ctc/train.json")
+    rc, calls, err = _run_script(root, env, "wphone_vocoder_tune.sh")
+    assert rc == 2 and "docs/wphone-words-base-allison.json is missing" in err
+    bp0, s = "outputs/tokenizers/whisper-phone-bp0", "outputs/wphone-vocoder-tune"
+    assert [c[2:] for c in calls if c[0] == "PY"][0] == [bp0]
+    assert [c[1:] for c in calls if c[1] == "adopt-units"] == [
+        ["adopt-units", "whisper-phone-vocoder", "--tokenizer", bp0, "--out", f"{s}/base0"]]
+    assert len([c for c in calls if c[1:3] == ["train", "vocoder"]]) == 2
+    trains = {next(a for a in c if a.startswith("--train.out=")): c
+              for c in calls if c[1:3] == ["train", "vocoder"]}
+    tune, tune0 = (trains[f"--train.out=outputs/vocoder-wphone-{r}"] for r in ("tune", "tune0"))
+    assert all(c[c.index("--config") + 1] == "configs/vocoder/whisper-phone-tune-cpu.toml"
+               for c in (tune, tune0))
+    assert not any(a.startswith(("--model.init", "--data.tokenizer")) for a in tune)
+    assert {f"--model.init={s}/base0", f"--data.tokenizer={bp0}",
+            "--data.cache=data/vocoder/v2-wphone-ctc", "--data.feats_from="} <= set(tune0)
+    exports = [c for c in calls if c[0] == "PY"][1:]
+    assert max(calls.index(tune), calls.index(tune0)) < calls.index(exports[0])
+    exports = [c[2:6] for c in exports]
+    assert exports == [["outputs/vocoder-wphone-tune", f"{s}/tune", "whisper-phone-vocoder",
+                        "speaker.,pre.,post.,duration.blocks."],
+                       ["outputs/vocoder-wphone-tune0", f"{s}/tune0", f"{s}/base0",
+                        "speaker.,pre.,post.,duration.blocks."]]
+    assert "--data.corpus=data/corpus-v2" in tune and not [c for c in calls if c[1] == "eval"]
+
+    _touch(root, *(f"docs/wphone-{st}-{set_}.json" for st in ("words-base", "blank")
+                   for set_ in ("allison", "heldout")))
+    rc, calls, err = _run_script(root, {**env, "STEPS": "continue"}, "wphone_vocoder_tune.sh")
+    assert rc == 2 and "docs/wphone-blank-continue.json is missing" in err and calls == []
+    _touch(root, "docs/wphone-blank-continue.json")
+    _exported(root / "outputs/tokenizers", "whisper-phone-bp0")
+    _exported(root / s, "base0", "tune", "tune0")
+    rc, calls, err = _run_script(root, env, "wphone_vocoder_tune.sh")  # default: train judge
+    assert rc == 0 and not [c for c in calls if c[1:3] == ["eval", "continue"]], err
+    assert len([c for c in calls if c[1:3] == ["eval", "resynth"]]) == 4
+    for f in (root / "docs").glob("wphone-vocoder-tune*"):
+        f.unlink()
+    rc, calls, err = _run_script(root, {**env, "STEPS": "train judge drawn continue"},
+                                 "wphone_vocoder_tune.sh")
+    assert rc == 0, err
+    assert not [c for c in calls if c[0] == "PY" or c[1] in ("train", "adopt-units")]
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert [(c[c.index("--vocoder") + 1], c[c.index("--tokenizer") + 1]) for c in judged[:4]] == [
+        (f"{s}/tune", "whisper-phone")] * 2 + [(f"{s}/tune0", bp0)] * 2
+    drawn = judged[4:]
+    assert [c[c.index("--vocoder") + 1] for c in drawn] == ["whisper-phone-vocoder", f"{s}/tune"]
+    assert all(c[c.index("--methods") + 1] == "hn" and c[c.index("--per-voice") + 1] == "80"
+               and "--tokenizer" not in c for c in drawn)  # no source F0, the bundled units
+    assert _pairs(calls)[-1] == ["docs/wphone-vocoder-tune-base-drawn.json",
+                                 "docs/wphone-vocoder-tune-drawn.json"]
+    (cont,) = [c for c in calls if c[1:3] == ["eval", "continue"]]
+    assert cont[cont.index("--model") + 1] == f"{s}/model"
+    assert {p.name: os.readlink(p) for p in (root / s / "model").iterdir()} == {
+        "tokenizer": str(root / "speechlm/pretrained/whisper-phone"),
+        "lm": str(root / "speechlm/pretrained/whisper-phone-lm"), "vocoder": str(root / s / "tune")}
+    assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-continue"]] == [
+        ["docs/wphone-blank-continue.json", "docs/wphone-vocoder-tune-continue.json"]]
+    assert _pairs(calls)[:4] == [
+        ["docs/wphone-blank-allison.json", "docs/wphone-vocoder-tune-allison.json"],
+        ["docs/wphone-words-base-allison.json", "docs/wphone-vocoder-tune0-allison.json"],
+        ["docs/wphone-blank-heldout.json", "docs/wphone-vocoder-tune-heldout.json"],
+        ["docs/wphone-words-base-heldout.json", "docs/wphone-vocoder-tune0-heldout.json"]]
+    rc, calls, err = _run_script(root, {**env, "STEPS": "judge drawn continue"},
+                                 "wphone_vocoder_tune.sh")  # judged: only the pairs
+    assert rc == 0 and [c[1:3] for c in calls] == [["eval", "compare-resynth"]] * 5 + [
+        ["eval", "compare-continue"]]
+
+    (root / s / "tune" / "model.safetensors").write_text("weights")
+    bundled = root / "speechlm/pretrained/whisper-phone-vocoder"
+    bundled.mkdir(parents=True)
+    (bundled / "stale").write_text("")
+    rc, calls, err = _run_script(root, {**env, "STEPS": "none", "SHIP": "1"},
+                                 "wphone_vocoder_tune.sh")
+    assert rc == 0 and calls == [], err
+    assert sorted(p.name for p in bundled.iterdir()) == ["config.json", "model.safetensors"]
+    (bundled / "config.json").write_text('{"training": {"fine_tune": {"steps": 1000}}}')
+    for steps in ("judge", "drawn", "continue"):
+        rc, calls, err = _run_script(root, {**env, "STEPS": steps}, "wphone_vocoder_tune.sh")
+        assert rc == 2 and err.count("\n") == 1 and "fine-tune already" in err and calls == []
+    shutil.rmtree(root / s / "tune")
+    rc, calls, err = _run_script(root, {**env, "STEPS": "none", "SHIP": "1"},
+                                 "wphone_vocoder_tune.sh")
+    assert rc == 2 and err.count("\n") == 1 and "run the train step first" in err
+
+
+def test_wphone_unit_rate_scales_the_lms_trained_rate_by_the_measured_ratio(tmp_path):
+    """scripts/wphone_unit_rate.sh: refused (exit 2, one line) without the corpus; both
+    readings of the bundled head judged on the same training utterances; the bundled LM's
+    trained-on rate (its adoption record's when it has one) times their ratio given to
+    ``adopt-units`` in place."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "wphone_unit_rate.sh")
+    assert rc == 2 and err.count("\n") == 1 and "train.tsv is missing" in err and calls == []
+    _touch(root, "data/corpus-v2/train.tsv")
+    bp0 = "outputs/tokenizers/whisper-phone-bp0"
+    rc, calls, err = _run_script(root, env, "wphone_unit_rate.sh")  # the stand-in's empty report
+    (ev,) = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]
+    assert [ev[i + 1] for i, a in enumerate(ev) if a == "--tokenizer"] == [bp0, "whisper-phone"]
+    assert ev[ev.index("--manifest") + 1] == "train" and "--no-ued" in ev
+    assert [c[1:] for c in calls if c[0] == "PY"][0] == ["-", bp0]
+    (root / "docs/wphone-unit-rate.json").write_text(json.dumps({"reports": [
+        {"tokenizer": bp0, "units_per_second": 11.0},
+        {"tokenizer": "whisper-phone", "units_per_second": 11.55}]}))
+    lm = root / "speechlm/pretrained/whisper-phone-lm/config.json"
+    lm.parent.mkdir(parents=True)
+    env = {**env, "PY": sys.executable}  # the rate computed for real
+    _exported(root / "outputs/tokenizers", "whisper-phone-bp0")
+    for cfg, rate in (({"units_per_second": 10.0}, "10.500"),
+                      ({"units_per_second": 10.5, "adopted_units": {"units_per_second": 12.0}},
+                       "12.600")):
+        lm.write_text(json.dumps(cfg))
+        rc, calls, err = _run_script(root, env, "wphone_unit_rate.sh")
+        assert rc == 0, err
+        assert [c[1:] for c in calls] == [[
+            "adopt-units", "whisper-phone-lm", "--tokenizer", "whisper-phone", "--out",
+            "speechlm/pretrained/whisper-phone-lm", "--units-per-second", rate]]

@@ -312,6 +312,41 @@ def test_an_lm_and_a_vocoder_adopt_another_phone_heads_units(head_tokenizer, tmp
         adopt_units("whisper-phone-lm", head_tokenizer, tmp_path / "lm")
 
 
+def test_an_adopting_lm_takes_a_measured_unit_rate_and_keeps_its_trained_one(
+        head_tokenizer, tmp_path, capsys):
+    """``units_per_second`` (``adopt-units --units-per-second``): the rate an LM's
+    continuations are sized by becomes the one measured for the new units; the rate it was
+    trained on stays in ``adopted_units`` through later adoptions; refused (exit 2, one line,
+    nothing written) for a vocoder or a rate that is no positive number."""
+    from speechlm.adopt import adopt_units
+    from speechlm.checkpoint import resolve
+    from speechlm.cli import main
+    from speechlm.lm import LanguageModel
+
+    src = json.loads((resolve("whisper-phone-lm") / "config.json").read_text())
+    trained = src.get("adopted_units", {}).get("units_per_second", src["units_per_second"])
+    adopt_units("whisper-phone-lm", head_tokenizer, tmp_path / "lm", units_per_second=12.3456)
+    assert LanguageModel.load(tmp_path / "lm").units_per_second == 12.346
+    cfg = json.loads((tmp_path / "lm" / "config.json").read_text())
+    assert cfg["adopted_units"]["units_per_second"] == trained
+    adopt_units(tmp_path / "lm", head_tokenizer, tmp_path / "lm")  # no rate: both kept
+    cfg = json.loads((tmp_path / "lm" / "config.json").read_text())
+    assert cfg["units_per_second"] == 12.346 and cfg["adopted_units"]["units_per_second"] == trained
+    assert main(["adopt-units", str(tmp_path / "lm"), "--tokenizer", str(head_tokenizer),
+                 "--out", str(tmp_path / "lm"), "--units-per-second", "11"]) == 0
+    cfg = json.loads((tmp_path / "lm" / "config.json").read_text())
+    assert cfg["units_per_second"] == 11 and cfg["adopted_units"]["units_per_second"] == trained
+    capsys.readouterr()
+    for stage, rate, msg in (("whisper-phone-vocoder", "11", "not an LM"),
+                             ("whisper-phone-lm", "0", "positive rate"),
+                             ("whisper-phone-lm", "nan", "positive rate")):
+        assert main(["adopt-units", stage, "--tokenizer", str(head_tokenizer), "--out",
+                     str(tmp_path / "x"), "--units-per-second", rate]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0], err
+    assert not (tmp_path / "x").exists()
+
+
 def test_k_means_units_are_never_adopted(head_tokenizer, tmp_path, capsys):
     from speechlm.adopt import adopt_units
     from speechlm.cli import main

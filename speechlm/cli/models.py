@@ -22,8 +22,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_adopt_units(args: argparse.Namespace) -> int:
     from speechlm.adopt import adopt_units
 
-    r = adopt_units(args.stage, args.tokenizer, args.out)
-    print(f"{args.out}: {r['files']} files; unit space {r['from']} -> {r['to']}")
+    r = adopt_units(args.stage, args.tokenizer, args.out, args.units_per_second)
+    rate = "" if args.units_per_second is None else f"; {args.units_per_second} units/s"
+    print(f"{args.out}: {r['files']} files; unit space {r['from']} -> {r['to']}{rate}")
     return 0
 
 
@@ -42,5 +43,10 @@ def register(sub, add_parser) -> None:
     a.add_argument("stage", help="bundled LM or vocoder name, or its directory")
     a.add_argument("--tokenizer", required=True, help="the phone tokenizer whose units the copy "
                    "takes (name or directory)")
-    a.add_argument("--out", required=True, help="the new directory (must not exist)")
+    a.add_argument("--out", required=True, help="the new directory (must not exist; or the "
+                   "stage's own, to rewrite it in place)")
+    a.add_argument("--units-per-second", type=float, default=None, metavar="R",
+                   help="an LM only: its units per second of speech in the new units, measured "
+                   "(what `generate --seconds` sizes a continuation by); the trained-on rate is "
+                   "kept in config.json's adopted_units (default: keep the rate it has)")
     a.set_defaults(func=cmd_adopt_units)
