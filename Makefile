@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: wphone-unit-rate wphone-vocoder-tune wphone-blank wphone-words lm-phone-text wphone-prompt-contour wphone-contour wphone-f0-spread drawn-f0-split int8-units wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: wphone-head-more wphone-unit-rate wphone-vocoder-tune wphone-blank wphone-words lm-phone-text wphone-prompt-contour wphone-contour wphone-f0-spread drawn-f0-split int8-units wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -61,6 +61,9 @@ lm-scaling: $(STAMP)  ## the LM scaling sweep and the text-interleaving runs (~1
 lm-data-scale: $(STAMP)  ## the unit LM on the full 106 h corpus against the 12.5 h runs (~2.5 h with the corpus build): docs/lm-data-scale*
 	HOURS=106 OUT=data/corpus-106 bash scripts/build_corpus.sh
 	bash scripts/build_lm_data_scale.sh
+
+wphone-head-more: $(STAMP)  ## the bundled Whisper phone head trained 3,000 more steps (configs/encoder/whisper-phone-more-cpu.toml, ~35 min on 2 cores) and read as the bundle reads it (blank penalty 1): its spelling on valid against the bundled head (the steps after run only when it is lower), then on test, the held-out engines, Allison and the probe items, the bundled LM reading its units on the probes, the bundled vocoder on them (Allison, held-out engines; paired with make wphone-blank's reports); STEPS="tokenizer lm vocoder continue" picks the steps (~1.5 h; needs the world corpus); SHIP=1 (with STEPS=none) makes it the bundled head, the LM and vocoder adopted onto it: scripts/wphone_head_more.sh, docs/wphone-more-*
+	bash scripts/wphone_head_more.sh
 
 wphone-unit-rate: $(STAMP)  ## the bundled LM's unit rate (what continue --seconds sizes a continuation by) measured for the units it reads now: both readings of the bundled head (without and with the blank penalty) on the same 300 training utterances, its trained-on rate scaled by their ratio, given to adopt-units in place (~3 min; config only): scripts/wphone_unit_rate.sh, docs/wphone-unit-rate
 	bash scripts/wphone_unit_rate.sh

@@ -30,8 +30,8 @@
 # without a penalty, so rerun them from a checkout before the switch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, compare, heldout_probes,
-#                                   units_resynth, stage_links, allison_continue
+. scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, compare, wphone_spelling,
+#                                   wphone_lm, units_resynth, stage_links, allison_continue
 S=outputs/wphone-blank
 R=data/real
 PROBES=${PROBES:-data/probes-v2}
@@ -79,27 +79,14 @@ if [ "$TOK" = whisper-phone ]; then
 fi
 
 # 2. the candidate's units: sentences, then the probe items
-if [[ $STEPS == *" tokenizer "* ]]; then
-  heldout_probes "$PROBES"
-  report docs/wphone-blank-tokenizer tokenizer --quiet --corpus "$CORPUS" \
-    --tokenizer whisper-phone --tokenizer "$TOK" --manifest test --manifest heldout \
-    --manifest "$R/allison/allison.tsv" --max-utterances 100
-  report docs/wphone-blank-spelling tokenizer --quiet --tokenizer whisper-phone \
-    --tokenizer "$TOK" --manifest "$PROBES/lexical/items.tsv" \
-    --manifest "$PROBES/syntactic/items.tsv" --no-ued
-fi
+if [[ $STEPS == *" tokenizer "* ]]; then wphone_spelling wphone-blank "$TOK" "$PROBES"; fi
 
 # 3. the bundled LM on the candidate's units
 if [[ $STEPS == *" lm "* || $STEPS == *" continue "* ]]; then
   [ -f "$S/lm/config.json" ] || $SL adopt-units whisper-phone-lm --tokenizer "$TOK" --out "$S/lm"
 fi
 if [[ $STEPS == *" lm "* ]]; then
-  heldout_probes "$PROBES"
-  report docs/wphone-words-base-lm lm --quiet --model whisper-phone-lm --corpus "$CORPUS" \
-    --probes "$PROBES"
-  report docs/wphone-blank-lm lm --quiet --model "$S/lm" --tokenizer "$TOK" --corpus "$CORPUS" \
-    --units-dir data/units/v2-wphone-blank-dedup --probes "$PROBES"
-  compare lm docs/wphone-words-base-lm docs/wphone-blank-lm docs/wphone-blank-lm-compare
+  wphone_lm wphone-blank "$TOK" "$S/lm" wphone-words-base-lm "$PROBES"
 fi
 
 # 4. the bundled vocoder on the candidate's units

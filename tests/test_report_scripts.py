@@ -1912,3 +1912,107 @@ def test_wphone_unit_rate_scales_the_lms_trained_rate_by_the_measured_ratio(tmp_
         assert [c[1:] for c in calls] == [[
             "adopt-units", "whisper-phone-lm", "--tokenizer", "whisper-phone", "--out",
             "speechlm/pretrained/whisper-phone-lm", "--units-per-second", rate]]
+
+
+def test_wphone_head_more_trains_the_head_on_then_judges_it_against_the_bundled_head(tmp_path):
+    """scripts/wphone_head_more.sh: refused (exit 2, one line) without the corpus; the bundled
+    head trained on, its CTC tokenizer read with the bundle's penalty, judged on valid against
+    the bundled; nothing more when it spells valid no better; else its spelling, the bundled LM
+    and vocoder adopted onto its units and each paired with the bundle's report on its own
+    units; refused without the vocoder's base reports; a rerun judges nothing again; SHIP=1
+    copies it over the bundled tokenizer, after which the steps are refused."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "wphone_head_more.sh")
+    assert rc == 2 and err.count("\n") == 1 and "train.tsv is missing" in err and calls == []
+    _touch(root, "data/corpus-v2/train.tsv", "data/real/allison/allison.tsv",
+           "data/probes-v2/syntactic/pairs.tsv")
+    cfg = root / "speechlm/pretrained/whisper-phone/config.json"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text('{"unit_space": "wphone-encoder-whisper-phone-ctc-bp1-k41-14a8ee2f"}')
+    tok = "outputs/tokenizers/whisper-phone-more"
+    chosen = root / "outputs/wphone-head-more/chosen"
+    chosen.parent.mkdir(parents=True)
+    chosen.write_text("whisper-phone\n")  # what the choice writes when it is no better
+    rc, calls, err = _run_script(root, env, "wphone_head_more.sh")
+    assert rc == 2 and "docs/wphone-blank-allison.json is missing" in err
+    assert err.count("\n") == 1 and calls == []  # before any work
+    _touch(root, "docs/wphone-blank-allison.json", "docs/wphone-blank-heldout.json")
+    rc, calls, err = _run_script(root, env, "wphone_head_more.sh")
+    assert rc == 0 and "spells valid no better" in err
+    sl = [c for c in calls if c[0] == "SL"]
+    train, ctc, valid = sl
+    assert train[1:4] == ["train", "encoder", "--config"] and \
+        train[4] == "configs/encoder/whisper-phone-more-cpu.toml" and \
+        "--train.out=outputs/encoder-whisper-phone-more" in train
+    assert ctc[1:3] == ["train", "tokenizer"] and \
+        ctc[ctc.index("--features") + 1] == "outputs/encoder-whisper-phone-more/model" and \
+        ctc[ctc.index("--layer") + 1] == "ctc"
+    assert [c[2:] for c in calls if c[0] == "PY"] == [
+        ["outputs/wphone-head-more/ctc", tok],
+        ["docs/wphone-more-valid.json", "outputs/wphone-head-more/chosen"]]
+    assert [valid[i + 1] for i, a in enumerate(valid) if a == "--tokenizer"] == [
+        "whisper-phone", tok]
+    assert valid[valid.index("--manifest") + 1] == "valid" and valid.count("--manifest") == 1
+
+    _exported(root / "outputs/tokenizers", "whisper-phone-more")
+    chosen.write_text(tok + "\n")
+    rc, calls, err = _run_script(root, env, "wphone_head_more.sh")
+    assert rc == 0, err
+    assert not [c for c in calls if c[1] == "train"]  # its tokenizer exists
+    evs = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]  # valid's report exists
+    assert [[c[i + 1] for i, a in enumerate(c) if a == "--tokenizer"] for c in evs] == [
+        ["whisper-phone", tok]] * 2
+    assert [[c[i + 1] for i, a in enumerate(c) if a == "--manifest"] for c in evs] == [
+        ["test", "heldout", "data/real/allison/allison.tsv"],
+        ["data/probes-v2/lexical/items.tsv", "data/probes-v2/syntactic/items.tsv"]]
+    adopt = [c for c in calls if c[1] == "adopt-units"]
+    assert [(c[2], c[c.index("--tokenizer") + 1], c[c.index("--out") + 1]) for c in adopt] == [
+        ("whisper-phone-lm", tok, "outputs/wphone-head-more/lm"),
+        ("whisper-phone-vocoder", tok, "outputs/wphone-head-more/vocoder")]
+    lm = [c for c in calls if c[1:3] == ["eval", "lm"]]
+    assert [c[c.index("--model") + 1] for c in lm] == ["whisper-phone-lm",
+                                                       "outputs/wphone-head-more/lm"]
+    assert "--tokenizer" not in lm[0] and lm[1][lm[1].index("--tokenizer") + 1] == tok
+    assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-lm"]] == [
+        ["docs/wphone-more-base-lm.json", "docs/wphone-more-lm.json"]]
+    judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
+    assert [(c[c.index("--vocoder") + 1], c[c.index("--tokenizer") + 1]) for c in judged] == [
+        ("outputs/wphone-head-more/vocoder", tok)] * 2
+    assert _pairs(calls) == [
+        ["docs/wphone-blank-allison.json", "docs/wphone-more-allison.json"],
+        ["docs/wphone-blank-heldout.json", "docs/wphone-more-heldout.json"]]
+    assert not [c for c in calls if c[1:3] == ["eval", "continue"]]  # not in the default STEPS
+    rc, calls, err = _run_script(root, {**env, "STEPS": "continue"}, "wphone_head_more.sh")
+    assert rc == 2 and "wphone-blank-continue.json is missing" in err and calls == []
+    _touch(root, "docs/wphone-blank-continue.json")
+    _touch(root, "data/probes-v2/lexical/items.tsv")
+    _exported(root / "outputs/wphone-head-more", "lm", "vocoder")
+    every = {**env, "STEPS": "tokenizer lm vocoder continue"}
+    rc, calls, err = _run_script(root, every, "wphone_head_more.sh")
+    assert rc == 0, err
+    cont = [c for c in calls if c[1:3] == ["eval", "continue"]]
+    assert [c[c.index("--model") + 1] for c in cont] == ["outputs/wphone-head-more/model"]
+    assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-continue"]] == [
+        ["docs/wphone-blank-continue.json", "docs/wphone-more-continue.json"]]
+    rc, calls, err = _run_script(root, every, "wphone_head_more.sh")
+    assert rc == 0, err
+    assert [c[1:3] if c[0] == "SL" else c[1:] for c in calls] == [
+        ["-", "docs/wphone-more-valid.json", "outputs/wphone-head-more/chosen"],  # the choice
+        ["eval", "compare-lm"], ["eval", "compare-resynth"], ["eval", "compare-resynth"],
+        ["eval", "compare-continue"]]  # always redone
+    assert {p.name: os.readlink(p) for p in (root / "outputs/wphone-head-more/model").iterdir()} \
+        == {"tokenizer": str(root / tok), "lm": str(root / "outputs/wphone-head-more/lm"),
+            "vocoder": str(root / "outputs/wphone-head-more/vocoder")}
+    # SHIP=1: the new head becomes the bundled tokenizer's, the LM and vocoder adopt its units
+    rc, calls, err = _run_script(root, {**env, "STEPS": "none", "SHIP": "1"},
+                                 "wphone_head_more.sh")
+    assert rc == 0, err
+    assert [c[1:] for c in calls if c[0] == "PY"] == [
+        ["-", "docs/wphone-more-valid.json", "outputs/wphone-head-more/chosen"],  # only if better
+        ["-", tok, "speechlm/pretrained/whisper-phone"]]
+    assert [c[1:] for c in calls if c[0] == "SL"] == [
+        ["adopt-units", st, "--tokenizer", "whisper-phone", "--out", f"speechlm/pretrained/{st}"]
+        for st in ("whisper-phone-lm", "whisper-phone-vocoder")]
+    cfg.write_text('{"unit_space": "wphone-encoder-whisper-phone-more-ctc-bp1-k41-0badc0de"}')
+    rc, calls, err = _run_script(root, env, "wphone_head_more.sh")
+    assert rc == 2 and err.count("\n") == 1 and "no longer 14a8ee2f" in err and calls == []

@@ -331,3 +331,29 @@ lm_probes() {
   report "docs/$name-lm" lm --quiet --model "outputs/lm-$name/model" --corpus "$CORPUS" \
     --probes "$probes"
 }
+
+# wphone_spelling NAME TOK PROBES: the tokenizer TOK against the bundled whisper-phone, on test,
+# the held-out engines and Allison's real prompts (100 utterances each; PNMI, ABX, UED, phone
+# error rates) -> docs/NAME-tokenizer, and on the probe items (the held-out voices' isolated
+# words and sentences, PROBES built when absent) -> docs/NAME-spelling.
+wphone_spelling() {
+  heldout_probes "$3"
+  report "docs/$1-tokenizer" tokenizer --quiet --corpus "$CORPUS" \
+    --tokenizer whisper-phone --tokenizer "$2" --manifest test --manifest heldout \
+    --manifest data/real/allison/allison.tsv --max-utterances 100
+  report "docs/$1-spelling" tokenizer --quiet --tokenizer whisper-phone \
+    --tokenizer "$2" --manifest "$3/lexical/items.tsv" \
+    --manifest "$3/syntactic/items.tsv" --no-ued
+}
+
+# wphone_lm NAME TOK LM BASE PROBES: the LM directory LM (the bundled LM adopted onto TOK's units)
+# on the held-out voices' probes, against the bundled whisper-phone-lm on its own units
+# (docs/BASE, made when absent) -> docs/NAME-lm and docs/NAME-lm-compare (units cached in
+# data/units/v2-NAME-dedup).
+wphone_lm() {
+  heldout_probes "$5"
+  report "docs/$4" lm --quiet --model whisper-phone-lm --corpus "$CORPUS" --probes "$5"
+  report "docs/$1-lm" lm --quiet --model "$3" --tokenizer "$2" --corpus "$CORPUS" \
+    --units-dir "data/units/v2-$1-dedup" --probes "$5"
+  compare lm "docs/$4" "docs/$1-lm" "docs/$1-lm-compare"
+}
