@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.speechlm-setup
 
-.PHONY: wphone-head-more wphone-unit-rate wphone-vocoder-tune wphone-blank wphone-words lm-phone-text wphone-prompt-contour wphone-contour wphone-f0-spread drawn-f0-split int8-units wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
+.PHONY: lm-nbest wphone-head-forced wphone-head-more wphone-unit-rate wphone-vocoder-tune wphone-blank wphone-words lm-phone-text wphone-prompt-contour wphone-contour wphone-f0-spread drawn-f0-split int8-units wphone-default whisper-phone tempo-reports whisper-k500 whisper-default whisper-units real-voice real-voice-reports real-voice-units vocoder-real vocoder-voices vocoder-warp vocoder-loss-wer gpu-vocoder-prepare gpu-vocoder-judge mel-limit unit-oracle unit-runs voice-lookup vocoder-overfit vocoder-grow vocoder-adversarial setup demo test lint bench corpus corpus-world reports tokenizer eval-tokenizer lm eval-lm lm-scaling lm-data-scale lm-phone-oracle phone-ctc vocoder vocoder-warm \
 	eval-resynth eval-continue encoder-units phone-units phone-more phone-specaug phone-cmn phone-control forced-align \
 	phone-forced phone-forced-ctc phone-adv phone-cmn-long phone-cmn-long2 phone-cons phone-band phone-band2 \
 	tokenizer-input band-limit-reports speeds-reports switch-units default-units waveform
@@ -61,6 +61,12 @@ lm-scaling: $(STAMP)  ## the LM scaling sweep and the text-interleaving runs (~1
 lm-data-scale: $(STAMP)  ## the unit LM on the full 106 h corpus against the 12.5 h runs (~2.5 h with the corpus build): docs/lm-data-scale*
 	HOURS=106 OUT=data/corpus-106 bash scripts/build_corpus.sh
 	bash scripts/build_lm_data_scale.sh
+
+lm-nbest: $(STAMP)  ## the probes scored over the tokenizer's likely unit strings: the bundled LM's expectation over the bundled CTC head's K most likely unit strings of each item (eval lm --probe-beam K, K in BEAMS="16 64 256"), the n-gram baselines alike, paired with its best-path score; the head's calibration on valid and the held-out engines first (~40 min; needs the world corpus; nothing trained or shipped): scripts/lm_nbest.sh, docs/lm-nbest*
+	bash scripts/lm_nbest.sh
+
+wphone-head-forced: $(STAMP)  ## make wphone-head-more's steps for a head that also learned from the 15 training voices without engine labels (espeak-ng, RHVoice: labelled by speechlm corpus align into data/align-v2, their crops training CTC only; configs/encoder/whisper-phone-forced-cpu.toml, the same 3,000 steps from the bundled head, so the longer-trained head is its control), its spelling also paired with that control where it exists (~1.5 h; needs the world corpus): HEAD=forced scripts/wphone_head_more.sh, docs/wphone-forced-*
+	HEAD=forced bash scripts/wphone_head_more.sh
 
 wphone-head-more: $(STAMP)  ## the bundled Whisper phone head trained 3,000 more steps (configs/encoder/whisper-phone-more-cpu.toml, ~35 min on 2 cores) and read as the bundle reads it (blank penalty 1): its spelling on valid against the bundled head (the steps after run only when it is lower), then on test, the held-out engines, Allison and the probe items, the bundled LM reading its units on the probes, the bundled vocoder on them (Allison, held-out engines; paired with make wphone-blank's reports); STEPS="tokenizer lm vocoder continue" picks the steps (~1.5 h; needs the world corpus); SHIP=1 (with STEPS=none) makes it the bundled head, the LM and vocoder adopted onto it: scripts/wphone_head_more.sh, docs/wphone-more-*
 	bash scripts/wphone_head_more.sh

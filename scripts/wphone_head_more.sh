@@ -24,6 +24,13 @@
 #    make wphone-blank) -> docs/wphone-more-{allison,heldout}{,-compare};
 # 6. continue (not in the default STEPS): the default model with the new tokenizer on Allison's
 #    continuations against docs/wphone-blank-continue -> docs/wphone-more-continue{,-compare}.
+# HEAD=forced (make wphone-head-forced) runs the same steps for configs/encoder/
+# whisper-phone-forced-cpu.toml, the same 3,000 steps with the 15 training voices that have no
+# engine labels added (labelled first by `speechlm corpus align` -> data/align-v2; their crops
+# train CTC only), into outputs/{encoder-,tokenizers/}whisper-phone-forced,
+# outputs/wphone-head-forced and docs/wphone-forced-*; with the longer-trained head's tokenizer
+# at hand (HEAD=more's), its spelling is also paired with that one, its control (the same steps
+# on the old data) -> docs/wphone-forced-control.
 # Every step is skipped when its output exists; training resumes. Env: PROBES (data/probes-v2);
 # STEPS, which of steps 3-6 to run (default "tokenizer lm vocoder"; "none": only SHIP); THREADS
 # (the head's torch threads, 2). SHIP=1 copies the new head over the bundled tokenizer and
@@ -33,9 +40,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, compare, wphone_spelling,
 #                                   wphone_lm, units_resynth, stage_links, allison_continue
-S=outputs/wphone-head-more
-ENC=outputs/encoder-whisper-phone-more
-TOK=outputs/tokenizers/whisper-phone-more
+HEAD=${HEAD:-more}
+case $HEAD in more|forced) ;; *) echo "wphone-head-more: HEAD must be more or forced, got '$HEAD'" >&2; exit 2;; esac
+N=wphone-$HEAD  # the reports' prefix: docs/$N-*
+S=outputs/wphone-head-$HEAD
+ENC=outputs/encoder-whisper-phone-$HEAD
+TOK=outputs/tokenizers/whisper-phone-$HEAD
+CONTROL=outputs/tokenizers/whisper-phone-more
 R=data/real
 P=speechlm/pretrained
 PROBES=${PROBES:-data/probes-v2}
@@ -57,7 +68,10 @@ done
 # 1. the head, and its tokenizer read as the bundle's
 if [ ! -f "$TOK/config.json" ]; then
   mkdir -p "$(dirname "$ENC")"
-  $SL train encoder --config configs/encoder/whisper-phone-more-cpu.toml --data.corpus="$CORPUS" \
+  if [ "$HEAD" = forced ] && [ ! -f data/align-v2/align.tsv ]; then
+    $SL corpus align --quiet --corpus "$CORPUS" --manifest train --out data/align-v2
+  fi
+  $SL train encoder --config "configs/encoder/whisper-phone-$HEAD-cpu.toml" --data.corpus="$CORPUS" \
     --train.out="$ENC" --train.threads="${THREADS:-2}" > "$ENC.log" 2>&1
   $SL train tokenizer --quiet --features "$ENC/model" --layer ctc --out "$S/ctc" --force > /dev/null
   "$PY" - "$S/ctc" "$TOK" <<'PY'
@@ -72,9 +86,9 @@ PY
 fi
 
 # 2. valid: does it spell the training voices' held-out sentences better?
-report docs/wphone-more-valid tokenizer --quiet --corpus "$CORPUS" --tokenizer whisper-phone \
+report "docs/$N-valid" tokenizer --quiet --corpus "$CORPUS" --tokenizer whisper-phone \
   --tokenizer "$TOK" --manifest valid --max-utterances 100 --no-ued
-"$PY" - docs/wphone-more-valid.json "$S/chosen" <<'PY'
+"$PY" - "docs/$N-valid.json" "$S/chosen" <<'PY'
 import json
 import sys
 
@@ -82,24 +96,33 @@ from speechlm.io import write_text_atomic
 
 base, new = json.load(open(sys.argv[1]))["reports"]
 print(f"valid phone error rate: bundled {base['unit_phone_error_rate']}, "
-      f"longer-trained {new['unit_phone_error_rate']}")
+      f"new {new['unit_phone_error_rate']}")
 better = new["unit_phone_error_rate"] < base["unit_phone_error_rate"]
 write_text_atomic(sys.argv[2], (new if better else base)["tokenizer"] + "\n")
 PY
 if [ "$(cat "$S/chosen")" != "$TOK" ]; then
-  echo "wphone-head-more: the longer-trained head spells valid no better: nothing to judge or ship" >&2
+  echo "wphone-head-more: the new head ($HEAD) spells valid no better: nothing to judge or ship" >&2
   exit 0
 fi
 
 # 3. its units: sentences, then the probe items
-if [[ $STEPS == *" tokenizer "* ]]; then wphone_spelling wphone-more "$TOK" "$PROBES"; fi
+if [[ $STEPS == *" tokenizer "* ]]; then
+  wphone_spelling "$N" "$TOK" "$PROBES"
+  # against its control, the same steps on the old data (HEAD=more's head), where it exists
+  if [ "$HEAD" != more ] && [ -f "$CONTROL/config.json" ]; then
+    report "docs/$N-control" tokenizer --quiet --corpus "$CORPUS" --tokenizer "$CONTROL" \
+      --tokenizer "$TOK" --manifest valid --manifest test --manifest heldout \
+      --manifest data/real/allison/allison.tsv --manifest "$PROBES/lexical/items.tsv" \
+      --max-utterances 100 --no-ued
+  fi
+fi
 
 # 4. the bundled LM on its units
 if [[ $STEPS == *" lm "* || $STEPS == *" continue "* ]]; then
   [ -f "$S/lm/config.json" ] || $SL adopt-units whisper-phone-lm --tokenizer "$TOK" --out "$S/lm"
 fi
 if [[ $STEPS == *" lm "* ]]; then
-  wphone_lm wphone-more "$TOK" "$S/lm" wphone-more-base-lm "$PROBES"
+  wphone_lm "$N" "$TOK" "$S/lm" "$N-base-lm" "$PROBES"
 fi
 
 # 5. the bundled vocoder on its units
@@ -108,19 +131,17 @@ if [[ $STEPS == *" vocoder "* || $STEPS == *" continue "* ]]; then
     --out "$S/vocoder"
 fi
 if [[ $STEPS == *" vocoder "* ]]; then
-  units_resynth docs/wphone-more "$S/vocoder" "$TOK"
+  units_resynth "docs/$N" "$S/vocoder" "$TOK"
   for set in allison heldout; do
-    compare resynth "docs/wphone-blank-$set" "docs/wphone-more-$set" \
-      "docs/wphone-more-$set-compare"
+    compare resynth "docs/wphone-blank-$set" "docs/$N-$set" "docs/$N-$set-compare"
   done
 fi
 
 # 6. the default model with the new tokenizer
 if [[ $STEPS == *" continue "* ]]; then
   stage_links "$S/model" "$TOK" "$S/lm" "$S/vocoder"
-  allison_continue docs/wphone-more-continue "$S/model"
-  compare continue docs/wphone-blank-continue docs/wphone-more-continue \
-    docs/wphone-more-continue-compare
+  allison_continue "docs/$N-continue" "$S/model"
+  compare continue docs/wphone-blank-continue "docs/$N-continue" "docs/$N-continue-compare"
 fi
 # SHIP=1: the new head becomes the bundled tokenizer's, and the bundled LM and vocoder take its
 # units (adopt-units in place: configs only)
@@ -137,4 +158,4 @@ PY
     $SL adopt-units "$st" --tokenizer whisper-phone --out "$P/$st"
   done
 fi
-echo "docs/wphone-more-*.{json,md}"
+echo "docs/$N-*.{json,md}"

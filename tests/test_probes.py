@@ -220,6 +220,50 @@ def test_score_pairs_with_random_lm(probe_tsv, tokenizer, normalize):
         assert p["good_sum"] < 0 and p["bad_sum"] < 0 and p["good_units"] > 0
 
 
+@needs_flite
+def test_score_pairs_over_the_tokenizers_likely_strings(probe_tsv):
+    """With a beam, an item scores log sum_s P(s | audio) P_LM(s) over the CTC head's most
+    likely unit strings (speechlm.nbest), the baselines alike; beam 0 is the best path's."""
+    import math
+
+    from speechlm.audio import FRAME_SIZE, load_audio
+    from speechlm.data.probes import read_pairs
+    from speechlm.generate import sequence_logprob
+    from speechlm.nbest import logsumexp, unit_nbest
+
+    torch.set_num_threads(1)
+    tok = Tokenizer.load("whisper-phone")
+    model = _tiny_lm(tok.unit_space)
+    length = {"len": lambda ids: -float(len(ids))}  # a baseline that prefers short strings
+    plain = score_pairs(model, tok, probe_tsv, progress=False, baselines=length)
+    beam = score_pairs(model, tok, probe_tsv, progress=False, baselines=length, beam=4)
+    assert "beam" not in plain
+    assert beam["beam"]["k"] == 4 and 0.0 < beam["beam"]["mass"] <= 1.0 + 1e-9
+    assert set(beam["baselines"]) == {"len"} and beam["n"] == plain["n"] == 3
+    for p, q in zip(plain["pairs"], beam["pairs"]):
+        assert p["good_ids"] == q["good_ids"] and p["bad_ids"] == q["bad_ids"]  # the best path
+        # each item's expectation is below its best string's LM score plus nothing: it mixes
+        # strings of probability below 1
+        assert q["good_sum"] != p["good_sum"]
+    row = read_pairs(probe_tsv)[0]
+    wav = load_audio(row["good_path"], tok.sample_rate, min_samples=FRAME_SIZE)
+    found = unit_nbest(tok.features(wav[None])[0].numpy(), tok.blank, 4)
+    want = logsumexp([lp + sequence_logprob(model, torch.tensor(ids)) for ids, lp in found])
+    assert beam["pairs"][0]["good_sum"] == pytest.approx(want, abs=1e-4)
+    assert want <= max(sequence_logprob(model, torch.tensor(ids)) for ids, _ in found) + 1e-9
+    assert math.isfinite(want)
+    from speechlm.eval.probes import batch_logprob
+
+    strings = [ids for ids, _ in found] + [[1, 2, 3] * 30, [5]]
+    for eos in (False, True):
+        alone = [sequence_logprob(model, torch.tensor(s), add_eos=eos) for s in strings]
+        assert batch_logprob(model, strings, add_eos=eos, batch=2) == pytest.approx(alone,
+                                                                                   abs=1e-4)
+    with pytest.raises(ModelError, match="CTC"):  # k-means units have no strings to sum
+        mfcc = Tokenizer.load("mfcc-k100")
+        score_pairs(_tiny_lm(mfcc.unit_space), mfcc, probe_tsv, progress=False, beam=2)
+
+
 def test_score_pairs_refuses_another_unit_space(tokenizer, tmp_path):
     model = _tiny_lm("mfcc-k100-00000000")
     with pytest.raises(ModelError) as err:

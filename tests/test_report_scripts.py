@@ -2016,3 +2016,123 @@ def test_wphone_head_more_trains_the_head_on_then_judges_it_against_the_bundled_
     cfg.write_text('{"unit_space": "wphone-encoder-whisper-phone-more-ctc-bp1-k41-0badc0de"}')
     rc, calls, err = _run_script(root, env, "wphone_head_more.sh")
     assert rc == 2 and err.count("\n") == 1 and "no longer 14a8ee2f" in err and calls == []
+
+
+def test_lm_nbest_scores_the_probes_at_each_beam_and_pairs_them_with_the_best_path(tmp_path):
+    """scripts/lm_nbest.sh: refused (exit 2, one line) without the corpus or with a beam that is
+    not a positive integer; the head's calibration, the best-path probes, then each beam's,
+    each paired with the best path's; a rerun scores nothing again; the summary table is made
+    from the reports (run for real)."""
+    root, env = _tree(tmp_path)
+    rc, calls, err = _run_script(root, env, "lm_nbest.sh")
+    assert rc == 2 and err.count("\n") == 1 and "train.tsv is missing" in err and calls == []
+    _touch(root, "data/corpus-v2/train.tsv")
+    rc, calls, err = _run_script(root, env | {"BEAMS": "16 x"}, "lm_nbest.sh")
+    assert rc == 2 and err.count("\n") == 1 and "'x'" in err and calls == []
+    rc, calls, err = _run_script(root, env | {"BEAMS": "4 32"}, "lm_nbest.sh")
+    assert rc == 0, err
+    evals = [c for c in calls if c[0] == "SL"]
+    assert evals[0][1:3] == ["eval", "build-probes"]
+    cal = evals[1]
+    assert cal[1:3] == ["eval", "tokenizer"] and "--no-ued" in cal
+    assert [cal[i + 1] for i, a in enumerate(cal) if a == "--manifest"] == ["valid", "heldout"]
+    lms = [c for c in evals if c[1:3] == ["eval", "lm"]]
+    assert [c[c.index("--json") + 1] for c in lms] == [
+        "docs/lm-nbest-k0.json", "docs/lm-nbest-k4.json", "docs/lm-nbest-k32.json"]
+    assert "--probe-beam" not in lms[0]
+    assert [c[c.index("--probe-beam") + 1] for c in lms[1:]] == ["4", "32"]
+    assert all(c[c.index("--model") + 1] == "whisper-phone-lm" for c in lms)
+    assert [c[3:6] for c in evals if c[1:3] == ["eval", "compare-lm"]] == [
+        ["docs/lm-nbest-k0.json", "docs/lm-nbest-k4.json", "--json"],
+        ["docs/lm-nbest-k0.json", "docs/lm-nbest-k32.json", "--json"]]
+    (py,) = [c for c in calls if c[0] == "PY"]
+    assert py[1:] == ["-", "docs/lm-nbest.md", "docs/lm-nbest-k0", "docs/lm-nbest-k4",
+                      "docs/lm-nbest-k32"]
+    _touch(root, "data/probes-v2/syntactic/pairs.tsv")
+    rc, calls, err = _run_script(root, env | {"BEAMS": "4 32"}, "lm_nbest.sh")
+    assert rc == 0 and not [c for c in calls if c[1:3] in (["eval", "lm"], ["eval", "tokenizer"],
+                                                           ["eval", "build-probes"])]
+
+    def lm_report(acc, beam=None):
+        block = {"accuracy": acc, "ci95": [acc - 0.05, acc + 0.05],
+                 "baselines": {"bigram": {"accuracy": 0.5}, "unigram": {"accuracy": 0.6}}}
+        if beam:
+            block["beam"] = {"k": beam, "mass": 0.25}
+        return {"lexical": block}
+
+    docs = root / "docs"
+    (docs / "lm-nbest-k0.json").write_text(json.dumps(lm_report(0.6)))
+    for k, acc in ((4, 0.62), (32, 0.7)):
+        (docs / f"lm-nbest-k{k}.json").write_text(json.dumps(lm_report(acc, k)))
+        (docs / f"lm-nbest-k{k}-compare.json").write_text(json.dumps({"rows": [
+            {"kind": "lexical", "delta": acc - 0.6, "ci95": [acc - 0.65, acc - 0.55],
+             "distinct": acc - 0.65 > 0}]}))
+    quiet = tmp_path / "bin" / "sl-log"  # logs only: the comparisons above stay as written
+    quiet.write_text('#!/usr/bin/env bash\necho "SL $*" >> "$FAKE_LOG"\n')
+    quiet.chmod(0o755)
+    rc, calls, err = _run_script(
+        root, env | {"BEAMS": "4 32", "PY": sys.executable, "SL": str(quiet)}, "lm_nbest.sh")
+    assert rc == 0, err
+    table = (docs / "lm-nbest.md").read_text().splitlines()
+    rows = [r for r in table if r.startswith("| ") and r[2].isdigit()]
+    assert rows == [
+        "| 0 | lexical | - | 0.600 | [0.550, 0.650] | - | 0.500 | 0.600 |",
+        "| 4 | lexical | 0.250 | 0.620 | [0.570, 0.670] | +0.020 [-0.030, +0.070] | 0.500 | "
+        "0.600 |",
+        "| 32 | lexical | 0.250 | 0.700 | [0.650, 0.750] | +0.100* [+0.050, +0.150] | 0.500 | "
+        "0.600 |"]
+
+
+def test_wphone_head_forced_aligns_first_and_pairs_its_spelling_with_its_control(tmp_path):
+    """scripts/wphone_head_more.sh with HEAD=forced: refused (exit 2, one line) for another
+    HEAD; the unlabelled voices aligned before the training (once), its own config, tokenizer,
+    reports and LM / vocoder copies; its spelling also paired with the longer-trained head's,
+    its control, where that one exists."""
+    root, env = _tree(tmp_path)
+    _touch(root, "data/corpus-v2/train.tsv", "data/real/allison/allison.tsv",
+           "data/probes-v2/syntactic/pairs.tsv", "docs/wphone-blank-allison.json",
+           "docs/wphone-blank-heldout.json")
+    cfg = root / "speechlm/pretrained/whisper-phone/config.json"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text('{"unit_space": "wphone-encoder-whisper-phone-ctc-bp1-k41-14a8ee2f"}')
+    rc, calls, err = _run_script(root, {**env, "HEAD": "bigger"}, "wphone_head_more.sh")
+    assert rc == 2 and err.count("\n") == 1 and "'bigger'" in err and calls == []
+    forced = {**env, "HEAD": "forced"}
+    tok = "outputs/tokenizers/whisper-phone-forced"
+    chosen = root / "outputs/wphone-head-forced/chosen"
+    chosen.parent.mkdir(parents=True)
+    chosen.write_text("whisper-phone\n")
+    rc, calls, err = _run_script(root, forced, "wphone_head_more.sh")
+    assert rc == 0 and "(forced) spells valid no better" in err
+    align, train = [c for c in calls if c[0] == "SL"][:2]
+    assert align[1:3] == ["corpus", "align"] and align[align.index("--out") + 1] == \
+        "data/align-v2" and align[align.index("--manifest") + 1] == "train"
+    assert train[4] == "configs/encoder/whisper-phone-forced-cpu.toml" and \
+        "--train.out=outputs/encoder-whisper-phone-forced" in train
+    assert [c[2:] for c in calls if c[0] == "PY"] == [
+        ["outputs/wphone-head-forced/ctc", tok],
+        ["docs/wphone-forced-valid.json", "outputs/wphone-head-forced/chosen"]]
+    _touch(root, "data/align-v2/align.tsv")
+    _exported(root / "outputs/tokenizers", "whisper-phone-forced")
+    chosen.write_text(tok + "\n")
+    rc, calls, err = _run_script(root, forced, "wphone_head_more.sh")
+    assert rc == 0, err
+    assert not [c for c in calls if c[1] in ("train", "corpus")]
+    evs = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]
+    assert [c[c.index("--json") + 1] for c in evs] == [
+        "docs/wphone-forced-tokenizer.json", "docs/wphone-forced-spelling.json"]  # no control
+    assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-lm"]] == [
+        ["docs/wphone-forced-base-lm.json", "docs/wphone-forced-lm.json"]]
+    assert _pairs(calls) == [
+        ["docs/wphone-blank-allison.json", "docs/wphone-forced-allison.json"],
+        ["docs/wphone-blank-heldout.json", "docs/wphone-forced-heldout.json"]]
+    _exported(root / "outputs/tokenizers", "whisper-phone-more")  # the control is at hand
+    rc, calls, err = _run_script(root, forced, "wphone_head_more.sh")
+    assert rc == 0, err
+    (ctl,) = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]
+    assert ctl[ctl.index("--json") + 1] == "docs/wphone-forced-control.json"
+    assert [ctl[i + 1] for i, a in enumerate(ctl) if a == "--tokenizer"] == [
+        "outputs/tokenizers/whisper-phone-more", tok]
+    assert [ctl[i + 1] for i, a in enumerate(ctl) if a == "--manifest"] == [
+        "valid", "test", "heldout", "data/real/allison/allison.tsv",
+        "data/probes-v2/lexical/items.tsv"]

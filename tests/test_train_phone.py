@@ -480,9 +480,23 @@ def test_eval_tokenizer_reports_the_phone_error_rate_of_ctc_units(phone_run, sma
     assert r["unit_phone_error_rate"] == round(sum(x[2] for x in rows) / sum(x[3] for x in rows),
                                                4)
     assert "phone error rate (units, CTC)" in markdown_table([r])
+    # the reference string's probability under the head, per temperature (its calibration)
+    from speechlm.eval.tokenizer import CTC_TEMPERATURES, _reference_units
+
+    calib = r["ctc_reference_logprob"]
+    by_t = calib["per_unit_by_temperature"]
+    assert list(by_t) == [f"{t:g}" for t in CTC_TEMPERATURES]
+    assert all(v <= 0 for v in by_t.values()) and calib["reference_units"] > 0
+    assert by_t[f"{calib['best_temperature']:g}"] == max(by_t.values())
+    assert "reference phone string" in markdown_table([r])
+    names = ["SIL", "AA", "B"]
+    assert _reference_units([None, "SIL", "SIL", "B", "B", None, "B", "AA", "SIL"], names) == \
+        [0, 2, 1, 0]
+    assert _reference_units(["SIL", "ZH"], names) == []  # a phone with no unit: no string
     plain = evaluate_tokenizer("phone-k100", small_corpus / "test.tsv", max_utterances=4,
                                progress=False, ued_utterances=0)
     assert "unit_phone_error_rate" not in plain  # k-means units are not phones
+    assert "ctc_reference_logprob" not in plain
     assert "unit_phone_errors_by_utterance" not in plain
 
 

@@ -94,7 +94,8 @@ def cmd_eval_lm(args: argparse.Namespace) -> int:
     report = evaluate_lm(args.model, units_dir=args.units_dir, corpus=args.corpus,
                          split=args.split, probes=args.probes, progress=not args.quiet,
                          decode_weights=args.lm_weights, frames_dir=args.frames_dir,
-                         phone_noise=tuple(args.phone_noise or ()), tokenizer=args.tokenizer)
+                         phone_noise=tuple(args.phone_noise or ()), tokenizer=args.tokenizer,
+                         probe_beam=args.probe_beam)
     return emit_report(args, report, lm_markdown(report))
 
 
@@ -293,6 +294,11 @@ def register(sub, add_parser) -> None:
     el.add_argument("--corpus", default="data/corpus-v2", help="corpus directory")
     el.add_argument("--probes", default="data/probes",
                     help="probe sets from 'speechlm eval build-probes' (skipped if absent)")
+    el.add_argument("--probe-beam", type=number(int, 0, 4096), default=0, metavar="K",
+                    help="score each probe item by the LM's expectation over the K most likely "
+                    "unit strings of a CTC tokenizer's posteriors (log sum_s P(s|audio) "
+                    "P_LM(s)), the n-gram baselines alike, instead of by its one unit string "
+                    "(default 0: the unit string)")
     el.add_argument("--phone-noise", type=rates,
                     help="for an LM trained on reference phones (the phone oracle): also score "
                     "the probes with random phone errors at these comma-separated rates, e.g. "

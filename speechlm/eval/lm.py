@@ -214,7 +214,7 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
                 progress: bool = True, decode_weights: str | None = None,
                 frames_dir: str | os.PathLike | None = None,
                 phone_noise: tuple[float, ...] = (),
-                tokenizer: str | os.PathLike | None = None) -> dict:
+                tokenizer: str | os.PathLike | None = None, probe_beam: int = 0) -> dict:
     """``speechlm eval lm``: perplexity on ``split`` and the probe accuracies when available;
     for an LM trained with text, :func:`text_context` on the frame-rate units in
     ``frames_dir`` (default: the training's ``frames_dir``).
@@ -225,7 +225,9 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
     ``tokenizer`` makes the missing shards and the probes' units (default: the one the LM was
     trained with, or, where that name now loads other units, e.g. after a switch of the bundled
     ``phone-k100``, the ``tokenizer/`` beside the LM's directory in a stage bundle such as
-    ``outputs/baselines/phone-v1``); it must have the LM's unit space.
+    ``outputs/baselines/phone-v1``); it must have the LM's unit space. ``probe_beam``: score
+    each probe item by the LM's expectation over the tokenizer's ``probe_beam`` most likely unit
+    strings instead of its best path's (CTC tokenizers; :func:`speechlm.eval.probes.score_pairs`).
     """
     from pathlib import Path
 
@@ -292,9 +294,9 @@ def evaluate_lm(model_name: str | os.PathLike, units_dir: str | os.PathLike | No
             tsv = Path(probes) / kind / "pairs.tsv"
             if tsv.exists():
                 r = score_pairs(model, tok, tsv, normalize="sum", progress=progress,
-                                baselines=ngram_scorers(units_dir))
+                                baselines=ngram_scorers(units_dir), beam=probe_beam)
                 report[kind] = {k: r[k] for k in ("accuracy", "ci95", "n", "per_voice",
-                                                  "baselines")}
+                                                  "baselines", "beam") if k in r}
                 report[kind]["mean_per_unit"] = {k: r["mean"][k] for k in ("accuracy", "ci95")}
                 # each trial's credit (sum scores), for paired comparisons (eval compare-lm)
                 report[kind]["trials"] = [
@@ -348,6 +350,10 @@ def lm_markdown(report: dict) -> str:
             r = report[kind]
             lo, hi = r["ci95"]
             rows.append((f"{label}, {r['n']} pairs", f"{r['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"))
+            if r.get("beam"):
+                rows.append((f"{label}: items scored over the {r['beam']['k']} most likely "
+                             "unit strings; their mean probability mass",
+                             f"{r['beam']['mass']:.3f}"))
             for name, b in r.get("baselines", {}).items():
                 lo, hi = b["ci95"]
                 rows.append((f"{label}: {name} baseline (train counts)",

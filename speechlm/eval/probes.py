@@ -70,7 +70,7 @@ def _summary(correct: Sequence[float]) -> dict[str, Any]:
 def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLike,
                 normalize: str = "sum", *, add_eos: bool = False,
                 progress: bool = True,
-                baselines: dict[str, Any] | None = None) -> dict[str, Any]:
+                baselines: dict[str, Any] | None = None, beam: int = 0) -> dict[str, Any]:
     """Zero-shot accuracy of ``model`` on a probe set.
 
     Both items of a pair are tokenized (deduplicated when the LM was trained on deduplicated
@@ -93,6 +93,14 @@ def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLik
             (e.g. the n-gram models of :func:`speechlm.eval.lm.ngram_scorers`); each gets its
             own ``accuracy`` / ``n`` / ``ci95`` / ``per_voice`` (sum scores) in
             ``result["baselines"][name]``.
+        beam: 0 scores each item's unit string (the tokenizer's best path). A beam ``K >= 1``
+            (CTC tokenizers only) scores what the tokenizer heard as a whole: the item's score
+            is ``log sum_s P(s | audio) P_LM(s)`` over the ``K`` most likely unit strings ``s``
+            of its posteriors (:func:`speechlm.nbest.unit_nbest`, each string's probability
+            summed over its frame paths), the LM's expectation over the tokenizer's reading
+            rather than its value at one reading; the baselines are scored the same way. The
+            ``mean`` score divides by the best path's length. ``result["beam"]`` then holds
+            ``K`` and the mean probability mass the strings covered.
 
     Returns:
         ``{"kind", "pairs_tsv", "unit_space", "dedup", "add_eos", "normalize", "accuracy",
@@ -105,7 +113,8 @@ def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLik
 
     Raises:
         ValueError: ``normalize`` is not ``"sum"`` or ``"mean"``.
-        ModelError: the tokenizer's unit space differs from the LM's.
+        ModelError: the tokenizer's unit space differs from the LM's, or ``beam`` is asked
+            of a tokenizer that is not a CTC head's or an LM trained on units not deduplicated.
         DataError: the pair list is missing, malformed or empty, or an item is longer than the
             LM's context.
         AudioError: an item's audio is missing or unreadable.
@@ -124,22 +133,55 @@ def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLik
         raise DataError(f"{pairs_tsv} lists no pairs")
     dedup = bool(model.cfg.dedup)
     max_units = model.cfg.block_size - int(add_eos)
+    if beam < 0:
+        raise ValueError(f"beam must be >= 0, got {beam}")
+    if beam and (tokenizer.blank is None or not dedup):
+        raise ModelError("a probe beam needs a CTC tokenizer (a phone head read with output "
+                         "'ctc') and an LM trained on its deduplicated units")
     t0 = time.perf_counter()
 
     baselines = dict(baselines or {})
     other: dict[str, list[float]] = {name: [] for name in baselines}
+    paths = [p for row in rows for p in (row["good_path"], row["bad_path"])]
+    masses: list[float] = []
 
-    # tokenized ahead on worker threads (in order), scored here as each pair arrives
-    units = tokenizer.tokenize_files([p for row in rows for p in (row["good_path"],
-                                                                  row["bad_path"])], dedup=dedup)
+    def scores(ids: torch.Tensor) -> tuple[float, dict[str, float]]:
+        return (sequence_logprob(model, ids, add_eos=add_eos),
+                {name: float(fn(ids)) for name, fn in baselines.items()})
+
+    if not beam:
+        # tokenized ahead on worker threads (in order), scored here as each pair arrives
+        units = tokenizer.tokenize_files(paths, dedup=dedup)
 
     def item_score(path: Path) -> tuple[float, list[int], dict[str, float]]:
+        if beam:
+            return beam_score(path)
         ids = next(units).ids
         if ids.numel() > max_units:
             raise DataError(f"{path}: {ids.numel()} units exceed the LM's context of "
                             f"{max_units}")
-        return (sequence_logprob(model, ids, add_eos=add_eos), ids.tolist(),
-                {name: float(fn(ids)) for name, fn in baselines.items()})
+        lm, others = scores(ids)
+        return lm, ids.tolist(), others
+
+    def beam_score(path: Path) -> tuple[float, list[int], dict[str, float]]:
+        from speechlm.audio import FRAME_SIZE, load_audio
+        from speechlm.nbest import logsumexp, unit_nbest
+
+        wav = load_audio(path, tokenizer.sample_rate, min_samples=FRAME_SIZE)
+        post = tokenizer.features(wav[None])[0]
+        best = [int(v) for v in tokenizer.quantize(post).tolist()]
+        best = [v for i, v in enumerate(best) if i == 0 or v != best[i - 1]]
+        if len(best) > max_units:
+            raise DataError(f"{path}: {len(best)} units exceed the LM's context of "
+                            f"{max_units}")
+        found = [(ids, lp) for ids, lp in unit_nbest(post.numpy(), tokenizer.blank, beam)
+                 if len(ids) <= max_units]
+        lms = batch_logprob(model, [ids for ids, _ in found], add_eos=add_eos)
+        scored = [(lp, lm, {name: float(fn(torch.tensor(ids))) for name, fn in baselines.items()})
+                  for (ids, lp), lm in zip(found, lms)]
+        masses.append(math.exp(logsumexp([lp for lp, _, _ in scored])))
+        return (logsumexp([lp + lm for lp, lm, _ in scored]), best,
+                {name: logsumexp([lp + o[name] for lp, _, o in scored]) for name in baselines})
 
     details = []
     correct: dict[str, list[float]] = {"sum": [], "mean": []}
@@ -176,6 +218,8 @@ def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLik
         "per_voice": main["per_voice"], "sum": by_norm["sum"], "mean": by_norm["mean"],
         "pairs": details, "seconds": round(time.perf_counter() - t0, 2),
     }
+    if beam:
+        result["beam"] = {"k": beam, "mass": sum(masses) / len(masses)}
     if baselines:
         result["baselines"] = {}
         for name, credits in other.items():
@@ -188,6 +232,34 @@ def score_pairs(model: UnitLM, tokenizer: Tokenizer, pairs_tsv: str | os.PathLik
              kind or pairs_tsv, normalize, main["accuracy"], lo, hi, main["n"],
              by_norm["mean"]["accuracy"])
     return result
+
+
+def batch_logprob(model: UnitLM, strings: Sequence[Sequence[int]], add_eos: bool = False,
+                  batch: int = 64) -> list[float]:
+    """:func:`speechlm.generate.sequence_logprob` of several unit strings, ``batch`` at a time
+    (padded on the right: the LM is causal, so the padding changes nothing before it)."""
+    from speechlm.units import special_id
+
+    cfg = model.cfg
+    model.eval()
+    bos, eos = special_id("<bos>", cfg.n_units), special_id("<eos>", cfg.n_units)
+    device = next(model.parameters()).device
+    out: list[float] = []
+    for i in range(0, len(strings), batch):
+        seqs = [[bos, *map(int, s), *([eos] if add_eos else [])] for s in strings[i:i + batch]]
+        width = max(len(q) for q in seqs)
+        if width > cfg.block_size + 1:
+            raise ValueError(f"{width} tokens exceed the context of {cfg.block_size}")
+        x = torch.zeros(len(seqs), width, dtype=torch.long)
+        for r, q in enumerate(seqs):
+            x[r, :len(q)] = torch.tensor(q)
+        with torch.inference_mode():
+            logits, _ = model(x[:, :-1].to(device))
+            lp = torch.log_softmax(logits.float(), -1).gather(2, x[:, 1:, None].to(device))
+        lp = lp.squeeze(-1).cpu()
+        for r, q in enumerate(seqs):
+            out.append(float(lp[r, :len(q) - 1].sum()))
+    return out
 
 
 def pair_credit(good: float, bad: float) -> float:

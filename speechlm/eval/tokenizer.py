@@ -32,6 +32,7 @@ from speechlm.errors import DataError
 from speechlm.eval.abx import abx_error
 from speechlm.eval.metrics import phone_unit_stats, unit_rate_and_bitrate
 from speechlm.eval.robustness import PERTURBATIONS, levenshtein, measure_ued
+from speechlm.nbest import string_logprob
 from speechlm.tokenizer import Tokenizer
 from speechlm.units import dedup
 
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 
 SILENCES = frozenset({"pau", "sil", "h#", "sp", "SIL", "<sil>"})
 ABX_MAX_PER_SPEAKER_PHONE = 10  # phone occurrences per (speaker, phone) kept for ABX
+# temperatures at which a CTC head's posteriors score the reference phone string
+# ("ctc_reference_logprob"): whether its probabilities are calibrated, as the probes' beam reads
+# them (speechlm.eval.probes.score_pairs)
+CTC_TEMPERATURES = (0.7, 1.0, 1.3, 1.6, 2.0)
 UED_UTTERANCES = 50  # utterances perturbed for UED: 8 perturbations x sox + encoding each
 
 
@@ -104,6 +109,8 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
     names = unit_phones(tok)  # CTC units are phones: their own string against the reference
     uper = [0, 0]
     uper_utt: list[list] = []  # [name, base voice, edits, reference phones], for pairing
+    ctc_ref = dict.fromkeys(CTC_TEMPERATURES, 0.0)  # a CTC head: log P(reference string)
+    ctc_ref_units = 0
     # per base voice: wrong frames at each label shift in SHIFTS, labelled frames
     by_voice: dict[str, np.ndarray] = {}
     for k, u in enumerate(tqdm(items, desc="eval", unit="utt", disable=not progress)):
@@ -139,6 +146,14 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
                 uper[0] += edits
                 uper[1] += len(ref)
                 uper_utt.append([u.name, base_voice(u.speaker or "?"), edits, len(ref)])
+                if tok.blank is not None:  # how likely the head finds the reference string
+                    ref_ids = _reference_units(arpa, names)
+                    if ref_ids:
+                        lp = feats.double().clamp_min(1e-30).log()
+                        for t in CTC_TEMPERATURES:
+                            ctc_ref[t] += string_logprob((lp / t).log_softmax(-1).numpy(),
+                                                         tok.blank, ref_ids, log=True)
+                        ctc_ref_units += len(ref_ids)
         for lab in labels:
             if lab is not None and lab not in phone_ids:
                 phone_ids[lab] = len(phone_ids)
@@ -229,6 +244,11 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
         **({"unit_phone_error_rate": round(uper[0] / max(uper[1], 1), 4),
             "unit_phone_errors_by_utterance": uper_utt}
            if names is not None else {}),
+        **({"ctc_reference_logprob": {
+            "per_unit_by_temperature": {f"{t:g}": round(v / ctc_ref_units, 4)
+                                        for t, v in ctc_ref.items()},
+            "best_temperature": max(ctc_ref, key=ctc_ref.get),
+            "reference_units": ctc_ref_units}} if ctc_ref_units else {}),
         **({"warp": tok.warp} if tok.warp is not None else {}),
         **({"warps_chosen_by_voice": {
             v: {"mean": round(float(np.mean(w)), 3),
@@ -237,6 +257,22 @@ def evaluate_tokenizer(tokenizer: str | os.PathLike | Tokenizer, manifest: str |
         "seconds": round(time.perf_counter() - t0, 1),
     }
     return report
+
+
+def _reference_units(arpa: list[str | None], names: list[str]) -> list[int]:
+    """The reference's frame phones as a deduplicated string of unit ids (silence kept, as a
+    CTC head learned to spell it: :func:`speechlm.train.phone.ctc_targets`); empty when a
+    phone has no unit."""
+    index = {n: i for i, n in enumerate(names)}
+    out: list[int] = []
+    for p in arpa:
+        if p is None:
+            continue
+        if p not in index:
+            return []
+        if not out or out[-1] != index[p]:
+            out.append(index[p])
+    return out
 
 
 def phone_string(frames: list[str | None]) -> list[str]:
@@ -386,6 +422,19 @@ def markdown_table(reports: list[dict]) -> str:
                              f"{r[key]['base']} | {v} | "
                              f"{d['utterances']} | {d['delta']:+.4f}{'*' if d['distinct'] else ''}"
                              f" | [{lo:+.4f}, {hi:+.4f}] |")
+    calib = [r for r in reports if r.get("ctc_reference_logprob")]
+    if calib:  # is the CTC head's probability calibrated? (the probes' beam sums it)
+        temps = list(calib[0]["ctc_reference_logprob"]["per_unit_by_temperature"])
+        lines += ["", "Log probability of the reference phone string under the CTC head's "
+                  "posteriors, per reference unit, at each temperature (the best: where the "
+                  "head's probabilities are calibrated):", "",
+                  "| tokenizer | data | " + " | ".join(f"T = {t}" for t in temps) + " | best |",
+                  "|" + "|".join("---" for _ in range(len(temps) + 3)) + "|"]
+        for r in calib:
+            c = r["ctc_reference_logprob"]
+            lines.append(f"| {r.get('tokenizer', '')} | {r.get('data', '')} | " + " | ".join(
+                str(c["per_unit_by_temperature"].get(t, "")) for t in temps)
+                + f" | {c['best_temperature']:g} |")
     names = [n for n in PERTURBATIONS if any(n in r.get("ued", {}) for r in reports)]
     if names:  # robustness: a second table, one UED column per perturbation
         lines += ["", "Unit edit distance (UED, lower = more robust) under perturbation:", "",
