@@ -1687,6 +1687,28 @@ def test_wphone_words_builds_trains_then_judges_both_heads_and_resumes(tmp_path)
     assert rc == 0 and not [c for c in calls if c[1] == "eval"], err
 
 
+def _wphone_steps(calls: list[list[str]], tok: str, out: str
+                  ) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+    """Assert the steps shared through ``heldout_reports.sh`` (``wphone_spelling``,
+    ``wphone_lm``) by a script judging the tokenizer ``tok``: its spelling against the bundled
+    one on sentences, then on the probe items; the bundled LM and vocoder adopted onto its units
+    in ``out``; the bundled LM, then the adopted one reading ``tok``. Returns the spelling,
+    adoption and LM calls."""
+    evs = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]  # valid's report exists
+    assert [[c[i + 1] for i, a in enumerate(c) if a == "--tokenizer"] for c in evs] == [
+        ["whisper-phone", tok]] * 2
+    assert [[c[i + 1] for i, a in enumerate(c) if a == "--manifest"] for c in evs] == [
+        ["test", "heldout", "data/real/allison/allison.tsv"],
+        ["data/probes-v2/lexical/items.tsv", "data/probes-v2/syntactic/items.tsv"]]
+    adopt = [c for c in calls if c[1] == "adopt-units"]
+    assert [(c[2], c[c.index("--tokenizer") + 1], c[c.index("--out") + 1]) for c in adopt] == [
+        ("whisper-phone-lm", tok, f"{out}/lm"), ("whisper-phone-vocoder", tok, f"{out}/vocoder")]
+    lm = [c for c in calls if c[1:3] == ["eval", "lm"]]
+    assert [c[c.index("--model") + 1] for c in lm] == ["whisper-phone-lm", f"{out}/lm"]
+    assert "--tokenizer" not in lm[0] and lm[1][lm[1].index("--tokenizer") + 1] == tok
+    return evs, adopt, lm
+
+
 def test_wphone_blank_chooses_a_penalty_on_valid_then_judges_it_once_and_resumes(tmp_path):
     """scripts/wphone_blank.sh: refused (exit 2, one line) without the corpus; the bundled
     tokenizer read with each blank penalty, all judged on valid against it; nothing judged on
@@ -1717,20 +1739,7 @@ def test_wphone_blank_chooses_a_penalty_on_valid_then_judges_it_once_and_resumes
     chosen.write_text(tok + "\n")
     rc, calls, err = _run_script(root, env, "wphone_blank.sh")
     assert rc == 0, err
-    evs = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]  # valid's report exists
-    assert [[c[i + 1] for i, a in enumerate(c) if a == "--tokenizer"] for c in evs] == [
-        ["whisper-phone", tok]] * 2
-    assert [[c[i + 1] for i, a in enumerate(c) if a == "--manifest"] for c in evs] == [
-        ["test", "heldout", "data/real/allison/allison.tsv"],
-        ["data/probes-v2/lexical/items.tsv", "data/probes-v2/syntactic/items.tsv"]]
-    adopt = [c for c in calls if c[1] == "adopt-units"]
-    assert [(c[2], c[c.index("--tokenizer") + 1], c[c.index("--out") + 1]) for c in adopt] == [
-        ("whisper-phone-lm", tok, "outputs/wphone-blank/lm"),
-        ("whisper-phone-vocoder", tok, "outputs/wphone-blank/vocoder")]
-    lm = [c for c in calls if c[1:3] == ["eval", "lm"]]
-    assert [c[c.index("--model") + 1] for c in lm] == ["whisper-phone-lm",
-                                                       "outputs/wphone-blank/lm"]
-    assert "--tokenizer" not in lm[0] and lm[1][lm[1].index("--tokenizer") + 1] == tok
+    evs, adopt, lm = _wphone_steps(calls, tok, "outputs/wphone-blank")
     assert lm[1][lm[1].index("--units-dir") + 1] == "data/units/v2-wphone-blank-dedup"
     assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-lm"]] == [
         ["docs/wphone-words-base-lm.json", "docs/wphone-blank-lm.json"]]
@@ -1959,20 +1968,7 @@ def test_wphone_head_more_trains_the_head_on_then_judges_it_against_the_bundled_
     rc, calls, err = _run_script(root, env, "wphone_head_more.sh")
     assert rc == 0, err
     assert not [c for c in calls if c[1] == "train"]  # its tokenizer exists
-    evs = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]  # valid's report exists
-    assert [[c[i + 1] for i, a in enumerate(c) if a == "--tokenizer"] for c in evs] == [
-        ["whisper-phone", tok]] * 2
-    assert [[c[i + 1] for i, a in enumerate(c) if a == "--manifest"] for c in evs] == [
-        ["test", "heldout", "data/real/allison/allison.tsv"],
-        ["data/probes-v2/lexical/items.tsv", "data/probes-v2/syntactic/items.tsv"]]
-    adopt = [c for c in calls if c[1] == "adopt-units"]
-    assert [(c[2], c[c.index("--tokenizer") + 1], c[c.index("--out") + 1]) for c in adopt] == [
-        ("whisper-phone-lm", tok, "outputs/wphone-head-more/lm"),
-        ("whisper-phone-vocoder", tok, "outputs/wphone-head-more/vocoder")]
-    lm = [c for c in calls if c[1:3] == ["eval", "lm"]]
-    assert [c[c.index("--model") + 1] for c in lm] == ["whisper-phone-lm",
-                                                       "outputs/wphone-head-more/lm"]
-    assert "--tokenizer" not in lm[0] and lm[1][lm[1].index("--tokenizer") + 1] == tok
+    _wphone_steps(calls, tok, "outputs/wphone-head-more")
     assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-lm"]] == [
         ["docs/wphone-more-base-lm.json", "docs/wphone-more-lm.json"]]
     judged = [c for c in calls if c[1:3] == ["eval", "resynth"]]
