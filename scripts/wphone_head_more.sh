@@ -12,7 +12,8 @@
 #    it -> outputs/tokenizers/whisper-phone-more;
 # 2. valid: its phone error rate on 100 valid utterances (held-out sentences of the training
 #    voices) against the bundled -> docs/wphone-more-valid; the steps below run only when it
-#    spells valid better (outputs/wphone-head-more/chosen; exit 0 with a line otherwise);
+#    spells valid better (outputs/wphone-head-more/chosen; exit 0 with a line otherwise, after
+#    the pairing with its control below, a diagnostic, for a head that has one);
 # 3. tokenizer: against the bundled on test, the held-out engines and Allison's real prompts
 #    -> docs/wphone-more-tokenizer, and on the probe items -> docs/wphone-more-spelling;
 # 4. lm: the bundled LM reading its units (adopt-units) on the held-out voices' probes, against
@@ -31,22 +32,28 @@
 # outputs/wphone-head-forced and docs/wphone-forced-*; with the longer-trained head's tokenizer
 # at hand (HEAD=more's), its spelling is also paired with that one, its control (the same steps
 # on the old data) -> docs/wphone-forced-control.
+# HEAD=balanced (make wphone-head-balanced) does the same for configs/encoder/
+# whisper-phone-balanced-cpu.toml: HEAD=forced's recipe with the crops drawn by voice
+# (data.voice_balance = 1: each of the 27 base voices alike, so more than half come from the 15
+# without engine labels), its control HEAD=forced's head (docs/wphone-balanced-control).
 # Every step is skipped when its output exists; training resumes. Env: PROBES (data/probes-v2);
 # STEPS, which of steps 3-6 to run (default "tokenizer lm vocoder"; "none": only SHIP); THREADS
 # (the head's torch threads, 2). SHIP=1 copies the new head over the bundled tokenizer and
-# adopts the bundled LM and vocoder onto it in place (configs only); the judging steps are then
-# refused (exit 2): they judge against the bundled head.
+# adopts the bundled LM and vocoder onto it in place (configs only), the LM's unit rate measured
+# again (below); the judging steps are then refused (exit 2): they judge against the bundled
+# head.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, compare, wphone_spelling,
 #                                   wphone_lm, units_resynth, stage_links, allison_continue
 HEAD=${HEAD:-more}
-case $HEAD in more|forced) ;; *) echo "wphone-head-more: HEAD must be more or forced, got '$HEAD'" >&2; exit 2;; esac
+case $HEAD in more) CONTROL=;; forced) CONTROL=more;; balanced) CONTROL=forced;;
+  *) echo "wphone-head-more: HEAD must be more, forced or balanced, got '$HEAD'" >&2; exit 2;; esac
 N=wphone-$HEAD  # the reports' prefix: docs/$N-*
 S=outputs/wphone-head-$HEAD
 ENC=outputs/encoder-whisper-phone-$HEAD
 TOK=outputs/tokenizers/whisper-phone-$HEAD
-CONTROL=outputs/tokenizers/whisper-phone-more
+CONTROL=${CONTROL:+outputs/tokenizers/whisper-phone-$CONTROL}  # the same steps without the change
 R=data/real
 P=speechlm/pretrained
 PROBES=${PROBES:-data/probes-v2}
@@ -68,7 +75,7 @@ done
 # 1. the head, and its tokenizer read as the bundle's
 if [ ! -f "$TOK/config.json" ]; then
   mkdir -p "$(dirname "$ENC")"
-  if [ "$HEAD" = forced ] && [ ! -f data/align-v2/align.tsv ]; then
+  if [ "$HEAD" != more ] && [ ! -f data/align-v2/align.tsv ]; then
     $SL corpus align --quiet --corpus "$CORPUS" --manifest train --out data/align-v2
   fi
   $SL train encoder --config "configs/encoder/whisper-phone-$HEAD-cpu.toml" --data.corpus="$CORPUS" \
@@ -100,7 +107,19 @@ print(f"valid phone error rate: bundled {base['unit_phone_error_rate']}, "
 better = new["unit_phone_error_rate"] < base["unit_phone_error_rate"]
 write_text_atomic(sys.argv[2], (new if better else base)["tokenizer"] + "\n")
 PY
+# its spelling against its control (forced: HEAD=more's head, the old data; balanced:
+# HEAD=forced's, the draws by utterance), where it exists: made whether or not it passed valid,
+# a diagnostic of what the change did (nothing is chosen on it)
+control_report() {
+  if [[ $STEPS == *" tokenizer "* ]] && [ -n "$CONTROL" ] && [ -f "$CONTROL/config.json" ]; then
+    report "docs/$N-control" tokenizer --quiet --corpus "$CORPUS" --tokenizer "$CONTROL" \
+      --tokenizer "$TOK" --manifest valid --manifest test --manifest heldout \
+      --manifest data/real/allison/allison.tsv --manifest "$PROBES/lexical/items.tsv" \
+      --max-utterances 100 --no-ued
+  fi
+}
 if [ "$(cat "$S/chosen")" != "$TOK" ]; then
+  control_report
   echo "wphone-head-more: the new head ($HEAD) spells valid no better: nothing to judge or ship" >&2
   exit 0
 fi
@@ -108,13 +127,7 @@ fi
 # 3. its units: sentences, then the probe items
 if [[ $STEPS == *" tokenizer "* ]]; then
   wphone_spelling "$N" "$TOK" "$PROBES"
-  # against its control, the same steps on the old data (HEAD=more's head), where it exists
-  if [ "$HEAD" != more ] && [ -f "$CONTROL/config.json" ]; then
-    report "docs/$N-control" tokenizer --quiet --corpus "$CORPUS" --tokenizer "$CONTROL" \
-      --tokenizer "$TOK" --manifest valid --manifest test --manifest heldout \
-      --manifest data/real/allison/allison.tsv --manifest "$PROBES/lexical/items.tsv" \
-      --max-utterances 100 --no-ued
-  fi
+  control_report
 fi
 
 # 4. the bundled LM on its units
@@ -144,9 +157,23 @@ if [[ $STEPS == *" continue "* ]]; then
   compare continue docs/wphone-blank-continue "docs/$N-continue" "docs/$N-continue-compare"
 fi
 # SHIP=1: the new head becomes the bundled tokenizer's, and the bundled LM and vocoder take its
-# units (adopt-units in place: configs only)
+# units (adopt-units in place: configs only); the LM's units_per_second is measured again on
+# the new head's reading against the head it trained on (the bundled head read without the
+# penalty, kept first in $S/trained-bp0): scripts/wphone_unit_rate.sh with TRAINED
 if [ "${SHIP:-0}" = 1 ]; then
   [ -f "$TOK/config.json" ] || { echo "wphone-head-more: $TOK is missing: run the steps first" >&2; exit 2; }
+  OLD=$S/trained-bp0
+  if [ ! -f "$OLD/config.json" ]; then
+    grep -qs "$BUNDLED_HEAD\"" "$P/whisper-phone/config.json" || { echo "wphone-head-more: the bundled head is no longer $BUNDLED_HEAD and $OLD, the head the LM trained on, was not kept: ship from a checkout before the switch" >&2; exit 2; }
+    "$PY" - "$OLD" <<'PY'
+import sys
+
+from speechlm.tokenizer import Tokenizer
+
+tok = Tokenizer.load("whisper-phone").with_reading(blank_penalty=0)
+print(tok.save(sys.argv[1], half=True), tok.unit_space)
+PY
+  fi
   "$PY" - "$TOK" "$P/whisper-phone" <<'PY'
 import sys
 
@@ -157,5 +184,6 @@ PY
   for st in whisper-phone-lm whisper-phone-vocoder; do
     $SL adopt-units "$st" --tokenizer whisper-phone --out "$P/$st"
   done
+  TRAINED=$OLD bash scripts/wphone_unit_rate.sh
 fi
 echo "docs/$N-*.{json,md}"

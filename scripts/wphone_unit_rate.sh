@@ -4,8 +4,12 @@
 # measured it on its training units, read without the CTC blank penalty, and kept it when it
 # adopted the penalised units (make wphone-blank SHIP=1), which come faster. make
 # wphone-unit-rate (~3 min):
-# 1. both readings of the bundled head (without the penalty, outputs/tokenizers/whisper-phone-bp0;
-#    and the bundled tokenizer) on the same 300 training utterances -> docs/wphone-unit-rate;
+# 1. the reading the LM trained on (TRAINED, default outputs/tokenizers/whisper-phone-bp0: the
+#    bundled head without the penalty, made when missing) and the bundled tokenizer on the same
+#    300 training utterances -> docs/wphone-unit-rate. TRAINED must read the unit space the
+#    LM's adoption record names as its origin (exit 2, one line, otherwise: after a new head
+#    ships, the bundled head is no longer the one the LM trained on; make wphone-head-forced
+#    SHIP=1 keeps that one and passes it); a report of other spaces is made again;
 # 2. the LM's trained-on rate (its adopted_units record, else its units_per_second) times the
 #    ratio of the two rates (the same utterances: their sampling cancels) is its new rate:
 #    speechlm adopt-units whisper-phone-lm --units-per-second R, in place (its config only).
@@ -16,8 +20,9 @@ cd "$(dirname "$0")/.."
 [ -f "$CORPUS/train.tsv" ] || { echo "wphone-unit-rate: $CORPUS/train.tsv is missing: run make corpus-world HOURS=12.5" >&2; exit 2; }
 P=speechlm/pretrained
 BP0=outputs/tokenizers/whisper-phone-bp0
+TRAINED=${TRAINED:-$BP0}
 mkdir -p docs
-[ -f "$BP0/config.json" ] || "$PY" - "$BP0" <<'PY'
+[ -f "$TRAINED/config.json" ] || [ "$TRAINED" != "$BP0" ] || "$PY" - "$BP0" <<'PY'
 import sys
 
 from speechlm.tokenizer import Tokenizer
@@ -25,17 +30,38 @@ from speechlm.tokenizer import Tokenizer
 tok = Tokenizer.load("whisper-phone").with_reading(blank_penalty=0)
 print(tok.save(sys.argv[1]), tok.unit_space)
 PY
-report docs/wphone-unit-rate tokenizer --quiet --corpus "$CORPUS" --tokenizer "$BP0" \
+[ -f "$TRAINED/config.json" ] || { echo "wphone-unit-rate: TRAINED=$TRAINED is no tokenizer directory" >&2; exit 2; }
+# the LM's origin read by TRAINED? (exit 2 otherwise); a report of other spaces is stale
+"$PY" - "$TRAINED" "$P/whisper-phone/config.json" "$P/whisper-phone-lm/config.json" \
+  docs/wphone-unit-rate.json <<'PY'
+import json
+import os
+import sys
+
+trained, bundled, lm, report = sys.argv[1:]
+space = json.load(open(f"{trained}/config.json"))["unit_space"]
+cfg = json.load(open(lm))
+origin = (cfg.get("adopted_units") or {}).get("from", cfg["unit_space"])
+if space != origin:
+    print(f"wphone-unit-rate: the LM's rate was measured on {origin}, and TRAINED={trained} "
+          f"reads {space}: give TRAINED a tokenizer of the LM's training units", file=sys.stderr)
+    sys.exit(2)
+if os.path.exists(report):
+    spaces = [r.get("unit_space") for r in json.load(open(report)).get("reports", [])]
+    if spaces != [space, json.load(open(bundled))["unit_space"]]:
+        os.remove(report)
+        print(f"wphone-unit-rate: {report} judged {spaces}: made again", file=sys.stderr)
+PY
+report docs/wphone-unit-rate tokenizer --quiet --corpus "$CORPUS" --tokenizer "$TRAINED" \
   --tokenizer whisper-phone --manifest train --max-utterances 300 --no-ued
 RATE=$("$PY" - docs/wphone-unit-rate.json "$P/whisper-phone-lm/config.json" <<'PY'
 import json
 import sys
 
-rows = {r["tokenizer"]: r for r in json.load(open(sys.argv[1]))["reports"]}
+rows = json.load(open(sys.argv[1]))["reports"]
 cfg = json.load(open(sys.argv[2]))
 trained = (cfg.get("adopted_units") or {}).get("units_per_second", cfg["units_per_second"])
-before, now = (rows[t]["units_per_second"] for t in ("outputs/tokenizers/whisper-phone-bp0",
-                                                     "whisper-phone"))
+before, now = (r["units_per_second"] for r in rows)  # TRAINED's reading, then the bundle's
 print(f"{trained * now / before:.3f}")
 print(f"trained on {trained} units/s; the same utterances {before} -> {now} units/s",
       file=sys.stderr)

@@ -1891,36 +1891,62 @@ def test_wphone_vocoder_tune_trains_the_fine_tune_and_its_control_then_pairs_eac
 
 
 def test_wphone_unit_rate_scales_the_lms_trained_rate_by_the_measured_ratio(tmp_path):
-    """scripts/wphone_unit_rate.sh: refused (exit 2, one line) without the corpus; both
-    readings of the bundled head judged on the same training utterances; the bundled LM's
-    trained-on rate (its adoption record's when it has one) times their ratio given to
-    ``adopt-units`` in place."""
+    """scripts/wphone_unit_rate.sh: refused (exit 2, one line) without the corpus; the reading
+    the LM trained on (TRAINED, by default the bundled head without the penalty) and the
+    bundled head judged on the same training utterances; the bundled LM's trained-on rate (its
+    adoption record's when it has one) times their ratio given to ``adopt-units`` in place;
+    refused (exit 2, one line) when TRAINED is missing or reads another space than the LM's
+    origin; a report of other spaces is made again."""
     root, env = _tree(tmp_path)
     rc, calls, err = _run_script(root, env, "wphone_unit_rate.sh")
     assert rc == 2 and err.count("\n") == 1 and "train.tsv is missing" in err and calls == []
     _touch(root, "data/corpus-v2/train.tsv")
     bp0 = "outputs/tokenizers/whisper-phone-bp0"
+    rc, calls, err = _run_script(root, env, "wphone_unit_rate.sh")  # bp0 never made (stand-in)
+    assert rc == 2 and err.count("\n") == 1 and "no tokenizer directory" in err
+    assert [c[1:] for c in calls] == [["-", bp0]]  # made from the bundled head
+    _exported(root / "outputs/tokenizers", "whisper-phone-bp0")
     rc, calls, err = _run_script(root, env, "wphone_unit_rate.sh")  # the stand-in's empty report
     (ev,) = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]
     assert [ev[i + 1] for i, a in enumerate(ev) if a == "--tokenizer"] == [bp0, "whisper-phone"]
     assert ev[ev.index("--manifest") + 1] == "train" and "--no-ued" in ev
-    assert [c[1:] for c in calls if c[0] == "PY"][0] == ["-", bp0]
-    (root / "docs/wphone-unit-rate.json").write_text(json.dumps({"reports": [
-        {"tokenizer": bp0, "units_per_second": 11.0},
-        {"tokenizer": "whisper-phone", "units_per_second": 11.55}]}))
+    assert [c[1:3] for c in calls if c[0] == "PY"][0] == ["-", bp0]  # the origin checked
+    (root / f"{bp0}/config.json").write_text('{"unit_space": "wphone-a-ctc-k41-0"}')
+    bundled = root / "speechlm/pretrained/whisper-phone/config.json"
+    bundled.parent.mkdir(parents=True)
+    bundled.write_text('{"unit_space": "wphone-a-ctc-bp1-k41-0"}')
+    report = root / "docs/wphone-unit-rate.json"
+    report.write_text(json.dumps({"reports": [
+        {"tokenizer": bp0, "unit_space": "wphone-a-ctc-k41-0", "units_per_second": 11.0},
+        {"tokenizer": "whisper-phone", "unit_space": "wphone-a-ctc-bp1-k41-0",
+         "units_per_second": 11.55}]}))
     lm = root / "speechlm/pretrained/whisper-phone-lm/config.json"
     lm.parent.mkdir(parents=True)
-    env = {**env, "PY": sys.executable}  # the rate computed for real
-    _exported(root / "outputs/tokenizers", "whisper-phone-bp0")
-    for cfg, rate in (({"units_per_second": 10.0}, "10.500"),
-                      ({"units_per_second": 10.5, "adopted_units": {"units_per_second": 12.0}},
-                       "12.600")):
+    env = {**env, "PY": sys.executable}  # the check and the rate run for real
+    adopted = {"units_per_second": 10.5, "unit_space": "wphone-a-ctc-bp1-k41-0",
+               "adopted_units": {"units_per_second": 12.0, "from": "wphone-a-ctc-k41-0"}}
+    for cfg, rate in (({"units_per_second": 10.0, "unit_space": "wphone-a-ctc-k41-0"}, "10.500"),
+                      (adopted, "12.600")):
         lm.write_text(json.dumps(cfg))
         rc, calls, err = _run_script(root, env, "wphone_unit_rate.sh")
         assert rc == 0, err
         assert [c[1:] for c in calls] == [[
             "adopt-units", "whisper-phone-lm", "--tokenizer", "whisper-phone", "--out",
             "speechlm/pretrained/whisper-phone-lm", "--units-per-second", rate]]
+    # TRAINED: missing, or reading another space than the LM's origin
+    rc, calls, err = _run_script(root, {**env, "TRAINED": "outputs/old"}, "wphone_unit_rate.sh")
+    assert rc == 2 and err.count("\n") == 1 and "TRAINED=outputs/old is no tokenizer" in err
+    _exported(root / "outputs", "old")
+    (root / "outputs/old/config.json").write_text('{"unit_space": "wphone-b-ctc-k41-1"}')
+    rc, calls, err = _run_script(root, {**env, "TRAINED": "outputs/old"}, "wphone_unit_rate.sh")
+    assert rc == 2 and err.count("\n") == 1 and "measured on wphone-a-ctc-k41-0" in err
+    assert calls == [] and report.exists()
+    # a new bundled head: the report of the old one is made again
+    bundled.write_text('{"unit_space": "wphone-c-ctc-bp1-k41-2"}')
+    rc, calls, err = _run_script(root, env, "wphone_unit_rate.sh")
+    assert "made again" in err and json.loads(report.read_text()) == {}  # the stand-in's new one
+    (ev,) = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]
+    assert [ev[i + 1] for i, a in enumerate(ev) if a == "--tokenizer"] == [bp0, "whisper-phone"]
 
 
 def test_wphone_head_more_trains_the_head_on_then_judges_it_against_the_bundled_head(tmp_path):
@@ -2002,16 +2028,40 @@ def test_wphone_head_more_trains_the_head_on_then_judges_it_against_the_bundled_
     # SHIP=1: the new head becomes the bundled tokenizer's, the LM and vocoder adopt its units
     rc, calls, err = _run_script(root, {**env, "STEPS": "none", "SHIP": "1"},
                                  "wphone_head_more.sh")
+    old = "outputs/wphone-head-more/trained-bp0"
+    assert [c[1:3] for c in calls if c[0] == "PY"] == [
+        ["-", "docs/wphone-more-valid.json"],  # the choice: only if better
+        ["-", old],  # the bundled head kept first, read without the penalty
+        ["-", tok]]  # copied over the bundled tokenizer
+    assert rc == 2 and "TRAINED=outputs/wphone-head-more/trained-bp0 is no tokenizer" in err
+    _exported(root / "outputs/wphone-head-more", "trained-bp0")  # what the stand-in did not save
+    rc, calls, err = _run_script(root, {**env, "STEPS": "none", "SHIP": "1"},
+                                 "wphone_head_more.sh")
     assert rc == 0, err
-    assert [c[1:] for c in calls if c[0] == "PY"] == [
-        ["-", "docs/wphone-more-valid.json", "outputs/wphone-head-more/chosen"],  # only if better
-        ["-", tok, "speechlm/pretrained/whisper-phone"]]
-    assert [c[1:] for c in calls if c[0] == "SL"] == [
+    assert [c[1:3] for c in calls if c[0] == "PY"] == [
+        ["-", "docs/wphone-more-valid.json"],  # the choice: only if better
+        ["-", tok],  # copied over the bundled tokenizer (the head it replaces kept)
+        ["-", old],  # wphone_unit_rate.sh: the LM's origin checked ...
+        ["-", "docs/wphone-unit-rate.json"]]  # ... and its rate measured against it
+    assert [c[c.index("--tokenizer") + 1] for c in calls if c[1:3] == ["eval", "tokenizer"]] \
+        == [old]
+    adopts = [c[1:7] for c in calls if c[1] == "adopt-units"]
+    assert adopts == [
         ["adopt-units", st, "--tokenizer", "whisper-phone", "--out", f"speechlm/pretrained/{st}"]
-        for st in ("whisper-phone-lm", "whisper-phone-vocoder")]
+        for st in ("whisper-phone-lm", "whisper-phone-vocoder", "whisper-phone-lm")]
+    assert "--units-per-second" in [c for c in calls if c[1] == "adopt-units"][-1]
     cfg.write_text('{"unit_space": "wphone-encoder-whisper-phone-more-ctc-bp1-k41-0badc0de"}')
     rc, calls, err = _run_script(root, env, "wphone_head_more.sh")
     assert rc == 2 and err.count("\n") == 1 and "no longer 14a8ee2f" in err and calls == []
+    # shipped again after the switch: the kept head is reused; without it, refused
+    rc, calls, err = _run_script(root, {**env, "STEPS": "none", "SHIP": "1"},
+                                 "wphone_head_more.sh")
+    assert rc == 0 and [c[1:3] for c in calls if c[0] == "PY"][1] == ["-", tok], err
+    shutil.rmtree(root / old)
+    rc, calls, err = _run_script(root, {**env, "STEPS": "none", "SHIP": "1"},
+                                 "wphone_head_more.sh")
+    assert rc == 2 and err.count("\n") == 1 and "was not kept" in err
+    assert [c[1:3] for c in calls] == [["-", "docs/wphone-more-valid.json"]]
 
 
 def test_lm_nbest_scores_the_probes_at_each_beam_and_pairs_them_with_the_best_path(tmp_path):
@@ -2079,11 +2129,13 @@ def test_lm_nbest_scores_the_probes_at_each_beam_and_pairs_them_with_the_best_pa
         "0.600 |"]
 
 
-def test_wphone_head_forced_aligns_first_and_pairs_its_spelling_with_its_control(tmp_path):
-    """scripts/wphone_head_more.sh with HEAD=forced: refused (exit 2, one line) for another
-    HEAD; the unlabelled voices aligned before the training (once), its own config, tokenizer,
-    reports and LM / vocoder copies; its spelling also paired with the longer-trained head's,
-    its control, where that one exists."""
+@pytest.mark.parametrize("head, control", [("forced", "more"), ("balanced", "forced")])
+def test_wphone_head_forced_aligns_first_and_pairs_its_spelling_with_its_control(
+        tmp_path, head, control):
+    """scripts/wphone_head_more.sh with HEAD=forced (or balanced): refused (exit 2, one line)
+    for another HEAD; the unlabelled voices aligned before the training (once), its own config,
+    tokenizer, reports and LM / vocoder copies; its spelling also paired with its control's
+    (forced: the longer-trained head; balanced: the forced head), where that one exists."""
     root, env = _tree(tmp_path)
     _touch(root, "data/corpus-v2/train.tsv", "data/real/allison/allison.tsv",
            "data/probes-v2/syntactic/pairs.tsv", "docs/wphone-blank-allison.json",
@@ -2093,42 +2145,49 @@ def test_wphone_head_forced_aligns_first_and_pairs_its_spelling_with_its_control
     cfg.write_text('{"unit_space": "wphone-encoder-whisper-phone-ctc-bp1-k41-14a8ee2f"}')
     rc, calls, err = _run_script(root, {**env, "HEAD": "bigger"}, "wphone_head_more.sh")
     assert rc == 2 and err.count("\n") == 1 and "'bigger'" in err and calls == []
-    forced = {**env, "HEAD": "forced"}
-    tok = "outputs/tokenizers/whisper-phone-forced"
-    chosen = root / "outputs/wphone-head-forced/chosen"
+    forced = {**env, "HEAD": head}
+    tok = f"outputs/tokenizers/whisper-phone-{head}"
+    chosen = root / f"outputs/wphone-head-{head}/chosen"
     chosen.parent.mkdir(parents=True)
     chosen.write_text("whisper-phone\n")
     rc, calls, err = _run_script(root, forced, "wphone_head_more.sh")
-    assert rc == 0 and "(forced) spells valid no better" in err
+    assert rc == 0 and f"({head}) spells valid no better" in err
     align, train = [c for c in calls if c[0] == "SL"][:2]
     assert align[1:3] == ["corpus", "align"] and align[align.index("--out") + 1] == \
         "data/align-v2" and align[align.index("--manifest") + 1] == "train"
-    assert train[4] == "configs/encoder/whisper-phone-forced-cpu.toml" and \
-        "--train.out=outputs/encoder-whisper-phone-forced" in train
+    assert train[4] == f"configs/encoder/whisper-phone-{head}-cpu.toml" and \
+        f"--train.out=outputs/encoder-whisper-phone-{head}" in train
     assert [c[2:] for c in calls if c[0] == "PY"] == [
-        ["outputs/wphone-head-forced/ctc", tok],
-        ["docs/wphone-forced-valid.json", "outputs/wphone-head-forced/chosen"]]
+        [f"outputs/wphone-head-{head}/ctc", tok],
+        [f"docs/wphone-{head}-valid.json", f"outputs/wphone-head-{head}/chosen"]]
     _touch(root, "data/align-v2/align.tsv")
-    _exported(root / "outputs/tokenizers", "whisper-phone-forced")
+    _exported(root / "outputs/tokenizers", f"whisper-phone-{head}")
     chosen.write_text(tok + "\n")
     rc, calls, err = _run_script(root, forced, "wphone_head_more.sh")
     assert rc == 0, err
     assert not [c for c in calls if c[1] in ("train", "corpus")]
     evs = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]
     assert [c[c.index("--json") + 1] for c in evs] == [
-        "docs/wphone-forced-tokenizer.json", "docs/wphone-forced-spelling.json"]  # no control
+        f"docs/wphone-{head}-tokenizer.json", f"docs/wphone-{head}-spelling.json"]  # no control
     assert [c[3:5] for c in calls if c[1:3] == ["eval", "compare-lm"]] == [
-        ["docs/wphone-forced-base-lm.json", "docs/wphone-forced-lm.json"]]
+        [f"docs/wphone-{head}-base-lm.json", f"docs/wphone-{head}-lm.json"]]
     assert _pairs(calls) == [
-        ["docs/wphone-blank-allison.json", "docs/wphone-forced-allison.json"],
-        ["docs/wphone-blank-heldout.json", "docs/wphone-forced-heldout.json"]]
-    _exported(root / "outputs/tokenizers", "whisper-phone-more")  # the control is at hand
+        ["docs/wphone-blank-allison.json", f"docs/wphone-{head}-allison.json"],
+        ["docs/wphone-blank-heldout.json", f"docs/wphone-{head}-heldout.json"]]
+    _exported(root / "outputs/tokenizers", f"whisper-phone-{control}")  # the control at hand
     rc, calls, err = _run_script(root, forced, "wphone_head_more.sh")
     assert rc == 0, err
     (ctl,) = [c for c in calls if c[1:3] == ["eval", "tokenizer"]]
-    assert ctl[ctl.index("--json") + 1] == "docs/wphone-forced-control.json"
+    assert ctl[ctl.index("--json") + 1] == f"docs/wphone-{head}-control.json"
     assert [ctl[i + 1] for i, a in enumerate(ctl) if a == "--tokenizer"] == [
-        "outputs/tokenizers/whisper-phone-more", tok]
+        f"outputs/tokenizers/whisper-phone-{control}", tok]
     assert [ctl[i + 1] for i, a in enumerate(ctl) if a == "--manifest"] == [
         "valid", "test", "heldout", "data/real/allison/allison.tsv",
         "data/probes-v2/lexical/items.tsv"]
+    # no better on valid: only the control's pairing is made (a diagnostic), nothing judged
+    chosen.write_text("whisper-phone\n")
+    (root / f"docs/wphone-{head}-control.json").unlink()
+    rc, calls, err = _run_script(root, forced, "wphone_head_more.sh")
+    assert rc == 0 and f"({head}) spells valid no better" in err
+    assert [c[c.index("--json") + 1] for c in calls if c[0] == "SL"] == [
+        f"docs/wphone-{head}-control.json"]

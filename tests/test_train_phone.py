@@ -27,6 +27,7 @@ from speechlm.train.phone import (
     ctc_targets,
     plan_batch,
     resample_to,
+    voice_weights,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,6 +65,29 @@ def test_plan_batch_is_a_pure_function_of_seed_and_index():
     assert ((a["num"] >= 78) & (a["num"] <= 128)).all()
     # every read stays inside its utterance
     assert (a["start"] >= 0).all() and (a["start"] + a["need"] <= samples[a["utt"]]).all()
+
+
+def test_voice_weights_share_the_draws_between_voices_by_balance():
+    voices = ["a"] * 6 + ["b"] * 3 + ["c"]
+    assert voice_weights(voices, 0.0) is None  # every utterance alike: the old draws
+    root = np.sqrt([6, 3, 1])
+    for balance, shares in ((1.0, [1 / 3] * 3), (0.5, root / root.sum())):
+        w = voice_weights(voices, balance)
+        assert w.shape == (10,) and np.isclose(w.sum(), 1.0)
+        got = [w[:6].sum(), w[6:9].sum(), w[9]]
+        assert np.allclose(got, shares)
+        assert np.allclose(w[:6], w[0]) and np.allclose(w[6:9], w[6])  # alike within a voice
+    samples = np.full(10, 64000)
+    w = voice_weights(voices, 1.0)
+    a = plan_batch(3, 7, samples, 3000, 100, 0.8, (0.78, 1.28), weights=w)
+    b = plan_batch(3, 7, samples, 3000, 100, 0.8, (0.78, 1.28), weights=w)
+    assert np.array_equal(a["utt"], b["utt"])  # still a pure function of (seed, index)
+    assert abs((a["utt"] == 9).mean() - 1 / 3) < 0.04  # the lone utterance of c: a third
+    uniform = plan_batch(3, 7, samples, 3000, 100, 0.8, (0.78, 1.28))
+    assert abs((uniform["utt"] == 9).mean() - 0.1) < 0.03
+    pairs = plan_batch(3, 7, samples, 3000, 100, 0.8, (0.78, 1.28), pairs=True, weights=w)
+    assert np.array_equal(pairs["utt"][0::2], pairs["utt"][1::2])
+    assert abs((pairs["utt"] == 9).mean() - 1 / 3) < 0.05
 
 
 def test_no_speed_perturbation_reads_exactly_one_crop():
@@ -673,4 +697,49 @@ def test_band_limit_low_passes_every_crop(small_corpus, tmp_path):
         assert torch.allclose(spec_a[:, low], spec_b[:, low], rtol=1e-3, atol=1e-3)
     for bad in ("--data.band_limit=500", "--data.band_limit=8000", "--data.band_limit=true"):
         with pytest.raises(DataError, match="band_limit"):
+            load_config(TINY, [bad])
+
+
+def test_voice_balance_draws_the_training_crops_by_voice(small_corpus, tmp_path):
+    """data.voice_balance: the task draws training utterances with voice_weights of their base
+    voices (validation stays uniform); 0 keeps the draws of before; bad values are refused."""
+    from speechlm.train.phone import PhoneTask, speaker_of
+
+    over = overrides(small_corpus, tmp_path / "v")
+    plain = PhoneTask(load_config(TINY, over))
+    plain.build(torch.device("cpu"), 0, 1)
+    assert plain.weights is None
+    bal = PhoneTask(load_config(TINY, over + ["--data.voice_balance=1"]))
+    bal.build(torch.device("cpu"), 0, 1)
+    items = bal.sets["train"].items
+    voices = [speaker_of(u, "voice") for u in items]
+    assert np.allclose(bal.weights, voice_weights(voices, 1.0))
+    assert np.isclose(bal.weights.sum(), 1.0)
+    import speechlm.train.phone as phone
+
+    seen = []
+
+    def spy(*args, **kw):
+        seen.append(kw.get("weights"))
+        return plan(*args, **kw)
+
+    plan, phone.plan_batch = phone.plan_batch, spy
+    try:
+        for split in ("train", "valid"):
+            assert bal.batch(split, 0, 3).wav.shape == plain.batch(split, 0, 3).wav.shape
+    finally:
+        phone.plan_batch = plan
+    assert seen[0] is bal.weights and seen[1] is None  # training crops by voice
+    assert seen[2] is None and seen[3] is None  # validation, and the run without it: uniform
+    # a run is resumed only with the draws it started with
+    from speechlm.errors import SpeechLMError
+
+    assert bal.history()["voice_balance"] == 1.0 and "voice_balance" not in plain.history()
+    bal.check_resume(bal.history())
+    plain.check_resume(plain.history())
+    for task, other in ((bal, plain), (plain, bal)):
+        with pytest.raises(SpeechLMError, match="voice_balance"):
+            task.check_resume(other.history())
+    for bad in ("--data.voice_balance=-0.5", "--data.voice_balance=2", "--data.voice_balance=true"):
+        with pytest.raises(DataError, match="voice_balance"):
             load_config(TINY, [bad])

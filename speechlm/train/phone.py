@@ -55,6 +55,8 @@ Only festival, flite and MBROLA report their phones' times, so by default 12 of 
 corpus's 27 training voices teach the encoder. ``data.forced_alignments`` adds the others'
 training utterances with labels from forced alignment (:mod:`speechlm.data.align`: their text
 read by espeak-ng, Viterbi-aligned to a phone encoder's frames); validation stays engine-labelled.
+Those 15 voices hold a sixth of the training utterances; ``data.voice_balance`` draws the crops
+by voice instead of by utterance (:func:`voice_weights`; 1: every base voice alike).
 
 The corpus's voices already vary vocal-tract length, F0 level and range and speaking rate per
 identity (:mod:`speechlm.data.voices`). Batches are a pure function of (seed, step), so a
@@ -125,6 +127,9 @@ DATA_DEFAULTS: dict[str, Any] = {
     "words": "",  # a set of isolated words spoken by the training voices (speechlm corpus
     # words: its train manifest, with .phn); "": none
     "p_words": 0.0,  # share of training batches drawn from it, each item whole (plan_words)
+    "voice_balance": 0.0,  # how training crops share the base voices: an utterance of a voice
+    # with n training utterances is drawn with weight n ** -voice_balance (0: every utterance
+    # alike, as before; 1: every base voice alike; voice_weights)
 }
 FORCED_LOSSES = ("frame", "ctc")
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -205,6 +210,9 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     if p and float(m["consistency_weight"]):
         raise DataError("data.p_words > 0 does not pair its crops: set "
                         "model.consistency_weight = 0")
+    vb = d["voice_balance"]
+    if isinstance(vb, bool) or not isinstance(vb, (int, float)) or not 0 <= vb <= 1:
+        raise DataError(f"data.voice_balance {vb!r}: expected a number in [0, 1]")
     if d["forced_loss"] not in FORCED_LOSSES:
         raise DataError(f"data.forced_loss {d['forced_loss']!r}: expected one of {FORCED_LOSSES}")
     if d["forced_loss"] == "ctc" and not m["ctc_weight"]:
@@ -359,8 +367,8 @@ def speed_factors(rng: np.random.Generator, batch: int, p_speed: float,
 
 
 def plan_batch(seed: int, index: int, samples: np.ndarray, batch: int, crop_frames: int,
-               p_speed: float, speed: tuple[float, float], pairs: bool = False
-               ) -> dict[str, np.ndarray | int]:
+               p_speed: float, speed: tuple[float, float], pairs: bool = False,
+               weights: np.ndarray | None = None) -> dict[str, np.ndarray | int]:
     """The crops of global batch ``index``: a pure function of (seed, index).
 
     Returns ``utt [B]``, ``num [B]`` / ``den`` (the speed factor ``num / den``: ``num`` source
@@ -368,12 +376,14 @@ def plan_batch(seed: int, index: int, samples: np.ndarray, batch: int, crop_fram
     to read) and ``frames`` (per crop, the same for all). An utterance shorter than a crop is
     read whole and padded with silence (labelled ``SIL``). With ``pairs`` (an even ``batch``)
     rows ``2i`` and ``2i + 1`` are two views of one stretch: the same utterance and start,
-    speed factors drawn apart (:func:`pair_frames` matches their frames).
+    speed factors drawn apart (:func:`pair_frames` matches their frames). ``weights`` (one
+    probability per utterance, :func:`voice_weights`) draws the utterances by them; None draws
+    every utterance alike.
     """
     if pairs:
-        return _plan_pairs(seed, index, samples, batch, crop_frames, p_speed, speed)
+        return _plan_pairs(seed, index, samples, batch, crop_frames, p_speed, speed, weights)
     rng = np.random.default_rng([seed, index])
-    utt = rng.integers(0, len(samples), size=batch)
+    utt = _draw(rng, len(samples), batch, weights)
     num, den = speed_factors(rng, batch, p_speed, speed)
     # output samples each source can give: len * den / num; frames of that
     n = crop_frames
@@ -383,13 +393,36 @@ def plan_batch(seed: int, index: int, samples: np.ndarray, batch: int, crop_fram
     return {"utt": utt, "num": num, "den": den, "start": start, "need": need, "frames": n}
 
 
+def _draw(rng: np.random.Generator, n: int, size: int, weights: np.ndarray | None
+          ) -> np.ndarray:
+    """``size`` utterance indices of ``n``: uniform (the draws of every run before
+    ``data.voice_balance``), or by ``weights``."""
+    if weights is None:
+        return rng.integers(0, n, size=size)
+    return rng.choice(n, size=size, p=weights)
+
+
+def voice_weights(voices: list[str], balance: float) -> np.ndarray | None:
+    """The probability of drawing each utterance when the utterances of a voice with ``n`` of
+    them weigh ``n ** -balance`` each (``voices``: each utterance's base voice): the voices'
+    shares go as ``n ** (1 - balance)``, so 1 gives every voice the same share. None for
+    ``balance`` 0 (every utterance alike)."""
+    if not balance:
+        return None
+    _, inverse, counts = np.unique(np.asarray(voices), return_inverse=True,
+                                       return_counts=True)
+    w = counts[inverse].astype(np.float64) ** -float(balance)
+    return w / w.sum()
+
+
 def _plan_pairs(seed: int, index: int, samples: np.ndarray, batch: int, crop_frames: int,
-                p_speed: float, speed: tuple[float, float]) -> dict[str, np.ndarray | int]:
+                p_speed: float, speed: tuple[float, float], weights: np.ndarray | None = None
+                ) -> dict[str, np.ndarray | int]:
     if batch % 2:
         raise ValueError(f"paired crops need an even batch, not {batch}")
     rng = np.random.default_rng([seed, index, 2])
     half = batch // 2
-    utt = np.repeat(rng.integers(0, len(samples), size=half), 2)
+    utt = np.repeat(_draw(rng, len(samples), half, weights), 2)
     num, den = speed_factors(rng, batch, p_speed, speed)
     need = -(-crop_samples(crop_frames) * num // den) + 1
     need = np.minimum(need, samples[utt])
@@ -723,6 +756,8 @@ class PhoneTask(TrainTask):
                                    d["forced_alignments"] if s == "train" else "")
                      for s in ("train", "valid")}
         self.crop_frames = num_frames(int(d["crop_seconds"] * SAMPLE_RATE))
+        self.weights = voice_weights([speaker_of(u, "voice") for u in self.sets["train"].items],
+                                     float(d["voice_balance"]))
         self.words = (AlignedSet(d["words"], "train", 0.0, seed=self.train.seed)
                       if d["words"] else None)
         self.readers = ThreadPoolExecutor(d["workers"]) if d["workers"] > 1 else None
@@ -758,7 +793,8 @@ class PhoneTask(TrainTask):
                            tuple(d["speed"]))
         else:
             p = plan_batch(seed, index, s.samples, self.train.batch_size, self.crop_frames,
-                           float(d["p_speed"]), tuple(d["speed"]), pairs=paired)
+                           float(d["p_speed"]), tuple(d["speed"]), pairs=paired,
+                           weights=self.weights if split == "train" else None)
         n, den = int(p["frames"]), int(p["den"])
         length = crop_samples(n)
         centres = np.arange(n) * HOP_SIZE + FRAME_SIZE // 2
@@ -868,6 +904,8 @@ class PhoneTask(TrainTask):
             h.update(adv_speakers=list(self.speakers), valid_spk_acc=[])
         if self.paired:
             h["consistency_weight"] = float(self.m["consistency_weight"])
+        if self.data["voice_balance"]:
+            h["voice_balance"] = float(self.data["voice_balance"])
         return h
 
     def check_resume(self, history: dict[str, Any]) -> None:
@@ -884,6 +922,9 @@ class PhoneTask(TrainTask):
                 float(self.m["consistency_weight"]) if self.paired else 0.0):
             raise SpeechLMError(f"{self.train.out} was trained with another "
                                 "model.consistency_weight; choose another train.out")
+        if float(history.get("voice_balance", 0.0)) != float(self.data["voice_balance"]):
+            raise SpeechLMError(f"{self.train.out} drew its crops with another "
+                                "data.voice_balance; choose another train.out")
 
     def export(self, out: Path, model, step: int, valid: dict[str, float], rate: float) -> None:
         from speechlm.ssl.phone import save_phone_encoder
@@ -901,6 +942,8 @@ class PhoneTask(TrainTask):
             training["forced_loss"] = d["forced_loss"]
         if self.paired:
             training["consistency_weight"] = float(self.m["consistency_weight"])
+        if d["voice_balance"]:
+            training["voice_balance"] = float(d["voice_balance"])
         if d["band_limit"]:
             training["band_limit"] = float(d["band_limit"])
         if self.speakers:
