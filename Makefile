@@ -62,7 +62,7 @@ lm-data-scale: $(STAMP)  ## the unit LM on the full 106 h corpus against the 12.
 	HOURS=106 OUT=data/corpus-106 bash scripts/build_corpus.sh
 	bash scripts/build_lm_data_scale.sh
 
-lm-nbest: $(STAMP)  ## the probes scored over the tokenizer's likely unit strings: the bundled LM's expectation over the bundled CTC head's K most likely unit strings of each item (eval lm --probe-beam K, K in BEAMS="16 64 256"), the n-gram baselines alike, paired with its best-path score; the head's calibration on valid and the held-out engines first (~40 min; needs the world corpus; nothing trained or shipped): scripts/lm_nbest.sh, docs/lm-nbest*
+lm-nbest: $(STAMP)  ## the probes scored over the tokenizer's likely unit strings: the bundled LM's expectation over the bundled CTC head's K most likely unit strings of each item (eval lm --probe-beam K, K in BEAMS="16 64 256 1024"), the n-gram baselines alike, paired with its best-path score; the head's calibration on valid and the held-out engines first (~40 min; needs the world corpus; nothing trained or shipped): scripts/lm_nbest.sh, docs/lm-nbest*
 	bash scripts/lm_nbest.sh
 
 wphone-head-forced: $(STAMP)  ## make wphone-head-more's steps for a head that also learned from the 15 training voices without engine labels (espeak-ng, RHVoice: labelled by speechlm corpus align into data/align-v2, their crops training CTC only; configs/encoder/whisper-phone-forced-cpu.toml, the same 3,000 steps from the bundled head, so the longer-trained head is its control), its spelling also paired with that control where it exists (~1.5 h; needs the world corpus): HEAD=forced scripts/wphone_head_more.sh, docs/wphone-forced-*

@@ -3,14 +3,14 @@
 # bundled LM scores a probe item by the one unit string the bundled tokenizer reads (its CTC
 # head's best path); this scores it by the LM's expectation over the head's K most likely unit
 # strings, log sum_s P(s | audio) P_LM(s) (speechlm.nbest, `eval lm --probe-beam K`), the
-# n-gram baselines alike. make lm-nbest (~15 min; needs the world corpus):
+# n-gram baselines alike. make lm-nbest (~40 min; needs the world corpus):
 # 1. whether the head's probabilities can be summed as they are: the log probability of the
 #    reference phone string at temperatures 0.7-2 on valid (training voices) and on the
 #    held-out engines, 100 utterances each -> docs/lm-nbest-calibration;
 # 2. the bundled LM on the held-out voices' probes (data/probes-v2, built when absent) with its
 #    best-path units -> docs/lm-nbest-k0;
-# 3. the same with each beam in BEAMS (default "16 64 256") -> docs/lm-nbest-kK, paired
-#    with step 2 per trial -> docs/lm-nbest-kK-compare;
+# 3. the same with each beam in BEAMS (default "16 64 256 1024"; 1024 alone ~25 min)
+#    -> docs/lm-nbest-kK, paired with step 2 per trial -> docs/lm-nbest-kK-compare;
 # 4. the table of all of them -> docs/lm-nbest.md.
 # Nothing is trained and nothing shipped changes. A rerun skips the reports that exist.
 set -euo pipefail
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, compare, heldout_probes
 [ -f "$CORPUS/train.tsv" ] || { echo "lm-nbest: $CORPUS/train.tsv is missing: run make corpus-world HOURS=12.5" >&2; exit 2; }
 PROBES=${PROBES:-data/probes-v2}
-BEAMS=${BEAMS:-16 64 256}
+BEAMS=${BEAMS:-16 64 256 1024}
 for k in $BEAMS; do
   [[ "$k" =~ ^[1-9][0-9]*$ ]] || { echo "lm-nbest: BEAMS must list positive integers, got '$k'" >&2; exit 2; }
 done
