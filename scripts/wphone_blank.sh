@@ -31,7 +31,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, compare, wphone_spelling,
-#                                   wphone_lm, units_resynth, stage_links, allison_continue
+#                                   wphone_lm, units_resynth, stage_links, allison_continue,
+#                                   bundled_reading
 S=outputs/wphone-blank
 R=data/real
 PROBES=${PROBES:-data/probes-v2}
@@ -49,14 +50,7 @@ fi
 args=()
 for p in $PENALTIES; do
   t=outputs/tokenizers/whisper-phone-bp$p
-  [ -f "$t/config.json" ] || "$PY" - "$t" "$p" <<'PY'
-import sys
-
-from speechlm.tokenizer import Tokenizer
-
-tok = Tokenizer.load("whisper-phone").with_reading(blank_penalty=float(sys.argv[2]))
-print(tok.save(sys.argv[1]), tok.unit_space)
-PY
+  [ -f "$t/config.json" ] || bundled_reading "$t" "$p"
   args+=(--tokenizer "$t")
 done
 report docs/wphone-blank-valid tokenizer --quiet --corpus "$CORPUS" --tokenizer whisper-phone \

@@ -45,7 +45,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, compare, wphone_spelling,
-#                                   wphone_lm, units_resynth, stage_links, allison_continue
+#                                   wphone_lm, units_resynth, stage_links, allison_continue,
+#                                   bundled_reading
 HEAD=${HEAD:-more}
 case $HEAD in more) CONTROL=;; forced) CONTROL=more;; balanced) CONTROL=forced;;
   *) echo "wphone-head-more: HEAD must be more, forced or balanced, got '$HEAD'" >&2; exit 2;; esac
@@ -165,14 +166,7 @@ if [ "${SHIP:-0}" = 1 ]; then
   OLD=$S/trained-bp0
   if [ ! -f "$OLD/config.json" ]; then
     grep -qs "$BUNDLED_HEAD\"" "$P/whisper-phone/config.json" || { echo "wphone-head-more: the bundled head is no longer $BUNDLED_HEAD and $OLD, the head the LM trained on, was not kept: ship from a checkout before the switch" >&2; exit 2; }
-    "$PY" - "$OLD" <<'PY'
-import sys
-
-from speechlm.tokenizer import Tokenizer
-
-tok = Tokenizer.load("whisper-phone").with_reading(blank_penalty=0)
-print(tok.save(sys.argv[1], half=True), tok.unit_space)
-PY
+    bundled_reading "$OLD"
   fi
   "$PY" - "$TOK" "$P/whisper-phone" <<'PY'
 import sys

@@ -16,20 +16,13 @@
 # Rerun after a reading changes: the trained-on rate stays in the record.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report
+. scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, bundled_reading
 [ -f "$CORPUS/train.tsv" ] || { echo "wphone-unit-rate: $CORPUS/train.tsv is missing: run make corpus-world HOURS=12.5" >&2; exit 2; }
 P=speechlm/pretrained
 BP0=outputs/tokenizers/whisper-phone-bp0
 TRAINED=${TRAINED:-$BP0}
 mkdir -p docs
-[ -f "$TRAINED/config.json" ] || [ "$TRAINED" != "$BP0" ] || "$PY" - "$BP0" <<'PY'
-import sys
-
-from speechlm.tokenizer import Tokenizer
-
-tok = Tokenizer.load("whisper-phone").with_reading(blank_penalty=0)
-print(tok.save(sys.argv[1]), tok.unit_space)
-PY
+[ -f "$TRAINED/config.json" ] || [ "$TRAINED" != "$BP0" ] || bundled_reading "$BP0"
 [ -f "$TRAINED/config.json" ] || { echo "wphone-unit-rate: TRAINED=$TRAINED is no tokenizer directory" >&2; exit 2; }
 # the LM's origin read by TRAINED? (exit 2 otherwise); a report of other spaces is stale
 "$PY" - "$TRAINED" "$P/whisper-phone/config.json" "$P/whisper-phone-lm/config.json" \

@@ -34,7 +34,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/heldout_reports.sh  # SL, PY, CORPUS, report, compare, units_resynth,
-#                                   wphone_model, allison_continue
+#                                   wphone_model, allison_continue, bundled_reading
 S=outputs/wphone-vocoder-tune
 STEPS=" ${STEPS:-train judge} "
 CONFIG=configs/vocoder/whisper-phone-tune-cpu.toml
@@ -50,14 +50,7 @@ if [[ $STEPS == *" judge "* || $STEPS == *" drawn "* || $STEPS == *" continue "*
 fi
 BP0=outputs/tokenizers/whisper-phone-bp0
 if [[ $STEPS == *" train "* ]]; then
-  [ -f "$BP0/config.json" ] || "$PY" - "$BP0" <<'PY'
-import sys
-
-from speechlm.tokenizer import Tokenizer
-
-tok = Tokenizer.load("whisper-phone").with_reading(blank_penalty=0)
-print(tok.save(sys.argv[1]), tok.unit_space)
-PY
+  [ -f "$BP0/config.json" ] || bundled_reading "$BP0"
   [ -f "$S/base0/config.json" ] || $SL adopt-units whisper-phone-vocoder --tokenizer "$BP0" \
     --out "$S/base0"
   pids=()

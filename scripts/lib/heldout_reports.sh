@@ -23,6 +23,21 @@ v.set_voice_adapt_steps(int(steps)).save(out, half=True, int8=("speaker.",))
 PY
 }
 
+# bundled_reading DIR [PENALTY]: the bundled whisper-phone tokenizer read with CTC blank
+# penalty PENALTY (default 0: the reading before the penalty) saved into DIR (the same head, so
+# the same weights; the unit space names the penalty).
+bundled_reading() {
+  "$PY" - "$@" <<'PY'
+import sys
+
+from speechlm.tokenizer import Tokenizer
+
+penalty = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
+tok = Tokenizer.load("whisper-phone").with_reading(blank_penalty=penalty)
+print(tok.save(sys.argv[1]), tok.unit_space)
+PY
+}
+
 # report STEM EVAL_ARGS...: `speechlm eval EVAL_ARGS... --json STEM.json --markdown STEM.md`,
 # skipped when STEM.json exists (a rerun picks up where a killed one stopped).
 report() {
